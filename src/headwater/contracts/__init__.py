@@ -1,0 +1,35 @@
+"""Specs: the frozen objects a project's YAML and model headers load into (band 1)."""
+
+from headwater.contracts.specs import (
+    Column,
+    Contract,
+    Defaults,
+    Delivery,
+    Evolution,
+    FilesConnector,
+    ModelConfig,
+    ModelKind,
+    ModelSidecar,
+    PrivacyLevel,
+    Rule,
+    RuleType,
+    Settings,
+    Severity,
+)
+
+__all__ = [
+    "Column",
+    "Contract",
+    "Defaults",
+    "Delivery",
+    "Evolution",
+    "FilesConnector",
+    "ModelConfig",
+    "ModelKind",
+    "ModelSidecar",
+    "PrivacyLevel",
+    "Rule",
+    "RuleType",
+    "Settings",
+    "Severity",
+]

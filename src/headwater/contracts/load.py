@@ -1,0 +1,213 @@
+"""Load YAML spec files into frozen specs, turning every failure into one actionable line.
+
+The line of each key is kept while parsing so a pydantic error's `loc` maps back to the file;
+misspelt keys and enum values get a did-you-mean from the valid names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from headwater.errors import Location, SpecError
+
+S = TypeVar("S", bound=BaseModel)
+Loc = tuple[str | int, ...]
+
+
+def load_spec(cls: type[S], path: Path, *, root: Path | None = None,
+              extra: dict[str, Any] | None = None) -> S:
+    """Read `path` as YAML and validate it as `cls`.
+
+    Raises:
+        SpecError: naming the file, line and field, the bad value and what would be valid.
+    """
+    shown = _shown(path, root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(f"cannot read file: {err.strerror}", where=Location(shown)) from err
+    return parse_spec(cls, text, file=shown, extra=extra)
+
+
+def parse_spec(cls: type[S], text: str, *, file: str, line_offset: int = 0,
+               extra: dict[str, Any] | None = None) -> S:
+    """Validate YAML `text` as `cls`; lines in errors are shifted by `line_offset`."""
+    data, lines = read_yaml(text, file=file, line_offset=line_offset)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"expected a mapping of fields, got {type(data).__name__}",
+                        where=Location(file, line_offset + 1))
+    try:
+        return cls.model_validate({**data, **(extra or {})})
+    except ValidationError as err:
+        raise _spec_error(cls, err, data, lines, file=file, line_offset=line_offset) from None
+
+
+def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML, returning the data and the 1-based line of every key path."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = line_offset + mark.line + 1 if mark else None
+        problem = getattr(err, "problem", None) or str(err)
+        raise SpecError(f"invalid YAML: {problem}", where=Location(file, line)) from None
+    finally:
+        loader.dispose()
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines, line_offset)
+    return data, lines
+
+
+def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], offset: int) -> None:
+    lines.setdefault(loc, node.start_mark.line + 1 + offset)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*loc, key_node.value)
+            lines[key] = key_node.start_mark.line + 1 + offset
+            _record_lines(value_node, key, lines, offset)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record_lines(item, (*loc, i), lines, offset)
+
+
+def _spec_error(cls: type[BaseModel], err: ValidationError, data: Any,
+                lines: dict[Loc, int], *, file: str, line_offset: int) -> SpecError:
+    # a misspelt key also shows up as a missing one; the misspelling is the useful report
+    first = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    loc = _data_loc(cls, tuple(first["loc"]))
+    line = _line_of(loc, lines) or line_offset + 1
+    kind = first["type"]
+    value = _value_at(data, loc)
+    if kind == "extra_forbidden":
+        field, parent = loc[-1], loc[:-1]
+        hint = _did_you_mean(str(field), _field_names(cls, parent))
+        return SpecError(f"unknown field {field!r}", where=Location(file, line, _dotted(parent)
+                         or None), hint=hint or f"valid fields: {', '.join(_field_names(cls, parent))}")
+    field = _dotted(loc) or None
+    if kind == "missing":
+        return SpecError("required field is missing", where=Location(file, line, field),
+                         hint=f"add `{loc[-1]}:` here")
+    if kind in {"enum", "literal_error", "union_tag_invalid"}:
+        expected = _expected(first)
+        shown = value if kind != "union_tag_invalid" else first["ctx"].get("tag")
+        hint = _did_you_mean(str(shown), expected)
+        return SpecError(f"{shown!r} is not valid; expected one of {', '.join(expected)}",
+                         where=Location(file, line, field), hint=hint)
+    message = first["msg"].removeprefix("Value error, ")
+    if kind != "value_error" and value is not None and not isinstance(value, dict | list):
+        message = f"{value!r}: {message[0].lower()}{message[1:]}"
+    return SpecError(message, where=Location(file, line, field))
+
+
+def _data_loc(cls: type[BaseModel], loc: Loc) -> Loc:
+    """Drop the discriminator tags pydantic inserts into locs of tagged unions."""
+    out: list[str | int] = []
+    current: Any = cls
+    for part in loc:
+        model = _model_of(current)
+        if model is not None and isinstance(part, str) and part not in model.model_fields:
+            # either an unknown key (kept) or a union tag (dropped)
+            if _is_union_tag(current, part):
+                continue
+        out.append(part)
+        if model is not None and isinstance(part, str) and part in model.model_fields:
+            current = model.model_fields[part].annotation
+        elif isinstance(part, int):
+            current = _item_type(current)
+    return tuple(out)
+
+
+def _field_names(cls: type[BaseModel], loc: Loc) -> list[str]:
+    current: Any = cls
+    for part in loc:
+        model = _model_of(current)
+        if isinstance(part, int):
+            current = _item_type(current)
+        elif model is not None and part in model.model_fields:
+            current = model.model_fields[part].annotation
+    model = _model_of(current)
+    return [n for n in model.model_fields if n != "name" or model.__name__ != "Contract"] \
+        if model else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _item_type(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in {list, tuple}:
+        return typing.get_args(annotation)[0]
+    if origin in {typing.Union, types.UnionType, typing.Annotated}:
+        for arg in typing.get_args(annotation):
+            if typing.get_origin(arg) in {list, tuple}:
+                return typing.get_args(arg)[0]
+    return annotation
+
+
+def _is_union_tag(annotation: Any, part: str) -> bool:
+    model = _model_of(annotation)
+    kind = model.model_fields.get("kind") if model else None
+    return kind is not None and part in typing.get_args(kind.annotation)
+
+
+def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _value_at(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _expected(error: Any) -> list[str]:
+    ctx = error.get("ctx") or {}
+    text = str(ctx.get("expected") or ctx.get("expected_tags") or "")
+    return re.findall(r"'([^']*)'", text) or [text]
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)

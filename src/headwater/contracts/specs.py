@@ -1,0 +1,299 @@
+"""The frozen spec objects a project is made of: settings, contracts, columns, rules, model config.
+
+Field names follow the seed verbatim (`IngestionContract`, `DataQualityRule`); what we add is
+documented on the field. Validation here is structural; cross-file checks live in `project.py`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import sqlglot
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from sqlglot import exp
+
+from headwater.contracts.thresholds import parse_duration, parse_threshold
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Spec(BaseModel):
+    """Base of every spec: immutable, and unknown keys are errors (with did-you-mean)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class Delivery(StrEnum):
+    STREAM = "stream"
+    BATCH = "batch"
+
+
+class PrivacyLevel(StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    RESTRICTED = "restricted"
+
+
+class Evolution(StrEnum):
+    """What landing does with a column the contract does not declare."""
+
+    EVOLVE = "evolve"  # add it to the raw table
+    FREEZE = "freeze"  # quarantine the record
+    DISCARD_ROW = "discard_row"  # quarantine the record (reason: discarded by policy)
+    DISCARD_COLUMN = "discard_column"  # drop the column, keep the record
+
+
+class Severity(StrEnum):
+    WARN = "warn"
+    ERROR = "error"
+
+
+class RuleType(StrEnum):
+    """The seed's four rule types, plus not_null and row_count."""
+
+    FRESHNESS = "freshness"
+    UNIQUENESS = "uniqueness"
+    COMPLETENESS = "completeness"
+    VALID_VALUES = "valid_values"
+    NOT_NULL = "not_null"
+    ROW_COUNT = "row_count"
+
+
+class ModelKind(StrEnum):
+    VIEW = "view"
+    TABLE = "table"
+
+
+class Rule(Spec):
+    """The seed's DataQualityRule (`name`, `type`, `target`, `threshold`) plus what we add.
+
+    `threshold` means, per type: freshness, the maximum age as a duration ("2h");
+    uniqueness, the allowed duplicate rows (count, or a fraction like "0.5%");
+    completeness, the allowed null rate; valid_values and not_null, the allowed bad rows;
+    row_count, the minimum row count.
+    """
+
+    name: Annotated[str, Field(pattern=IDENTIFIER)]
+    type: RuleType
+    target: str = Field(description="A column, or for uniqueness a comma-separated key; "
+                        "for row_count the table itself ('*').")
+    threshold: int | float | str | None = None
+    severity: Severity = Field(default=Severity.ERROR, description="ours: warn | error")
+    values: list[str | int | float | bool] | None = Field(
+        default=None, description="ours: allowed values, for valid_values")
+    min: int | float | str | None = Field(default=None, description="ours: lower bound")
+    max: int | float | str | None = Field(default=None, description="ours: upper bound")
+    pattern: str | None = Field(default=None, description="ours: regex, for valid_values")
+    where: str | None = Field(default=None, description="ours: SQL filter scoping the rule")
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_parses(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        if info.data.get("type") is RuleType.FRESHNESS:
+            parse_duration(value)
+        else:
+            parse_threshold(value)
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as err:
+                raise ValueError(f"{value!r} is not a valid regex: {err}") from err
+        return value
+
+    @field_validator("where")
+    @classmethod
+    def _where_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_sql(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> Rule:
+        if self.type is RuleType.FRESHNESS and self.threshold is None:
+            raise ValueError("freshness needs a threshold duration, e.g. threshold: 2h")
+        if self.type is RuleType.VALID_VALUES and not (
+            self.values or self.pattern or self.min is not None or self.max is not None
+        ):
+            raise ValueError("valid_values needs `values`, `pattern`, `min` or `max`")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The target's column names (uniqueness may name several)."""
+        if self.target.strip() == "*":
+            return []
+        return [part.strip() for part in self.target.split(",") if part.strip()]
+
+
+class Column(Spec):
+    name: Annotated[str, Field(pattern=IDENTIFIER)]
+    type: str = Field(default="varchar", description="A DuckDB SQL type: bigint, double, "
+                      "varchar, boolean, date, timestamp, timestamptz, decimal(p,s), …")
+    nullable: bool = True
+    pii: str | None = Field(default=None, description="PII tag, e.g. email, phone, name")
+    description: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        return sql_type(value).sql(dialect="duckdb")
+
+
+class FilesConnector(Spec):
+    """Files on a local path or glob (relative to the project folder)."""
+
+    kind: Literal["files"]
+    path: str = Field(description="A path or glob, e.g. data/orders/*.csv")
+    format: Literal["csv", "jsonl", "parquet"] | None = Field(
+        default=None, description="Inferred from the file extension when omitted")
+    delimiter: str = ","
+    header: bool = True
+
+
+Connector = Annotated[FilesConnector, Field(discriminator="kind")]
+
+
+class Contract(Spec):
+    """The seed's IngestionContract, plus connector, columns, keys, evolution and rules."""
+
+    name: str = Field(default="", description="Set from the file name; not written by users")
+    source: str
+    schema_version: str
+    delivery: Delivery
+    watermark: str | None = Field(
+        default=None, description="Event-time column minus allowed lateness, "
+        "e.g. 'updated_at - interval 2 hours'")
+    privacy_level: PrivacyLevel
+    owner: str | None = None
+    description: str | None = None
+    connector: Connector
+    primary_key: list[str] = Field(default_factory=list)
+    evolution: Evolution = Evolution.EVOLVE
+    columns: list[Column] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("watermark")
+    @classmethod
+    def _watermark_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_watermark(value)
+        return value
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> Contract:
+        names = {c.name for c in self.columns}
+        if not names:
+            return self
+        for key in self.primary_key:
+            if key not in names:
+                raise ValueError(f"primary_key column {key!r} is not among the columns")
+        if self.watermark and (column := parse_watermark(self.watermark)[0]) not in names:
+            raise ValueError(f"watermark column {column!r} is not among the columns")
+        return self
+
+    @property
+    def table(self) -> str:
+        return f"raw.{self.name}"
+
+
+class Defaults(Spec):
+    retries: int = Field(default=2, ge=0)
+    timeout: str = "30m"
+    threads: int | None = Field(default=None, ge=1, description="Parallel model builds")
+
+    @field_validator("timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class Settings(Spec):
+    """`headwater.yml`."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    engine: Literal["duckdb", "spark", "postgres"] = "duckdb"
+    catalog: str = ".headwater/catalog.db"
+    lake: str = ".headwater/lake"
+    warehouse: str = ".headwater/warehouse.duckdb"
+    defaults: Defaults = Field(default_factory=Defaults)
+
+
+class ModelConfig(Spec):
+    """The YAML header block at the top of a model's SQL file: `/* headwater ... */`."""
+
+    kind: ModelKind = ModelKind.TABLE
+    description: str | None = None
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    grain: list[str] = Field(default_factory=list)
+
+
+class ModelSidecar(Spec):
+    """The optional YAML file next to a model: docs, owner, rules."""
+
+    description: str | None = None
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    columns: dict[str, str] = Field(default_factory=dict, description="column → description")
+    rules: list[Rule] = Field(default_factory=list)
+    serve: bool = False
+
+
+COMMON_TYPES = ["bigint", "integer", "smallint", "double", "float", "decimal(18,2)", "varchar",
+                "boolean", "date", "timestamp", "timestamptz", "time", "interval", "uuid",
+                "json", "blob"]
+
+
+def sql_type(text: str) -> exp.DataType:
+    """Parse a column type as DuckDB understands it, or raise ValueError."""
+    try:
+        return exp.DataType.build(text, dialect="duckdb")
+    except (sqlglot.errors.ParseError, ValueError) as err:
+        close = difflib.get_close_matches(text.lower(), COMMON_TYPES, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"e.g. {', '.join(COMMON_TYPES[:8])}"
+        raise ValueError(f"{text!r} is not a SQL type; {hint}") from err
+
+
+def parse_watermark(text: str) -> tuple[str, float]:
+    """Split `updated_at - interval 2 hours` into (column, allowed lateness in seconds)."""
+    tree = _parse_sql(text)
+    if isinstance(tree, exp.Column):
+        return tree.name, 0.0
+    if isinstance(tree, exp.Sub) and isinstance(tree.this, exp.Column):
+        lateness = tree.expression
+        if isinstance(lateness, exp.Interval):
+            unit = lateness.unit.name if lateness.unit else ""
+            return tree.this.name, parse_duration(f"{lateness.this.name} {unit}")
+    raise ValueError(
+        f"watermark {text!r} must be `<column> - interval <n> <unit>`, "
+        "e.g. 'updated_at - interval 2 hours'")
+
+
+def _parse_sql(text: str) -> exp.Expression:
+    try:
+        return sqlglot.parse_one(text, dialect="duckdb")
+    except sqlglot.errors.ParseError as err:
+        raise ValueError(f"{text!r} is not valid SQL: {err.errors[0]['description']}") from err

@@ -1,0 +1,100 @@
+"""The DuckDB engine: the embedded default and the engine double for tests.
+
+One connection per process; each worker thread takes its own `cursor()` (a DuckDB
+connection sharing the same database), so independent models build in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from headwater.engine.base import Statement
+from headwater.errors import EngineError
+
+
+class DuckDBEngine:
+    """An `Engine` on a DuckDB database file (or `:memory:`)."""
+
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path = ":memory:", *, threads: int | None = None,
+                 _conn: duckdb.DuckDBPyConnection | None = None):
+        if _conn is None:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            config: dict[str, Any] = {}
+            if threads:
+                config["threads"] = threads
+            try:
+                _conn = duckdb.connect(str(path), config=config)
+            except duckdb.IOException as err:
+                raise EngineError(f"cannot open the warehouse {path}: {err}",
+                                  hint="another headwater process may be writing it") from err
+        # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC)
+        _conn.execute("SET TimeZone = 'UTC'")
+        self.path = str(path)
+        self._conn = _conn
+
+    def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> None:
+        self._run(statement, params)
+
+    def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> pa.Table:
+        return self._query(statement, params).to_arrow_table()
+
+    def stream(self, statement: Statement, *, batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        return self._query(statement, None).to_arrow_reader(batch_rows)
+
+    def rows(self, statement: Statement,
+             params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._run(statement, params).fetchall()
+
+    def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        self._conn.register(name, data)
+
+    def unregister(self, name: str) -> None:
+        self._conn.unregister(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._conn.begin()
+        try:
+            yield
+        except BaseException:
+            self._conn.rollback()
+            raise
+        self._conn.commit()
+
+    def cursor(self) -> DuckDBEngine:
+        return DuckDBEngine(self.path, _conn=self._conn.cursor())
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _query(self, statement: Statement,
+               params: Mapping[str, Any] | None) -> duckdb.DuckDBPyRelation:
+        sql = statement if isinstance(statement, str) else statement.sql(dialect=self.dialect)
+        try:
+            return self._conn.sql(sql, params=dict(params) if params else None)
+        except duckdb.Error as err:
+            raise EngineError(str(err).splitlines()[0], hint=f"while running: {_short(sql)}") \
+                from err
+
+    def _run(self, statement: Statement,
+             params: Mapping[str, Any] | None) -> duckdb.DuckDBPyConnection:
+        sql = statement if isinstance(statement, str) else statement.sql(dialect=self.dialect)
+        try:
+            return self._conn.execute(sql, dict(params) if params else None)
+        except duckdb.Error as err:
+            raise EngineError(str(err).splitlines()[0], hint=f"while running: {_short(sql)}") \
+                from err
+
+
+def _short(sql: str, limit: int = 200) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

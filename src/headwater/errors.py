@@ -1,0 +1,77 @@
+"""Every error headwater raises, on two axes: what went wrong and whether a retry can help.
+
+    HeadwaterError                 base; `retryable` says whether trying again may succeed
+    ├── SpecError                  a project file is wrong (YAML, contract, model header, rule)
+    │   └── ModelError             a model's SQL is wrong: syntax, cycle, unknown table/column
+    ├── DataError                  records break their contract beyond what quarantine absorbs
+    ├── EngineError                the engine refused or failed a statement
+    ├── SourceError                a source cannot be read (missing path, unreadable file)
+    │   └── TransientSourceError   ... but may be readable on retry (timeouts, 5xx)   retryable
+    └── UserCodeError              the user's own Python raised; reported as theirs, not ours
+
+Each error carries a `where` (file, line, field) so the CLI prints one line a user can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in the user's project an error points: a file, optionally a line and a field."""
+
+    file: str
+    line: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        text = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{text}: {self.field}" if self.field else text
+
+
+class HeadwaterError(Exception):
+    """Base of every error headwater raises on purpose."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, where: Location | None = None, hint: str | None = None):
+        self.message = message
+        self.where = where
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """The one line the CLI prints: `where: message (hint)`."""
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{text}; {self.hint}" if self.hint else text
+
+
+class SpecError(HeadwaterError):
+    """A project file (settings, contract, model header, sidecar, rule) is invalid."""
+
+
+class ModelError(SpecError):
+    """A model's SQL cannot be used: syntax error, dependency cycle, unknown table or column."""
+
+
+class DataError(HeadwaterError):
+    """Data breaks its contract in a way that cannot be quarantined record by record."""
+
+
+class EngineError(HeadwaterError):
+    """The engine failed a statement headwater sent it."""
+
+
+class SourceError(HeadwaterError):
+    """A source cannot be read."""
+
+
+class TransientSourceError(SourceError):
+    """A source failed in a way a retry may fix (timeout, connection reset, 5xx)."""
+
+    retryable = True
+
+
+class UserCodeError(HeadwaterError):
+    """The user's own code (a Python model, a custom check) raised."""

@@ -1,0 +1,168 @@
+"""The conform query: one SQL pass that types a batch by its contract and says why rows fail.
+
+Input is the Arrow batch registered as `_hw_in` (text fields for CSV, one `_hw_line` column for
+JSON lines, typed columns for Parquet). Output has the contract's columns, the raw-zone metadata
+columns, `_hw_reason` (NULL for a good row) and `_hw_record` (the original record, for bad rows).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from headwater.contracts import Column, Contract, Evolution
+from headwater.contracts.specs import parse_watermark, sql_type
+from headwater.ingest.files import LINE, RECORD
+
+INPUT = "_hw_in"
+_JSON = "_hw_json"
+_NESTED = {exp.DataType.Type.JSON, exp.DataType.Type.STRUCT, exp.DataType.Type.ARRAY,
+           exp.DataType.Type.LIST, exp.DataType.Type.MAP}
+
+
+def conform_query(contract: Contract, columns: list[str], fmt: str, *,
+                  extra_keys: list[str]) -> exp.Select:
+    """Build the conform query for a batch with input `columns` in format `fmt`."""
+    json_input = fmt == "jsonl"
+    declared = [c.name for c in contract.columns]
+    inner = exp.select(exp.Star())
+    outer: list[exp.Expression] = []
+    reasons: list[exp.Expression] = []
+    for i, col in enumerate(contract.columns):
+        raw = _json_value(col.name, nested=_is_nested(col)) if json_input else (
+            exp.column(col.name, quoted=True) if col.name in columns else exp.null())
+        typed = exp.TryCast(this=raw.copy(), to=sql_type(col.type))
+        inner = inner.select(raw.as_(f"_s{i}"), typed.as_(f"_v{i}"))
+        outer.append(exp.column(f"_v{i}").as_(col.name, quoted=True))
+        reasons.extend(_column_reasons(col, f"_s{i}", f"_v{i}"))
+    evolve = contract.evolution is Evolution.EVOLVE
+    refuse = contract.evolution in (Evolution.FREEZE, Evolution.DISCARD_ROW)
+    if json_input:
+        for key in extra_keys if evolve else []:
+            inner = inner.select(_json_value(key, nested=False).as_(key, quoted=True))
+            outer.append(exp.column(key, quoted=True))
+        if refuse:
+            inner = inner.select(_unknown_json_keys(declared).as_("_unknown"))
+            reasons.append(_unknown_keys_reason(contract.evolution))
+    else:
+        for name in (c for c in columns if c not in declared):
+            if evolve:
+                outer.append(exp.column(name, quoted=True))
+            elif refuse:
+                reasons.append(_when(exp.column(name, quoted=True).is_(exp.null()).not_(),
+                                     f"unknown column {name!r} (evolution: "
+                                     f"{contract.evolution.value})"))
+    # Anonymous: sqlglot's ConcatWs would make it NULL-propagating; DuckDB's skips NULLs
+    joined = exp.Anonymous(this="concat_ws", expressions=[exp.Literal.string("; "), *reasons])
+    reason: exp.Expression = exp.func("nullif", joined, exp.Literal.string("")) \
+        if reasons else exp.null()
+    if json_input:
+        reason = exp.Case().when(exp.column(_JSON).is_(exp.null()), exp.Literal.string(
+            "malformed JSON: not a JSON object")).else_(reason)
+        record: exp.Expression = exp.column(LINE)
+        inner = inner.from_(_input_with_json())
+    else:
+        record = exp.func("to_json", exp.func("struct_pack", *[
+            exp.PropertyEQ(this=exp.to_identifier(c, quoted=True),
+                           expression=exp.column(c, quoted=True)) for c in columns]))
+        inner = inner.from_(INPUT)
+    outer.extend(_metadata(contract))
+    reason_col = exp.column("_hw_reason")
+    checked = exp.select(*outer, reason.as_("_hw_reason"), record.as_("_hw_raw")).from_(
+        inner.subquery("_c"))
+    names = [e.alias_or_name for e in outer]
+    return exp.select(
+        *[exp.column(n, quoted=True) for n in names], reason_col,
+        exp.Case().when(reason_col.is_(exp.null()).not_(), exp.column("_hw_raw")).as_(
+            "_hw_record"),
+    ).from_(checked.subquery("_r"))
+
+
+def unknown_keys_query(contract: Contract) -> exp.Select:
+    """The distinct keys of a JSON-lines batch that the contract does not declare."""
+    keys = _unknown_json_keys([c.name for c in contract.columns])
+    return exp.select(exp.Unnest(expressions=[keys]).as_("key")).from_(
+        _input_with_json()).where(exp.column(_JSON).is_(exp.null()).not_()).distinct()
+
+
+@functools.lru_cache(maxsize=256)
+def arrow_type(type_sql: str) -> pa.DataType:
+    """The Arrow type DuckDB produces for a SQL type (so raw tables match what lands)."""
+    query = exp.select(exp.cast(exp.null(), sql_type(type_sql)).as_("x")).limit(0)
+    with duckdb.connect() as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn.sql(query.sql(dialect="duckdb")).to_arrow_table().schema.field(0).type
+
+
+def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expression]:
+    out = []
+    if not col.nullable:
+        out.append(_when(exp.column(raw).is_(exp.null()), f"{col.name}: required value is missing"))
+    bad_cast = exp.and_(exp.column(raw).is_(exp.null()).not_(), exp.column(value).is_(exp.null()))
+    message = exp.DPipe(this=exp.DPipe(this=exp.Literal.string(f"{col.name}: cannot cast '"),
+                                       expression=exp.cast(exp.column(raw), "varchar")),
+                        expression=exp.Literal.string(f"' to {col.type}"))
+    out.append(exp.Case().when(bad_cast, message))
+    return out
+
+
+def _metadata(contract: Contract) -> list[exp.Expression]:
+    late: exp.Expression = exp.false()
+    if contract.watermark:
+        column, _ = parse_watermark(contract.watermark)
+        names = [c.name for c in contract.columns]
+        if column in names:
+            value = exp.column(f"_v{names.index(column)}")
+            late = exp.func("coalesce", exp.LT(this=value, expression=exp.cast(
+                exp.Placeholder(this="cutoff"), "timestamptz")), exp.false())
+    source = exp.DPipe(this=exp.Placeholder(this="source"), expression=exp.DPipe(
+        this=exp.Literal.string(" record "), expression=exp.cast(exp.column(RECORD), "varchar")))
+    return [
+        exp.cast(exp.Placeholder(this="batch_id"), "varchar").as_("_hw_batch_id"),
+        exp.cast(exp.Placeholder(this="now"), "timestamptz").as_("_hw_ingested_at"),
+        source.as_("_hw_source"),
+        late.as_("_hw_late"),
+    ]
+
+
+def _json_value(key: str, *, nested: bool) -> exp.Expression:
+    fn = "json_extract" if nested else "json_extract_string"
+    path = exp.Literal.string("$." + '"' + key.replace('"', '\\"') + '"')
+    return exp.func(fn, exp.column(_JSON), path)
+
+
+def _input_with_json() -> exp.Subquery:
+    # json functions raise on malformed text, so only valid objects reach them
+    line = exp.column(LINE)
+    valid = exp.Case().when(exp.func("json_valid", line), line)
+    is_object = exp.EQ(this=exp.func("json_type", valid), expression=exp.Literal.string("OBJECT"))
+    checked = exp.Case().when(is_object, line)
+    return exp.select(exp.column(RECORD), line, checked.as_(_JSON)).from_(INPUT).subquery("_j")
+
+
+def _unknown_json_keys(declared: list[str]) -> exp.Expression:
+    known = exp.Array(expressions=[exp.Literal.string(n) for n in declared])
+    keep = exp.Lambda(this=exp.Not(this=exp.func("list_contains", known, exp.column("k"))),
+                      expressions=[exp.to_identifier("k")])
+    return exp.func("list_filter", exp.func("json_keys", exp.column(_JSON)), keep)
+
+
+def _unknown_keys_reason(policy: Evolution) -> exp.Expression:
+    unknown = exp.column("_unknown")
+    message = exp.DPipe(this=exp.DPipe(
+        this=exp.Literal.string("unknown field(s) "),
+        expression=exp.func("array_to_string", unknown, exp.Literal.string(", "))),
+        expression=exp.Literal.string(f" (evolution: {policy.value})"))
+    return exp.Case().when(exp.GT(this=exp.func("len", unknown),
+                                  expression=exp.Literal.number(0)), message)
+
+
+def _when(condition: exp.Expression, message: str) -> exp.Expression:
+    return exp.Case().when(condition, exp.Literal.string(message))
+
+
+def _is_nested(col: Column) -> bool:
+    return sql_type(col.type).this in _NESTED

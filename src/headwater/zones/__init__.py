@@ -1,0 +1,1 @@
+"""Storage (band 1): the catalog database and the Iceberg lake."""

@@ -1,0 +1,235 @@
+"""The catalog database: runs, tasks, check results, model versions and environment pointers.
+
+SQLAlchemy Core on SQLite (WAL) by default; any SQLAlchemy URL (PostgreSQL) works the same.
+The Iceberg catalog tables of the lake live in the same database (see `zones.lake`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "hw_runs", metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("command", sa.String(40), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("summary", sa.Text),
+)
+
+tasks = sa.Table(
+    "hw_tasks", metadata,
+    sa.Column("run_id", sa.String(40), nullable=False, index=True),
+    sa.Column("task", sa.String(200), nullable=False),
+    sa.Column("stage", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("quarantined", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+)
+
+check_results = sa.Table(
+    "hw_check_results", metadata,
+    sa.Column("run_id", sa.String(40), nullable=False, index=True),
+    sa.Column("target", sa.String(200), nullable=False),
+    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("metric", sa.Float),
+    sa.Column("threshold", sa.String(100)),
+    sa.Column("sql", sa.Text),
+    sa.Column("samples", sa.Text),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+model_versions = sa.Table(
+    "hw_model_versions", metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("physical", sa.String(300), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("data_key", sa.String(64)),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("built_at", sa.DateTime(timezone=True)),
+    sa.Column("run_id", sa.String(40)),
+)
+
+env_pointers = sa.Table(
+    "hw_env_pointers", metadata,
+    sa.Column("env", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("physical", sa.String(300), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    fingerprint: str
+    physical: str
+    kind: str
+    data_key: str | None = None
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task: str
+    stage: str
+    status: str
+    rows: int | None = None
+    quarantined: int | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    target: str
+    rule: str
+    type: str
+    severity: str
+    passed: bool
+    metric: float | None
+    threshold: str | None
+    sql: str
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def catalog_url(location: str, root: Path) -> str:
+    """A SQLAlchemy URL for the `catalog:` setting: a URL as is, a path relative to the project."""
+    if "://" in location:
+        return location
+    path = (root / location).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class Catalog:
+    """State headwater keeps between runs. Every write is its own short transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = sa.create_engine(url, connect_args=_connect_args(url))
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # runs and tasks
+    def start_run(self, command: str, *, now: datetime) -> str:
+        run_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        with self._tx() as conn:
+            conn.execute(runs.insert().values(run_id=run_id, command=command, started_at=now,
+                                              status="running"))
+        return run_id
+
+    def end_run(self, run_id: str, *, status: str, summary: dict[str, Any],
+                now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(
+                ended_at=now, status=status, summary=json.dumps(summary, default=str)))
+
+    def record_task(self, run_id: str, record: TaskRecord) -> None:
+        with self._tx() as conn:
+            conn.execute(tasks.insert().values(run_id=run_id, **record.__dict__))
+
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(runs.select().order_by(runs.c.started_at.desc()).limit(limit))
+            return [dict(r._mapping) for r in rows]
+
+    def run_tasks(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(tasks.select().where(tasks.c.run_id == run_id))
+            return [dict(r._mapping) for r in rows]
+
+    # quality
+    def record_checks(self, run_id: str, results: Sequence[CheckRecord], *,
+                      now: datetime) -> None:
+        if not results:
+            return
+        values = [{**r.__dict__, "samples": json.dumps(r.samples, default=str), "run_id": run_id,
+                   "checked_at": now} for r in results]
+        with self._tx() as conn:
+            conn.execute(check_results.insert(), values)
+
+    def check_history(self, target: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        query = check_results.select().order_by(check_results.c.checked_at.desc()).limit(limit)
+        if target:
+            query = query.where(check_results.c.target == target)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # versions and environments
+    def model_version(self, name: str, fingerprint: str) -> ModelVersion | None:
+        query = model_versions.select().where(model_versions.c.name == name,
+                                              model_versions.c.fingerprint == fingerprint)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return ModelVersion(m["name"], m["fingerprint"], m["physical"], m["kind"], m["data_key"],
+                            m["rows"])
+
+    def publish(self, version: ModelVersion, *, env: str, run_id: str, now: datetime) -> None:
+        """Record a built version and point `env` at it, in one catalog transaction."""
+        with self._tx() as conn:
+            conn.execute(model_versions.delete().where(
+                model_versions.c.name == version.name,
+                model_versions.c.fingerprint == version.fingerprint))
+            conn.execute(model_versions.insert().values(
+                **version.__dict__, built_at=now, run_id=run_id))
+            conn.execute(env_pointers.delete().where(env_pointers.c.env == env,
+                                                     env_pointers.c.name == version.name))
+            conn.execute(env_pointers.insert().values(
+                env=env, name=version.name, physical=version.physical,
+                fingerprint=version.fingerprint, updated_at=now))
+
+    def pointers(self, env: str) -> dict[str, str]:
+        """Logical name → physical table for every model of `env`."""
+        query = sa.select(env_pointers.c.name, env_pointers.c.physical).where(
+            env_pointers.c.env == env)
+        with self.engine.connect() as conn:
+            return {name: physical for name, physical in conn.execute(query)}
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    return {"check_same_thread": False, "timeout": 30} if url.startswith("sqlite") else {}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,149 @@
+"""The lake: Apache Iceberg tables (the raw zone) through pyiceberg's SQL catalog.
+
+A landed batch is ONE Iceberg commit whose snapshot summary carries the connector checkpoint,
+so data and checkpoint are atomic. Engines read a table through the file list pyiceberg plans.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
+
+PREFIX = "hw."
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One commit of a lake table, with the headwater properties of its summary."""
+
+    snapshot_id: int
+    timestamp_ms: int
+    properties: dict[str, Any]
+
+    @property
+    def batch_id(self) -> str | None:
+        return self.properties.get("batch_id")
+
+
+class Lake:
+    """Iceberg tables addressed as `zone.name` (e.g. `raw.orders`)."""
+
+    def __init__(self, catalog_url: str, location: str, root: Path):
+        warehouse = location if "://" in location else (root / location).resolve().as_uri()
+        if warehouse.startswith("file://"):
+            Path(unquote(urlparse(warehouse).path)).mkdir(parents=True, exist_ok=True)
+        self._catalog = SqlCatalog("headwater", uri=catalog_url, warehouse=warehouse)
+
+    def table(self, name: str) -> Table | None:
+        try:
+            return self._catalog.load_table(name)
+        except NoSuchTableError:
+            return None
+
+    def append(self, name: str, parts: Iterable[pa.Table], *, properties: dict[str, Any],
+               before_commit: Callable[[], None] | None = None) -> Snapshot:
+        """Append `parts` and record `properties` in ONE commit; the table grows new columns.
+
+        Parts are written to data files one at a time (bounded memory); nothing is visible
+        until the single commit at the end. A property may be a callable, read after the
+        last part (e.g. a row count). `before_commit` runs after the data files are written
+        and before the commit (to commit a dependent table first).
+        """
+        table = self._ensure(name)
+        with table.transaction() as tx:
+            for part in parts:
+                if part.num_rows:
+                    _grow_schema(tx, part.schema)
+                    tx.append(_align(part, tx.table_metadata.schema().as_arrow()))
+            summary = {PREFIX + k: _encode(v() if callable(v) else v)
+                       for k, v in properties.items()}
+            # the checkpoint rides on a final empty append of the same commit
+            tx.append(tx.table_metadata.schema().as_arrow().empty_table(),
+                      snapshot_properties=summary)
+            if before_commit is not None:
+                before_commit()
+        return self.snapshots(name)[-1]
+
+    def create(self, name: str, schema: pa.Schema) -> Table:
+        """Create the table if it does not exist yet (so readers see its columns before data)."""
+        table = self._ensure(name)
+        missing = [f for f in schema if f.name not in table.schema().column_names]
+        if missing:
+            with table.update_schema() as update:
+                update.union_by_name(pa.schema(missing))
+            table = self._catalog.load_table(name)
+        return table
+
+    def snapshots(self, name: str) -> list[Snapshot]:
+        table = self.table(name)
+        if table is None:
+            return []
+        out = []
+        for snap in table.snapshots():
+            summary = snap.summary.additional_properties if snap.summary else {}
+            props = {k[len(PREFIX):]: _decode(v) for k, v in summary.items()
+                     if k.startswith(PREFIX)}
+            out.append(Snapshot(snap.snapshot_id, snap.timestamp_ms, props))
+        return out
+
+    def files(self, name: str) -> list[str]:
+        """Local paths of the data files of the table's current snapshot."""
+        table = self.table(name)
+        if table is None or table.current_snapshot() is None:
+            return []
+        return [_local(task.file.file_path) for task in table.scan().plan_files()]
+
+    def schema(self, name: str) -> pa.Schema | None:
+        table = self.table(name)
+        return table.schema().as_arrow() if table is not None else None
+
+    def current_snapshot_id(self, name: str) -> int | None:
+        table = self.table(name)
+        snap = table.current_snapshot() if table is not None else None
+        return snap.snapshot_id if snap else None
+
+    def _ensure(self, name: str) -> Table:
+        namespace = name.split(".")[0]
+        self._catalog.create_namespace_if_not_exists(namespace)
+        table = self.table(name)
+        if table is None:
+            table = self._catalog.create_table_if_not_exists(name, schema=pa.schema([]))
+        return table
+
+
+def _grow_schema(tx: Any, schema: pa.Schema) -> None:
+    known = set(tx.table_metadata.schema().column_names)
+    missing = [f for f in schema if f.name not in known]
+    if missing:
+        tx.update_schema().union_by_name(pa.schema(missing)).commit()
+
+
+def _align(part: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Order columns as the table has them; add nulls for columns this part lacks."""
+    columns = [part.column(f.name).cast(f.type) if f.name in part.column_names
+               else pa.nulls(part.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _local(uri: str) -> str:
+    return unquote(urlparse(uri).path) if uri.startswith("file://") else uri
+
+
+def _encode(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
