@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
@@ -92,6 +93,8 @@ class _Job:
         self.cutoff = cutoff
         self.engine = DuckDBEngine()
         self.bad: dict[str, list[pa.Table]] = {}
+        self.queries: dict[tuple[object, ...], tuple[str, set[str]]] = {}
+        self.keys_sql = unknown_keys_query(contract).sql(dialect="duckdb")
         self.event_column = parse_watermark(contract.watermark)[0] if contract.watermark \
             else None
 
@@ -112,15 +115,14 @@ class _Job:
         return pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
 
     def _conform(self, file: SourceFile, part: pa.Table) -> pa.Table:
-        columns = [c for c in part.column_names if c != RECORD]
-        extra_keys = self._unknown_json_keys(file, part)
-        query = conform_query(self.contract, columns, file.format, extra_keys=extra_keys)
+        columns = tuple(c for c in part.column_names if c != RECORD)
+        extra_keys = tuple(self._unknown_json_keys(file, part))
+        sql, used = self._query(columns, file.format, extra_keys)
+        params = {"batch_id": self.result.batch_id, "now": self.now,
+                  "source": file.shown, "cutoff": self.cutoff}
         self.engine.register(INPUT, part)
         try:
-            params = {"batch_id": self.result.batch_id, "now": self.now,
-                      "source": file.shown, "cutoff": self.cutoff}
-            used = {p.name for p in query.find_all(exp.Placeholder)}
-            out = self.engine.read(query, {k: v for k, v in params.items() if k in used})
+            out = self.engine.read(sql, {k: v for k, v in params.items() if k in used})
         finally:
             self.engine.unregister(INPUT)
         failed = pc.is_valid(out.column("_hw_reason"))
@@ -131,12 +133,22 @@ class _Job:
         self._count(good)
         return good
 
+    def _query(self, columns: tuple[str, ...], fmt: str,
+               extra_keys: tuple[str, ...]) -> tuple[str, set[str]]:
+        """The conform SQL for this batch shape (built once per shape, not per batch)."""
+        shape = (columns, fmt, extra_keys)
+        if shape not in self.queries:
+            query = conform_query(self.contract, list(columns), fmt, extra_keys=list(extra_keys))
+            self.queries[shape] = (query.sql(dialect="duckdb"),
+                                   {p.name for p in query.find_all(exp.Placeholder)})
+        return self.queries[shape]
+
     def _unknown_json_keys(self, file: SourceFile, part: pa.Table) -> list[str]:
         if file.format != "jsonl" or self.contract.evolution is not Evolution.EVOLVE:
             return []
         self.engine.register(INPUT, part)
         try:
-            rows = self.engine.rows(unknown_keys_query(self.contract))
+            rows = self.engine.rows(self.keys_sql)
         finally:
             self.engine.unregister(INPUT)
         return sorted(r[0] for r in rows)

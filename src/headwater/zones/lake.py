@@ -7,7 +7,7 @@ so data and checkpoint are atomic. Engines read a table through the file list py
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,10 +60,9 @@ class Lake:
         """
         table = self._ensure(name)
         with table.transaction() as tx:
-            for part in parts:
-                if part.num_rows:
-                    _grow_schema(tx, part.schema)
-                    tx.append(_align(part, tx.table_metadata.schema().as_arrow()))
+            for part in _coalesce(parts):
+                _grow_schema(tx, part.schema)
+                tx.append(_align(part, tx.table_metadata.schema().as_arrow()))
             summary = {PREFIX + k: _encode(v() if callable(v) else v)
                        for k, v in properties.items()}
             # the checkpoint rides on a final empty append of the same commit
@@ -118,6 +117,23 @@ class Lake:
         if table is None:
             table = self._catalog.create_table_if_not_exists(name, schema=pa.schema([]))
         return table
+
+
+def _coalesce(parts: Iterable[pa.Table], *, rows: int = 1_000_000,
+              nbytes: int = 256 << 20) -> Iterator[pa.Table]:
+    """Gather small parts into data files of a useful size (each append costs a manifest)."""
+    pending: list[pa.Table] = []
+    size = count = 0
+    for part in parts:
+        if not part.num_rows:
+            continue
+        pending.append(part)
+        count, size = count + part.num_rows, size + part.nbytes
+        if count >= rows or size >= nbytes:
+            yield pa.concat_tables(pending, promote_options="default")
+            pending, size, count = [], 0, 0
+    if pending:
+        yield pa.concat_tables(pending, promote_options="default")
 
 
 def _grow_schema(tx: Any, schema: pa.Schema) -> None:

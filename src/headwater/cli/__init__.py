@@ -1,0 +1,1 @@
+"""The command line (band 6)."""

@@ -1,0 +1,177 @@
+"""The `headwater` command line: typer for commands, rich for progress and tables.
+
+Every command loads the project (`-p/--project`, default the current folder), does its work
+through `orchestrate`, and prints one clear line on failure (`--debug` adds the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.tree import Tree
+
+from headwater.cli import render
+from headwater.errors import HeadwaterError, SpecError
+from headwater.orchestrate import Stores, check_all, run
+from headwater.project import Project, load_project
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="headwater: contracts, raw zone, SQL models and quality gates in one tool.")
+console = Console()
+err_console = Console(stderr=True)
+ProjectDir = Annotated[Path, typer.Option("--project", "-p", help="The project folder.",
+                                          show_default="current folder")]
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False
+          ) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="Where to create the project.")],
+         events: Annotated[int, typer.Option(help="How many events to generate.")] = 200_000,
+         force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False
+         ) -> None:
+    """Scaffold the example project "shop" with generated data."""
+    from headwater.cli.scaffold import scaffold
+
+    with _errors():
+        counts = scaffold(directory, events=events, force=force, now=datetime.now(UTC))
+    console.print(f"Created the example project in [bold]{directory}[/] "
+                  f"({', '.join(f'{v:,} {k}' for k, v in counts.items())}).")
+    console.print(f"Next: [bold]headwater run -p {directory}[/]")
+
+
+@app.command(name="run")
+def run_(project: ProjectDir = Path(".")) -> None:
+    """Ingest, build and check the whole project end to end."""
+    _run(project, ("ingest", "build"), "run")
+
+
+@app.command()
+def ingest(project: ProjectDir = Path(".")) -> None:
+    """Land new source data into the raw zone (contract rules run on each batch)."""
+    _run(project, ("ingest",), "ingest")
+
+
+@app.command()
+def build(project: ProjectDir = Path(".")) -> None:
+    """Build the models in dependency order (each audited by its rules before publishing)."""
+    _run(project, ("build",), "build")
+
+
+@app.command()
+def check(target: Annotated[str | None, typer.Argument(help="A table, e.g. marts.events_daily")]
+          = None, project: ProjectDir = Path("."),
+          fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
+    """Evaluate every rule against what is published now; exit 1 if an error rule fails."""
+    with _errors(), _opened(project) as (loaded, stores):
+        targets = {target} if target else None
+        if target and target not in loaded.models and target not in loaded.raw_tables:
+            raise SpecError(f"unknown table {target!r}",
+                            hint="name a model (zone.name) or a raw table (raw.<contract>)")
+        results = check_all(loaded, stores, now=datetime.now(UTC), targets=targets)
+    if fmt == "json":
+        print(json.dumps([render.check_json(r) for r in results], indent=2, default=str))
+    else:
+        console.print(render.checks_table(results))
+    if any(r.blocking for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def dag(project: ProjectDir = Path(".")) -> None:
+    """Show the model DAG as a tree, from raw tables down."""
+    with _errors():
+        loaded = load_project(project)
+    tree = Tree(f"[bold]{loaded.settings.name}[/]")
+    for raw in sorted(loaded.raw_tables):
+        _grow(tree.add(f"[cyan]{raw}[/]"), raw, loaded)
+    console.print(tree)
+
+
+@app.command()
+def status(project: ProjectDir = Path("."),
+           limit: Annotated[int, typer.Option(help="How many runs.")] = 10) -> None:
+    """Show recent runs."""
+    with _errors(), _opened(project) as (_, stores):
+        runs = stores.catalog.recent_runs(limit)
+    console.print(render.runs_table(runs))
+
+
+@app.command()
+def sql(query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (DuckDB).")],
+        project: ProjectDir = Path("."),
+        limit: Annotated[int, typer.Option(help="Rows to show at most.")] = 50) -> None:
+    """Query the warehouse's current environment and print the result as a table."""
+    with _errors(), _opened(project) as (_, stores):
+        reader = stores.engine.stream(query, batch_rows=limit)
+        table = reader.read_next_batch() if reader.schema else None
+        console.print(render.arrow_table(table, reader.schema))
+
+
+@app.command()
+def schema(out: Annotated[Path, typer.Option(help="Folder for the JSON Schema files.")]
+           = Path("schemas")) -> None:
+    """Write the JSON Schema of each project file kind (for editor autocompletion)."""
+    from headwater.contracts.schema import write_schemas
+
+    for path in write_schemas(out):
+        console.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+def _run(project_dir: Path, stages: tuple[str, ...], command: str) -> None:
+    with _errors(), _opened(project_dir) as (loaded, stores):
+        with render.Progress(console, loaded, stages) as progress:
+            report = run(loaded, stores, now=datetime.now(UTC), sink=progress.sink,
+                         stages=stages, command=command)
+        render.report(console, report, loaded)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _opened(project_dir: Path) -> Iterator[tuple[Project, Stores]]:
+    loaded = load_project(project_dir)
+    stores = Stores.open(loaded)
+    try:
+        yield loaded, stores
+    finally:
+        stores.close()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except HeadwaterError as err:
+        if _state["debug"]:
+            err_console.print_exception()
+        err_console.print(f"[red]error:[/] {err.render()}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2 if isinstance(err, SpecError) else 1) from None
+
+
+def _grow(node: Any, name: str, project: Project, seen: set[str] | None = None) -> None:
+    seen = set() if seen is None else seen
+    children = sorted(n for n, m in project.models.items() if name in m.depends_on)
+    for child in children:
+        kind = project.models[child].config.kind.value
+        branch = node.add(f"{child} [dim]({kind})[/]")
+        if child not in seen:
+            seen.add(child)
+            _grow(branch, child, project, seen)
+

@@ -1,0 +1,5 @@
+"""Ingestion (band 2): connectors yield Arrow batches; `land` conforms and commits them to raw."""
+
+from headwater.ingest.land import Landed, ingest
+
+__all__ = ["Landed", "ingest"]

@@ -1,0 +1,57 @@
+"""The model DAG: which models depend on which, in what order they can run, and cycles."""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Mapping
+
+from headwater.errors import Location, ModelError
+from headwater.models.parse import Model
+
+
+class Dag:
+    """Dependencies among models (edges to raw tables are kept out: raw is an input)."""
+
+    def __init__(self, models: Mapping[str, Model]):
+        self.models = dict(models)
+        self.upstream = {name: [d for d in m.depends_on if d in self.models]
+                         for name, m in self.models.items()}
+        self.downstream: dict[str, list[str]] = {name: [] for name in self.models}
+        for name, deps in self.upstream.items():
+            for dep in deps:
+                self.downstream[dep].append(name)
+        self.order = self._order()
+
+    def _order(self) -> list[str]:
+        sorter = graphlib.TopologicalSorter(self.upstream)
+        try:
+            return list(sorter.static_order())
+        except graphlib.CycleError as err:
+            cycle = list(err.args[1])
+            first = self.models[cycle[0]]
+            line = next((r.line for r in first.refs if r.name == cycle[1]), None)
+            raise ModelError("dependency cycle: " + " → ".join(reversed(cycle)),
+                             where=Location(first.path, line),
+                             hint="a model cannot read, directly or not, from itself") from None
+
+    def descendants(self, names: Iterable[str]) -> set[str]:
+        seen: set[str] = set()
+        stack = list(names)
+        while stack:
+            for child in self.downstream.get(stack.pop(), []):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return seen
+
+    def sorter(self, names: Iterable[str]) -> graphlib.TopologicalSorter[str]:
+        """A ready-to-run sorter over `names` (edges outside the set are ignored)."""
+        chosen = set(names)
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
+            {n: [d for d in self.upstream[n] if d in chosen] for n in chosen})
+        sorter.prepare()
+        return sorter
+
+    def tree(self) -> dict[str, list[str]]:
+        """Children of each model, for display; roots are models with no model upstream."""
+        return {name: sorted(self.downstream[name]) for name in self.order}

@@ -1,0 +1,153 @@
+"""Read a model file: its YAML header block, its one SELECT, and the tables it reads.
+
+A model is a plain SQL file; `models/marts/events_daily.sql` is model `marts.events_daily`.
+Dependencies come from the SQL itself (sqlglot), with the line of every reference kept for
+error messages. A `create table … as select` (the seed's own example) is accepted as its select.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from headwater.contracts import ModelConfig, ModelSidecar, Rule
+from headwater.contracts.load import load_spec, parse_spec
+from headwater.errors import Location, ModelError
+
+_HEADER = re.compile(r"\A\s*/\*\s*headwater\b[^\n]*\n(?P<yaml>.*?)\*/", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A table a model reads, and where in the file it says so."""
+
+    name: str
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Model:
+    """One parsed model: identity, configuration, its query AST and what it reads."""
+
+    name: str
+    path: str
+    config: ModelConfig
+    query: exp.Query
+    refs: tuple[Ref, ...]
+    sidecar: ModelSidecar = field(default_factory=ModelSidecar)
+    sidecar_path: str | None = None
+
+    @property
+    def zone(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def short(self) -> str:
+        return self.name.split(".")[1]
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(ref.name for ref in self.refs))
+
+    @property
+    def rules(self) -> list[Rule]:
+        return list(self.sidecar.rules)
+
+    @property
+    def tags(self) -> list[str]:
+        return sorted({*self.config.tags, *self.sidecar.tags})
+
+    @property
+    def sql_hash(self) -> str:
+        """Hash of the normalized query: formatting and comments do not change it."""
+        text = self.query.sql(dialect="duckdb", comments=False, normalize=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def parse_model(path: Path, *, root: Path) -> Model:
+    """Parse `root/models/<zone>/<name>.sql` (and its optional `.yml` sidecar)."""
+    shown = str(path.relative_to(root))
+    name = f"{path.parent.name}.{path.stem}"
+    text = path.read_text(encoding="utf-8")
+    config = _header(text, shown)
+    query = _query(text, shown)
+    sidecar_file = path.with_suffix(".yml")
+    sidecar = ModelSidecar()
+    if sidecar_file.exists():
+        sidecar = load_spec(ModelSidecar, sidecar_file, root=root)
+    return Model(name=name, path=shown, config=config, query=query, refs=_refs(query, shown),
+                 sidecar=sidecar,
+                 sidecar_path=str(sidecar_file.relative_to(root)) if sidecar_file.exists()
+                 else None)
+
+
+def _header(text: str, shown: str) -> ModelConfig:
+    match = _HEADER.match(text)
+    if not match:
+        return ModelConfig()
+    offset = text[: match.start("yaml")].count("\n")
+    return parse_spec(ModelConfig, match.group("yaml"), file=shown, line_offset=offset)
+
+
+def _query(text: str, shown: str) -> exp.Query:
+    try:
+        statements = [s for s in sqlglot.parse(text, dialect="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as err:
+        first = err.errors[0]
+        raise ModelError(f"SQL syntax error: {first['description']}",
+                         where=Location(shown, first.get("line")),
+                         hint=f"near {first.get('highlight')!r}") from None
+    if len(statements) != 1:
+        raise ModelError(f"a model is one SELECT statement, found {len(statements)}",
+                         where=Location(shown))
+    statement = statements[0]
+    if isinstance(statement, exp.Create) and isinstance(statement.expression, exp.Query):
+        statement = statement.expression
+    if not isinstance(statement, exp.Query):
+        raise ModelError(f"a model is a SELECT statement, found {statement.key.upper()}",
+                         where=Location(shown), hint="write the query; headwater materializes it")
+    return statement
+
+
+def _refs(query: exp.Query, shown: str) -> tuple[Ref, ...]:
+    ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    refs = []
+    for table in query.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # table functions such as read_parquet(...)
+        line = table.this.meta.get("line")
+        if not table.db:
+            if table.name in ctes:
+                continue
+            raise ModelError(f"table {table.name!r} has no zone", where=Location(shown, line),
+                             hint=f"write it as <zone>.{table.name}, e.g. raw.{table.name} or "
+                             f"clean.{table.name}")
+        refs.append(Ref(f"{table.db}.{table.name}", line))
+    return tuple(refs)
+
+
+def render(query: exp.Query, tables: dict[str, str]) -> exp.Query:
+    """Point every reference at the physical table `tables` maps it to.
+
+    An unaliased table keeps its logical name as alias, so `orders.id` still resolves.
+
+    >>> render(sqlglot.parse_one("select orders.id from clean.orders"),
+    ...        {"clean.orders": "hw_clean.orders__ab12"}).sql()
+    'SELECT orders.id FROM hw_clean.orders__ab12 AS orders'
+    """
+    out = query.copy()
+    for table in out.find_all(exp.Table):
+        target = tables.get(f"{table.db}.{table.name}") if table.db else None
+        if target is None:
+            continue
+        schema, name = target.split(".")
+        if not table.alias:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+        table.set("db", exp.to_identifier(schema))
+        table.set("this", exp.to_identifier(name))
+    return out

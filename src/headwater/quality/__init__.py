@@ -1,0 +1,5 @@
+"""Quality (band 2): rules compiled to one scanning query; results are data, not verdicts."""
+
+from headwater.quality.rules import CheckResult, evaluate
+
+__all__ = ["CheckResult", "evaluate"]
