@@ -47,8 +47,10 @@ def load_project(root: Path | str) -> Project:
     root = Path(root).resolve()
     settings_path = root / SETTINGS_FILE
     if not settings_path.exists():
-        raise SpecError(f"no {SETTINGS_FILE} in {root}",
-                        hint="run `headwater init DIR` to create a project, or pass -p DIR")
+        raise SpecError(
+            f"no {SETTINGS_FILE} in {root}",
+            hint="run `headwater init DIR` to create a project, or pass -p DIR",
+        )
     settings = load_spec(Settings, settings_path, root=root)
     contracts = _contracts(root)
     models = _models(root)
@@ -61,8 +63,10 @@ def _contracts(root: Path) -> dict[str, Contract]:
     folder = root / "contracts"
     for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]):
         if not path.stem.isidentifier():
-            raise SpecError("a contract's file name is its table name and must be an identifier",
-                            where=Location(str(path.relative_to(root))))
+            raise SpecError(
+                "a contract's file name is its table name and must be an identifier",
+                where=Location(str(path.relative_to(root))),
+            )
         contract = load_spec(Contract, path, root=root, extra={"name": path.stem})
         out[contract.name] = contract
     return out
@@ -74,11 +78,15 @@ def _models(root: Path) -> dict[str, Model]:
     for path in sorted(folder.glob("*/*.sql")):
         shown = str(path.relative_to(root))
         if path.parent.name == RAW:
-            raise ModelError("the raw zone holds landed data only; models go in another folder",
-                             where=Location(shown), hint="move it to models/clean/")
+            raise ModelError(
+                "the raw zone holds landed data only; models go in another folder",
+                where=Location(shown),
+                hint="move it to models/clean/",
+            )
         if not (path.parent.name.isidentifier() and path.stem.isidentifier()):
-            raise ModelError("a model's folder and file name must be identifiers",
-                             where=Location(shown))
+            raise ModelError(
+                "a model's folder and file name must be identifiers", where=Location(shown)
+            )
         model = parse_model(path, root=root)
         out[model.name] = model
     return out
@@ -91,7 +99,11 @@ def _check_refs(models: dict[str, Model], raw_tables: set[str]) -> None:
             if ref.name in known:
                 continue
             close = difflib.get_close_matches(ref.name, sorted(known), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else (
-                "a table is a model (models/<zone>/<name>.sql) or raw.<contract>")
-            raise ModelError(f"unknown table {ref.name!r}", where=Location(model.path, ref.line),
-                             hint=hint)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else ("a table is a model (models/<zone>/<name>.sql) or raw.<contract>")
+            )
+            raise ModelError(
+                f"unknown table {ref.name!r}", where=Location(model.path, ref.line), hint=hint
+            )

@@ -22,33 +22,40 @@ from headwater.errors import HeadwaterError, SpecError
 from headwater.orchestrate import Stores, check_all, run
 from headwater.project import Project, load_project
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
-                  help="headwater: contracts, raw zone, SQL models and quality gates in one tool.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="headwater: contracts, raw zone, SQL models and quality gates in one tool.",
+)
 console = Console()
 err_console = Console(stderr=True)
-ProjectDir = Annotated[Path, typer.Option("--project", "-p", help="The project folder.",
-                                          show_default="current folder")]
+ProjectDir = Annotated[
+    Path, typer.Option("--project", "-p", help="The project folder.", show_default="current folder")
+]
 _state = {"debug": False}
 
 
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False
-          ) -> None:
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
     _state["debug"] = debug
 
 
 @app.command()
-def init(directory: Annotated[Path, typer.Argument(help="Where to create the project.")],
-         events: Annotated[int, typer.Option(help="How many events to generate.")] = 200_000,
-         force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False
-         ) -> None:
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the project.")],
+    events: Annotated[int, typer.Option(help="How many events to generate.")] = 200_000,
+    force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
+) -> None:
     """Scaffold the example project "shop" with generated data."""
     from headwater.cli.scaffold import scaffold
 
     with _errors():
         counts = scaffold(directory, events=events, force=force, now=datetime.now(UTC))
-    console.print(f"Created the example project in [bold]{directory}[/] "
-                  f"({', '.join(f'{v:,} {k}' for k, v in counts.items())}).")
+    console.print(
+        f"Created the example project in [bold]{directory}[/] "
+        f"({', '.join(f'{v:,} {k}' for k, v in counts.items())})."
+    )
     console.print(f"Next: [bold]headwater run -p {directory}[/]")
 
 
@@ -71,15 +78,19 @@ def build(project: ProjectDir = Path(".")) -> None:
 
 
 @app.command()
-def check(target: Annotated[str | None, typer.Argument(help="A table, e.g. marts.events_daily")]
-          = None, project: ProjectDir = Path("."),
-          fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
+def check(
+    target: Annotated[str | None, typer.Argument(help="A table, e.g. marts.events_daily")] = None,
+    project: ProjectDir = Path("."),
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
     """Evaluate every rule against what is published now; exit 1 if an error rule fails."""
     with _errors(), _opened(project) as (loaded, stores):
         targets = {target} if target else None
         if target and target not in loaded.models and target not in loaded.raw_tables:
-            raise SpecError(f"unknown table {target!r}",
-                            hint="name a model (zone.name) or a raw table (raw.<contract>)")
+            raise SpecError(
+                f"unknown table {target!r}",
+                hint="name a model (zone.name) or a raw table (raw.<contract>)",
+            )
         results = check_all(loaded, stores, now=datetime.now(UTC), targets=targets)
     if fmt == "json":
         print(json.dumps([render.check_json(r) for r in results], indent=2, default=str))
@@ -101,8 +112,9 @@ def dag(project: ProjectDir = Path(".")) -> None:
 
 
 @app.command()
-def status(project: ProjectDir = Path("."),
-           limit: Annotated[int, typer.Option(help="How many runs.")] = 10) -> None:
+def status(
+    project: ProjectDir = Path("."), limit: Annotated[int, typer.Option(help="How many runs.")] = 10
+) -> None:
     """Show recent runs."""
     with _errors(), _opened(project) as (_, stores):
         runs = stores.catalog.recent_runs(limit)
@@ -110,9 +122,11 @@ def status(project: ProjectDir = Path("."),
 
 
 @app.command()
-def sql(query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (DuckDB).")],
-        project: ProjectDir = Path("."),
-        limit: Annotated[int, typer.Option(help="Rows to show at most.")] = 50) -> None:
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (DuckDB).")],
+    project: ProjectDir = Path("."),
+    limit: Annotated[int, typer.Option(help="Rows to show at most.")] = 50,
+) -> None:
     """Query the warehouse's current environment and print the result as a table."""
     with _errors(), _opened(project) as (_, stores):
         reader = stores.engine.stream(query, batch_rows=limit)
@@ -121,8 +135,9 @@ def sql(query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (
 
 
 @app.command()
-def schema(out: Annotated[Path, typer.Option(help="Folder for the JSON Schema files.")]
-           = Path("schemas")) -> None:
+def schema(
+    out: Annotated[Path, typer.Option(help="Folder for the JSON Schema files.")] = Path("schemas"),
+) -> None:
     """Write the JSON Schema of each project file kind (for editor autocompletion)."""
     from headwater.contracts.schema import write_schemas
 
@@ -137,8 +152,14 @@ def main() -> None:
 def _run(project_dir: Path, stages: tuple[str, ...], command: str) -> None:
     with _errors(), _opened(project_dir) as (loaded, stores):
         with render.Progress(console, loaded, stages) as progress:
-            report = run(loaded, stores, now=datetime.now(UTC), sink=progress.sink,
-                         stages=stages, command=command)
+            report = run(
+                loaded,
+                stores,
+                now=datetime.now(UTC),
+                sink=progress.sink,
+                stages=stages,
+                command=command,
+            )
         render.report(console, report, loaded)
     if not report.ok:
         raise typer.Exit(1)
@@ -174,4 +195,3 @@ def _grow(node: Any, name: str, project: Project, seen: set[str] | None = None) 
         if child not in seen:
             seen.add(child)
             _grow(branch, child, project, seen)
-

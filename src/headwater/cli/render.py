@@ -18,18 +18,28 @@ from headwater.orchestrate import RunReport
 from headwater.project import Project
 from headwater.quality import CheckResult
 
-_STATUS = {"built": "[green]built[/]", "up_to_date": "[dim]up to date[/]",
-           "failed": "[red]failed[/]", "blocked": "[red]blocked[/]",
-           "skipped": "[yellow]skipped[/]"}
+_STATUS = {
+    "built": "[green]built[/]",
+    "up_to_date": "[dim]up to date[/]",
+    "failed": "[red]failed[/]",
+    "blocked": "[red]blocked[/]",
+    "skipped": "[yellow]skipped[/]",
+}
 
 
 class Progress:
     """A progress bar per stage, fed by the run's events."""
 
     def __init__(self, console: Console, project: Project, stages: tuple[str, ...]):
-        self._bar = RichProgress(TextColumn("{task.description:<8}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[current]}"),
-                                 TimeElapsedColumn(), console=console, transient=True)
+        self._bar = RichProgress(
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[current]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         totals = {"ingest": len(project.contracts), "build": len(project.models)}
         self._tasks = {s: self._bar.add_task(s, total=totals[s], current="") for s in stages}
 
@@ -37,8 +47,12 @@ class Progress:
         self._bar.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._bar.stop()
 
     def sink(self, event: Event) -> None:
@@ -66,40 +80,74 @@ def report(console: Console, result: RunReport, project: Project) -> None:
         console.print(f"[red]ingest failed[/] {table}: {error}", highlight=False)
     for outcome in result.models.values():
         if outcome.status in ("failed", "blocked"):
-            console.print(f"[red]{outcome.status}[/] {outcome.name}: {outcome.error}",
-                          highlight=False)
+            console.print(
+                f"[red]{outcome.status}[/] {outcome.name}: {outcome.error}", highlight=False
+            )
     landed = sum(x.rows for x in result.landed)
     quarantined = sum(x.quarantined for x in result.landed)
     built = sum(m.status == "built" for m in result.models.values())
     failed = sum(not c.passed for c in result.checks)
     verdict = "[green]ok[/]" if result.ok else "[red]failed[/]"
-    console.print(f"Run {result.run_id}: {verdict} — {landed:,} rows landed, "
-                  f"{quarantined:,} quarantined, {built} models built, "
-                  f"{len(result.checks) - failed}/{len(result.checks)} rules passed.")
+    console.print(
+        f"Run {result.run_id}: {verdict} — {landed:,} rows landed, "
+        f"{quarantined:,} quarantined, {built} models built, "
+        f"{len(result.checks) - failed}/{len(result.checks)} rules passed."
+    )
     warehouse = project.root / project.settings.warehouse
-    console.print(f"Warehouse: {warehouse}  (try: headwater sql \"select * from "
-                  f"{next(iter(project.models), 'raw.x')} limit 5\" -p {project.root})",
-                  highlight=False)
+    console.print(
+        f'Warehouse: {warehouse}  (try: headwater sql "select * from '
+        f'{next(iter(project.models), "raw.x")} limit 5" -p {project.root})',
+        highlight=False,
+    )
 
 
 def checks_table(results: list[CheckResult]) -> Table:
-    table = Table("target", "rule", "type", "severity", "metric", "threshold", "result",
-                  "sample", title="Rules", box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(
+        "target",
+        "rule",
+        "type",
+        "severity",
+        "metric",
+        "threshold",
+        "result",
+        "sample",
+        title="Rules",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
     for r in results:
-        verdict = "[green]pass[/]" if r.passed else (
-            "[red]FAIL[/]" if r.rule.severity.value == "error" else "[yellow]warn[/]")
+        verdict = (
+            "[green]pass[/]"
+            if r.passed
+            else ("[red]FAIL[/]" if r.rule.severity.value == "error" else "[yellow]warn[/]")
+        )
         metric = "n/a" if r.metric is None else f"{r.metric:g}"
         sample = ", ".join(_row(s) for s in r.samples[:2])
-        table.add_row(r.target, r.rule.name, r.rule.type.value, r.rule.severity.value, metric,
-                      r.threshold, verdict, sample)
+        table.add_row(
+            r.target,
+            r.rule.name,
+            r.rule.type.value,
+            r.rule.severity.value,
+            metric,
+            r.threshold,
+            verdict,
+            sample,
+        )
     return table
 
 
 def check_json(result: CheckResult) -> dict[str, Any]:
-    return {"target": result.target, "rule": result.rule.name, "type": result.rule.type.value,
-            "severity": result.rule.severity.value, "passed": result.passed,
-            "metric": result.metric, "threshold": result.threshold, "sql": result.sql,
-            "samples": result.samples}
+    return {
+        "target": result.target,
+        "rule": result.rule.name,
+        "type": result.rule.type.value,
+        "severity": result.rule.severity.value,
+        "passed": result.passed,
+        "metric": result.metric,
+        "threshold": result.threshold,
+        "sql": result.sql,
+        "samples": result.samples,
+    }
 
 
 def runs_table(runs: list[dict[str, Any]]) -> Table:
@@ -107,9 +155,15 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     for r in runs:
         seconds = (r["ended_at"] - r["started_at"]).total_seconds() if r["ended_at"] else None
         status = {"success": "[green]success[/]", "failed": "[red]failed[/]"}.get(
-            r["status"], r["status"])
-        table.add_row(r["run_id"], r["command"], f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
-                      "" if seconds is None else f"{seconds:.1f}", status)
+            r["status"], r["status"]
+        )
+        table.add_row(
+            r["run_id"],
+            r["command"],
+            f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+            "" if seconds is None else f"{seconds:.1f}",
+            status,
+        )
     return table
 
 
@@ -122,19 +176,34 @@ def arrow_table(batch: pa.RecordBatch | None, schema: pa.Schema) -> Table:
 
 
 def _landed_table(result: RunReport) -> Table:
-    table = Table("raw table", "new files", "rows landed", "quarantined", "late",
-                  title="Ingest", box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(
+        "raw table",
+        "new files",
+        "rows landed",
+        "quarantined",
+        "late",
+        title="Ingest",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
     for x in result.landed:
-        table.add_row(x.table, str(len(x.files)), f"{x.rows:,}", f"{x.quarantined:,}",
-                      f"{x.late:,}")
+        table.add_row(
+            x.table, str(len(x.files)), f"{x.rows:,}", f"{x.quarantined:,}", f"{x.late:,}"
+        )
     for name in result.ingest_errors:
         table.add_row(name, "", "[red]failed[/]", "", "")
     return table
 
 
 def _quarantine_table(result: RunReport) -> Table:
-    table = Table("raw table", "reason", "records", title="Quarantined (raw.<table>__quarantine)",
-                  box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(
+        "raw table",
+        "reason",
+        "records",
+        title="Quarantined (raw.<table>__quarantine)",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
     for x in result.landed:
         for reason, count in Counter(x.reasons).most_common():
             table.add_row(x.table, reason, f"{count:,}")
@@ -142,15 +211,28 @@ def _quarantine_table(result: RunReport) -> Table:
 
 
 def _models_table(result: RunReport, project: Project) -> Table:
-    table = Table("model", "kind", "status", "rows", "seconds", title="Models",
-                  box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(
+        "model",
+        "kind",
+        "status",
+        "rows",
+        "seconds",
+        title="Models",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
     for name in project.dag.order:
         m = result.models.get(name)
         if m is None:
             continue
         rows = "" if m.rows is None else f"{m.rows:,}"
-        table.add_row(name, project.models[name].config.kind.value, _STATUS[m.status], rows,
-                      f"{m.seconds:.2f}")
+        table.add_row(
+            name,
+            project.models[name].config.kind.value,
+            _STATUS[m.status],
+            rows,
+            f"{m.seconds:.2f}",
+        )
     return table
 
 

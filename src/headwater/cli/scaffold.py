@@ -21,21 +21,63 @@ DAYS = 90
 COUNTRIES = ["DE", "FR", "GB", "NL", "US", "ES", "IT", "SE"]
 STATUSES = ["placed", "paid", "shipped", "delivered", "cancelled", "refunded"]
 EVENT_TYPES = ["page_view", "search", "add_to_cart", "checkout", "purchase"]
-PAGES = ["/", "/search", "/product/boots", "/product/jacket", "/product/tent", "/cart",
-         "/checkout", "/account"]
-FIRST = ["ada", "alan", "grace", "edsger", "barbara", "donald", "frances", "ken", "margaret",
-         "linus", "guido", "hedy", "tim", "radia", "john", "sophie"]
-LAST = ["lovelace", "turing", "hopper", "dijkstra", "liskov", "knuth", "allen", "thompson",
-        "hamilton", "torvalds", "rossum", "lamarr", "berners", "perlman", "backus", "wilson"]
+PAGES = [
+    "/",
+    "/search",
+    "/product/boots",
+    "/product/jacket",
+    "/product/tent",
+    "/cart",
+    "/checkout",
+    "/account",
+]
+FIRST = [
+    "ada",
+    "alan",
+    "grace",
+    "edsger",
+    "barbara",
+    "donald",
+    "frances",
+    "ken",
+    "margaret",
+    "linus",
+    "guido",
+    "hedy",
+    "tim",
+    "radia",
+    "john",
+    "sophie",
+]
+LAST = [
+    "lovelace",
+    "turing",
+    "hopper",
+    "dijkstra",
+    "liskov",
+    "knuth",
+    "allen",
+    "thompson",
+    "hamilton",
+    "torvalds",
+    "rossum",
+    "lamarr",
+    "berners",
+    "perlman",
+    "backus",
+    "wilson",
+]
 
 
-def scaffold(directory: Path, *, events: int = 200_000, force: bool = False,
-             now: datetime, seed: int = 7) -> dict[str, int]:
+def scaffold(
+    directory: Path, *, events: int = 200_000, force: bool = False, now: datetime, seed: int = 7
+) -> dict[str, int]:
     """Create the example project in `directory`; returns how many records each source got."""
     if directory.exists() and any(directory.iterdir()) and not force:
         raise SpecError(f"{directory} is not empty", hint="choose a new folder or pass --force")
-    shutil.copytree(TEMPLATE, directory, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        TEMPLATE, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
     rng = random.Random(seed)
     end = now.replace(minute=0, second=0, microsecond=0, tzinfo=None)
     start = end - timedelta(days=DAYS)
@@ -52,13 +94,21 @@ def _customers(folder: Path, rng: random.Random, start: datetime) -> int:
     for cid in range(1, 2001):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         signed_up = start - timedelta(days=rng.randint(0, 700), minutes=rng.randint(0, 1439))
-        rows.append([cid, f"{first}.{last}{cid}@example.com", f"{first.title()} {last.title()}",
-                     rng.choice(COUNTRIES), f"{signed_up:%Y-%m-%d %H:%M:%S}"])
+        rows.append(
+            [
+                cid,
+                f"{first}.{last}{cid}@example.com",
+                f"{first.title()} {last.title()}",
+                rng.choice(COUNTRIES),
+                f"{signed_up:%Y-%m-%d %H:%M:%S}",
+            ]
+        )
     rows[10][1] = "not-an-email"  # defect: warn rule customers_email_format
     rows[11][1] = "mail at example.com"
     rows[20][3] = "XX"  # defect: warn rule customers_country_known
-    rows.append([42, "grace.hopper42@example.com", "Grace Hopper", "US",
-                 rows[41][4]])  # defect: duplicate id, warn rule customers_id_unique
+    rows.append(
+        [42, "grace.hopper42@example.com", "Grace Hopper", "US", rows[41][4]]
+    )  # defect: duplicate id, warn rule customers_id_unique
     path = folder / "customers.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
@@ -68,18 +118,24 @@ def _customers(folder: Path, rng: random.Random, start: datetime) -> int:
     return len(rows) + 1
 
 
-def _orders(folder: Path, rng: random.Random, start: datetime, end: datetime,
-            customers: int) -> int:
+def _orders(
+    folder: Path, rng: random.Random, start: datetime, end: datetime, customers: int
+) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     by_month: dict[str, list[list[object]]] = {}
     for oid in range(1, 24_001):
         ordered = start + timedelta(seconds=rng.randint(0, DAYS * 86400 - 1))
         updated = min(ordered + timedelta(hours=rng.randint(0, 72)), end)
         amount = f"{rng.uniform(5, 500):.2f}"
-        row: list[object] = [oid, rng.randint(1, customers - 2), rng.choices(
-            STATUSES, weights=[10, 30, 25, 25, 6, 4])[0], amount,
-            rng.choice(["EUR", "EUR", "USD", "GBP"]), f"{ordered:%Y-%m-%d %H:%M:%S}",
-            f"{updated:%Y-%m-%d %H:%M:%S}"]
+        row: list[object] = [
+            oid,
+            rng.randint(1, customers - 2),
+            rng.choices(STATUSES, weights=[10, 30, 25, 25, 6, 4])[0],
+            amount,
+            rng.choice(["EUR", "EUR", "USD", "GBP"]),
+            f"{ordered:%Y-%m-%d %H:%M:%S}",
+            f"{updated:%Y-%m-%d %H:%M:%S}",
+        ]
         by_month.setdefault(f"{ordered:%Y-%m}", []).append(row)
     months = sorted(by_month)
     first, last = by_month[months[0]], by_month[months[-1]]
@@ -89,14 +145,22 @@ def _orders(folder: Path, rng: random.Random, start: datetime, end: datetime,
     for month, rows in by_month.items():
         with (folder / f"orders_{month}.csv").open("w", newline="", encoding="utf-8") as handle:
             out = csv.writer(handle)
-            out.writerow(["order_id", "customer_id", "status", "amount", "currency",
-                          "ordered_at", "updated_at"])
+            out.writerow(
+                [
+                    "order_id",
+                    "customer_id",
+                    "status",
+                    "amount",
+                    "currency",
+                    "ordered_at",
+                    "updated_at",
+                ]
+            )
             out.writerows(rows)
     return sum(len(rows) for rows in by_month.values())
 
 
-def _events(folder: Path, rng: random.Random, start: datetime, total: int,
-            customers: int) -> int:
+def _events(folder: Path, rng: random.Random, start: datetime, total: int, customers: int) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     per_day = max(1, total // DAYS)
     written = 0
@@ -106,14 +170,19 @@ def _events(folder: Path, rng: random.Random, start: datetime, total: int,
         for _ in range(per_day if day < DAYS - 1 else total - per_day * (DAYS - 1)):
             at = base + timedelta(seconds=rng.randint(0, 86399))
             anonymous = rng.random() < 0.3
-            lines.append(json.dumps({
-                "event_id": f"{rng.getrandbits(64):016x}",
-                "customer_id": None if anonymous else rng.randint(1, customers - 2),
-                "session_id": f"s{rng.getrandbits(32):08x}",
-                "event_type": rng.choices(EVENT_TYPES, weights=[60, 15, 12, 8, 5])[0],
-                "page": rng.choice(PAGES),
-                "occurred_at": f"{at:%Y-%m-%dT%H:%M:%S}Z",
-            }, separators=(",", ":")))
+            lines.append(
+                json.dumps(
+                    {
+                        "event_id": f"{rng.getrandbits(64):016x}",
+                        "customer_id": None if anonymous else rng.randint(1, customers - 2),
+                        "session_id": f"s{rng.getrandbits(32):08x}",
+                        "event_type": rng.choices(EVENT_TYPES, weights=[60, 15, 12, 8, 5])[0],
+                        "page": rng.choice(PAGES),
+                        "occurred_at": f"{at:%Y-%m-%dT%H:%M:%S}Z",
+                    },
+                    separators=(",", ":"),
+                )
+            )
         if day == 3:
             lines[7] = lines[7][:-20]  # defect: a truncated, malformed line → quarantined
             lines[8] = lines[8][:-1] + ',"debug":true}'  # defect: unknown field under freeze
@@ -123,7 +192,8 @@ def _events(folder: Path, rng: random.Random, start: datetime, total: int,
                 record = json.loads(lines[i])
                 record["event_type"] = "pageview"
                 lines[i] = json.dumps(record, separators=(",", ":"))
-        (folder / f"events_{base:%Y-%m-%d}.jsonl").write_text("\n".join(lines) + "\n",
-                                                             encoding="utf-8")
+        (folder / f"events_{base:%Y-%m-%d}.jsonl").write_text(
+            "\n".join(lines) + "\n", encoding="utf-8"
+        )
         written += len(lines)
     return written

@@ -22,8 +22,9 @@ S = TypeVar("S", bound=BaseModel)
 Loc = tuple[str | int, ...]
 
 
-def load_spec(cls: type[S], path: Path, *, root: Path | None = None,
-              extra: dict[str, Any] | None = None) -> S:
+def load_spec(
+    cls: type[S], path: Path, *, root: Path | None = None, extra: dict[str, Any] | None = None
+) -> S:
     """Read `path` as YAML and validate it as `cls`.
 
     Raises:
@@ -37,15 +38,18 @@ def load_spec(cls: type[S], path: Path, *, root: Path | None = None,
     return parse_spec(cls, text, file=shown, extra=extra)
 
 
-def parse_spec(cls: type[S], text: str, *, file: str, line_offset: int = 0,
-               extra: dict[str, Any] | None = None) -> S:
+def parse_spec(
+    cls: type[S], text: str, *, file: str, line_offset: int = 0, extra: dict[str, Any] | None = None
+) -> S:
     """Validate YAML `text` as `cls`; lines in errors are shifted by `line_offset`."""
     data, lines = read_yaml(text, file=file, line_offset=line_offset)
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise SpecError(f"expected a mapping of fields, got {type(data).__name__}",
-                        where=Location(file, line_offset + 1))
+        raise SpecError(
+            f"expected a mapping of fields, got {type(data).__name__}",
+            where=Location(file, line_offset + 1),
+        )
     try:
         return cls.model_validate({**data, **(extra or {})})
     except ValidationError as err:
@@ -83,8 +87,15 @@ def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], offset: int)
             _record_lines(item, (*loc, i), lines, offset)
 
 
-def _spec_error(cls: type[BaseModel], err: ValidationError, data: Any,
-                lines: dict[Loc, int], *, file: str, line_offset: int) -> SpecError:
+def _spec_error(
+    cls: type[BaseModel],
+    err: ValidationError,
+    data: Any,
+    lines: dict[Loc, int],
+    *,
+    file: str,
+    line_offset: int,
+) -> SpecError:
     # a misspelt key also shows up as a missing one; the misspelling is the useful report
     first = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
     loc = _data_loc(cls, tuple(first["loc"]))
@@ -93,19 +104,29 @@ def _spec_error(cls: type[BaseModel], err: ValidationError, data: Any,
     value = _value_at(data, loc)
     if kind == "extra_forbidden":
         field, parent = loc[-1], loc[:-1]
-        hint = _did_you_mean(str(field), _field_names(cls, parent))
-        return SpecError(f"unknown field {field!r}", where=Location(file, line, _dotted(parent)
-                         or None), hint=hint or f"valid fields: {', '.join(_field_names(cls, parent))}")
+        valid = _field_names(cls, parent)
+        hint = _did_you_mean(str(field), valid) or f"valid fields: {', '.join(valid)}"
+        return SpecError(
+            f"unknown field {field!r}",
+            where=Location(file, line, _dotted(parent) or None),
+            hint=hint,
+        )
     field = _dotted(loc) or None
     if kind == "missing":
-        return SpecError("required field is missing", where=Location(file, line, field),
-                         hint=f"add `{loc[-1]}:` here")
+        return SpecError(
+            "required field is missing",
+            where=Location(file, line, field),
+            hint=f"add `{loc[-1]}:` here",
+        )
     if kind in {"enum", "literal_error", "union_tag_invalid"}:
         expected = _expected(first)
         shown = value if kind != "union_tag_invalid" else first["ctx"].get("tag")
         hint = _did_you_mean(str(shown), expected)
-        return SpecError(f"{shown!r} is not valid; expected one of {', '.join(expected)}",
-                         where=Location(file, line, field), hint=hint)
+        return SpecError(
+            f"{shown!r} is not valid; expected one of {', '.join(expected)}",
+            where=Location(file, line, field),
+            hint=hint,
+        )
     message = first["msg"].removeprefix("Value error, ")
     if kind != "value_error" and value is not None and not isinstance(value, dict | list):
         message = f"{value!r}: {message[0].lower()}{message[1:]}"
@@ -118,10 +139,13 @@ def _data_loc(cls: type[BaseModel], loc: Loc) -> Loc:
     current: Any = cls
     for part in loc:
         model = _model_of(current)
-        if model is not None and isinstance(part, str) and part not in model.model_fields:
-            # either an unknown key (kept) or a union tag (dropped)
-            if _is_union_tag(current, part):
-                continue
+        if (
+            model is not None
+            and isinstance(part, str)
+            and part not in model.model_fields
+            and _is_union_tag(current, part)
+        ):
+            continue  # pydantic's tag of a tagged union, not a key in the file
         out.append(part)
         if model is not None and isinstance(part, str) and part in model.model_fields:
             current = model.model_fields[part].annotation
@@ -139,8 +163,11 @@ def _field_names(cls: type[BaseModel], loc: Loc) -> list[str]:
         elif model is not None and part in model.model_fields:
             current = model.model_fields[part].annotation
     model = _model_of(current)
-    return [n for n in model.model_fields if n != "name" or model.__name__ != "Contract"] \
-        if model else []
+    return (
+        [n for n in model.model_fields if n != "name" or model.__name__ != "Contract"]
+        if model
+        else []
+    )
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

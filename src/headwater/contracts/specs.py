@@ -85,12 +85,15 @@ class Rule(Spec):
 
     name: Annotated[str, Field(pattern=IDENTIFIER)]
     type: RuleType
-    target: str = Field(description="A column, or for uniqueness a comma-separated key; "
-                        "for row_count the table itself ('*').")
+    target: str = Field(
+        description="A column, or for uniqueness a comma-separated key; "
+        "for row_count the table itself ('*')."
+    )
     threshold: int | float | str | None = None
     severity: Severity = Field(default=Severity.ERROR, description="ours: warn | error")
     values: list[str | int | float | bool] | None = Field(
-        default=None, description="ours: allowed values, for valid_values")
+        default=None, description="ours: allowed values, for valid_values"
+    )
     min: int | float | str | None = Field(default=None, description="ours: lower bound")
     max: int | float | str | None = Field(default=None, description="ours: upper bound")
     pattern: str | None = Field(default=None, description="ours: regex, for valid_values")
@@ -144,8 +147,11 @@ class Rule(Spec):
 
 class Column(Spec):
     name: Annotated[str, Field(pattern=IDENTIFIER)]
-    type: str = Field(default="varchar", description="A DuckDB SQL type: bigint, double, "
-                      "varchar, boolean, date, timestamp, timestamptz, decimal(p,s), …")
+    type: str = Field(
+        default="varchar",
+        description="A DuckDB SQL type: bigint, double, "
+        "varchar, boolean, date, timestamp, timestamptz, decimal(p,s), …",
+    )
     nullable: bool = True
     pii: str | None = Field(default=None, description="PII tag, e.g. email, phone, name")
     description: str | None = None
@@ -162,7 +168,8 @@ class FilesConnector(Spec):
     kind: Literal["files"]
     path: str = Field(description="A path or glob, e.g. data/orders/*.csv")
     format: Literal["csv", "jsonl", "parquet"] | None = Field(
-        default=None, description="Inferred from the file extension when omitted")
+        default=None, description="Inferred from the file extension when omitted"
+    )
     delimiter: str = ","
     header: bool = True
 
@@ -178,8 +185,10 @@ class Contract(Spec):
     schema_version: str
     delivery: Delivery
     watermark: str | None = Field(
-        default=None, description="Event-time column minus allowed lateness, "
-        "e.g. 'updated_at - interval 2 hours'")
+        default=None,
+        description="Event-time column minus allowed lateness, "
+        "e.g. 'updated_at - interval 2 hours'",
+    )
     privacy_level: PrivacyLevel
     owner: str | None = None
     description: str | None = None
@@ -262,9 +271,24 @@ class ModelSidecar(Spec):
     serve: bool = False
 
 
-COMMON_TYPES = ["bigint", "integer", "smallint", "double", "float", "decimal(18,2)", "varchar",
-                "boolean", "date", "timestamp", "timestamptz", "time", "interval", "uuid",
-                "json", "blob"]
+COMMON_TYPES = [
+    "bigint",
+    "integer",
+    "smallint",
+    "double",
+    "float",
+    "decimal(18,2)",
+    "varchar",
+    "boolean",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "time",
+    "interval",
+    "uuid",
+    "json",
+    "blob",
+]
 
 
 def sql_type(text: str) -> exp.DataType:
@@ -289,7 +313,8 @@ def parse_watermark(text: str) -> tuple[str, float]:
             return tree.this.name, parse_duration(f"{lateness.this.name} {unit}")
     raise ValueError(
         f"watermark {text!r} must be `<column> - interval <n> <unit>`, "
-        "e.g. 'updated_at - interval 2 hours'")
+        "e.g. 'updated_at - interval 2 hours'"
+    )
 
 
 def _parse_sql(text: str) -> exp.Expression:

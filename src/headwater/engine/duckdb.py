@@ -23,8 +23,13 @@ class DuckDBEngine:
 
     dialect = "duckdb"
 
-    def __init__(self, path: str | Path = ":memory:", *, threads: int | None = None,
-                 _conn: duckdb.DuckDBPyConnection | None = None):
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        threads: int | None = None,
+        _conn: duckdb.DuckDBPyConnection | None = None,
+    ):
         if _conn is None:
             if str(path) != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -34,8 +39,10 @@ class DuckDBEngine:
             try:
                 _conn = duckdb.connect(str(path), config=config)
             except duckdb.IOException as err:
-                raise EngineError(f"cannot open the warehouse {path}: {err}",
-                                  hint="another headwater process may be writing it") from err
+                raise EngineError(
+                    f"cannot open the warehouse {path}: {err}",
+                    hint="another headwater process may be writing it",
+                ) from err
         # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC)
         _conn.execute("SET TimeZone = 'UTC'")
         self.path = str(path)
@@ -50,8 +57,9 @@ class DuckDBEngine:
     def stream(self, statement: Statement, *, batch_rows: int = 100_000) -> pa.RecordBatchReader:
         return self._query(statement, None).to_arrow_reader(batch_rows)
 
-    def rows(self, statement: Statement,
-             params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def rows(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         return self._run(statement, params).fetchall()
 
     def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
@@ -76,23 +84,27 @@ class DuckDBEngine:
     def close(self) -> None:
         self._conn.close()
 
-    def _query(self, statement: Statement,
-               params: Mapping[str, Any] | None) -> duckdb.DuckDBPyRelation:
+    def _query(
+        self, statement: Statement, params: Mapping[str, Any] | None
+    ) -> duckdb.DuckDBPyRelation:
         sql = statement if isinstance(statement, str) else statement.sql(dialect=self.dialect)
         try:
             return self._conn.sql(sql, params=dict(params) if params else None)
         except duckdb.Error as err:
-            raise EngineError(str(err).splitlines()[0], hint=f"while running: {_short(sql)}") \
-                from err
+            raise EngineError(
+                str(err).splitlines()[0], hint=f"while running: {_short(sql)}"
+            ) from err
 
-    def _run(self, statement: Statement,
-             params: Mapping[str, Any] | None) -> duckdb.DuckDBPyConnection:
+    def _run(
+        self, statement: Statement, params: Mapping[str, Any] | None
+    ) -> duckdb.DuckDBPyConnection:
         sql = statement if isinstance(statement, str) else statement.sql(dialect=self.dialect)
         try:
             return self._conn.execute(sql, dict(params) if params else None)
         except duckdb.Error as err:
-            raise EngineError(str(err).splitlines()[0], hint=f"while running: {_short(sql)}") \
-                from err
+            raise EngineError(
+                str(err).splitlines()[0], hint=f"while running: {_short(sql)}"
+            ) from err
 
 
 def _short(sql: str, limit: int = 200) -> str:

@@ -19,12 +19,18 @@ from headwater.ingest.files import LINE, RECORD
 
 INPUT = "_hw_in"
 _JSON = "_hw_json"
-_NESTED = {exp.DataType.Type.JSON, exp.DataType.Type.STRUCT, exp.DataType.Type.ARRAY,
-           exp.DataType.Type.LIST, exp.DataType.Type.MAP}
+_NESTED = {
+    exp.DataType.Type.JSON,
+    exp.DataType.Type.STRUCT,
+    exp.DataType.Type.ARRAY,
+    exp.DataType.Type.LIST,
+    exp.DataType.Type.MAP,
+}
 
 
-def conform_query(contract: Contract, columns: list[str], fmt: str, *,
-                  extra_keys: list[str]) -> exp.Select:
+def conform_query(
+    contract: Contract, columns: list[str], fmt: str, *, extra_keys: list[str]
+) -> exp.Select:
     """Build the conform query for a batch with input `columns` in format `fmt`."""
     json_input = fmt == "jsonl"
     declared = [c.name for c in contract.columns]
@@ -32,8 +38,11 @@ def conform_query(contract: Contract, columns: list[str], fmt: str, *,
     outer: list[exp.Expression] = []
     reasons: list[exp.Expression] = []
     for i, col in enumerate(contract.columns):
-        raw = _json_value(col.name, nested=_is_nested(col)) if json_input else (
-            exp.column(col.name, quoted=True) if col.name in columns else exp.null())
+        raw = (
+            _json_value(col.name, nested=_is_nested(col))
+            if json_input
+            else (exp.column(col.name, quoted=True) if col.name in columns else exp.null())
+        )
         typed = exp.TryCast(this=raw.copy(), to=sql_type(col.type))
         inner = inner.select(raw.as_(f"_s{i}"), typed.as_(f"_v{i}"))
         outer.append(exp.column(f"_v{i}").as_(col.name, quoted=True))
@@ -52,40 +61,65 @@ def conform_query(contract: Contract, columns: list[str], fmt: str, *,
             if evolve:
                 outer.append(exp.column(name, quoted=True))
             elif refuse:
-                reasons.append(_when(exp.column(name, quoted=True).is_(exp.null()).not_(),
-                                     f"unknown column {name!r} (evolution: "
-                                     f"{contract.evolution.value})"))
+                reasons.append(
+                    _when(
+                        exp.column(name, quoted=True).is_(exp.null()).not_(),
+                        f"unknown column {name!r} (evolution: {contract.evolution.value})",
+                    )
+                )
     # Anonymous: sqlglot's ConcatWs would make it NULL-propagating; DuckDB's skips NULLs
     joined = exp.Anonymous(this="concat_ws", expressions=[exp.Literal.string("; "), *reasons])
-    reason: exp.Expression = exp.func("nullif", joined, exp.Literal.string("")) \
-        if reasons else exp.null()
+    reason: exp.Expression = (
+        exp.func("nullif", joined, exp.Literal.string("")) if reasons else exp.null()
+    )
     if json_input:
-        reason = exp.Case().when(exp.column(_JSON).is_(exp.null()), exp.Literal.string(
-            "malformed JSON: not a JSON object")).else_(reason)
+        reason = (
+            exp.Case()
+            .when(
+                exp.column(_JSON).is_(exp.null()),
+                exp.Literal.string("malformed JSON: not a JSON object"),
+            )
+            .else_(reason)
+        )
         record: exp.Expression = exp.column(LINE)
         inner = inner.from_(_input_with_json())
     else:
-        record = exp.func("to_json", exp.func("struct_pack", *[
-            exp.PropertyEQ(this=exp.to_identifier(c, quoted=True),
-                           expression=exp.column(c, quoted=True)) for c in columns]))
+        record = exp.func(
+            "to_json",
+            exp.func(
+                "struct_pack",
+                *[
+                    exp.PropertyEQ(
+                        this=exp.to_identifier(c, quoted=True),
+                        expression=exp.column(c, quoted=True),
+                    )
+                    for c in columns
+                ],
+            ),
+        )
         inner = inner.from_(INPUT)
     outer.extend(_metadata(contract))
     reason_col = exp.column("_hw_reason")
     checked = exp.select(*outer, reason.as_("_hw_reason"), record.as_("_hw_raw")).from_(
-        inner.subquery("_c"))
+        inner.subquery("_c")
+    )
     names = [e.alias_or_name for e in outer]
     return exp.select(
-        *[exp.column(n, quoted=True) for n in names], reason_col,
-        exp.Case().when(reason_col.is_(exp.null()).not_(), exp.column("_hw_raw")).as_(
-            "_hw_record"),
+        *[exp.column(n, quoted=True) for n in names],
+        reason_col,
+        exp.Case().when(reason_col.is_(exp.null()).not_(), exp.column("_hw_raw")).as_("_hw_record"),
     ).from_(checked.subquery("_r"))
 
 
 def unknown_keys_query(contract: Contract) -> exp.Select:
     """The distinct keys of a JSON-lines batch that the contract does not declare."""
     keys = _unknown_json_keys([c.name for c in contract.columns])
-    return exp.select(exp.Unnest(expressions=[keys]).as_("key")).from_(
-        _input_with_json()).where(exp.column(_JSON).is_(exp.null()).not_()).distinct()
+    return (
+        exp.select(exp.Unnest(expressions=[keys]).as_("key"))
+        .from_(_input_with_json())
+        .where(exp.column(_JSON).is_(exp.null()).not_())
+        .distinct()
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -102,9 +136,13 @@ def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expression]:
     if not col.nullable:
         out.append(_when(exp.column(raw).is_(exp.null()), f"{col.name}: required value is missing"))
     bad_cast = exp.and_(exp.column(raw).is_(exp.null()).not_(), exp.column(value).is_(exp.null()))
-    message = exp.DPipe(this=exp.DPipe(this=exp.Literal.string(f"{col.name}: cannot cast '"),
-                                       expression=exp.cast(exp.column(raw), "varchar")),
-                        expression=exp.Literal.string(f"' to {col.type}"))
+    message = exp.DPipe(
+        this=exp.DPipe(
+            this=exp.Literal.string(f"{col.name}: cannot cast '"),
+            expression=exp.cast(exp.column(raw), "varchar"),
+        ),
+        expression=exp.Literal.string(f"' to {col.type}"),
+    )
     out.append(exp.Case().when(bad_cast, message))
     return out
 
@@ -116,10 +154,19 @@ def _metadata(contract: Contract) -> list[exp.Expression]:
         names = [c.name for c in contract.columns]
         if column in names:
             value = exp.column(f"_v{names.index(column)}")
-            late = exp.func("coalesce", exp.LT(this=value, expression=exp.cast(
-                exp.Placeholder(this="cutoff"), "timestamptz")), exp.false())
-    source = exp.DPipe(this=exp.Placeholder(this="source"), expression=exp.DPipe(
-        this=exp.Literal.string(" record "), expression=exp.cast(exp.column(RECORD), "varchar")))
+            late = exp.func(
+                "coalesce",
+                exp.LT(
+                    this=value, expression=exp.cast(exp.Placeholder(this="cutoff"), "timestamptz")
+                ),
+                exp.false(),
+            )
+    source = exp.DPipe(
+        this=exp.Placeholder(this="source"),
+        expression=exp.DPipe(
+            this=exp.Literal.string(" record "), expression=exp.cast(exp.column(RECORD), "varchar")
+        ),
+    )
     return [
         exp.cast(exp.Placeholder(this="batch_id"), "varchar").as_("_hw_batch_id"),
         exp.cast(exp.Placeholder(this="now"), "timestamptz").as_("_hw_ingested_at"),
@@ -145,19 +192,25 @@ def _input_with_json() -> exp.Subquery:
 
 def _unknown_json_keys(declared: list[str]) -> exp.Expression:
     known = exp.Array(expressions=[exp.Literal.string(n) for n in declared])
-    keep = exp.Lambda(this=exp.Not(this=exp.func("list_contains", known, exp.column("k"))),
-                      expressions=[exp.to_identifier("k")])
+    keep = exp.Lambda(
+        this=exp.Not(this=exp.func("list_contains", known, exp.column("k"))),
+        expressions=[exp.to_identifier("k")],
+    )
     return exp.func("list_filter", exp.func("json_keys", exp.column(_JSON)), keep)
 
 
 def _unknown_keys_reason(policy: Evolution) -> exp.Expression:
     unknown = exp.column("_unknown")
-    message = exp.DPipe(this=exp.DPipe(
-        this=exp.Literal.string("unknown field(s) "),
-        expression=exp.func("array_to_string", unknown, exp.Literal.string(", "))),
-        expression=exp.Literal.string(f" (evolution: {policy.value})"))
-    return exp.Case().when(exp.GT(this=exp.func("len", unknown),
-                                  expression=exp.Literal.number(0)), message)
+    message = exp.DPipe(
+        this=exp.DPipe(
+            this=exp.Literal.string("unknown field(s) "),
+            expression=exp.func("array_to_string", unknown, exp.Literal.string(", ")),
+        ),
+        expression=exp.Literal.string(f" (evolution: {policy.value})"),
+    )
+    return exp.Case().when(
+        exp.GT(this=exp.func("len", unknown), expression=exp.Literal.number(0)), message
+    )
 
 
 def _when(condition: exp.Expression, message: str) -> exp.Expression:

@@ -24,8 +24,14 @@ from headwater.errors import SourceError
 LINE = "_hw_line"  # the one column of a JSON-lines batch
 RECORD = "_hw_position"  # 1-based position of the record in its file
 BLOCK_BYTES = 8 << 20
-_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-               ".parquet": "parquet", ".pq": "parquet"}
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,11 @@ def discover(connector: FilesConnector, root: Path) -> list[SourceFile]:
         if not path.is_file():
             continue
         stat = path.stat()
-        found.append(SourceFile(path, _shown(path, root), _format(connector, path),
-                                stat.st_size, stat.st_mtime_ns))
+        found.append(
+            SourceFile(
+                path, _shown(path, root), _format(connector, path), stat.st_size, stat.st_mtime_ns
+            )
+        )
     return found
 
 
@@ -77,8 +86,9 @@ def read(file: SourceFile, connector: FilesConnector, rejected: Rejected) -> Ite
             offset += batch.num_rows
             yield pa.Table.from_batches([batch]).append_column(RECORD, positions)
     except (OSError, pa.ArrowInvalid) as err:
-        raise SourceError(f"cannot read {file.format} file: {err}",
-                          hint="fix or remove the file, then run again") from err
+        raise SourceError(
+            f"cannot read {file.format} file: {err}", hint="fix or remove the file, then run again"
+        ) from err
 
 
 def batch_id(files: list[SourceFile]) -> str:
@@ -87,24 +97,33 @@ def batch_id(files: list[SourceFile]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_csv(file: SourceFile, connector: FilesConnector,
-              rejected: Rejected) -> Iterator[pa.RecordBatch]:
+def _read_csv(
+    file: SourceFile, connector: FilesConnector, rejected: Rejected
+) -> Iterator[pa.RecordBatch]:
     names = _csv_header(file, connector)
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         where = f"{file.shown}:{row.number}" if row.number is not None else file.shown
-        rejected.add(where, f"expected {row.expected_columns} fields, found "
-                     f"{row.actual_columns}", row.text)
+        rejected.add(
+            where, f"expected {row.expected_columns} fields, found {row.actual_columns}", row.text
+        )
         return "skip"
 
     reader = pacsv.open_csv(
         file.path,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if connector.header else 0,
-                                       block_size=BLOCK_BYTES, use_threads=False),
-        parse_options=pacsv.ParseOptions(delimiter=connector.delimiter,
-                                         invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                             strings_can_be_null=True))
+        read_options=pacsv.ReadOptions(
+            column_names=names,
+            skip_rows=1 if connector.header else 0,
+            block_size=BLOCK_BYTES,
+            use_threads=False,
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=connector.delimiter, invalid_row_handler=on_invalid
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=True
+        ),
+    )
     yield from reader
 
 
@@ -118,8 +137,9 @@ def _csv_header(file: SourceFile, connector: FilesConnector) -> list[str]:
     return [f"column{i}" for i in range(len(first))]
 
 
-def _read_jsonl(file: SourceFile, connector: FilesConnector,
-                rejected: Rejected) -> Iterator[pa.RecordBatch]:
+def _read_jsonl(
+    file: SourceFile, connector: FilesConnector, rejected: Rejected
+) -> Iterator[pa.RecordBatch]:
     # one column of whole lines: the delimiter is a control character valid JSON never holds raw
     def on_invalid(row: pacsv.InvalidRow) -> str:
         where = f"{file.shown}:{row.number}" if row.number is not None else file.shown
@@ -128,16 +148,24 @@ def _read_jsonl(file: SourceFile, connector: FilesConnector,
 
     reader = pacsv.open_csv(
         file.path,
-        read_options=pacsv.ReadOptions(column_names=[LINE], block_size=BLOCK_BYTES,
-                                       use_threads=False),
-        parse_options=pacsv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False,
-                                         double_quote=False, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(column_types={LINE: pa.string()}))
+        read_options=pacsv.ReadOptions(
+            column_names=[LINE], block_size=BLOCK_BYTES, use_threads=False
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter="\x01",
+            quote_char=False,
+            escape_char=False,
+            double_quote=False,
+            invalid_row_handler=on_invalid,
+        ),
+        convert_options=pacsv.ConvertOptions(column_types={LINE: pa.string()}),
+    )
     yield from reader
 
 
-def _read_parquet(file: SourceFile, connector: FilesConnector,
-                  rejected: Rejected) -> Iterator[pa.RecordBatch]:
+def _read_parquet(
+    file: SourceFile, connector: FilesConnector, rejected: Rejected
+) -> Iterator[pa.RecordBatch]:
     yield from pq.ParquetFile(file.path).iter_batches(batch_size=128_000)
 
 
@@ -146,8 +174,10 @@ def _format(connector: FilesConnector, path: Path) -> str:
         return connector.format
     fmt = _EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
-        raise SourceError(f"cannot tell the format of {path.name}",
-                          hint="set `format: csv | jsonl | parquet` on the connector")
+        raise SourceError(
+            f"cannot tell the format of {path.name}",
+            hint="set `format: csv | jsonl | parquet` on the connector",
+        )
     return fmt
 
 

@@ -25,10 +25,15 @@ from headwater.ingest.conform import INPUT, arrow_type, conform_query, unknown_k
 from headwater.ingest.files import RECORD, Rejected, SourceFile, batch_id, discover, read
 from headwater.zones.lake import Lake
 
-QUARANTINE_SCHEMA = pa.schema([
-    ("_hw_batch_id", pa.string()), ("_hw_ingested_at", pa.timestamp("us", tz="UTC")),
-    ("_hw_source", pa.string()), ("_hw_reason", pa.string()), ("_hw_record", pa.string()),
-])
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("_hw_batch_id", pa.string()),
+        ("_hw_ingested_at", pa.timestamp("us", tz="UTC")),
+        ("_hw_source", pa.string()),
+        ("_hw_reason", pa.string()),
+        ("_hw_record", pa.string()),
+    ]
+)
 META_COLUMNS = ["_hw_batch_id", "_hw_ingested_at", "_hw_source", "_hw_late"]
 
 
@@ -71,22 +76,33 @@ def ingest(contract: Contract, *, root: Path, lake: Lake, now: datetime) -> Land
 
     def commit_quarantine() -> None:
         parts = [job.quarantine_part(f) for f in new if f.key not in in_quarantine]
-        lake.append(quarantine, [p for p in parts if p.num_rows],
-                    properties={"batch_id": result.batch_id,
-                                "files": [f.key for f in new]})
+        lake.append(
+            quarantine,
+            [p for p in parts if p.num_rows],
+            properties={"batch_id": result.batch_id, "files": [f.key for f in new]},
+        )
 
-    lake.append(table, job.conformed(new), before_commit=commit_quarantine,
-                properties={"batch_id": result.batch_id, "files": [f.key for f in new],
-                            "rows": lambda: result.rows, "event_min": lambda: result.event_min,
-                            "event_max": lambda: result.event_max})
+    lake.append(
+        table,
+        job.conformed(new),
+        before_commit=commit_quarantine,
+        properties={
+            "batch_id": result.batch_id,
+            "files": [f.key for f in new],
+            "rows": lambda: result.rows,
+            "event_min": lambda: result.event_min,
+            "event_max": lambda: result.event_max,
+        },
+    )
     return result
 
 
 class _Job:
     """One landing: streams files through the conform query and keeps the counts."""
 
-    def __init__(self, contract: Contract, result: Landed, *, now: datetime,
-                 cutoff: datetime | None):
+    def __init__(
+        self, contract: Contract, result: Landed, *, now: datetime, cutoff: datetime | None
+    ):
         self.contract = contract
         self.result = result
         self.now = now
@@ -95,8 +111,7 @@ class _Job:
         self.bad: dict[str, list[pa.Table]] = {}
         self.queries: dict[tuple[object, ...], tuple[str, set[str]]] = {}
         self.keys_sql = unknown_keys_query(contract).sql(dialect="duckdb")
-        self.event_column = parse_watermark(contract.watermark)[0] if contract.watermark \
-            else None
+        self.event_column = parse_watermark(contract.watermark)[0] if contract.watermark else None
 
     def conformed(self, files: list[SourceFile]) -> Iterator[pa.Table]:
         for file in files:
@@ -106,9 +121,16 @@ class _Job:
                 if good.num_rows:
                     yield good
             if rejected.rows:
-                self._keep_bad(file, pa.Table.from_pylist(
-                    [{**r, "_hw_batch_id": self.result.batch_id, "_hw_ingested_at": self.now}
-                     for r in rejected.rows], schema=QUARANTINE_SCHEMA))
+                self._keep_bad(
+                    file,
+                    pa.Table.from_pylist(
+                        [
+                            {**r, "_hw_batch_id": self.result.batch_id, "_hw_ingested_at": self.now}
+                            for r in rejected.rows
+                        ],
+                        schema=QUARANTINE_SCHEMA,
+                    ),
+                )
 
     def quarantine_part(self, file: SourceFile) -> pa.Table:
         parts = self.bad.get(file.key, [])
@@ -118,8 +140,12 @@ class _Job:
         columns = tuple(c for c in part.column_names if c != RECORD)
         extra_keys = tuple(self._unknown_json_keys(file, part))
         sql, used = self._query(columns, file.format, extra_keys)
-        params = {"batch_id": self.result.batch_id, "now": self.now,
-                  "source": file.shown, "cutoff": self.cutoff}
+        params = {
+            "batch_id": self.result.batch_id,
+            "now": self.now,
+            "source": file.shown,
+            "cutoff": self.cutoff,
+        }
         self.engine.register(INPUT, part)
         try:
             out = self.engine.read(sql, {k: v for k, v in params.items() if k in used})
@@ -133,14 +159,17 @@ class _Job:
         self._count(good)
         return good
 
-    def _query(self, columns: tuple[str, ...], fmt: str,
-               extra_keys: tuple[str, ...]) -> tuple[str, set[str]]:
+    def _query(
+        self, columns: tuple[str, ...], fmt: str, extra_keys: tuple[str, ...]
+    ) -> tuple[str, set[str]]:
         """The conform SQL for this batch shape (built once per shape, not per batch)."""
         shape = (columns, fmt, extra_keys)
         if shape not in self.queries:
             query = conform_query(self.contract, list(columns), fmt, extra_keys=list(extra_keys))
-            self.queries[shape] = (query.sql(dialect="duckdb"),
-                                   {p.name for p in query.find_all(exp.Placeholder)})
+            self.queries[shape] = (
+                query.sql(dialect="duckdb"),
+                {p.name for p in query.find_all(exp.Placeholder)},
+            )
         return self.queries[shape]
 
     def _unknown_json_keys(self, file: SourceFile, part: pa.Table) -> list[str]:
@@ -175,9 +204,12 @@ def _create_tables(contract: Contract, lake: Lake) -> None:
     """Create raw and quarantine tables with their declared columns before any data lands."""
     if lake.table(contract.table) is None:
         fields = [pa.field(c.name, arrow_type(c.type)) for c in contract.columns]
-        fields += [pa.field("_hw_batch_id", pa.string()),
-                   pa.field("_hw_ingested_at", pa.timestamp("us", tz="UTC")),
-                   pa.field("_hw_source", pa.string()), pa.field("_hw_late", pa.bool_())]
+        fields += [
+            pa.field("_hw_batch_id", pa.string()),
+            pa.field("_hw_ingested_at", pa.timestamp("us", tz="UTC")),
+            pa.field("_hw_source", pa.string()),
+            pa.field("_hw_late", pa.bool_()),
+        ]
         lake.create(contract.table, pa.schema(fields))
     if lake.table(f"{contract.table}__quarantine") is None:
         lake.create(f"{contract.table}__quarantine", QUARANTINE_SCHEMA)
@@ -192,11 +224,14 @@ def _checkpointed(lake: Lake, table: str) -> set[str]:
 
 
 def _late_cutoff(contract: Contract, lake: Lake) -> datetime | None:
-    """Rows with event time before (highest event time landed so far − lateness) are late."""
+    """Rows with event time before (highest event time landed so far - lateness) are late."""
     if not contract.watermark:
         return None
-    highs = [s.properties["event_max"] for s in lake.snapshots(contract.table)
-             if s.properties.get("event_max")]
+    highs = [
+        s.properties["event_max"]
+        for s in lake.snapshots(contract.table)
+        if s.properties.get("event_max")
+    ]
     if not highs:
         return None
     _, lateness = parse_watermark(contract.watermark)
@@ -209,5 +244,3 @@ def _min(a: str | None, b: str) -> str:
 
 def _max(a: str | None, b: str) -> str:
     return b if a is None or b > a else a
-
-

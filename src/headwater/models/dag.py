@@ -14,8 +14,9 @@ class Dag:
 
     def __init__(self, models: Mapping[str, Model]):
         self.models = dict(models)
-        self.upstream = {name: [d for d in m.depends_on if d in self.models]
-                         for name, m in self.models.items()}
+        self.upstream = {
+            name: [d for d in m.depends_on if d in self.models] for name, m in self.models.items()
+        }
         self.downstream: dict[str, list[str]] = {name: [] for name in self.models}
         for name, deps in self.upstream.items():
             for dep in deps:
@@ -30,9 +31,11 @@ class Dag:
             cycle = list(err.args[1])
             first = self.models[cycle[0]]
             line = next((r.line for r in first.refs if r.name == cycle[1]), None)
-            raise ModelError("dependency cycle: " + " → ".join(reversed(cycle)),
-                             where=Location(first.path, line),
-                             hint="a model cannot read, directly or not, from itself") from None
+            raise ModelError(
+                "dependency cycle: " + " → ".join(reversed(cycle)),
+                where=Location(first.path, line),
+                hint="a model cannot read, directly or not, from itself",
+            ) from None
 
     def descendants(self, names: Iterable[str]) -> set[str]:
         seen: set[str] = set()
@@ -48,7 +51,8 @@ class Dag:
         """A ready-to-run sorter over `names` (edges outside the set are ignored)."""
         chosen = set(names)
         sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
-            {n: [d for d in self.upstream[n] if d in chosen] for n in chosen})
+            {n: [d for d in self.upstream[n] if d in chosen] for n in chosen}
+        )
         sorter.prepare()
         return sorter
 

@@ -80,10 +80,15 @@ def parse_model(path: Path, *, root: Path) -> Model:
     sidecar = ModelSidecar()
     if sidecar_file.exists():
         sidecar = load_spec(ModelSidecar, sidecar_file, root=root)
-    return Model(name=name, path=shown, config=config, query=query, refs=_refs(query, shown),
-                 sidecar=sidecar,
-                 sidecar_path=str(sidecar_file.relative_to(root)) if sidecar_file.exists()
-                 else None)
+    return Model(
+        name=name,
+        path=shown,
+        config=config,
+        query=query,
+        refs=_refs(query, shown),
+        sidecar=sidecar,
+        sidecar_path=str(sidecar_file.relative_to(root)) if sidecar_file.exists() else None,
+    )
 
 
 def _header(text: str, shown: str) -> ModelConfig:
@@ -99,18 +104,24 @@ def _query(text: str, shown: str) -> exp.Query:
         statements = [s for s in sqlglot.parse(text, dialect="duckdb") if s is not None]
     except sqlglot.errors.ParseError as err:
         first = err.errors[0]
-        raise ModelError(f"SQL syntax error: {first['description']}",
-                         where=Location(shown, first.get("line")),
-                         hint=f"near {first.get('highlight')!r}") from None
+        raise ModelError(
+            f"SQL syntax error: {first['description']}",
+            where=Location(shown, first.get("line")),
+            hint=f"near {first.get('highlight')!r}",
+        ) from None
     if len(statements) != 1:
-        raise ModelError(f"a model is one SELECT statement, found {len(statements)}",
-                         where=Location(shown))
+        raise ModelError(
+            f"a model is one SELECT statement, found {len(statements)}", where=Location(shown)
+        )
     statement = statements[0]
     if isinstance(statement, exp.Create) and isinstance(statement.expression, exp.Query):
         statement = statement.expression
     if not isinstance(statement, exp.Query):
-        raise ModelError(f"a model is a SELECT statement, found {statement.key.upper()}",
-                         where=Location(shown), hint="write the query; headwater materializes it")
+        raise ModelError(
+            f"a model is a SELECT statement, found {statement.key.upper()}",
+            where=Location(shown),
+            hint="write the query; headwater materializes it",
+        )
     return statement
 
 
@@ -124,9 +135,12 @@ def _refs(query: exp.Query, shown: str) -> tuple[Ref, ...]:
         if not table.db:
             if table.name in ctes:
                 continue
-            raise ModelError(f"table {table.name!r} has no zone", where=Location(shown, line),
-                             hint=f"write it as <zone>.{table.name}, e.g. raw.{table.name} or "
-                             f"clean.{table.name}")
+            raise ModelError(
+                f"table {table.name!r} has no zone",
+                where=Location(shown, line),
+                hint=f"write it as <zone>.{table.name}, e.g. raw.{table.name} or "
+                f"clean.{table.name}",
+            )
         refs.append(Ref(f"{table.db}.{table.name}", line))
     return tuple(refs)
 

@@ -68,8 +68,11 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return not self.ingest_errors and all(m.ok for m in self.models.values()) and not any(
-            c.blocking for c in self.checks)
+        return (
+            not self.ingest_errors
+            and all(m.ok for m in self.models.values())
+            and not any(c.blocking for c in self.checks)
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -81,8 +84,15 @@ class RunReport:
         }
 
 
-def run(project: Project, stores: Stores, *, now: datetime, sink: EventSink = discard,
-        stages: Iterable[str] = STAGES, command: str = "run") -> RunReport:
+def run(
+    project: Project,
+    stores: Stores,
+    *,
+    now: datetime,
+    sink: EventSink = discard,
+    stages: Iterable[str] = STAGES,
+    command: str = "run",
+) -> RunReport:
     """Run the chosen `stages` of `project` and record the run in the catalog."""
     report = RunReport(stores.catalog.start_run(command, now=now))
     chosen = set(stages)
@@ -95,13 +105,18 @@ def run(project: Project, stores: Stores, *, now: datetime, sink: EventSink = di
         if "build" in chosen:
             build_all(project, stores, report, now=now, sink=sink, blocked=blocked)
     finally:
-        stores.catalog.end_run(report.run_id, status="success" if report.ok else "failed",
-                               summary=report.summary(), now=_now_after(now))
+        stores.catalog.end_run(
+            report.run_id,
+            status="success" if report.ok else "failed",
+            summary=report.summary(),
+            now=_now_after(now),
+        )
     return report
 
 
-def ingest_all(project: Project, stores: Stores, report: RunReport, *, now: datetime,
-               sink: EventSink) -> set[str]:
+def ingest_all(
+    project: Project, stores: Stores, report: RunReport, *, now: datetime, sink: EventSink
+) -> set[str]:
     """Land every contract; returns the raw tables whose `error` rules failed on their batch."""
     blocked: set[str] = set()
     for contract in project.contracts.values():
@@ -124,10 +139,24 @@ def ingest_all(project: Project, stores: Stores, report: RunReport, *, now: date
             results = _contract_checks(contract, stores, report, landed, now=now)
             if any(r.blocking for r in results):
                 blocked.add(contract.table)
-        _task(stores, report, contract.table, "ingest", "success", started, rows=landed.rows,
-              quarantined=landed.quarantined)
-        sink(Event("ingest", contract.table, "done", {"rows": landed.rows,
-                                                      "quarantined": landed.quarantined}))
+        _task(
+            stores,
+            report,
+            contract.table,
+            "ingest",
+            "success",
+            started,
+            rows=landed.rows,
+            quarantined=landed.quarantined,
+        )
+        sink(
+            Event(
+                "ingest",
+                contract.table,
+                "done",
+                {"rows": landed.rows, "quarantined": landed.quarantined},
+            )
+        )
     return blocked
 
 
@@ -146,33 +175,49 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
         engine.execute(exp.Drop(tables=[target.copy()], kind="VIEW", exists=True))
         engine.execute(exp.Drop(tables=[target.copy()], kind="TABLE", exists=True))
         if files:
-            scan = exp.func("read_parquet", exp.Array(expressions=[
-                exp.Literal.string(f) for f in files]), exp.EQ(
-                this=exp.column("union_by_name"), expression=exp.true()))
+            scan = exp.func(
+                "read_parquet",
+                exp.Array(expressions=[exp.Literal.string(f) for f in files]),
+                exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
+            )
             select = exp.select(exp.Star()).from_(scan)
             engine.execute(exp.Create(this=target, kind="VIEW", expression=select))
         else:
             schema = stores.lake.schema(table) or pa.schema([])
             engine.register("_hw_empty", schema.empty_table())
             try:
-                engine.execute(exp.Create(this=target, kind="TABLE", expression=exp.select(
-                    exp.Star()).from_("_hw_empty")))
+                engine.execute(
+                    exp.Create(
+                        this=target,
+                        kind="TABLE",
+                        expression=exp.select(exp.Star()).from_("_hw_empty"),
+                    )
+                )
             finally:
                 engine.unregister("_hw_empty")
 
 
-def build_all(project: Project, stores: Stores, report: RunReport, *, now: datetime,
-              sink: EventSink, blocked: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def build_all(
+    project: Project,
+    stores: Stores,
+    report: RunReport,
+    *,
+    now: datetime,
+    sink: EventSink,
+    blocked: set[str] = frozenset(),
+) -> None:  # type: ignore[assignment]
     """Build every model in DAG order, independent ones in parallel."""
     dag = project.dag
     if not dag.order:
         return
     fps = fingerprints(project)
     for zone in {m.zone for m in project.models.values()}:
-        stores.engine.execute(exp.Create(this=exp.to_table(f"hw_{zone}"), kind="SCHEMA",
-                                         exists=True))
-        stores.engine.execute(exp.Create(this=exp.to_table(view_schema(zone)), kind="SCHEMA",
-                                         exists=True))
+        stores.engine.execute(
+            exp.Create(this=exp.to_table(f"hw_{zone}"), kind="SCHEMA", exists=True)
+        )
+        stores.engine.execute(
+            exp.Create(this=exp.to_table(view_schema(zone)), kind="SCHEMA", exists=True)
+        )
     raw_keys = {t: str(stores.lake.current_snapshot_id(t)) for t in project.raw_tables}
     builder = _Builder(project, stores, report, fps=fps, raw_keys=raw_keys, now=now, sink=sink)
     sorter = dag.sorter(dag.order)
@@ -195,13 +240,21 @@ def build_all(project: Project, stores: Stores, report: RunReport, *, now: datet
                 name = running.pop(future)
                 outcome = report.models[name] = future.result()
                 sorter.done(name)
-                stores.catalog.record_task(report.run_id, TaskRecord(
-                    task=name, stage="build", status=outcome.status, rows=outcome.rows,
-                    error=outcome.error))
+                stores.catalog.record_task(
+                    report.run_id,
+                    TaskRecord(
+                        task=name,
+                        stage="build",
+                        status=outcome.status,
+                        rows=outcome.rows,
+                        error=outcome.error,
+                    ),
+                )
 
 
-def check_all(project: Project, stores: Stores, *, now: datetime,
-              targets: set[str] | None = None) -> list[CheckResult]:
+def check_all(
+    project: Project, stores: Stores, *, now: datetime, targets: set[str] | None = None
+) -> list[CheckResult]:
     """Evaluate every rule against what is published now (raw tables and prod views)."""
     refresh_raw_views(project, stores)
     report_run = stores.catalog.start_run("check", now=now)
@@ -209,25 +262,54 @@ def check_all(project: Project, stores: Stores, *, now: datetime,
     for contract in project.contracts.values():
         if contract.rules and (targets is None or contract.table in targets):
             columns = [f.name for f in stores.lake.schema(contract.table) or []]
-            results += _located(contract.rules, contract.table, stores, now=now, columns=columns,
-                                key=contract.primary_key, file=project.contract_file(contract))
+            results += _located(
+                contract.rules,
+                contract.table,
+                stores,
+                now=now,
+                columns=columns,
+                key=contract.primary_key,
+                file=project.contract_file(contract),
+            )
     pointers = stores.catalog.pointers(PROD)
     for model in project.models.values():
         if model.rules and model.name in pointers and (targets is None or model.name in targets):
-            columns = [f.name for f in stores.engine.read(exp.select(exp.Star()).from_(
-                exp.to_table(model.name)).limit(0)).schema]
-            results += _located(model.rules, model.name, stores, now=now, columns=columns,
-                                key=model.config.grain, file=model.sidecar_path or model.path)
+            columns = [
+                f.name
+                for f in stores.engine.read(
+                    exp.select(exp.Star()).from_(exp.to_table(model.name)).limit(0)
+                ).schema
+            ]
+            results += _located(
+                model.rules,
+                model.name,
+                stores,
+                now=now,
+                columns=columns,
+                key=model.config.grain,
+                file=model.sidecar_path or model.path,
+            )
     record_checks(stores, report_run, results, now=now)
     failed = any(r.blocking for r in results)
-    stores.catalog.end_run(report_run, status="failed" if failed else "success",
-                           summary={"checks": len(results), "failed": sum(
-                               not r.passed for r in results)}, now=_now_after(now))
+    stores.catalog.end_run(
+        report_run,
+        status="failed" if failed else "success",
+        summary={"checks": len(results), "failed": sum(not r.passed for r in results)},
+        now=_now_after(now),
+    )
     return results
 
 
-def _located(rules: list[Any], table: str, stores: Stores, *, now: datetime,
-             columns: list[str], key: list[str], file: str) -> list[CheckResult]:
+def _located(
+    rules: list[Any],
+    table: str,
+    stores: Stores,
+    *,
+    now: datetime,
+    columns: list[str],
+    key: list[str],
+    file: str,
+) -> list[CheckResult]:
     try:
         return evaluate(rules, table, engine=stores.engine, now=now, columns=columns, key=key)
     except HeadwaterError as err:
@@ -248,9 +330,17 @@ def fingerprints(project: Project) -> dict[str, str]:
 class _Builder:
     """Builds one model on its own cursor: write the version, audit it, then publish it."""
 
-    def __init__(self, project: Project, stores: Stores, report: RunReport, *,
-                 fps: dict[str, str], raw_keys: dict[str, str], now: datetime,
-                 sink: EventSink):
+    def __init__(
+        self,
+        project: Project,
+        stores: Stores,
+        report: RunReport,
+        *,
+        fps: dict[str, str],
+        raw_keys: dict[str, str],
+        now: datetime,
+        sink: EventSink,
+    ):
         self.project, self.stores, self.report = project, stores, report
         self.fps, self.raw_keys, self.now, self.sink = fps, raw_keys, now, sink
         self.physical = {name: physical_name(name, fp) for name, fp in fps.items()}
@@ -261,8 +351,10 @@ class _Builder:
         started = time.perf_counter()
         self.sink(Event("build", name, "start"))
         physical = self.physical[name]
-        inputs = {dep: self.raw_keys.get(dep) or self.report.models[dep].data_key or ""
-                  for dep in model.depends_on}
+        inputs = {
+            dep: self.raw_keys.get(dep) or self.report.models[dep].data_key or ""
+            for dep in model.depends_on
+        }
         key = data_key(self.fps[name], inputs)
         known = self.stores.catalog.model_version(name, self.fps[name])
         if known and known.data_key == key and self.pointers.get(name) == physical:
@@ -270,8 +362,9 @@ class _Builder:
         else:
             outcome = self._write_audit_publish(model, physical, key)
         outcome.seconds = time.perf_counter() - started
-        self.sink(Event("build", name, outcome.status, {"rows": outcome.rows,
-                                                         "error": outcome.error}))
+        self.sink(
+            Event("build", name, outcome.status, {"rows": outcome.rows, "error": outcome.error})
+        )
         return outcome
 
     def _write_audit_publish(self, model: Model, physical: str, key: str) -> ModelOutcome:
@@ -282,12 +375,20 @@ class _Builder:
         results: list[CheckResult] = []
         try:
             with cursor.transaction():
-                cursor.execute(exp.Create(this=target, kind=kind.upper(), replace=True,
-                                          expression=query))
-                rows = cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(
-                    target.copy()))[0][0] if kind == "table" else None
-                columns = [f.name for f in cursor.read(exp.select(exp.Star()).from_(
-                    target.copy()).limit(0)).schema]
+                cursor.execute(
+                    exp.Create(this=target, kind=kind.upper(), replace=True, expression=query)
+                )
+                rows = (
+                    cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target.copy()))[0][0]
+                    if kind == "table"
+                    else None
+                )
+                columns = [
+                    f.name
+                    for f in cursor.read(
+                        exp.select(exp.Star()).from_(target.copy()).limit(0)
+                    ).schema
+                ]
                 results = self._audit(model, physical, cursor, columns)
                 if any(r.blocking for r in results):
                     failed = ", ".join(r.rule.name for r in results if r.blocking)
@@ -303,15 +404,23 @@ class _Builder:
             self._record_checks(results)
             cursor.close()
         version = ModelVersion(model.name, self.fps[model.name], physical, kind, key, rows)
-        self.stores.catalog.publish(version, env=PROD, run_id=self.report.run_id,
-                                    now=_now_after(self.now))
+        self.stores.catalog.publish(
+            version, env=PROD, run_id=self.report.run_id, now=_now_after(self.now)
+        )
         return ModelOutcome(model.name, "built", physical, rows, data_key=key)
 
-    def _audit(self, model: Model, physical: str, cursor: DuckDBEngine,
-               columns: list[str]) -> list[CheckResult]:
+    def _audit(
+        self, model: Model, physical: str, cursor: DuckDBEngine, columns: list[str]
+    ) -> list[CheckResult]:
         try:
-            return evaluate(model.rules, physical, engine=cursor, now=self.now, columns=columns,
-                            key=model.config.grain)
+            return evaluate(
+                model.rules,
+                physical,
+                engine=cursor,
+                now=self.now,
+                columns=columns,
+                key=model.config.grain,
+            )
         except HeadwaterError as err:
             err.where = err.where or Location(model.sidecar_path or model.path)
             raise
@@ -325,14 +434,23 @@ class _Blocked(Exception):
     """An error rule failed on a new version: roll back and publish nothing."""
 
 
-def _contract_checks(contract: Contract, stores: Stores, report: RunReport, landed: Landed, *,
-                     now: datetime) -> list[CheckResult]:
-    scope = exp.EQ(this=exp.column("_hw_batch_id"), expression=exp.Literal.string(
-        landed.batch_id or ""))
+def _contract_checks(
+    contract: Contract, stores: Stores, report: RunReport, landed: Landed, *, now: datetime
+) -> list[CheckResult]:
+    scope = exp.EQ(
+        this=exp.column("_hw_batch_id"), expression=exp.Literal.string(landed.batch_id or "")
+    )
     columns = [f.name for f in stores.lake.schema(contract.table) or []]
     try:
-        results = evaluate(contract.rules, contract.table, engine=stores.engine, now=now,
-                           columns=columns, scope=scope, key=contract.primary_key)
+        results = evaluate(
+            contract.rules,
+            contract.table,
+            engine=stores.engine,
+            now=now,
+            columns=columns,
+            scope=scope,
+            key=contract.primary_key,
+        )
     except HeadwaterError as err:
         err.where = err.where or Location(f"contracts/{contract.name}.yml")
         raise
@@ -341,11 +459,27 @@ def _contract_checks(contract: Contract, stores: Stores, report: RunReport, land
     return results
 
 
-def record_checks(stores: Stores, run_id: str, results: list[CheckResult], *,
-                  now: datetime) -> None:
-    stores.catalog.record_checks(run_id, [CheckRecord(
-        r.target, r.rule.name, r.rule.type.value, r.rule.severity.value, r.passed, r.metric,
-        r.threshold, r.sql, r.samples) for r in results], now=now)
+def record_checks(
+    stores: Stores, run_id: str, results: list[CheckResult], *, now: datetime
+) -> None:
+    stores.catalog.record_checks(
+        run_id,
+        [
+            CheckRecord(
+                r.target,
+                r.rule.name,
+                r.rule.type.value,
+                r.rule.severity.value,
+                r.passed,
+                r.metric,
+                r.threshold,
+                r.sql,
+                r.samples,
+            )
+            for r in results
+        ],
+        now=now,
+    )
 
 
 def _upstream_problem(model: Model, report: RunReport, blocked: set[str]) -> str | None:
@@ -358,11 +492,26 @@ def _upstream_problem(model: Model, report: RunReport, blocked: set[str]) -> str
     return None
 
 
-def _task(stores: Stores, report: RunReport, task: str, stage: str, status: str,
-          started: datetime, **values: Any) -> None:
-    stores.catalog.record_task(report.run_id, TaskRecord(
-        task=task, stage=stage, status=status, started_at=started, ended_at=_now_after(started),
-        **values))
+def _task(
+    stores: Stores,
+    report: RunReport,
+    task: str,
+    stage: str,
+    status: str,
+    started: datetime,
+    **values: Any,
+) -> None:
+    stores.catalog.record_task(
+        report.run_id,
+        TaskRecord(
+            task=task,
+            stage=stage,
+            status=status,
+            started_at=started,
+            ended_at=_now_after(started),
+            **values,
+        ),
+    )
 
 
 def _now_after(now: datetime) -> datetime:

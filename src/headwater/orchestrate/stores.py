@@ -23,8 +23,10 @@ class Stores:
     def open(cls, project: Project) -> Stores:
         settings = project.settings
         if settings.engine != "duckdb":
-            raise SpecError(f"engine {settings.engine!r} is not available in this version",
-                            hint="use `engine: duckdb` (Spark and PostgreSQL engines come later)")
+            raise SpecError(
+                f"engine {settings.engine!r} is not available in this version",
+                hint="use `engine: duckdb` (Spark and PostgreSQL engines come later)",
+            )
         url = catalog_url(settings.catalog, project.root)
         engine = DuckDBEngine(project.root / settings.warehouse)
         return cls(Catalog(url), Lake(url, settings.lake, project.root), engine)

@@ -45,9 +45,16 @@ class CheckResult:
         return f"{self.rule.type.value} on {self.rule.target}: {shown} (threshold {self.threshold})"
 
 
-def evaluate(rules: Sequence[Rule], table: str, *, engine: Engine, now: datetime,
-             columns: Sequence[str], scope: exp.Expression | None = None,
-             key: Sequence[str] = ()) -> list[CheckResult]:
+def evaluate(
+    rules: Sequence[Rule],
+    table: str,
+    *,
+    engine: Engine,
+    now: datetime,
+    columns: Sequence[str],
+    scope: exp.Expression | None = None,
+    key: Sequence[str] = (),
+) -> list[CheckResult]:
     """Run all `rules` on `table` in one scan (plus sample queries for failures).
 
     Args:
@@ -60,8 +67,9 @@ def evaluate(rules: Sequence[Rule], table: str, *, engine: Engine, now: datetime
     for rule in rules:
         _check_target(rule, table, columns)
     metrics = [_metric(rule, scope) for rule in rules]
-    query = exp.select(*[m.as_(f"m{i}") for i, m in enumerate(metrics)],
-                       exp.Count(this=exp.Star()).as_("total")).from_(_table(table))
+    query = exp.select(
+        *[m.as_(f"m{i}") for i, m in enumerate(metrics)], exp.Count(this=exp.Star()).as_("total")
+    ).from_(_table(table))
     if scope is not None:
         query = query.where(scope.copy())
     params = {"now": now} if any(r.type is RuleType.FRESHNESS for r in rules) else None
@@ -71,10 +79,22 @@ def evaluate(rules: Sequence[Rule], table: str, *, engine: Engine, now: datetime
     for i, rule in enumerate(rules):
         metric = values[f"m{i}"]
         passed = _passes(rule, metric, values["total"])
-        samples = [] if passed else _samples(rule, table, engine=engine, scope=scope, key=key,
-                                             columns=columns)
-        results.append(CheckResult(rule, table, None if metric is None else float(metric),
-                                   passed, sql, _shown_threshold(rule), samples))
+        samples = (
+            []
+            if passed
+            else _samples(rule, table, engine=engine, scope=scope, key=key, columns=columns)
+        )
+        results.append(
+            CheckResult(
+                rule,
+                table,
+                None if metric is None else float(metric),
+                passed,
+                sql,
+                _shown_threshold(rule),
+                samples,
+            )
+        )
     return results
 
 
@@ -86,12 +106,19 @@ def _metric(rule: Rule, scope: exp.Expression | None) -> exp.Expression:
     if rule.type is RuleType.FRESHNESS:
         newest = exp.cast(exp.Max(this=cols[0]), "timestamptz")
         if where is not None:
-            newest = exp.cast(exp.Filter(this=exp.Max(this=cols[0]), expression=exp.Where(
-                this=where)), "timestamptz")
+            newest = exp.cast(
+                exp.Filter(this=exp.Max(this=cols[0]), expression=exp.Where(this=where)),
+                "timestamptz",
+            )
         # Anonymous: keep DuckDB's own date_diff(part, start, end) argument order
-        return exp.Anonymous(this="date_diff", expressions=[
-            exp.Literal.string("second"), newest,
-            exp.cast(exp.Placeholder(this="now"), "timestamptz")])
+        return exp.Anonymous(
+            this="date_diff",
+            expressions=[
+                exp.Literal.string("second"),
+                newest,
+                exp.cast(exp.Placeholder(this="now"), "timestamptz"),
+            ],
+        )
     if rule.type is RuleType.UNIQUENESS:
         present = exp.and_(*[c.is_(exp.null()).not_() for c in cols])
         key: exp.Expression = cols[0] if len(cols) == 1 else exp.Tuple(expressions=cols)
@@ -101,8 +128,10 @@ def _metric(rule: Rule, scope: exp.Expression | None) -> exp.Expression:
         return exp.Sub(this=_count_if(_and(present, where)), expression=distinct)
     if rule.type is RuleType.COMPLETENESS:
         nulls = _count_if(_and(cols[0].is_(exp.null()), where))
-        return exp.Div(this=exp.cast(nulls, "double"), expression=exp.func(
-            "greatest", _count_if(where), exp.Literal.number(1)))
+        return exp.Div(
+            this=exp.cast(nulls, "double"),
+            expression=exp.func("greatest", _count_if(where), exp.Literal.number(1)),
+        )
     return _count_if(_and(bad_rows(rule), where))
 
 
@@ -120,8 +149,13 @@ def bad_rows(rule: Rule) -> exp.Expression:
         if rule.max is not None:
             ok.append(exp.LTE(this=col.copy(), expression=_literal(rule.max)))
         if rule.pattern is not None:
-            ok.append(exp.func("regexp_full_match", exp.cast(col.copy(), "varchar"),
-                               exp.Literal.string(rule.pattern)))
+            ok.append(
+                exp.func(
+                    "regexp_full_match",
+                    exp.cast(col.copy(), "varchar"),
+                    exp.Literal.string(rule.pattern),
+                )
+            )
         return exp.and_(col.is_(exp.null()).not_(), exp.not_(exp.and_(*ok)))
     raise ValueError(f"{rule.type.value} is not a row-level rule")
 
@@ -150,23 +184,38 @@ def _allowed(bad: int, total: int, threshold: Any) -> bool:
     return total > 0 and bad / total <= limit
 
 
-def _samples(rule: Rule, table: str, *, engine: Engine, scope: exp.Expression | None,
-             key: Sequence[str], columns: Sequence[str]) -> list[dict[str, Any]]:
+def _samples(
+    rule: Rule,
+    table: str,
+    *,
+    engine: Engine,
+    scope: exp.Expression | None,
+    key: Sequence[str],
+    columns: Sequence[str],
+) -> list[dict[str, Any]]:
     if rule.type in (RuleType.FRESHNESS, RuleType.ROW_COUNT):
         return []
     if rule.type is RuleType.UNIQUENESS:
         cols = [exp.column(c, quoted=True) for c in rule.columns]
-        query = exp.select(*cols, exp.Count(this=exp.Star()).as_("copies")).from_(
-            _table(table)).group_by(*cols).having(
-            exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1))).order_by(
-            exp.Ordered(this=exp.column("copies"), desc=True)).limit(SAMPLE_ROWS)
+        query = (
+            exp.select(*cols, exp.Count(this=exp.Star()).as_("copies"))
+            .from_(_table(table))
+            .group_by(*cols)
+            .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+            .order_by(exp.Ordered(this=exp.column("copies"), desc=True))
+            .limit(SAMPLE_ROWS)
+        )
         condition = _and(scope, _condition(rule.where) if rule.where else None)
     else:
         shown = list(dict.fromkeys([*key, *rule.columns])) if key else list(columns)
-        query = exp.select(*[exp.column(c, quoted=True) for c in shown]).from_(
-            _table(table)).limit(SAMPLE_ROWS)
-        condition = _and(bad_rows(rule), _and(scope, _condition(rule.where)
-                                                if rule.where else None))
+        query = (
+            exp.select(*[exp.column(c, quoted=True) for c in shown])
+            .from_(_table(table))
+            .limit(SAMPLE_ROWS)
+        )
+        condition = _and(
+            bad_rows(rule), _and(scope, _condition(rule.where) if rule.where else None)
+        )
     if condition is not None:
         query = query.where(condition)
     return engine.read(query).to_pylist()
@@ -175,14 +224,17 @@ def _samples(rule: Rule, table: str, *, engine: Engine, scope: exp.Expression | 
 def _check_target(rule: Rule, table: str, columns: Sequence[str]) -> None:
     for col in rule.columns:
         if col not in columns:
-            raise SpecError(f"rule {rule.name!r}: target column {col!r} does not exist in "
-                            f"{table}", hint=f"columns are: {', '.join(columns)}")
+            raise SpecError(
+                f"rule {rule.name!r}: target column {col!r} does not exist in {table}",
+                hint=f"columns are: {', '.join(columns)}",
+            )
 
 
 def _count_if(condition: exp.Expression | None) -> exp.Expression:
     count = exp.Count(this=exp.Star())
-    return count if condition is None else exp.Filter(this=count,
-                                                      expression=exp.Where(this=condition))
+    return (
+        count if condition is None else exp.Filter(this=count, expression=exp.Where(this=condition))
+    )
 
 
 def _and(a: exp.Expression | None, b: exp.Expression | None) -> exp.Expression | None:

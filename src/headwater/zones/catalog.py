@@ -20,7 +20,8 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 runs = sa.Table(
-    "hw_runs", metadata,
+    "hw_runs",
+    metadata,
     sa.Column("run_id", sa.String(40), primary_key=True),
     sa.Column("command", sa.String(40), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -30,7 +31,8 @@ runs = sa.Table(
 )
 
 tasks = sa.Table(
-    "hw_tasks", metadata,
+    "hw_tasks",
+    metadata,
     sa.Column("run_id", sa.String(40), nullable=False, index=True),
     sa.Column("task", sa.String(200), nullable=False),
     sa.Column("stage", sa.String(20), nullable=False),
@@ -43,7 +45,8 @@ tasks = sa.Table(
 )
 
 check_results = sa.Table(
-    "hw_check_results", metadata,
+    "hw_check_results",
+    metadata,
     sa.Column("run_id", sa.String(40), nullable=False, index=True),
     sa.Column("target", sa.String(200), nullable=False),
     sa.Column("rule", sa.String(200), nullable=False),
@@ -58,7 +61,8 @@ check_results = sa.Table(
 )
 
 model_versions = sa.Table(
-    "hw_model_versions", metadata,
+    "hw_model_versions",
+    metadata,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("fingerprint", sa.String(64), primary_key=True),
     sa.Column("physical", sa.String(300), nullable=False),
@@ -70,7 +74,8 @@ model_versions = sa.Table(
 )
 
 env_pointers = sa.Table(
-    "hw_env_pointers", metadata,
+    "hw_env_pointers",
+    metadata,
     sa.Column("env", sa.String(100), primary_key=True),
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("physical", sa.String(300), nullable=False),
@@ -145,15 +150,20 @@ class Catalog:
     def start_run(self, command: str, *, now: datetime) -> str:
         run_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         with self._tx() as conn:
-            conn.execute(runs.insert().values(run_id=run_id, command=command, started_at=now,
-                                              status="running"))
+            conn.execute(
+                runs.insert().values(
+                    run_id=run_id, command=command, started_at=now, status="running"
+                )
+            )
         return run_id
 
-    def end_run(self, run_id: str, *, status: str, summary: dict[str, Any],
-                now: datetime) -> None:
+    def end_run(self, run_id: str, *, status: str, summary: dict[str, Any], now: datetime) -> None:
         with self._tx() as conn:
-            conn.execute(runs.update().where(runs.c.run_id == run_id).values(
-                ended_at=now, status=status, summary=json.dumps(summary, default=str)))
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(ended_at=now, status=status, summary=json.dumps(summary, default=str))
+            )
 
     def record_task(self, run_id: str, record: TaskRecord) -> None:
         with self._tx() as conn:
@@ -170,12 +180,18 @@ class Catalog:
             return [dict(r._mapping) for r in rows]
 
     # quality
-    def record_checks(self, run_id: str, results: Sequence[CheckRecord], *,
-                      now: datetime) -> None:
+    def record_checks(self, run_id: str, results: Sequence[CheckRecord], *, now: datetime) -> None:
         if not results:
             return
-        values = [{**r.__dict__, "samples": json.dumps(r.samples, default=str), "run_id": run_id,
-                   "checked_at": now} for r in results]
+        values = [
+            {
+                **r.__dict__,
+                "samples": json.dumps(r.samples, default=str),
+                "run_id": run_id,
+                "checked_at": now,
+            }
+            for r in results
+        ]
         with self._tx() as conn:
             conn.execute(check_results.insert(), values)
 
@@ -188,34 +204,50 @@ class Catalog:
 
     # versions and environments
     def model_version(self, name: str, fingerprint: str) -> ModelVersion | None:
-        query = model_versions.select().where(model_versions.c.name == name,
-                                              model_versions.c.fingerprint == fingerprint)
+        query = model_versions.select().where(
+            model_versions.c.name == name, model_versions.c.fingerprint == fingerprint
+        )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
         m = row._mapping
-        return ModelVersion(m["name"], m["fingerprint"], m["physical"], m["kind"], m["data_key"],
-                            m["rows"])
+        return ModelVersion(
+            m["name"], m["fingerprint"], m["physical"], m["kind"], m["data_key"], m["rows"]
+        )
 
     def publish(self, version: ModelVersion, *, env: str, run_id: str, now: datetime) -> None:
         """Record a built version and point `env` at it, in one catalog transaction."""
         with self._tx() as conn:
-            conn.execute(model_versions.delete().where(
-                model_versions.c.name == version.name,
-                model_versions.c.fingerprint == version.fingerprint))
-            conn.execute(model_versions.insert().values(
-                **version.__dict__, built_at=now, run_id=run_id))
-            conn.execute(env_pointers.delete().where(env_pointers.c.env == env,
-                                                     env_pointers.c.name == version.name))
-            conn.execute(env_pointers.insert().values(
-                env=env, name=version.name, physical=version.physical,
-                fingerprint=version.fingerprint, updated_at=now))
+            conn.execute(
+                model_versions.delete().where(
+                    model_versions.c.name == version.name,
+                    model_versions.c.fingerprint == version.fingerprint,
+                )
+            )
+            conn.execute(
+                model_versions.insert().values(**version.__dict__, built_at=now, run_id=run_id)
+            )
+            conn.execute(
+                env_pointers.delete().where(
+                    env_pointers.c.env == env, env_pointers.c.name == version.name
+                )
+            )
+            conn.execute(
+                env_pointers.insert().values(
+                    env=env,
+                    name=version.name,
+                    physical=version.physical,
+                    fingerprint=version.fingerprint,
+                    updated_at=now,
+                )
+            )
 
     def pointers(self, env: str) -> dict[str, str]:
         """Logical name → physical table for every model of `env`."""
         query = sa.select(env_pointers.c.name, env_pointers.c.physical).where(
-            env_pointers.c.env == env)
+            env_pointers.c.env == env
+        )
         with self.engine.connect() as conn:
             return {name: physical for name, physical in conn.execute(query)}
 

@@ -49,8 +49,14 @@ class Lake:
         except NoSuchTableError:
             return None
 
-    def append(self, name: str, parts: Iterable[pa.Table], *, properties: dict[str, Any],
-               before_commit: Callable[[], None] | None = None) -> Snapshot:
+    def append(
+        self,
+        name: str,
+        parts: Iterable[pa.Table],
+        *,
+        properties: dict[str, Any],
+        before_commit: Callable[[], None] | None = None,
+    ) -> Snapshot:
         """Append `parts` and record `properties` in ONE commit; the table grows new columns.
 
         Parts are written to data files one at a time (bounded memory); nothing is visible
@@ -63,11 +69,13 @@ class Lake:
             for part in _coalesce(parts):
                 _grow_schema(tx, part.schema)
                 tx.append(_align(part, tx.table_metadata.schema().as_arrow()))
-            summary = {PREFIX + k: _encode(v() if callable(v) else v)
-                       for k, v in properties.items()}
+            summary = {
+                PREFIX + k: _encode(v() if callable(v) else v) for k, v in properties.items()
+            }
             # the checkpoint rides on a final empty append of the same commit
-            tx.append(tx.table_metadata.schema().as_arrow().empty_table(),
-                      snapshot_properties=summary)
+            tx.append(
+                tx.table_metadata.schema().as_arrow().empty_table(), snapshot_properties=summary
+            )
             if before_commit is not None:
                 before_commit()
         return self.snapshots(name)[-1]
@@ -89,8 +97,9 @@ class Lake:
         out = []
         for snap in table.snapshots():
             summary = snap.summary.additional_properties if snap.summary else {}
-            props = {k[len(PREFIX):]: _decode(v) for k, v in summary.items()
-                     if k.startswith(PREFIX)}
+            props = {
+                k[len(PREFIX) :]: _decode(v) for k, v in summary.items() if k.startswith(PREFIX)
+            }
             out.append(Snapshot(snap.snapshot_id, snap.timestamp_ms, props))
         return out
 
@@ -119,8 +128,9 @@ class Lake:
         return table
 
 
-def _coalesce(parts: Iterable[pa.Table], *, rows: int = 1_000_000,
-              nbytes: int = 256 << 20) -> Iterator[pa.Table]:
+def _coalesce(
+    parts: Iterable[pa.Table], *, rows: int = 1_000_000, nbytes: int = 256 << 20
+) -> Iterator[pa.Table]:
     """Gather small parts into data files of a useful size (each append costs a manifest)."""
     pending: list[pa.Table] = []
     size = count = 0
@@ -145,8 +155,12 @@ def _grow_schema(tx: Any, schema: pa.Schema) -> None:
 
 def _align(part: pa.Table, schema: pa.Schema) -> pa.Table:
     """Order columns as the table has them; add nulls for columns this part lacks."""
-    columns = [part.column(f.name).cast(f.type) if f.name in part.column_names
-               else pa.nulls(part.num_rows, f.type) for f in schema]
+    columns = [
+        part.column(f.name).cast(f.type)
+        if f.name in part.column_names
+        else pa.nulls(part.num_rows, f.type)
+        for f in schema
+    ]
     return pa.Table.from_arrays(columns, schema=schema)
 
 

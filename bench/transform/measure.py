@@ -1,0 +1,123 @@
+"""The timed work, each in a fresh process so no run warms the next: prints one JSON line.
+
+    measure.py headwater-build PROJECT   load + open + build every model + close
+    measure.py headwater-noop PROJECT    the same on an up-to-date project
+    measure.py duckdb-sequential DB PLAN THREADS
+    measure.py duckdb-parallel DB PLAN THREADS
+
+Imports happen before the clock starts; wall time is `perf_counter`, CPU time is
+`process_time` (every thread of the process, DuckDB's included).
+"""
+
+from __future__ import annotations
+
+import graphlib
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from headwater.orchestrate import Stores, run
+from headwater.project import load_project
+
+
+class Clock:
+    """Wall and CPU seconds of named phases, and of the whole."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        self.phases[name] = time.perf_counter() - wall
+        self.cpu[name] = time.process_time() - cpu
+
+    def result(self, **extra: Any) -> dict[str, Any]:
+        return {"wall_s": sum(self.phases.values()), "cpu_s": sum(self.cpu.values()),
+                "phases": self.phases, "phases_cpu": self.cpu, **extra}
+
+
+def headwater(project_dir: str) -> dict[str, Any]:
+    """What `headwater build` does after its imports: load, open the stores, build, close."""
+    clock = Clock()
+    with clock.phase("load"):
+        project = load_project(project_dir)
+    with clock.phase("open"):
+        stores = Stores.open(project)
+    with clock.phase("run"):
+        report = run(project, stores, now=datetime.now(UTC), stages=("build",),
+                     command="build")
+    with clock.phase("close"):
+        stores.close()
+    started = time.perf_counter()
+    load_project(project_dir)
+    warm_load = time.perf_counter() - started
+    outcomes = report.models.values()
+    return clock.result(
+        statuses=Counter(m.status for m in outcomes),
+        errors={m.name: m.error for m in outcomes if m.error},
+        rows={m.name: m.rows for m in outcomes}, load_warm_s=warm_load)
+
+
+def direct(db: str, plan_file: str, threads: str, *, parallel: bool) -> dict[str, Any]:
+    """The plan's statements on one DuckDB connection, one after another or on a pool."""
+    steps = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+    clock = Clock()
+    with clock.phase("run"):
+        conn = duckdb.connect(db)
+        conn.execute("SET TimeZone = 'UTC'")  # as headwater's engine does
+        if parallel:
+            _on_pool(conn, steps, int(threads))
+        else:
+            for step in steps:
+                conn.execute(step["sql"])
+        conn.close()
+    with duckdb.connect(db, read_only=True) as check:
+        rows = {s["model"]: check.execute(
+            "select count(*) from query_table($t)", {"t": s["table"]}).fetchone()[0]
+            for s in steps}
+    return clock.result(rows=rows)
+
+
+def _on_pool(conn: duckdb.DuckDBPyConnection, steps: list[dict[str, Any]],
+             threads: int) -> None:
+    by_model = {s["model"]: s for s in steps}
+    sorter = graphlib.TopologicalSorter({s["model"]: s["deps"] for s in steps})
+    sorter.prepare()
+
+    def execute(sql: str) -> None:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        running: dict[Future[None], str] = {}
+        while sorter.is_active():
+            for name in sorter.get_ready():
+                running[pool.submit(execute, by_model[name]["sql"])] = name
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()
+                sorter.done(running.pop(future))
+
+
+KINDS: dict[str, Callable[..., dict[str, Any]]] = {
+    "headwater-build": headwater,
+    "headwater-noop": headwater,
+    "duckdb-sequential": lambda *a: direct(*a, parallel=False),
+    "duckdb-parallel": lambda *a: direct(*a, parallel=True),
+}
+
+if __name__ == "__main__":
+    kind, *args = sys.argv[1:]
+    print(json.dumps(KINDS[kind](*args)))

@@ -1,0 +1,46 @@
+"""Shared fixtures: the example project "shop" (small), scaffolded fresh or built once."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from headwater.cli.scaffold import scaffold
+from headwater.orchestrate import RunReport, Stores, run
+from headwater.project import Project, load_project
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+SMALL_EVENTS = 4_500
+
+
+@pytest.fixture(scope="session")
+def shop_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example project with a small data set, never run (copy it before use)."""
+    root = tmp_path_factory.mktemp("template") / "shop"
+    scaffold(root, events=SMALL_EVENTS, now=NOW)
+    return root
+
+
+@pytest.fixture
+def shop(shop_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the small example project, not yet run."""
+    root = tmp_path / "shop"
+    shutil.copytree(shop_template, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built_shop(shop_template: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[tuple[Project, Stores, RunReport]]:
+    """The small example project after one full run (read-only for tests that use it)."""
+    root = tmp_path_factory.mktemp("built") / "shop"
+    shutil.copytree(shop_template, root)
+    project = load_project(root)
+    stores = Stores.open(project)
+    report = run(project, stores, now=NOW)
+    yield project, stores, report
+    stores.close()

@@ -1,0 +1,212 @@
+"""End-to-end runs of the example project on DuckDB: land, build, audit, publish."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from headwater.orchestrate import RunReport, Stores, run
+from headwater.project import Project, load_project
+from tests.conftest import NOW
+
+WARN_FAILURES = {  # the deliberate defects of the example data, and the rules that catch them
+    "customers_id_unique": [{"customer_id": 42, "copies": 2}],
+    "customers_email_format": [11, 12],
+    "customers_country_known": [21],
+    "events_type_known": None,
+    "orders_amount_positive": None,
+}
+
+
+def run_once(root: Path, **kwargs: Any) -> tuple[Project, RunReport]:
+    project = load_project(root)
+    stores = Stores.open(project)
+    try:
+        return project, run(project, stores, now=kwargs.pop("now", NOW), **kwargs)
+    finally:
+        stores.close()
+
+
+def add_rule(sidecar: Path, rule: str) -> None:
+    text = sidecar.read_text(encoding="utf-8")
+    sidecar.write_text(text.replace("\nserve:", f"\n  - {rule}\nserve:"), encoding="utf-8")
+
+
+def table_contents(root: Path) -> dict[str, Any]:
+    """Every table and view of the warehouse, as sorted rows (opened read-only, like a user)."""
+    with duckdb.connect(str(root / ".headwater/warehouse.duckdb"), read_only=True) as conn:
+        names = conn.sql("select schema_name || '.' || table_name from duckdb_tables() "
+                         "union all select schema_name || '.' || view_name from duckdb_views() "
+                         "where not internal").fetchall()
+        return {n: sorted(map(str, conn.sql(f"select * from {n}").fetchall())) for (n,) in names}
+
+
+def test_full_run_lands_quarantines_builds_and_checks(built_shop: Any) -> None:
+    project, _, report = built_shop
+    assert report.ok
+    landed = {x.table: x for x in report.landed}
+    assert {t: x.quarantined for t, x in landed.items()} == {
+        "raw.customers": 1, "raw.events": 3, "raw.orders": 2}
+    assert landed["raw.orders"].reasons == {
+        "amount: cannot cast '12,50' to DECIMAL(12, 2)": 1,
+        "customer_id: required value is missing": 1}
+    assert landed["raw.events"].rows == 4_500 - 3
+    assert {m.status for m in report.models.values()} == {"built"}
+    assert set(report.models) == set(project.models)
+    failed = {c.rule.name: c for c in report.checks if not c.passed}
+    assert set(failed) == set(WARN_FAILURES)
+    assert all(not c.blocking for c in failed.values())
+    assert failed["customers_id_unique"].samples == WARN_FAILURES["customers_id_unique"]
+    assert [s["customer_id"] for s in failed["customers_email_format"].samples] == [11, 12]
+    assert [s["customer_id"] for s in failed["customers_country_known"].samples] == [21]
+    assert {s["event_type"] for s in failed["events_type_known"].samples} == {"pageview"}
+    assert failed["events_type_known"].metric == 2
+    assert [str(s["amount"]) for s in failed["orders_amount_positive"].samples] == ["-5.00"]
+
+
+def test_models_are_readable_by_anyone_opening_the_warehouse(built_shop: Any) -> None:
+    project, stores, _ = built_shop
+    stores.engine.execute("checkpoint")
+    rows = stores.engine.rows("select sum(event_count) from marts.events_daily")
+    clean = stores.engine.rows("select count(*) from clean.events")
+    assert rows == clean
+    physical = stores.engine.rows(
+        "select table_name from duckdb_tables() where schema_name = 'hw_marts' "
+        "and table_name like 'events_daily__%'")
+    assert len(physical) == 1
+
+
+def test_a_second_run_lands_nothing_and_changes_no_table(shop: Path) -> None:
+    _, first = run_once(shop)
+    before = table_contents(shop)
+    project, second = run_once(shop, now=NOW + timedelta(minutes=5))
+    assert second.ok
+    assert sum(x.rows + x.quarantined for x in second.landed) == 0
+    assert {m.status for m in second.models.values()} == {"up_to_date"}
+    assert table_contents(shop) == before
+    stores = Stores.open(project)
+    try:
+        assert all(len(stores.lake.snapshots(t)) > 0 for t in project.raw_tables)
+        snapshots = {t: stores.lake.current_snapshot_id(t) for t in project.raw_tables}
+    finally:
+        stores.close()
+    run_once(shop)
+    stores = Stores.open(project)
+    try:
+        assert {t: stores.lake.current_snapshot_id(t) for t in project.raw_tables} == snapshots
+    finally:
+        stores.close()
+
+
+def test_new_data_rebuilds_only_what_reads_it(shop: Path) -> None:
+    run_once(shop)
+    (shop / "data/customers/customers_2.csv").write_text(
+        "customer_id,email,full_name,country,signed_up_at\n"
+        "3001,new@example.com,New Person,DE,2026-10-31 10:00:00\n", encoding="utf-8")
+    _, report = run_once(shop)
+    status = {name: m.status for name, m in report.models.items()}
+    assert status["clean.customers"] == "built"
+    assert status["marts.customer_orders"] == "built"
+    assert status["clean.events"] == "up_to_date"
+    assert status["marts.events_daily"] == "up_to_date"
+
+
+def test_a_failing_error_rule_publishes_nothing(shop: Path) -> None:
+    run_once(shop)
+    before_all = table_contents(shop)
+    before = before_all["marts.events_daily"]
+    sidecar = shop / "models/marts/events_daily.yml"
+    add_rule(sidecar, "{name: impossible, type: row_count, target: '*', threshold: 1000000}")
+    (shop / "data/events/events_extra.jsonl").write_text(
+        '{"event_id":"e-new","customer_id":1,"session_id":"s","event_type":"purchase",'
+        '"page":"/","occurred_at":"2026-10-31T10:00:00Z"}\n', encoding="utf-8")
+    _, report = run_once(shop)
+    assert report.models["clean.events"].status == "built"
+    assert report.models["marts.events_daily"].status == "blocked"
+    assert "impossible" in (report.models["marts.events_daily"].error or "")
+    assert report.models["marts.funnel_daily"].status == "skipped"
+    assert not report.ok
+    after = table_contents(shop)
+    assert after["marts.events_daily"] == before
+    assert len(after["clean.events"]) == len(before_all["clean.events"]) + 1
+
+
+def test_a_changed_model_that_fails_its_rule_leaves_the_old_version_published(
+        shop: Path) -> None:
+    run_once(shop)
+    model = shop / "models/marts/events_daily.sql"
+    model.write_text(model.read_text().replace("group by 1, 2", "group by 1, 2\n"
+                                               "union all select null, 'x', 1"),
+                     encoding="utf-8")
+    sidecar = shop / "models/marts/events_daily.yml"
+    add_rule(sidecar, "{name: day_present, type: not_null, target: day}")
+    project, report = run_once(shop)
+    outcome = report.models["marts.events_daily"]
+    assert outcome.status == "blocked"
+    stores = Stores.open(project)
+    try:
+        published = stores.catalog.pointers("prod")["marts.events_daily"]
+        assert published != outcome.physical
+        exists = stores.engine.rows(
+            "select count(*) from duckdb_tables() where schema_name || '.' || table_name = $t",
+            {"t": outcome.physical})
+        assert exists == [(0,)]
+        assert stores.engine.rows("select count(*) from marts.events_daily "
+                                  "where day is null") == [(0,)]
+    finally:
+        stores.close()
+
+
+def test_a_failing_model_skips_its_downstream_and_the_rest_goes_on(shop: Path) -> None:
+    (shop / "models/marts/broken.sql").write_text(
+        "select cast(status as integer) as status_code from clean.orders\n", encoding="utf-8")
+    (shop / "models/marts/after_broken.sql").write_text(
+        "select count(*) as n from marts.broken\n", encoding="utf-8")
+    _, report = run_once(shop)
+    assert report.models["marts.broken"].status == "failed"
+    assert report.models["marts.broken"].error.startswith("models/marts/broken.sql: ")
+    assert "Conversion Error" in report.models["marts.broken"].error
+    assert report.models["marts.after_broken"].status == "skipped"
+    assert report.models["marts.funnel_daily"].status == "built"
+    assert not report.ok
+
+
+def test_a_failing_contract_error_rule_skips_the_models_that_read_it(shop: Path) -> None:
+    contract = shop / "contracts/orders.yml"
+    contract.write_text(contract.read_text().replace(
+        "values: [placed, paid, shipped, delivered, cancelled, refunded]",
+        "values: [placed, shipped]"), encoding="utf-8")
+    _, report = run_once(shop)
+    assert report.models["clean.orders"].status == "skipped"
+    assert "raw.orders" in (report.models["clean.orders"].error or "")
+    assert report.models["marts.customer_orders"].status == "skipped"
+    assert report.models["marts.events_daily"].status == "built"
+    blocking = [c.rule.name for c in report.checks if c.blocking]
+    assert blocking == ["orders_status_valid"]
+
+
+def test_run_history_is_kept_in_the_catalog(shop: Path) -> None:
+    project, report = run_once(shop)
+    stores = Stores.open(project)
+    try:
+        [latest] = stores.catalog.recent_runs(1)
+        assert (latest["run_id"], latest["status"]) == (report.run_id, "success")
+        tasks = stores.catalog.run_tasks(report.run_id)
+        assert {t["task"] for t in tasks} >= {"raw.orders", "marts.events_daily"}
+        history = stores.catalog.check_history("raw.customers")
+        assert {h["rule"] for h in history} >= {"customers_id_unique"}
+    finally:
+        stores.close()
+
+
+@pytest.mark.parametrize("stage", ["ingest", "build"])
+def test_stages_run_alone(shop: Path, stage: str) -> None:
+    if stage == "build":
+        run_once(shop, stages=("ingest",))
+    _, report = run_once(shop, stages=(stage,))
+    assert bool(report.landed) is (stage == "ingest")
+    assert bool(report.models) is (stage == "build")

@@ -1,0 +1,70 @@
+"""The import bands of DESIGN.md §5: lower bands never import higher ones, siblings never
+import each other, and drivers are imported only by the module that adapts them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parents[1] / "src" / "headwater"
+BANDS = {
+    "errors": 0,
+    "contracts": 1, "zones": 1, "engine": 1, "observe": 1,
+    "ingest": 2, "models": 2, "quality": 2,
+    "project": 3,
+    "change": 4, "govern": 4,
+    "orchestrate": 5,
+    "cli": 6, "serve": 6,
+    "__main__": 7, "__init__": 7,  # entry points above everything
+}
+DRIVERS = {"duckdb": {"engine", "ingest"}, "pyiceberg": {"zones"}, "sqlalchemy": {"zones"},
+           "typer": {"cli"}, "rich": {"cli"}}
+
+
+def _unit(path: Path) -> str:
+    return path.relative_to(SRC).parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+MODULES = sorted(SRC.rglob("*.py"))
+
+
+def test_every_unit_has_a_band() -> None:
+    assert {_unit(p) for p in MODULES} <= set(BANDS)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_respect_bands(path: Path) -> None:
+    unit = _unit(path)
+    for name in _imports(path):
+        parts = name.split(".")
+        if parts[0] == "headwater" and len(parts) > 1:
+            target = parts[1]
+            if target == unit:
+                continue
+            assert BANDS[target] < BANDS[unit], (
+                f"{path.relative_to(SRC)} (band {BANDS[unit]}) imports headwater.{target} "
+                f"(band {BANDS[target]}): only lower bands may be imported")
+        elif parts[0] in DRIVERS:
+            assert unit in DRIVERS[parts[0]], f"{path.relative_to(SRC)} imports driver {name}"
+
+
+def test_import_has_no_side_effects() -> None:
+    import subprocess
+    import sys
+
+    code = "import headwater, sys; print(sorted(m for m in ('duckdb', 'pyiceberg') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
