@@ -65,6 +65,7 @@ def test_import_has_no_side_effects() -> None:
     import subprocess
     import sys
 
-    code = "import headwater, sys; print(sorted(m for m in ('duckdb', 'pyiceberg') if m in sys.modules))"
+    code = ("import headwater, sys; "
+            "print(sorted(m for m in ('duckdb', 'pyiceberg') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -197,5 +197,5 @@ def test_unreadable_format_is_a_clear_source_error(tmp_path: Path, lake: Lake) -
     from headwater.errors import SourceError
 
     write(tmp_path / "data/o.txt", "hello\n")
-    with pytest.raises(SourceError, match="cannot tell the format of o.txt"):
+    with pytest.raises(SourceError, match=r"cannot tell the format of o\.txt"):
         ingest(contract("data/*"), root=tmp_path, lake=lake, now=NOW)

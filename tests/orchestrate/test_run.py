@@ -69,7 +69,7 @@ def test_full_run_lands_quarantines_builds_and_checks(built_shop: Any) -> None:
 
 
 def test_models_are_readable_by_anyone_opening_the_warehouse(built_shop: Any) -> None:
-    project, stores, _ = built_shop
+    _, stores, _ = built_shop
     stores.engine.execute("checkpoint")
     rows = stores.engine.rows("select sum(event_count) from marts.events_daily")
     clean = stores.engine.rows("select count(*) from clean.events")
@@ -81,7 +81,7 @@ def test_models_are_readable_by_anyone_opening_the_warehouse(built_shop: Any) ->
 
 
 def test_a_second_run_lands_nothing_and_changes_no_table(shop: Path) -> None:
-    _, first = run_once(shop)
+    run_once(shop)
     before = table_contents(shop)
     project, second = run_once(shop, now=NOW + timedelta(minutes=5))
     assert second.ok
