@@ -98,12 +98,22 @@ def _check_refs(models: dict[str, Model], raw_tables: set[str]) -> None:
         for ref in model.refs:
             if ref.name in known:
                 continue
-            close = difflib.get_close_matches(ref.name, sorted(known), n=1, cutoff=0.6)
+            close = _similar_table(ref.name, known)
             hint = (
-                f"did you mean {close[0]!r}?"
+                f"did you mean {close!r}?"
                 if close
-                else ("a table is a model (models/<zone>/<name>.sql) or raw.<contract>")
+                else "a table is a model (models/<zone>/<name>.sql) or raw.<contract>"
             )
             raise ModelError(
                 f"unknown table {ref.name!r}", where=Location(model.path, ref.line), hint=hint
             )
+
+
+def _similar_table(name: str, known: set[str]) -> str | None:
+    """The same table in another zone, else a close spelling of the whole name."""
+    short = name.split(".")[-1]
+    same = sorted(k for k in known if k.split(".")[-1] == short)
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return close[0] if close else None

@@ -87,6 +87,9 @@ def report(console: Console, result: RunReport, project: Project) -> None:
     quarantined = sum(x.quarantined for x in result.landed)
     built = sum(m.status == "built" for m in result.models.values())
     failed = sum(not c.passed for c in result.checks)
+    if result.zone_rows:
+        zones = " · ".join(f"{zone}: {rows:,} rows" for zone, rows in result.zone_rows.items())
+        console.print(f"Zones now hold — {zones}", highlight=False)
     verdict = "[green]ok[/]" if result.ok else "[red]failed[/]"
     console.print(
         f"Run {result.run_id}: {verdict} — {landed:,} rows landed, "

@@ -66,25 +66,34 @@ def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[
         mark = getattr(err, "problem_mark", None)
         line = line_offset + mark.line + 1 if mark else None
         problem = getattr(err, "problem", None) or str(err)
+        context, opened = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if context and opened and opened.line != getattr(mark, "line", None):
+            problem += f" ({context} on line {line_offset + opened.line + 1})"
         raise SpecError(f"invalid YAML: {problem}", where=Location(file, line)) from None
     finally:
         loader.dispose()
     lines: dict[Loc, int] = {}
     if node is not None:
-        _record_lines(node, (), lines, line_offset)
+        _record_lines(node, (), lines, line_offset, file)
     return data, lines
 
 
-def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], offset: int) -> None:
+def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], offset: int, file: str) -> None:
     lines.setdefault(loc, node.start_mark.line + 1 + offset)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = (*loc, key_node.value)
-            lines[key] = key_node.start_mark.line + 1 + offset
-            _record_lines(value_node, key, lines, offset)
+            line = key_node.start_mark.line + 1 + offset
+            if key in lines and key != loc:
+                raise SpecError(
+                    f"duplicate field {key_node.value!r} (first on line {lines[key]})",
+                    where=Location(file, line, _dotted(loc) or None),
+                )
+            lines[key] = line
+            _record_lines(value_node, key, lines, offset, file)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record_lines(item, (*loc, i), lines, offset)
+            _record_lines(item, (*loc, i), lines, offset, file)
 
 
 def _spec_error(
@@ -99,6 +108,8 @@ def _spec_error(
     # a misspelt key also shows up as a missing one; the misspelling is the useful report
     first = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
     loc = _data_loc(cls, tuple(first["loc"]))
+    if first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        loc = (*loc, str(first["ctx"]["discriminator"]).strip("'"))
     line = _line_of(loc, lines) or line_offset + 1
     kind = first["type"]
     value = _value_at(data, loc)
@@ -112,7 +123,7 @@ def _spec_error(
             hint=hint,
         )
     field = _dotted(loc) or None
-    if kind == "missing":
+    if kind in {"missing", "union_tag_not_found"}:
         return SpecError(
             "required field is missing",
             where=Location(file, line, field),
@@ -128,8 +139,10 @@ def _spec_error(
             hint=hint,
         )
     message = first["msg"].removeprefix("Value error, ")
-    if kind != "value_error" and value is not None and not isinstance(value, dict | list):
-        message = f"{value!r}: {message[0].lower()}{message[1:]}"
+    if kind != "value_error":
+        message = message[0].lower() + message[1:]
+        if value is not None and not isinstance(value, dict | list):
+            message = f"{value!r}: {message}"
     return SpecError(message, where=Location(file, line, field))
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import sqlglot
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,7 +25,18 @@ from sqlglot import exp
 
 from headwater.contracts.thresholds import parse_duration, parse_threshold
 
-IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use letters, digits and _, not starting with a digit"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
 class Spec(BaseModel):
@@ -83,7 +95,7 @@ class Rule(Spec):
     row_count, the minimum row count.
     """
 
-    name: Annotated[str, Field(pattern=IDENTIFIER)]
+    name: Identifier
     type: RuleType
     target: str = Field(
         description="A column, or for uniqueness a comma-separated key; "
@@ -98,6 +110,13 @@ class Rule(Spec):
     max: int | float | str | None = Field(default=None, description="ours: upper bound")
     pattern: str | None = Field(default=None, description="ours: regex, for valid_values")
     where: str | None = Field(default=None, description="ours: SQL filter scoping the rule")
+
+    @field_validator("threshold", "min", "max", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f'{str(value).lower()} is not a number; write e.g. 0, 10 or "1%"')
+        return value
 
     @field_validator("threshold")
     @classmethod
@@ -117,7 +136,7 @@ class Rule(Spec):
             try:
                 re.compile(value)
             except re.error as err:
-                raise ValueError(f"{value!r} is not a valid regex: {err}") from err
+                raise ValueError(f"'{value}' is not a valid regex: {err}") from err
         return value
 
     @field_validator("where")
@@ -146,7 +165,7 @@ class Rule(Spec):
 
 
 class Column(Spec):
-    name: Annotated[str, Field(pattern=IDENTIFIER)]
+    name: Identifier
     type: str = Field(
         default="varchar",
         description="A DuckDB SQL type: bigint, double, "
@@ -184,18 +203,19 @@ class Contract(Spec):
     source: str
     schema_version: str
     delivery: Delivery
+    privacy_level: PrivacyLevel
+    owner: str | None = None
+    description: str | None = None
+    connector: Connector
+    # columns come before the fields checked against them (validators see earlier fields)
+    columns: list[Column] = Field(default_factory=list)
     watermark: str | None = Field(
         default=None,
         description="Event-time column minus allowed lateness, "
         "e.g. 'updated_at - interval 2 hours'",
     )
-    privacy_level: PrivacyLevel
-    owner: str | None = None
-    description: str | None = None
-    connector: Connector
     primary_key: list[str] = Field(default_factory=list)
     evolution: Evolution = Evolution.EVOLVE
-    columns: list[Column] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
 
     @field_validator("schema_version", mode="before")
@@ -205,22 +225,17 @@ class Contract(Spec):
 
     @field_validator("watermark")
     @classmethod
-    def _watermark_shape(cls, value: str | None) -> str | None:
+    def _watermark_shape(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            parse_watermark(value)
+            _declared(parse_watermark(value)[0], info, what="column")
         return value
 
-    @model_validator(mode="after")
-    def _keys_are_columns(self) -> Contract:
-        names = {c.name for c in self.columns}
-        if not names:
-            return self
-        for key in self.primary_key:
-            if key not in names:
-                raise ValueError(f"primary_key column {key!r} is not among the columns")
-        if self.watermark and (column := parse_watermark(self.watermark)[0]) not in names:
-            raise ValueError(f"watermark column {column!r} is not among the columns")
-        return self
+    @field_validator("primary_key")
+    @classmethod
+    def _keys_are_columns(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for key in value:
+            _declared(key, info, what="")
+        return value
 
     @property
     def table(self) -> str:
@@ -291,6 +306,15 @@ COMMON_TYPES = [
 ]
 
 
+def _declared(column: str, info: ValidationInfo, *, what: str) -> None:
+    """Refuse a column the contract does not declare (when it declares any)."""
+    names = [c.name for c in info.data.get("columns") or []]
+    if names and column not in names:
+        close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"columns are: {', '.join(names)}"
+        raise ValueError(f"{what} {column!r}".strip() + f" is not among the columns; {hint}")
+
+
 def sql_type(text: str) -> exp.DataType:
     """Parse a column type as DuckDB understands it, or raise ValueError."""
     try:
@@ -303,22 +327,35 @@ def sql_type(text: str) -> exp.DataType:
 
 def parse_watermark(text: str) -> tuple[str, float]:
     """Split `updated_at - interval 2 hours` into (column, allowed lateness in seconds)."""
-    tree = _parse_sql(text)
+    shape = (
+        f"'{text}' must be `<column> - interval <n> <unit>`, e.g. 'updated_at - interval 2 hours'"
+    )
+    try:
+        tree = sqlglot.parse_one(text, dialect="duckdb")
+    except sqlglot.errors.ParseError:
+        raise ValueError(shape) from None
     if isinstance(tree, exp.Column):
         return tree.name, 0.0
-    if isinstance(tree, exp.Sub) and isinstance(tree.this, exp.Column):
+    if (
+        isinstance(tree, exp.Sub)
+        and isinstance(tree.this, exp.Column)
+        and isinstance(tree.expression, exp.Interval)
+    ):
         lateness = tree.expression
-        if isinstance(lateness, exp.Interval):
-            unit = lateness.unit.name if lateness.unit else ""
+        unit = lateness.unit.name.lower() if lateness.unit else ""
+        try:
             return tree.this.name, parse_duration(f"{lateness.this.name} {unit}")
-    raise ValueError(
-        f"watermark {text!r} must be `<column> - interval <n> <unit>`, "
-        "e.g. 'updated_at - interval 2 hours'"
-    )
+        except ValueError:
+            raise ValueError(
+                f"'{text}': {unit!r} is not a unit; use seconds, minutes, hours, days or weeks"
+            ) from None
+    raise ValueError(shape)
 
 
 def _parse_sql(text: str) -> exp.Expression:
     try:
         return sqlglot.parse_one(text, dialect="duckdb")
     except sqlglot.errors.ParseError as err:
-        raise ValueError(f"{text!r} is not valid SQL: {err.errors[0]['description']}") from err
+        near = err.errors[0].get("highlight") if err.errors else None
+        where = f" near {near!r}" if near else ""
+        raise ValueError(f"'{text}' is not a valid SQL condition{where}") from None

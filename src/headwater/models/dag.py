@@ -28,11 +28,12 @@ class Dag:
         try:
             return list(sorter.static_order())
         except graphlib.CycleError as err:
-            cycle = list(err.args[1])
+            # graphlib lists each node before the one that reads it; show "a → b" as a reads b
+            cycle = list(reversed(err.args[1]))
             first = self.models[cycle[0]]
             line = next((r.line for r in first.refs if r.name == cycle[1]), None)
             raise ModelError(
-                "dependency cycle: " + " → ".join(reversed(cycle)),
+                "dependency cycle: " + " → ".join(cycle),
                 where=Location(first.path, line),
                 hint="a model cannot read, directly or not, from itself",
             ) from None

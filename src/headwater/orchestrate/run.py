@@ -65,6 +65,7 @@ class RunReport:
     ingest_errors: dict[str, str] = field(default_factory=dict)
     models: dict[str, ModelOutcome] = field(default_factory=dict)
     checks: list[CheckResult] = field(default_factory=list)
+    zone_rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -104,6 +105,7 @@ def run(
             refresh_raw_views(project, stores)
         if "build" in chosen:
             build_all(project, stores, report, now=now, sink=sink, blocked=blocked)
+        report.zone_rows = zone_rows(project, stores)
     finally:
         stores.catalog.end_run(
             report.run_id,
@@ -315,6 +317,19 @@ def _located(
     except HeadwaterError as err:
         err.where = err.where or Location(file)
         raise
+
+
+def zone_rows(project: Project, stores: Stores) -> dict[str, int]:
+    """Rows held now in each zone: raw tables and the published tables of each model zone."""
+    totals = {"raw": 0}
+    for table in project.raw_tables:
+        totals["raw"] += stores.engine.rows(exp.select("count(*)").from_(table))[0][0]
+    pointers = stores.catalog.pointers(PROD)
+    for name, model in project.models.items():
+        if model.config.kind.value == "table" and name in pointers:
+            count = stores.engine.rows(exp.select("count(*)").from_(pointers[name]))[0][0]
+            totals[model.zone] = totals.get(model.zone, 0) + count
+    return totals
 
 
 def fingerprints(project: Project) -> dict[str, str]:
