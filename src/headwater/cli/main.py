@@ -28,17 +28,21 @@ app = typer.Typer(
     rich_markup_mode="rich",
     help="headwater: contracts, raw zone, SQL models and quality gates in one tool.",
 )
-console = Console()
-err_console = Console(stderr=True)
 ProjectDir = Annotated[
     Path, typer.Option("--project", "-p", help="The project folder.", show_default="current folder")
 ]
-_state = {"debug": False}
+_state: dict[str, Any] = {"debug": False}
 
 
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
     _state["debug"] = debug
+    # made per invocation so the terminal width (COLUMNS) is read when the command runs
+    _state["out"], _state["err"] = Console(), Console(stderr=True)
+
+
+def _console() -> Console:
+    return _state.get("out") or Console()
 
 
 @app.command()
@@ -52,11 +56,11 @@ def init(
 
     with _errors():
         counts = scaffold(directory, events=events, force=force, now=datetime.now(UTC))
-    console.print(
+    _console().print(
         f"Created the example project in [bold]{directory}[/] "
         f"({', '.join(f'{v:,} {k}' for k, v in counts.items())})."
     )
-    console.print(f"Next: [bold]headwater run -p {directory}[/]")
+    _console().print(f"Next: [bold]headwater run -p {directory}[/]")
 
 
 @app.command(name="run")
@@ -95,7 +99,7 @@ def check(
     if fmt == "json":
         print(json.dumps([render.check_json(r) for r in results], indent=2, default=str))
     else:
-        console.print(render.checks_table(results))
+        _console().print(render.checks_table(results))
     if any(r.blocking for r in results):
         raise typer.Exit(1)
 
@@ -108,7 +112,7 @@ def dag(project: ProjectDir = Path(".")) -> None:
     tree = Tree(f"[bold]{loaded.settings.name}[/]")
     for raw in sorted(loaded.raw_tables):
         _grow(tree.add(f"[cyan]{raw}[/]"), raw, loaded)
-    console.print(tree)
+    _console().print(tree)
 
 
 @app.command()
@@ -118,7 +122,7 @@ def status(
     """Show recent runs."""
     with _errors(), _opened(project) as (_, stores):
         runs = stores.catalog.recent_runs(limit)
-    console.print(render.runs_table(runs))
+    _console().print(render.runs_table(runs))
 
 
 @app.command()
@@ -131,7 +135,7 @@ def sql(
     with _errors(), _opened(project) as (_, stores):
         reader = stores.engine.stream(query, batch_rows=limit)
         table = reader.read_next_batch() if reader.schema else None
-        console.print(render.arrow_table(table, reader.schema))
+        _console().print(render.arrow_table(table, reader.schema))
 
 
 @app.command()
@@ -142,7 +146,7 @@ def schema(
     from headwater.contracts.schema import write_schemas
 
     for path in write_schemas(out):
-        console.print(f"wrote {path}")
+        _console().print(f"wrote {path}")
 
 
 def main() -> None:
@@ -151,7 +155,7 @@ def main() -> None:
 
 def _run(project_dir: Path, stages: tuple[str, ...], command: str) -> None:
     with _errors(), _opened(project_dir) as (loaded, stores):
-        with render.Progress(console, loaded, stages) as progress:
+        with render.Progress(_console(), loaded, stages) as progress:
             report = run(
                 loaded,
                 stores,
@@ -160,7 +164,7 @@ def _run(project_dir: Path, stages: tuple[str, ...], command: str) -> None:
                 stages=stages,
                 command=command,
             )
-        render.report(console, report, loaded)
+        render.report(_console(), report, loaded)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -181,8 +185,8 @@ def _errors() -> Iterator[None]:
         yield
     except HeadwaterError as err:
         if _state["debug"]:
-            err_console.print_exception()
-        err_console.print(f"[red]error:[/] {err.render()}", highlight=False, soft_wrap=True)
+            _state["err"].print_exception()
+        _state["err"].print(f"[red]error:[/] {err.render()}", highlight=False, soft_wrap=True)
         raise typer.Exit(2 if isinstance(err, SpecError) else 1) from None
 
 

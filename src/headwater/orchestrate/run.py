@@ -435,6 +435,7 @@ class _Builder:
                 now=self.now,
                 columns=columns,
                 key=model.config.grain,
+                label=model.name,
             )
         except HeadwaterError as err:
             err.where = err.where or Location(model.sidecar_path or model.path)

@@ -54,6 +54,7 @@ def evaluate(
     columns: Sequence[str],
     scope: exp.Expression | None = None,
     key: Sequence[str] = (),
+    label: str | None = None,
 ) -> list[CheckResult]:
     """Run all `rules` on `table` in one scan (plus sample queries for failures).
 
@@ -61,6 +62,7 @@ def evaluate(
         columns: the table's columns, to refuse rules whose target does not exist.
         scope: a filter applied to every rule (e.g. the batch just landed).
         key: columns identifying a row in samples (the primary key), else all columns.
+        label: the name results report (a model's logical name when `table` is physical).
     """
     if not rules:
         return []
@@ -87,7 +89,7 @@ def evaluate(
         results.append(
             CheckResult(
                 rule,
-                table,
+                label or table,
                 None if metric is None else float(metric),
                 passed,
                 sql,
