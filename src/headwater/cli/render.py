@@ -105,38 +105,49 @@ def report(console: Console, result: RunReport, project: Project) -> None:
 
 
 def checks_table(results: list[CheckResult]) -> Table:
+    """One row per rule; failing rules list a few sample rows beneath the table."""
     table = Table(
-        "target",
+        "table",
         "rule",
-        "type",
-        "severity",
-        "metric",
-        "threshold",
         "result",
-        "sample",
+        "observed",
+        "threshold",
         title="Rules",
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )
     for r in results:
-        verdict = (
-            "[green]pass[/]"
-            if r.passed
-            else ("[red]FAIL[/]" if r.rule.severity.value == "error" else "[yellow]warn[/]")
+        table.add_row(r.target, r.rule.name, _verdict(r), _observed(r), r.threshold)
+    failing = [r for r in results if not r.passed and r.samples]
+    if failing:
+        table.caption = "\n".join(
+            f"{r.rule.name}: e.g. " + "; ".join(_row(s) for s in r.samples[:3]) for r in failing
         )
-        metric = "n/a" if r.metric is None else f"{r.metric:g}"
-        sample = ", ".join(_row(s) for s in r.samples[:2])
-        table.add_row(
-            r.target,
-            r.rule.name,
-            r.rule.type.value,
-            r.rule.severity.value,
-            metric,
-            r.threshold,
-            verdict,
-            sample,
-        )
+        table.caption_justify = "left"
     return table
+
+
+def _verdict(result: CheckResult) -> str:
+    if result.passed:
+        return "[green]pass[/]"
+    return "[red]FAIL[/]" if result.blocking else "[yellow]warn[/]"
+
+
+def _observed(result: CheckResult) -> str:
+    if result.metric is None:
+        return "n/a"
+    if result.rule.type.value == "freshness":
+        return _duration(result.metric) + " old"
+    if result.rule.type.value == "completeness":
+        return f"{result.metric:.2%} null"
+    return f"{result.metric:,.0f}"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 def check_json(result: CheckResult) -> dict[str, Any]:
@@ -240,4 +251,4 @@ def _models_table(result: RunReport, project: Project) -> Table:
 
 
 def _row(sample: dict[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}={v}" for k, v in list(sample.items())[:3]) + "}"
+    return "(" + ", ".join(f"{k}={v}" for k, v in list(sample.items())[:4]) + ")"
