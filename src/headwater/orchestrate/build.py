@@ -1,0 +1,212 @@
+"""Build models in DAG order, independent ones in parallel: write, audit, then publish.
+
+Each version is written and audited inside one engine transaction; a failing `error` rule rolls
+it back, so the environment keeps pointing at the previous version.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
+
+from sqlglot import exp
+
+from headwater.change.versions import (
+    PROD,
+    data_key,
+    fingerprint,
+    physical_name,
+    publish_view,
+    view_schema,
+)
+from headwater.engine.duckdb import DuckDBEngine
+from headwater.errors import HeadwaterError, Location
+from headwater.models import Model, render
+from headwater.observe import Event, EventSink
+from headwater.orchestrate.checks import evaluate_in, record_checks
+from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
+from headwater.orchestrate.stores import Stores
+from headwater.project import Project
+from headwater.quality import CheckResult
+from headwater.zones.catalog import ModelVersion, TaskRecord
+
+
+def build_all(
+    project: Project,
+    stores: Stores,
+    report: RunReport,
+    *,
+    now: datetime,
+    sink: EventSink,
+    blocked: set[str] = frozenset(),
+) -> None:  # type: ignore[assignment]
+    """Build every model in DAG order, independent ones in parallel."""
+    dag = project.dag
+    if not dag.order:
+        return
+    fps = fingerprints(project)
+    for zone in {m.zone for m in project.models.values()}:
+        stores.engine.execute(
+            exp.Create(this=exp.to_table(f"hw_{zone}"), kind="SCHEMA", exists=True)
+        )
+        stores.engine.execute(
+            exp.Create(this=exp.to_table(view_schema(zone)), kind="SCHEMA", exists=True)
+        )
+    raw_keys = {t: str(stores.lake.current_snapshot_id(t)) for t in project.raw_tables}
+    builder = _Builder(project, stores, report, fps=fps, raw_keys=raw_keys, now=now, sink=sink)
+    sorter = dag.sorter(dag.order)
+    workers = project.settings.defaults.threads or 4
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hw-build") as pool:
+        running: dict[Future[ModelOutcome], str] = {}
+        while sorter.is_active():
+            for name in sorter.get_ready():
+                reason = _upstream_problem(project.models[name], report, blocked)
+                if reason:
+                    report.models[name] = ModelOutcome(name, "skipped", error=reason)
+                    sink(Event("build", name, "skipped", {"error": reason}))
+                    sorter.done(name)
+                else:
+                    running[pool.submit(builder.build, name)] = name
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                outcome = report.models[name] = future.result()
+                sorter.done(name)
+                stores.catalog.record_task(
+                    report.run_id,
+                    TaskRecord(
+                        task=name,
+                        stage="build",
+                        status=outcome.status,
+                        rows=outcome.rows,
+                        error=outcome.error,
+                    ),
+                )
+
+
+def fingerprints(project: Project) -> dict[str, str]:
+    """Fingerprint of every model, upstream first."""
+    fps: dict[str, str] = {}
+    for name in project.dag.order:
+        model = project.models[name]
+        upstream = {dep: fps.get(dep, dep) for dep in model.depends_on}
+        fps[name] = fingerprint(model.sql_hash, model.config.kind.value, upstream)
+    return fps
+
+
+class _Builder:
+    """Builds one model on its own cursor: write the version, audit it, then publish it."""
+
+    def __init__(
+        self,
+        project: Project,
+        stores: Stores,
+        report: RunReport,
+        *,
+        fps: dict[str, str],
+        raw_keys: dict[str, str],
+        now: datetime,
+        sink: EventSink,
+    ):
+        self.project, self.stores, self.report = project, stores, report
+        self.fps, self.raw_keys, self.now, self.sink = fps, raw_keys, now, sink
+        self.physical = {name: physical_name(name, fp) for name, fp in fps.items()}
+        self.pointers = stores.catalog.pointers(PROD)
+
+    def build(self, name: str) -> ModelOutcome:
+        model = self.project.models[name]
+        started = time.perf_counter()
+        self.sink(Event("build", name, "start"))
+        physical = self.physical[name]
+        inputs = {
+            dep: self.raw_keys.get(dep) or self.report.models[dep].data_key or ""
+            for dep in model.depends_on
+        }
+        key = data_key(self.fps[name], inputs)
+        known = self.stores.catalog.model_version(name, self.fps[name])
+        if known and known.data_key == key and self.pointers.get(name) == physical:
+            outcome = ModelOutcome(name, "up_to_date", physical, known.rows, data_key=key)
+        else:
+            outcome = self._write_audit_publish(model, physical, key)
+        outcome.seconds = time.perf_counter() - started
+        self.sink(
+            Event("build", name, outcome.status, {"rows": outcome.rows, "error": outcome.error})
+        )
+        return outcome
+
+    def _write_audit_publish(self, model: Model, physical: str, key: str) -> ModelOutcome:
+        cursor = self.stores.engine.cursor()
+        kind = model.config.kind.value
+        query = render(model.query, self.physical)
+        target = exp.to_table(physical)
+        results: list[CheckResult] = []
+        try:
+            with cursor.transaction():
+                cursor.execute(
+                    exp.Create(this=target, kind=kind.upper(), replace=True, expression=query)
+                )
+                rows = (
+                    cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target.copy()))[0][0]
+                    if kind == "table"
+                    else None
+                )
+                columns = [
+                    f.name
+                    for f in cursor.read(
+                        exp.select(exp.Star()).from_(target.copy()).limit(0)
+                    ).schema
+                ]
+                results = self._audit(model, physical, cursor, columns)
+                if any(r.blocking for r in results):
+                    failed = ", ".join(r.rule.name for r in results if r.blocking)
+                    raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
+                cursor.execute(publish_view(model.name, physical))
+        except _Blocked as blocked:
+            return ModelOutcome(model.name, "blocked", physical, error=str(blocked))
+        except HeadwaterError as err:
+            if err.where is None:
+                err.where = Location(model.path)
+            return ModelOutcome(model.name, "failed", physical, error=err.render())
+        finally:
+            self._record_checks(results)
+            cursor.close()
+        version = ModelVersion(model.name, self.fps[model.name], physical, kind, key, rows)
+        self.stores.catalog.publish(
+            version, env=PROD, run_id=self.report.run_id, now=now_after(self.now)
+        )
+        return ModelOutcome(model.name, "built", physical, rows, data_key=key)
+
+    def _audit(
+        self, model: Model, physical: str, cursor: DuckDBEngine, columns: list[str]
+    ) -> list[CheckResult]:
+        return evaluate_in(
+            model.sidecar_path or model.path,
+            model.rules,
+            physical,
+            engine=cursor,
+            now=self.now,
+            columns=columns,
+            key=model.config.grain,
+            label=model.name,
+        )
+
+    def _record_checks(self, results: list[CheckResult]) -> None:
+        self.report.checks.extend(results)
+        record_checks(self.stores, self.report.run_id, results, now=self.now)
+
+
+class _Blocked(Exception):
+    """An error rule failed on a new version: roll back and publish nothing."""
+
+
+def _upstream_problem(model: Model, report: RunReport, blocked: set[str]) -> str | None:
+    for dep in model.depends_on:
+        if dep in blocked:
+            return f"upstream {dep} failed its contract or did not land"
+        outcome = report.models.get(dep)
+        if outcome is not None and not outcome.ok:
+            return f"upstream {dep} {outcome.status}"
+    return None

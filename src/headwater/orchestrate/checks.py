@@ -1,0 +1,123 @@
+"""Rules in a run: on each landed batch, and on demand against what is published."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlglot import exp
+
+from headwater.change.versions import (
+    PROD,
+)
+from headwater.contracts import Contract, Rule
+from headwater.errors import HeadwaterError, Location
+from headwater.ingest import Landed
+from headwater.orchestrate.raw import refresh_raw_views
+from headwater.orchestrate.report import RunReport, now_after
+from headwater.orchestrate.stores import Stores
+from headwater.project import Project
+from headwater.quality import CheckResult, evaluate
+from headwater.zones.catalog import CheckRecord
+
+
+def check_all(
+    project: Project, stores: Stores, *, now: datetime, targets: set[str] | None = None
+) -> list[CheckResult]:
+    """Evaluate every rule against what is published now (raw tables and prod views)."""
+    refresh_raw_views(project, stores)
+    report_run = stores.catalog.start_run("check", now=now)
+    results: list[CheckResult] = []
+    for contract in project.contracts.values():
+        if contract.rules and (targets is None or contract.table in targets):
+            columns = [f.name for f in stores.lake.schema(contract.table) or []]
+            results += evaluate_in(
+                project.contract_file(contract),
+                contract.rules,
+                contract.table,
+                engine=stores.engine,
+                now=now,
+                columns=columns,
+                key=contract.primary_key,
+            )
+    pointers = stores.catalog.pointers(PROD)
+    for model in project.models.values():
+        if model.rules and model.name in pointers and (targets is None or model.name in targets):
+            columns = [
+                f.name
+                for f in stores.engine.read(
+                    exp.select(exp.Star()).from_(exp.to_table(model.name)).limit(0)
+                ).schema
+            ]
+            results += evaluate_in(
+                model.sidecar_path or model.path,
+                model.rules,
+                model.name,
+                engine=stores.engine,
+                now=now,
+                columns=columns,
+                key=model.config.grain,
+            )
+    record_checks(stores, report_run, results, now=now)
+    failed = any(r.blocking for r in results)
+    stores.catalog.end_run(
+        report_run,
+        status="failed" if failed else "success",
+        summary={"checks": len(results), "failed": sum(not r.passed for r in results)},
+        now=now_after(now),
+    )
+    return results
+
+
+def contract_checks(
+    contract: Contract, stores: Stores, report: RunReport, landed: Landed, *, now: datetime
+) -> list[CheckResult]:
+    scope = exp.EQ(
+        this=exp.column("_hw_batch_id"), expression=exp.Literal.string(landed.batch_id or "")
+    )
+    columns = [f.name for f in stores.lake.schema(contract.table) or []]
+    results = evaluate_in(
+        f"contracts/{contract.name}.yml",
+        contract.rules,
+        contract.table,
+        engine=stores.engine,
+        now=now,
+        columns=columns,
+        scope=scope,
+        key=contract.primary_key,
+    )
+    report.checks.extend(results)
+    record_checks(stores, report.run_id, results, now=now)
+    return results
+
+
+def record_checks(
+    stores: Stores, run_id: str, results: list[CheckResult], *, now: datetime
+) -> None:
+    stores.catalog.record_checks(
+        run_id,
+        [
+            CheckRecord(
+                r.target,
+                r.rule.name,
+                r.rule.type.value,
+                r.rule.severity.value,
+                r.passed,
+                r.metric,
+                r.threshold,
+                r.sql,
+                r.samples,
+            )
+            for r in results
+        ],
+        now=now,
+    )
+
+
+def evaluate_in(file: str, rules: list[Rule], table: str, **options: Any) -> list[CheckResult]:
+    """`quality.evaluate`, with its errors pointed at the file that declares the rules."""
+    try:
+        return evaluate(rules, table, **options)
+    except HeadwaterError as err:
+        err.where = err.where or Location(file)
+        raise

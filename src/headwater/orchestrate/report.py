@@ -1,0 +1,62 @@
+"""What a run did: per-model outcomes, landed batches, rule results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from headwater.ingest import Landed
+from headwater.quality import CheckResult
+
+
+@dataclass
+class ModelOutcome:
+    """What happened to one model in a run."""
+
+    name: str
+    status: str  # built | up_to_date | failed | blocked | skipped
+    physical: str | None = None
+    rows: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    data_key: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("built", "up_to_date")
+
+
+@dataclass
+class RunReport:
+    """Everything a run did, for the CLI summary and the catalog."""
+
+    run_id: str
+    landed: list[Landed] = field(default_factory=list)
+    ingest_errors: dict[str, str] = field(default_factory=dict)
+    models: dict[str, ModelOutcome] = field(default_factory=dict)
+    checks: list[CheckResult] = field(default_factory=list)
+    zone_rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.ingest_errors
+            and all(m.ok for m in self.models.values())
+            and not any(c.blocking for c in self.checks)
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "landed": {x.table: x.rows for x in self.landed},
+            "quarantined": {x.table: x.quarantined for x in self.landed},
+            "models": {m.name: m.status for m in self.models.values()},
+            "checks_failed": [c.rule.name for c in self.checks if not c.passed],
+            "ingest_errors": self.ingest_errors,
+        }
+
+
+def now_after(now: datetime) -> datetime:
+    """Wall-clock now, but never before the run's `now` (tests pass a fixed `now`)."""
+    wall = datetime.now(now.tzinfo)
+    return max(wall, now)
