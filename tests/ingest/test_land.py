@@ -199,3 +199,15 @@ def test_unreadable_format_is_a_clear_source_error(tmp_path: Path, lake: Lake) -
     write(tmp_path / "data/o.txt", "hello\n")
     with pytest.raises(SourceError, match=r"cannot tell the format of o\.txt"):
         ingest(contract("data/*"), root=tmp_path, lake=lake, now=NOW)
+
+
+@pytest.mark.parametrize(("policy", "landed_rows", "quarantined"), [
+    ("discard_column", 2, 0), ("discard_row", 1, 1)])
+def test_discard_policies(tmp_path: Path, lake: Lake, policy: str, landed_rows: int,
+                          quarantined: int) -> None:
+    write(tmp_path / "data/o.csv", "order_id,amount,updated_at,coupon\n1,1,2026-10-01,\n"
+          "2,1,2026-10-01,SAVE10\n")
+    landed = ingest(contract("data/*.csv", evolution=policy), root=tmp_path, lake=lake, now=NOW)
+    assert (landed.rows, landed.quarantined) == (landed_rows, quarantined)
+    schema = lake.schema("raw.orders")
+    assert schema is not None and "coupon" not in schema.names

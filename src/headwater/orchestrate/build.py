@@ -7,6 +7,7 @@ it back, so the environment keeps pointing at the previous version.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
@@ -39,8 +40,8 @@ def build_all(
     *,
     now: datetime,
     sink: EventSink,
-    blocked: set[str] = frozenset(),
-) -> None:  # type: ignore[assignment]
+    blocked: Collection[str] = (),
+) -> None:
     """Build every model in DAG order, independent ones in parallel."""
     dag = project.dag
     if not dag.order:
@@ -202,7 +203,7 @@ class _Blocked(Exception):
     """An error rule failed on a new version: roll back and publish nothing."""
 
 
-def _upstream_problem(model: Model, report: RunReport, blocked: set[str]) -> str | None:
+def _upstream_problem(model: Model, report: RunReport, blocked: Collection[str]) -> str | None:
     for dep in model.depends_on:
         if dep in blocked:
             return f"upstream {dep} failed its contract or did not land"
