@@ -24,8 +24,9 @@ class Step:
 
 def plan(project: Path) -> list[Step]:
     """Every model of `project/models/<zone>/<name>.sql` as a step, upstream first."""
-    queries = {f"{p.parent.name}.{p.stem}": _query(p)
-               for p in sorted((project / "models").glob("*/*.sql"))}
+    queries = {
+        f"{p.parent.name}.{p.stem}": _query(p) for p in sorted((project / "models").glob("*/*.sql"))
+    }
     steps = {name: _step(name, query, set(queries)) for name, query in queries.items()}
     order = graphlib.TopologicalSorter({n: s.deps for n, s in steps.items()}).static_order()
     return [steps[name] for name in order]
@@ -54,9 +55,9 @@ def _step(model: str, query: exp.Query, models: set[str]) -> Step:
         deps[ref] = None
         target = exp.to_table(table_name(ref))
         # an unaliased reference keeps its old name as alias, so `orders.id` still resolves
-        target.set("alias", table.args.get("alias") or exp.TableAlias(
-            this=exp.to_identifier(table.name)))
+        target.set(
+            "alias", table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
+        )
         table.replace(target)
     create = exp.Create(this=exp.to_table(table_name(model)), kind="TABLE", expression=out)
-    return Step(model, table_name(model), tuple(deps),
-                create.sql(dialect="duckdb", comments=False))
+    return Step(model, table_name(model), tuple(deps), create.sql(dialect="duckdb", comments=False))

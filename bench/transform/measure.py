@@ -44,8 +44,13 @@ class Clock:
         self.cpu[name] = time.process_time() - cpu
 
     def result(self, **extra: Any) -> dict[str, Any]:
-        return {"wall_s": sum(self.phases.values()), "cpu_s": sum(self.cpu.values()),
-                "phases": self.phases, "phases_cpu": self.cpu, **extra}
+        return {
+            "wall_s": sum(self.phases.values()),
+            "cpu_s": sum(self.cpu.values()),
+            "phases": self.phases,
+            "phases_cpu": self.cpu,
+            **extra,
+        }
 
 
 def headwater(project_dir: str) -> dict[str, Any]:
@@ -56,8 +61,7 @@ def headwater(project_dir: str) -> dict[str, Any]:
     with clock.phase("open"):
         stores = Stores.open(project)
     with clock.phase("run"):
-        report = run(project, stores, now=datetime.now(UTC), stages=("build",),
-                     command="build")
+        report = run(project, stores, now=datetime.now(UTC), stages=("build",), command="build")
     with clock.phase("close"):
         stores.close()
     started = time.perf_counter()
@@ -67,7 +71,9 @@ def headwater(project_dir: str) -> dict[str, Any]:
     return clock.result(
         statuses=Counter(m.status for m in outcomes),
         errors={m.name: m.error for m in outcomes if m.error},
-        rows={m.name: m.rows for m in outcomes}, load_warm_s=warm_load)
+        rows={m.name: m.rows for m in outcomes},
+        load_warm_s=warm_load,
+    )
 
 
 def direct(db: str, plan_file: str, threads: str, *, parallel: bool) -> dict[str, Any]:
@@ -84,14 +90,16 @@ def direct(db: str, plan_file: str, threads: str, *, parallel: bool) -> dict[str
                 conn.execute(step["sql"])
         conn.close()
     with duckdb.connect(db, read_only=True) as check:
-        rows = {s["model"]: check.execute(
-            "select count(*) from query_table($t)", {"t": s["table"]}).fetchone()[0]
-            for s in steps}
+        rows = {
+            s["model"]: check.execute(
+                "select count(*) from query_table($t)", {"t": s["table"]}
+            ).fetchone()[0]
+            for s in steps
+        }
     return clock.result(rows=rows)
 
 
-def _on_pool(conn: duckdb.DuckDBPyConnection, steps: list[dict[str, Any]],
-             threads: int) -> None:
+def _on_pool(conn: duckdb.DuckDBPyConnection, steps: list[dict[str, Any]], threads: int) -> None:
     by_model = {s["model"]: s for s in steps}
     sorter = graphlib.TopologicalSorter({s["model"]: s["deps"] for s in steps})
     sorter.prepare()
