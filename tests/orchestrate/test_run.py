@@ -210,3 +210,17 @@ def test_stages_run_alone(shop: Path, stage: str) -> None:
     _, report = run_once(shop, stages=(stage,))
     assert bool(report.landed) is (stage == "ingest")
     assert bool(report.models) is (stage == "build")
+
+
+def test_an_unreadable_source_file_fails_its_contract_only(shop: Path) -> None:
+    (shop / "data/orders/orders_broken.parquet").write_bytes(b"PAR1 this is not parquet")
+    contract = shop / "contracts/orders.yml"
+    contract.write_text(contract.read_text().replace(
+        'path: "data/orders/*.csv", format: csv', 'path: "data/orders/*"'), encoding="utf-8")
+    _, report = run_once(shop)
+    error = report.ingest_errors["raw.orders"]
+    assert error.startswith("data/orders/orders_broken.parquet: cannot read this parquet file")
+    assert "nothing of this batch was landed" in error
+    assert report.models["clean.orders"].status == "skipped"
+    assert report.models["marts.events_daily"].status == "built"
+    assert not report.ok

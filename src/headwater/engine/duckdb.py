@@ -43,8 +43,9 @@ class DuckDBEngine:
                     f"cannot open the warehouse {path}: {err}",
                     hint="another headwater process may be writing it",
                 ) from err
-        # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC)
-        _conn.execute("SET TimeZone = 'UTC'")
+            # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC);
+            # GLOBAL so that every cursor of this database inherits it
+            _conn.execute("SET GLOBAL TimeZone = 'UTC'")
         self.path = str(path)
         self._conn = _conn
 

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from headwater.contracts import FilesConnector
-from headwater.errors import SourceError
+from headwater.errors import Location, SourceError
 
 LINE = "_hw_line"  # the one column of a JSON-lines batch
 RECORD = "_hw_position"  # 1-based position of the record in its file
@@ -87,7 +87,9 @@ def read(file: SourceFile, connector: FilesConnector, rejected: Rejected) -> Ite
             yield pa.Table.from_batches([batch]).append_column(RECORD, positions)
     except (OSError, pa.ArrowInvalid) as err:
         raise SourceError(
-            f"cannot read {file.format} file: {err}", hint="fix or remove the file, then run again"
+            f"cannot read this {file.format} file: {str(err).splitlines()[0]}",
+            where=Location(file.shown),
+            hint="fix or remove the file, then run again; nothing of this batch was landed",
         ) from err
 
 

@@ -7,6 +7,7 @@ error messages. A `create table … as select` (the seed's own example) is accep
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ class Model:
     def tags(self) -> list[str]:
         return sorted({*self.config.tags, *self.sidecar.tags})
 
-    @property
+    @functools.cached_property
     def sql_hash(self) -> str:
         """Hash of the normalized query: formatting and comments do not change it."""
         text = self.query.sql(dialect="duckdb", comments=False, normalize=True)

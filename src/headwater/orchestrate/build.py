@@ -74,18 +74,16 @@ def build_all(
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 name = running.pop(future)
-                outcome = report.models[name] = future.result()
+                report.models[name] = future.result()
                 sorter.done(name)
-                stores.catalog.record_task(
-                    report.run_id,
-                    TaskRecord(
-                        task=name,
-                        stage="build",
-                        status=outcome.status,
-                        rows=outcome.rows,
-                        error=outcome.error,
-                    ),
-                )
+    # one catalog write for all build tasks: per-model writes would contend for SQLite's lock
+    stores.catalog.record_tasks(
+        report.run_id,
+        [
+            TaskRecord(task=o.name, stage="build", status=o.status, rows=o.rows, error=o.error)
+            for o in report.models.values()
+        ],
+    )
 
 
 def fingerprints(project: Project) -> dict[str, str]:
@@ -116,6 +114,7 @@ class _Builder:
         self.fps, self.raw_keys, self.now, self.sink = fps, raw_keys, now, sink
         self.physical = {name: physical_name(name, fp) for name, fp in fps.items()}
         self.pointers = stores.catalog.pointers(PROD)
+        self.versions = stores.catalog.model_versions()
 
     def build(self, name: str) -> ModelOutcome:
         model = self.project.models[name]
@@ -127,7 +126,7 @@ class _Builder:
             for dep in model.depends_on
         }
         key = data_key(self.fps[name], inputs)
-        known = self.stores.catalog.model_version(name, self.fps[name])
+        known = self.versions.get((name, self.fps[name]))
         if known and known.data_key == key and self.pointers.get(name) == physical:
             outcome = ModelOutcome(name, "up_to_date", physical, known.rows, data_key=key)
         else:
@@ -146,21 +145,13 @@ class _Builder:
         results: list[CheckResult] = []
         try:
             with cursor.transaction():
-                cursor.execute(
-                    exp.Create(this=target, kind=kind.upper(), replace=True, expression=query)
-                )
-                rows = (
-                    cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target.copy()))[0][0]
-                    if kind == "table"
-                    else None
-                )
-                columns = [
-                    f.name
-                    for f in cursor.read(
-                        exp.select(exp.Star()).from_(target.copy()).limit(0)
-                    ).schema
-                ]
-                results = self._audit(model, physical, cursor, columns)
+                create = exp.Create(this=target, kind=kind.upper(), replace=True, expression=query)
+                # DuckDB answers a CREATE TABLE AS with the number of rows written
+                rows = cursor.rows(create)[0][0] if kind == "table" else None
+                if kind != "table":
+                    cursor.execute(create)
+                if model.rules:
+                    results = self._audit(model, physical, cursor)
                 if any(r.blocking for r in results):
                     failed = ", ".join(r.rule.name for r in results if r.blocking)
                     raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
@@ -180,9 +171,9 @@ class _Builder:
         )
         return ModelOutcome(model.name, "built", physical, rows, data_key=key)
 
-    def _audit(
-        self, model: Model, physical: str, cursor: DuckDBEngine, columns: list[str]
-    ) -> list[CheckResult]:
+    def _audit(self, model: Model, physical: str, cursor: DuckDBEngine) -> list[CheckResult]:
+        star = exp.select(exp.Star()).from_(exp.to_table(physical)).limit(0)
+        columns = [f.name for f in cursor.read(star).schema]
         return evaluate_in(
             model.sidecar_path or model.path,
             model.rules,
@@ -195,8 +186,9 @@ class _Builder:
         )
 
     def _record_checks(self, results: list[CheckResult]) -> None:
-        self.report.checks.extend(results)
-        record_checks(self.stores, self.report.run_id, results, now=self.now)
+        if results:
+            self.report.checks.extend(results)
+            record_checks(self.stores, self.report.run_id, results, now=self.now)
 
 
 class _Blocked(Exception):

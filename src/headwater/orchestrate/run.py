@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlglot import exp
-
 from headwater.change.versions import (
     PROD,
 )
@@ -109,14 +107,11 @@ def ingest_all(
 
 def zone_rows(project: Project, stores: Stores) -> dict[str, int]:
     """Rows held now in each zone: raw tables and the published tables of each model zone."""
-    totals = {"raw": 0}
-    for table in project.raw_tables:
-        totals["raw"] += stores.engine.rows(exp.select("count(*)").from_(table))[0][0]
-    pointers = stores.catalog.pointers(PROD)
+    totals = {"raw": sum(stores.lake.row_count(table) for table in project.raw_tables)}
+    published = stores.catalog.published_rows(PROD)
     for name, model in project.models.items():
-        if model.config.kind.value == "table" and name in pointers:
-            count = stores.engine.rows(exp.select("count(*)").from_(pointers[name]))[0][0]
-            totals[model.zone] = totals.get(model.zone, 0) + count
+        if published.get(name) is not None:
+            totals[model.zone] = totals.get(model.zone, 0) + (published[name] or 0)
     return totals
 
 

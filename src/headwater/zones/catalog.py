@@ -166,8 +166,12 @@ class Catalog:
             )
 
     def record_task(self, run_id: str, record: TaskRecord) -> None:
-        with self._tx() as conn:
-            conn.execute(tasks.insert().values(run_id=run_id, **record.__dict__))
+        self.record_tasks(run_id, [record])
+
+    def record_tasks(self, run_id: str, records: Sequence[TaskRecord]) -> None:
+        if records:
+            with self._tx() as conn:
+                conn.execute(tasks.insert(), [{"run_id": run_id, **r.__dict__} for r in records])
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -215,6 +219,34 @@ class Catalog:
         return ModelVersion(
             m["name"], m["fingerprint"], m["physical"], m["kind"], m["data_key"], m["rows"]
         )
+
+    def model_versions(self) -> dict[tuple[str, str], ModelVersion]:
+        """Every recorded version by (name, fingerprint): one query per run, not per model."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(model_versions.select())
+            return {
+                (m["name"], m["fingerprint"]): ModelVersion(
+                    m["name"], m["fingerprint"], m["physical"], m["kind"], m["data_key"], m["rows"]
+                )
+                for m in (r._mapping for r in rows)
+            }
+
+    def published_rows(self, env: str) -> dict[str, int | None]:
+        """Rows of the version each model of `env` points at, as recorded when it was built."""
+        join = env_pointers.join(
+            model_versions,
+            sa.and_(
+                env_pointers.c.name == model_versions.c.name,
+                env_pointers.c.fingerprint == model_versions.c.fingerprint,
+            ),
+        )
+        query = (
+            sa.select(env_pointers.c.name, model_versions.c.rows)
+            .select_from(join)
+            .where(env_pointers.c.env == env)
+        )
+        with self.engine.connect() as conn:
+            return {name: rows for name, rows in conn.execute(query)}
 
     def publish(self, version: ModelVersion, *, env: str, run_id: str, now: datetime) -> None:
         """Record a built version and point `env` at it, in one catalog transaction."""

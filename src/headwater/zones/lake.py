@@ -114,6 +114,13 @@ class Lake:
         table = self.table(name)
         return table.schema().as_arrow() if table is not None else None
 
+    def row_count(self, name: str) -> int:
+        """Rows in the table's current snapshot, from its summary (no scan)."""
+        table = self.table(name)
+        snap = table.current_snapshot() if table is not None else None
+        summary = snap.summary.additional_properties if snap and snap.summary else {}
+        return int(summary.get("total-records", 0))
+
     def current_snapshot_id(self, name: str) -> int | None:
         table = self.table(name)
         snap = table.current_snapshot() if table is not None else None
