@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.tree import Tree
 
 from headwater.cli import render
+from headwater.cli.lineage import lineage
+from headwater.cli.testing import run_model_tests
 from headwater.errors import HeadwaterError, SpecError
 from headwater.orchestrate import Stores, check_all, run
 from headwater.project import Project, load_project
@@ -63,10 +65,15 @@ def init(
     _console().print(f"Next: [bold]headwater run -p {directory}[/]")
 
 
+FullRefresh = Annotated[
+    bool, typer.Option("--full-refresh", help="Rebuild every model from scratch.")
+]
+
+
 @app.command(name="run")
-def run_(project: ProjectDir = Path(".")) -> None:
+def run_(project: ProjectDir = Path("."), full_refresh: FullRefresh = False) -> None:
     """Ingest, build and check the whole project end to end."""
-    _run(project, ("ingest", "build"), "run")
+    _run(project, ("ingest", "build"), "run", full_refresh=full_refresh)
 
 
 @app.command()
@@ -76,9 +83,9 @@ def ingest(project: ProjectDir = Path(".")) -> None:
 
 
 @app.command()
-def build(project: ProjectDir = Path(".")) -> None:
+def build(project: ProjectDir = Path("."), full_refresh: FullRefresh = False) -> None:
     """Build the models in dependency order (each audited by its rules before publishing)."""
-    _run(project, ("build",), "build")
+    _run(project, ("build",), "build", full_refresh=full_refresh)
 
 
 @app.command()
@@ -113,6 +120,10 @@ def dag(project: ProjectDir = Path(".")) -> None:
     for raw in sorted(loaded.raw_tables):
         _grow(tree.add(f"[cyan]{raw}[/]"), raw, loaded)
     _console().print(tree)
+
+
+app.command()(lineage)
+app.command(name="test")(run_model_tests)
 
 
 @app.command()
@@ -153,7 +164,9 @@ def main() -> None:
     app()
 
 
-def _run(project_dir: Path, stages: tuple[str, ...], command: str) -> None:
+def _run(
+    project_dir: Path, stages: tuple[str, ...], command: str, *, full_refresh: bool = False
+) -> None:
     with _errors(), _opened(project_dir) as (loaded, stores):
         with render.Progress(_console(), loaded, stages) as progress:
             report = run(
@@ -163,6 +176,7 @@ def _run(project_dir: Path, stages: tuple[str, ...], command: str) -> None:
                 sink=progress.sink,
                 stages=stages,
                 command=command,
+                full_refresh=full_refresh,
             )
         render.report(_console(), report, loaded)
     if not report.ok:

@@ -14,7 +14,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from headwater.observe import Event
-from headwater.orchestrate import RunReport
+from headwater.orchestrate import ModelOutcome, RunReport
 from headwater.project import Project
 from headwater.quality import CheckResult
 
@@ -79,6 +79,9 @@ def report(console: Console, result: RunReport, project: Project) -> None:
     for table, error in result.ingest_errors.items():
         console.print(f"[red]ingest failed[/] {table}: {error}", highlight=False)
     for outcome in result.models.values():
+        if outcome.restated:
+            console.print(describe_restatement(outcome), highlight=False)
+    for outcome in result.models.values():
         if outcome.status in ("failed", "blocked"):
             console.print(
                 f"[red]{outcome.status}[/] {outcome.name}: {outcome.error}", highlight=False
@@ -102,6 +105,16 @@ def report(console: Console, result: RunReport, project: Project) -> None:
         f'{next(iter(project.models), "raw.x")} limit 5" -p {project.root})',
         highlight=False,
     )
+
+
+def describe_restatement(outcome: ModelOutcome) -> str:
+    """ "restated 3 intervals of marts.events_daily because 41 late rows landed"."""
+    why = (
+        f"because {outcome.late_rows:,} late rows landed"
+        if outcome.late_rows
+        else "for new data inside intervals already built, and the lookback"
+    )
+    return f"restated {outcome.restated} intervals of {outcome.name} {why}"
 
 
 def checks_table(results: list[CheckResult]) -> Table:
@@ -240,12 +253,11 @@ def _models_table(result: RunReport, project: Project) -> Table:
         if m is None:
             continue
         rows = "" if m.rows is None else f"{m.rows:,}"
+        status = _STATUS[m.status]
+        if m.intervals:
+            status += f" [dim]({m.intervals} interval{'s' if m.intervals > 1 else ''})[/]"
         table.add_row(
-            name,
-            project.models[name].config.kind.value,
-            _STATUS[m.status],
-            rows,
-            f"{m.seconds:.2f}",
+            name, project.models[name].config.kind.value, status, rows, f"{m.seconds:.2f}"
         )
     return table
 

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ValidationError
 from headwater.errors import Location, SpecError
 
 S = TypeVar("S", bound=BaseModel)
+# libyaml's parser when present: the same marks and errors, several times faster
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Loc = tuple[str | int, ...]
 
 
@@ -58,7 +60,7 @@ def parse_spec(
 
 def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[Loc, int]]:
     """Parse YAML, returning the data and the 1-based line of every key path."""
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

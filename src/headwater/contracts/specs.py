@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -84,6 +85,15 @@ class RuleType(StrEnum):
 class ModelKind(StrEnum):
     VIEW = "view"
     TABLE = "table"
+    INCREMENTAL_BY_TIME = "incremental_by_time"
+
+
+class IntervalUnit(StrEnum):
+    """The size of one interval of an `incremental_by_time` model."""
+
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
 
 
 class Rule(Spec):
@@ -273,6 +283,41 @@ class ModelConfig(Spec):
     owner: str | None = None
     tags: list[str] = Field(default_factory=list)
     grain: list[str] = Field(default_factory=list)
+    time_column: str | None = Field(
+        default=None, description="incremental_by_time: the output column an interval owns"
+    )
+    interval: IntervalUnit = Field(
+        default=IntervalUnit.DAY, description="incremental_by_time: hour | day | week"
+    )
+    lookback: str | None = Field(
+        default=None,
+        description="incremental_by_time: always re-process this much before "
+        "the newest interval, e.g. '2 days'",
+    )
+    batch_size: int = Field(
+        default=30, ge=1, description="incremental_by_time: intervals per query"
+    )
+    start: datetime | None = Field(
+        default=None,
+        description="incremental_by_time: first interval (default: the "
+        "earliest event time landed upstream)",
+    )
+
+    @field_validator("lookback")
+    @classmethod
+    def _lookback_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _incremental_needs_time(self) -> ModelConfig:
+        if self.kind is ModelKind.INCREMENTAL_BY_TIME and not self.time_column:
+            raise ValueError(
+                "kind incremental_by_time needs `time_column:`, the output column each "
+                "interval owns (e.g. time_column: day)"
+            )
+        return self
 
 
 class ModelSidecar(Spec):

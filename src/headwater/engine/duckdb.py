@@ -53,10 +53,15 @@ class DuckDBEngine:
         self._run(statement, params)
 
     def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> pa.Table:
-        return self._query(statement, params).to_arrow_table()
+        relation = self._query(statement, params)
+        # DuckDB plans lazily: errors of execution surface while fetching, so wrap that too
+        with _engine_errors(statement):
+            return relation.to_arrow_table()
 
     def stream(self, statement: Statement, *, batch_rows: int = 100_000) -> pa.RecordBatchReader:
-        return self._query(statement, None).to_arrow_reader(batch_rows)
+        relation = self._query(statement, None)
+        with _engine_errors(statement):
+            return relation.to_arrow_reader(batch_rows)
 
     def rows(
         self, statement: Statement, params: Mapping[str, Any] | None = None
@@ -106,6 +111,15 @@ class DuckDBEngine:
             raise EngineError(
                 str(err).splitlines()[0], hint=f"while running: {_short(sql)}"
             ) from err
+
+
+@contextmanager
+def _engine_errors(statement: Statement) -> Iterator[None]:
+    try:
+        yield
+    except duckdb.Error as err:
+        sql = statement if isinstance(statement, str) else statement.sql(dialect="duckdb")
+        raise EngineError(str(err).splitlines()[0], hint=f"while running: {_short(sql)}") from err
 
 
 def _short(sql: str, limit: int = 200) -> str:

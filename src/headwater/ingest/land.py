@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -92,6 +93,8 @@ def ingest(contract: Contract, *, root: Path, lake: Lake, now: datetime) -> Land
             "rows": lambda: result.rows,
             "event_min": lambda: result.event_min,
             "event_max": lambda: result.event_max,
+            "late": lambda: result.late,
+            "event_ranges": job.event_ranges,
         },
     )
     return result
@@ -110,6 +113,7 @@ class _Job:
         self.engine = DuckDBEngine()
         self.bad: dict[str, list[pa.Table]] = {}
         self.queries: dict[tuple[object, ...], tuple[str, set[str]]] = {}
+        self.hours: set[Any] = set()
         self.keys_sql = unknown_keys_query(contract).sql(dialect="duckdb")
         self.event_column = parse_watermark(contract.watermark)[0] if contract.watermark else None
 
@@ -198,6 +202,18 @@ class _Job:
             if lo is not None:
                 self.result.event_min = _min(self.result.event_min, lo.isoformat())
                 self.result.event_max = _max(self.result.event_max, hi.isoformat())
+                hours = pc.unique(pc.floor_temporal(good.column(self.event_column), unit="hour"))
+                self.hours.update(h for h in hours.to_pylist() if h is not None)
+
+    def event_ranges(self) -> list[list[str]]:
+        """The hours this batch touched, as merged [start, end) ranges (ISO strings)."""
+        out: list[list[Any]] = []
+        for hour in sorted(self.hours):
+            if out and out[-1][1] == hour:
+                out[-1][1] = hour + timedelta(hours=1)
+            else:
+                out.append([hour, hour + timedelta(hours=1)])
+        return [[lo.isoformat(), hi.isoformat()] for lo, hi in out]
 
 
 def _create_tables(contract: Contract, lake: Lake) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from headwater.contracts import ModelConfig, ModelSidecar, Rule
+from headwater.contracts import ModelConfig, ModelKind, ModelSidecar, Rule
 from headwater.contracts.load import load_spec, parse_spec
 from headwater.errors import Location, ModelError
 
@@ -77,6 +77,7 @@ def parse_model(path: Path, *, root: Path) -> Model:
     text = path.read_text(encoding="utf-8")
     config = _header(text, shown)
     query = _query(text, shown)
+    _check_parameters(config, query, shown)
     sidecar_file = path.with_suffix(".yml")
     sidecar = ModelSidecar()
     if sidecar_file.exists():
@@ -124,6 +125,34 @@ def _query(text: str, shown: str) -> exp.Query:
             hint="write the query; headwater materializes it",
         )
     return statement
+
+
+def _check_parameters(config: ModelConfig, query: exp.Query, shown: str) -> None:
+    """Interval bounds are the only parameters, and an incremental model must use both."""
+    used = {p.name for p in query.find_all(exp.Placeholder)}
+    incremental = config.kind is ModelKind.INCREMENTAL_BY_TIME
+    if incremental and not {"start", "end"} <= used:
+        raise ModelError(
+            "an incremental_by_time model reads one interval at a time",
+            where=Location(shown),
+            hint="filter its input by the bound interval, e.g. "
+            "`where occurred_at >= :start and occurred_at < :end`",
+        )
+    unknown = used - {"start", "end"} if incremental else used
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ModelError(
+            f"unknown parameter :{name}",
+            where=Location(shown),
+            hint="only :start and :end exist, bound for kind incremental_by_time",
+        )
+    names = query.named_selects
+    if incremental and "*" not in names and config.time_column not in names:
+        raise ModelError(
+            f"time_column {config.time_column!r} is not a column of the query",
+            where=Location(shown),
+            hint=f"the query returns: {', '.join(names)}",
+        )
 
 
 def _refs(query: exp.Query, shown: str) -> tuple[Ref, ...]:

@@ -21,16 +21,22 @@ from headwater.change.versions import (
     publish_view,
     view_schema,
 )
+from headwater.contracts import ModelKind
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError, Location
 from headwater.models import Model, render
+from headwater.models.intervals import batches, count
 from headwater.observe import Event, EventSink
 from headwater.orchestrate.checks import evaluate_in, record_checks
+from headwater.orchestrate.incremental import IntervalPlan, plan
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.quality import CheckResult
 from headwater.zones.catalog import ModelVersion, TaskRecord
+from headwater.zones.lake import Snapshot
+
+EPOCH = datetime(1970, 1, 1)
 
 
 def build_all(
@@ -41,8 +47,12 @@ def build_all(
     now: datetime,
     sink: EventSink,
     blocked: Collection[str] = (),
+    full_refresh: bool = False,
 ) -> None:
-    """Build every model in DAG order, independent ones in parallel."""
+    """Build every model in DAG order, independent ones in parallel.
+
+    `full_refresh` rebuilds every model from scratch (incremental ones over their whole range).
+    """
     dag = project.dag
     if not dag.order:
         return
@@ -55,7 +65,16 @@ def build_all(
             exp.Create(this=exp.to_table(view_schema(zone)), kind="SCHEMA", exists=True)
         )
     raw_keys = {t: str(stores.lake.current_snapshot_id(t)) for t in project.raw_tables}
-    builder = _Builder(project, stores, report, fps=fps, raw_keys=raw_keys, now=now, sink=sink)
+    builder = _Builder(
+        project,
+        stores,
+        report,
+        fps=fps,
+        raw_keys=raw_keys,
+        now=now,
+        sink=sink,
+        full_refresh=full_refresh,
+    )
     sorter = dag.sorter(dag.order)
     workers = project.settings.defaults.threads or 4
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hw-build") as pool:
@@ -109,12 +128,16 @@ class _Builder:
         raw_keys: dict[str, str],
         now: datetime,
         sink: EventSink,
+        full_refresh: bool = False,
     ):
         self.project, self.stores, self.report = project, stores, report
         self.fps, self.raw_keys, self.now, self.sink = fps, raw_keys, now, sink
+        self.full_refresh = full_refresh
         self.physical = {name: physical_name(name, fp) for name, fp in fps.items()}
         self.pointers = stores.catalog.pointers(PROD)
         self.versions = stores.catalog.model_versions()
+        self.sources = raw_sources(project)
+        self._snapshots: dict[str, list[Snapshot]] = {}
 
     def build(self, name: str) -> ModelOutcome:
         model = self.project.models[name]
@@ -127,7 +150,8 @@ class _Builder:
         }
         key = data_key(self.fps[name], inputs)
         known = self.versions.get((name, self.fps[name]))
-        if known and known.data_key == key and self.pointers.get(name) == physical:
+        current = known and known.data_key == key and self.pointers.get(name) == physical
+        if current and not self.full_refresh:
             outcome = ModelOutcome(name, "up_to_date", physical, known.rows, data_key=key)
         else:
             outcome = self._write_audit_publish(model, physical, key)
@@ -138,18 +162,16 @@ class _Builder:
         return outcome
 
     def _write_audit_publish(self, model: Model, physical: str, key: str) -> ModelOutcome:
+        incremental = model.config.kind is ModelKind.INCREMENTAL_BY_TIME
         cursor = self.stores.engine.cursor()
-        kind = model.config.kind.value
-        query = render(model.query, self.physical)
-        target = exp.to_table(physical)
         results: list[CheckResult] = []
         try:
+            intervals = self._plan(model) if incremental else None
             with cursor.transaction():
-                create = exp.Create(this=target, kind=kind.upper(), replace=True, expression=query)
-                # DuckDB answers a CREATE TABLE AS with the number of rows written
-                rows = cursor.rows(create)[0][0] if kind == "table" else None
-                if kind != "table":
-                    cursor.execute(create)
+                if intervals is None:
+                    rows = self._write_whole(cursor, model, physical)
+                else:
+                    rows = self._write_intervals(cursor, model, physical, intervals)
                 if model.rules:
                     results = self._audit(model, physical, cursor)
                 if any(r.blocking for r in results):
@@ -165,11 +187,78 @@ class _Builder:
         finally:
             self._record_checks(results)
             cursor.close()
-        version = ModelVersion(model.name, self.fps[model.name], physical, kind, key, rows)
-        self.stores.catalog.publish(
-            version, env=PROD, run_id=self.report.run_id, now=now_after(self.now)
+        kind = model.config.kind.value
+        version = ModelVersion(
+            model.name,
+            self.fps[model.name],
+            physical,
+            kind,
+            key,
+            rows,
+            intervals.seen if intervals else {},
         )
-        return ModelOutcome(model.name, "built", physical, rows, data_key=key)
+        self.stores.catalog.publish(
+            version,
+            env=PROD,
+            run_id=self.report.run_id,
+            now=now_after(self.now),
+            done=intervals.done_after if intervals else None,
+        )
+        outcome = ModelOutcome(model.name, "built", physical, rows, data_key=key)
+        if intervals is not None:
+            outcome.intervals = count(intervals.work, model.config.interval)
+            outcome.restated, outcome.late_rows = intervals.restated, intervals.late_rows
+        return outcome
+
+    def _write_whole(self, cursor: DuckDBEngine, model: Model, physical: str) -> int | None:
+        kind = model.config.kind.value
+        query = render(model.query, self.physical)
+        create = exp.Create(
+            this=exp.to_table(physical), kind=kind.upper(), replace=True, expression=query
+        )
+        if kind != "table":
+            cursor.execute(create)
+            return None
+        # DuckDB answers a CREATE TABLE AS with the number of rows written
+        return int(cursor.rows(create)[0][0])
+
+    def _plan(self, model: Model) -> IntervalPlan:
+        name, fp = model.name, self.fps[model.name]
+        known = None if self.full_refresh else self.versions.get((name, fp))
+        done = self.stores.catalog.intervals(name, fp) if known else []
+        snapshots = {t: self._raw_snapshots(t) for t in self.sources[name]}
+        return plan(model, done=done, seen=known.inputs if known else {}, snapshots=snapshots)
+
+    def _write_intervals(
+        self, cursor: DuckDBEngine, model: Model, physical: str, intervals: IntervalPlan
+    ) -> int:
+        """Write each batch of intervals as delete + insert, all in the caller's transaction."""
+        cfg = model.config
+        target = exp.to_table(physical)
+        query = render(model.query, self.physical)
+        if not intervals.done_after or intervals.done_after == intervals.work:
+            empty = exp.select(exp.Star()).from_(query.subquery("_q")).limit(0)
+            cursor.execute(
+                exp.Create(this=target.copy(), kind="TABLE", replace=True, expression=empty),
+                {"start": EPOCH, "end": EPOCH},
+            )
+        column = exp.column(cfg.time_column, quoted=True)
+        delete = exp.delete(target.copy()).where(
+            exp.and_(
+                exp.GTE(this=column, expression=exp.Placeholder(this="start")),
+                exp.LT(this=column.copy(), expression=exp.Placeholder(this="end")),
+            )
+        )
+        insert = exp.insert(query, target.copy())
+        for lo, hi in batches(intervals.work, cfg.interval, cfg.batch_size):
+            cursor.execute(delete, {"start": lo, "end": hi})
+            cursor.execute(insert, {"start": lo, "end": hi})
+        return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
+
+    def _raw_snapshots(self, table: str) -> list[Snapshot]:
+        if table not in self._snapshots:
+            self._snapshots[table] = self.stores.lake.snapshots(table)
+        return self._snapshots[table]
 
     def _audit(self, model: Model, physical: str, cursor: DuckDBEngine) -> list[CheckResult]:
         star = exp.select(exp.Star()).from_(exp.to_table(physical)).limit(0)
@@ -193,6 +282,17 @@ class _Builder:
 
 class _Blocked(Exception):
     """An error rule failed on a new version: roll back and publish nothing."""
+
+
+def raw_sources(project: Project) -> dict[str, set[str]]:
+    """The raw tables each model reads, directly or through other models."""
+    out: dict[str, set[str]] = {}
+    for name in project.dag.order:
+        deps = project.models[name].depends_on
+        out[name] = {d for d in deps if d in project.raw_tables}.union(
+            *[out[d] for d in deps if d in out]
+        )
+    return out
 
 
 def _upstream_problem(model: Model, report: RunReport, blocked: Collection[str]) -> str | None:

@@ -6,6 +6,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from headwater.contracts import Contract
+from headwater.engine.duckdb import DuckDBEngine
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 
@@ -22,8 +23,9 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
     for table in (contract.table, f"{contract.table}__quarantine"):
         target = exp.to_table(table)
         files = stores.lake.files(table)
-        engine.execute(exp.Drop(tables=[target.copy()], kind="VIEW", exists=True))
-        engine.execute(exp.Drop(tables=[target.copy()], kind="TABLE", exists=True))
+        existing = _existing_kind(engine, table)
+        if existing is not None:  # DuckDB refuses DROP VIEW on a table, even with IF EXISTS
+            engine.execute(exp.Drop(tables=[target.copy()], kind=existing))
         if files:
             scan = exp.func(
                 "read_parquet",
@@ -45,3 +47,13 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
                 )
             finally:
                 engine.unregister("_hw_empty")
+
+
+def _existing_kind(engine: DuckDBEngine, table: str) -> str | None:
+    schema, name = table.split(".")
+    query = (
+        "select 'TABLE' from duckdb_tables() where schema_name = $s and table_name = $t "
+        "union all select 'VIEW' from duckdb_views() where schema_name = $s and view_name = $t"
+    )
+    rows = engine.rows(query, {"s": schema, "t": name})
+    return str(rows[0][0]) if rows else None

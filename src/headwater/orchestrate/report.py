@@ -21,6 +21,9 @@ class ModelOutcome:
     seconds: float = 0.0
     error: str | None = None
     data_key: str | None = None
+    intervals: int = 0  # incremental models: intervals written this run
+    restated: int = 0  # ... of which were done before and written again (late data, lookback)
+    late_rows: int = 0  # late rows among the new upstream data
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,7 @@ from headwater.ingest import ingest
 from headwater.observe import Event, EventSink, discard
 from headwater.orchestrate.build import build_all
 from headwater.orchestrate.checks import contract_checks
+from headwater.orchestrate.lineage import record_lineage
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import RunReport, now_after
 from headwater.orchestrate.stores import Stores
@@ -36,6 +37,7 @@ def run(
     sink: EventSink = discard,
     stages: Iterable[str] = STAGES,
     command: str = "run",
+    full_refresh: bool = False,
 ) -> RunReport:
     """Run the chosen `stages` of `project` and record the run in the catalog."""
     report = RunReport(stores.catalog.start_run(command, now=now))
@@ -47,7 +49,16 @@ def run(
         else:
             refresh_raw_views(project, stores)
         if "build" in chosen:
-            build_all(project, stores, report, now=now, sink=sink, blocked=blocked)
+            build_all(
+                project,
+                stores,
+                report,
+                now=now,
+                sink=sink,
+                blocked=blocked,
+                full_refresh=full_refresh,
+            )
+            record_lineage(project, stores.catalog)  # cheap when no model changed
         report.zone_rows = zone_rows(project, stores)
     finally:
         stores.catalog.end_run(

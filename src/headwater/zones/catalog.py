@@ -68,9 +68,19 @@ model_versions = sa.Table(
     sa.Column("physical", sa.String(300), nullable=False),
     sa.Column("kind", sa.String(30), nullable=False),
     sa.Column("data_key", sa.String(64)),
+    sa.Column("inputs", sa.Text),  # JSON: raw table -> last snapshot id this version has seen
     sa.Column("rows", sa.BigInteger),
     sa.Column("built_at", sa.DateTime(timezone=True)),
     sa.Column("run_id", sa.String(40)),
+)
+
+intervals = sa.Table(
+    "hw_intervals",
+    metadata,
+    sa.Column("name", sa.String(200), nullable=False, index=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("end", sa.DateTime, nullable=False),
 )
 
 env_pointers = sa.Table(
@@ -83,6 +93,20 @@ env_pointers = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# one hop of column lineage per row: a model's output column and one column it derives from
+# ("*" is a table's rows; no upstream at all is a NULL upstream_table)
+column_lineage = sa.Table(
+    "hw_column_lineage",
+    metadata,
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("output_column", sa.String(200), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("upstream_table", sa.String(200)),
+    sa.Column("upstream_column", sa.String(200)),
+    sa.Column("lineage_key", sa.String(64), nullable=False),
+    sa.Index("ix_hw_column_lineage_upstream", "upstream_table", "upstream_column"),
+)
+
 
 @dataclass(frozen=True)
 class ModelVersion:
@@ -92,6 +116,7 @@ class ModelVersion:
     kind: str
     data_key: str | None = None
     rows: int | None = None
+    inputs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,21 @@ class CheckRecord:
     threshold: str | None
     sql: str
     samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LineageRecord:
+    """One stored hop: `model.output_column` derives from `upstream_table.upstream_column`."""
+
+    model: str
+    output_column: str
+    position: int
+    upstream_table: str | None
+    upstream_column: str | None
+    lineage_key: str
+
+
+_LINEAGE_FIELDS = list(LineageRecord.__dataclass_fields__)
 
 
 def catalog_url(location: str, root: Path) -> str:
@@ -207,29 +247,21 @@ class Catalog:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     # versions and environments
-    def model_version(self, name: str, fingerprint: str) -> ModelVersion | None:
-        query = model_versions.select().where(
-            model_versions.c.name == name, model_versions.c.fingerprint == fingerprint
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            return None
-        m = row._mapping
-        return ModelVersion(
-            m["name"], m["fingerprint"], m["physical"], m["kind"], m["data_key"], m["rows"]
-        )
-
     def model_versions(self) -> dict[tuple[str, str], ModelVersion]:
         """Every recorded version by (name, fingerprint): one query per run, not per model."""
         with self.engine.connect() as conn:
             rows = conn.execute(model_versions.select())
-            return {
-                (m["name"], m["fingerprint"]): ModelVersion(
-                    m["name"], m["fingerprint"], m["physical"], m["kind"], m["data_key"], m["rows"]
-                )
-                for m in (r._mapping for r in rows)
-            }
+            return {(v.name, v.fingerprint): v for v in (_version(r._mapping) for r in rows)}
+
+    def intervals(self, name: str, fingerprint: str) -> list[tuple[datetime, datetime]]:
+        """The `[start, end)` ranges a version of an incremental model has done."""
+        query = (
+            sa.select(intervals.c.start, intervals.c.end)
+            .where(intervals.c.name == name, intervals.c.fingerprint == fingerprint)
+            .order_by(intervals.c.start)
+        )
+        with self.engine.connect() as conn:
+            return [(lo, hi) for lo, hi in conn.execute(query)]
 
     def published_rows(self, env: str) -> dict[str, int | None]:
         """Rows of the version each model of `env` points at, as recorded when it was built."""
@@ -248,9 +280,38 @@ class Catalog:
         with self.engine.connect() as conn:
             return {name: rows for name, rows in conn.execute(query)}
 
-    def publish(self, version: ModelVersion, *, env: str, run_id: str, now: datetime) -> None:
-        """Record a built version and point `env` at it, in one catalog transaction."""
+    def publish(
+        self,
+        version: ModelVersion,
+        *,
+        env: str,
+        run_id: str,
+        now: datetime,
+        done: Sequence[tuple[datetime, datetime]] | None = None,
+    ) -> None:
+        """Record a built version (and the intervals it has done) and point `env` at it,
+        in one catalog transaction."""
         with self._tx() as conn:
+            if done is not None:
+                conn.execute(
+                    intervals.delete().where(
+                        intervals.c.name == version.name,
+                        intervals.c.fingerprint == version.fingerprint,
+                    )
+                )
+                if done:
+                    conn.execute(
+                        intervals.insert(),
+                        [
+                            {
+                                "name": version.name,
+                                "fingerprint": version.fingerprint,
+                                "start": lo,
+                                "end": hi,
+                            }
+                            for lo, hi in done
+                        ],
+                    )
             conn.execute(
                 model_versions.delete().where(
                     model_versions.c.name == version.name,
@@ -258,7 +319,11 @@ class Catalog:
                 )
             )
             conn.execute(
-                model_versions.insert().values(**version.__dict__, built_at=now, run_id=run_id)
+                model_versions.insert().values(
+                    **{**version.__dict__, "inputs": json.dumps(version.inputs)},
+                    built_at=now,
+                    run_id=run_id,
+                )
             )
             conn.execute(
                 env_pointers.delete().where(
@@ -282,6 +347,61 @@ class Catalog:
         )
         with self.engine.connect() as conn:
             return {name: physical for name, physical in conn.execute(query)}
+
+    # column lineage
+    def replace_column_lineage(
+        self, models: Sequence[str], records: Sequence[LineageRecord]
+    ) -> None:
+        """Replace what is stored for `models` by `records` (their rows), in one transaction."""
+        with self._tx() as conn:
+            if models:
+                conn.execute(column_lineage.delete().where(column_lineage.c.model.in_(models)))
+            if records:
+                conn.execute(column_lineage.insert(), [r.__dict__ for r in records])
+
+    def column_lineage(self) -> list[LineageRecord]:
+        """Every stored hop, by model and output position."""
+        query = column_lineage.select().order_by(
+            column_lineage.c.model,
+            column_lineage.c.position,
+            column_lineage.c.upstream_table,
+            column_lineage.c.upstream_column,
+        )
+        return self._lineage(query)
+
+    def upstream_columns(self, table: str, column: str) -> list[LineageRecord]:
+        """What `table.column` derives from, one hop up (nothing for a raw table)."""
+        query = column_lineage.select().where(
+            column_lineage.c.model == table, column_lineage.c.output_column == column
+        )
+        return self._lineage(
+            query.order_by(column_lineage.c.upstream_table, column_lineage.c.upstream_column)
+        )
+
+    def downstream_columns(self, table: str, column: str) -> list[LineageRecord]:
+        """The model columns that derive from `table.column`, one hop down."""
+        query = column_lineage.select().where(
+            column_lineage.c.upstream_table == table, column_lineage.c.upstream_column == column
+        )
+        return self._lineage(query.order_by(column_lineage.c.model, column_lineage.c.position))
+
+    def _lineage(self, query: sa.Select[Any]) -> list[LineageRecord]:
+        # positional rows: building records from row mappings costs twice as much at 5k rows
+        query = query.with_only_columns(*(column_lineage.c[f] for f in _LINEAGE_FIELDS))
+        with self.engine.connect() as conn:
+            return [LineageRecord(*r) for r in conn.execute(query)]
+
+
+def _version(m: Any) -> ModelVersion:
+    return ModelVersion(
+        m["name"],
+        m["fingerprint"],
+        m["physical"],
+        m["kind"],
+        m["data_key"],
+        m["rows"],
+        json.loads(m["inputs"]) if m["inputs"] else {},
+    )
 
 
 def _connect_args(url: str) -> dict[str, Any]:
