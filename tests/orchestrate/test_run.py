@@ -224,3 +224,36 @@ def test_an_unreadable_source_file_fails_its_contract_only(shop: Path) -> None:
     assert report.models["clean.orders"].status == "skipped"
     assert report.models["marts.events_daily"].status == "built"
     assert not report.ok
+
+
+def test_select_builds_only_the_chosen_models(shop: Path) -> None:
+    run_once(shop)
+    model = shop / "models/marts/events_daily.sql"
+    model.write_text(model.read_text().replace("count(*) as event_count",
+                                               "count(*) as event_count, 1 as version"))
+    _, report = run_once(shop, stages=("build",), select=["marts.events_daily+"])
+    assert set(report.models) == {"marts.events_daily", "marts.funnel_daily"}
+    assert report.models["marts.events_daily"].status == "built"
+    assert report.ok
+
+
+def test_ephemeral_models_are_inlined_and_never_stored(shop: Path) -> None:
+    (shop / "models/clean/paid_orders.sql").write_text(
+        "/* headwater\nkind: ephemeral\n*/\n"
+        "select order_id, amount from clean.orders where status = 'paid'\n")
+    (shop / "models/marts/paid_total.sql").write_text(
+        "select count(*) as orders, sum(paid_orders.amount) as total from clean.paid_orders\n")
+    project, report = run_once(shop)
+    assert report.models["clean.paid_orders"].status == "inlined"
+    assert report.models["marts.paid_total"].status == "built"
+    _, again = run_once(shop, stages=("build",), select=["marts.paid_total"],
+                        full_refresh=True)
+    assert again.models["marts.paid_total"].status == "built"
+    contents = table_contents(shop)
+    assert not any("paid_orders" in name for name in contents)
+    stores = Stores.open(project)
+    try:
+        expected = stores.engine.rows("select count(*) from clean.orders where status = 'paid'")
+        assert stores.engine.rows("select orders from marts.paid_total") == expected
+    finally:
+        stores.close()

@@ -68,12 +68,23 @@ def init(
 FullRefresh = Annotated[
     bool, typer.Option("--full-refresh", help="Rebuild every model from scratch.")
 ]
+Select = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--select",
+        "-s",
+        help="Models to build: name, name+ (and downstream), "
+        "+name (and upstream), marts.*, tag:finance. Repeat or space-separate.",
+    ),
+]
 
 
 @app.command(name="run")
-def run_(project: ProjectDir = Path("."), full_refresh: FullRefresh = False) -> None:
+def run_(
+    project: ProjectDir = Path("."), full_refresh: FullRefresh = False, select: Select = None
+) -> None:
     """Ingest, build and check the whole project end to end."""
-    _run(project, ("ingest", "build"), "run", full_refresh=full_refresh)
+    _run(project, ("ingest", "build"), "run", full_refresh=full_refresh, select=select)
 
 
 @app.command()
@@ -83,9 +94,11 @@ def ingest(project: ProjectDir = Path(".")) -> None:
 
 
 @app.command()
-def build(project: ProjectDir = Path("."), full_refresh: FullRefresh = False) -> None:
+def build(
+    project: ProjectDir = Path("."), full_refresh: FullRefresh = False, select: Select = None
+) -> None:
     """Build the models in dependency order (each audited by its rules before publishing)."""
-    _run(project, ("build",), "build", full_refresh=full_refresh)
+    _run(project, ("build",), "build", full_refresh=full_refresh, select=select)
 
 
 @app.command()
@@ -165,7 +178,12 @@ def main() -> None:
 
 
 def _run(
-    project_dir: Path, stages: tuple[str, ...], command: str, *, full_refresh: bool = False
+    project_dir: Path,
+    stages: tuple[str, ...],
+    command: str,
+    *,
+    full_refresh: bool = False,
+    select: list[str] | None = None,
 ) -> None:
     with _errors(), _opened(project_dir) as (loaded, stores):
         with render.Progress(_console(), loaded, stages) as progress:
@@ -177,6 +195,7 @@ def _run(
                 stages=stages,
                 command=command,
                 full_refresh=full_refresh,
+                select=select,
             )
         render.report(_console(), report, loaded)
     if not report.ok:

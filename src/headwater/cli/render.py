@@ -24,6 +24,7 @@ _STATUS = {
     "failed": "[red]failed[/]",
     "blocked": "[red]blocked[/]",
     "skipped": "[yellow]skipped[/]",
+    "inlined": "[dim]inlined[/]",
 }
 
 

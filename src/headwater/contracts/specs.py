@@ -86,6 +86,7 @@ class ModelKind(StrEnum):
     VIEW = "view"
     TABLE = "table"
     INCREMENTAL_BY_TIME = "incremental_by_time"
+    EPHEMERAL = "ephemeral"  # never materialized: inlined into the models that read it
 
 
 class IntervalUnit(StrEnum):

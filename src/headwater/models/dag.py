@@ -39,14 +39,10 @@ class Dag:
             ) from None
 
     def descendants(self, names: Iterable[str]) -> set[str]:
-        seen: set[str] = set()
-        stack = list(names)
-        while stack:
-            for child in self.downstream.get(stack.pop(), []):
-                if child not in seen:
-                    seen.add(child)
-                    stack.append(child)
-        return seen
+        return _reach(names, self.downstream)
+
+    def ancestors(self, names: Iterable[str]) -> set[str]:
+        return _reach(names, self.upstream)
 
     def sorter(self, names: Iterable[str]) -> graphlib.TopologicalSorter[str]:
         """A ready-to-run sorter over `names` (edges outside the set are ignored)."""
@@ -60,3 +56,15 @@ class Dag:
     def tree(self) -> dict[str, list[str]]:
         """Children of each model, for display; roots are models with no model upstream."""
         return {name: sorted(self.downstream[name]) for name in self.order}
+
+
+def _reach(names: Iterable[str], edges: Mapping[str, list[str]]) -> set[str]:
+    """Every node reachable from `names` along `edges` (not counting `names` themselves)."""
+    seen: set[str] = set()
+    stack = list(names)
+    while stack:
+        for node in edges.get(stack.pop(), []):
+            if node not in seen:
+                seen.add(node)
+                stack.append(node)
+    return seen

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,18 +176,26 @@ def _refs(query: exp.Query, shown: str) -> tuple[Ref, ...]:
     return tuple(refs)
 
 
-def render(query: exp.Query, tables: dict[str, str]) -> exp.Query:
-    """Point every reference at the physical table `tables` maps it to.
+def render(
+    query: exp.Query, tables: Mapping[str, str], inline: Mapping[str, exp.Query] | None = None
+) -> exp.Query:
+    """Point every reference at the physical table `tables` maps it to, or inline it.
 
     An unaliased table keeps its logical name as alias, so `orders.id` still resolves.
+    `inline` maps ephemeral models to their (rendered) query, placed as a subquery.
 
     >>> render(sqlglot.parse_one("select orders.id from clean.orders"),
     ...        {"clean.orders": "hw_clean.orders__ab12"}).sql()
     'SELECT orders.id FROM hw_clean.orders__ab12 AS orders'
     """
     out = query.copy()
-    for table in out.find_all(exp.Table):
-        target = tables.get(f"{table.db}.{table.name}") if table.db else None
+    for table in list(out.find_all(exp.Table)):
+        logical = f"{table.db}.{table.name}" if table.db else None
+        if inline and logical in inline:
+            alias = table.alias or table.name
+            table.replace(inline[logical].copy().subquery(alias))
+            continue
+        target = tables.get(logical) if logical else None
         if target is None:
             continue
         schema, name = target.split(".")

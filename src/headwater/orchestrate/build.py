@@ -48,13 +48,16 @@ def build_all(
     sink: EventSink,
     blocked: Collection[str] = (),
     full_refresh: bool = False,
+    selected: Collection[str] | None = None,
 ) -> None:
-    """Build every model in DAG order, independent ones in parallel.
+    """Build every model (or the `selected` ones) in DAG order, independent ones in parallel.
 
-    `full_refresh` rebuilds every model from scratch (incremental ones over their whole range).
+    `full_refresh` rebuilds from scratch (incremental models over their whole range). Models
+    left out of a selection are read as published.
     """
     dag = project.dag
-    if not dag.order:
+    chosen = set(dag.order) if selected is None else set(selected)
+    if not chosen:
         return
     fps = fingerprints(project)
     for zone in {m.zone for m in project.models.values()}:
@@ -74,8 +77,9 @@ def build_all(
         now=now,
         sink=sink,
         full_refresh=full_refresh,
+        chosen=chosen,
     )
-    sorter = dag.sorter(dag.order)
+    sorter = dag.sorter(chosen)
     workers = project.settings.defaults.threads or 4
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hw-build") as pool:
         running: dict[Future[ModelOutcome], str] = {}
@@ -129,13 +133,24 @@ class _Builder:
         now: datetime,
         sink: EventSink,
         full_refresh: bool = False,
+        chosen: set[str],
     ):
         self.project, self.stores, self.report = project, stores, report
         self.fps, self.raw_keys, self.now, self.sink = fps, raw_keys, now, sink
         self.full_refresh = full_refresh
-        self.physical = {name: physical_name(name, fp) for name, fp in fps.items()}
         self.pointers = stores.catalog.pointers(PROD)
         self.versions = stores.catalog.model_versions()
+        # a model outside the selection is read as published, at the data key it was built at
+        self.physical = {
+            name: physical_name(name, fp) if name in chosen else self.pointers.get(name, "")
+            for name, fp in fps.items()
+        }
+        self.published_keys = {
+            v.name: v.data_key or ""
+            for v in self.versions.values()
+            if self.pointers.get(v.name) == v.physical
+        }
+        self.inline: dict[str, exp.Query] = {}
         self.sources = raw_sources(project)
         self._snapshots: dict[str, list[Snapshot]] = {}
 
@@ -144,11 +159,26 @@ class _Builder:
         started = time.perf_counter()
         self.sink(Event("build", name, "start"))
         physical = self.physical[name]
-        inputs = {
-            dep: self.raw_keys.get(dep) or self.report.models[dep].data_key or ""
-            for dep in model.depends_on
-        }
+        missing = [
+            d
+            for d in model.depends_on
+            if d in self.physical
+            and not self.physical[d]
+            and self.project.models[d].config.kind is not ModelKind.EPHEMERAL
+        ]
+        if missing:
+            return ModelOutcome(
+                name,
+                "failed",
+                error=f"{model.path}: upstream {missing[0]} has "
+                f"never been built; select it too (+{name})",
+            )
+        inputs = {dep: self._input_key(dep) for dep in model.depends_on}
         key = data_key(self.fps[name], inputs)
+        self._inline_ephemeral(model)
+        if model.config.kind is ModelKind.EPHEMERAL:
+            self.inline[name] = render(model.query, self.physical, self.inline)
+            return ModelOutcome(name, "inlined", data_key=key)
         known = self.versions.get((name, self.fps[name]))
         current = known and known.data_key == key and self.pointers.get(name) == physical
         if current and not self.full_refresh:
@@ -210,9 +240,25 @@ class _Builder:
             outcome.restated, outcome.late_rows = intervals.restated, intervals.late_rows
         return outcome
 
+    def _inline_ephemeral(self, model: Model) -> None:
+        """Render the ephemeral models `model` reads (also those outside a selection)."""
+        for dep in model.depends_on:
+            upstream = self.project.models.get(dep)
+            if upstream is None or upstream.config.kind is not ModelKind.EPHEMERAL:
+                continue
+            if dep not in self.inline:
+                self._inline_ephemeral(upstream)
+                self.inline[dep] = render(upstream.query, self.physical, self.inline)
+
+    def _input_key(self, dep: str) -> str:
+        if dep in self.raw_keys:
+            return self.raw_keys[dep]
+        outcome = self.report.models.get(dep)
+        return (outcome.data_key if outcome else self.published_keys.get(dep)) or ""
+
     def _write_whole(self, cursor: DuckDBEngine, model: Model, physical: str) -> int | None:
         kind = model.config.kind.value
-        query = render(model.query, self.physical)
+        query = render(model.query, self.physical, self.inline)
         create = exp.Create(
             this=exp.to_table(physical), kind=kind.upper(), replace=True, expression=query
         )
@@ -235,7 +281,7 @@ class _Builder:
         """Write each batch of intervals as delete + insert, all in the caller's transaction."""
         cfg = model.config
         target = exp.to_table(physical)
-        query = render(model.query, self.physical)
+        query = render(model.query, self.physical, self.inline)
         if not intervals.done_after or intervals.done_after == intervals.work:
             empty = exp.select(exp.Star()).from_(query.subquery("_q")).limit(0)
             cursor.execute(

@@ -27,7 +27,7 @@ class ModelOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("built", "up_to_date")
+        return self.status in ("built", "up_to_date", "inlined")
 
 
 @dataclass

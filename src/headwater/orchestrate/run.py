@@ -7,7 +7,7 @@ that read it, and everything else goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from headwater.change.versions import (
 )
 from headwater.errors import HeadwaterError, Location
 from headwater.ingest import ingest
+from headwater.models.selection import select as select_models
 from headwater.observe import Event, EventSink, discard
 from headwater.orchestrate.build import build_all
 from headwater.orchestrate.checks import contract_checks
@@ -38,8 +39,13 @@ def run(
     stages: Iterable[str] = STAGES,
     command: str = "run",
     full_refresh: bool = False,
+    select: Sequence[str] | None = None,
 ) -> RunReport:
-    """Run the chosen `stages` of `project` and record the run in the catalog."""
+    """Run the chosen `stages` of `project` and record the run in the catalog.
+
+    `select` limits the build to the models it names (see `models.selection`).
+    """
+    selected = select_models(project.dag, select) if select else None
     report = RunReport(stores.catalog.start_run(command, now=now))
     chosen = set(stages)
     try:
@@ -57,6 +63,7 @@ def run(
                 sink=sink,
                 blocked=blocked,
                 full_refresh=full_refresh,
+                selected=selected,
             )
             record_lineage(project, stores.catalog)  # cheap when no model changed
         report.zone_rows = zone_rows(project, stores)
