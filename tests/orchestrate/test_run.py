@@ -257,3 +257,11 @@ def test_ephemeral_models_are_inlined_and_never_stored(shop: Path) -> None:
         assert stores.engine.rows("select orders from marts.paid_total") == expected
     finally:
         stores.close()
+
+
+def test_a_model_reading_a_missing_column_names_file_line_and_column(shop: Path) -> None:
+    (shop / "models/marts/typo.sql").write_text(
+        "select order_id,\n       amout\nfrom clean.orders\n", encoding="utf-8")
+    _, report = run_once(shop)
+    error = report.models["marts.typo"].error or ""
+    assert error.startswith("models/marts/typo.sql:2: Binder Error: Referenced column \"amout\"")

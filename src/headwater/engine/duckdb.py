@@ -97,9 +97,7 @@ class DuckDBEngine:
         try:
             return self._conn.sql(sql, params=dict(params) if params else None)
         except duckdb.Error as err:
-            raise EngineError(
-                str(err).splitlines()[0], hint=f"while running: {_short(sql)}"
-            ) from err
+            raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
 
     def _run(
         self, statement: Statement, params: Mapping[str, Any] | None
@@ -108,9 +106,7 @@ class DuckDBEngine:
         try:
             return self._conn.execute(sql, dict(params) if params else None)
         except duckdb.Error as err:
-            raise EngineError(
-                str(err).splitlines()[0], hint=f"while running: {_short(sql)}"
-            ) from err
+            raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
 
 
 @contextmanager
@@ -119,7 +115,14 @@ def _engine_errors(statement: Statement) -> Iterator[None]:
         yield
     except duckdb.Error as err:
         sql = statement if isinstance(statement, str) else statement.sql(dialect="duckdb")
-        raise EngineError(str(err).splitlines()[0], hint=f"while running: {_short(sql)}") from err
+        raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
+
+
+def _message(err: duckdb.Error) -> str:
+    """DuckDB's first line, plus its suggestion when it has one ("Candidate bindings: …")."""
+    lines = str(err).splitlines()
+    hint = next((line for line in lines if line.startswith("Candidate bindings:")), None)
+    return f"{lines[0]} ({hint.strip()})" if hint else lines[0]
 
 
 def _short(sql: str, limit: int = 200) -> str:

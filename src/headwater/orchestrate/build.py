@@ -6,6 +6,7 @@ it back, so the environment keeps pointing at the previous version.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -212,7 +213,7 @@ class _Builder:
             return ModelOutcome(model.name, "blocked", physical, error=str(blocked))
         except HeadwaterError as err:
             if err.where is None:
-                err.where = Location(model.path)
+                err.where = Location(model.path, _line_of_column(model, err.message))
             return ModelOutcome(model.name, "failed", physical, error=err.render())
         finally:
             self._record_checks(results)
@@ -328,6 +329,25 @@ class _Builder:
 
 class _Blocked(Exception):
     """An error rule failed on a new version: roll back and publish nothing."""
+
+
+_MISSING_COLUMN = re.compile(
+    r'Referenced column "(?P<a>[^"]+)" not found|does not have a column named "(?P<b>[^"]+)"'
+)
+
+
+def _line_of_column(model: Model, message: str) -> int | None:
+    """The line of the column an engine says does not exist, so the error points at it."""
+    match = _MISSING_COLUMN.search(message)
+    if match is None:
+        return None
+    name = match["a"] or match["b"]
+    lines = [
+        c.this.meta.get("line")
+        for c in model.query.find_all(exp.Column)
+        if c.name == name and isinstance(c.this, exp.Identifier)
+    ]
+    return min((line for line in lines if line), default=None)
 
 
 def raw_sources(project: Project) -> dict[str, set[str]]:
