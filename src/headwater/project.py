@@ -13,10 +13,13 @@ from pathlib import Path
 from headwater.contracts import Contract, Settings
 from headwater.contracts.load import load_spec
 from headwater.errors import Location, ModelError, SpecError
-from headwater.models import Dag, Model, parse_model
+from headwater.models import Dag, Model
+from headwater.models.cache import ModelCache
+from headwater.models.python import parse_python_model
 
 SETTINGS_FILE = "headwater.yml"
 RAW = "raw"
+MODEL_CACHE = Path(".headwater", "cache")  # in the state folder, which projects git-ignore
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,15 @@ def _contracts(root: Path) -> dict[str, Contract]:
 
 
 def _models(root: Path) -> dict[str, Model]:
+    with ModelCache.open(root / MODEL_CACHE) as cache:
+        return _parse_models(root, cache)
+
+
+def _parse_models(root: Path, cache: ModelCache) -> dict[str, Model]:
     out: dict[str, Model] = {}
     folder = root / "models"
-    for path in sorted(folder.glob("*/*.sql")):
+    files = [*folder.glob("*/*.sql"), *folder.glob("*/*.py")]
+    for path in sorted(p for p in files if p.name != "__init__.py"):
         shown = str(path.relative_to(root))
         if path.parent.name == RAW:
             raise ModelError(
@@ -87,7 +96,14 @@ def _models(root: Path) -> dict[str, Model]:
             raise ModelError(
                 "a model's folder and file name must be identifiers", where=Location(shown)
             )
-        model = parse_model(path, root=root)
+        parse = parse_python_model if path.suffix == ".py" else cache.parse
+        model = parse(path, root=root)
+        if model.name in out:
+            raise ModelError(
+                f"model {model.name} is defined twice",
+                where=Location(shown),
+                hint=f"see {out[model.name].path}",
+            )
         out[model.name] = model
     return out
 

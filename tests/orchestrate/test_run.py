@@ -265,3 +265,42 @@ def test_a_model_reading_a_missing_column_names_file_line_and_column(shop: Path)
     _, report = run_once(shop)
     error = report.models["marts.typo"].error or ""
     assert error.startswith("models/marts/typo.sql:2: Binder Error: Referenced column \"amout\"")
+
+
+def test_python_models_read_their_parameters_and_return_arrow(shop: Path) -> None:
+    (shop / "models/marts/orders_by_weekday.py").write_text('''
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def model(clean__orders):
+    """Orders per weekday, computed in Python."""
+    days = pc.day_of_week(clean__orders["ordered_at"])
+    counts = pc.value_counts(days)
+    return pa.table({"weekday": counts.field("values"), "orders": counts.field("counts")})
+''', encoding="utf-8")
+    project, report = run_once(shop)
+    outcome = report.models["marts.orders_by_weekday"]
+    assert outcome.status == "built" and outcome.rows == 7
+    assert project.models["marts.orders_by_weekday"].depends_on == ("clean.orders",)
+    assert project.models["marts.orders_by_weekday"].config.description == \
+        "Orders per weekday, computed in Python."
+    stores = Stores.open(project)
+    try:
+        total = stores.engine.rows("select sum(orders) from marts.orders_by_weekday")
+        assert total == stores.engine.rows("select count(*) from clean.orders")
+    finally:
+        stores.close()
+
+
+def test_a_python_model_that_raises_is_the_users_error_and_skips_only_downstream(
+        shop: Path) -> None:
+    (shop / "models/marts/broken_py.py").write_text(
+        "def model(clean__orders):\n    rate = 1 / 0\n    return rate\n", encoding="utf-8")
+    (shop / "models/marts/after_py.sql").write_text("select * from marts.broken_py\n")
+    _, report = run_once(shop)
+    error = report.models["marts.broken_py"].error or ""
+    assert error.startswith("models/marts/broken_py.py:2: the model raised ZeroDivisionError")
+    assert 'broken_py.py", line 2, in model' in error and "rate = 1 / 0" in error
+    assert report.models["marts.after_py"].status == "skipped"
+    assert report.models["marts.funnel_daily"].status == "built"

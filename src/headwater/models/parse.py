@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -32,6 +33,25 @@ class Ref:
     line: int | None
 
 
+class _Query:
+    """The `query` field: an AST, or a function returning it, called on first read.
+
+    The model cache (models/cache.py) passes a function, so a run that builds nothing never
+    unpacks an AST. Reading the field from the class raises, so the field has no default.
+    """
+
+    def __get__(self, model: object | None, owner: type | None = None) -> exp.Query:
+        if model is None:
+            raise AttributeError("query")
+        value = model.__dict__["query"]
+        if not isinstance(value, exp.Query):
+            value = model.__dict__["query"] = value()
+        return value  # type: ignore[no-any-return]
+
+    def __set__(self, model: object, value: exp.Query | Callable[[], exp.Query]) -> None:
+        model.__dict__["query"] = value
+
+
 @dataclass(frozen=True)
 class Model:
     """One parsed model: identity, configuration, its query AST and what it reads."""
@@ -39,10 +59,12 @@ class Model:
     name: str
     path: str
     config: ModelConfig
-    query: exp.Query
+    query: _Query = _Query()
     refs: tuple[Ref, ...]
     sidecar: ModelSidecar = field(default_factory=ModelSidecar)
     sidecar_path: str | None = None
+    function: Callable[..., Any] | None = None  # a Python model's `model` function
+    source_hash: str | None = None  # a Python model's file hash (its "normalized SQL")
 
     @property
     def zone(self) -> str:
@@ -67,6 +89,8 @@ class Model:
     @functools.cached_property
     def sql_hash(self) -> str:
         """Hash of the normalized query: formatting and comments do not change it."""
+        if self.source_hash is not None:
+            return self.source_hash
         text = self.query.sql(dialect="duckdb", comments=False, normalize=True)
         return hashlib.sha256(text.encode()).hexdigest()
 

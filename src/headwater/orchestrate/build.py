@@ -27,6 +27,7 @@ from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError, Location
 from headwater.models import Model, render
 from headwater.models.intervals import batches, count
+from headwater.models.python import call
 from headwater.observe import Event, EventSink
 from headwater.orchestrate.checks import evaluate_in, record_checks
 from headwater.orchestrate.incremental import IntervalPlan, plan
@@ -259,6 +260,8 @@ class _Builder:
 
     def _write_whole(self, cursor: DuckDBEngine, model: Model, physical: str) -> int | None:
         kind = model.config.kind.value
+        if model.function is not None:
+            return self._write_python(cursor, model, physical)
         query = render(model.query, self.physical, self.inline)
         create = exp.Create(
             this=exp.to_table(physical), kind=kind.upper(), replace=True, expression=query
@@ -268,6 +271,23 @@ class _Builder:
             return None
         # DuckDB answers a CREATE TABLE AS with the number of rows written
         return int(cursor.rows(create)[0][0])
+
+    def _write_python(self, cursor: DuckDBEngine, model: Model, physical: str) -> int:
+        """Hand the function its inputs as Arrow; store what it returns as the version."""
+        inputs = {}
+        for dep in model.depends_on:
+            source = exp.to_table(self.physical.get(dep) or dep)
+            inputs[dep] = cursor.read(exp.select(exp.Star()).from_(source))
+        result = call(model, inputs)
+        cursor.register("_hw_python_result", result)
+        try:
+            select = exp.select(exp.Star()).from_("_hw_python_result")
+            create = exp.Create(
+                this=exp.to_table(physical), kind="TABLE", replace=True, expression=select
+            )
+            return int(cursor.rows(create)[0][0])
+        finally:
+            cursor.unregister("_hw_python_result")
 
     def _plan(self, model: Model) -> IntervalPlan:
         name, fp = model.name, self.fps[model.name]

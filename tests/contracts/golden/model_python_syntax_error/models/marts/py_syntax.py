@@ -1,0 +1,2 @@
+def model(clean__orders)
+    return clean__orders
