@@ -22,7 +22,7 @@ from headwater.project import load_project
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-INCREMENTAL = ["marts.daily", "marts.hourly"]
+INCREMENTAL = ["marts.daily", "marts.hourly", "marts.positive"]
 
 FILES = {
     "headwater.yml": "name: prop\n",
@@ -54,6 +54,13 @@ select date_trunc('day', occurred_at) as day, kind, count(*) as n, sum(amount) a
 from clean.events
 where occurred_at >= :start and occurred_at < :end
 group by 1, 2
+""",
+    "models/marts/positive.sql": """/* headwater
+kind: append
+*/
+select event_id, kind, amount, occurred_at, _hw_late as late
+from raw.events
+where amount >= 0
 """,
     "models/marts/hourly.sql": """/* headwater
 kind: incremental_by_time
@@ -108,6 +115,7 @@ def test_a_late_batch_restates_only_the_intervals_it_touched(tmp_path: Path) -> 
     assert (daily.intervals, daily.restated, daily.late_rows) == (1, 1, 2)
     hourly = report.models["marts.hourly"]
     assert (hourly.intervals, hourly.restated) == (2 + 3, 2 + 3)  # the two late hours + lookback
+    assert report.models["marts.positive"].rows == 20 + 2
     again = _run(root, full_refresh=False, minutes=2)
     assert {m.status for m in again.models.values()} == {"up_to_date"}
 

@@ -87,6 +87,7 @@ class ModelKind(StrEnum):
     TABLE = "table"
     INCREMENTAL_BY_TIME = "incremental_by_time"
     EPHEMERAL = "ephemeral"  # never materialized: inlined into the models that read it
+    APPEND = "append"  # each run appends what the query makes of the new raw batches
 
 
 class IntervalUnit(StrEnum):

@@ -102,7 +102,9 @@ def parse_model(path: Path, *, root: Path) -> Model:
     text = path.read_text(encoding="utf-8")
     config = _header(text, shown)
     query = _query(text, shown)
+    refs = _refs(query, shown)
     _check_parameters(config, query, shown)
+    _check_append(config, refs, shown)
     sidecar_file = path.with_suffix(".yml")
     sidecar = ModelSidecar()
     if sidecar_file.exists():
@@ -112,7 +114,7 @@ def parse_model(path: Path, *, root: Path) -> Model:
         path=shown,
         config=config,
         query=query,
-        refs=_refs(query, shown),
+        refs=refs,
         sidecar=sidecar,
         sidecar_path=str(sidecar_file.relative_to(root)) if sidecar_file.exists() else None,
     )
@@ -178,6 +180,20 @@ def _check_parameters(config: ModelConfig, query: exp.Query, shown: str) -> None
             where=Location(shown),
             hint=f"the query returns: {', '.join(names)}",
         )
+
+
+def _check_append(config: ModelConfig, refs: tuple[Ref, ...], shown: str) -> None:
+    """An append model sees only new raw batches, so it may read only raw tables."""
+    if config.kind is not ModelKind.APPEND:
+        return
+    for ref in refs:
+        if not ref.name.startswith("raw."):
+            raise ModelError(
+                f"an append model reads raw tables only, not {ref.name}",
+                where=Location(shown, ref.line),
+                hint="each run appends what the query makes of the new raw batches; "
+                "use kind: table or incremental_by_time to read models",
+            )
 
 
 def _refs(query: exp.Query, shown: str) -> tuple[Ref, ...]:

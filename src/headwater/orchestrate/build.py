@@ -194,16 +194,25 @@ class _Builder:
         return outcome
 
     def _write_audit_publish(self, model: Model, physical: str, key: str) -> ModelOutcome:
-        incremental = model.config.kind is ModelKind.INCREMENTAL_BY_TIME
+        kind = model.config.kind
         cursor = self.stores.engine.cursor()
         results: list[CheckResult] = []
+        seen: dict[str, int] = {}
+        intervals = None
+        new: dict[str, list[str]] | None = None
         try:
-            intervals = self._plan(model) if incremental else None
+            if kind is ModelKind.INCREMENTAL_BY_TIME:
+                intervals = self._plan(model)
+                seen = intervals.seen
+            elif kind is ModelKind.APPEND:
+                new, seen = self._new_batches(model)
             with cursor.transaction():
-                if intervals is None:
-                    rows = self._write_whole(cursor, model, physical)
-                else:
+                if intervals is not None:
                     rows = self._write_intervals(cursor, model, physical, intervals)
+                elif kind is ModelKind.APPEND:
+                    rows = self._write_appended(cursor, model, physical, new)
+                else:
+                    rows = self._write_whole(cursor, model, physical)
                 if model.rules:
                     results = self._audit(model, physical, cursor)
                 if any(r.blocking for r in results):
@@ -219,15 +228,8 @@ class _Builder:
         finally:
             self._record_checks(results)
             cursor.close()
-        kind = model.config.kind.value
         version = ModelVersion(
-            model.name,
-            self.fps[model.name],
-            physical,
-            kind,
-            key,
-            rows,
-            intervals.seen if intervals else {},
+            model.name, self.fps[model.name], physical, kind.value, key, rows, seen
         )
         self.stores.catalog.publish(
             version,
@@ -288,6 +290,43 @@ class _Builder:
             return int(cursor.rows(create)[0][0])
         finally:
             cursor.unregister("_hw_python_result")
+
+    def _new_batches(self, model: Model) -> tuple[dict[str, list[str]] | None, dict[str, int]]:
+        """The raw batches an append model has not seen (None: all of them, a first build)."""
+        known = None if self.full_refresh else self.versions.get((model.name, self.fps[model.name]))
+        snapshots = {t: self._raw_snapshots(t) for t in self.sources[model.name]}
+        newest = {t: s[-1].snapshot_id for t, s in snapshots.items() if s}
+        if known is None:
+            return None, newest
+        new: dict[str, list[str]] = {}
+        for table, snaps in snapshots.items():
+            ids = [s.snapshot_id for s in snaps]
+            start = ids.index(known.inputs[table]) + 1 if known.inputs.get(table) in ids else 0
+            new[table] = [s.batch_id for s in snaps[start:] if s.batch_id]
+        return new, newest
+
+    def _write_appended(
+        self, cursor: DuckDBEngine, model: Model, physical: str, new: dict[str, list[str]] | None
+    ) -> int:
+        """First build: the query over every batch; then: only over the batches not seen."""
+        target = exp.to_table(physical)
+        if new is None:
+            query = render(model.query, self.physical, self.inline)
+            cursor.execute(exp.Create(this=target, kind="TABLE", replace=True, expression=query))
+        elif any(new.values()):
+            only_new = {
+                table: exp.select(exp.Star())
+                .from_(exp.to_table(table))
+                .where(
+                    exp.column("_hw_batch_id").isin(*[exp.Literal.string(b) for b in batches])
+                    if batches
+                    else exp.false()
+                )
+                for table, batches in new.items()
+            }
+            query = render(model.query, self.physical, {**self.inline, **only_new})
+            cursor.execute(exp.insert(query, target.copy()))
+        return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
 
     def _plan(self, model: Model) -> IntervalPlan:
         name, fp = model.name, self.fps[model.name]
