@@ -22,7 +22,7 @@ from headwater.project import load_project
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-INCREMENTAL = ["marts.daily", "marts.hourly", "marts.positive"]
+INCREMENTAL = ["marts.daily", "marts.hourly", "marts.positive", "marts.latest"]
 
 FILES = {
     "headwater.yml": "name: prop\n",
@@ -61,6 +61,15 @@ kind: append
 select event_id, kind, amount, occurred_at, _hw_late as late
 from raw.events
 where amount >= 0
+""",
+    "models/marts/latest.sql": """/* headwater
+kind: incremental_by_key
+unique_key: [event_id]
+updated_column: occurred_at
+deleted_column: deleted
+*/
+select event_id, kind, amount, occurred_at, amount < 0 as deleted
+from raw.events
 """,
     "models/marts/hourly.sql": """/* headwater
 kind: incremental_by_time
@@ -151,3 +160,17 @@ def _run(root: Path, *, full_refresh: bool, minutes: int) -> object:
 def _rows(root: Path, model: str) -> list[tuple[object, ...]]:
     with duckdb.connect(str(root / ".headwater/warehouse.duckdb"), read_only=True) as conn:
         return sorted(conn.sql(f"select * from {model}").fetchall(), key=repr)
+
+
+def test_incremental_by_key_inserts_updates_and_deletes(tmp_path: Path) -> None:
+    root = _project(tmp_path / "p")
+    _arrive(root, 0, [(1, "a", 10, 0), (2, "a", 20, 0)])  # insert two keys
+    _run(root, full_refresh=False, minutes=0)
+    assert _rows(root, "marts.latest") == [
+        ("e1", "a", 10, T0, False), ("e2", "a", 20, T0, False)]
+    _arrive(root, 1, [(1, "b", 11, 5), (2, "a", -1, 6)])  # update e1, delete e2
+    _run(root, full_refresh=False, minutes=1)
+    assert _rows(root, "marts.latest") == [("e1", "b", 11, T0 + timedelta(hours=5), False)]
+    _arrive(root, 2, [(2, "c", 30, 3), (1, "z", 99, 1)])  # older versions arrive late
+    _run(root, full_refresh=False, minutes=2)
+    assert _rows(root, "marts.latest") == [("e1", "b", 11, T0 + timedelta(hours=5), False)]

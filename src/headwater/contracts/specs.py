@@ -88,6 +88,7 @@ class ModelKind(StrEnum):
     INCREMENTAL_BY_TIME = "incremental_by_time"
     EPHEMERAL = "ephemeral"  # never materialized: inlined into the models that read it
     APPEND = "append"  # each run appends what the query makes of the new raw batches
+    INCREMENTAL_BY_KEY = "incremental_by_key"  # new raw batches merged by a unique key
 
 
 class IntervalUnit(StrEnum):
@@ -299,6 +300,15 @@ class ModelConfig(Spec):
     batch_size: int = Field(
         default=30, ge=1, description="incremental_by_time: intervals per query"
     )
+    unique_key: list[str] = Field(
+        default_factory=list, description="incremental_by_key: the columns identifying a row"
+    )
+    updated_column: str | None = Field(
+        default=None, description="incremental_by_key: the version column; the newest wins"
+    )
+    deleted_column: str | None = Field(
+        default=None, description="incremental_by_key: a boolean column; true deletes the key"
+    )
     start: datetime | None = Field(
         default=None,
         description="incremental_by_time: first interval (default: the "
@@ -311,6 +321,17 @@ class ModelConfig(Spec):
         if value is not None:
             parse_duration(value)
         return value
+
+    @model_validator(mode="after")
+    def _by_key_needs_key(self) -> ModelConfig:
+        if self.kind is ModelKind.INCREMENTAL_BY_KEY and not (
+            self.unique_key and self.updated_column
+        ):
+            raise ValueError(
+                "kind incremental_by_key needs `unique_key:` and `updated_column:` (the "
+                "newest version of a key wins, whatever order the data arrives in)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _incremental_needs_time(self) -> ModelConfig:

@@ -184,12 +184,12 @@ def _check_parameters(config: ModelConfig, query: exp.Query, shown: str) -> None
 
 def _check_append(config: ModelConfig, refs: tuple[Ref, ...], shown: str) -> None:
     """An append model sees only new raw batches, so it may read only raw tables."""
-    if config.kind is not ModelKind.APPEND:
+    if config.kind not in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY):
         return
     for ref in refs:
         if not ref.name.startswith("raw."):
             raise ModelError(
-                f"an append model reads raw tables only, not {ref.name}",
+                f"an {config.kind.value} model reads raw tables only, not {ref.name}",
                 where=Location(shown, ref.line),
                 hint="each run appends what the query makes of the new raw batches; "
                 "use kind: table or incremental_by_time to read models",

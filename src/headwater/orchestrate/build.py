@@ -31,6 +31,7 @@ from headwater.models.python import call
 from headwater.observe import Event, EventSink
 from headwater.orchestrate.checks import evaluate_in, record_checks
 from headwater.orchestrate.incremental import IntervalPlan, plan
+from headwater.orchestrate.merge import merge_into, newest_per_key
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
@@ -204,13 +205,15 @@ class _Builder:
             if kind is ModelKind.INCREMENTAL_BY_TIME:
                 intervals = self._plan(model)
                 seen = intervals.seen
-            elif kind is ModelKind.APPEND:
+            elif kind in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY):
                 new, seen = self._new_batches(model)
             with cursor.transaction():
                 if intervals is not None:
                     rows = self._write_intervals(cursor, model, physical, intervals)
                 elif kind is ModelKind.APPEND:
                     rows = self._write_appended(cursor, model, physical, new)
+                elif kind is ModelKind.INCREMENTAL_BY_KEY:
+                    rows = self._write_merged(cursor, model, physical, new)
                 else:
                     rows = self._write_whole(cursor, model, physical)
                 if model.rules:
@@ -218,7 +221,7 @@ class _Builder:
                 if any(r.blocking for r in results):
                     failed = ", ".join(r.rule.name for r in results if r.blocking)
                     raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
-                cursor.execute(publish_view(model.name, physical))
+                cursor.execute(publish_view(model.name, physical, hide=model.config.deleted_column))
         except _Blocked as blocked:
             return ModelOutcome(model.name, "blocked", physical, error=str(blocked))
         except HeadwaterError as err:
@@ -314,19 +317,38 @@ class _Builder:
             query = render(model.query, self.physical, self.inline)
             cursor.execute(exp.Create(this=target, kind="TABLE", replace=True, expression=query))
         elif any(new.values()):
-            only_new = {
-                table: exp.select(exp.Star())
-                .from_(exp.to_table(table))
-                .where(
-                    exp.column("_hw_batch_id").isin(*[exp.Literal.string(b) for b in batches])
-                    if batches
-                    else exp.false()
-                )
-                for table, batches in new.items()
-            }
-            query = render(model.query, self.physical, {**self.inline, **only_new})
-            cursor.execute(exp.insert(query, target.copy()))
+            cursor.execute(exp.insert(self._over_new(model, new), target.copy()))
         return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
+
+    def _write_merged(
+        self, cursor: DuckDBEngine, model: Model, physical: str, new: dict[str, list[str]] | None
+    ) -> int:
+        """First build: the newest version of each key; then: new versions merged in."""
+        target = exp.to_table(physical)
+        if new is None:
+            query = render(model.query, self.physical, self.inline)
+            cursor.execute(
+                exp.Create(
+                    this=target, kind="TABLE", replace=True, expression=newest_per_key(query, model)
+                )
+            )
+        elif any(new.values()):
+            merge_into(cursor, physical, self._over_new(model, new), model)
+        return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
+
+    def _over_new(self, model: Model, new: dict[str, list[str]]) -> exp.Query:
+        """The model's query over only the new batches of the raw tables it reads."""
+        only_new = {
+            table: exp.select(exp.Star())
+            .from_(exp.to_table(table))
+            .where(
+                exp.column("_hw_batch_id").isin(*[exp.Literal.string(b) for b in batches])
+                if batches
+                else exp.false()
+            )
+            for table, batches in new.items()
+        }
+        return render(model.query, self.physical, {**self.inline, **only_new})
 
     def _plan(self, model: Model) -> IntervalPlan:
         name, fp = model.name, self.fps[model.name]
