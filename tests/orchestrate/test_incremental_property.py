@@ -22,7 +22,7 @@ from headwater.project import load_project
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-INCREMENTAL = ["marts.daily", "marts.hourly", "marts.positive", "marts.latest"]
+INCREMENTAL = ["marts.daily", "marts.hourly", "marts.positive", "marts.latest", "marts.history"]
 
 FILES = {
     "headwater.yml": "name: prop\n",
@@ -71,6 +71,15 @@ deleted_column: deleted
 select event_id, kind, amount, occurred_at, amount < 0 as deleted
 from raw.events
 """,
+    "models/marts/history.sql": """/* headwater
+kind: scd2
+unique_key: [event_id]
+updated_column: occurred_at
+deleted_column: deleted
+*/
+select event_id, kind, occurred_at, amount < 0 as deleted
+from raw.events
+""",
     "models/marts/hourly.sql": """/* headwater
 kind: incremental_by_time
 time_column: hour
@@ -85,8 +94,12 @@ group by 1
 """,
 }
 
-event = st.tuples(st.integers(0, 40), st.sampled_from(["a", "b", "c"]), st.integers(-5, 50),
-                  st.integers(0, 24 * 6))
+event = st.tuples(
+    st.integers(0, 40),
+    st.sampled_from(["a", "b", "c"]),
+    st.integers(-5, 50),
+    st.integers(0, 24 * 6),
+)
 arrivals = st.lists(st.lists(event, min_size=1, max_size=25), min_size=1, max_size=4)
 
 
@@ -95,13 +108,18 @@ CI = os.environ.get("CI") == "true"
 
 # every example runs real ingests and builds (about a second each): few examples, and in CI a
 # fixed seed and no shrinking, so the suite stays fast and a failure prints its arrival sequence
-@settings(max_examples=int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "10")), deadline=None,
-          derandomize=CI, phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "10")),
+    deadline=None,
+    derandomize=CI,
+    phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(arrivals)
 @example([[(0, "a", 22, 31)], [(11, "a", 0, 0)]])  # once found: an empty quarantine table
-def test_incremental_runs_equal_a_full_rebuild(batches: list[list[tuple[int, str, int, int]]],
-                                              ) -> None:
+def test_incremental_runs_equal_a_full_rebuild(
+    batches: list[list[tuple[int, str, int, int]]],
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         incremental, full = _project(Path(tmp) / "inc"), _project(Path(tmp) / "full")
         for number, batch in enumerate(batches):
@@ -111,7 +129,8 @@ def test_incremental_runs_equal_a_full_rebuild(batches: list[list[tuple[int, str
             _run(full, full_refresh=True, minutes=number)
             for model in INCREMENTAL:
                 assert _rows(incremental, model) == _rows(full, model), (
-                    f"{model} differs after batch {number}")
+                    f"{model} differs after batch {number}"
+                )
 
 
 def test_a_late_batch_restates_only_the_intervals_it_touched(tmp_path: Path) -> None:
@@ -139,9 +158,17 @@ def _project(root: Path) -> Path:
 
 
 def _arrive(root: Path, number: int, batch: list[tuple[int, str, int, int]]) -> None:
-    lines = [json.dumps({"event_id": f"e{i}", "kind": kind, "amount": amount,
-                         "occurred_at": (T0 + timedelta(hours=hour)).isoformat()})
-             for i, kind, amount, hour in batch]
+    lines = [
+        json.dumps(
+            {
+                "event_id": f"e{i}",
+                "kind": kind,
+                "amount": amount,
+                "occurred_at": (T0 + timedelta(hours=hour)).isoformat(),
+            }
+        )
+        for i, kind, amount, hour in batch
+    ]
     (root / f"data/batch_{number:03d}.jsonl").write_text("\n".join(lines) + "\n")
 
 
@@ -149,8 +176,9 @@ def _run(root: Path, *, full_refresh: bool, minutes: int) -> object:
     project = load_project(root)
     stores = Stores.open(project)
     try:
-        report = run(project, stores, now=NOW + timedelta(minutes=minutes),
-                     full_refresh=full_refresh)
+        report = run(
+            project, stores, now=NOW + timedelta(minutes=minutes), full_refresh=full_refresh
+        )
     finally:
         stores.close()
     assert report.ok, report.summary()
@@ -166,11 +194,27 @@ def test_incremental_by_key_inserts_updates_and_deletes(tmp_path: Path) -> None:
     root = _project(tmp_path / "p")
     _arrive(root, 0, [(1, "a", 10, 0), (2, "a", 20, 0)])  # insert two keys
     _run(root, full_refresh=False, minutes=0)
-    assert _rows(root, "marts.latest") == [
-        ("e1", "a", 10, T0, False), ("e2", "a", 20, T0, False)]
+    assert _rows(root, "marts.latest") == [("e1", "a", 10, T0, False), ("e2", "a", 20, T0, False)]
     _arrive(root, 1, [(1, "b", 11, 5), (2, "a", -1, 6)])  # update e1, delete e2
     _run(root, full_refresh=False, minutes=1)
     assert _rows(root, "marts.latest") == [("e1", "b", 11, T0 + timedelta(hours=5), False)]
     _arrive(root, 2, [(2, "c", 30, 3), (1, "z", 99, 1)])  # older versions arrive late
     _run(root, full_refresh=False, minutes=2)
     assert _rows(root, "marts.latest") == [("e1", "b", 11, T0 + timedelta(hours=5), False)]
+
+
+def test_scd2_keeps_full_history_across_updates_and_deletes(tmp_path: Path) -> None:
+    root = _project(tmp_path / "p")
+    h = lambda n: T0 + timedelta(hours=n)  # noqa: E731
+    _arrive(root, 0, [(1, "a", 10, 0), (2, "a", 20, 0)])
+    _run(root, full_refresh=False, minutes=0)
+    _arrive(root, 1, [(1, "b", 11, 5), (2, "a", -1, 6)])  # e1 changes, e2 is deleted
+    _run(root, full_refresh=False, minutes=1)
+    _arrive(root, 2, [(1, "c", 12, 3)])  # a version of e1 that happened in between, late
+    _run(root, full_refresh=False, minutes=2)
+    assert _rows(root, "marts.history") == [
+        ("e1", "a", h(0), False, h(0), h(3)),
+        ("e1", "b", h(5), False, h(5), None),
+        ("e1", "c", h(3), False, h(3), h(5)),
+        ("e2", "a", h(0), False, h(0), h(6)),
+    ]

@@ -89,6 +89,7 @@ class ModelKind(StrEnum):
     EPHEMERAL = "ephemeral"  # never materialized: inlined into the models that read it
     APPEND = "append"  # each run appends what the query makes of the new raw batches
     INCREMENTAL_BY_KEY = "incremental_by_key"  # new raw batches merged by a unique key
+    SCD2 = "scd2"  # every version of each key, with valid_from / valid_to
 
 
 class IntervalUnit(StrEnum):
@@ -324,12 +325,12 @@ class ModelConfig(Spec):
 
     @model_validator(mode="after")
     def _by_key_needs_key(self) -> ModelConfig:
-        if self.kind is ModelKind.INCREMENTAL_BY_KEY and not (
+        if self.kind in (ModelKind.INCREMENTAL_BY_KEY, ModelKind.SCD2) and not (
             self.unique_key and self.updated_column
         ):
             raise ValueError(
-                "kind incremental_by_key needs `unique_key:` and `updated_column:` (the "
-                "newest version of a key wins, whatever order the data arrives in)"
+                f"kind {self.kind.value} needs `unique_key:` and `updated_column:` (versions "
+                "of a key are ordered by it, whatever order the data arrives in)"
             )
         return self
 

@@ -59,8 +59,8 @@ class Model:
     name: str
     path: str
     config: ModelConfig
-    query: _Query = _Query()
     refs: tuple[Ref, ...]
+    query: _Query = _Query()  # required: see _Query
     sidecar: ModelSidecar = field(default_factory=ModelSidecar)
     sidecar_path: str | None = None
     function: Callable[..., Any] | None = None  # a Python model's `model` function
@@ -184,7 +184,7 @@ def _check_parameters(config: ModelConfig, query: exp.Query, shown: str) -> None
 
 def _check_append(config: ModelConfig, refs: tuple[Ref, ...], shown: str) -> None:
     """An append model sees only new raw batches, so it may read only raw tables."""
-    if config.kind not in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY):
+    if config.kind not in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY, ModelKind.SCD2):
         return
     for ref in refs:
         if not ref.name.startswith("raw."):

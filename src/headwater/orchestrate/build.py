@@ -31,7 +31,7 @@ from headwater.models.python import call
 from headwater.observe import Event, EventSink
 from headwater.orchestrate.checks import evaluate_in, record_checks
 from headwater.orchestrate.incremental import IntervalPlan, plan
-from headwater.orchestrate.merge import merge_into, newest_per_key
+from headwater.orchestrate.merge import history, merge_into, newest_per_key, restate_keys
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
@@ -205,7 +205,7 @@ class _Builder:
             if kind is ModelKind.INCREMENTAL_BY_TIME:
                 intervals = self._plan(model)
                 seen = intervals.seen
-            elif kind in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY):
+            elif kind in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY, ModelKind.SCD2):
                 new, seen = self._new_batches(model)
             with cursor.transaction():
                 if intervals is not None:
@@ -214,6 +214,8 @@ class _Builder:
                     rows = self._write_appended(cursor, model, physical, new)
                 elif kind is ModelKind.INCREMENTAL_BY_KEY:
                     rows = self._write_merged(cursor, model, physical, new)
+                elif kind is ModelKind.SCD2:
+                    rows = self._write_history(cursor, model, physical, new)
                 else:
                     rows = self._write_whole(cursor, model, physical)
                 if model.rules:
@@ -221,7 +223,8 @@ class _Builder:
                 if any(r.blocking for r in results):
                     failed = ", ".join(r.rule.name for r in results if r.blocking)
                     raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
-                cursor.execute(publish_view(model.name, physical, hide=model.config.deleted_column))
+                hide = model.config.deleted_column if kind is ModelKind.INCREMENTAL_BY_KEY else None
+                cursor.execute(publish_view(model.name, physical, hide=hide))
         except _Blocked as blocked:
             return ModelOutcome(model.name, "blocked", physical, error=str(blocked))
         except HeadwaterError as err:
@@ -334,6 +337,24 @@ class _Builder:
             )
         elif any(new.values()):
             merge_into(cursor, physical, self._over_new(model, new), model)
+        return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
+
+    def _write_history(
+        self, cursor: DuckDBEngine, model: Model, physical: str, new: dict[str, list[str]] | None
+    ) -> int:
+        """First build: every version's validity; then: the keys new data touched, again."""
+        target = exp.to_table(physical)
+        everything = render(model.query, self.physical, self.inline)
+        if new is None:
+            cursor.execute(
+                exp.Create(
+                    this=target, kind="TABLE", replace=True, expression=history(everything, model)
+                )
+            )
+        elif any(new.values()):
+            restate_keys(
+                cursor, physical, everything=everything, new=self._over_new(model, new), model=model
+            )
         return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
 
     def _over_new(self, model: Model, new: dict[str, list[str]]) -> exp.Query:

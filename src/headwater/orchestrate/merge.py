@@ -79,3 +79,62 @@ def _aliased(table: str, alias: str) -> exp.Table:
     node = exp.to_table(table)
     node.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
     return node
+
+
+def history(query: exp.Query, model: Model) -> exp.Select:
+    """`scd2`: every distinct version of each key with `valid_from` and `valid_to`.
+
+    A version is valid from its `updated_column` until the next version of its key (NULL
+    while it is current); a deleting version ends the one before it and is not shown itself.
+    """
+    keys = [exp.column(k, quoted=True) for k in model.config.unique_key]
+    version = exp.column(model.config.updated_column or "", quoted=True)
+    distinct = exp.select(exp.Star()).distinct().from_(query.subquery("_q"))
+    order = exp.Order(
+        expressions=[exp.Ordered(this=version.copy()), exp.Ordered(this=_content("_d"))]
+    )
+    following = exp.Window(this=exp.func("lead", version.copy()), partition_by=keys, order=order)
+    versions = exp.select(
+        exp.Star(), version.copy().as_("valid_from"), following.as_("valid_to")
+    ).from_(distinct.subquery("_d"))
+    out = exp.select(exp.Star()).from_(versions.subquery("_v"))
+    if model.config.deleted_column:
+        deleted = exp.column(model.config.deleted_column, quoted=True)
+        out = out.where(exp.not_(exp.func("coalesce", deleted, exp.false())))
+    return out
+
+
+def restate_keys(
+    cursor: DuckDBEngine, target: str, *, everything: exp.Query, new: exp.Query, model: Model
+) -> None:
+    """Recompute the whole history of the keys `new` touches, from `everything`."""
+    keys = model.config.unique_key
+    touched = (
+        exp.select(*[exp.column(k, quoted=True) for k in keys]).distinct().from_(new.subquery("_n"))
+    )
+    cursor.execute(
+        exp.Create(
+            this=exp.to_table(INCOMING),
+            kind="TABLE",
+            replace=True,
+            expression=touched,
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+    )
+
+    def among_touched(alias: str) -> exp.Exists:
+        same = exp.and_(
+            *[
+                exp.EQ(
+                    this=exp.column(k, alias, quoted=True),
+                    expression=exp.column(k, "k", quoted=True),
+                )
+                for k in keys
+            ]
+        )
+        return exp.Exists(this=exp.select("1").from_(exp.to_table(INCOMING).as_("k")).where(same))
+
+    cursor.execute(exp.delete(_aliased(target, "t")).where(among_touched("t")))
+    scoped = exp.select(exp.Star()).from_(everything.subquery("_e")).where(among_touched("_e"))
+    cursor.execute(exp.insert(history(scoped, model), exp.to_table(target)))
+    cursor.execute(exp.Drop(tables=[exp.to_table(INCOMING)], kind="TABLE", exists=True))
