@@ -35,13 +35,14 @@ Entry = tuple[Key, dict[str, Any], str, bytes]
 
 
 class ModelCache:
-    """The parsed models of one project, by file content.
+    """The parsed models of one project, by file content. Use it as a context manager:
 
-    >>> with ModelCache.open(root / ".headwater" / "cache") as cache:
-    ...     model = cache.parse(root / "models" / "clean" / "orders.sql", root=root)
+        with ModelCache.open(root / ".headwater" / "cache") as cache:
+            model = cache.parse(root / "models" / "clean" / "orders.sql", root=root)
 
-    Leaving the block writes the cache if anything changed; after an error it keeps the
-    entries of the files it did not reach, else it drops those of removed files.
+    Leaving the block writes the cache if anything changed. After a complete load it holds
+    the files parsed in it (removed models are dropped); after an error it also keeps the
+    entries of the files the load did not reach.
     """
 
     def __init__(self, file: Path, entries: dict[str, Entry]) -> None:
@@ -113,7 +114,7 @@ def _entry(key: Key, model: Model) -> Entry:
 def _model(entry: Entry) -> Model:
     _, fields, sql_hash, ast = entry
     model = Model(**fields, query=functools.partial(_unpickle_query, ast))
-    # seed the cached_property: computing the hash would unpack the AST it saves unpacking
+    # fill in the cached_property: computing it would unpack the AST
     model.__dict__["sql_hash"] = sql_hash
     return model
 
@@ -142,14 +143,18 @@ def _read(file: Path) -> dict[str, Entry]:
 
 
 def _write(file: Path, entries: dict[str, Entry]) -> None:
-    """Write atomically (temporary file, then rename); a folder we cannot write is no error."""
+    """Write atomically (temporary file, then rename); a folder we cannot write is no error.
+
+    The cache's folder is made only inside an existing one: `.headwater/` is the state folder
+    a run creates, and loading a project that was never run (`headwater test`) leaves no trace.
+    """
     try:
         payload = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # a field that does not pickle costs the cache, never the load
         return
     data = _salt() + hashlib.sha256(payload).digest() + payload
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
+        file.parent.mkdir(exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
     except OSError:
         return
