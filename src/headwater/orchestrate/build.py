@@ -26,7 +26,7 @@ from headwater.contracts import ModelKind
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError, Location
 from headwater.models import Model, render
-from headwater.models.intervals import batches, count
+from headwater.models.intervals import Range, batches, count
 from headwater.models.python import call
 from headwater.observe import Event, EventSink
 from headwater.orchestrate.checks import evaluate_in, record_checks
@@ -102,7 +102,9 @@ def build_all(
                 name = running.pop(future)
                 report.models[name] = future.result()
                 sorter.done(name)
-    # one catalog write for all build tasks: per-model writes would contend for SQLite's lock
+    # one catalog write for all versions and one for all tasks: per-model writes would queue
+    # on SQLite's write lock
+    stores.catalog.publish_all(builder.built, env=PROD, run_id=report.run_id, now=now_after(now))
     stores.catalog.record_tasks(
         report.run_id,
         [
@@ -154,6 +156,7 @@ class _Builder:
             if self.pointers.get(v.name) == v.physical
         }
         self.inline: dict[str, exp.Query] = {}
+        self.built: list[tuple[ModelVersion, list[Range] | None]] = []
         self.sources = raw_sources(project)
         self._snapshots: dict[str, list[Snapshot]] = {}
 
@@ -237,13 +240,10 @@ class _Builder:
         version = ModelVersion(
             model.name, self.fps[model.name], physical, kind.value, key, rows, seen
         )
-        self.stores.catalog.publish(
-            version,
-            env=PROD,
-            run_id=self.report.run_id,
-            now=now_after(self.now),
-            done=intervals.done_after if intervals else None,
-        )
+        # recorded in the catalog once for the whole build: the warehouse view, swapped in the
+        # transaction above, is what readers see; a crash before the catalog write only means
+        # the version is (idempotently) built again next run
+        self.built.append((version, intervals.done_after if intervals else None))
         outcome = ModelOutcome(model.name, "built", physical, rows, data_key=key)
         if intervals is not None:
             outcome.intervals = count(intervals.work, model.config.interval)

@@ -20,7 +20,6 @@ from headwater.models.selection import select as select_models
 from headwater.observe import Event, EventSink, discard
 from headwater.orchestrate.build import build_all
 from headwater.orchestrate.checks import contract_checks
-from headwater.orchestrate.lineage import record_lineage
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import RunReport, now_after
 from headwater.orchestrate.stores import Stores
@@ -65,7 +64,6 @@ def run(
                 full_refresh=full_refresh,
                 selected=selected,
             )
-            record_lineage(project, stores.catalog)  # cheap when no model changed
         report.zone_rows = zone_rows(project, stores)
     finally:
         stores.catalog.end_run(

@@ -289,55 +289,73 @@ class Catalog:
         now: datetime,
         done: Sequence[tuple[datetime, datetime]] | None = None,
     ) -> None:
-        """Record a built version (and the intervals it has done) and point `env` at it,
-        in one catalog transaction."""
+        """Record a built version (and the intervals it has done) and point `env` at it."""
+        self.publish_all([(version, done)], env=env, run_id=run_id, now=now)
+
+    def publish_all(
+        self,
+        built: Sequence[tuple[ModelVersion, Sequence[tuple[datetime, datetime]] | None]],
+        *,
+        env: str,
+        run_id: str,
+        now: datetime,
+    ) -> None:
+        """Record built versions with their done intervals and point `env` at them, in ONE
+        catalog transaction (per-model transactions would queue on SQLite's write lock)."""
+        if not built:
+            return
+        names = [v.name for v, _ in built]
+        keys = [(v.name, v.fingerprint) for v, _ in built]
+        incremental = [(v.name, v.fingerprint) for v, done in built if done is not None]
         with self._tx() as conn:
-            if done is not None:
+            for name, fp in incremental:
                 conn.execute(
                     intervals.delete().where(
-                        intervals.c.name == version.name,
-                        intervals.c.fingerprint == version.fingerprint,
+                        intervals.c.name == name, intervals.c.fingerprint == fp
                     )
                 )
-                if done:
-                    conn.execute(
-                        intervals.insert(),
-                        [
-                            {
-                                "name": version.name,
-                                "fingerprint": version.fingerprint,
-                                "start": lo,
-                                "end": hi,
-                            }
-                            for lo, hi in done
-                        ],
+            done_rows = [
+                {"name": v.name, "fingerprint": v.fingerprint, "start": lo, "end": hi}
+                for v, done in built
+                for lo, hi in done or []
+            ]
+            if done_rows:
+                conn.execute(intervals.insert(), done_rows)
+            for name, fp in keys:
+                conn.execute(
+                    model_versions.delete().where(
+                        model_versions.c.name == name, model_versions.c.fingerprint == fp
                     )
-            conn.execute(
-                model_versions.delete().where(
-                    model_versions.c.name == version.name,
-                    model_versions.c.fingerprint == version.fingerprint,
                 )
-            )
             conn.execute(
-                model_versions.insert().values(
-                    **{**version.__dict__, "inputs": json.dumps(version.inputs)},
-                    built_at=now,
-                    run_id=run_id,
-                )
+                model_versions.insert(),
+                [
+                    {
+                        **v.__dict__,
+                        "inputs": json.dumps(v.inputs),
+                        "built_at": now,
+                        "run_id": run_id,
+                    }
+                    for v, _ in built
+                ],
             )
             conn.execute(
                 env_pointers.delete().where(
-                    env_pointers.c.env == env, env_pointers.c.name == version.name
+                    env_pointers.c.env == env, env_pointers.c.name.in_(names)
                 )
             )
             conn.execute(
-                env_pointers.insert().values(
-                    env=env,
-                    name=version.name,
-                    physical=version.physical,
-                    fingerprint=version.fingerprint,
-                    updated_at=now,
-                )
+                env_pointers.insert(),
+                [
+                    {
+                        "env": env,
+                        "name": v.name,
+                        "physical": v.physical,
+                        "fingerprint": v.fingerprint,
+                        "updated_at": now,
+                    }
+                    for v, _ in built
+                ],
             )
 
     def pointers(self, env: str) -> dict[str, str]:
