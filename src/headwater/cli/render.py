@@ -120,16 +120,7 @@ def describe_restatement(outcome: ModelOutcome) -> str:
 
 def checks_table(results: list[CheckResult]) -> Table:
     """One row per rule; failing rules list a few sample rows beneath the table."""
-    table = Table(
-        "table",
-        "rule",
-        "result",
-        "observed",
-        "threshold",
-        title="Rules",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-    )
+    table = _titled("Rules", "table", "rule", "result", "observed", "threshold")
     for r in results:
         table.add_row(r.target, r.rule.name, _verdict(r), _observed(r), r.threshold)
     failing = [r for r in results if not r.passed and r.samples]
@@ -204,16 +195,7 @@ def arrow_table(batch: pa.RecordBatch | None, schema: pa.Schema) -> Table:
 
 
 def _landed_table(result: RunReport) -> Table:
-    table = Table(
-        "raw table",
-        "new files",
-        "rows landed",
-        "quarantined",
-        "late",
-        title="Ingest",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-    )
+    table = _titled("Ingest", "raw table", "new files", "rows landed", "quarantined", "late")
     for x in result.landed:
         table.add_row(
             x.table, str(len(x.files)), f"{x.rows:,}", f"{x.quarantined:,}", f"{x.late:,}"
@@ -224,14 +206,7 @@ def _landed_table(result: RunReport) -> Table:
 
 
 def _quarantine_table(result: RunReport) -> Table:
-    table = Table(
-        "raw table",
-        "reason",
-        "records",
-        title="Quarantined (raw.<table>__quarantine)",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-    )
+    table = _titled("Quarantined (raw.<table>__quarantine)", "raw table", "reason", "records")
     for x in result.landed:
         for reason, count in Counter(x.reasons).most_common():
             table.add_row(x.table, reason, f"{count:,}")
@@ -239,16 +214,7 @@ def _quarantine_table(result: RunReport) -> Table:
 
 
 def _models_table(result: RunReport, project: Project) -> Table:
-    table = Table(
-        "model",
-        "kind",
-        "status",
-        "rows",
-        "seconds",
-        title="Models",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-    )
+    table = _titled("Models", "model", "kind", "status", "rows", "seconds")
     for name in project.dag.order:
         m = result.models.get(name)
         if m is None:
@@ -265,3 +231,7 @@ def _models_table(result: RunReport, project: Project) -> Table:
 
 def _row(sample: dict[str, Any]) -> str:
     return "(" + ", ".join(f"{k}={v}" for k, v in list(sample.items())[:4]) + ")"
+
+
+def _titled(title: str, *columns: str) -> Table:
+    return Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left")
