@@ -22,8 +22,11 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
     engine.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in (contract.table, f"{contract.table}__quarantine"):
         target = exp.to_table(table)
+        version = stores.lake.version(table) or "none"
+        existing, comment = _existing(engine, table)
+        if existing is not None and comment == version:
+            continue  # the view already shows this snapshot: nothing to plan or replace
         files = stores.lake.files(table)
-        existing = _existing_kind(engine, table)
         if existing is not None:  # DuckDB refuses DROP VIEW on a table, even with IF EXISTS
             engine.execute(exp.Drop(tables=[target.copy()], kind=existing))
         if files:
@@ -47,13 +50,19 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
                 )
             finally:
                 engine.unregister("_hw_empty")
+        kind = "VIEW" if files else "TABLE"
+        engine.execute(
+            exp.Comment(this=target.copy(), kind=kind, expression=exp.Literal.string(version))
+        )
 
 
-def _existing_kind(engine: DuckDBEngine, table: str) -> str | None:
+def _existing(engine: DuckDBEngine, table: str) -> tuple[str | None, str | None]:
+    """Whether `table` is a TABLE or a VIEW now, and the snapshot it was made for."""
     schema, name = table.split(".")
     query = (
-        "select 'TABLE' from duckdb_tables() where schema_name = $s and table_name = $t "
-        "union all select 'VIEW' from duckdb_views() where schema_name = $s and view_name = $t"
+        "select 'TABLE', comment from duckdb_tables() where schema_name = $s and table_name = $t "
+        "union all select 'VIEW', comment from duckdb_views() "
+        "where schema_name = $s and view_name = $t"
     )
     rows = engine.rows(query, {"s": schema, "t": name})
-    return str(rows[0][0]) if rows else None
+    return (str(rows[0][0]), rows[0][1]) if rows else (None, None)

@@ -14,11 +14,20 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
+import sqlalchemy as sa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
 PREFIX = "hw."
+# pyiceberg's SQL catalog table, read directly for the cheap `version` check
+_ICEBERG_TABLES = sa.table(
+    "iceberg_tables",
+    sa.column("catalog_name"),
+    sa.column("table_namespace"),
+    sa.column("table_name"),
+    sa.column("metadata_location"),
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,19 @@ class Lake:
             }
             out.append(Snapshot(snap.snapshot_id, snap.timestamp_ms, props))
         return out
+
+    def version(self, name: str) -> str | None:
+        """The table's current metadata file: it changes with every commit, and reading it
+        from the catalog is one indexed query (no Iceberg metadata is loaded)."""
+        namespace, table = name.split(".")
+        query = sa.select(_ICEBERG_TABLES.c.metadata_location).where(
+            _ICEBERG_TABLES.c.catalog_name == "headwater",
+            _ICEBERG_TABLES.c.table_namespace == namespace,
+            _ICEBERG_TABLES.c.table_name == table,
+        )
+        with self._catalog.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return str(found) if found else None
 
     def files(self, name: str) -> list[str]:
         """Local paths of the data files of the table's current snapshot."""
