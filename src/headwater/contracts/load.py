@@ -32,7 +32,7 @@ def load_spec(
     Raises:
         SpecError: naming the file, line and field, the bad value and what would be valid.
     """
-    shown = _shown(path, root)
+    shown = shown_path(path, root)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -55,7 +55,7 @@ def parse_spec(
     try:
         return cls.model_validate({**data, **(extra or {})})
     except ValidationError as err:
-        raise _spec_error(cls, err, data, lines, file=file, line_offset=line_offset) from None
+        raise spec_error(cls, err, data, lines, file=file, line_offset=line_offset) from None
 
 
 def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[Loc, int]]:
@@ -89,7 +89,7 @@ def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], offset: int,
             if key in lines and key != loc:
                 raise SpecError(
                     f"duplicate field {key_node.value!r} (first on line {lines[key]})",
-                    where=Location(file, line, _dotted(loc) or None),
+                    where=Location(file, line, dotted(loc) or None),
                 )
             lines[key] = line
             _record_lines(value_node, key, lines, offset, file)
@@ -98,7 +98,7 @@ def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], offset: int,
             _record_lines(item, (*loc, i), lines, offset, file)
 
 
-def _spec_error(
+def spec_error(
     cls: type[BaseModel],
     err: ValidationError,
     data: Any,
@@ -107,6 +107,7 @@ def _spec_error(
     file: str,
     line_offset: int,
 ) -> SpecError:
+    """The one-line error for a pydantic failure, located by the YAML key lines."""
     # a misspelt key also shows up as a missing one; the misspelling is the useful report
     first = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
     loc = _data_loc(cls, tuple(first["loc"]))
@@ -121,10 +122,10 @@ def _spec_error(
         hint = _did_you_mean(str(field), valid) or f"valid fields: {', '.join(valid)}"
         return SpecError(
             f"unknown field {field!r}",
-            where=Location(file, line, _dotted(parent) or None),
+            where=Location(file, line, dotted(parent) or None),
             hint=hint,
         )
-    field = _dotted(loc) or None
+    field = dotted(loc) or None
     if kind in {"missing", "union_tag_not_found"}:
         return SpecError(
             "required field is missing",
@@ -228,7 +229,8 @@ def _value_at(data: Any, loc: Loc) -> Any:
     return data
 
 
-def _dotted(loc: Loc) -> str:
+def dotted(loc: Loc) -> str:
+    """A field path as written in messages: `columns[1].type`."""
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -246,7 +248,8 @@ def _did_you_mean(word: str, choices: list[str]) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def _shown(path: Path, root: Path | None) -> str:
+def shown_path(path: Path, root: Path | None) -> str:
+    """`path` as the user knows it: relative to the project root when it is inside it."""
     if root is not None:
         try:
             return str(path.resolve().relative_to(root.resolve()))

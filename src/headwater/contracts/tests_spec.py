@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 # the loader's own error mapping, applied per test: a file is a mapping of tests, not one spec
-from headwater.contracts.load import Loc, _dotted, _shown, _spec_error, read_yaml
+from headwater.contracts.load import Loc, dotted, read_yaml, shown_path, spec_error
 from headwater.contracts.specs import Identifier, Spec, sql_type
 from headwater.errors import Location, SpecError
 
@@ -113,7 +113,7 @@ class ModelTestCase:
             ),
             None,
         )
-        return Location(self.file, line, _dotted((self.name, *written)))
+        return Location(self.file, line, dotted((self.name, *written)))
 
 
 def load_tests(path: Path, *, root: Path | None = None) -> list[ModelTestCase]:
@@ -122,7 +122,7 @@ def load_tests(path: Path, *, root: Path | None = None) -> list[ModelTestCase]:
     Raises:
         SpecError: naming the file, line and field (`<test>.expected.rows[2]`) of the mistake.
     """
-    shown = _shown(path, root)
+    shown = shown_path(path, root)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -155,7 +155,7 @@ def _case(name: str, body: Any, lines: Mapping[Loc, int], file: str) -> ModelTes
         spec = ModelTest.model_validate(body)
     except ValidationError as err:
         lines_of_spec = {**own, **_rows_lines(body, own)}
-        inner = _spec_error(
+        inner = spec_error(
             ModelTest, err, body, lines_of_spec, file=file, line_offset=own.get((), 1) - 1
         )
         field = f"{name}.{inner.where.field}" if inner.where and inner.where.field else name

@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from headwater.contracts import FilesConnector
+from headwater.contracts.load import shown_path
 from headwater.errors import Location, SourceError
 
 LINE = "_hw_line"  # the one column of a JSON-lines batch
@@ -70,7 +71,11 @@ def discover(connector: FilesConnector, root: Path) -> list[SourceFile]:
         stat = path.stat()
         found.append(
             SourceFile(
-                path, _shown(path, root), _format(connector, path), stat.st_size, stat.st_mtime_ns
+                path,
+                shown_path(path, root),
+                _format(connector, path),
+                stat.st_size,
+                stat.st_mtime_ns,
             )
         )
     return found
@@ -181,10 +186,3 @@ def _format(connector: FilesConnector, path: Path) -> str:
             hint="set `format: csv | jsonl | parquet` on the connector",
         )
     return fmt
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)

@@ -25,17 +25,14 @@ from headwater.engine.duckdb import DuckDBEngine
 from headwater.ingest.conform import INPUT, arrow_type, conform_query, unknown_keys_query
 from headwater.ingest.files import RECORD, Rejected, SourceFile, batch_id, discover, read
 from headwater.zones.lake import Lake
+from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("_hw_batch_id", pa.string()),
-        ("_hw_ingested_at", pa.timestamp("us", tz="UTC")),
-        ("_hw_source", pa.string()),
-        ("_hw_reason", pa.string()),
-        ("_hw_record", pa.string()),
-    ]
-)
-META_COLUMNS = ["_hw_batch_id", "_hw_ingested_at", "_hw_source", "_hw_late"]
+_ARROW = {
+    "varchar": pa.string(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "boolean": pa.bool_(),
+}
+QUARANTINE_SCHEMA = pa.schema([(name, _ARROW[sql]) for name, sql in QUARANTINE.items()])
 
 
 @dataclass
@@ -220,12 +217,7 @@ def _create_tables(contract: Contract, lake: Lake) -> None:
     """Create raw and quarantine tables with their declared columns before any data lands."""
     if lake.table(contract.table) is None:
         fields = [pa.field(c.name, arrow_type(c.type)) for c in contract.columns]
-        fields += [
-            pa.field("_hw_batch_id", pa.string()),
-            pa.field("_hw_ingested_at", pa.timestamp("us", tz="UTC")),
-            pa.field("_hw_source", pa.string()),
-            pa.field("_hw_late", pa.bool_()),
-        ]
+        fields += [pa.field(name, _ARROW[sql]) for name, sql in RAW_METADATA.items()]
         lake.create(contract.table, pa.schema(fields))
     if lake.table(f"{contract.table}__quarantine") is None:
         lake.create(f"{contract.table}__quarantine", QUARANTINE_SCHEMA)

@@ -33,25 +33,11 @@ from headwater.contracts.tests_spec import InputTable, ModelTestCase
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import EngineError, ModelError, SpecError
 from headwater.models.parse import Model, render
+from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
 Schema = tuple[tuple[str, exp.DataType], ...]
 Key = tuple[Any, ...]
 
-# the columns landing adds to a raw table and to its quarantine (headwater.ingest.land, which
-# this band may not import)
-RAW_META = {
-    "_hw_batch_id": "varchar",
-    "_hw_ingested_at": "timestamptz",
-    "_hw_source": "varchar",
-    "_hw_late": "boolean",
-}
-QUARANTINE = {
-    "_hw_batch_id": "varchar",
-    "_hw_ingested_at": "timestamptz",
-    "_hw_source": "varchar",
-    "_hw_reason": "varchar",
-    "_hw_record": "varchar",
-}
 ALL_TIME = {"start": "-infinity", "end": "infinity"}  # interval bounds a test does not give
 SCRATCH = "_hw_schemas"  # empty tables, to learn the columns a model returns
 WORK = "_hw_test"  # the input tables of the test running now
@@ -247,7 +233,7 @@ class ModelTester:
     def _find_schema(self, table: str) -> Schema:
         if table in self.contracts:
             declared = {c.name: c.type for c in self.contracts[table].columns}
-            return _typed({**declared, **RAW_META})
+            return _typed({**declared, **RAW_METADATA})
         if table.endswith("__quarantine") and table.removesuffix("__quarantine") in self.contracts:
             return _typed(QUARANTINE)
         model = self.models.get(table)

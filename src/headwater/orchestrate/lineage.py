@@ -11,20 +11,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from headwater.errors import SpecError
-from headwater.ingest.land import META_COLUMNS, QUARANTINE_SCHEMA
 from headwater.models.lineage import ROWS, Lineage, ModelLineage, Upstream, trace
 from headwater.project import Project
 from headwater.zones.catalog import Catalog, LineageRecord, catalog_url
-
-# SQL types of the columns landing adds to every raw and quarantine row (see ingest.land)
-_LANDED_TYPES = {
-    "_hw_batch_id": "varchar",
-    "_hw_ingested_at": "timestamptz",
-    "_hw_source": "varchar",
-    "_hw_late": "boolean",
-    "_hw_reason": "varchar",
-    "_hw_record": "varchar",
-}
+from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
 
 @dataclass
@@ -53,10 +43,8 @@ def raw_schema(project: Project) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for contract in project.contracts.values():
         declared = {c.name: c.type for c in contract.columns}
-        out[contract.table] = {**declared, **{m: _LANDED_TYPES[m] for m in META_COLUMNS}}
-        out[f"{contract.table}__quarantine"] = {
-            name: _LANDED_TYPES.get(name, "unknown") for name in QUARANTINE_SCHEMA.names
-        }
+        out[contract.table] = {**declared, **RAW_METADATA}
+        out[f"{contract.table}__quarantine"] = dict(QUARANTINE)
     return out
 
 
