@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -38,8 +38,3 @@ class Engine(Protocol):
     def cursor(self) -> Engine: ...
 
     def close(self) -> None: ...
-
-
-def batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-    """Iterate a reader's batches (a small shim so call sites read as data flow)."""
-    yield from reader

@@ -104,10 +104,6 @@ def count(ranges: Iterable[Range], unit: IntervalUnit) -> int:
     return sum(round((hi - lo) / _STEP[unit]) for lo, hi in merge(ranges))
 
 
-def step(unit: IntervalUnit) -> timedelta:
-    return _STEP[unit]
-
-
 def parse_lookback(text: str, unit: IntervalUnit) -> timedelta:
     """A lookback duration rounded up to whole intervals ("36 hours" by day → 2 days)."""
     seconds = parse_duration(text)

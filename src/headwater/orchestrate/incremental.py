@@ -36,11 +36,6 @@ class IntervalPlan:
     restated: int  # intervals in `work` that were done before
     late_rows: int  # late rows in the new upstream batches
     seen: dict[str, int] = field(default_factory=dict)  # raw table -> newest snapshot id
-    full: Range | None = None  # the whole range the upstream data covers
-
-    @property
-    def intervals(self) -> list[Range]:
-        return self.work
 
 
 def plan(
@@ -94,7 +89,7 @@ def plan(
         lookback = intersect([(full[1] - span, full[1])], done)
     again = merge([*touched, *lookback])
     work = merge([*missing, *again])
-    return IntervalPlan(work, merge([*done, *work]), count(again, unit), late, newest, full)
+    return IntervalPlan(work, merge([*done, *work]), count(again, unit), late, newest)
 
 
 def _event_ranges(snap: Snapshot) -> list[Range]:

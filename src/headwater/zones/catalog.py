@@ -280,18 +280,6 @@ class Catalog:
         with self.engine.connect() as conn:
             return {name: rows for name, rows in conn.execute(query)}
 
-    def publish(
-        self,
-        version: ModelVersion,
-        *,
-        env: str,
-        run_id: str,
-        now: datetime,
-        done: Sequence[tuple[datetime, datetime]] | None = None,
-    ) -> None:
-        """Record a built version (and the intervals it has done) and point `env` at it."""
-        self.publish_all([(version, done)], env=env, run_id=run_id, now=now)
-
     def publish_all(
         self,
         built: Sequence[tuple[ModelVersion, Sequence[tuple[datetime, datetime]] | None]],
