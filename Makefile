@@ -38,7 +38,7 @@ test: $(VENV)/.dev-installed
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src
+	$(BIN)/ruff format --check src tests
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/transform/run.py

@@ -34,8 +34,9 @@ def shop(shop_template: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built_shop(shop_template: Path, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[tuple[Project, Stores, RunReport]]:
+def built_shop(
+    shop_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Project, Stores, RunReport]]:
     """The small example project after one full run (read-only for tests that use it)."""
     root = tmp_path_factory.mktemp("built") / "shop"
     shutil.copytree(shop_template, root)

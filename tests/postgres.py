@@ -26,9 +26,11 @@ def cluster() -> Iterator[str]:
     port = _free_port()
     _as_postgres_owner(folder)
     _postgres(f"{BIN}/initdb -D {data} -A trust -U postgres --no-sync -E UTF8 >/dev/null")
-    _postgres(f"{BIN}/pg_ctl -D {data} -w -l {folder}/log -o "
-              f"'-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off' start "
-              ">/dev/null")
+    _postgres(
+        f"{BIN}/pg_ctl -D {data} -w -l {folder}/log -o "
+        f"'-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off' start "
+        ">/dev/null"
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:

@@ -11,16 +11,29 @@ import pytest
 SRC = Path(__file__).parents[1] / "src" / "headwater"
 BANDS = {
     "errors": 0,
-    "contracts": 1, "zones": 1, "engine": 1, "observe": 1,
-    "ingest": 2, "models": 2, "quality": 2,
+    "contracts": 1,
+    "zones": 1,
+    "engine": 1,
+    "observe": 1,
+    "ingest": 2,
+    "models": 2,
+    "quality": 2,
     "project": 3,
-    "change": 4, "govern": 4,
+    "change": 4,
+    "govern": 4,
     "orchestrate": 5,
-    "cli": 6, "serve": 6,
-    "__main__": 7, "__init__": 7,  # entry points above everything
+    "cli": 6,
+    "serve": 6,
+    "__main__": 7,
+    "__init__": 7,  # entry points above everything
 }
-DRIVERS = {"duckdb": {"engine", "ingest"}, "pyiceberg": {"zones"}, "sqlalchemy": {"zones"},
-           "typer": {"cli"}, "rich": {"cli"}}
+DRIVERS = {
+    "duckdb": {"engine", "ingest"},
+    "pyiceberg": {"zones"},
+    "sqlalchemy": {"zones"},
+    "typer": {"cli"},
+    "rich": {"cli"},
+}
 
 
 def _unit(path: Path) -> str:
@@ -56,7 +69,8 @@ def test_imports_respect_bands(path: Path) -> None:
                 continue
             assert BANDS[target] < BANDS[unit], (
                 f"{path.relative_to(SRC)} (band {BANDS[unit]}) imports headwater.{target} "
-                f"(band {BANDS[target]}): only lower bands may be imported")
+                f"(band {BANDS[target]}): only lower bands may be imported"
+            )
         elif parts[0] in DRIVERS:
             assert unit in DRIVERS[parts[0]], f"{path.relative_to(SRC)} imports driver {name}"
 
@@ -65,7 +79,9 @@ def test_import_has_no_side_effects() -> None:
     import subprocess
     import sys
 
-    code = ("import headwater, sys; "
-            "print(sorted(m for m in ('duckdb', 'pyiceberg') if m in sys.modules))")
+    code = (
+        "import headwater, sys; "
+        "print(sorted(m for m in ('duckdb', 'pyiceberg') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -22,8 +22,13 @@ pytestmark = pytest.mark.slow
 
 def headwater(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "headwater", *args], capture_output=True,
-                          text=True, check=check, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "headwater", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        env=env,
+    )
 
 
 def raw_rows(root: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -38,16 +43,20 @@ def raw_rows(root: Path) -> dict[str, list[tuple[object, ...]]]:
     for contract in project.contracts.values():
         for table in (contract.table, f"{contract.table}__quarantine"):
             files = lake.files(table)
-            query = ("select * exclude (_hw_ingested_at, _hw_batch_id) from "
-                     "read_parquet($f, union_by_name=true) order by all")
+            query = (
+                "select * exclude (_hw_ingested_at, _hw_batch_id) from "
+                "read_parquet($f, union_by_name=true) order by all"
+            )
             out[table] = duckdb.sql(query, params={"f": files}).fetchall() if files else []
     return out
 
 
 def warehouse(root: Path) -> dict[str, list[tuple[object, ...]]]:
     with duckdb.connect(str(root / ".headwater/warehouse.duckdb"), read_only=True) as conn:
-        names = conn.sql("select schema_name || '.' || table_name from duckdb_tables() "
-                         "where schema_name like 'hw_%'").fetchall()
+        names = conn.sql(
+            "select schema_name || '.' || table_name from duckdb_tables() "
+            "where schema_name like 'hw_%'"
+        ).fetchall()
         return {n: conn.sql(f"select * from {n} order by all").fetchall() for (n,) in names}
 
 
@@ -69,8 +78,7 @@ def test_demo_runs_end_to_end_and_a_second_run_changes_nothing(tmp_path: Path) -
     assert warehouse(root) == tables_before
 
 
-def test_sigkill_during_ingestion_then_rerun_equals_an_uninterrupted_run(
-        tmp_path: Path) -> None:
+def test_sigkill_during_ingestion_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     template = tmp_path / "template"
     headwater("init", str(template), "--events", "150000")
     reference = tmp_path / "reference"
@@ -86,14 +94,20 @@ def test_sigkill_during_ingestion_then_rerun_equals_an_uninterrupted_run(
     for attempt, fraction in enumerate((0.35, 0.6, 0.8)):
         root = tmp_path / f"crash{attempt}"
         shutil.copytree(template, root)
-        process = subprocess.Popen([sys.executable, "-m", "headwater", "ingest", "-p", str(root)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "headwater", "ingest", "-p", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(duration * fraction)
         assert process.poll() is None, "ingestion ended before the kill; nothing was interrupted"
         process.send_signal(signal.SIGKILL)
         process.wait()
-        landed_before_rerun = sum(len(rows) for rows in raw_rows(root).values()) \
-            if (root / ".headwater/catalog.db").exists() else 0
+        landed_before_rerun = (
+            sum(len(rows) for rows in raw_rows(root).values())
+            if (root / ".headwater/catalog.db").exists()
+            else 0
+        )
         partial_states += 0 < landed_before_rerun < total
         headwater("ingest", "-p", str(root))
         assert raw_rows(root) == expected, f"killed at {fraction:.0%} of the ingest"

@@ -3,9 +3,24 @@
 import headwater
 
 EXPECTED = [
-    "CheckResult", "Contract", "DataError", "EngineError", "HeadwaterError", "ModelError",
-    "Project", "Rule", "RunReport", "Settings", "SourceError", "SpecError", "Stores",
-    "TransientSourceError", "UserCodeError", "check_all", "load_project", "run",
+    "CheckResult",
+    "Contract",
+    "DataError",
+    "EngineError",
+    "HeadwaterError",
+    "ModelError",
+    "Project",
+    "Rule",
+    "RunReport",
+    "Settings",
+    "SourceError",
+    "SpecError",
+    "Stores",
+    "TransientSourceError",
+    "UserCodeError",
+    "check_all",
+    "load_project",
+    "run",
 ]
 
 

@@ -57,8 +57,12 @@ def test_second_run_reports_everything_up_to_date(project: Path) -> None:
 
 
 def test_sql_queries_the_current_environment(project: Path) -> None:
-    code, out = hw("sql", "select event_type, sum(event_count) as n from marts.events_daily "
-                   "group by 1 order by 1", "-p", str(project))
+    code, out = hw(
+        "sql",
+        "select event_type, sum(event_count) as n from marts.events_daily group by 1 order by 1",
+        "-p",
+        str(project),
+    )
     assert code == 0, out
     assert "page_view" in out and "purchase" in out
 
@@ -99,7 +103,8 @@ def test_dag_status_and_schema(project: Path, tmp_path: Path) -> None:
     assert code == 0
     contract = json.loads((tmp_path / "schemas/contract.schema.json").read_text())
     assert {"source", "schema_version", "delivery", "watermark", "privacy_level"} <= set(
-        contract["properties"])
+        contract["properties"]
+    )
     assert "name" not in contract["properties"]
 
 

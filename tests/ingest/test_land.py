@@ -25,9 +25,16 @@ COLUMNS = [
 
 
 def contract(path: str, **overrides: Any) -> Contract:
-    spec = {"name": "orders", "source": "shop.orders", "schema_version": "1",
-            "delivery": "batch", "privacy_level": "internal",
-            "connector": {"kind": "files", "path": path}, "columns": COLUMNS, **overrides}
+    spec = {
+        "name": "orders",
+        "source": "shop.orders",
+        "schema_version": "1",
+        "delivery": "batch",
+        "privacy_level": "internal",
+        "connector": {"kind": "files", "path": path},
+        "columns": COLUMNS,
+        **overrides,
+    }
     return Contract.model_validate(spec)
 
 
@@ -51,8 +58,10 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_csv_lands_typed_rows_with_metadata(tmp_path: Path, lake: Lake) -> None:
-    write(tmp_path / "data/o1.csv", "order_id,amount,updated_at\n1,10.50,2026-10-01 10:00:00\n"
-          "2,3,2026-10-02 11:00:00\n")
+    write(
+        tmp_path / "data/o1.csv",
+        "order_id,amount,updated_at\n1,10.50,2026-10-01 10:00:00\n2,3,2026-10-02 11:00:00\n",
+    )
     landed = ingest(contract("data/*.csv"), root=tmp_path, lake=lake, now=NOW)
     assert (landed.rows, landed.quarantined, landed.files) == (2, 0, ["data/o1.csv"])
     got = rows(lake, "raw.orders", "order_id, amount, updated_at, _hw_source, _hw_batch_id")
@@ -64,15 +73,18 @@ def test_csv_lands_typed_rows_with_metadata(tmp_path: Path, lake: Lake) -> None:
     assert schema is not None and str(schema.field("amount").type) == "decimal128(10, 2)"
 
 
-def test_bad_records_are_quarantined_with_reason_and_location(tmp_path: Path,
-                                                               lake: Lake) -> None:
-    write(tmp_path / "data/o1.csv", "order_id,amount,updated_at\n1,10,2026-10-01\n"
-          "2,12;50,2026-10-01\n,4,2026-10-01\n5,6,2026-10-01,oops\n")
+def test_bad_records_are_quarantined_with_reason_and_location(tmp_path: Path, lake: Lake) -> None:
+    write(
+        tmp_path / "data/o1.csv",
+        "order_id,amount,updated_at\n1,10,2026-10-01\n"
+        "2,12;50,2026-10-01\n,4,2026-10-01\n5,6,2026-10-01,oops\n",
+    )
     landed = ingest(contract("data/*.csv"), root=tmp_path, lake=lake, now=NOW)
     assert (landed.rows, landed.quarantined) == (1, 3)
     bad = rows(lake, "raw.orders__quarantine", "_hw_source, _hw_reason, _hw_record")
     assert ("data/o1.csv record 2", "amount: cannot cast '12;50' to DECIMAL(10, 2)") in [
-        b[:2] for b in bad]
+        b[:2] for b in bad
+    ]
     assert ("data/o1.csv record 3", "order_id: required value is missing") in [b[:2] for b in bad]
     wrong_width = next(b for b in bad if "fields" in b[1])
     assert wrong_width == ("data/o1.csv:5", "expected 3 fields, found 4", "5,6,2026-10-01,oops")
@@ -86,8 +98,10 @@ def test_landing_the_same_files_twice_is_a_no_op(tmp_path: Path, lake: Lake) -> 
     snapshots = [len(lake.snapshots("raw.orders")), len(lake.snapshots("raw.orders__quarantine"))]
     again = ingest(spec, root=tmp_path, lake=lake, now=NOW)
     assert (again.rows, again.quarantined, again.already_landed, again.batch_id) == (0, 0, 1, None)
-    assert [len(lake.snapshots("raw.orders")),
-            len(lake.snapshots("raw.orders__quarantine"))] == snapshots
+    assert [
+        len(lake.snapshots("raw.orders")),
+        len(lake.snapshots("raw.orders__quarantine")),
+    ] == snapshots
     assert len(rows(lake, "raw.orders")) == 1
     assert len(rows(lake, "raw.orders__quarantine")) == 1
 
@@ -102,15 +116,19 @@ def test_only_new_files_land_on_the_next_run(tmp_path: Path, lake: Lake) -> None
     assert [r[0] for r in rows(lake, "raw.orders", "order_id")] == [1, 2]
 
 
-def test_jsonl_malformed_lines_and_unknown_fields_under_freeze(tmp_path: Path,
-                                                               lake: Lake) -> None:
-    write(tmp_path / "data/e.jsonl", '{"order_id": 1, "amount": 2.5}\n{"order_id": 2, bad\n'
-          '{"order_id": 3, "coupon": "X"}\n[1, 2]\n{"order_id": "zz"}\n')
+def test_jsonl_malformed_lines_and_unknown_fields_under_freeze(tmp_path: Path, lake: Lake) -> None:
+    write(
+        tmp_path / "data/e.jsonl",
+        '{"order_id": 1, "amount": 2.5}\n{"order_id": 2, bad\n'
+        '{"order_id": 3, "coupon": "X"}\n[1, 2]\n{"order_id": "zz"}\n',
+    )
     spec = contract("data/*.jsonl", evolution="freeze")
     landed = ingest(spec, root=tmp_path, lake=lake, now=NOW)
     assert (landed.rows, landed.quarantined) == (1, 4)
-    reasons = {src: reason for src, reason in rows(lake, "raw.orders__quarantine",
-                                                   "_hw_source, _hw_reason")}
+    reasons = {
+        src: reason
+        for src, reason in rows(lake, "raw.orders__quarantine", "_hw_source, _hw_reason")
+    }
     assert reasons == {
         "data/e.jsonl record 2": "malformed JSON: not a JSON object",
         "data/e.jsonl record 3": "unknown field(s) coupon (evolution: freeze)",
@@ -130,22 +148,31 @@ def test_evolve_adds_new_columns_and_keeps_old_rows(tmp_path: Path, lake: Lake) 
 
 
 def test_csv_unknown_column_under_freeze_is_quarantined(tmp_path: Path, lake: Lake) -> None:
-    write(tmp_path / "data/o.csv", "order_id,amount,updated_at,coupon\n1,1,2026-10-01,\n"
-          "2,1,2026-10-01,SAVE10\n")
-    landed = ingest(contract("data/*.csv", evolution="freeze"), root=tmp_path, lake=lake,
-                    now=NOW)
+    write(
+        tmp_path / "data/o.csv",
+        "order_id,amount,updated_at,coupon\n1,1,2026-10-01,\n2,1,2026-10-01,SAVE10\n",
+    )
+    landed = ingest(contract("data/*.csv", evolution="freeze"), root=tmp_path, lake=lake, now=NOW)
     assert (landed.rows, landed.quarantined) == (1, 1)
     assert rows(lake, "raw.orders__quarantine", "_hw_reason") == [
-        ("unknown column 'coupon' (evolution: freeze)",)]
+        ("unknown column 'coupon' (evolution: freeze)",)
+    ]
     schema = lake.schema("raw.orders")
     assert schema is not None and "coupon" not in schema.names
 
 
 def test_parquet_values_are_cast_and_checked(tmp_path: Path, lake: Lake) -> None:
     (tmp_path / "data").mkdir()
-    pq.write_table(pa.table({"order_id": pa.array(["1", "two"]), "amount": [1.5, 2.0],
-                             "updated_at": ["2026-10-01", "2026-10-02"]}),
-                   tmp_path / "data/o.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "order_id": pa.array(["1", "two"]),
+                "amount": [1.5, 2.0],
+                "updated_at": ["2026-10-01", "2026-10-02"],
+            }
+        ),
+        tmp_path / "data/o.parquet",
+    )
     landed = ingest(contract("data/*.parquet"), root=tmp_path, lake=lake, now=NOW)
     assert (landed.rows, landed.quarantined) == (1, 1)
     assert rows(lake, "raw.orders", "order_id") == [(1,)]
@@ -155,8 +182,10 @@ def test_late_rows_are_flagged_against_the_watermark(tmp_path: Path, lake: Lake)
     spec = contract("data/*.csv", watermark="updated_at - interval 2 hours")
     write(tmp_path / "data/o1.csv", "order_id,amount,updated_at\n1,1,2026-10-02 12:00:00\n")
     ingest(spec, root=tmp_path, lake=lake, now=NOW)
-    write(tmp_path / "data/o2.csv", "order_id,amount,updated_at\n2,1,2026-10-02 11:00:00\n"
-          "3,1,2026-10-02 09:00:00\n")
+    write(
+        tmp_path / "data/o2.csv",
+        "order_id,amount,updated_at\n2,1,2026-10-02 11:00:00\n3,1,2026-10-02 09:00:00\n",
+    )
     landed = ingest(spec, root=tmp_path, lake=lake, now=NOW)
     assert landed.late == 1
     assert rows(lake, "raw.orders", "order_id, _hw_late") == [(1, False), (2, False), (3, True)]
@@ -164,7 +193,8 @@ def test_late_rows_are_flagged_against_the_watermark(tmp_path: Path, lake: Lake)
 
 
 def test_crash_between_quarantine_and_raw_commit_loses_and_duplicates_nothing(
-        tmp_path: Path, lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path / "data/o1.csv", "order_id,amount,updated_at\n1,1,2026-10-01\nx,1,\n")
     spec = contract("data/*.csv")
     real_append = Lake.append
@@ -201,12 +231,16 @@ def test_unreadable_format_is_a_clear_source_error(tmp_path: Path, lake: Lake) -
         ingest(contract("data/*"), root=tmp_path, lake=lake, now=NOW)
 
 
-@pytest.mark.parametrize(("policy", "landed_rows", "quarantined"), [
-    ("discard_column", 2, 0), ("discard_row", 1, 1)])
-def test_discard_policies(tmp_path: Path, lake: Lake, policy: str, landed_rows: int,
-                          quarantined: int) -> None:
-    write(tmp_path / "data/o.csv", "order_id,amount,updated_at,coupon\n1,1,2026-10-01,\n"
-          "2,1,2026-10-01,SAVE10\n")
+@pytest.mark.parametrize(
+    ("policy", "landed_rows", "quarantined"), [("discard_column", 2, 0), ("discard_row", 1, 1)]
+)
+def test_discard_policies(
+    tmp_path: Path, lake: Lake, policy: str, landed_rows: int, quarantined: int
+) -> None:
+    write(
+        tmp_path / "data/o.csv",
+        "order_id,amount,updated_at,coupon\n1,1,2026-10-01,\n2,1,2026-10-01,SAVE10\n",
+    )
     landed = ingest(contract("data/*.csv", evolution=policy), root=tmp_path, lake=lake, now=NOW)
     assert (landed.rows, landed.quarantined) == (landed_rows, quarantined)
     schema = lake.schema("raw.orders")

@@ -16,15 +16,20 @@ def dag(shop_template: Path):  # type: ignore[no-untyped-def]
     return load_project(shop_template).dag
 
 
-@pytest.mark.parametrize(("selectors", "expected"), [
-    (["marts.events_daily"], {"marts.events_daily"}),
-    (["marts.events_daily+"], {"marts.events_daily", "marts.funnel_daily"}),
-    (["+marts.customer_orders"], {"marts.customer_orders", "clean.customers", "clean.orders"}),
-    (["+marts.events_daily+"], {"clean.events", "marts.events_daily", "marts.funnel_daily"}),
-    (["clean.*"], {"clean.customers", "clean.events", "clean.orders"}),
-    (["clean.orders+ marts.funnel_daily"], {"clean.orders", "marts.customer_orders",
-                                            "marts.revenue_daily", "marts.funnel_daily"}),
-])
+@pytest.mark.parametrize(
+    ("selectors", "expected"),
+    [
+        (["marts.events_daily"], {"marts.events_daily"}),
+        (["marts.events_daily+"], {"marts.events_daily", "marts.funnel_daily"}),
+        (["+marts.customer_orders"], {"marts.customer_orders", "clean.customers", "clean.orders"}),
+        (["+marts.events_daily+"], {"clean.events", "marts.events_daily", "marts.funnel_daily"}),
+        (["clean.*"], {"clean.customers", "clean.events", "clean.orders"}),
+        (
+            ["clean.orders+ marts.funnel_daily"],
+            {"clean.orders", "marts.customer_orders", "marts.revenue_daily", "marts.funnel_daily"},
+        ),
+    ],
+)
 def test_selectors(dag, selectors: list[str], expected: set[str]) -> None:  # type: ignore[no-untyped-def]
     assert select(dag, selectors) == expected
 
@@ -35,7 +40,9 @@ def test_tags_from_header_and_sidecar(shop: Path) -> None:
     model = shop / "models/marts/revenue_daily.sql"
     model.write_text(model.read_text().replace("kind: view", "kind: view\ntags: [finance]"))
     assert select(load_project(shop).dag, ["tag:finance"]) == {
-        "marts.customer_orders", "marts.revenue_daily"}
+        "marts.customer_orders",
+        "marts.revenue_daily",
+    }
 
 
 def test_a_selector_that_matches_nothing_says_so(dag) -> None:  # type: ignore[no-untyped-def]

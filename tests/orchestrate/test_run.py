@@ -39,9 +39,11 @@ def add_rule(sidecar: Path, rule: str) -> None:
 def table_contents(root: Path) -> dict[str, Any]:
     """Every table and view of the warehouse, as sorted rows (opened read-only, like a user)."""
     with duckdb.connect(str(root / ".headwater/warehouse.duckdb"), read_only=True) as conn:
-        names = conn.sql("select schema_name || '.' || table_name from duckdb_tables() "
-                         "union all select schema_name || '.' || view_name from duckdb_views() "
-                         "where not internal").fetchall()
+        names = conn.sql(
+            "select schema_name || '.' || table_name from duckdb_tables() "
+            "union all select schema_name || '.' || view_name from duckdb_views() "
+            "where not internal"
+        ).fetchall()
         return {n: sorted(map(str, conn.sql(f"select * from {n}").fetchall())) for (n,) in names}
 
 
@@ -50,10 +52,14 @@ def test_full_run_lands_quarantines_builds_and_checks(built_shop: Any) -> None:
     assert report.ok
     landed = {x.table: x for x in report.landed}
     assert {t: x.quarantined for t, x in landed.items()} == {
-        "raw.customers": 1, "raw.events": 3, "raw.orders": 2}
+        "raw.customers": 1,
+        "raw.events": 3,
+        "raw.orders": 2,
+    }
     assert landed["raw.orders"].reasons == {
         "amount: cannot cast '12,50' to DECIMAL(12, 2)": 1,
-        "customer_id: required value is missing": 1}
+        "customer_id: required value is missing": 1,
+    }
     assert landed["raw.events"].rows == 4_500 - 3
     assert {m.status for m in report.models.values()} == {"built"}
     assert set(report.models) == set(project.models)
@@ -76,7 +82,8 @@ def test_models_are_readable_by_anyone_opening_the_warehouse(built_shop: Any) ->
     assert rows == clean
     physical = stores.engine.rows(
         "select table_name from duckdb_tables() where schema_name = 'hw_marts' "
-        "and table_name like 'events_daily__%'")
+        "and table_name like 'events_daily__%'"
+    )
     assert len(physical) == 1
 
 
@@ -106,7 +113,9 @@ def test_new_data_rebuilds_only_what_reads_it(shop: Path) -> None:
     run_once(shop)
     (shop / "data/customers/customers_2.csv").write_text(
         "customer_id,email,full_name,country,signed_up_at\n"
-        "3001,new@example.com,New Person,DE,2026-10-31 10:00:00\n", encoding="utf-8")
+        "3001,new@example.com,New Person,DE,2026-10-31 10:00:00\n",
+        encoding="utf-8",
+    )
     _, report = run_once(shop)
     status = {name: m.status for name, m in report.models.items()}
     assert status["clean.customers"] == "built"
@@ -123,7 +132,9 @@ def test_a_failing_error_rule_publishes_nothing(shop: Path) -> None:
     add_rule(sidecar, "{name: impossible, type: row_count, target: '*', threshold: 1000000}")
     (shop / "data/events/events_extra.jsonl").write_text(
         '{"event_id":"e-new","customer_id":1,"session_id":"s","event_type":"purchase",'
-        '"page":"/","occurred_at":"2026-10-31T10:00:00Z"}\n', encoding="utf-8")
+        '"page":"/","occurred_at":"2026-10-31T10:00:00Z"}\n',
+        encoding="utf-8",
+    )
     _, report = run_once(shop)
     assert report.models["clean.events"].status == "built"
     assert report.models["marts.events_daily"].status == "blocked"
@@ -135,13 +146,13 @@ def test_a_failing_error_rule_publishes_nothing(shop: Path) -> None:
     assert len(after["clean.events"]) == len(before_all["clean.events"]) + 1
 
 
-def test_a_changed_model_that_fails_its_rule_leaves_the_old_version_published(
-        shop: Path) -> None:
+def test_a_changed_model_that_fails_its_rule_leaves_the_old_version_published(shop: Path) -> None:
     run_once(shop)
     model = shop / "models/marts/events_daily.sql"
-    model.write_text(model.read_text().replace("group by 1, 2", "group by 1, 2\n"
-                                               "union all select null, 'x', 1"),
-                     encoding="utf-8")
+    model.write_text(
+        model.read_text().replace("group by 1, 2", "group by 1, 2\nunion all select null, 'x', 1"),
+        encoding="utf-8",
+    )
     sidecar = shop / "models/marts/events_daily.yml"
     add_rule(sidecar, "{name: day_present, type: not_null, target: day}")
     project, report = run_once(shop)
@@ -153,19 +164,23 @@ def test_a_changed_model_that_fails_its_rule_leaves_the_old_version_published(
         assert published != outcome.physical
         exists = stores.engine.rows(
             "select count(*) from duckdb_tables() where schema_name || '.' || table_name = $t",
-            {"t": outcome.physical})
+            {"t": outcome.physical},
+        )
         assert exists == [(0,)]
-        assert stores.engine.rows("select count(*) from marts.events_daily "
-                                  "where day is null") == [(0,)]
+        assert stores.engine.rows("select count(*) from marts.events_daily where day is null") == [
+            (0,)
+        ]
     finally:
         stores.close()
 
 
 def test_a_failing_model_skips_its_downstream_and_the_rest_goes_on(shop: Path) -> None:
     (shop / "models/marts/broken.sql").write_text(
-        "select cast(status as integer) as status_code from clean.orders\n", encoding="utf-8")
+        "select cast(status as integer) as status_code from clean.orders\n", encoding="utf-8"
+    )
     (shop / "models/marts/after_broken.sql").write_text(
-        "select count(*) as n from marts.broken\n", encoding="utf-8")
+        "select count(*) as n from marts.broken\n", encoding="utf-8"
+    )
     _, report = run_once(shop)
     assert report.models["marts.broken"].status == "failed"
     assert report.models["marts.broken"].error.startswith("models/marts/broken.sql: ")
@@ -177,9 +192,13 @@ def test_a_failing_model_skips_its_downstream_and_the_rest_goes_on(shop: Path) -
 
 def test_a_failing_contract_error_rule_skips_the_models_that_read_it(shop: Path) -> None:
     contract = shop / "contracts/orders.yml"
-    contract.write_text(contract.read_text().replace(
-        "values: [placed, paid, shipped, delivered, cancelled, refunded]",
-        "values: [placed, shipped]"), encoding="utf-8")
+    contract.write_text(
+        contract.read_text().replace(
+            "values: [placed, paid, shipped, delivered, cancelled, refunded]",
+            "values: [placed, shipped]",
+        ),
+        encoding="utf-8",
+    )
     _, report = run_once(shop)
     assert report.models["clean.orders"].status == "skipped"
     assert "raw.orders" in (report.models["clean.orders"].error or "")
@@ -215,8 +234,12 @@ def test_stages_run_alone(shop: Path, stage: str) -> None:
 def test_an_unreadable_source_file_fails_its_contract_only(shop: Path) -> None:
     (shop / "data/orders/orders_broken.parquet").write_bytes(b"PAR1 this is not parquet")
     contract = shop / "contracts/orders.yml"
-    contract.write_text(contract.read_text().replace(
-        'path: "data/orders/*.csv", format: csv', 'path: "data/orders/*"'), encoding="utf-8")
+    contract.write_text(
+        contract.read_text().replace(
+            'path: "data/orders/*.csv", format: csv', 'path: "data/orders/*"'
+        ),
+        encoding="utf-8",
+    )
     _, report = run_once(shop)
     error = report.ingest_errors["raw.orders"]
     assert error.startswith("data/orders/orders_broken.parquet: cannot read this parquet file")
@@ -229,8 +252,11 @@ def test_an_unreadable_source_file_fails_its_contract_only(shop: Path) -> None:
 def test_select_builds_only_the_chosen_models(shop: Path) -> None:
     run_once(shop)
     model = shop / "models/marts/events_daily.sql"
-    model.write_text(model.read_text().replace("count(*) as event_count",
-                                               "count(*) as event_count, 1 as version"))
+    model.write_text(
+        model.read_text().replace(
+            "count(*) as event_count", "count(*) as event_count, 1 as version"
+        )
+    )
     _, report = run_once(shop, stages=("build",), select=["marts.events_daily+"])
     assert set(report.models) == {"marts.events_daily", "marts.funnel_daily"}
     assert report.models["marts.events_daily"].status == "built"
@@ -240,14 +266,15 @@ def test_select_builds_only_the_chosen_models(shop: Path) -> None:
 def test_ephemeral_models_are_inlined_and_never_stored(shop: Path) -> None:
     (shop / "models/clean/paid_orders.sql").write_text(
         "/* headwater\nkind: ephemeral\n*/\n"
-        "select order_id, amount from clean.orders where status = 'paid'\n")
+        "select order_id, amount from clean.orders where status = 'paid'\n"
+    )
     (shop / "models/marts/paid_total.sql").write_text(
-        "select count(*) as orders, sum(paid_orders.amount) as total from clean.paid_orders\n")
+        "select count(*) as orders, sum(paid_orders.amount) as total from clean.paid_orders\n"
+    )
     project, report = run_once(shop)
     assert report.models["clean.paid_orders"].status == "inlined"
     assert report.models["marts.paid_total"].status == "built"
-    _, again = run_once(shop, stages=("build",), select=["marts.paid_total"],
-                        full_refresh=True)
+    _, again = run_once(shop, stages=("build",), select=["marts.paid_total"], full_refresh=True)
     assert again.models["marts.paid_total"].status == "built"
     contents = table_contents(shop)
     assert not any("paid_orders" in name for name in contents)
@@ -261,14 +288,16 @@ def test_ephemeral_models_are_inlined_and_never_stored(shop: Path) -> None:
 
 def test_a_model_reading_a_missing_column_names_file_line_and_column(shop: Path) -> None:
     (shop / "models/marts/typo.sql").write_text(
-        "select order_id,\n       amout\nfrom clean.orders\n", encoding="utf-8")
+        "select order_id,\n       amout\nfrom clean.orders\n", encoding="utf-8"
+    )
     _, report = run_once(shop)
     error = report.models["marts.typo"].error or ""
-    assert error.startswith("models/marts/typo.sql:2: Binder Error: Referenced column \"amout\"")
+    assert error.startswith('models/marts/typo.sql:2: Binder Error: Referenced column "amout"')
 
 
 def test_python_models_read_their_parameters_and_return_arrow(shop: Path) -> None:
-    (shop / "models/marts/orders_by_weekday.py").write_text('''
+    (shop / "models/marts/orders_by_weekday.py").write_text(
+        '''
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -278,13 +307,17 @@ def model(clean__orders):
     days = pc.day_of_week(clean__orders["ordered_at"])
     counts = pc.value_counts(days)
     return pa.table({"weekday": counts.field("values"), "orders": counts.field("counts")})
-''', encoding="utf-8")
+''',
+        encoding="utf-8",
+    )
     project, report = run_once(shop)
     outcome = report.models["marts.orders_by_weekday"]
     assert outcome.status == "built" and outcome.rows == 7
     assert project.models["marts.orders_by_weekday"].depends_on == ("clean.orders",)
-    assert project.models["marts.orders_by_weekday"].config.description == \
-        "Orders per weekday, computed in Python."
+    assert (
+        project.models["marts.orders_by_weekday"].config.description
+        == "Orders per weekday, computed in Python."
+    )
     stores = Stores.open(project)
     try:
         total = stores.engine.rows("select sum(orders) from marts.orders_by_weekday")
@@ -294,9 +327,11 @@ def model(clean__orders):
 
 
 def test_a_python_model_that_raises_is_the_users_error_and_skips_only_downstream(
-        shop: Path) -> None:
+    shop: Path,
+) -> None:
     (shop / "models/marts/broken_py.py").write_text(
-        "def model(clean__orders):\n    rate = 1 / 0\n    return rate\n", encoding="utf-8")
+        "def model(clean__orders):\n    rate = 1 / 0\n    return rate\n", encoding="utf-8"
+    )
     (shop / "models/marts/after_py.sql").write_text("select * from marts.broken_py\n")
     _, report = run_once(shop)
     error = report.models["marts.broken_py"].error or ""

@@ -37,47 +37,57 @@ COLUMNS = ["order_id", "status", "amount", "email", "updated_at"]
 
 
 def check(engine: DuckDBEngine, *rules: Rule, **kwargs: Any) -> list[Any]:
-    return evaluate(list(rules), "orders", engine=engine, now=NOW, columns=COLUMNS,
-                    key=["order_id"], **kwargs)
+    return evaluate(
+        list(rules), "orders", engine=engine, now=NOW, columns=COLUMNS, key=["order_id"], **kwargs
+    )
 
 
-@pytest.mark.parametrize(("spec", "metric", "passed"), [
-    ({"type": "not_null", "target": "amount"}, 1, False),
-    ({"type": "not_null", "target": "amount", "threshold": 1}, 1, True),
-    ({"type": "not_null", "target": "status"}, 0, True),
-    ({"type": "completeness", "target": "email", "threshold": "25%"}, 0.2, True),
-    ({"type": "completeness", "target": "email", "threshold": 0.1}, 0.2, False),
-    ({"type": "uniqueness", "target": "order_id"}, 1, False),
-    ({"type": "uniqueness", "target": "order_id, status"}, 0, True),
-    ({"type": "valid_values", "target": "status", "values": ["paid", "shipped"]}, 1, False),
-    ({"type": "valid_values", "target": "amount", "min": 0}, 1, False),
-    ({"type": "valid_values", "target": "amount", "min": -10, "max": 100}, 0, True),
-    ({"type": "valid_values", "target": "email", "pattern": "[^@]+@[^@]+"}, 1, False),
-    ({"type": "row_count", "target": "*", "threshold": 5}, 5, True),
-    ({"type": "row_count", "target": "*", "min": 1, "max": 3}, 5, False),
-    ({"type": "freshness", "target": "updated_at", "threshold": "3h"}, 7200, True),
-    ({"type": "freshness", "target": "updated_at", "threshold": "1h"}, 7200, False),
-    ({"type": "not_null", "target": "amount", "where": "status = 'shipped'"}, 0, True),
-])
-def test_each_rule_type_measures_and_judges(engine: DuckDBEngine, spec: dict[str, Any],
-                                            metric: float, passed: bool) -> None:
+@pytest.mark.parametrize(
+    ("spec", "metric", "passed"),
+    [
+        ({"type": "not_null", "target": "amount"}, 1, False),
+        ({"type": "not_null", "target": "amount", "threshold": 1}, 1, True),
+        ({"type": "not_null", "target": "status"}, 0, True),
+        ({"type": "completeness", "target": "email", "threshold": "25%"}, 0.2, True),
+        ({"type": "completeness", "target": "email", "threshold": 0.1}, 0.2, False),
+        ({"type": "uniqueness", "target": "order_id"}, 1, False),
+        ({"type": "uniqueness", "target": "order_id, status"}, 0, True),
+        ({"type": "valid_values", "target": "status", "values": ["paid", "shipped"]}, 1, False),
+        ({"type": "valid_values", "target": "amount", "min": 0}, 1, False),
+        ({"type": "valid_values", "target": "amount", "min": -10, "max": 100}, 0, True),
+        ({"type": "valid_values", "target": "email", "pattern": "[^@]+@[^@]+"}, 1, False),
+        ({"type": "row_count", "target": "*", "threshold": 5}, 5, True),
+        ({"type": "row_count", "target": "*", "min": 1, "max": 3}, 5, False),
+        ({"type": "freshness", "target": "updated_at", "threshold": "3h"}, 7200, True),
+        ({"type": "freshness", "target": "updated_at", "threshold": "1h"}, 7200, False),
+        ({"type": "not_null", "target": "amount", "where": "status = 'shipped'"}, 0, True),
+    ],
+)
+def test_each_rule_type_measures_and_judges(
+    engine: DuckDBEngine, spec: dict[str, Any], metric: float, passed: bool
+) -> None:
     [result] = check(engine, rule(**spec))
     assert result.metric == pytest.approx(metric)
     assert result.passed is passed
 
 
 def test_all_rules_of_a_table_run_in_one_query(engine: DuckDBEngine) -> None:
-    results = check(engine, rule(name="a", type="not_null", target="amount"),
-                    rule(name="b", type="uniqueness", target="order_id"),
-                    rule(name="c", type="freshness", target="updated_at", threshold="1d"))
+    results = check(
+        engine,
+        rule(name="a", type="not_null", target="amount"),
+        rule(name="b", type="uniqueness", target="order_id"),
+        rule(name="c", type="freshness", target="updated_at", threshold="1d"),
+    )
     assert len({r.sql for r in results}) == 1
     assert results[0].sql.lower().count("from orders") == 1
 
 
 def test_failures_carry_sample_rows_with_their_key(engine: DuckDBEngine) -> None:
     bad_status, dupes = check(
-        engine, rule(name="s", type="valid_values", target="status", values=["paid", "shipped"]),
-        rule(name="u", type="uniqueness", target="order_id"))
+        engine,
+        rule(name="s", type="valid_values", target="status", values=["paid", "shipped"]),
+        rule(name="u", type="uniqueness", target="order_id"),
+    )
     assert bad_status.samples == [{"order_id": 4, "status": "lost"}]
     assert dupes.samples == [{"order_id": 2, "copies": 2}]
 
@@ -88,18 +98,22 @@ def test_passing_rules_fetch_no_samples(engine: DuckDBEngine) -> None:
 
 
 def test_scope_limits_every_rule(engine: DuckDBEngine) -> None:
-    [result] = check(engine, rule(type="uniqueness", target="order_id"),
-                     scope=_condition("status = 'paid'"))
+    [result] = check(
+        engine, rule(type="uniqueness", target="order_id"), scope=_condition("status = 'paid'")
+    )
     assert result.metric == 0  # the duplicate order 2 is paid once and shipped once
-    [result] = check(engine, rule(type="row_count", target="*", threshold=1),
-                     scope=_condition("status = 'paid'"))
+    [result] = check(
+        engine, rule(type="row_count", target="*", threshold=1), scope=_condition("status = 'paid'")
+    )
     assert result.metric == 3
 
 
 def test_severity_decides_whether_a_failure_blocks(engine: DuckDBEngine) -> None:
-    warn, error = check(engine, rule(name="w", type="not_null", target="amount",
-                                     severity="warn"),
-                        rule(name="e", type="not_null", target="amount"))
+    warn, error = check(
+        engine,
+        rule(name="w", type="not_null", target="amount", severity="warn"),
+        rule(name="e", type="not_null", target="amount"),
+    )
     assert (warn.passed, warn.blocking) == (False, False)
     assert (error.passed, error.blocking) == (False, True)
 
@@ -112,8 +126,13 @@ def test_a_target_column_that_does_not_exist_is_a_clear_error(engine: DuckDBEngi
 def test_freshness_of_an_empty_table_fails_without_a_metric() -> None:
     engine = DuckDBEngine()
     engine.execute("create table orders (updated_at timestamp)")
-    [result] = evaluate([rule(type="freshness", target="updated_at", threshold="1h")], "orders",
-                        engine=engine, now=NOW, columns=["updated_at"])
+    [result] = evaluate(
+        [rule(type="freshness", target="updated_at", threshold="1h")],
+        "orders",
+        engine=engine,
+        now=NOW,
+        columns=["updated_at"],
+    )
     assert (result.metric, result.passed) == (None, False)
 
 

@@ -13,8 +13,10 @@ from headwater.project import load_project
 from tests import postgres
 from tests.conftest import NOW
 
-pytestmark = [pytest.mark.postgres,
-              pytest.mark.skipif(not postgres.available(), reason="PostgreSQL 15 not installed")]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not postgres.available(), reason="PostgreSQL 15 not installed"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +28,10 @@ def pg_url() -> Iterator[str]:
 
 def test_a_project_runs_with_its_catalog_on_postgresql(shop: Path, pg_url: str) -> None:
     settings = shop / "headwater.yml"
-    settings.write_text(settings.read_text().replace(
-        "catalog: .headwater/catalog.db", f"catalog: {pg_url}"), encoding="utf-8")
+    settings.write_text(
+        settings.read_text().replace("catalog: .headwater/catalog.db", f"catalog: {pg_url}"),
+        encoding="utf-8",
+    )
     project = load_project(shop)
     stores = Stores.open(project)
     try:
@@ -41,8 +45,11 @@ def test_a_project_runs_with_its_catalog_on_postgresql(shop: Path, pg_url: str) 
     engine = sa.create_engine(pg_url)
     with engine.connect() as conn:
         runs = conn.execute(sa.text("select status from hw_runs")).scalars().all()
-        iceberg = conn.execute(sa.text(
-            "select table_namespace || '.' || table_name from iceberg_tables")).scalars().all()
+        iceberg = (
+            conn.execute(sa.text("select table_namespace || '.' || table_name from iceberg_tables"))
+            .scalars()
+            .all()
+        )
     engine.dispose()
     assert runs == ["success", "success"]
     assert {"raw.orders", "raw.orders__quarantine", "raw.events"} <= set(iceberg)
