@@ -55,13 +55,14 @@ def load_project(root: Path | str) -> Project:
             hint="run `headwater init DIR` to create a project, or pass -p DIR",
         )
     settings = load_spec(Settings, settings_path, root=root)
-    contracts = _contracts(root)
-    models = _models(root)
+    with ModelCache.open(root / MODEL_CACHE) as cache:
+        contracts = _contracts(root, cache)
+        models = _parse_models(root, cache)
     _check_refs(models, {c.table for c in contracts.values()})
     return Project(root, settings, contracts, models, Dag(models))
 
 
-def _contracts(root: Path) -> dict[str, Contract]:
+def _contracts(root: Path, cache: ModelCache) -> dict[str, Contract]:
     out: dict[str, Contract] = {}
     folder = root / "contracts"
     for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]):
@@ -70,14 +71,9 @@ def _contracts(root: Path) -> dict[str, Contract]:
                 "a contract's file name is its table name and must be an identifier",
                 where=Location(str(path.relative_to(root))),
             )
-        contract = load_spec(Contract, path, root=root, extra={"name": path.stem})
+        contract = cache.contract(path, root=root, name=path.stem)
         out[contract.name] = contract
     return out
-
-
-def _models(root: Path) -> dict[str, Model]:
-    with ModelCache.open(root / MODEL_CACHE) as cache:
-        return _parse_models(root, cache)
 
 
 def _parse_models(root: Path, cache: ModelCache) -> dict[str, Model]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import headwater.cli
+import headwater.models.cache
 from headwater.errors import ModelError, SpecError
 from headwater.models import Model, parse_model
 from headwater.models.cache import FILE
@@ -194,3 +195,43 @@ def test_models_parsed_before_an_error_are_kept(project: Path, parsed: list[str]
     load_project(project)
 
     assert parsed == [REVENUE.as_posix()]
+
+
+def test_unchanged_contracts_come_from_the_cache_and_edited_ones_are_read_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = load_project(project).contracts
+    read: list[str] = []
+    real = headwater.models.cache.load_spec
+
+    def spy(kind: type, path: Path, **kwargs: object) -> object:
+        read.append(path.name)
+        return real(kind, path, **kwargs)
+
+    monkeypatch.setattr("headwater.models.cache.load_spec", spy)
+    assert load_project(project).contracts == first
+    assert read == []
+
+    orders = project / "contracts" / "orders.yml"
+    orders.write_text(
+        orders.read_text().replace("privacy_level: internal", "privacy_level: public")
+    )
+    again = load_project(project).contracts
+
+    assert read == ["orders.yml"]
+    assert again["orders"].privacy_level == "public"
+    assert again["customers"] == first["customers"]
+
+
+def test_a_broken_contract_raises_the_same_located_error_every_load(project: Path) -> None:
+    load_project(project)
+    orders = project / "contracts" / "orders.yml"
+    orders.write_text(orders.read_text().replace("privacy_level: internal", "privacy_level: x"))
+    errors = []
+    for _ in range(2):
+        with pytest.raises(SpecError) as caught:
+            load_project(project)
+        errors.append(caught.value.render())
+
+    assert errors[0] == errors[1]
+    assert errors[0].startswith("contracts/orders.yml:")

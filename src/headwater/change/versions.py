@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from sqlglot import exp
+from headwater.models import quote_table
 
 PROD = "prod"
 
@@ -40,18 +40,15 @@ def data_key(fp: str, inputs: Mapping[str, str]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def publish_view(
-    model: str, physical: str, env: str = PROD, *, hide: str | None = None
-) -> exp.Create:
-    """`CREATE OR REPLACE VIEW marts.events_daily AS SELECT * FROM hw_marts.…`.
+def publish_view(model: str, physical: str, env: str = PROD, *, hide: str | None = None) -> str:
+    """`CREATE OR REPLACE VIEW "marts"."events_daily" AS SELECT * FROM "hw_marts"."…"`.
 
-    `hide` names a boolean column whose true rows the view leaves out (tombstones).
+    `hide` names a boolean column whose true rows the view leaves out (tombstones). Text,
+    not an AST: it is made for every model built, and quoting is all it needs.
     """
     zone, name = model.split(".")
-    view = exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(view_schema(zone, env)))
-    select = exp.select(exp.Star()).from_(exp.to_table(physical))
+    view = quote_table(f"{view_schema(zone, env)}.{name}")
+    sql = f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {quote_table(physical)}"
     if hide:
-        select = select.where(
-            exp.not_(exp.func("coalesce", exp.column(hide, quoted=True), exp.false()))
-        )
-    return exp.Create(this=view, kind="VIEW", replace=True, expression=select)
+        sql += f" WHERE NOT COALESCE({quote_table(hide)}, FALSE)"
+    return sql

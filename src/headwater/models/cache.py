@@ -1,7 +1,9 @@
-"""The parse cache: SQL models whose files are unchanged are not parsed again.
+"""The parse cache: SQL models and contracts whose files are unchanged are not parsed again.
 
 One file, `.headwater/cache/models.pickle`, maps each model file to the hash of its `.sql` and
-`.yml` and to the parsed model, with the query's AST pickled apart and unpacked on first use.
+`.yml` and to the parsed model, with the query's AST pickled apart and unpacked on first use;
+and each contract file to its hash and the validated contract. An unchanged project therefore
+loads without parsing SQL or YAML, and without loading sqlglot's dialects.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ from sqlglot import exp
 
 from headwater import __version__
 from headwater.contracts import specs
+from headwater.contracts.load import load_spec
 from headwater.models import parse
 from headwater.models.parse import Model, parse_model
 
 FILE = "models.pickle"
 _DIGEST = 32  # bytes of a sha256
 
-# one model file: (content key, the Model's fields but `query`, its sql_hash, the pickled AST)
+# a file's content key: the hash of the file and of its sidecar (None: no sidecar)
 Key = tuple[bytes, bytes | None]
-Entry = tuple[Key, dict[str, Any], str, bytes]
+# one model file: (key, the Model's fields but `query`, its sql_hash, the pickled AST);
+# one contract file: (key, the Contract, "", b"")
+Entry = tuple[Key, Any, str, bytes]
 
 
 class ModelCache:
@@ -68,13 +73,29 @@ class ModelCache:
         except OSError:
             return parse_model(path, root=root)  # the parser reports an unreadable file
         entry = self._old.get(shown)
-        if entry is not None and entry[0] == key:
+        if entry is not None and entry[0] == key and isinstance(entry[1], dict):
             self._new[shown] = entry
             return _model(entry)
         model = parse_model(path, root=root)
         self._new[shown] = _entry(key, model)
         self._parsed = True
         return model
+
+    def contract(self, path: Path, *, root: Path, name: str) -> specs.Contract:
+        """`load_spec(Contract, path, …)`, from the cache when the file is unchanged."""
+        shown = str(path.relative_to(root))
+        try:
+            key: Key = (hashlib.sha256(path.read_bytes()).digest(), None)
+        except OSError:
+            key = (b"", None)  # the loader reports an unreadable file
+        entry = self._old.get(shown)
+        if entry is not None and entry[0] == key and isinstance(entry[1], specs.Contract):
+            self._new[shown] = entry
+            return entry[1]
+        contract = load_spec(specs.Contract, path, root=root, extra={"name": name})
+        self._new[shown] = (key, contract, "", b"")
+        self._parsed = True
+        return contract
 
     def save(self, *, complete: bool) -> None:
         """Write the cache if it changed; `complete`: every model file was parsed."""

@@ -53,6 +53,64 @@ class _Query:
 
 
 @dataclass(frozen=True)
+class Template:
+    """A query as SQL text with a slot for every table it reads: rendering is substitution.
+
+    The build renders every model on every run; re-generating SQL from a copied AST costs
+    milliseconds per model, filling the slots of the text generated once at parse costs
+    microseconds. `slots[i]` is the logical name slot i reads and its text when unmapped.
+    """
+
+    dialect: str
+    sql: str
+    slots: tuple[tuple[str, str], ...]
+
+    def fill(self, tables: Mapping[str, str]) -> str:
+        """The SQL with each slot pointed at the physical table `tables` maps it to.
+
+        >>> t = template(sqlglot.parse_one("select o.id from clean.orders o join raw.x on 1"))
+        >>> t.fill({"clean.orders": "hw_clean.orders__ab12"})
+        'SELECT o.id FROM "hw_clean"."orders__ab12" AS o JOIN raw.x AS x ON 1'
+        """
+
+        def slot(match: re.Match[str]) -> str:
+            logical, text = self.slots[int(match[1])]
+            target = tables.get(logical)
+            return quote_table(target) if target else text
+
+        return _SLOT.sub(slot, self.sql)
+
+
+_SLOT = re.compile(r"__hw_slot_(\d+)__")
+
+
+def template(query: exp.Query, dialect: str = "duckdb") -> Template | None:
+    """The query's `Template`, or None when its text already holds a slot marker."""
+    if _SLOT.search(query.sql(dialect=dialect)):
+        return None
+    out = query.copy()
+    slots = []
+    for table in _ref_tables(out):
+        slots.append((f"{table.db}.{table.name}", exp.table_(table.name, table.db).sql(dialect)))
+        if not table.alias:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+        table.set("catalog", None)
+        table.set("db", None)
+        table.set("this", exp.to_identifier(f"__hw_slot_{len(slots) - 1}__"))
+    return Template(dialect, out.sql(dialect=dialect, comments=False), tuple(slots))
+
+
+def quote_table(name: str) -> str:
+    """`hw_clean.orders__ab12` → `"hw_clean"."orders__ab12"`."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def _ref_tables(query: exp.Query) -> list[exp.Table]:
+    """The tables of `query` that name a zone's table (not CTEs or table functions)."""
+    return [t for t in query.find_all(exp.Table) if isinstance(t.this, exp.Identifier) and t.db]
+
+
+@dataclass(frozen=True)
 class Model:
     """One parsed model: identity, configuration, its query AST and what it reads."""
 
@@ -63,6 +121,7 @@ class Model:
     query: _Query = _Query()  # required: see _Query
     sidecar: ModelSidecar = field(default_factory=ModelSidecar)
     sidecar_path: str | None = None
+    template: Template | None = None  # the query as text with a slot per reference
     function: Callable[..., Any] | None = None  # a Python model's `model` function
     source_hash: str | None = None  # a Python model's file hash (its "normalized SQL")
 
@@ -115,6 +174,7 @@ def parse_model(path: Path, *, root: Path) -> Model:
         config=config,
         query=query,
         refs=refs,
+        template=template(query),
         sidecar=sidecar,
         sidecar_path=str(sidecar_file.relative_to(root)) if sidecar_file.exists() else None,
     )

@@ -1,7 +1,9 @@
 """Build models in DAG order, independent ones in parallel: write, audit, then publish.
 
 Each version is written and audited inside one engine transaction; a failing `error` rule rolls
-it back, so the environment keeps pointing at the previous version.
+it back. Models read their upstream versions by physical name, so the environment's views are
+swapped only at the end, all in one transaction: readers see the previous versions until the
+whole build is published, never a mix.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from headwater.change.versions import (
 from headwater.contracts import ModelKind
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError, Location
-from headwater.models import Model, render
+from headwater.models import Model, quote_table, render
 from headwater.models.intervals import Range, batches, count
 from headwater.models.python import call
 from headwater.observe import Event, EventSink
@@ -64,13 +66,11 @@ def build_all(
         return
     fps = fingerprints(project)
     for zone in {m.zone for m in project.models.values()}:
-        stores.engine.execute(
-            exp.Create(this=exp.to_table(f"hw_{zone}"), kind="SCHEMA", exists=True)
-        )
-        stores.engine.execute(
-            exp.Create(this=exp.to_table(view_schema(zone)), kind="SCHEMA", exists=True)
-        )
-    raw_keys = {t: str(stores.lake.current_snapshot_id(t)) for t in project.raw_tables}
+        for schema in (f"hw_{zone}", view_schema(zone)):
+            stores.engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_table(schema)}")
+    # what a raw table holds is named by its metadata file, which every commit replaces:
+    # one catalog query, where the snapshot id would load the table's metadata
+    raw_keys = {t: str(stores.lake.version(t)) for t in project.raw_tables}
     builder = _Builder(
         project,
         stores,
@@ -93,6 +93,10 @@ def build_all(
                     report.models[name] = ModelOutcome(name, "skipped", error=reason)
                     sink(Event("build", name, "skipped", {"error": reason}))
                     sorter.done(name)
+                elif settled := builder.settle(name):
+                    # decided without the engine: no thread round trip for an unchanged model
+                    report.models[name] = settled
+                    sorter.done(name)
                 else:
                     running[pool.submit(builder.build, name)] = name
             if not running:
@@ -102,8 +106,12 @@ def build_all(
                 name = running.pop(future)
                 report.models[name] = future.result()
                 sorter.done(name)
-    # one catalog write for all versions and one for all tasks: per-model writes would queue
-    # on SQLite's write lock
+    # the environment flips to every version built at once, in one transaction of the
+    # warehouse and then one of the catalog (per-model writes would queue on their locks)
+    if builder.views:
+        with stores.engine.transaction():
+            for view in builder.views:
+                stores.engine.execute(view)
     stores.catalog.publish_all(builder.built, env=PROD, run_id=report.run_id, now=now_after(now))
     stores.catalog.record_tasks(
         report.run_id,
@@ -157,14 +165,15 @@ class _Builder:
         }
         self.inline: dict[str, exp.Query] = {}
         self.built: list[tuple[ModelVersion, list[Range] | None]] = []
+        self.views: list[str] = []  # the environment's view of each version built
         self.sources = raw_sources(project)
         self._snapshots: dict[str, list[Snapshot]] = {}
 
-    def build(self, name: str) -> ModelOutcome:
+    def settle(self, name: str) -> ModelOutcome | None:
+        """The outcome of a model that needs no engine work: an upstream never built, an
+        ephemeral model (inlined into its readers), or a version that is up to date.
+        None: the model must be built."""
         model = self.project.models[name]
-        started = time.perf_counter()
-        self.sink(Event("build", name, "start"))
-        physical = self.physical[name]
         missing = [
             d
             for d in model.depends_on
@@ -173,29 +182,43 @@ class _Builder:
             and self.project.models[d].config.kind is not ModelKind.EPHEMERAL
         ]
         if missing:
-            return ModelOutcome(
+            outcome = ModelOutcome(
                 name,
                 "failed",
                 error=f"{model.path}: upstream {missing[0]} has "
                 f"never been built; select it too (+{name})",
             )
-        inputs = {dep: self._input_key(dep) for dep in model.depends_on}
-        key = data_key(self.fps[name], inputs)
-        self._inline_ephemeral(model)
+            self.sink(Event("build", name, "failed", {"error": outcome.error}))
+            return outcome
+        key = self._data_key(model)
         if model.config.kind is ModelKind.EPHEMERAL:
+            self._inline_ephemeral(model)
             self.inline[name] = render(model.query, self.physical, self.inline)
             return ModelOutcome(name, "inlined", data_key=key)
+        physical = self.physical[name]
         known = self.versions.get((name, self.fps[name]))
         current = known and known.data_key == key and self.pointers.get(name) == physical
-        if current and not self.full_refresh:
-            outcome = ModelOutcome(name, "up_to_date", physical, known.rows, data_key=key)
-        else:
-            outcome = self._write_audit_publish(model, physical, key)
+        if not current or self.full_refresh:
+            return None
+        self.sink(Event("build", name, "up_to_date", {"rows": known.rows}))
+        return ModelOutcome(name, "up_to_date", physical, known.rows, data_key=key)
+
+    def build(self, name: str) -> ModelOutcome:
+        """Write, audit and publish a new version of `name` (on a worker thread)."""
+        model = self.project.models[name]
+        started = time.perf_counter()
+        self.sink(Event("build", name, "start"))
+        self._inline_ephemeral(model)
+        outcome = self._write_audit_publish(model, self.physical[name], self._data_key(model))
         outcome.seconds = time.perf_counter() - started
         self.sink(
             Event("build", name, outcome.status, {"rows": outcome.rows, "error": outcome.error})
         )
         return outcome
+
+    def _data_key(self, model: Model) -> str:
+        inputs = {dep: self._input_key(dep) for dep in model.depends_on}
+        return data_key(self.fps[model.name], inputs)
 
     def _write_audit_publish(self, model: Model, physical: str, key: str) -> ModelOutcome:
         kind = model.config.kind
@@ -226,8 +249,6 @@ class _Builder:
                 if any(r.blocking for r in results):
                     failed = ", ".join(r.rule.name for r in results if r.blocking)
                     raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
-                hide = model.config.deleted_column if kind is ModelKind.INCREMENTAL_BY_KEY else None
-                cursor.execute(publish_view(model.name, physical, hide=hide))
         except _Blocked as blocked:
             return ModelOutcome(model.name, "blocked", physical, error=str(blocked))
         except HeadwaterError as err:
@@ -244,6 +265,8 @@ class _Builder:
         # transaction above, is what readers see; a crash before the catalog write only means
         # the version is (idempotently) built again next run
         self.built.append((version, intervals.done_after if intervals else None))
+        hide = model.config.deleted_column if kind is ModelKind.INCREMENTAL_BY_KEY else None
+        self.views.append(publish_view(model.name, physical, hide=hide))
         outcome = ModelOutcome(model.name, "built", physical, rows, data_key=key)
         if intervals is not None:
             outcome.intervals = count(intervals.work, model.config.interval)
@@ -260,6 +283,22 @@ class _Builder:
                 self._inline_ephemeral(upstream)
                 self.inline[dep] = render(upstream.query, self.physical, self.inline)
 
+    def _sql(self, model: Model) -> str:
+        """The model's query over the physical tables, as SQL text of the engine's dialect.
+
+        Filling the template made at parse time is what the hot loop pays; a model that
+        inlines ephemeral models (or a template of another dialect) is rendered from its AST.
+        """
+        dialect = self.stores.engine.dialect
+        template = model.template
+        if (
+            template
+            and template.dialect == dialect
+            and self.inline.keys().isdisjoint(model.depends_on)
+        ):
+            return template.fill(self.physical)
+        return render(model.query, self.physical, self.inline).sql(dialect=dialect)
+
     def _input_key(self, dep: str) -> str:
         if dep in self.raw_keys:
             return self.raw_keys[dep]
@@ -270,10 +309,7 @@ class _Builder:
         kind = model.config.kind.value
         if model.function is not None:
             return self._write_python(cursor, model, physical)
-        query = render(model.query, self.physical, self.inline)
-        create = exp.Create(
-            this=exp.to_table(physical), kind=kind.upper(), replace=True, expression=query
-        )
+        create = f"CREATE OR REPLACE {kind.upper()} {quote_table(physical)} AS {self._sql(model)}"
         if kind != "table":
             cursor.execute(create)
             return None
@@ -317,8 +353,7 @@ class _Builder:
         """First build: the query over every batch; then: only over the batches not seen."""
         target = exp.to_table(physical)
         if new is None:
-            query = render(model.query, self.physical, self.inline)
-            cursor.execute(exp.Create(this=target, kind="TABLE", replace=True, expression=query))
+            cursor.execute(f"CREATE OR REPLACE TABLE {quote_table(physical)} AS {self._sql(model)}")
         elif any(new.values()):
             cursor.execute(exp.insert(self._over_new(model, new), target.copy()))
         return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
@@ -383,26 +418,28 @@ class _Builder:
     ) -> int:
         """Write each batch of intervals as delete + insert, all in the caller's transaction."""
         cfg = model.config
-        target = exp.to_table(physical)
-        query = render(model.query, self.physical, self.inline)
+        target, query = quote_table(physical), self._sql(model)
         if not intervals.done_after or intervals.done_after == intervals.work:
-            empty = exp.select(exp.Star()).from_(query.subquery("_q")).limit(0)
             cursor.execute(
-                exp.Create(this=target.copy(), kind="TABLE", replace=True, expression=empty),
+                f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM ({query}) AS _q LIMIT 0",
                 {"start": EPOCH, "end": EPOCH},
             )
         column = exp.column(cfg.time_column, quoted=True)
-        delete = exp.delete(target.copy()).where(
-            exp.and_(
-                exp.GTE(this=column, expression=exp.Placeholder(this="start")),
-                exp.LT(this=column.copy(), expression=exp.Placeholder(this="end")),
+        delete = (
+            exp.delete(exp.to_table(physical))
+            .where(
+                exp.and_(
+                    exp.GTE(this=column, expression=exp.Placeholder(this="start")),
+                    exp.LT(this=column.copy(), expression=exp.Placeholder(this="end")),
+                )
             )
+            .sql(dialect=cursor.dialect)
         )
-        insert = exp.insert(query, target.copy())
+        insert = f"INSERT INTO {target} {query}"
         for lo, hi in batches(intervals.work, cfg.interval, cfg.batch_size):
             cursor.execute(delete, {"start": lo, "end": hi})
             cursor.execute(insert, {"start": lo, "end": hi})
-        return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
+        return int(cursor.rows(f"SELECT COUNT(*) FROM {target}")[0][0])
 
     def _raw_snapshots(self, table: str) -> list[Snapshot]:
         if table not in self._snapshots:

@@ -295,12 +295,15 @@ class Catalog:
         names = [v.name for v, _ in built]
         keys = [(v.name, v.fingerprint) for v, _ in built]
         incremental = [(v.name, v.fingerprint) for v, done in built if done is not None]
+        # deletes by key run as one executemany each, not one statement per model
         with self._tx() as conn:
-            for name, fp in incremental:
+            if incremental:
                 conn.execute(
                     intervals.delete().where(
-                        intervals.c.name == name, intervals.c.fingerprint == fp
-                    )
+                        intervals.c.name == sa.bindparam("n"),
+                        intervals.c.fingerprint == sa.bindparam("f"),
+                    ),
+                    [{"n": name, "f": fp} for name, fp in incremental],
                 )
             done_rows = [
                 {"name": v.name, "fingerprint": v.fingerprint, "start": lo, "end": hi}
@@ -309,12 +312,13 @@ class Catalog:
             ]
             if done_rows:
                 conn.execute(intervals.insert(), done_rows)
-            for name, fp in keys:
-                conn.execute(
-                    model_versions.delete().where(
-                        model_versions.c.name == name, model_versions.c.fingerprint == fp
-                    )
-                )
+            conn.execute(
+                model_versions.delete().where(
+                    model_versions.c.name == sa.bindparam("n"),
+                    model_versions.c.fingerprint == sa.bindparam("f"),
+                ),
+                [{"n": name, "f": fp} for name, fp in keys],
+            )
             conn.execute(
                 model_versions.insert(),
                 [
