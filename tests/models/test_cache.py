@@ -3,6 +3,7 @@ and the cache never changes what a load returns or reports."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -235,3 +236,55 @@ def test_a_broken_contract_raises_the_same_located_error_every_load(project: Pat
 
     assert errors[0] == errors[1]
     assert errors[0].startswith("contracts/orders.yml:")
+
+
+def _age(root: Path) -> None:
+    """Set every project file's mtime to one moment long ago (as if edited then)."""
+    past = 1_600_000_000  # September 2020
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (past, past))
+
+
+def test_files_with_an_old_unchanged_stat_are_not_read_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _age(project)
+    load_project(project)  # parses, and records each file's size and mtime
+    hashed: list[str] = []
+    real = headwater.models.cache._key
+
+    def spy(files: tuple[Path, Path | None]) -> object:
+        hashed.append(files[0].name)
+        return real(files)
+
+    monkeypatch.setattr("headwater.models.cache._key", spy)
+    load_project(project)
+    assert hashed == []
+
+    sql = project / REVENUE  # an edit that keeps the old mtime still changes the size
+    sql.write_text(sql.read_text().replace("count(*) as orders", "count(*) as n_orders"))
+    _age(project)
+    model = load_project(project).models["marts.revenue_daily"]
+
+    assert hashed == ["revenue_daily.sql"]
+    assert "n_orders" in model.query.named_selects
+
+
+def test_a_file_written_just_now_is_hashed_on_every_load(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _age(project)
+    load_project(project)
+    sql = project / REVENUE
+    sql.write_text(sql.read_text())  # same content, modified now: its stat may yet change
+    hashed: list[str] = []
+    real = headwater.models.cache._key
+    monkeypatch.setattr(
+        "headwater.models.cache._key", lambda files: hashed.append(files[0].name) or real(files)
+    )
+
+    load_project(project)
+    load_project(project)
+
+    assert hashed == ["revenue_daily.sql", "revenue_daily.sql"]

@@ -15,6 +15,7 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,9 +35,14 @@ _DIGEST = 32  # bytes of a sha256
 
 # a file's content key: the hash of the file and of its sidecar (None: no sidecar)
 Key = tuple[bytes, bytes | None]
-# one model file: (key, the Model's fields but `query`, its sql_hash, the pickled AST);
-# one contract file: (key, the Contract, "", b"")
-Entry = tuple[Key, Any, str, bytes]
+# size and mtime of the file and its sidecar: when they match, the content is not read again
+Stat = tuple[tuple[int, int] | None, tuple[int, int] | None]
+# one model file: (key, the Model's fields but `query`, its sql_hash, the pickled AST, stat);
+# one contract file: (key, the Contract, "", b"", stat)
+Entry = tuple[Key, Any, str, bytes, Stat | None]
+# a file modified this recently may change again within the clock's granularity and keep
+# its stat: its stat is not trusted (git's "racily clean" rule)
+_RACY_SECONDS = 2.0
 
 
 class ModelCache:
@@ -54,7 +60,7 @@ class ModelCache:
         self.file = file
         self._old = entries
         self._new: dict[str, Entry] = {}
-        self._parsed = False
+        self._changed = False
 
     @classmethod
     def open(cls, folder: Path) -> ModelCache:
@@ -68,39 +74,58 @@ class ModelCache:
         A file with an error raises as `parse_model` does and is never cached.
         """
         shown = str(path.relative_to(root))
+        files = (path, path.with_suffix(".yml"))
         try:
-            key = _key(path)
+            entry, key, stat = self._lookup(shown, files, dict)
         except OSError:
             return parse_model(path, root=root)  # the parser reports an unreadable file
-        entry = self._old.get(shown)
-        if entry is not None and entry[0] == key and isinstance(entry[1], dict):
-            self._new[shown] = entry
+        if entry is not None:
             return _model(entry)
         model = parse_model(path, root=root)
-        self._new[shown] = _entry(key, model)
-        self._parsed = True
+        self._store(shown, _entry(key, model, stat))
         return model
 
     def contract(self, path: Path, *, root: Path, name: str) -> specs.Contract:
         """`load_spec(Contract, path, …)`, from the cache when the file is unchanged."""
         shown = str(path.relative_to(root))
         try:
-            key: Key = (hashlib.sha256(path.read_bytes()).digest(), None)
+            entry, key, stat = self._lookup(shown, (path, None), specs.Contract)
         except OSError:
-            key = (b"", None)  # the loader reports an unreadable file
-        entry = self._old.get(shown)
-        if entry is not None and entry[0] == key and isinstance(entry[1], specs.Contract):
-            self._new[shown] = entry
-            return entry[1]
+            entry, key, stat = None, (b"", None), None  # the loader reports it
+        if entry is not None:
+            return entry[1]  # type: ignore[no-any-return]
         contract = load_spec(specs.Contract, path, root=root, extra={"name": name})
-        self._new[shown] = (key, contract, "", b"")
-        self._parsed = True
+        self._store(shown, (key, contract, "", b"", stat))
         return contract
+
+    def _lookup(
+        self, shown: str, files: tuple[Path, Path | None], payload: type
+    ) -> tuple[Entry | None, Key, Stat | None]:
+        """The cached entry of `files` if they are unchanged (else None), their key and stat.
+
+        Unchanged size and mtime settle it without reading; otherwise the files are hashed.
+        """
+        stat = _stat(files)
+        entry = self._old.get(shown)
+        if entry is None or not isinstance(entry[1], payload):
+            return None, _key(files), stat
+        if stat is not None and entry[4] == stat:
+            self._new[shown] = entry
+            return entry, entry[0], stat
+        key = _key(files)
+        if entry[0] != key:
+            return None, key, stat
+        self._store(shown, (*entry[:4], stat))  # the same content: remember its stat now
+        return entry, key, stat
+
+    def _store(self, shown: str, entry: Entry) -> None:
+        self._new[shown] = entry
+        self._changed = True
 
     def save(self, *, complete: bool) -> None:
         """Write the cache if it changed; `complete`: every model file was parsed."""
         entries = self._new if complete else {**self._old, **self._new}
-        if self._parsed or entries.keys() != self._old.keys():
+        if self._changed or entries.keys() != self._old.keys():
             _write(self.file, entries)
 
     def __enter__(self) -> ModelCache:
@@ -115,25 +140,45 @@ class ModelCache:
         self.save(complete=kind is None)
 
 
-def _key(path: Path) -> Key:
-    sql = hashlib.sha256(path.read_bytes()).digest()
+def _key(files: tuple[Path, Path | None]) -> Key:
+    """Hash of the file and of its sidecar (None when it has none); raises OSError."""
+    main, sidecar = files
+    digest = hashlib.sha256(main.read_bytes()).digest()
     try:
-        sidecar: bytes | None = hashlib.sha256(path.with_suffix(".yml").read_bytes()).digest()
+        side = hashlib.sha256(sidecar.read_bytes()).digest() if sidecar else None
     except FileNotFoundError:
-        sidecar = None
-    return sql, sidecar
+        side = None
+    return digest, side
 
 
-def _entry(key: Key, model: Model) -> Entry:
+def _stat(files: tuple[Path, Path | None]) -> Stat | None:
+    """Size and mtime of the file and its sidecar; None when one is missing, unreadable or
+    modified too recently for its stat to be trusted."""
+    now = time.time()
+    out: list[tuple[int, int] | None] = []
+    for file in files:
+        try:
+            info = file.stat() if file else None
+        except FileNotFoundError:
+            info = None
+        except OSError:
+            return None
+        if info is not None and now - info.st_mtime < _RACY_SECONDS:
+            return None
+        out.append((info.st_size, info.st_mtime_ns) if info else None)
+    return out[0], out[1]
+
+
+def _entry(key: Key, model: Model, stat: Stat | None) -> Entry:
     fields = {
         f.name: getattr(model, f.name) for f in dataclasses.fields(Model) if f.name != "query"
     }
     ast = pickle.dumps(model.query, protocol=pickle.HIGHEST_PROTOCOL)
-    return key, fields, model.sql_hash, ast
+    return key, fields, model.sql_hash, ast, stat
 
 
 def _model(entry: Entry) -> Model:
-    _, fields, sql_hash, ast = entry
+    _, fields, sql_hash, ast, _ = entry
     model = Model(**fields, query=functools.partial(_unpickle_query, ast))
     # fill in the cached_property: computing it would unpack the AST
     model.__dict__["sql_hash"] = sql_hash

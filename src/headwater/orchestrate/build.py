@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from datetime import datetime
 
 from sqlglot import exp
@@ -233,7 +234,10 @@ class _Builder:
                 seen = intervals.seen
             elif kind in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY, ModelKind.SCD2):
                 new, seen = self._new_batches(model)
-            with cursor.transaction():
+            # one statement commits alone; several, or an audit that may roll back, need a
+            # transaction (BEGIN/COMMIT cost the engine about as much as a small statement)
+            single = kind in (ModelKind.TABLE, ModelKind.VIEW) and not model.rules
+            with nullcontext() if single else cursor.transaction():
                 if intervals is not None:
                     rows = self._write_intervals(cursor, model, physical, intervals)
                 elif kind is ModelKind.APPEND:

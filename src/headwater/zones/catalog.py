@@ -176,7 +176,12 @@ class Catalog:
         self.engine = sa.create_engine(url, connect_args=_connect_args(url))
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        # one query for the tables present, not one probe per table
+        with self.engine.connect() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+        missing = [t for t in metadata.sorted_tables if t.name not in present]
+        if missing:
+            metadata.create_all(self.engine, tables=missing)
 
     def close(self) -> None:
         self.engine.dispose()

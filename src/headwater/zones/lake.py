@@ -51,12 +51,24 @@ class Lake:
         if warehouse.startswith("file://"):
             Path(unquote(urlparse(warehouse).path)).mkdir(parents=True, exist_ok=True)
         self._catalog = SqlCatalog("headwater", uri=catalog_url, warehouse=warehouse)
+        # loaded tables by name, with the metadata file they were loaded from
+        self._loaded: dict[str, tuple[str, Table]] = {}
 
     def table(self, name: str) -> Table | None:
+        """The table as of its latest commit; loaded again only when a commit replaced its
+        metadata file (one indexed catalog query tells), not on every call."""
+        location = self.version(name)
+        if location is None:
+            return None
+        loaded = self._loaded.get(name)
+        if loaded is not None and loaded[0] == location:
+            return loaded[1]
         try:
-            return self._catalog.load_table(name)
+            table = self._catalog.load_table(name)
         except NoSuchTableError:
             return None
+        self._loaded[name] = (table.metadata_location, table)
+        return table
 
     def append(
         self,
