@@ -72,7 +72,7 @@ class Severity(StrEnum):
 
 
 class RuleType(StrEnum):
-    """The seed's four rule types, plus not_null and row_count."""
+    """The seed's four rule types, plus the constraints and tests it names besides."""
 
     FRESHNESS = "freshness"
     UNIQUENESS = "uniqueness"
@@ -80,6 +80,10 @@ class RuleType(StrEnum):
     VALID_VALUES = "valid_values"
     NOT_NULL = "not_null"
     ROW_COUNT = "row_count"
+    VOLUME = "volume"  # row count against the average of the last runs
+    SCHEMA = "schema"  # columns and types against the declaration
+    REFERENTIAL_INTEGRITY = "referential_integrity"  # values exist in another table
+    CUSTOM_SQL = "custom_sql"  # a query returning the failing rows
 
 
 class ModelKind(StrEnum):
@@ -105,8 +109,10 @@ class Rule(Spec):
 
     `threshold` means, per type: freshness, the maximum age as a duration ("2h");
     uniqueness, the allowed duplicate rows (count, or a fraction like "0.5%");
-    completeness, the allowed null rate; valid_values and not_null, the allowed bad rows;
-    row_count, the minimum row count.
+    completeness, the allowed null rate; valid_values, not_null, referential_integrity and
+    custom_sql, the allowed bad rows; row_count, the minimum row count; volume, the allowed
+    change against the average of the last `runs` results ("20%"); schema, the allowed
+    differences (default 0).
     """
 
     name: Identifier
@@ -123,7 +129,29 @@ class Rule(Spec):
     min: int | float | str | None = Field(default=None, description="ours: lower bound")
     max: int | float | str | None = Field(default=None, description="ours: upper bound")
     pattern: str | None = Field(default=None, description="ours: regex, for valid_values")
+    min_length: int | None = Field(
+        default=None, ge=0, description="ours: shortest allowed text, for valid_values"
+    )
+    max_length: int | None = Field(
+        default=None, ge=0, description="ours: longest allowed text, for valid_values"
+    )
     where: str | None = Field(default=None, description="ours: SQL filter scoping the rule")
+    to: str | None = Field(
+        default=None,
+        description="ours: for referential_integrity, the column values must exist in, "
+        "as zone.table.column (e.g. clean.customers.customer_id)",
+    )
+    sql: str | None = Field(
+        default=None,
+        description="ours: for custom_sql, a SELECT returning the failing rows; the table "
+        "under test is `this` (e.g. select * from this where amount < 0)",
+    )
+    runs: int = Field(
+        default=7, ge=1, description="ours: for volume, how many earlier results to average"
+    )
+    allow_extra: bool = Field(
+        default=False, description="ours: for schema, columns beyond the declared ones pass"
+    )
 
     @field_validator("threshold", "min", "max", mode="before")
     @classmethod
@@ -160,14 +188,54 @@ class Rule(Spec):
             _parse_sql(value)
         return value
 
+    @field_validator("sql")
+    @classmethod
+    def _sql_is_a_query(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                query = sqlglot.parse_one(value, dialect="duckdb")
+            except sqlglot.errors.ParseError as err:
+                raise ValueError(f"is not SQL: {err.errors[0]['description']}") from None
+            if not isinstance(query, exp.Query):
+                raise ValueError("must be a SELECT returning the failing rows")
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _to_names_a_column(cls, value: str | None) -> str | None:
+        parts = value.split(".") if value is not None else []
+        if value is not None and (len(parts) != 3 or not all(map(_IDENTIFIER.match, parts))):
+            raise ValueError(
+                f"{value!r} is not zone.table.column; write e.g. clean.customers.customer_id"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_shape(self) -> Rule:
         if self.type is RuleType.FRESHNESS and self.threshold is None:
             raise ValueError("freshness needs a threshold duration, e.g. threshold: 2h")
+        bounds = (self.min, self.max, self.min_length, self.max_length)
         if self.type is RuleType.VALID_VALUES and not (
-            self.values or self.pattern or self.min is not None or self.max is not None
+            self.values or self.pattern or any(b is not None for b in bounds)
         ):
-            raise ValueError("valid_values needs `values`, `pattern`, `min` or `max`")
+            raise ValueError(
+                "valid_values needs `values`, `pattern`, `min`, `max`, `min_length` or `max_length`"
+            )
+        if self.type is RuleType.REFERENTIAL_INTEGRITY and self.to is None:
+            raise ValueError(
+                "referential_integrity needs `to`, the column whose values must exist, "
+                "e.g. to: clean.customers.customer_id"
+            )
+        if self.type is RuleType.CUSTOM_SQL and self.sql is None:
+            raise ValueError(
+                "custom_sql needs `sql`, a SELECT returning the failing rows, "
+                "e.g. sql: select * from this where amount < 0"
+            )
+        if self.type is RuleType.VOLUME and self.threshold is None:
+            raise ValueError('volume needs a threshold, the allowed change, e.g. threshold: "30%"')
+        for name, used in (("to", RuleType.REFERENTIAL_INTEGRITY), ("sql", RuleType.CUSTOM_SQL)):
+            if getattr(self, name) is not None and self.type is not used:
+                raise ValueError(f"`{name}` applies to {used.value} rules only")
         return self
 
     @property
@@ -344,15 +412,41 @@ class ModelConfig(Spec):
         return self
 
 
+class ColumnDoc(Spec):
+    """A model column's declaration in its sidecar: what it means, and optionally its type."""
+
+    description: str | None = None
+    type: str | None = Field(
+        default=None, description="A DuckDB SQL type; schema rules check the column has it"
+    )
+    pii: str | None = Field(default=None, description="PII tag, e.g. email, phone, name")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str | None) -> str | None:
+        return None if value is None else sql_type(value).sql(dialect="duckdb")
+
+
 class ModelSidecar(Spec):
     """The optional YAML file next to a model: docs, owner, rules."""
 
     description: str | None = None
     owner: str | None = None
     tags: list[str] = Field(default_factory=list)
-    columns: dict[str, str] = Field(default_factory=dict, description="column → description")
+    columns: dict[str, str | ColumnDoc] = Field(
+        default_factory=dict,
+        description="column → its description, or {description, type, pii}",
+    )
     rules: list[Rule] = Field(default_factory=list)
     serve: bool = False
+
+    @property
+    def declared(self) -> dict[str, str | None]:
+        """Each declared column's type (None: any), for schema rules."""
+        return {
+            name: doc.type if isinstance(doc, ColumnDoc) else None
+            for name, doc in self.columns.items()
+        }
 
 
 COMMON_TYPES = [

@@ -457,6 +457,10 @@ class _Builder:
             model.sidecar_path or model.path,
             model.rules,
             physical,
+            stores=self.stores,
+            # rules read the versions of this build, which no view points at yet
+            tables={name: p for name, p in self.physical.items() if p},
+            declared=model.sidecar.declared,
             engine=cursor,
             now=self.now,
             columns=columns,

@@ -10,7 +10,7 @@ from sqlglot import exp
 from headwater.change.versions import (
     PROD,
 )
-from headwater.contracts import Contract, Rule
+from headwater.contracts import Contract, Rule, RuleType
 from headwater.errors import HeadwaterError, Location
 from headwater.ingest import Landed
 from headwater.orchestrate.raw import refresh_raw_views
@@ -35,10 +35,12 @@ def check_all(
                 project.contract_file(contract),
                 contract.rules,
                 contract.table,
+                stores=stores,
                 engine=stores.engine,
                 now=now,
                 columns=columns,
                 key=contract.primary_key,
+                declared=declared_columns(contract),
             )
     pointers = stores.catalog.pointers(PROD)
     for model in project.models.values():
@@ -53,10 +55,12 @@ def check_all(
                 model.sidecar_path or model.path,
                 model.rules,
                 model.name,
+                stores=stores,
                 engine=stores.engine,
                 now=now,
                 columns=columns,
                 key=model.config.grain,
+                declared=model.sidecar.declared,
             )
     record_checks(stores, report_run, results, now=now)
     failed = any(r.blocking for r in results)
@@ -80,6 +84,8 @@ def contract_checks(
         f"contracts/{contract.name}.yml",
         contract.rules,
         contract.table,
+        stores=stores,
+        declared=declared_columns(contract),
         engine=stores.engine,
         now=now,
         columns=columns,
@@ -89,6 +95,11 @@ def contract_checks(
     report.checks.extend(results)
     record_checks(stores, report.run_id, results, now=now)
     return results
+
+
+def declared_columns(contract: Contract) -> dict[str, str | None]:
+    """What a schema rule on a contract's raw table expects: the declared columns' types."""
+    return {c.name: c.type for c in contract.columns}
 
 
 def record_checks(
@@ -114,8 +125,18 @@ def record_checks(
     )
 
 
-def evaluate_in(file: str, rules: list[Rule], table: str, **options: Any) -> list[CheckResult]:
-    """`quality.evaluate`, with its errors pointed at the file that declares the rules."""
+def evaluate_in(
+    file: str, rules: list[Rule], table: str, *, stores: Stores, **options: Any
+) -> list[CheckResult]:
+    """`quality.evaluate` with the history of volume rules from the catalog, and its errors
+    pointed at the file that declares the rules."""
+    volume = [r for r in rules if r.type is RuleType.VOLUME]
+    if volume:
+        options["history"] = stores.catalog.metric_history(
+            options.get("label") or table,
+            [r.name for r in volume],
+            limit=max(r.runs for r in volume),
+        )
     try:
         return evaluate(rules, table, **options)
     except HeadwaterError as err:

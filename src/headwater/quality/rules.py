@@ -1,13 +1,15 @@
-"""Rules → SQL: every rule on a table becomes one aggregate of ONE scanning query.
+"""Rules → SQL: every scanning rule on a table becomes one aggregate of ONE query.
 
-Each rule contributes a metric expression (bad-row count, duplicate count, null rate, age, row
-count); the query returns them all in a single row. Failing row-level rules then fetch a few
-sample rows. Results are data (`CheckResult`); the orchestrator decides what a failure blocks.
+Each scanning rule contributes a metric expression (bad-row count, duplicate count, null rate,
+age, row count); the query returns them all in a single row. A referential-integrity rule adds
+one anti-join, a custom SQL rule one count of its query; a schema rule reads no rows at all.
+Failing rules then fetch a few sample rows. Results are data (`CheckResult`); the orchestrator
+decides what a failure blocks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,16 @@ from headwater.engine.base import Engine
 from headwater.errors import SpecError
 
 SAMPLE_ROWS = 5
+# rules answered by the one aggregate query; the others run queries of their own
+_SCANNING = {
+    RuleType.FRESHNESS,
+    RuleType.UNIQUENESS,
+    RuleType.COMPLETENESS,
+    RuleType.VALID_VALUES,
+    RuleType.NOT_NULL,
+    RuleType.ROW_COUNT,
+    RuleType.VOLUME,
+}
 
 
 @dataclass(frozen=True)
@@ -55,37 +67,65 @@ def evaluate(
     scope: exp.Expression | None = None,
     key: Sequence[str] = (),
     label: str | None = None,
+    tables: Mapping[str, str] | None = None,
+    declared: Mapping[str, str | None] | None = None,
+    history: Mapping[str, Sequence[float]] | None = None,
 ) -> list[CheckResult]:
-    """Run all `rules` on `table` in one scan (plus sample queries for failures).
+    """Run all `rules` on `table`: the scanning ones in one query, then one query per
+    referential-integrity or custom SQL rule, plus sample queries for failures.
 
     Args:
         columns: the table's columns, to refuse rules whose target does not exist.
         scope: a filter applied to every rule (e.g. the batch just landed).
         key: columns identifying a row in samples (the primary key), else all columns.
         label: the name results report (a model's logical name when `table` is physical).
+        tables: logical → physical names for the tables rules read besides `table` (a model
+            audited before its environment points at it reads its inputs' new versions).
+        declared: column → declared type (None: any type), for schema rules.
+        history: rule name → its earlier metrics, newest first, for volume rules.
     """
     if not rules:
         return []
     for rule in rules:
         _check_target(rule, table, columns)
-    metrics = [_metric(rule, scope) for rule in rules]
-    query = exp.select(
-        *[m.as_(f"m{i}") for i, m in enumerate(metrics)], exp.Count(this=exp.Star()).as_("total")
-    ).from_(_table(table))
-    if scope is not None:
-        query = query.where(scope.copy())
-    params = {"now": now} if any(r.type is RuleType.FRESHNESS for r in rules) else None
-    values = engine.read(query, params).to_pylist()[0]
-    sql = query.sql(dialect="duckdb")
+    scanning = [r for r in rules if r.type in _SCANNING]
+    values: dict[str, Any] = {}
+    scan_sql = ""
+    if scanning:
+        metrics = [_metric(rule, scope) for rule in scanning]
+        query = exp.select(
+            *[m.as_(f"m{i}") for i, m in enumerate(metrics)],
+            exp.Count(this=exp.Star()).as_("total"),
+        ).from_(_table(table))
+        if scope is not None:
+            query = query.where(scope.copy())
+        params = {"now": now} if any(r.type is RuleType.FRESHNESS for r in scanning) else None
+        row = engine.read(query, params).to_pylist()[0]
+        values = {scanning[i].name: row[f"m{i}"] for i in range(len(scanning))}
+        values["*total"] = row["total"]
+        scan_sql = query.sql(dialect="duckdb")
     results = []
-    for i, rule in enumerate(rules):
-        metric = values[f"m{i}"]
-        passed = _passes(rule, metric, values["total"])
-        samples = (
-            []
-            if passed
-            else _samples(rule, table, engine=engine, scope=scope, key=key, columns=columns)
-        )
+    for rule in rules:
+        if rule.type in _SCANNING:
+            metric, sql = values[rule.name], scan_sql
+            passed = _passes(rule, metric, values["*total"], (history or {}).get(rule.name, ()))
+            shown = _shown_threshold(rule, (history or {}).get(rule.name, ()))
+            samples = (
+                []
+                if passed
+                else _samples(rule, table, engine=engine, scope=scope, key=key, columns=columns)
+            )
+        else:
+            metric, passed, sql, samples = _own_query(
+                rule,
+                table,
+                engine=engine,
+                scope=scope,
+                key=key,
+                tables=tables or {},
+                declared=declared,
+            )
+            shown = _shown_threshold(rule, ())
         results.append(
             CheckResult(
                 rule,
@@ -93,17 +133,137 @@ def evaluate(
                 None if metric is None else float(metric),
                 passed,
                 sql,
-                _shown_threshold(rule),
+                shown,
                 samples,
             )
         )
     return results
 
 
+def _own_query(
+    rule: Rule,
+    table: str,
+    *,
+    engine: Engine,
+    scope: exp.Expression | None,
+    key: Sequence[str],
+    tables: Mapping[str, str],
+    declared: Mapping[str, str | None] | None,
+) -> tuple[float | None, bool, str, list[dict[str, Any]]]:
+    """Metric, verdict, SQL and samples of a rule that is not part of the scan."""
+    if rule.type is RuleType.SCHEMA:
+        return _schema(rule, table, engine=engine, declared=declared or {})
+    if rule.type is RuleType.REFERENTIAL_INTEGRITY:
+        failing = _orphans(rule, table, scope=scope, tables=tables)
+    else:
+        failing = _custom(rule, table, scope=scope, tables=tables)
+    count = exp.select(exp.Count(this=exp.Star()).as_("bad")).from_(failing.subquery("_f"))
+    bad = int(engine.read(count).to_pylist()[0]["bad"])
+    total = bad
+    if rule.threshold is not None and 0 < parse_threshold(rule.threshold) < 1:
+        rows = exp.select(exp.Count(this=exp.Star()).as_("n")).from_(_table(table))
+        total = int(engine.read(rows.where(scope.copy()) if scope else rows).to_pylist()[0]["n"])
+    passed = _allowed(bad, total, rule.threshold)
+    samples = [] if passed else engine.read(failing.limit(SAMPLE_ROWS)).to_pylist()
+    if rule.type is RuleType.REFERENTIAL_INTEGRITY and key:
+        shown = list(dict.fromkeys([*key, *rule.columns]))
+        samples = [{k: row.get(k) for k in shown} for row in samples]
+    return bad, passed, count.sql(dialect="duckdb"), samples
+
+
+def _orphans(
+    rule: Rule, table: str, *, scope: exp.Expression | None, tables: Mapping[str, str]
+) -> exp.Select:
+    """Rows of `table` whose target value is missing from the `to` column: one anti-join."""
+    zone, name, column = (rule.to or "").split(".")
+    other = tables.get(f"{zone}.{name}", f"{zone}.{name}")
+    mine = exp.column(rule.columns[0], table="_t", quoted=True)
+    theirs = exp.column(column, table="_r", quoted=True)
+    exists = exp.Exists(
+        this=exp.select(exp.Literal.number(1))
+        .from_(exp.alias_(_table(other), "_r", table=True))
+        .where(exp.EQ(this=theirs, expression=mine.copy()))
+    )
+    condition = _and(
+        _and(mine.is_(exp.null()).not_(), exp.not_(exists)),
+        _and(
+            _qualified(scope, "_t") if scope is not None else None,
+            _qualified(_condition(rule.where), "_t") if rule.where else None,
+        ),
+    )
+    query = exp.select(exp.Star()).from_(exp.alias_(_table(table), "_t", table=True))
+    return query.where(condition) if condition is not None else query
+
+
+def _custom(
+    rule: Rule, table: str, *, scope: exp.Expression | None, tables: Mapping[str, str]
+) -> exp.Select:
+    """The rule's query, with `this` as the table under test (scoped) and names resolved."""
+    query = sqlglot.parse_one(rule.sql or "", dialect="duckdb")
+    this: exp.Expression = _table(table)
+    if scope is not None:
+        this = exp.select(exp.Star()).from_(_table(table)).where(scope.copy()).subquery()
+    for ref in list(query.find_all(exp.Table)):
+        if not ref.db and ref.name.lower() == "this":
+            replacement = this.copy()
+            replacement.set("alias", exp.TableAlias(this=exp.to_identifier(ref.alias or "this")))
+            ref.replace(replacement)
+        elif ref.db and f"{ref.db}.{ref.name}" in tables:
+            target = _table(tables[f"{ref.db}.{ref.name}"])
+            target.set(
+                "alias", ref.args.get("alias") or exp.TableAlias(this=exp.to_identifier(ref.name))
+            )
+            ref.replace(target)
+    return exp.select(exp.Star()).from_(query.subquery("_q"))
+
+
+def _schema(
+    rule: Rule, table: str, *, engine: Engine, declared: Mapping[str, str | None]
+) -> tuple[float | None, bool, str, list[dict[str, Any]]]:
+    """Columns and types of `table` against the declaration; reads metadata, no rows."""
+    describe = f"DESCRIBE SELECT * FROM {_table(table).sql(dialect='duckdb')}"
+    found = {
+        r["column_name"]: r["column_type"]
+        for r in engine.read(describe).to_pylist()
+        if not r["column_name"].startswith("_hw_")
+    }
+    differences: list[dict[str, Any]] = []
+    for column, expected in declared.items():
+        if column not in found:
+            differences.append({"column": column, "expected": expected or "any", "found": None})
+        elif expected and _type(expected) != _type(found[column]):
+            differences.append({"column": column, "expected": expected, "found": found[column]})
+    if not rule.allow_extra:
+        differences += [
+            {"column": c, "expected": None, "found": t}
+            for c, t in found.items()
+            if c not in declared
+        ]
+    allowed = parse_threshold(rule.threshold) if rule.threshold is not None else 0
+    return len(differences), len(differences) <= allowed, describe, differences[: SAMPLE_ROWS * 4]
+
+
+def _type(text: str) -> str:
+    """A type as DuckDB spells it, so `timestamptz` equals `TIMESTAMP WITH TIME ZONE`."""
+    try:
+        return exp.DataType.build(text, dialect="duckdb").sql(dialect="duckdb")
+    except (sqlglot.errors.ParseError, ValueError):
+        return text.upper()
+
+
+def _qualified(condition: exp.Expression, alias: str) -> exp.Expression:
+    """`condition` with its bare columns qualified by `alias` (it may sit beside a join)."""
+    out = condition.copy()
+    for column in out.find_all(exp.Column):
+        if not column.table:
+            column.set("table", exp.to_identifier(alias))
+    return out
+
+
 def _metric(rule: Rule, scope: exp.Expression | None) -> exp.Expression:
     cols = [exp.column(c, quoted=True) for c in rule.columns]
     where = _condition(rule.where) if rule.where else None
-    if rule.type is RuleType.ROW_COUNT:
+    if rule.type in (RuleType.ROW_COUNT, RuleType.VOLUME):
         return _count_if(where)
     if rule.type is RuleType.FRESHNESS:
         newest = exp.cast(exp.Max(this=cols[0]), "timestamptz")
@@ -158,11 +318,23 @@ def bad_rows(rule: Rule) -> exp.Expression:
                     exp.Literal.string(rule.pattern),
                 )
             )
+        length = exp.Length(this=exp.cast(col.copy(), "varchar"))
+        if rule.min_length is not None:
+            ok.append(exp.GTE(this=length, expression=exp.Literal.number(rule.min_length)))
+        if rule.max_length is not None:
+            ok.append(exp.LTE(this=length.copy(), expression=exp.Literal.number(rule.max_length)))
         return exp.and_(col.is_(exp.null()).not_(), exp.not_(exp.and_(*ok)))
     raise ValueError(f"{rule.type.value} is not a row-level rule")
 
 
-def _passes(rule: Rule, metric: Any, total: int) -> bool:
+def _passes(rule: Rule, metric: Any, total: int, history: Sequence[float]) -> bool:
+    if rule.type is RuleType.VOLUME:
+        earlier = list(history)[: rule.runs]
+        if not earlier:
+            return True  # nothing to compare with yet: this result starts the history
+        average = sum(earlier) / len(earlier)
+        change = abs(float(metric) - average) / average if average else float(metric > 0)
+        return change <= parse_threshold(rule.threshold)
     if metric is None:
         return False
     if rule.type is RuleType.FRESHNESS:
@@ -195,7 +367,7 @@ def _samples(
     key: Sequence[str],
     columns: Sequence[str],
 ) -> list[dict[str, Any]]:
-    if rule.type in (RuleType.FRESHNESS, RuleType.ROW_COUNT):
+    if rule.type in (RuleType.FRESHNESS, RuleType.ROW_COUNT, RuleType.VOLUME):
         return []
     if rule.type is RuleType.UNIQUENESS:
         cols = [exp.column(c, quoted=True) for c in rule.columns]
@@ -224,6 +396,8 @@ def _samples(
 
 
 def _check_target(rule: Rule, table: str, columns: Sequence[str]) -> None:
+    if rule.type in (RuleType.CUSTOM_SQL, RuleType.SCHEMA, RuleType.VOLUME):
+        return  # the table as a whole
     for col in rule.columns:
         if col not in columns:
             raise SpecError(
@@ -261,7 +435,13 @@ def _table(name: str) -> exp.Table:
     return exp.to_table(name, dialect="duckdb")
 
 
-def _shown_threshold(rule: Rule) -> str:
+def _shown_threshold(rule: Rule, history: Sequence[float]) -> str:
+    if rule.type is RuleType.VOLUME:
+        earlier = list(history)[: rule.runs]
+        if not earlier:
+            return f"within {rule.threshold} of the last {rule.runs} runs (no history yet)"
+        average = sum(earlier) / len(earlier)
+        return f"within {rule.threshold} of {average:g} (average of {len(earlier)} runs)"
     if rule.type is RuleType.ROW_COUNT:
         low = rule.min if rule.min is not None else rule.threshold or 1
         return f">= {low}" + (f", <= {rule.max}" if rule.max is not None else "")

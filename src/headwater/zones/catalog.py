@@ -58,6 +58,7 @@ check_results = sa.Table(
     sa.Column("sql", sa.Text),
     sa.Column("samples", sa.Text),
     sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_hw_check_results_target_rule", "target", "rule", "checked_at"),
 )
 
 model_versions = sa.Table(
@@ -229,6 +230,28 @@ class Catalog:
             return [dict(r._mapping) for r in rows]
 
     # quality
+    def metric_history(
+        self, target: str, rules: Sequence[str], *, limit: int
+    ) -> dict[str, list[float]]:
+        """The earlier metrics of `rules` on `target`, newest first, at most `limit` each."""
+        if not rules:
+            return {}
+        query = (
+            sa.select(check_results.c.rule, check_results.c.metric)
+            .where(
+                check_results.c.target == target,
+                check_results.c.rule.in_(list(rules)),
+                check_results.c.metric.is_not(None),
+            )
+            .order_by(check_results.c.checked_at.desc())
+        )
+        out: dict[str, list[float]] = {rule: [] for rule in rules}
+        with self.engine.connect() as conn:
+            for rule, metric in conn.execute(query):
+                if len(out[rule]) < limit:
+                    out[rule].append(float(metric))
+        return out
+
     def record_checks(self, run_id: str, results: Sequence[CheckRecord], *, now: datetime) -> None:
         if not results:
             return
