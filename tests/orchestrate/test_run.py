@@ -13,12 +13,16 @@ from headwater.orchestrate import RunReport, Stores, run
 from headwater.project import Project, load_project
 from tests.conftest import NOW
 
-WARN_FAILURES = {  # the deliberate defects of the example data, and the rules that catch them
-    "customers_id_unique": [{"customer_id": 42, "copies": 2}],
-    "customers_email_format": [11, 12],
-    "customers_country_known": [21],
-    "events_type_known": None,
-    "orders_amount_positive": None,
+# the rules the example data's deliberate defects fail (which rows: test_example_defects.py)
+WARN_FAILURES = {
+    "customers_id_unique",
+    "customers_email_format",
+    "customers_country_known",
+    "events_type_known",
+    "orders_amount_positive",
+    "orders_customer_known",
+    "orders_schema",
+    "orders_updated_after_ordered",
 }
 
 
@@ -64,14 +68,8 @@ def test_full_run_lands_quarantines_builds_and_checks(built_shop: Any) -> None:
     assert {m.status for m in report.models.values()} == {"built"}
     assert set(report.models) == set(project.models)
     failed = {c.rule.name: c for c in report.checks if not c.passed}
-    assert set(failed) == set(WARN_FAILURES)
+    assert set(failed) == WARN_FAILURES
     assert all(not c.blocking for c in failed.values())
-    assert failed["customers_id_unique"].samples == WARN_FAILURES["customers_id_unique"]
-    assert [s["customer_id"] for s in failed["customers_email_format"].samples] == [11, 12]
-    assert [s["customer_id"] for s in failed["customers_country_known"].samples] == [21]
-    assert {s["event_type"] for s in failed["events_type_known"].samples} == {"pageview"}
-    assert failed["events_type_known"].metric == 2
-    assert [str(s["amount"]) for s in failed["orders_amount_positive"].samples] == ["-5.00"]
 
 
 def test_models_are_readable_by_anyone_opening_the_warehouse(built_shop: Any) -> None:

@@ -142,20 +142,20 @@ def _orders(
     first[3][3] = "12,50"  # defect: not a decimal → quarantined
     first[4][1] = ""  # defect: missing customer_id → quarantined
     last[5][3] = "-5.00"  # defect: warn rule orders_amount_positive
+    last[6][1] = 99_999  # defect: no such customer, warn rule orders_customer_known
+    placed = datetime.strptime(str(last[7][5]), "%Y-%m-%d %H:%M:%S")
+    last[7][6] = f"{placed - timedelta(days=1):%Y-%m-%d %H:%M:%S}"  # defect: updated before
+    # it was placed, warn rule orders_updated_after_ordered (custom SQL on clean.orders)
+    columns = ["order_id", "customer_id", "status", "amount", "currency"]
+    columns += ["ordered_at", "updated_at"]
     for month, rows in by_month.items():
+        header = columns
+        if rows is last:  # defect: the API added a field; it lands (evolve), and the
+            header = [*columns, "coupon"]  # warn rule orders_schema reports it
+            rows = [[*row, rng.choice(["", "", "WINTER10"])] for row in rows]
         with (folder / f"orders_{month}.csv").open("w", newline="", encoding="utf-8") as handle:
             out = csv.writer(handle)
-            out.writerow(
-                [
-                    "order_id",
-                    "customer_id",
-                    "status",
-                    "amount",
-                    "currency",
-                    "ordered_at",
-                    "updated_at",
-                ]
-            )
+            out.writerow(header)
             out.writerows(rows)
     return sum(len(rows) for rows in by_month.values())
 
