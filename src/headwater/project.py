@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headwater.contracts import Contract, Settings
-from headwater.contracts.load import load_spec
+from headwater.contracts.load import load_spec, locate
 from headwater.errors import Location, ModelError, SpecError
 from headwater.models import Dag, Model
 from headwater.models.cache import ModelCache
@@ -72,8 +72,30 @@ def _contracts(root: Path, cache: ModelCache) -> dict[str, Contract]:
                 where=Location(str(path.relative_to(root))),
             )
         contract = cache.contract(path, root=root, name=path.stem)
+        _check_rule_targets(contract, path, root)
         out[contract.name] = contract
     return out
+
+
+def _check_rule_targets(contract: Contract, path: Path, root: Path) -> None:
+    """A contract's rules name columns it declares (when it declares any), or `_hw_` ones."""
+    names = [c.name for c in contract.columns]
+    if not names:
+        return
+    for index, rule in enumerate(contract.rules):
+        for column in rule.columns:
+            if column in names or column.startswith("_hw_"):
+                continue
+            close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
+            raise SpecError(
+                f"rule {rule.name!r}: target column {column!r} is not among the columns",
+                where=Location(
+                    str(path.relative_to(root)),
+                    locate(path, ("rules", index, "target")),
+                    f"rules[{index}].target",
+                ),
+                hint=f"did you mean {close[0]!r}?" if close else f"columns are: {', '.join(names)}",
+            )
 
 
 def _parse_models(root: Path, cache: ModelCache) -> dict[str, Model]:

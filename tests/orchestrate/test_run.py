@@ -337,3 +337,36 @@ def test_a_python_model_that_raises_is_the_users_error_and_skips_only_downstream
     assert 'broken_py.py", line 2, in model' in error and "rate = 1 / 0" in error
     assert report.models["marts.after_py"].status == "skipped"
     assert report.models["marts.funnel_daily"].status == "built"
+
+
+def test_a_model_rule_on_a_missing_column_fails_with_its_file_and_line(shop: Path) -> None:
+    sidecar = shop / "models" / "marts" / "events_daily.yml"
+    sidecar.write_text(sidecar.read_text().replace('"day, event_type"', '"day, event_typ"'))
+
+    _, report = run_once(shop)
+
+    outcome = report.models["marts.events_daily"]
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        "models/marts/events_daily.yml:5: rules[0].target: rule 'one_row_per_day_and_type': "
+        "target column 'event_typ' does not exist in marts.events_daily; did you mean 'event_type'?"
+    )
+    assert report.models["marts.funnel_daily"].status == "skipped"
+
+
+def test_a_contract_rule_that_cannot_run_fails_the_table_not_the_run(shop: Path) -> None:
+    contract = shop / "contracts" / "orders.yml"
+    text = contract.read_text().replace("to: raw.customers.customer_id", "to: raw.customers.id")
+    contract.write_text(text)
+
+    _, report = run_once(shop)
+
+    error = report.ingest_errors["raw.orders"]
+    assert error == (
+        "contracts/orders.yml:25: rules[4].to: rule 'orders_customer_known': raw.customers has "
+        "no column 'id'; columns are: customer_id, email, full_name, country, signed_up_at, "
+        "_hw_batch_id, _hw_ingested_at, _hw_source, _hw_late"
+    )
+    assert not report.ok
+    assert report.models["clean.orders"].status == "skipped"
+    assert report.models["clean.events"].status == "built"

@@ -80,6 +80,16 @@ def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[
     return data, lines
 
 
+def locate(path: Path, loc: Loc) -> int | None:
+    """The line of the key path `loc` (e.g. `("rules", 2, "target")`) in the YAML file `path`,
+    for errors found after loading (a rule's target missing from the built table)."""
+    try:
+        _, lines = read_yaml(path.read_text(encoding="utf-8"), file=str(path))
+    except (OSError, SpecError):
+        return None
+    return _line_of(loc, lines)
+
+
 def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], offset: int, file: str) -> None:
     lines.setdefault(loc, node.start_mark.line + 1 + offset)
     if isinstance(node, yaml.MappingNode):

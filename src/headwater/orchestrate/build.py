@@ -458,6 +458,7 @@ class _Builder:
             model.rules,
             physical,
             stores=self.stores,
+            root=self.project.root,
             # rules read the versions of this build, which no view points at yet
             tables={name: p for name, p in self.physical.items() if p},
             declared=model.sidecar.declared,

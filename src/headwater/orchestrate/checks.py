@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlglot import exp
@@ -11,6 +13,7 @@ from headwater.change.versions import (
     PROD,
 )
 from headwater.contracts import Contract, Rule, RuleType
+from headwater.contracts.load import locate
 from headwater.errors import HeadwaterError, Location
 from headwater.ingest import Landed
 from headwater.orchestrate.raw import refresh_raw_views
@@ -36,6 +39,7 @@ def check_all(
                 contract.rules,
                 contract.table,
                 stores=stores,
+                root=project.root,
                 engine=stores.engine,
                 now=now,
                 columns=columns,
@@ -56,6 +60,7 @@ def check_all(
                 model.rules,
                 model.name,
                 stores=stores,
+                root=project.root,
                 engine=stores.engine,
                 now=now,
                 columns=columns,
@@ -74,7 +79,13 @@ def check_all(
 
 
 def contract_checks(
-    contract: Contract, stores: Stores, report: RunReport, landed: Landed, *, now: datetime
+    contract: Contract,
+    stores: Stores,
+    report: RunReport,
+    landed: Landed,
+    *,
+    now: datetime,
+    root: Path,
 ) -> list[CheckResult]:
     scope = exp.EQ(
         this=exp.column("_hw_batch_id"), expression=exp.Literal.string(landed.batch_id or "")
@@ -85,6 +96,7 @@ def contract_checks(
         contract.rules,
         contract.table,
         stores=stores,
+        root=root,
         declared=declared_columns(contract),
         engine=stores.engine,
         now=now,
@@ -126,10 +138,10 @@ def record_checks(
 
 
 def evaluate_in(
-    file: str, rules: list[Rule], table: str, *, stores: Stores, **options: Any
+    file: str, rules: list[Rule], table: str, *, stores: Stores, root: Path, **options: Any
 ) -> list[CheckResult]:
     """`quality.evaluate` with the history of volume rules from the catalog, and its errors
-    pointed at the file that declares the rules."""
+    pointed at the file (and line) that declares the rules."""
     volume = [r for r in rules if r.type is RuleType.VOLUME]
     if volume:
         options["history"] = stores.catalog.metric_history(
@@ -140,5 +152,13 @@ def evaluate_in(
     try:
         return evaluate(rules, table, **options)
     except HeadwaterError as err:
-        err.where = err.where or Location(file)
+        field = err.where.field if err.where and not err.where.file else None
+        if err.where is None or field:
+            line = locate(root / file, _key_path(field)) if field else None
+            err.where = Location(file, line, field)
         raise
+
+
+def _key_path(field: str) -> tuple[str | int, ...]:
+    """`rules[2].target` → `("rules", 2, "target")`."""
+    return tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", field))

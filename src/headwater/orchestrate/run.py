@@ -98,7 +98,14 @@ def ingest_all(
         report.landed.append(landed)
         refresh_raw_view(contract, stores)
         if landed.batch_id is not None and contract.rules:
-            results = contract_checks(contract, stores, report, landed, now=now)
+            try:
+                results = contract_checks(
+                    contract, stores, report, landed, now=now, root=project.root
+                )
+            except HeadwaterError as err:  # a rule that cannot run: the batch is unchecked
+                report.ingest_errors[contract.table] = err.render()
+                results = []
+                blocked.add(contract.table)
             if any(r.blocking for r in results):
                 blocked.add(contract.table)
         _task(

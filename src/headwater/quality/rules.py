@@ -9,6 +9,7 @@ decides what a failure blocks.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from sqlglot import exp
 from headwater.contracts import Rule, RuleType, Severity
 from headwater.contracts.thresholds import parse_duration, parse_threshold
 from headwater.engine.base import Engine
-from headwater.errors import SpecError
+from headwater.errors import HeadwaterError, Location, SpecError
 
 SAMPLE_ROWS = 5
 # rules answered by the one aggregate query; the others run queries of their own
@@ -86,8 +87,8 @@ def evaluate(
     """
     if not rules:
         return []
-    for rule in rules:
-        _check_target(rule, table, columns)
+    for index, rule in enumerate(rules):
+        _check_target(rule, index, label or table, columns)
     scanning = [r for r in rules if r.type in _SCANNING]
     values: dict[str, Any] = {}
     scan_sql = ""
@@ -105,7 +106,7 @@ def evaluate(
         values["*total"] = row["total"]
         scan_sql = query.sql(dialect="duckdb")
     results = []
-    for rule in rules:
+    for index, rule in enumerate(rules):
         if rule.type in _SCANNING:
             metric, sql = values[rule.name], scan_sql
             passed = _passes(rule, metric, values["*total"], (history or {}).get(rule.name, ()))
@@ -118,6 +119,7 @@ def evaluate(
         else:
             metric, passed, sql, samples = _own_query(
                 rule,
+                index,
                 table,
                 engine=engine,
                 scope=scope,
@@ -142,6 +144,7 @@ def evaluate(
 
 def _own_query(
     rule: Rule,
+    index: int,
     table: str,
     *,
     engine: Engine,
@@ -154,6 +157,7 @@ def _own_query(
     if rule.type is RuleType.SCHEMA:
         return _schema(rule, table, engine=engine, declared=declared or {})
     if rule.type is RuleType.REFERENTIAL_INTEGRITY:
+        _check_reference(rule, index, engine=engine, tables=tables)
         failing = _orphans(rule, table, scope=scope, tables=tables)
     else:
         failing = _custom(rule, table, scope=scope, tables=tables)
@@ -169,6 +173,32 @@ def _own_query(
         shown = list(dict.fromkeys([*key, *rule.columns]))
         samples = [{k: row.get(k) for k in shown} for row in samples]
     return bad, passed, count.sql(dialect="duckdb"), samples
+
+
+def _check_reference(rule: Rule, index: int, *, engine: Engine, tables: Mapping[str, str]) -> None:
+    """Refuse a `to` whose table or column does not exist, naming the rule's field."""
+    zone, name, column = (rule.to or "").split(".")
+    other = tables.get(f"{zone}.{name}", f"{zone}.{name}")
+    where = Location("", None, f"rules[{index}].to")
+    try:
+        found = _columns(engine, other)
+    except HeadwaterError:
+        raise SpecError(
+            f"rule {rule.name!r}: table {zone}.{name} does not exist", where=where
+        ) from None
+    if column not in found:
+        close = difflib.get_close_matches(column, found, n=1)
+        raise SpecError(
+            f"rule {rule.name!r}: {zone}.{name} has no column {column!r}",
+            where=where,
+            hint=f"did you mean {close[0]!r}?" if close else f"columns are: {', '.join(found)}",
+        )
+
+
+def _columns(engine: Engine, table: str) -> dict[str, str]:
+    """Column → type of `table`, from its metadata."""
+    describe = f"DESCRIBE SELECT * FROM {_table(table).sql(dialect='duckdb')}"
+    return {r["column_name"]: r["column_type"] for r in engine.read(describe).to_pylist()}
 
 
 def _orphans(
@@ -222,11 +252,7 @@ def _schema(
 ) -> tuple[float | None, bool, str, list[dict[str, Any]]]:
     """Columns and types of `table` against the declaration; reads metadata, no rows."""
     describe = f"DESCRIBE SELECT * FROM {_table(table).sql(dialect='duckdb')}"
-    found = {
-        r["column_name"]: r["column_type"]
-        for r in engine.read(describe).to_pylist()
-        if not r["column_name"].startswith("_hw_")
-    }
+    found = {c: t for c, t in _columns(engine, table).items() if not c.startswith("_hw_")}
     differences: list[dict[str, Any]] = []
     for column, expected in declared.items():
         if column not in found:
@@ -395,14 +421,20 @@ def _samples(
     return engine.read(query).to_pylist()
 
 
-def _check_target(rule: Rule, table: str, columns: Sequence[str]) -> None:
+def _check_target(rule: Rule, index: int, table: str, columns: Sequence[str]) -> None:
+    """Refuse a rule whose target column the table lacks; the error names the rule's field
+    (`rules[i].target`), for the caller to place in the file that declares it."""
     if rule.type in (RuleType.CUSTOM_SQL, RuleType.SCHEMA, RuleType.VOLUME):
         return  # the table as a whole
     for col in rule.columns:
         if col not in columns:
+            close = difflib.get_close_matches(col, columns, n=1)
             raise SpecError(
                 f"rule {rule.name!r}: target column {col!r} does not exist in {table}",
-                hint=f"columns are: {', '.join(columns)}",
+                where=Location("", None, f"rules[{index}].target"),
+                hint=f"did you mean {close[0]!r}?"
+                if close
+                else f"columns are: {', '.join(columns)}",
             )
 
 
