@@ -71,6 +71,14 @@ class Severity(StrEnum):
     ERROR = "error"
 
 
+class OnFail(StrEnum):
+    """What a failing rule does: report, stop the publish, or route the failing rows aside."""
+
+    WARN = "warn"  # report only (the default of severity warn)
+    BLOCK = "block"  # publish nothing (the default of severity error)
+    QUARANTINE = "quarantine"  # failing rows go to <table>__quarantine; the rest proceed
+
+
 class RuleType(StrEnum):
     """The seed's four rule types, plus the constraints and tests it names besides."""
 
@@ -123,6 +131,12 @@ class Rule(Spec):
     )
     threshold: int | float | str | None = None
     severity: Severity = Field(default=Severity.ERROR, description="ours: warn | error")
+    on_fail: OnFail | None = Field(
+        default=None,
+        description="ours: warn | block | quarantine; default block for severity error, "
+        "warn for warn. quarantine (not_null, valid_values) routes the failing rows to "
+        "<table>__quarantine and lets the others through",
+    )
     values: list[str | int | float | bool] | None = Field(
         default=None, description="ours: allowed values, for valid_values"
     )
@@ -233,10 +247,22 @@ class Rule(Spec):
             )
         if self.type is RuleType.VOLUME and self.threshold is None:
             raise ValueError('volume needs a threshold, the allowed change, e.g. threshold: "30%"')
+        if self.on_fail is OnFail.QUARANTINE and self.type not in QUARANTINABLE:
+            raise ValueError(
+                f"on_fail: quarantine routes failing rows, which a {self.type.value} rule does "
+                f"not have; use it with {' or '.join(t.value for t in QUARANTINABLE)}"
+            )
         for name, used in (("to", RuleType.REFERENTIAL_INTEGRITY), ("sql", RuleType.CUSTOM_SQL)):
             if getattr(self, name) is not None and self.type is not used:
                 raise ValueError(f"`{name}` applies to {used.value} rules only")
         return self
+
+    @property
+    def action(self) -> OnFail:
+        """What failing does: `on_fail`, or what the severity implies."""
+        if self.on_fail is not None:
+            return self.on_fail
+        return OnFail.BLOCK if self.severity is Severity.ERROR else OnFail.WARN
 
     @property
     def columns(self) -> list[str]:
@@ -244,6 +270,9 @@ class Rule(Spec):
         if self.target.strip() == "*":
             return []
         return [part.strip() for part in self.target.split(",") if part.strip()]
+
+
+QUARANTINABLE = (RuleType.NOT_NULL, RuleType.VALID_VALUES)
 
 
 class Column(Spec):

@@ -13,7 +13,8 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from headwater.contracts import Column, Contract, Evolution
+from headwater.contracts import Column, Contract, Evolution, OnFail
+from headwater.contracts.predicates import bad_rows, failure_reason
 from headwater.contracts.specs import parse_watermark, sql_type
 from headwater.ingest.files import LINE, RECORD
 
@@ -104,10 +105,27 @@ def conform_query(
         inner.subquery("_c")
     )
     names = [e.alias_or_name for e in outer]
+    # rules with on_fail: quarantine judge the typed record, so they apply on the way out
+    routed = [r for r in contract.rules if r.action is OnFail.QUARANTINE]
+    if routed:
+        reason_col = exp.func(
+            "nullif",
+            exp.Anonymous(
+                this="concat_ws",
+                expressions=[
+                    exp.Literal.string("; "),
+                    reason_col,
+                    *[exp.Case().when(bad_rows(r), failure_reason(r)) for r in routed],
+                ],
+            ),
+            exp.Literal.string(""),
+        )
     return exp.select(
         *[exp.column(n, quoted=True) for n in names],
-        reason_col,
-        exp.Case().when(reason_col.is_(exp.null()).not_(), exp.column("_hw_raw")).as_("_hw_record"),
+        reason_col.as_("_hw_reason"),
+        exp.Case()
+        .when(reason_col.copy().is_(exp.null()).not_(), exp.column("_hw_raw"))
+        .as_("_hw_record"),
     ).from_(checked.subquery("_r"))
 
 

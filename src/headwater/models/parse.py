@@ -18,8 +18,8 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from headwater.contracts import ModelConfig, ModelKind, ModelSidecar, Rule
-from headwater.contracts.load import load_spec, parse_spec
+from headwater.contracts import ModelConfig, ModelKind, ModelSidecar, OnFail, Rule
+from headwater.contracts.load import load_spec, locate, parse_spec
 from headwater.errors import Location, ModelError
 
 _HEADER = re.compile(r"\A\s*/\*\s*headwater\b[^\n]*\n(?P<yaml>.*?)\*/", re.DOTALL)
@@ -168,6 +168,7 @@ def parse_model(path: Path, *, root: Path) -> Model:
     sidecar = ModelSidecar()
     if sidecar_file.exists():
         sidecar = load_spec(ModelSidecar, sidecar_file, root=root)
+    _check_quarantine(config, sidecar, sidecar_file, root=root)
     return Model(
         name=name,
         path=shown,
@@ -240,6 +241,25 @@ def _check_parameters(config: ModelConfig, query: exp.Query, shown: str) -> None
             where=Location(shown),
             hint=f"the query returns: {', '.join(names)}",
         )
+
+
+def _check_quarantine(
+    config: ModelConfig, sidecar: ModelSidecar, file: Path, *, root: Path
+) -> None:
+    """`on_fail: quarantine` moves rows out of a version it writes whole or by interval."""
+    routable = (ModelKind.TABLE, ModelKind.INCREMENTAL_BY_TIME)
+    for index, rule in enumerate(sidecar.rules):
+        if rule.action is OnFail.QUARANTINE and config.kind not in routable:
+            raise ModelError(
+                f"rule {rule.name!r}: on_fail: quarantine applies to models of kind table or "
+                f"incremental_by_time, not {config.kind.value}",
+                where=Location(
+                    str(file.relative_to(root)),
+                    locate(file, ("rules", index, "on_fail")),
+                    f"rules[{index}].on_fail",
+                ),
+                hint="use on_fail: block or warn here, or quarantine in the upstream contract",
+            )
 
 
 def _check_append(config: ModelConfig, refs: tuple[Ref, ...], shown: str) -> None:

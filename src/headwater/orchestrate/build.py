@@ -25,7 +25,8 @@ from headwater.change.versions import (
     publish_view,
     view_schema,
 )
-from headwater.contracts import ModelKind
+from headwater.contracts import ModelKind, OnFail, Rule
+from headwater.contracts.predicates import bad_rows, failure_reason
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError, Location
 from headwater.models import Model, quote_table, render
@@ -237,6 +238,8 @@ class _Builder:
             # one statement commits alone; several, or an audit that may roll back, need a
             # transaction (BEGIN/COMMIT cost the engine about as much as a small statement)
             single = kind in (ModelKind.TABLE, ModelKind.VIEW) and not model.rules
+            routed = [r for r in model.rules if r.action is OnFail.QUARANTINE]
+            quarantined = 0
             with nullcontext() if single else cursor.transaction():
                 if intervals is not None:
                     rows = self._write_intervals(cursor, model, physical, intervals)
@@ -248,6 +251,9 @@ class _Builder:
                     rows = self._write_history(cursor, model, physical, new)
                 else:
                     rows = self._write_whole(cursor, model, physical)
+                if routed:
+                    quarantined = self._route(cursor, model, physical, routed, intervals)
+                    rows = None if rows is None else rows - quarantined
                 if model.rules:
                     results = self._audit(model, physical, cursor)
                 if any(r.blocking for r in results):
@@ -272,6 +278,9 @@ class _Builder:
         hide = model.config.deleted_column if kind is ModelKind.INCREMENTAL_BY_KEY else None
         self.views.append(publish_view(model.name, physical, hide=hide))
         outcome = ModelOutcome(model.name, "built", physical, rows, data_key=key)
+        outcome.quarantined = quarantined
+        if routed:
+            self.views.append(publish_view(f"{model.name}__quarantine", f"{physical}__quarantine"))
         if intervals is not None:
             outcome.intervals = count(intervals.work, model.config.interval)
             outcome.restated, outcome.late_rows = intervals.restated, intervals.late_rows
@@ -444,6 +453,50 @@ class _Builder:
             cursor.execute(delete, {"start": lo, "end": hi})
             cursor.execute(insert, {"start": lo, "end": hi})
         return int(cursor.rows(f"SELECT COUNT(*) FROM {target}")[0][0])
+
+    def _route(
+        self,
+        cursor: DuckDBEngine,
+        model: Model,
+        physical: str,
+        rules: list[Rule],
+        intervals: IntervalPlan | None,
+    ) -> int:
+        """Move the rows failing `rules` from the new version to its quarantine table, each
+        with the rules it failed; returns how many moved. An incremental model's quarantine
+        keeps the other intervals' rows and replaces those of the intervals written now."""
+        target, aside = quote_table(physical), quote_table(f"{physical}__quarantine")
+        failing = exp.or_(*[bad_rows(r) for r in rules])
+        reasons = [exp.Case().when(bad_rows(r), failure_reason(r)) for r in rules]
+        reason = exp.Anonymous(
+            this="concat_ws", expressions=[exp.Literal.string("; "), *reasons]
+        ).as_("_hw_reason")
+        dialect = cursor.dialect
+        bad, why = failing.sql(dialect=dialect), reason.sql(dialect=dialect)
+        if intervals is None:
+            moved = cursor.rows(
+                f"CREATE OR REPLACE TABLE {aside} AS SELECT *, {why} FROM {target} WHERE {bad}"
+            )
+            cursor.execute(f"DELETE FROM {target} WHERE {bad}")
+            return int(moved[0][0])
+        if not intervals.done_after or intervals.done_after == intervals.work:
+            cursor.execute(
+                f"CREATE OR REPLACE TABLE {aside} AS SELECT *, '' AS _hw_reason "
+                f"FROM {target} LIMIT 0"
+            )
+        column = quote_table(model.config.time_column)
+        within = f"{column} >= $start AND {column} < $end"
+        count = 0
+        for lo, hi in intervals.work:
+            bounds = {"start": lo, "end": hi}
+            cursor.execute(f"DELETE FROM {aside} WHERE {within}", bounds)
+            moved = cursor.rows(
+                f"INSERT INTO {aside} SELECT *, {why} FROM {target} WHERE {within} AND ({bad})",
+                bounds,
+            )
+            cursor.execute(f"DELETE FROM {target} WHERE {within} AND ({bad})", bounds)
+            count += int(moved[0][0])
+        return count
 
     def _raw_snapshots(self, table: str) -> list[Snapshot]:
         if table not in self._snapshots:

@@ -24,6 +24,7 @@ class ModelOutcome:
     intervals: int = 0  # incremental models: intervals written this run
     restated: int = 0  # ... of which were done before and written again (late data, lookback)
     late_rows: int = 0  # late rows among the new upstream data
+    quarantined: int = 0  # rows routed to <model>__quarantine by on_fail: quarantine rules
 
     @property
     def ok(self) -> bool:
@@ -52,7 +53,10 @@ class RunReport:
     def summary(self) -> dict[str, Any]:
         return {
             "landed": {x.table: x.rows for x in self.landed},
-            "quarantined": {x.table: x.quarantined for x in self.landed},
+            "quarantined": {
+                **{x.table: x.quarantined for x in self.landed},
+                **{m.name: m.quarantined for m in self.models.values() if m.quarantined},
+            },
             "models": {m.name: m.status for m in self.models.values()},
             "checks_failed": [c.rule.name for c in self.checks if not c.passed],
             "ingest_errors": self.ingest_errors,

@@ -18,7 +18,8 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from headwater.contracts import Rule, RuleType, Severity
+from headwater.contracts import OnFail, Rule, RuleType
+from headwater.contracts.predicates import bad_rows
 from headwater.contracts.thresholds import parse_duration, parse_threshold
 from headwater.engine.base import Engine
 from headwater.errors import HeadwaterError, Location, SpecError
@@ -50,7 +51,7 @@ class CheckResult:
 
     @property
     def blocking(self) -> bool:
-        return not self.passed and self.rule.severity is Severity.ERROR
+        return not self.passed and self.rule.action is OnFail.BLOCK
 
     @property
     def summary(self) -> str:
@@ -323,36 +324,6 @@ def _metric(rule: Rule, scope: exp.Expression | None) -> exp.Expression:
     return _count_if(_and(bad_rows(rule), where))
 
 
-def bad_rows(rule: Rule) -> exp.Expression:
-    """The condition a row fails a row-level rule (not_null, completeness, valid_values)."""
-    col = exp.column(rule.columns[0], quoted=True)
-    if rule.type in (RuleType.NOT_NULL, RuleType.COMPLETENESS):
-        return col.is_(exp.null())
-    if rule.type is RuleType.VALID_VALUES:
-        ok: list[exp.Expression] = []
-        if rule.values:
-            ok.append(col.isin(*[_literal(v) for v in rule.values]))
-        if rule.min is not None:
-            ok.append(exp.GTE(this=col.copy(), expression=_literal(rule.min)))
-        if rule.max is not None:
-            ok.append(exp.LTE(this=col.copy(), expression=_literal(rule.max)))
-        if rule.pattern is not None:
-            ok.append(
-                exp.func(
-                    "regexp_full_match",
-                    exp.cast(col.copy(), "varchar"),
-                    exp.Literal.string(rule.pattern),
-                )
-            )
-        length = exp.Length(this=exp.cast(col.copy(), "varchar"))
-        if rule.min_length is not None:
-            ok.append(exp.GTE(this=length, expression=exp.Literal.number(rule.min_length)))
-        if rule.max_length is not None:
-            ok.append(exp.LTE(this=length.copy(), expression=exp.Literal.number(rule.max_length)))
-        return exp.and_(col.is_(exp.null()).not_(), exp.not_(exp.and_(*ok)))
-    raise ValueError(f"{rule.type.value} is not a row-level rule")
-
-
 def _passes(rule: Rule, metric: Any, total: int, history: Sequence[float]) -> bool:
     if rule.type is RuleType.VOLUME:
         earlier = list(history)[: rule.runs]
@@ -453,14 +424,6 @@ def _and(a: exp.Expression | None, b: exp.Expression | None) -> exp.Expression |
 
 def _condition(text: str) -> exp.Expression:
     return sqlglot.parse_one(text, dialect="duckdb")
-
-
-def _literal(value: Any) -> exp.Expression:
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, int | float):
-        return exp.Literal.number(value)
-    return exp.Literal.string(str(value))
 
 
 def _table(name: str) -> exp.Table:
