@@ -98,6 +98,8 @@ def contract_checks(
         stores=stores,
         root=root,
         declared=declared_columns(contract),
+        # the batch's manifests answer counts, nulls, freshness and ranges without a scan
+        stats=stores.lake.batch_stats(contract.table, landed.batch_id or ""),
         engine=stores.engine,
         now=now,
         columns=columns,

@@ -10,10 +10,11 @@ decides what a failure blocks.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
 import sqlglot
 from sqlglot import exp
@@ -25,6 +26,8 @@ from headwater.engine.base import Engine
 from headwater.errors import HeadwaterError, Location, SpecError
 
 SAMPLE_ROWS = 5
+# row-level rules: a row passes or fails on its own (so it can be sampled, or quarantined)
+_ROW_LEVEL = {RuleType.NOT_NULL, RuleType.COMPLETENESS, RuleType.VALID_VALUES}
 # rules answered by the one aggregate query; the others run queries of their own
 _SCANNING = {
     RuleType.FRESHNESS,
@@ -35,6 +38,18 @@ _SCANNING = {
     RuleType.ROW_COUNT,
     RuleType.VOLUME,
 }
+
+
+class Stats(Protocol):
+    """What metadata knows of the rows under test (e.g. a landed batch's manifests)."""
+
+    rows: int
+    nulls: Mapping[str, int]  # column → null count, for the columns it is known of
+    lower: Mapping[str, Any]  # column → exact minimum
+    upper: Mapping[str, Any]  # column → exact maximum
+
+
+METADATA = "-- answered from metadata (row and null counts, bounds); no rows read"
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,7 @@ def evaluate(
     tables: Mapping[str, str] | None = None,
     declared: Mapping[str, str | None] | None = None,
     history: Mapping[str, Sequence[float]] | None = None,
+    stats: Stats | None = None,
 ) -> list[CheckResult]:
     """Run all `rules` on `table`: the scanning ones in one query, then one query per
     referential-integrity or custom SQL rule, plus sample queries for failures.
@@ -85,13 +101,20 @@ def evaluate(
             audited before its environment points at it reads its inputs' new versions).
         declared: column → declared type (None: any type), for schema rules.
         history: rule name → its earlier metrics, newest first, for volume rules.
+        stats: what metadata knows of exactly the rows under test (the scope): rules it
+            answers are not scanned (row counts, null counts, freshness, ranges within
+            bounds); a row-level rule it says fails is scanned anyway, for its samples.
     """
     if not rules:
         return []
     for index, rule in enumerate(rules):
         _check_target(rule, index, label or table, columns)
-    scanning = [r for r in rules if r.type in _SCANNING]
     values: dict[str, Any] = {}
+    if stats is not None:
+        values = _from_metadata(rules, stats, now, history or {})
+        if values:
+            values["*total"] = stats.rows
+    scanning = [r for r in rules if r.type in _SCANNING and r.name not in values]
     scan_sql = ""
     if scanning:
         metrics = [_metric(rule, scope) for rule in scanning]
@@ -103,13 +126,14 @@ def evaluate(
             query = query.where(scope.copy())
         params = {"now": now} if any(r.type is RuleType.FRESHNESS for r in scanning) else None
         row = engine.read(query, params).to_pylist()[0]
-        values = {scanning[i].name: row[f"m{i}"] for i in range(len(scanning))}
+        values.update({scanning[i].name: row[f"m{i}"] for i in range(len(scanning))})
         values["*total"] = row["total"]
         scan_sql = query.sql(dialect="duckdb")
     results = []
     for index, rule in enumerate(rules):
         if rule.type in _SCANNING:
-            metric, sql = values[rule.name], scan_sql
+            metric = values[rule.name]
+            sql = scan_sql if rule in scanning else METADATA
             passed = _passes(rule, metric, values["*total"], (history or {}).get(rule.name, ()))
             shown = _shown_threshold(rule, (history or {}).get(rule.name, ()))
             samples = (
@@ -141,6 +165,65 @@ def evaluate(
             )
         )
     return results
+
+
+def _from_metadata(
+    rules: Sequence[Rule], stats: Stats, now: datetime, history: Mapping[str, Sequence[float]]
+) -> dict[str, Any]:
+    """The metrics `stats` answers exactly, by rule name. A rule with `where:` needs rows;
+    a row-level rule is answered only when it passes (a failure needs sample rows)."""
+    out: dict[str, Any] = {}
+    for rule in rules:
+        if rule.where is not None:
+            continue
+        column = rule.columns[0] if rule.columns else None
+        metric: Any = None
+        if rule.type in (RuleType.ROW_COUNT, RuleType.VOLUME):
+            metric = stats.rows
+        elif rule.type is RuleType.NOT_NULL and column in stats.nulls:
+            metric = stats.nulls[column]
+        elif rule.type is RuleType.COMPLETENESS and column in stats.nulls:
+            metric = stats.nulls[column] / max(stats.rows, 1)
+        elif rule.type is RuleType.FRESHNESS and column in stats.upper:
+            newest = stats.upper[column]
+            if isinstance(newest, datetime):  # whole seconds crossed, as date_diff counts
+                metric = math.floor(now.timestamp()) - math.floor(newest.timestamp())
+        elif (
+            rule.type is RuleType.VALID_VALUES
+            and not (rule.values or rule.pattern)
+            and rule.min_length is None
+            and rule.max_length is None
+            and column in stats.lower
+            and column in stats.upper
+            and _within(stats.lower[column], stats.upper[column], rule)
+        ):
+            metric = 0
+        if metric is None:
+            continue
+        if rule.type in _ROW_LEVEL and not _passes(rule, metric, stats.rows, ()):
+            continue
+        out[rule.name] = metric
+    return out
+
+
+def _within(low: Any, high: Any, rule: Rule) -> bool:
+    """Whether [low, high] lies inside the rule's [min, max] (False when not comparable)."""
+    try:
+        above = rule.min is None or low >= _like(rule.min, low)
+        below = rule.max is None or high <= _like(rule.max, high)
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+    return bool(above and below)
+
+
+def _like(bound: Any, value: Any) -> Any:
+    """A rule bound as the kind of value a column bound is, to compare them."""
+    if isinstance(value, datetime):
+        moment = datetime.fromisoformat(str(bound))
+        return moment if moment.tzinfo else moment.replace(tzinfo=value.tzinfo)
+    if isinstance(value, date):
+        return date.fromisoformat(str(bound))
+    return bound if isinstance(bound, int | float) else float(bound)
 
 
 def _own_query(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -16,8 +17,34 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 import sqlalchemy as sa
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.conversions import from_bytes
 from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table
+from pyiceberg.types import (
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IcebergType,
+    IntegerType,
+    LongType,
+    TimestampType,
+    TimestamptzType,
+)
+
+# types whose manifest bounds are exact (string bounds are truncated)
+_EXACT_BOUNDS = (
+    IntegerType,
+    LongType,
+    FloatType,
+    DoubleType,
+    DecimalType,
+    DateType,
+    TimestampType,
+    TimestamptzType,
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 PREFIX = "hw."
 # pyiceberg's SQL catalog table, read directly for the cheap `version` check
@@ -41,6 +68,17 @@ class Snapshot:
     @property
     def batch_id(self) -> str | None:
         return self.properties.get("batch_id")
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What the manifests say about one landed batch's data files, without reading them:
+    rows, nulls per column, and exact bounds of numeric, date and timestamp columns."""
+
+    rows: int
+    nulls: dict[str, int]
+    lower: dict[str, Any]
+    upper: dict[str, Any]
 
 
 class Lake:
@@ -144,6 +182,44 @@ class Lake:
             return []
         return [_local(task.file.file_path) for task in table.scan().plan_files()]
 
+    def batch_stats(self, name: str, batch_id: str) -> BatchStats | None:
+        """Statistics of the data files one batch added (found by their `_hw_batch_id`
+        bounds), summed from the manifests; None if a file lacks them."""
+        table = self.table(name)
+        if table is None or table.current_snapshot() is None:
+            return None
+        fields = {f.field_id: f for f in table.schema().fields}
+        rows, nulls = 0, dict.fromkeys((f.name for f in fields.values()), 0)
+        lower: dict[str, Any] = {}
+        upper: dict[str, Any] = {}
+        tasks = table.scan(row_filter=EqualTo("_hw_batch_id", batch_id)).plan_files()
+        if not tasks:
+            return None
+        for task in tasks:
+            data = task.file
+            if data.null_value_counts is None or data.record_count is None:
+                return None
+            rows += data.record_count
+            for field_id, field in fields.items():
+                if field_id not in data.null_value_counts:
+                    nulls.pop(field.name, None)  # unknown for this file: unknown for the batch
+                elif field.name in nulls:
+                    nulls[field.name] += data.null_value_counts[field_id]
+                if not isinstance(field.field_type, _EXACT_BOUNDS):
+                    continue
+                for bounds, out, pick in (
+                    (data.lower_bounds, lower, min),
+                    (data.upper_bounds, upper, max),
+                ):
+                    raw = (bounds or {}).get(field_id)
+                    if raw is None:
+                        continue
+                    value = _bound(field.field_type, raw)
+                    out[field.name] = (
+                        value if field.name not in out else pick(out[field.name], value)
+                    )
+        return BatchStats(rows, nulls, lower, upper)
+
     def schema(self, name: str) -> pa.Schema | None:
         table = self.table(name)
         return table.schema().as_arrow() if table is not None else None
@@ -218,3 +294,13 @@ def _decode(value: str) -> Any:
         return json.loads(value)
     except ValueError:
         return value
+
+
+def _bound(kind: IcebergType, raw: bytes) -> Any:
+    """A manifest bound as a Python value: timestamps as UTC datetimes, dates as dates."""
+    value = from_bytes(kind, raw)
+    if isinstance(kind, TimestampType | TimestamptzType):
+        return _EPOCH + timedelta(microseconds=int(value))
+    if isinstance(kind, DateType):
+        return date(1970, 1, 1) + timedelta(days=int(value))
+    return value
