@@ -114,3 +114,18 @@ def test_batch_checks_from_manifests_equal_the_scan(
         for result in scanned:
             if by_name[result.rule.name].sql == METADATA:
                 assert by_name[result.rule.name].metric == result.metric, result.rule.name
+
+
+def test_a_key_the_write_enforces_is_not_counted_again() -> None:
+    engine = Counting()
+    engine.execute("create table t as select * from (values (1, 1), (1, 2)) v(id, x)")
+    rules = [
+        rule(name="key", type="uniqueness", target="id"),
+        rule(name="other", type="uniqueness", target="x"),
+    ]
+
+    key, other = evaluate(rules, "t", engine=engine, now=NOW, columns=["id", "x"], unique=[["id"]])
+
+    assert key.passed and key.metric == 0 and "enforces" in key.sql
+    assert other.passed and other.sql.startswith("SELECT")  # scanned, without `id`
+    assert 'DISTINCT "id"' not in other.sql

@@ -515,6 +515,10 @@ class _Builder:
             # rules read the versions of this build, which no view points at yet
             tables={name: p for name, p in self.physical.items() if p},
             declared=model.sidecar.declared,
+            # the merge keeps one row per unique_key: a uniqueness rule on it needs no scan
+            unique=[model.config.unique_key]
+            if model.config.kind is ModelKind.INCREMENTAL_BY_KEY
+            else [],
             engine=cursor,
             now=self.now,
             columns=columns,

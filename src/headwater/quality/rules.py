@@ -50,6 +50,7 @@ class Stats(Protocol):
 
 
 METADATA = "-- answered from metadata (row and null counts, bounds); no rows read"
+ENFORCED = "-- the write enforces this key (incremental_by_key unique_key); no rows read"
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def evaluate(
     declared: Mapping[str, str | None] | None = None,
     history: Mapping[str, Sequence[float]] | None = None,
     stats: Stats | None = None,
+    unique: Sequence[Sequence[str]] = (),
 ) -> list[CheckResult]:
     """Run all `rules` on `table`: the scanning ones in one query, then one query per
     referential-integrity or custom SQL rule, plus sample queries for failures.
@@ -104,6 +106,8 @@ def evaluate(
         stats: what metadata knows of exactly the rows under test (the scope): rules it
             answers are not scanned (row counts, null counts, freshness, ranges within
             bounds); a row-level rule it says fails is scanned anyway, for its samples.
+        unique: keys the write enforces (an incremental_by_key model's unique_key): a
+            uniqueness rule on one of them holds without the costly distinct count.
     """
     if not rules:
         return []
@@ -114,7 +118,13 @@ def evaluate(
         values = _from_metadata(rules, stats, now, history or {})
         if values:
             values["*total"] = stats.rows
-    scanning = [r for r in rules if r.type in _SCANNING and r.name not in values]
+    enforced = {frozenset(k) for k in unique}
+    held = {
+        r.name
+        for r in rules
+        if r.type is RuleType.UNIQUENESS and r.where is None and frozenset(r.columns) in enforced
+    }
+    scanning = [r for r in rules if r.type in _SCANNING and r.name not in {*values, *held}]
     scan_sql = ""
     if scanning:
         metrics = [_metric(rule, scope) for rule in scanning]
@@ -131,7 +141,10 @@ def evaluate(
         scan_sql = query.sql(dialect="duckdb")
     results = []
     for index, rule in enumerate(rules):
-        if rule.type in _SCANNING:
+        if rule.name in held:
+            metric, passed, sql, samples = 0, True, ENFORCED, []
+            shown = _shown_threshold(rule, ())
+        elif rule.type in _SCANNING:
             metric = values[rule.name]
             sql = scan_sql if rule in scanning else METADATA
             passed = _passes(rule, metric, values["*total"], (history or {}).get(rule.name, ()))
