@@ -158,3 +158,12 @@ def test_a_malformed_rule_is_refused_with_what_to_write(spec: dict[str, Any], me
         rule(**spec)
 
     assert message in str(caught.value)
+
+
+def test_row_count_threshold_zero_allows_an_empty_table(engine: DuckDBEngine) -> None:
+    engine.execute("create table empty as select * from orders limit 0")
+    spec = rule(type="row_count", target="*", threshold=0)
+
+    [result] = evaluate([spec], "empty", engine=engine, now=NOW, columns=COLUMNS)
+
+    assert result.passed and result.metric == 0 and result.threshold == ">= 0"

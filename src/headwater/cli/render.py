@@ -79,6 +79,13 @@ def report(console: Console, result: RunReport, project: Project) -> None:
         console.print(checks_table(result.checks))
     for table, error in result.ingest_errors.items():
         console.print(f"[red]ingest failed[/] {table}: {error}", highlight=False)
+    for table, batches in result.held.items():
+        for batch, why in batches.items():
+            console.print(
+                f"[red]held[/] {table} batch {batch}: {why}; it stays in the lake, out of "
+                f"{table} and what reads it, until its rules pass",
+                highlight=False,
+            )
     for outcome in result.models.values():
         if outcome.restated:
             console.print(describe_restatement(outcome), highlight=False)

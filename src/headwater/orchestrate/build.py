@@ -72,7 +72,12 @@ def build_all(
             stores.engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_table(schema)}")
     # what a raw table holds is named by its metadata file, which every commit replaces:
     # one catalog query, where the snapshot id would load the table's metadata
-    raw_keys = {t: str(stores.lake.version(t)) for t in project.raw_tables}
+    # ... and by the batches held out of it and released back into it
+    releases = stores.catalog.releases()
+    raw_keys = {
+        t: f"{stores.lake.version(t)}|{sorted(stores.catalog.held(t))}|{releases.get(t, 0)}"
+        for t in project.raw_tables
+    }
     builder = _Builder(
         project,
         stores,
@@ -169,6 +174,7 @@ class _Builder:
         self.built: list[tuple[ModelVersion, list[Range] | None]] = []
         self.views: list[str] = []  # the environment's view of each version built
         self.sources = raw_sources(project)
+        self.releases = stores.catalog.releases()
         self._snapshots: dict[str, list[Snapshot]] = {}
 
     def settle(self, name: str) -> ModelOutcome | None:
@@ -268,6 +274,7 @@ class _Builder:
         finally:
             self._record_checks(results)
             cursor.close()
+        seen = {**seen, **{_released(t): self.releases.get(t, 0) for t in self.sources[model.name]}}
         version = ModelVersion(
             model.name, self.fps[model.name], physical, kind.value, key, rows, seen
         )
@@ -346,9 +353,21 @@ class _Builder:
         finally:
             cursor.unregister("_hw_python_result")
 
+    def _known(self, model: Model) -> ModelVersion | None:
+        """The version an incremental model continues from; None to rebuild it whole: a full
+        refresh, a first build, or a batch released into a raw table since it was built
+        (the batch was held out when the version processed its snapshot)."""
+        known = None if self.full_refresh else self.versions.get((model.name, self.fps[model.name]))
+        if known is not None and any(
+            known.inputs.get(_released(t), 0) < self.releases.get(t, 0)
+            for t in self.sources[model.name]
+        ):
+            return None
+        return known
+
     def _new_batches(self, model: Model) -> tuple[dict[str, list[str]] | None, dict[str, int]]:
         """The raw batches an append model has not seen (None: all of them, a first build)."""
-        known = None if self.full_refresh else self.versions.get((model.name, self.fps[model.name]))
+        known = self._known(model)
         snapshots = {t: self._raw_snapshots(t) for t in self.sources[model.name]}
         newest = {t: s[-1].snapshot_id for t, s in snapshots.items() if s}
         if known is None:
@@ -421,7 +440,7 @@ class _Builder:
 
     def _plan(self, model: Model) -> IntervalPlan:
         name, fp = model.name, self.fps[model.name]
-        known = None if self.full_refresh else self.versions.get((name, fp))
+        known = self._known(model)
         done = self.stores.catalog.intervals(name, fp) if known else []
         snapshots = {t: self._raw_snapshots(t) for t in self.sources[name]}
         return plan(model, done=done, seen=known.inputs if known else {}, snapshots=snapshots)
@@ -553,6 +572,11 @@ def _line_of_column(model: Model, message: str) -> int | None:
         if c.name == name and isinstance(c.this, exp.Identifier)
     ]
     return min((line for line in lines if line), default=None)
+
+
+def _released(table: str) -> str:
+    """The key under which a version records how many batches of `table` were released."""
+    return f"{table}#released"
 
 
 def raw_sources(project: Project) -> dict[str, set[str]]:

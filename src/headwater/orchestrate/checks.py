@@ -16,7 +16,7 @@ from headwater.contracts import Contract, Rule, RuleType
 from headwater.contracts.load import locate
 from headwater.errors import HeadwaterError, Location
 from headwater.ingest import Landed
-from headwater.orchestrate.raw import refresh_raw_views
+from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
@@ -92,7 +92,7 @@ def contract_checks(
     )
     columns = [f.name for f in stores.lake.schema(contract.table) or []]
     results = evaluate_in(
-        f"contracts/{contract.name}.yml",
+        project_file(contract),
         contract.rules,
         contract.table,
         stores=stores,
@@ -109,6 +109,54 @@ def contract_checks(
     report.checks.extend(results)
     record_checks(stores, report.run_id, results, now=now)
     return results
+
+
+def recheck_held(contract: Contract, stores: Stores, *, now: datetime, root: Path) -> None:
+    """Evaluate the contract's rules again on each batch held back from `raw.<name>`, and
+    release the batches they now pass (the rule was fixed, or made a warning)."""
+    held = stores.catalog.held(contract.table)
+    if not held:
+        return
+    files = stores.lake.files(contract.table)
+    columns = [f.name for f in stores.lake.schema(contract.table) or []]
+    scan = exp.func(
+        "read_parquet",
+        exp.Array(expressions=[exp.Literal.string(f) for f in files]),
+        exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
+    )
+    for batch in held:
+        rows = exp.select(exp.Star()).from_(scan.copy())
+        rows = rows.where(exp.column("_hw_batch_id").eq(exp.Literal.string(batch)))
+        stores.engine.execute(
+            exp.Create(this=exp.to_table(_HELD), kind="VIEW", replace=True, expression=rows)
+        )
+        try:
+            results = evaluate_in(
+                project_file(contract),
+                contract.rules,
+                _HELD,
+                stores=stores,
+                root=root,
+                engine=stores.engine,
+                now=now,
+                columns=columns,
+                key=contract.primary_key,
+                declared=declared_columns(contract),
+                label=contract.table,
+            )
+        finally:
+            stores.engine.execute(f"DROP VIEW IF EXISTS {_HELD}")
+        if not any(r.blocking for r in results):
+            stores.catalog.release(contract.table, batch, now=now)
+    refresh_raw_view(contract, stores)
+
+
+_HELD = "_hw_held_batch"
+
+
+def project_file(contract: Contract) -> str:
+    """The file that declares `contract`, as errors show it."""
+    return f"contracts/{contract.name}.yml"
 
 
 def declared_columns(contract: Contract) -> dict[str, str | None]:

@@ -22,7 +22,9 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
     engine.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in (contract.table, f"{contract.table}__quarantine"):
         target = exp.to_table(table)
-        version = stores.lake.version(table) or "none"
+        # batches a blocking rule failed on stay in the lake, out of the readers' view
+        held = sorted(stores.catalog.held(table)) if table == contract.table else []
+        version = (stores.lake.version(table) or "none") + "".join(f" -{b}" for b in held)
         existing, comment = _existing(engine, table)
         if existing is not None and comment == version:
             continue  # the view already shows this snapshot: nothing to plan or replace
@@ -36,6 +38,12 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
                 exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
             )
             select = exp.select(exp.Star()).from_(scan)
+            if held:
+                select = select.where(
+                    exp.not_(
+                        exp.column("_hw_batch_id").isin(*[exp.Literal.string(b) for b in held])
+                    )
+                )
             engine.execute(exp.Create(this=target, kind="VIEW", expression=select))
         else:
             schema = stores.lake.schema(table) or pa.schema([])

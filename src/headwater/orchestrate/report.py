@@ -41,6 +41,7 @@ class RunReport:
     models: dict[str, ModelOutcome] = field(default_factory=dict)
     checks: list[CheckResult] = field(default_factory=list)
     zone_rows: dict[str, int] = field(default_factory=dict)
+    held: dict[str, dict[str, str]] = field(default_factory=dict)  # table → batch → why
 
     @property
     def ok(self) -> bool:
@@ -60,6 +61,7 @@ class RunReport:
             "models": {m.name: m.status for m in self.models.values()},
             "checks_failed": [c.rule.name for c in self.checks if not c.passed],
             "ingest_errors": self.ingest_errors,
+            "held": {t: sorted(b) for t, b in self.held.items() if b},
         }
 
 

@@ -20,7 +20,7 @@ from headwater.models import quote_table
 from headwater.models.selection import select as select_models
 from headwater.observe import Event, EventSink, discard
 from headwater.orchestrate.build import build_all
-from headwater.orchestrate.checks import contract_checks
+from headwater.orchestrate.checks import contract_checks, recheck_held
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import RunReport, now_after
 from headwater.orchestrate.stores import Stores
@@ -84,6 +84,8 @@ def ingest_all(
     for contract in project.contracts.values():
         sink(Event("ingest", contract.table, "start"))
         started = now_after(now)
+        if contract.rules:
+            recheck_held(contract, stores, now=now, root=project.root)
         try:
             landed = ingest(contract, root=project.root, lake=stores.lake, now=now)
         except HeadwaterError as err:
@@ -106,8 +108,18 @@ def ingest_all(
                 report.ingest_errors[contract.table] = err.render()
                 results = []
                 blocked.add(contract.table)
-            if any(r.blocking for r in results):
+            failed = sorted({r.rule.name for r in results if r.blocking})
+            if failed and landed.batch_id:
+                # the batch stays in the lake, held out of raw.<name> until its rules pass
+                stores.catalog.hold(
+                    contract.table,
+                    landed.batch_id,
+                    reason=f"error rule(s) failed: {', '.join(failed)}",
+                    now=now,
+                )
+                refresh_raw_view(contract, stores)
                 blocked.add(contract.table)
+        report.held[contract.table] = stores.catalog.held(contract.table)
         _task(
             stores,
             report,

@@ -433,7 +433,11 @@ def _passes(rule: Rule, metric: Any, total: int, history: Sequence[float]) -> bo
     if rule.type is RuleType.FRESHNESS:
         return float(metric) <= parse_duration(rule.threshold)
     if rule.type is RuleType.ROW_COUNT:
-        low = parse_threshold(rule.min if rule.min is not None else rule.threshold or 1)
+        low = parse_threshold(
+            rule.min
+            if rule.min is not None
+            else (rule.threshold if rule.threshold is not None else 1)
+        )
         high = parse_threshold(rule.max) if rule.max is not None else float("inf")
         return low <= metric <= high
     if rule.type is RuleType.COMPLETENESS:
@@ -534,7 +538,11 @@ def _shown_threshold(rule: Rule, history: Sequence[float]) -> str:
         average = sum(earlier) / len(earlier)
         return f"within {rule.threshold} of {average:g} (average of {len(earlier)} runs)"
     if rule.type is RuleType.ROW_COUNT:
-        low = rule.min if rule.min is not None else rule.threshold or 1
+        low = (
+            rule.min
+            if rule.min is not None
+            else (rule.threshold if rule.threshold is not None else 1)
+        )
         return f">= {low}" + (f", <= {rule.max}" if rule.max is not None else "")
     if rule.type is RuleType.FRESHNESS:
         return f"<= {rule.threshold}"

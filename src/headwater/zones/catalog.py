@@ -84,6 +84,16 @@ intervals = sa.Table(
     sa.Column("end", sa.DateTime, nullable=False),
 )
 
+held_batches = sa.Table(
+    "hw_held_batches",
+    metadata,
+    sa.Column("table_name", sa.String(200), primary_key=True),
+    sa.Column("batch_id", sa.String(40), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("held_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("released_at", sa.DateTime(timezone=True)),  # NULL while held
+)
+
 env_pointers = sa.Table(
     "hw_env_pointers",
     metadata,
@@ -377,6 +387,47 @@ class Catalog:
                     for v, _ in built
                 ],
             )
+
+    # raw batches held back from readers: a blocking contract rule failed on them
+    def hold(self, table: str, batch_id: str, *, reason: str, now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                held_batches.delete().where(
+                    held_batches.c.table_name == table, held_batches.c.batch_id == batch_id
+                )
+            )
+            conn.execute(
+                held_batches.insert().values(
+                    table_name=table, batch_id=batch_id, reason=reason, held_at=now
+                )
+            )
+
+    def release(self, table: str, batch_id: str, *, now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                held_batches.update()
+                .where(held_batches.c.table_name == table, held_batches.c.batch_id == batch_id)
+                .values(released_at=now)
+            )
+
+    def held(self, table: str) -> dict[str, str]:
+        """Batch id → why it is held, for the batches of `table` readers must not see."""
+        query = sa.select(held_batches.c.batch_id, held_batches.c.reason).where(
+            held_batches.c.table_name == table, held_batches.c.released_at.is_(None)
+        )
+        with self.engine.connect() as conn:
+            return {batch: reason for batch, reason in conn.execute(query)}
+
+    def releases(self) -> dict[str, int]:
+        """Table → how many of its batches were ever released (models that read a table
+        built while a batch was held must take the released batch in)."""
+        query = (
+            sa.select(held_batches.c.table_name, sa.func.count())
+            .where(held_batches.c.released_at.is_not(None))
+            .group_by(held_batches.c.table_name)
+        )
+        with self.engine.connect() as conn:
+            return {table: int(n) for table, n in conn.execute(query)}
 
     def pointers(self, env: str) -> dict[str, str]:
         """Logical name → physical table for every model of `env`."""
