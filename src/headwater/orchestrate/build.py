@@ -160,6 +160,7 @@ class _Builder:
         self.full_refresh = full_refresh
         self.pointers = stores.catalog.pointers(PROD)
         self.versions = stores.catalog.model_versions()
+        self.done = stores.catalog.all_intervals()
         # a model outside the selection is read as published, at the data key it was built at
         self.physical = {
             name: physical_name(name, fp) if name in chosen else self.pointers.get(name, "")
@@ -441,7 +442,7 @@ class _Builder:
     def _plan(self, model: Model) -> IntervalPlan:
         name, fp = model.name, self.fps[model.name]
         known = self._known(model)
-        done = self.stores.catalog.intervals(name, fp) if known else []
+        done = self.done.get((name, fp), []) if known else []
         snapshots = {t: self._raw_snapshots(t) for t in self.sources[name]}
         return plan(model, done=done, seen=known.inputs if known else {}, snapshots=snapshots)
 

@@ -291,15 +291,17 @@ class Catalog:
             rows = conn.execute(model_versions.select())
             return {(v.name, v.fingerprint): v for v in (_version(r._mapping) for r in rows)}
 
-    def intervals(self, name: str, fingerprint: str) -> list[tuple[datetime, datetime]]:
-        """The `[start, end)` ranges a version of an incremental model has done."""
-        query = (
-            sa.select(intervals.c.start, intervals.c.end)
-            .where(intervals.c.name == name, intervals.c.fingerprint == fingerprint)
-            .order_by(intervals.c.start)
-        )
+    def all_intervals(self) -> dict[tuple[str, str], list[tuple[datetime, datetime]]]:
+        """The done ranges of every incremental version, by (name, fingerprint): one query
+        per build, not one per model."""
+        query = sa.select(
+            intervals.c.name, intervals.c.fingerprint, intervals.c.start, intervals.c.end
+        ).order_by(intervals.c.name, intervals.c.fingerprint, intervals.c.start)
+        out: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
         with self.engine.connect() as conn:
-            return [(lo, hi) for lo, hi in conn.execute(query)]
+            for name, fp, lo, hi in conn.execute(query):
+                out.setdefault((name, fp), []).append((lo, hi))
+        return out
 
     def published_rows(self, env: str) -> dict[str, int | None]:
         """Rows of the version each model of `env` points at, as recorded when it was built."""
