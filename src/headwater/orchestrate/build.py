@@ -30,7 +30,7 @@ from headwater.contracts.predicates import bad_rows, failure_reason
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError, Location
 from headwater.models import Model, quote_table, render
-from headwater.models.intervals import Range, batches, count
+from headwater.models.intervals import Range, batches, count, intersect
 from headwater.models.python import call
 from headwater.observe import Event, EventSink
 from headwater.orchestrate.checks import evaluate_in, record_checks
@@ -161,6 +161,12 @@ class _Builder:
         self.pointers = stores.catalog.pointers(PROD)
         self.versions = stores.catalog.model_versions()
         self.done = stores.catalog.all_intervals()
+        self.existing_views = {
+            f"{schema}.{view}"
+            for schema, view in stores.engine.rows(
+                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
+            )
+        }
         # a model outside the selection is read as published, at the data key it was built at
         self.physical = {
             name: physical_name(name, fp) if name in chosen else self.pointers.get(name, "")
@@ -244,7 +250,10 @@ class _Builder:
                 new, seen = self._new_batches(model)
             # one statement commits alone; several, or an audit that may roll back, need a
             # transaction (BEGIN/COMMIT cost the engine about as much as a small statement)
-            single = kind in (ModelKind.TABLE, ModelKind.VIEW) and not model.rules
+            single = not model.rules and (
+                kind in (ModelKind.TABLE, ModelKind.VIEW)
+                or (intervals is not None and self._one_insert(model, intervals))
+            )
             routed = [r for r in model.rules if r.action is OnFail.QUARANTINE]
             quarantined = 0
             with nullcontext() if single else cursor.transaction():
@@ -283,8 +292,10 @@ class _Builder:
         # transaction above, is what readers see; a crash before the catalog write only means
         # the version is (idempotently) built again next run
         self.built.append((version, intervals.done_after if intervals else None))
-        hide = model.config.deleted_column if kind is ModelKind.INCREMENTAL_BY_KEY else None
-        self.views.append(publish_view(model.name, physical, hide=hide))
+        if self.pointers.get(model.name) != physical or model.name not in self.existing_views:
+            # an incremental model written in place keeps its view as it is
+            hide = model.config.deleted_column if kind is ModelKind.INCREMENTAL_BY_KEY else None
+            self.views.append(publish_view(model.name, physical, hide=hide))
         outcome = ModelOutcome(model.name, "built", physical, rows, data_key=key)
         outcome.quarantined = quarantined
         if routed:
@@ -452,27 +463,37 @@ class _Builder:
         """Write each batch of intervals as delete + insert, all in the caller's transaction."""
         cfg = model.config
         target, query = quote_table(physical), self._sql(model)
-        if not intervals.done_after or intervals.done_after == intervals.work:
+        fresh = _fresh(intervals)
+        if fresh:
             cursor.execute(
                 f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM ({query}) AS _q LIMIT 0",
                 {"start": EPOCH, "end": EPOCH},
             )
-        column = exp.column(cfg.time_column, quoted=True)
-        delete = (
-            exp.delete(exp.to_table(physical))
-            .where(
-                exp.and_(
-                    exp.GTE(this=column, expression=exp.Placeholder(this="start")),
-                    exp.LT(this=column.copy(), expression=exp.Placeholder(this="end")),
-                )
-            )
-            .sql(dialect=cursor.dialect)
-        )
+        column = quote_table(cfg.time_column)
+        delete = f"DELETE FROM {target} WHERE {column} >= $start AND {column} < $end"
         insert = f"INSERT INTO {target} {query}"
+        # the row count follows from what each statement reports: no COUNT(*) afterwards
+        known = self.versions.get((model.name, self.fps[model.name]))
+        rows = 0 if fresh else (known.rows if known else None)
         for lo, hi in batches(intervals.work, cfg.interval, cfg.batch_size):
-            cursor.execute(delete, {"start": lo, "end": hi})
-            cursor.execute(insert, {"start": lo, "end": hi})
-        return int(cursor.rows(f"SELECT COUNT(*) FROM {target}")[0][0])
+            bounds = {"start": lo, "end": hi}
+            deleted = 0
+            if not fresh and intersect([(lo, hi)], intervals.done):  # never written: no delete
+                deleted = int(cursor.rows(delete, bounds)[0][0])
+            inserted = int(cursor.rows(insert, bounds)[0][0])
+            rows = None if rows is None else rows - deleted + inserted
+        if rows is None:
+            rows = int(cursor.rows(f"SELECT COUNT(*) FROM {target}")[0][0])
+        return rows
+
+    def _one_insert(self, model: Model, intervals: IntervalPlan) -> bool:
+        """Whether writing `intervals` is at most one INSERT (into the existing table, one
+        batch, over intervals never written): a statement commits alone, no transaction."""
+        if _fresh(intervals):
+            return False
+        cfg = model.config
+        chunks = batches(intervals.work, cfg.interval, cfg.batch_size)
+        return len(chunks) <= 1 and not intersect(chunks, intervals.done)
 
     def _route(
         self,
@@ -573,6 +594,11 @@ def _line_of_column(model: Model, message: str) -> int | None:
         if c.name == name and isinstance(c.this, exp.Identifier)
     ]
     return min((line for line in lines if line), default=None)
+
+
+def _fresh(intervals: IntervalPlan) -> bool:
+    """Whether the intervals are written into a new table (a first or full build)."""
+    return not intervals.done_after or intervals.done_after == intervals.work
 
 
 def _released(table: str) -> str:

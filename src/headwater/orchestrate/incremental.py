@@ -36,6 +36,7 @@ class IntervalPlan:
     restated: int  # intervals in `work` that were done before
     late_rows: int  # late rows in the new upstream batches
     seen: dict[str, int] = field(default_factory=dict)  # raw table -> newest snapshot id
+    done: list[Range] = field(default_factory=list)  # what the version had done before
 
 
 def plan(
@@ -70,7 +71,7 @@ def plan(
     newest = {t: s[-1].snapshot_id for t, s in snapshots.items() if s}
     if not every and model.config.start is None:
         if not any(s.properties.get("rows") for snaps in snapshots.values() for s in snaps):
-            return IntervalPlan([], list(done), 0, 0, newest)
+            return IntervalPlan([], list(done), 0, 0, newest, list(done))
         raise ModelError(
             "incremental_by_time cannot tell which times its upstream data covers",
             where=Location(model.path),
@@ -89,7 +90,7 @@ def plan(
         lookback = intersect([(full[1] - span, full[1])], done)
     again = merge([*touched, *lookback])
     work = merge([*missing, *again])
-    return IntervalPlan(work, merge([*done, *work]), count(again, unit), late, newest)
+    return IntervalPlan(work, merge([*done, *work]), count(again, unit), late, newest, list(done))
 
 
 def _event_ranges(snap: Snapshot) -> list[Range]:
