@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 DEMO ?= demo-shop
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-incremental clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ lint: $(VENV)/.dev-installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/transform/run.py
+
+bench-incremental: $(VENV)/.installed
+	$(BIN)/python bench/transform/incremental.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

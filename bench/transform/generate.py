@@ -4,6 +4,8 @@ Each model comes from a template of templates.yml: SQL with placeholder tables (
 `_c`) and values (`:name`), parsed once by sqlglot and bound on the AST, never formatted as
 text. A template turns inputs of known shapes (event rows, daily counts, customer profiles,
 ...) into an output shape, so every generated query reads columns its inputs really have.
+A template may set the model's `kind` (default `table`) and `time_column`; the interval bounds
+`:start` and `:end` of an `incremental_by_time` model stay parameters, bound by headwater.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import yaml
 from sqlglot import exp
 
 ZONE = "bench"
+BOUNDS = ("start", "end")  # interval parameters headwater binds itself, never drawn here
 BASE = {"clean.events": "events", "clean.orders": "orders", "clean.customers": "customers"}
 EVENT_TYPES = ["page_view", "search", "add_to_cart", "checkout", "purchase"]
 STATUSES = ["placed", "paid", "shipped", "delivered", "cancelled", "refunded"]
@@ -36,6 +39,8 @@ class Template:
     weight: float
     grain: tuple[str, ...] = ()
     params: tuple[str, ...] = ()
+    kind: str = "table"
+    time_column: str | None = None  # incremental_by_time: the column an interval owns
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,14 @@ class GeneratedModel:
     reads: tuple[str, ...]  # zone.name of each input
     query: exp.Query
     grain: tuple[str, ...]
+    kind: str = "table"
+    time_column: str | None = None
 
     def text(self) -> str:
-        header = {
-            "kind": "table",
-            "description": f"bench: {self.template} over " + ", ".join(self.reads),
-        }
+        header: dict[str, Any] = {"kind": self.kind}
+        if self.time_column:
+            header["time_column"] = self.time_column
+        header["description"] = f"bench: {self.template} over " + ", ".join(self.reads)
         if self.grain:
             header["grain"] = list(self.grain)
         return (
@@ -62,27 +69,43 @@ class GeneratedModel:
         )
 
 
-TEMPLATES = [
-    Template(
-        name=t["name"],
-        inputs=tuple(t["reads"]),
-        output=t["gives"],
-        sql=t["sql"],
-        weight=t["weight"],
-        grain=tuple(t.get("grain", ())),
-        params=tuple(t.get("params", ())),
-    )
-    for t in yaml.safe_load((Path(__file__).parent / "templates.yml").read_text("utf-8"))
-]
+def load_templates(path: Path) -> list[Template]:
+    """The templates of a YAML file like templates.yml."""
+    return [
+        Template(
+            name=t["name"],
+            inputs=tuple(t["reads"]),
+            output=t["gives"],
+            sql=t["sql"],
+            weight=t["weight"],
+            grain=tuple(t.get("grain", ())),
+            params=tuple(t.get("params", ())),
+            kind=t.get("kind", "incremental_by_time" if t.get("time_column") else "table"),
+            time_column=t.get("time_column"),
+        )
+        for t in yaml.safe_load(path.read_text("utf-8"))
+    ]
+
+
+TEMPLATES = load_templates(Path(__file__).parent / "templates.yml")
 PLACEHOLDER_TABLES = ("_a", "_b", "_c")
 
 
-def generate(count: int, *, seed: int = 42) -> list[GeneratedModel]:
-    """`count` models, each reading 1 to 3 clean tables or earlier models, the same for a seed."""
+def generate(
+    count: int,
+    *,
+    seed: int = 42,
+    templates: Sequence[Template] = TEMPLATES,
+    base: Mapping[str, str] = BASE,
+) -> list[GeneratedModel]:
+    """`count` models, each reading 1 to 3 `base` tables or earlier models, the same for a seed.
+
+    `base` maps each table the DAG starts from to its shape.
+    """
     rng = random.Random(seed)
-    parsed = {t.name: sqlglot.parse_one(t.sql, dialect="duckdb") for t in TEMPLATES}
+    parsed = {t.name: sqlglot.parse_one(t.sql, dialect="duckdb") for t in templates}
     by_shape: dict[str, list[str]] = {}
-    for table, shape in BASE.items():
+    for table, shape in base.items():
         by_shape.setdefault(shape, []).append(table)
     width = max(3, len(str(count)))
     models: list[GeneratedModel] = []
@@ -90,7 +113,7 @@ def generate(count: int, *, seed: int = 42) -> list[GeneratedModel]:
     for _ in range(1000 * count):
         if len(models) == count:
             break
-        template = _pick_template(rng, by_shape)
+        template = _pick_template(rng, templates, by_shape)
         reads = tuple(_pick_input(rng, by_shape[shape]) for shape in template.inputs)
         params = {p: _pick_param(rng, p) for p in template.params}
         key = (template.name, reads, repr(sorted(params.items())))
@@ -101,7 +124,17 @@ def generate(count: int, *, seed: int = 42) -> list[GeneratedModel]:
         query = bind(
             parsed[template.name], dict(zip(PLACEHOLDER_TABLES, reads, strict=False)), params
         )
-        models.append(GeneratedModel(name, template.name, reads, query, template.grain))
+        models.append(
+            GeneratedModel(
+                name,
+                template.name,
+                reads,
+                query,
+                template.grain,
+                template.kind,
+                template.time_column,
+            )
+        )
         by_shape.setdefault(template.output, []).append(f"{ZONE}.{name}")
     if len(models) < count:
         raise RuntimeError(f"only {len(models)} distinct models could be drawn")
@@ -121,7 +154,10 @@ def write(models: Sequence[GeneratedModel], project: Path) -> None:
 def bind(
     template: exp.Expression, tables: Mapping[str, str], params: Mapping[str, Any]
 ) -> exp.Query:
-    """Put real tables in place of `_a`/`_b`/`_c` and literals in place of `:name`."""
+    """Put real tables in place of `_a`/`_b`/`_c` and literals in place of `:name`.
+
+    `:start` and `:end` stay: they are the interval bounds headwater binds on each run.
+    """
     query = template.copy()
     for table in list(query.find_all(exp.Table)):
         if not table.db and table.name in tables:
@@ -129,6 +165,8 @@ def bind(
             target.set("alias", table.args.get("alias"))
             table.replace(target)
     for placeholder in list(query.find_all(exp.Placeholder)):
+        if placeholder.name in BOUNDS:
+            continue
         value = params[placeholder.name]
         if isinstance(value, list) and isinstance(placeholder.parent, exp.In):
             placeholder.parent.set("expressions", [exp.convert(v) for v in value])
@@ -138,9 +176,11 @@ def bind(
     return query
 
 
-def _pick_template(rng: random.Random, by_shape: Mapping[str, list[str]]) -> Template:
+def _pick_template(
+    rng: random.Random, templates: Sequence[Template], by_shape: Mapping[str, list[str]]
+) -> Template:
     ready = [
-        t for t in TEMPLATES if all(len(by_shape.get(s, ())) >= t.inputs.count(s) for s in t.inputs)
+        t for t in templates if all(len(by_shape.get(s, ())) >= t.inputs.count(s) for s in t.inputs)
     ]
     return rng.choices(ready, weights=[t.weight for t in ready])[0]
 

@@ -2,6 +2,9 @@
 
     measure.py headwater-build PROJECT   load + open + build every model + close
     measure.py headwater-noop PROJECT    the same on an up-to-date project
+    measure.py headwater-ingest PROJECT  load + open + ingest the new source files + close
+    measure.py headwater-incremental PROJECT    a build, with each model's intervals
+    measure.py headwater-full-refresh PROJECT   a build with full_refresh (every interval)
     measure.py duckdb-sequential DB PLAN THREADS
     measure.py duckdb-parallel DB PLAN THREADS
 
@@ -53,26 +56,61 @@ class Clock:
         }
 
 
-def headwater(project_dir: str) -> dict[str, Any]:
-    """What `headwater build` does after its imports: load, open the stores, build, close."""
+def headwater(
+    project_dir: str, *, full_refresh: bool = False, intervals: bool = False
+) -> dict[str, Any]:
+    """What `headwater build` does after its imports: load, open the stores, build, close.
+
+    `intervals` adds each model's status and what it wrote: `[intervals, restated, late rows]`.
+    """
     clock = Clock()
     with clock.phase("load"):
         project = load_project(project_dir)
     with clock.phase("open"):
         stores = Stores.open(project)
     with clock.phase("run"):
-        report = run(project, stores, now=datetime.now(UTC), stages=("build",), command="build")
+        report = run(
+            project,
+            stores,
+            now=datetime.now(UTC),
+            stages=("build",),
+            command="build",
+            full_refresh=full_refresh,
+        )
     with clock.phase("close"):
         stores.close()
     started = time.perf_counter()
     load_project(project_dir)
     warm_load = time.perf_counter() - started
     outcomes = report.models.values()
+    extra: dict[str, Any] = {}
+    if intervals:
+        extra["intervals"] = {m.name: [m.intervals, m.restated, m.late_rows] for m in outcomes}
+        extra["statuses_by_model"] = {m.name: m.status for m in outcomes}
     return clock.result(
         statuses=Counter(m.status for m in outcomes),
         errors={m.name: m.error for m in outcomes if m.error},
         rows={m.name: m.rows for m in outcomes},
         load_warm_s=warm_load,
+        **extra,
+    )
+
+
+def ingest(project_dir: str) -> dict[str, Any]:
+    """What `headwater ingest` does after its imports: load, open, land new files, close."""
+    clock = Clock()
+    with clock.phase("load"):
+        project = load_project(project_dir)
+    with clock.phase("open"):
+        stores = Stores.open(project)
+    with clock.phase("run"):
+        report = run(project, stores, now=datetime.now(UTC), stages=("ingest",), command="ingest")
+    with clock.phase("close"):
+        stores.close()
+    return clock.result(
+        landed={x.table: x.rows for x in report.landed if x.batch_id},
+        late={x.table: x.late for x in report.landed if x.batch_id},
+        errors=report.ingest_errors,
     )
 
 
@@ -122,6 +160,9 @@ def _on_pool(conn: duckdb.DuckDBPyConnection, steps: list[dict[str, Any]], threa
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "headwater-build": headwater,
     "headwater-noop": headwater,
+    "headwater-ingest": ingest,
+    "headwater-incremental": lambda p: headwater(p, intervals=True),
+    "headwater-full-refresh": lambda p: headwater(p, full_refresh=True, intervals=True),
     "duckdb-sequential": lambda *a: direct(*a, parallel=False),
     "duckdb-parallel": lambda *a: direct(*a, parallel=True),
 }

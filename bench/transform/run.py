@@ -98,7 +98,7 @@ def prepare_base(base: Path, *, events: int, fresh: bool) -> Path:
     Reused while the example and its generator are unchanged; `--fresh` forces a new one.
     """
     marker = base / ".bench-setup.json"
-    example = _example_hash()
+    example = example_hash()
     setup = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
     if not fresh and setup.get("example") == example:
         return base
@@ -151,12 +151,12 @@ def one_round(
     def plain() -> None:
         for mode in DIRECT_MODES:
             db = work / "direct.duckdb"
-            _fresh_copy(project / ".headwater" / "warehouse.duckdb", db)
+            fresh_copy(project / ".headwater" / "warehouse.duckdb", db)
             out[f"duckdb_{mode}"] = measure(f"duckdb-{mode}", db, plan_file, threads)
 
     def ours() -> None:
         copy = work / "headwater"
-        _fresh_copy(project, copy)
+        fresh_copy(project, copy)
         out["headwater_build"] = _expect(measure("headwater-build", copy), "built", total)
         out["headwater_noop"] = _expect(measure("headwater-noop", copy), "up_to_date", total)
 
@@ -229,7 +229,7 @@ def summarize(
         },
         "rows_match": all(s["rows_match"] for s in samples),
         "targets": TARGETS,
-        "machine": _machine(),
+        "machine": machine(),
         "samples": [
             {
                 job: {k: v for k, v in r.items() if k not in ("rows", "errors")}
@@ -273,7 +273,7 @@ def _expect(result: dict[str, Any], status: str, total: int) -> dict[str, Any]:
     return result
 
 
-def _example_hash() -> str:
+def example_hash() -> str:
     """Hash of the example project's files and of the code that scaffolds it."""
     files = sorted(p for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     digest = hashlib.sha256()
@@ -282,7 +282,7 @@ def _example_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def _fresh_copy(source: Path, target: Path) -> None:
+def fresh_copy(source: Path, target: Path) -> None:
     if target.is_dir():
         shutil.rmtree(target)
     for path in (target, target.with_name(target.name + ".wal")):
@@ -293,7 +293,7 @@ def _fresh_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _machine() -> dict[str, Any]:
+def machine() -> dict[str, Any]:
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=False)
         return done.stdout.strip()
