@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from headwater.orchestrate import Stores, run
+from headwater.orchestrate import RunReport, Stores, run
 from headwater.project import load_project
 
 
@@ -56,13 +56,10 @@ class Clock:
         }
 
 
-def headwater(
-    project_dir: str, *, full_refresh: bool = False, intervals: bool = False
-) -> dict[str, Any]:
-    """What `headwater build` does after its imports: load, open the stores, build, close.
-
-    `intervals` adds each model's status and what it wrote: `[intervals, restated, late rows]`.
-    """
+def timed_run(
+    project_dir: str, stages: tuple[str, ...], *, full_refresh: bool = False
+) -> tuple[Clock, RunReport]:
+    """Load, open the stores, run `stages`, close: each a timed phase, as the CLI does them."""
     clock = Clock()
     with clock.phase("load"):
         project = load_project(project_dir)
@@ -73,12 +70,23 @@ def headwater(
             project,
             stores,
             now=datetime.now(UTC),
-            stages=("build",),
-            command="build",
+            stages=stages,
+            command=stages[0],
             full_refresh=full_refresh,
         )
     with clock.phase("close"):
         stores.close()
+    return clock, report
+
+
+def headwater(
+    project_dir: str, *, full_refresh: bool = False, intervals: bool = False
+) -> dict[str, Any]:
+    """What `headwater build` does after its imports: load, open the stores, build, close.
+
+    `intervals` adds each model's status and what it wrote: `[intervals, restated, late rows]`.
+    """
+    clock, report = timed_run(project_dir, ("build",), full_refresh=full_refresh)
     started = time.perf_counter()
     load_project(project_dir)
     warm_load = time.perf_counter() - started
@@ -98,15 +106,7 @@ def headwater(
 
 def ingest(project_dir: str) -> dict[str, Any]:
     """What `headwater ingest` does after its imports: load, open, land new files, close."""
-    clock = Clock()
-    with clock.phase("load"):
-        project = load_project(project_dir)
-    with clock.phase("open"):
-        stores = Stores.open(project)
-    with clock.phase("run"):
-        report = run(project, stores, now=datetime.now(UTC), stages=("ingest",), command="ingest")
-    with clock.phase("close"):
-        stores.close()
+    clock, report = timed_run(project_dir, ("ingest",))
     return clock.result(
         landed={x.table: x.rows for x in report.landed if x.batch_id},
         late={x.table: x.late for x in report.landed if x.batch_id},

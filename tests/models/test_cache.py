@@ -157,11 +157,7 @@ def test_a_broken_model_raises_the_same_located_error_every_load(
     load_project(project)
     sql = project / REVENUE
     sql.write_text(sql.read_text().replace("count(*) as orders", "count(* as orders"))
-    errors = []
-    for _ in range(2):
-        with pytest.raises(ModelError) as caught:
-            load_project(project)
-        errors.append(caught.value.render())
+    errors = _two_loads(project, ModelError)
 
     assert errors[0] == errors[1]
     assert errors[0].startswith(f"{REVENUE.as_posix()}:")
@@ -172,11 +168,7 @@ def test_a_broken_sidecar_raises_the_same_error_every_load(project: Path) -> Non
     load_project(project)
     sidecar = project / "models" / "marts" / "events_daily.yml"
     sidecar.write_text(sidecar.read_text() + "colour: blue\n")
-    errors = []
-    for _ in range(2):
-        with pytest.raises(SpecError) as caught:
-            load_project(project)
-        errors.append(caught.value.render())
+    errors = _two_loads(project, SpecError)
 
     assert errors[0] == errors[1]
     assert errors[0].startswith("models/marts/events_daily.yml:")
@@ -228,11 +220,7 @@ def test_a_broken_contract_raises_the_same_located_error_every_load(project: Pat
     load_project(project)
     orders = project / "contracts" / "orders.yml"
     orders.write_text(orders.read_text().replace("privacy_level: internal", "privacy_level: x"))
-    errors = []
-    for _ in range(2):
-        with pytest.raises(SpecError) as caught:
-            load_project(project)
-        errors.append(caught.value.render())
+    errors = _two_loads(project, SpecError)
 
     assert errors[0] == errors[1]
     assert errors[0].startswith("contracts/orders.yml:")
@@ -288,3 +276,13 @@ def test_a_file_written_just_now_is_hashed_on_every_load(
     load_project(project)
 
     assert hashed == ["revenue_daily.sql", "revenue_daily.sql"]
+
+
+def _two_loads(project: Path, error: type[Exception]) -> list[str]:
+    """The error each of two loads of `project` raises, as the CLI shows it."""
+    errors = []
+    for _ in range(2):
+        with pytest.raises(error) as caught:
+            load_project(project)
+        errors.append(caught.value.render())  # type: ignore[attr-defined]
+    return errors
