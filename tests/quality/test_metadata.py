@@ -129,3 +129,14 @@ def test_a_key_the_write_enforces_is_not_counted_again() -> None:
     assert key.passed and key.metric == 0 and "enforces" in key.sql
     assert other.passed and other.sql.startswith("SELECT")  # scanned, without `id`
     assert 'DISTINCT "id"' not in other.sql
+
+
+def test_a_model_row_count_comes_from_its_write(
+    built_shop: tuple[Project, Stores, RunReport],
+) -> None:
+    _, stores, report = built_shop
+    [result] = [c for c in report.checks if c.rule.name == "events_daily_not_empty"]
+
+    assert result.sql == METADATA
+    assert result.metric == stores.engine.rows("select count(*) from marts.events_daily")[0][0]
+    assert result.metric == report.models["marts.events_daily"].rows

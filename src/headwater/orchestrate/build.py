@@ -41,7 +41,7 @@ from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.quality import CheckResult
 from headwater.zones.catalog import ModelVersion, TaskRecord
-from headwater.zones.lake import Snapshot
+from headwater.zones.lake import BatchStats, Snapshot
 
 EPOCH = datetime(1970, 1, 1)
 
@@ -271,7 +271,7 @@ class _Builder:
                     quarantined = self._route(cursor, model, physical, routed, intervals)
                     rows = None if rows is None else rows - quarantined
                 if model.rules:
-                    results = self._audit(model, physical, cursor)
+                    results = self._audit(model, physical, cursor, rows)
                 if any(r.blocking for r in results):
                     failed = ", ".join(r.rule.name for r in results if r.blocking)
                     raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
@@ -544,7 +544,9 @@ class _Builder:
             self._snapshots[table] = self.stores.lake.snapshots(table)
         return self._snapshots[table]
 
-    def _audit(self, model: Model, physical: str, cursor: DuckDBEngine) -> list[CheckResult]:
+    def _audit(
+        self, model: Model, physical: str, cursor: DuckDBEngine, rows: int | None
+    ) -> list[CheckResult]:
         star = exp.select(exp.Star()).from_(exp.to_table(physical)).limit(0)
         columns = [f.name for f in cursor.read(star).schema]
         return evaluate_in(
@@ -556,6 +558,9 @@ class _Builder:
             # rules read the versions of this build, which no view points at yet
             tables={name: p for name, p in self.physical.items() if p},
             declared=model.sidecar.declared,
+            # the write reported the version's row count: row_count and volume rules need
+            # no scan (what it does not know, nulls and bounds, is left to the scan)
+            stats=None if rows is None else BatchStats(rows, {}, {}, {}),
             # the merge keeps one row per unique_key: a uniqueness rule on it needs no scan
             unique=[model.config.unique_key]
             if model.config.kind is ModelKind.INCREMENTAL_BY_KEY
