@@ -46,12 +46,14 @@ def bad_rows(rule: Rule) -> exp.Expression:
 
 
 def failure_reason(rule: Rule) -> exp.Expression:
-    """The quarantine reason of a row failing `rule`: `rule <name>: <column> = <value>`."""
+    """`rule <name>: <column> = <value>` for a row failing `rule`, NULL for a row passing it
+    (so `concat_ws` over several rules names exactly the ones a row failed)."""
     col = exp.column(rule.columns[0], quoted=True)
     shown = exp.func("coalesce", exp.cast(col, "varchar"), exp.Literal.string("NULL"))
-    return exp.DPipe(
+    text = exp.DPipe(
         this=exp.Literal.string(f"rule {rule.name}: {rule.columns[0]} = "), expression=shown
     )
+    return exp.Case().when(bad_rows(rule), text)
 
 
 def _literal(value: Any) -> exp.Expression:

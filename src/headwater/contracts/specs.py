@@ -352,6 +352,11 @@ class Contract(Spec):
     def table(self) -> str:
         return f"raw.{self.name}"
 
+    @property
+    def declared(self) -> dict[str, str | None]:
+        """Each declared column's type, for schema rules (as `ModelSidecar.declared`)."""
+        return {c.name: c.type for c in self.columns}
+
 
 class Defaults(Spec):
     retries: int = Field(default=2, ge=0)

@@ -14,7 +14,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from headwater.contracts import Column, Contract, Evolution, OnFail
-from headwater.contracts.predicates import bad_rows, failure_reason
+from headwater.contracts.predicates import failure_reason
 from headwater.contracts.specs import parse_watermark, sql_type
 from headwater.ingest.files import LINE, RECORD
 
@@ -115,7 +115,7 @@ def conform_query(
                 expressions=[
                     exp.Literal.string("; "),
                     reason_col,
-                    *[exp.Case().when(bad_rows(r), failure_reason(r)) for r in routed],
+                    *[failure_reason(r) for r in routed],
                 ],
             ),
             exp.Literal.string(""),

@@ -74,8 +74,9 @@ def build_all(
     # one catalog query, where the snapshot id would load the table's metadata
     # ... and by the batches held out of it and released back into it
     releases = stores.catalog.releases()
+    held = stores.catalog.held_all()
     raw_keys = {
-        t: f"{stores.lake.version(t)}|{sorted(stores.catalog.held(t))}|{releases.get(t, 0)}"
+        t: f"{stores.lake.version(t)}|{sorted(held.get(t, {}))}|{releases.get(t, 0)}"
         for t in project.raw_tables
     }
     builder = _Builder(
@@ -84,6 +85,7 @@ def build_all(
         report,
         fps=fps,
         raw_keys=raw_keys,
+        releases=releases,
         now=now,
         sink=sink,
         full_refresh=full_refresh,
@@ -150,6 +152,7 @@ class _Builder:
         *,
         fps: dict[str, str],
         raw_keys: dict[str, str],
+        releases: dict[str, int],
         now: datetime,
         sink: EventSink,
         full_refresh: bool = False,
@@ -181,7 +184,7 @@ class _Builder:
         self.built: list[tuple[ModelVersion, list[Range] | None]] = []
         self.views: list[str] = []  # the environment's view of each version built
         self.sources = raw_sources(project)
-        self.releases = stores.catalog.releases()
+        self.releases = releases
         self._snapshots: dict[str, list[Snapshot]] = {}
 
     def settle(self, name: str) -> ModelOutcome | None:
@@ -508,7 +511,7 @@ class _Builder:
         keeps the other intervals' rows and replaces those of the intervals written now."""
         target, aside = quote_table(physical), quote_table(f"{physical}__quarantine")
         failing = exp.or_(*[bad_rows(r) for r in rules])
-        reasons = [exp.Case().when(bad_rows(r), failure_reason(r)) for r in rules]
+        reasons = [failure_reason(r) for r in rules]
         reason = exp.Anonymous(
             this="concat_ws", expressions=[exp.Literal.string("; "), *reasons]
         ).as_("_hw_reason")

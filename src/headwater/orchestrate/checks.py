@@ -16,7 +16,7 @@ from headwater.contracts import Contract, Rule, RuleType
 from headwater.contracts.load import locate
 from headwater.errors import HeadwaterError, Location
 from headwater.ingest import Landed
-from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
+from headwater.orchestrate.raw import parquet_scan, refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
@@ -44,7 +44,7 @@ def check_all(
                 now=now,
                 columns=columns,
                 key=contract.primary_key,
-                declared=declared_columns(contract),
+                declared=contract.declared,
             )
     pointers = stores.catalog.pointers(PROD)
     for model in project.models.values():
@@ -80,24 +80,24 @@ def check_all(
 
 def contract_checks(
     contract: Contract,
+    project: Project,
     stores: Stores,
     report: RunReport,
     landed: Landed,
     *,
     now: datetime,
-    root: Path,
 ) -> list[CheckResult]:
     scope = exp.EQ(
         this=exp.column("_hw_batch_id"), expression=exp.Literal.string(landed.batch_id or "")
     )
     columns = [f.name for f in stores.lake.schema(contract.table) or []]
     results = evaluate_in(
-        project_file(contract),
+        project.contract_file(contract),
         contract.rules,
         contract.table,
         stores=stores,
-        root=root,
-        declared=declared_columns(contract),
+        root=project.root,
+        declared=contract.declared,
         # the batch's manifests answer counts, nulls, freshness and ranges without a scan
         stats=stores.lake.batch_stats(contract.table, landed.batch_id or ""),
         engine=stores.engine,
@@ -111,7 +111,7 @@ def contract_checks(
     return results
 
 
-def recheck_held(contract: Contract, stores: Stores, *, now: datetime, root: Path) -> None:
+def recheck_held(contract: Contract, project: Project, stores: Stores, *, now: datetime) -> None:
     """Evaluate the contract's rules again on each batch held back from `raw.<name>`, and
     release the batches they now pass (the rule was fixed, or made a warning)."""
     held = stores.catalog.held(contract.table)
@@ -119,29 +119,24 @@ def recheck_held(contract: Contract, stores: Stores, *, now: datetime, root: Pat
         return
     files = stores.lake.files(contract.table)
     columns = [f.name for f in stores.lake.schema(contract.table) or []]
-    scan = exp.func(
-        "read_parquet",
-        exp.Array(expressions=[exp.Literal.string(f) for f in files]),
-        exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
-    )
     for batch in held:
-        rows = exp.select(exp.Star()).from_(scan.copy())
+        rows = exp.select(exp.Star()).from_(parquet_scan(files))
         rows = rows.where(exp.column("_hw_batch_id").eq(exp.Literal.string(batch)))
         stores.engine.execute(
             exp.Create(this=exp.to_table(_HELD), kind="VIEW", replace=True, expression=rows)
         )
         try:
             results = evaluate_in(
-                project_file(contract),
+                project.contract_file(contract),
                 contract.rules,
                 _HELD,
                 stores=stores,
-                root=root,
+                root=project.root,
                 engine=stores.engine,
                 now=now,
                 columns=columns,
                 key=contract.primary_key,
-                declared=declared_columns(contract),
+                declared=contract.declared,
                 label=contract.table,
             )
         finally:
@@ -152,16 +147,6 @@ def recheck_held(contract: Contract, stores: Stores, *, now: datetime, root: Pat
 
 
 _HELD = "_hw_held_batch"
-
-
-def project_file(contract: Contract) -> str:
-    """The file that declares `contract`, as errors show it."""
-    return f"contracts/{contract.name}.yml"
-
-
-def declared_columns(contract: Contract) -> dict[str, str | None]:
-    """What a schema rule on a contract's raw table expects: the declared columns' types."""
-    return {c.name: c.type for c in contract.columns}
 
 
 def record_checks(

@@ -32,12 +32,7 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
         if existing is not None:  # DuckDB refuses DROP VIEW on a table, even with IF EXISTS
             engine.execute(exp.Drop(tables=[target.copy()], kind=existing))
         if files:
-            scan = exp.func(
-                "read_parquet",
-                exp.Array(expressions=[exp.Literal.string(f) for f in files]),
-                exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
-            )
-            select = exp.select(exp.Star()).from_(scan)
+            select = exp.select(exp.Star()).from_(parquet_scan(files))
             if held:
                 select = select.where(
                     exp.not_(
@@ -62,6 +57,15 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
         engine.execute(
             exp.Comment(this=target.copy(), kind=kind, expression=exp.Literal.string(version))
         )
+
+
+def parquet_scan(files: list[str]) -> exp.Expression:
+    """`read_parquet([...], union_by_name = true)`: a raw table's files as DuckDB reads them."""
+    return exp.func(
+        "read_parquet",
+        exp.Array(expressions=[exp.Literal.string(f) for f in files]),
+        exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
+    )
 
 
 def _existing(engine: DuckDBEngine, table: str) -> tuple[str | None, str | None]:

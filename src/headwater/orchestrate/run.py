@@ -85,7 +85,7 @@ def ingest_all(
         sink(Event("ingest", contract.table, "start"))
         started = now_after(now)
         if contract.rules:
-            recheck_held(contract, stores, now=now, root=project.root)
+            recheck_held(contract, project, stores, now=now)
         try:
             landed = ingest(contract, root=project.root, lake=stores.lake, now=now)
         except HeadwaterError as err:
@@ -101,9 +101,7 @@ def ingest_all(
         refresh_raw_view(contract, stores)
         if landed.batch_id is not None and contract.rules:
             try:
-                results = contract_checks(
-                    contract, stores, report, landed, now=now, root=project.root
-                )
+                results = contract_checks(contract, project, stores, report, landed, now=now)
             except HeadwaterError as err:  # a rule that cannot run: the batch is unchecked
                 report.ingest_errors[contract.table] = err.render()
                 results = []

@@ -414,11 +414,18 @@ class Catalog:
 
     def held(self, table: str) -> dict[str, str]:
         """Batch id → why it is held, for the batches of `table` readers must not see."""
-        query = sa.select(held_batches.c.batch_id, held_batches.c.reason).where(
-            held_batches.c.table_name == table, held_batches.c.released_at.is_(None)
-        )
+        return self.held_all().get(table, {})
+
+    def held_all(self) -> dict[str, dict[str, str]]:
+        """Table → its held batches (batch id → why): one query for every raw table."""
+        query = sa.select(
+            held_batches.c.table_name, held_batches.c.batch_id, held_batches.c.reason
+        ).where(held_batches.c.released_at.is_(None))
+        out: dict[str, dict[str, str]] = {}
         with self.engine.connect() as conn:
-            return {batch: reason for batch, reason in conn.execute(query)}
+            for table, batch, reason in conn.execute(query):
+                out.setdefault(table, {})[batch] = reason
+        return out
 
     def releases(self) -> dict[str, int]:
         """Table → how many of its batches were ever released (models that read a table
