@@ -33,19 +33,7 @@ def check_all(
     results: list[CheckResult] = []
     for contract in project.contracts.values():
         if contract.rules and (targets is None or contract.table in targets):
-            columns = [f.name for f in stores.lake.schema(contract.table) or []]
-            results += evaluate_in(
-                project.contract_file(contract),
-                contract.rules,
-                contract.table,
-                stores=stores,
-                root=project.root,
-                engine=stores.engine,
-                now=now,
-                columns=columns,
-                key=contract.primary_key,
-                declared=contract.declared,
-            )
+            results += evaluate_contract(contract, project, stores, now=now)
     pointers = stores.catalog.pointers(PROD)
     for model in project.models.values():
         if model.rules and model.name in pointers and (targets is None or model.name in targets):
@@ -90,21 +78,14 @@ def contract_checks(
     scope = exp.EQ(
         this=exp.column("_hw_batch_id"), expression=exp.Literal.string(landed.batch_id or "")
     )
-    columns = [f.name for f in stores.lake.schema(contract.table) or []]
-    results = evaluate_in(
-        project.contract_file(contract),
-        contract.rules,
-        contract.table,
-        stores=stores,
-        root=project.root,
-        declared=contract.declared,
+    results = evaluate_contract(
+        contract,
+        project,
+        stores,
+        now=now,
+        scope=scope,
         # the batch's manifests answer counts, nulls, freshness and ranges without a scan
         stats=stores.lake.batch_stats(contract.table, landed.batch_id or ""),
-        engine=stores.engine,
-        now=now,
-        columns=columns,
-        scope=scope,
-        key=contract.primary_key,
     )
     report.checks.extend(results)
     record_checks(stores, report.run_id, results, now=now)
@@ -118,7 +99,6 @@ def recheck_held(contract: Contract, project: Project, stores: Stores, *, now: d
     if not held:
         return
     files = stores.lake.files(contract.table)
-    columns = [f.name for f in stores.lake.schema(contract.table) or []]
     for batch in held:
         rows = exp.select(exp.Star()).from_(parquet_scan(files))
         rows = rows.where(exp.column("_hw_batch_id").eq(exp.Literal.string(batch)))
@@ -126,19 +106,7 @@ def recheck_held(contract: Contract, project: Project, stores: Stores, *, now: d
             exp.Create(this=exp.to_table(_HELD), kind="VIEW", replace=True, expression=rows)
         )
         try:
-            results = evaluate_in(
-                project.contract_file(contract),
-                contract.rules,
-                _HELD,
-                stores=stores,
-                root=project.root,
-                engine=stores.engine,
-                now=now,
-                columns=columns,
-                key=contract.primary_key,
-                declared=contract.declared,
-                label=contract.table,
-            )
+            results = evaluate_contract(contract, project, stores, now=now, table=_HELD)
         finally:
             stores.engine.execute(f"DROP VIEW IF EXISTS {_HELD}")
         if not any(r.blocking for r in results):
@@ -147,6 +115,33 @@ def recheck_held(contract: Contract, project: Project, stores: Stores, *, now: d
 
 
 _HELD = "_hw_held_batch"
+
+
+def evaluate_contract(
+    contract: Contract,
+    project: Project,
+    stores: Stores,
+    *,
+    now: datetime,
+    table: str | None = None,
+    **options: Any,
+) -> list[CheckResult]:
+    """The contract's rules on its raw table (or on `table`, rows of it), errors located in
+    the contract's file; `options` go to `quality.evaluate` (scope, stats)."""
+    return evaluate_in(
+        project.contract_file(contract),
+        contract.rules,
+        table or contract.table,
+        stores=stores,
+        root=project.root,
+        engine=stores.engine,
+        now=now,
+        columns=[f.name for f in stores.lake.schema(contract.table) or []],
+        key=contract.primary_key,
+        declared=contract.declared,
+        label=contract.table,
+        **options,
+    )
 
 
 def record_checks(
