@@ -1,12 +1,18 @@
 """Specs: the frozen objects a project's YAML and model headers load into (band 1)."""
 
+from headwater.contracts.connectors import (
+    FilesConnector,
+    HttpConnector,
+    Incremental,
+    PostgresConnector,
+    SqlConnector,
+)
 from headwater.contracts.specs import (
     Column,
     Contract,
     Defaults,
     Delivery,
     Evolution,
-    FilesConnector,
     ModelConfig,
     ModelKind,
     ModelSidecar,
@@ -25,13 +31,17 @@ __all__ = [
     "Delivery",
     "Evolution",
     "FilesConnector",
+    "HttpConnector",
+    "Incremental",
     "ModelConfig",
     "ModelKind",
     "ModelSidecar",
     "OnFail",
+    "PostgresConnector",
     "PrivacyLevel",
     "Rule",
     "RuleType",
     "Settings",
     "Severity",
+    "SqlConnector",
 ]

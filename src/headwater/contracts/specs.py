@@ -14,9 +14,6 @@ from typing import Annotated, Any, Literal
 
 import sqlglot
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -24,26 +21,10 @@ from pydantic import (
 )
 from sqlglot import exp
 
+from headwater.contracts.base import IDENTIFIER as _IDENTIFIER
+from headwater.contracts.base import Identifier, Spec
+from headwater.contracts.connectors import Connector
 from headwater.contracts.thresholds import parse_duration, parse_threshold
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _identifier(value: str) -> str:
-    if not _IDENTIFIER.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid name: use letters, digits and _, not starting with a digit"
-        )
-    return value
-
-
-Identifier = Annotated[str, AfterValidator(_identifier)]
-
-
-class Spec(BaseModel):
-    """Base of every spec: immutable, and unknown keys are errors (with did-you-mean)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
 class Delivery(StrEnum):
@@ -290,21 +271,6 @@ class Column(Spec):
     @classmethod
     def _known_type(cls, value: str) -> str:
         return sql_type(value).sql(dialect="duckdb")
-
-
-class FilesConnector(Spec):
-    """Files on a local path or glob (relative to the project folder)."""
-
-    kind: Literal["files"]
-    path: str = Field(description="A path or glob, e.g. data/orders/*.csv")
-    format: Literal["csv", "jsonl", "parquet"] | None = Field(
-        default=None, description="Inferred from the file extension when omitted"
-    )
-    delimiter: str = ","
-    header: bool = True
-
-
-Connector = Annotated[FilesConnector, Field(discriminator="kind")]
 
 
 class Contract(Spec):

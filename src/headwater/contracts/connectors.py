@@ -1,0 +1,191 @@
+"""Connector specs: where a contract's records come from (files, HTTP, SQL databases).
+
+Any string may hold `${ENV_VAR}`; it is expanded only when the connector runs (see
+`contracts.secrets`), so a spec object, `headwater schema` and every error keep the reference,
+never the value.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from headwater.contracts.base import Duration, Spec
+
+FORMATS = ("csv", "jsonl", "parquet")
+
+
+class FilesConnector(Spec):
+    """Files on a local path or glob (relative to the project folder), or on object storage."""
+
+    kind: Literal["files"]
+    path: str = Field(
+        description="A path or glob: data/orders/*.csv, s3://bucket/orders/*.jsonl, gs://b/x/*"
+    )
+    format: Literal["csv", "jsonl", "parquet"] | None = Field(
+        default=None, description="Inferred from the file extension when omitted"
+    )
+    delimiter: str = ","
+    header: bool = True
+    endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible endpoint, e.g. http://127.0.0.1:9000"
+    )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="fsspec options for s3:// or gs:// (key, secret, region_name, token, …); "
+        "use ${ENV_VAR} for credentials",
+    )
+
+
+# ---- HTTP -------------------------------------------------------------------------------------
+
+
+class BearerAuth(Spec):
+    kind: Literal["bearer"]
+    token: str
+
+
+class ApiKeyAuth(Spec):
+    kind: Literal["api_key"]
+    name: str = Field(description="Header or query parameter name, e.g. X-API-Key")
+    value: str
+    location: Literal["header", "query"] = "header"
+
+
+class BasicAuth(Spec):
+    kind: Literal["basic"]
+    username: str
+    password: str
+
+
+class OAuth2Auth(Spec):
+    """OAuth2 client credentials: a token is fetched, reused until it expires, then refreshed."""
+
+    kind: Literal["oauth2"]
+    token_url: str
+    client_id: str
+    client_secret: str
+    scope: str | None = None
+
+
+Auth = Annotated[BearerAuth | ApiKeyAuth | BasicAuth | OAuth2Auth, Field(discriminator="kind")]
+
+
+class CursorPagination(Spec):
+    """The body carries the next page's cursor; it is sent back as a query parameter."""
+
+    kind: Literal["cursor"]
+    path: str = Field(description="Dotted path of the next cursor in the body, e.g. meta.next")
+    param: str = Field(default="cursor", description="Query parameter that carries it")
+
+
+class NextUrlPagination(Spec):
+    """The body carries the URL of the next page."""
+
+    kind: Literal["next_url"]
+    path: str = Field(description="Dotted path of the next URL in the body, e.g. links.next")
+
+
+class LinkHeaderPagination(Spec):
+    """RFC 8288 `Link: <…>; rel="next"` response header (GitHub style)."""
+
+    kind: Literal["link_header"]
+    rel: str = "next"
+
+
+class OffsetPagination(Spec):
+    """`?offset=0&limit=100`, then 100, 200 … until a page comes back short."""
+
+    kind: Literal["offset"]
+    param: str = "offset"
+    limit_param: str = "limit"
+    limit: int = Field(default=100, ge=1)
+
+
+class PagePagination(Spec):
+    """`?page=1`, 2, 3 … until a page comes back empty (or short of `size`)."""
+
+    kind: Literal["page"]
+    param: str = "page"
+    start: int = 1
+    size_param: str | None = None
+    size: int | None = Field(default=None, ge=1)
+
+
+Pagination = Annotated[
+    CursorPagination | NextUrlPagination | LinkHeaderPagination | OffsetPagination | PagePagination,
+    Field(discriminator="kind"),
+]
+
+
+class Incremental(Spec):
+    """Fetch only what changed: records whose `column` is at least the highest value landed
+    so far minus `lag` (records seen again are recognised and not landed twice)."""
+
+    column: str
+    param: str | None = Field(
+        default=None, description="HTTP only: the query parameter that carries the lower bound"
+    )
+    lag: Duration = Field(default="0s", description="Re-read this much before the last value")
+    initial: str | None = Field(default=None, description="Lower bound of the very first run")
+
+
+class HttpConnector(Spec):
+    """A JSON API over HTTP(S), read page by page with httpx."""
+
+    kind: Literal["http"]
+    url: str = Field(description="The endpoint, e.g. https://api.example.com/v1/orders")
+    records: str = Field(
+        default="", description="Dotted path of the record list in the body; empty: the body"
+    )
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: Auth | None = None
+    pagination: Pagination | None = None
+    incremental: Incremental | None = None
+    rate_limit: float | None = Field(default=None, gt=0, description="Requests per second")
+    retries: int = Field(default=5, ge=0, description="Retries of a timeout, 429 or 5xx")
+    backoff: Duration = Field(default="1s", description="First retry delay; doubles, jittered")
+    timeout: Duration = "30s"
+
+    @model_validator(mode="after")
+    def _param_for_http(self) -> HttpConnector:
+        if self.incremental is not None and not self.incremental.param:
+            raise ValueError("incremental needs `param:`, the query parameter of the lower bound")
+        return self
+
+
+# ---- SQL databases ----------------------------------------------------------------------------
+
+
+class _Database(Spec):
+    url: str = Field(description="Connection URL; put the password in ${ENV_VAR}")
+    table: str | None = Field(default=None, description="schema.table to extract")
+    query: str | None = Field(default=None, description="A SELECT to extract instead of a table")
+    incremental: Incremental | None = None
+    batch_rows: int = Field(default=100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> _Database:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("set exactly one of `table:` or `query:`")
+        return self
+
+
+class PostgresConnector(_Database):
+    """PostgreSQL through ADBC: the server's binary COPY straight into Arrow, no row objects."""
+
+    kind: Literal["postgres"]
+
+
+class SqlConnector(_Database):
+    """Any database SQLAlchemy can reach (a slower, row-by-row fallback)."""
+
+    kind: Literal["sql"]
+
+
+Connector = Annotated[
+    FilesConnector | HttpConnector | PostgresConnector | SqlConnector,
+    Field(discriminator="kind"),
+]
