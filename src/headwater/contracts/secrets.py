@@ -47,11 +47,15 @@ class Secrets:
                     hint=f"export {name}=… before running",
                 )
             found = self._environ[name]
-            if found:
-                self._values.add(found)
+            self.remember(found)
             return found
 
         return _REFERENCE.sub(value, text)
+
+    def remember(self, value: str) -> None:
+        """Treat `value` as a secret too (e.g. a token obtained with other secrets)."""
+        if value:
+            self._values.add(value)
 
     def scrub(self, text: str) -> str:
         """`text` with every expanded value (also URL-encoded) replaced by `***`."""

@@ -16,7 +16,7 @@ from sqlglot import exp
 from headwater.contracts import Column, Contract, Evolution, OnFail
 from headwater.contracts.predicates import failure_reason
 from headwater.contracts.specs import parse_watermark, sql_type
-from headwater.ingest.files import LINE, RECORD
+from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD
 
 INPUT = "_hw_in"
 _JSON = "_hw_json"
@@ -30,10 +30,16 @@ _NESTED = {
 
 
 def conform_query(
-    contract: Contract, columns: list[str], fmt: str, *, extra_keys: list[str]
+    contract: Contract,
+    columns: list[str],
+    fmt: str,
+    *,
+    extra_keys: list[str],
+    per_row_origin: bool = False,
 ) -> exp.Select:
-    """Build the conform query for a batch with input `columns` in format `fmt`."""
-    json_input = fmt == "jsonl"
+    """Build the conform query for a part with input `columns` in format `fmt`; with
+    `per_row_origin` each row's origin is its `_hw_origin` column, else the `source` parameter."""
+    json_input = fmt == JSON
     declared = [c.name for c in contract.columns]
     inner = exp.select(exp.Star())
     outer: list[exp.Expression] = []
@@ -99,7 +105,7 @@ def conform_query(
             ),
         )
         inner = inner.from_(INPUT)
-    outer.extend(_metadata(contract))
+    outer.extend(_metadata(contract, per_row_origin=per_row_origin))
     reason_col = exp.column("_hw_reason")
     checked = exp.select(*outer, reason.as_("_hw_reason"), record.as_("_hw_raw")).from_(
         inner.subquery("_c")
@@ -165,7 +171,7 @@ def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expression]:
     return out
 
 
-def _metadata(contract: Contract) -> list[exp.Expression]:
+def _metadata(contract: Contract, *, per_row_origin: bool) -> list[exp.Expression]:
     late: exp.Expression = exp.false()
     if contract.watermark:
         column, _ = parse_watermark(contract.watermark)
@@ -179,8 +185,9 @@ def _metadata(contract: Contract) -> list[exp.Expression]:
                 ),
                 exp.false(),
             )
+    origin = exp.column(ORIGIN) if per_row_origin else exp.Placeholder(this="source")
     source = exp.DPipe(
-        this=exp.Placeholder(this="source"),
+        this=exp.cast(origin, "varchar"),
         expression=exp.DPipe(
             this=exp.Literal.string(" record "), expression=exp.cast(exp.column(RECORD), "varchar")
         ),
@@ -205,7 +212,7 @@ def _input_with_json() -> exp.Subquery:
     valid = exp.Case().when(exp.func("json_valid", line), line)
     is_object = exp.EQ(this=exp.func("json_type", valid), expression=exp.Literal.string("OBJECT"))
     checked = exp.Case().when(is_object, line)
-    return exp.select(exp.column(RECORD), line, checked.as_(_JSON)).from_(INPUT).subquery("_j")
+    return exp.select(exp.Star(), checked.as_(_JSON)).from_(INPUT).subquery("_j")
 
 
 def _unknown_json_keys(declared: list[str]) -> exp.Expression:

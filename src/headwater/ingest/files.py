@@ -1,8 +1,10 @@
-"""The files connector: find CSV / JSON-lines / Parquet files and stream them as Arrow batches.
+"""The files connector: CSV / JSON-lines / Parquet files, local or on object storage (fsspec).
 
+A file is new when its key is: path + size + mtime locally, path + ETag + size on S3 or GCS.
 CSV fields arrive as text and JSON lines as whole lines, so that conforming to the contract
 (casts, required fields, unknown keys) happens in one SQL pass in `land`, where a value that
-breaks its type is quarantined instead of failing the file. Nothing reads a whole file at once.
+breaks its type is quarantined instead of failing the file. Files are read in blocks, never
+whole, so a file larger than memory lands with bounded memory.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+import io
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -20,10 +24,10 @@ import pyarrow.parquet as pq
 
 from headwater.contracts import FilesConnector
 from headwater.contracts.load import shown_path
-from headwater.errors import Location, SourceError
+from headwater.contracts.secrets import Secrets
+from headwater.errors import Location, SourceError, TransientSourceError
+from headwater.ingest.source import LINE, Part, Rejected, State, with_positions
 
-LINE = "_hw_line"  # the one column of a JSON-lines batch
-RECORD = "_hw_position"  # 1-based position of the record in its file
 BLOCK_BYTES = 8 << 20
 _EXTENSIONS = {
     ".csv": "csv",
@@ -39,29 +43,44 @@ _EXTENSIONS = {
 class SourceFile:
     """A file found by the connector; `key` changes when the file's content may have changed."""
 
-    path: Path
+    path: str
     shown: str
     format: str
     size: int
-    mtime_ns: int
+    version: str  # mtime in ns locally, the ETag on object storage
 
     @property
     def key(self) -> str:
-        return f"{self.shown}|{self.size}|{self.mtime_ns}"
+        return f"{self.shown}|{self.size}|{self.version}"
 
 
-@dataclass
-class Rejected:
-    """Records the reader itself could not split into fields (wrong column count, bad line)."""
+class FilesReader:
+    """The files of a connector not landed before (`State.files`), read block by block."""
 
-    rows: list[dict[str, str]] = field(default_factory=list)
+    def __init__(
+        self, connector: FilesConnector, *, root: Path, state: State, secrets: Secrets
+    ) -> None:
+        self.connector = connector
+        self.rejected = Rejected()
+        self._fs = _filesystem(connector, secrets)
+        found = discover(connector, root, self._fs)
+        self.new = [f for f in found if f.key not in state.files]
+        self.already_landed = len(found) - len(self.new)
+        self.key = "\n".join(sorted(f.key for f in self.new))
 
-    def add(self, source: str, reason: str, text: str) -> None:
-        self.rows.append({"_hw_source": source, "_hw_reason": reason, "_hw_record": text})
+    def parts(self) -> Iterator[Part]:
+        for file in self.new:
+            for table in read(file, self.connector, self.rejected, self._fs):
+                yield Part(table, file.format, file.shown)
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"files": [f.key for f in self.new]}
 
 
-def discover(connector: FilesConnector, root: Path) -> list[SourceFile]:
+def discover(connector: FilesConnector, root: Path, fs: Any = None) -> list[SourceFile]:
     """Every file the connector's path or glob matches, in a stable order."""
+    if fs is not None:
+        return _discover_remote(connector, fs)
     pattern = connector.path if Path(connector.path).is_absolute() else str(root / connector.path)
     found = []
     for name in sorted(glob.glob(pattern, recursive=True)):
@@ -71,25 +90,27 @@ def discover(connector: FilesConnector, root: Path) -> list[SourceFile]:
         stat = path.stat()
         found.append(
             SourceFile(
-                path,
+                name,
                 shown_path(path, root),
-                _format(connector, path),
+                _format(connector, name),
                 stat.st_size,
-                stat.st_mtime_ns,
+                str(stat.st_mtime_ns),
             )
         )
     return found
 
 
-def read(file: SourceFile, connector: FilesConnector, rejected: Rejected) -> Iterator[pa.Table]:
-    """Stream one file as Arrow tables with a `_hw_record` position column."""
+def read(
+    file: SourceFile, connector: FilesConnector, rejected: Rejected, fs: Any = None
+) -> Iterator[pa.Table]:
+    """Stream one file as Arrow tables with a `_hw_position` column."""
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
     offset = 0
     try:
-        for batch in readers[file.format](file, connector, rejected):
-            positions = pa.array(range(offset + 1, offset + batch.num_rows + 1), pa.int64())
-            offset += batch.num_rows
-            yield pa.Table.from_batches([batch]).append_column(RECORD, positions)
+        with _open(file, fs) as handle:
+            for batch in readers[file.format](handle, file, connector, rejected):
+                yield with_positions(batch, offset)
+                offset += batch.num_rows
     except (OSError, pa.ArrowInvalid) as err:
         raise SourceError(
             f"cannot read this {file.format} file: {str(err).splitlines()[0]}",
@@ -98,16 +119,81 @@ def read(file: SourceFile, connector: FilesConnector, rejected: Rejected) -> Ite
         ) from err
 
 
-def batch_id(files: list[SourceFile]) -> str:
-    """A deterministic id for landing exactly these files (same files → same id on a rerun)."""
-    digest = hashlib.sha256("\n".join(sorted(f.key for f in files)).encode())
-    return digest.hexdigest()[:16]
+def batch_id(key: str) -> str:
+    """A deterministic id for landing exactly what `key` names (same key → same id)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _filesystem(connector: FilesConnector, secrets: Secrets) -> Any:
+    """An fsspec filesystem for s3:// and gs:// paths; None for local files."""
+    if "://" not in connector.path:
+        return None
+    import fsspec  # only object storage needs it
+
+    protocol = connector.path.split("://", 1)[0]
+    where = f"connector.path {connector.path}"
+    options: dict[str, Any] = {
+        k: secrets.expand(v, where=f"connector.storage_options.{k}")
+        for k, v in connector.storage_options.items()
+    }
+    if connector.endpoint_url:
+        options["endpoint_url"] = secrets.expand(connector.endpoint_url, where=where)
+    try:
+        return fsspec.filesystem(protocol, **options)
+    except (ImportError, ValueError, TypeError) as err:
+        raise SourceError(
+            f"cannot open {protocol}:// storage: {secrets.scrub(str(err))}",
+            hint="install s3fs for s3://, gcsfs for gs://, and check connector.storage_options",
+        ) from None
+
+
+def _discover_remote(connector: FilesConnector, fs: Any) -> list[SourceFile]:
+    protocol, pattern = connector.path.split("://", 1)
+    try:
+        found = fs.glob(pattern, detail=True)
+    except (OSError, ValueError) as err:
+        raise TransientSourceError(
+            f"cannot list {connector.path}: {str(err).splitlines()[0]}",
+            hint="check the bucket, the endpoint and the credentials",
+        ) from None
+    files = []
+    for name, info in sorted(found.items()):
+        if info.get("type") != "file":
+            continue
+        version = str(info.get("ETag") or info.get("etag") or info.get("md5Hash") or "")
+        if not version:
+            version = str(info.get("LastModified") or info.get("mtime") or "")
+        shown = f"{protocol}://{name}"
+        files.append(
+            SourceFile(name, shown, _format(connector, name), int(info["size"]), version.strip('"'))
+        )
+    return files
+
+
+def _open(file: SourceFile, fs: Any) -> IO[bytes] | _Local:
+    if fs is None:
+        return _Local(file.path)
+    # a small read-ahead keeps memory flat however large the object is
+    return fs.open(file.path, "rb", block_size=BLOCK_BYTES, cache_type="readahead")
+
+
+class _Local:
+    """A local path, handed to Arrow's own (faster) file reader."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> str:
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _read_csv(
-    file: SourceFile, connector: FilesConnector, rejected: Rejected
+    handle: Any, file: SourceFile, connector: FilesConnector, rejected: Rejected
 ) -> Iterator[pa.RecordBatch]:
-    names = _csv_header(file, connector)
+    names = _csv_header(handle, connector)
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         where = f"{file.shown}:{row.number}" if row.number is not None else file.shown
@@ -117,7 +203,7 @@ def _read_csv(
         return "skip"
 
     reader = pacsv.open_csv(
-        file.path,
+        handle,
         read_options=pacsv.ReadOptions(
             column_names=names,
             skip_rows=1 if connector.header else 0,
@@ -134,9 +220,15 @@ def _read_csv(
     yield from reader
 
 
-def _csv_header(file: SourceFile, connector: FilesConnector) -> list[str]:
-    with file.path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        first = next(csv.reader(handle, delimiter=connector.delimiter), None)
+def _csv_header(handle: Any, connector: FilesConnector) -> list[str]:
+    if isinstance(handle, str):
+        with open(handle, newline="", encoding="utf-8", errors="replace") as text:
+            first = next(csv.reader(text, delimiter=connector.delimiter), None)
+    else:
+        line = handle.readline()
+        handle.seek(0)
+        text_line = io.StringIO(line.decode("utf-8", errors="replace"))
+        first = next(csv.reader(text_line, delimiter=connector.delimiter), None)
     if not first:
         return []
     if connector.header:
@@ -145,7 +237,7 @@ def _csv_header(file: SourceFile, connector: FilesConnector) -> list[str]:
 
 
 def _read_jsonl(
-    file: SourceFile, connector: FilesConnector, rejected: Rejected
+    handle: Any, file: SourceFile, connector: FilesConnector, rejected: Rejected
 ) -> Iterator[pa.RecordBatch]:
     # one column of whole lines: the delimiter is a control character valid JSON never holds raw
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -154,7 +246,7 @@ def _read_jsonl(
         return "skip"
 
     reader = pacsv.open_csv(
-        file.path,
+        handle,
         read_options=pacsv.ReadOptions(
             column_names=[LINE], block_size=BLOCK_BYTES, use_threads=False
         ),
@@ -171,18 +263,18 @@ def _read_jsonl(
 
 
 def _read_parquet(
-    file: SourceFile, connector: FilesConnector, rejected: Rejected
+    handle: Any, file: SourceFile, connector: FilesConnector, rejected: Rejected
 ) -> Iterator[pa.RecordBatch]:
-    yield from pq.ParquetFile(file.path).iter_batches(batch_size=128_000)
+    yield from pq.ParquetFile(handle).iter_batches(batch_size=128_000)
 
 
-def _format(connector: FilesConnector, path: Path) -> str:
+def _format(connector: FilesConnector, path: str) -> str:
     if connector.format:
         return connector.format
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+    fmt = _EXTENSIONS.get(Path(path).suffix.lower())
     if fmt is None:
         raise SourceError(
-            f"cannot tell the format of {path.name}",
+            f"cannot tell the format of {Path(path).name}",
             hint="set `format: csv | jsonl | parquet` on the connector",
         )
     return fmt

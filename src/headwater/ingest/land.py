@@ -1,16 +1,19 @@
-"""Land new source files into `raw.<contract>`: conform to the contract, quarantine, commit.
+"""Land what a connector reads into `raw.<contract>`: conform to the contract, quarantine, commit.
 
-Conforming is one SQL pass per Arrow batch (casts, required fields, unknown columns under the
+Conforming is one SQL pass per Arrow part (casts, required fields, unknown columns under the
 evolution policy, the watermark's late flag). Records that break the contract go to
-`raw.<contract>__quarantine` with their reason and location. The files landed are the
-checkpoint and travel in the raw commit's snapshot summary, so a crash at any point resumes
-with nothing lost or duplicated; quarantine commits first and is skipped for files it holds.
+`raw.<contract>__quarantine` with their reason and location. The connector's checkpoint (files
+seen, incremental cursor) travels in the raw commit's snapshot summary, so a crash at any point
+resumes with nothing lost or duplicated; quarantine commits first, and a rerun of the same
+batch adds only the quarantined records it does not hold yet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import itertools
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,15 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from headwater.contracts import Contract, Evolution
+from headwater.contracts.secrets import Secrets
 from headwater.contracts.specs import parse_watermark
+from headwater.contracts.thresholds import parse_duration
 from headwater.engine.duckdb import DuckDBEngine
+from headwater.errors import HeadwaterError
 from headwater.ingest.conform import INPUT, arrow_type, conform_query, unknown_keys_query
-from headwater.ingest.files import RECORD, Rejected, SourceFile, batch_id, discover, read
+from headwater.ingest.connectors import open_reader
+from headwater.ingest.files import batch_id
+from headwater.ingest.source import JSON, ORIGIN, RECORD, Part, Reader, State, cursor_text
 from headwater.zones.lake import Lake
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
@@ -33,6 +41,7 @@ _ARROW = {
     "boolean": pa.bool_(),
 }
 QUARANTINE_SCHEMA = pa.schema([(name, _ARROW[sql]) for name, sql in QUARANTINE.items()])
+_SEEN = "_hw_seen"
 
 
 @dataclass
@@ -46,108 +55,213 @@ class Landed:
     rows: int = 0
     quarantined: int = 0
     late: int = 0
+    skipped: int = 0  # records read again inside the incremental lag, already in raw
     event_min: str | None = None
     event_max: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def ingest(contract: Contract, *, root: Path, lake: Lake, now: datetime) -> Landed:
-    """Land every file of `contract` not landed before, as one raw batch.
+def ingest(
+    contract: Contract,
+    *,
+    root: Path,
+    lake: Lake,
+    now: datetime,
+    environ: Mapping[str, str] | None = None,
+) -> Landed:
+    """Land what `contract`'s connector has that raw does not, as one raw batch.
+
+    `environ` expands `${VAR}` references (default: the process environment); their values
+    never appear in an error, a location or the catalog.
 
     Example:
         >>> ingest(contract, root=Path("shop"), lake=lake, now=now).rows   # doctest: +SKIP
         1200
     """
+    secrets = Secrets(os.environ if environ is None else environ)
+    try:
+        return _land(contract, root=root, lake=lake, now=now, secrets=secrets)
+    except HeadwaterError as err:
+        raise type(err)(
+            secrets.scrub(err.message),
+            where=err.where,
+            hint=secrets.scrub(err.hint) if err.hint else None,
+        ) from None
+
+
+def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets: Secrets) -> Landed:
     table = contract.table
     quarantine = f"{table}__quarantine"
-    found = discover(contract.connector, root)
-    landed_keys = _checkpointed(lake, table)
-    new = [f for f in found if f.key not in landed_keys]
-    result = Landed(table, already_landed=len(found) - len(new))
     _create_tables(contract, lake)
-    if not new:
+    state = State.of(s.properties for s in lake.snapshots(table))
+    incremental = getattr(contract.connector, "incremental", None)
+    if incremental is not None:
+        state = replace(state, since=_since(state.cursor, incremental.initial, incremental.lag))
+    reader = open_reader(contract.connector, root=root, state=state, secrets=secrets)
+    result = Landed(table, already_landed=getattr(reader, "already_landed", 0))
+    if reader.key == "":
         return result
-    result.batch_id = batch_id(new)
-    result.files = [f.shown for f in new]
-    job = _Job(contract, result, now=now, cutoff=_late_cutoff(contract, lake))
-    in_quarantine = _checkpointed(lake, quarantine)
+    result.batch_id = batch_id(f"{reader.key}\n{state.cursor}")
+    result.files = [f.shown for f in getattr(reader, "new", [])]
+    job = _Job(contract, result, now=now, cutoff=_late_cutoff(contract, lake), state=state)
+    landed_files = lake.files(table) if state.since is not None else []
+    if incremental is not None and landed_files:
+        job.load_seen(landed_files, incremental.column, since=state.since)
+    parts = job.conformed(reader)
+    first = next(parts, None)
+    if first is None and not job.bad and not getattr(reader, "new", None):
+        return result  # nothing new: no commit, the checkpoint stands
 
     def commit_quarantine() -> None:
-        parts = [job.quarantine_part(f) for f in new if f.key not in in_quarantine]
         lake.append(
             quarantine,
-            [p for p in parts if p.num_rows],
-            properties={"batch_id": result.batch_id, "files": [f.key for f in new]},
+            job.new_quarantine(lake, quarantine),
+            properties={"batch_id": result.batch_id},
         )
 
     lake.append(
         table,
-        job.conformed(new),
+        itertools.chain([first] if first is not None else [], parts),
         before_commit=commit_quarantine,
         properties={
             "batch_id": result.batch_id,
-            "files": [f.key for f in new],
+            "checkpoint": lambda: {**reader.checkpoint(), "cursor": cursor_text(job.cursor)},
             "rows": lambda: result.rows,
             "event_min": lambda: result.event_min,
             "event_max": lambda: result.event_max,
             "late": lambda: result.late,
             "event_ranges": job.event_ranges,
+            "schema_version": contract.schema_version,
+            "privacy_level": contract.privacy_level.value,
+            "pii": {c.name: c.pii for c in contract.columns if c.pii},
         },
     )
     return result
 
 
 class _Job:
-    """One landing: streams files through the conform query and keeps the counts."""
+    """One landing: streams parts through the conform query and keeps the counts."""
 
     def __init__(
-        self, contract: Contract, result: Landed, *, now: datetime, cutoff: datetime | None
+        self,
+        contract: Contract,
+        result: Landed,
+        *,
+        now: datetime,
+        cutoff: datetime | None,
+        state: State,
     ):
         self.contract = contract
         self.result = result
         self.now = now
         self.cutoff = cutoff
         self.engine = DuckDBEngine()
-        self.bad: dict[str, list[pa.Table]] = {}
+        self.bad: list[pa.Table] = []
         self.queries: dict[tuple[object, ...], tuple[str, set[str]]] = {}
         self.hours: set[Any] = set()
         self.keys_sql = unknown_keys_query(contract).sql(dialect="duckdb")
         self.event_column = parse_watermark(contract.watermark)[0] if contract.watermark else None
+        incremental = getattr(contract.connector, "incremental", None)
+        self.cursor_column = incremental.column if incremental is not None else None
+        self.cursor: Any = _typed_cursor(state.cursor)
+        self.unseen_sql: str | None = None
 
-    def conformed(self, files: list[SourceFile]) -> Iterator[pa.Table]:
-        for file in files:
-            rejected = Rejected()
-            for part in read(file, self.contract.connector, rejected):
-                good = self._conform(file, part)
-                if good.num_rows:
-                    yield good
-            if rejected.rows:
-                self._keep_bad(
-                    file,
-                    pa.Table.from_pylist(
-                        [
-                            {**r, "_hw_batch_id": self.result.batch_id, "_hw_ingested_at": self.now}
-                            for r in rejected.rows
-                        ],
-                        schema=QUARANTINE_SCHEMA,
-                    ),
+    def conformed(self, reader: Reader) -> Iterator[pa.Table]:
+        for part in reader.parts():
+            good = self._conform(part)
+            if good.num_rows:
+                yield good
+        if reader.rejected.rows:
+            self._keep_bad(
+                pa.Table.from_pylist(
+                    [
+                        {**r, "_hw_batch_id": self.result.batch_id, "_hw_ingested_at": self.now}
+                        for r in reader.rejected.rows
+                    ],
+                    schema=QUARANTINE_SCHEMA,
+                ),
+            )
+
+    def load_seen(self, files: list[str], column: str, *, since: Any) -> None:
+        """Remember the keys raw holds from `since` on, so records read again inside the
+        incremental lag are not landed twice (a key: primary key + cursor, else the record)."""
+        declared = [c.name for c in self.contract.columns]
+        keys = [*self.contract.primary_key, column] if self.contract.primary_key else declared
+        names = [exp.column(k, quoted=True) for k in keys]
+        source = exp.func(
+            "read_parquet",
+            exp.Placeholder(this="files"),
+            exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
+        )
+        seen = (
+            exp.select(*names)
+            .distinct()
+            .from_(source)
+            .where(
+                exp.GTE(
+                    this=exp.column(column, quoted=True), expression=exp.Placeholder(this="since")
                 )
+            )
+        )
+        self.engine.execute(
+            exp.Create(
+                this=exp.to_table(_SEEN),
+                kind="TABLE",
+                expression=seen,
+                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+            ).sql(dialect="duckdb"),
+            {"files": files, "since": since},
+        )
+        match = exp.and_(
+            *[
+                exp.NullSafeEQ(
+                    this=exp.column(k, table="_g", quoted=True),
+                    expression=exp.column(k, table="_s", quoted=True),
+                )
+                for k in keys
+            ]
+        )
+        self.unseen_sql = (
+            exp.select(exp.Star())
+            .from_(exp.to_table(INPUT).as_("_g"))
+            .join(exp.to_table(_SEEN).as_("_s"), on=match, join_type="anti")
+            .sql(dialect="duckdb")
+        )
 
-    def quarantine_part(self, file: SourceFile) -> pa.Table:
-        parts = self.bad.get(file.key, [])
-        return pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
+    def new_quarantine(self, lake: Lake, quarantine: str) -> list[pa.Table]:
+        """The quarantined records of this batch the quarantine table does not hold yet (a
+        rerun after a crash between the two commits adds nothing twice)."""
+        if not self.bad:
+            return []
+        bad = pa.concat_tables(self.bad)
+        done = [s for s in lake.snapshots(quarantine) if s.batch_id == self.result.batch_id]
+        if not done:
+            return [bad]
+        self.engine.register(INPUT, bad)
+        try:
+            held = self.engine.read(
+                "SELECT * FROM _hw_in WHERE (_hw_source, _hw_record) NOT IN "
+                "(SELECT (_hw_source, _hw_record) FROM read_parquet($files) "
+                "WHERE _hw_batch_id = $batch)",
+                {"files": lake.files(quarantine), "batch": self.result.batch_id},
+            )
+        finally:
+            self.engine.unregister(INPUT)
+        return [held.cast(QUARANTINE_SCHEMA)]
 
-    def _conform(self, file: SourceFile, part: pa.Table) -> pa.Table:
-        columns = tuple(c for c in part.column_names if c != RECORD)
-        extra_keys = tuple(self._unknown_json_keys(file, part))
-        sql, used = self._query(columns, file.format, extra_keys)
+    def _conform(self, part: Part) -> pa.Table:
+        data = part.data
+        has_origin = ORIGIN in data.column_names
+        columns = tuple(c for c in data.column_names if c not in (RECORD, ORIGIN))
+        extra_keys = tuple(self._unknown_json_keys(part))
+        sql, used = self._query(columns, part.format, extra_keys, has_origin)
         params = {
             "batch_id": self.result.batch_id,
             "now": self.now,
-            "source": file.shown,
+            "source": part.origin,
             "cutoff": self.cutoff,
         }
-        self.engine.register(INPUT, part)
+        self.engine.register(INPUT, data)
         try:
             out = self.engine.read(sql, {k: v for k, v in params.items() if k in used})
         finally:
@@ -155,36 +269,50 @@ class _Job:
         failed = pc.is_valid(out.column("_hw_reason"))
         bad = out.filter(failed)
         if bad.num_rows:
-            self._keep_bad(file, bad.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA))
+            self._keep_bad(bad.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA))
         good = out.filter(pc.invert(failed)).drop_columns(["_hw_reason", "_hw_record"])
+        if self.unseen_sql is not None and good.num_rows:
+            before = good.num_rows
+            self.engine.register(INPUT, good)
+            try:
+                good = self.engine.read(self.unseen_sql)
+            finally:
+                self.engine.unregister(INPUT)
+            self.result.skipped += before - good.num_rows
         self._count(good)
         return good
 
     def _query(
-        self, columns: tuple[str, ...], fmt: str, extra_keys: tuple[str, ...]
+        self, columns: tuple[str, ...], fmt: str, extra_keys: tuple[str, ...], has_origin: bool
     ) -> tuple[str, set[str]]:
-        """The conform SQL for this batch shape (built once per shape, not per batch)."""
-        shape = (columns, fmt, extra_keys)
+        """The conform SQL for this part shape (built once per shape, not per part)."""
+        shape = (columns, fmt, extra_keys, has_origin)
         if shape not in self.queries:
-            query = conform_query(self.contract, list(columns), fmt, extra_keys=list(extra_keys))
+            query = conform_query(
+                self.contract,
+                list(columns),
+                fmt,
+                extra_keys=list(extra_keys),
+                per_row_origin=has_origin,
+            )
             self.queries[shape] = (
                 query.sql(dialect="duckdb"),
                 {p.name for p in query.find_all(exp.Placeholder)},
             )
         return self.queries[shape]
 
-    def _unknown_json_keys(self, file: SourceFile, part: pa.Table) -> list[str]:
-        if file.format != "jsonl" or self.contract.evolution is not Evolution.EVOLVE:
+    def _unknown_json_keys(self, part: Part) -> list[str]:
+        if part.format != JSON or self.contract.evolution is not Evolution.EVOLVE:
             return []
-        self.engine.register(INPUT, part)
+        self.engine.register(INPUT, part.data)
         try:
             rows = self.engine.rows(self.keys_sql)
         finally:
             self.engine.unregister(INPUT)
         return sorted(r[0] for r in rows)
 
-    def _keep_bad(self, file: SourceFile, bad: pa.Table) -> None:
-        self.bad.setdefault(file.key, []).append(bad)
+    def _keep_bad(self, bad: pa.Table) -> None:
+        self.bad.append(bad)
         self.result.quarantined += bad.num_rows
         for reason in bad.column("_hw_reason").to_pylist():
             first = reason.split(";")[0]
@@ -193,6 +321,10 @@ class _Job:
     def _count(self, good: pa.Table) -> None:
         self.result.rows += good.num_rows
         self.result.late += pc.sum(good.column("_hw_late")).as_py() or 0
+        if self.cursor_column and good.num_rows and self.cursor_column in good.column_names:
+            high = pc.max(good.column(self.cursor_column)).as_py()
+            if high is not None and (self.cursor is None or high > self.cursor):
+                self.cursor = high
         if self.event_column and good.num_rows and self.event_column in good.column_names:
             bounds = pc.min_max(good.column(self.event_column))
             lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
@@ -223,14 +355,6 @@ def _create_tables(contract: Contract, lake: Lake) -> None:
         lake.create(f"{contract.table}__quarantine", QUARANTINE_SCHEMA)
 
 
-def _checkpointed(lake: Lake, table: str) -> set[str]:
-    """File keys recorded in the snapshot summaries of `table`: the connector checkpoint."""
-    keys: set[str] = set()
-    for snap in lake.snapshots(table):
-        keys.update(snap.properties.get("files") or [])
-    return keys
-
-
 def _late_cutoff(contract: Contract, lake: Lake) -> datetime | None:
     """Rows with event time before (highest event time landed so far - lateness) are late."""
     if not contract.watermark:
@@ -244,6 +368,24 @@ def _late_cutoff(contract: Contract, lake: Lake) -> datetime | None:
         return None
     _, lateness = parse_watermark(contract.watermark)
     return datetime.fromisoformat(max(highs)) - timedelta(seconds=lateness)
+
+
+def _since(cursor: Any, initial: str | None, lag: str) -> Any:
+    """The lower bound of an incremental read: the cursor landed so far minus the lag."""
+    value = _typed_cursor(cursor if cursor is not None else initial)
+    if isinstance(value, datetime):
+        return value - timedelta(seconds=parse_duration(lag))
+    return value
+
+
+def _typed_cursor(value: Any) -> Any:
+    """A committed cursor back as a value: ISO text as a datetime, numbers as they are."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _min(a: str | None, b: str) -> str:
