@@ -7,7 +7,7 @@ never the value.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -31,7 +31,7 @@ class FilesConnector(Spec):
     endpoint_url: str | None = Field(
         default=None, description="An S3-compatible endpoint, e.g. http://127.0.0.1:9000"
     )
-    storage_options: dict[str, str] = Field(
+    storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="fsspec options for s3:// or gs:// (key, secret, region_name, token, …); "
         "use ${ENV_VAR} for credentials",

@@ -96,9 +96,7 @@ def _sqlalchemy(url: str, query: str, batch_rows: int) -> Iterator[pa.RecordBatc
             names = list(result.keys())
             for chunk in result.partitions(batch_rows):
                 columns = list(zip(*chunk, strict=True)) if chunk else [[] for _ in names]
-                yield pa.RecordBatch.from_arrays(
-                    [pa.array(list(c)) for c in columns], names=names
-                )
+                yield pa.RecordBatch.from_arrays([pa.array(list(c)) for c in columns], names=names)
     finally:
         engine.dispose()
 
@@ -107,10 +105,7 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Extension columns (PostgreSQL numeric, json) as their storage type (text)."""
     if not any(isinstance(f.type, pa.ExtensionType) for f in batch.schema):
         return batch
-    arrays = [
-        a.storage if isinstance(a.type, pa.ExtensionType) else a
-        for a in batch.columns
-    ]
+    arrays = [a.storage if isinstance(a.type, pa.ExtensionType) else a for a in batch.columns]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 

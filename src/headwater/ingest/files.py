@@ -28,7 +28,11 @@ from headwater.contracts.secrets import Secrets
 from headwater.errors import Location, SourceError, TransientSourceError
 from headwater.ingest.source import LINE, Part, Rejected, State, with_positions
 
-BLOCK_BYTES = 8 << 20
+# Arrow's CSV reader holds some tens of blocks in flight: small blocks keep memory flat, and
+# blocks are gathered into parts of PART_BYTES so each conform pass has enough rows
+BLOCK_BYTES = 1 << 20
+PART_BYTES = 8 << 20
+REMOTE_BUFFER_BYTES = 16 << 20  # one range request each (fewer round trips to S3 / GCS)
 _EXTENSIONS = {
     ".csv": "csv",
     ".jsonl": "jsonl",
@@ -70,8 +74,16 @@ class FilesReader:
 
     def parts(self) -> Iterator[Part]:
         for file in self.new:
+            pending: list[pa.Table] = []
+            size = 0
             for table in read(file, self.connector, self.rejected, self._fs):
-                yield Part(table, file.format, file.shown)
+                pending.append(table)
+                size += table.nbytes
+                if size >= PART_BYTES:
+                    yield Part(pa.concat_tables(pending), file.format, file.shown)
+                    pending, size = [], 0
+            if pending:
+                yield Part(pa.concat_tables(pending), file.format, file.shown)
 
     def checkpoint(self) -> dict[str, Any]:
         return {"files": [f.key for f in self.new]}
@@ -132,12 +144,11 @@ def _filesystem(connector: FilesConnector, secrets: Secrets) -> Any:
 
     protocol = connector.path.split("://", 1)[0]
     where = f"connector.path {connector.path}"
-    options: dict[str, Any] = {
-        k: secrets.expand(v, where=f"connector.storage_options.{k}")
-        for k, v in connector.storage_options.items()
-    }
+    options = _expand(connector.storage_options, secrets, "connector.storage_options")
     if connector.endpoint_url:
         options["endpoint_url"] = secrets.expand(connector.endpoint_url, where=where)
+    # a fresh listing every run: fsspec would otherwise reuse a cached one and miss new objects
+    options.update(skip_instance_cache=True, use_listings_cache=False)
     try:
         return fsspec.filesystem(protocol, **options)
     except (ImportError, ValueError, TypeError) as err:
@@ -147,13 +158,26 @@ def _filesystem(connector: FilesConnector, secrets: Secrets) -> Any:
         ) from None
 
 
+def _expand(options: dict[str, Any], secrets: Secrets, where: str) -> dict[str, Any]:
+    """`options` with `${VAR}` expanded in every string, nested mappings included."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, str):
+            out[key] = secrets.expand(value, where=f"{where}.{key}")
+        elif isinstance(value, dict):
+            out[key] = _expand(value, secrets, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
 def _discover_remote(connector: FilesConnector, fs: Any) -> list[SourceFile]:
     protocol, pattern = connector.path.split("://", 1)
     try:
         found = fs.glob(pattern, detail=True)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # botocore, aiohttp and gcsfs errors share no base class
         raise TransientSourceError(
-            f"cannot list {connector.path}: {str(err).splitlines()[0]}",
+            f"cannot list {connector.path}: {type(err).__name__}: {str(err).splitlines()[0]}",
             hint="check the bucket, the endpoint and the credentials",
         ) from None
     files = []
@@ -173,8 +197,10 @@ def _discover_remote(connector: FilesConnector, fs: Any) -> list[SourceFile]:
 def _open(file: SourceFile, fs: Any) -> IO[bytes] | _Local:
     if fs is None:
         return _Local(file.path)
-    # a small read-ahead keeps memory flat however large the object is
-    return fs.open(file.path, "rb", block_size=BLOCK_BYTES, cache_type="readahead")
+    # one range request per buffer, and no other copy of it: memory stays flat however
+    # large the object is
+    raw = fs.open(file.path, "rb", cache_type="none")
+    return io.BufferedReader(raw, buffer_size=REMOTE_BUFFER_BYTES)
 
 
 class _Local:

@@ -190,7 +190,8 @@ class _Session:
 
     def _once(self, url: str, params: dict[str, Any]) -> httpx.Response:
         self._pace()
-        request = self.client.build_request("GET", url, params=params)
+        # no params at all for a next URL: an empty dict would drop the query it carries
+        request = self.client.build_request("GET", url, params=params or None)
         try:
             response = self.client.send(request)
         except httpx.TimeoutException:

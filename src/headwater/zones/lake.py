@@ -7,7 +7,8 @@ so data and checkpoint are atomic. Engines read a table through the file list py
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,11 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.conversions import from_bytes
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import EqualTo
+from pyiceberg.io.pyarrow import ParquetFormatWriter
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.table import Table
+from pyiceberg.table.locations import load_location_provider
+from pyiceberg.typedef import Record
 from pyiceberg.types import (
     DateType,
     DecimalType,
@@ -47,6 +52,7 @@ _EXACT_BOUNDS = (
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 PREFIX = "hw."
+FILE_BYTES = 512 << 20  # Arrow bytes written to one data file before the next is started
 # pyiceberg's SQL catalog table, read directly for the cheap `version` check
 _ICEBERG_TABLES = sa.table(
     "iceberg_tables",
@@ -116,25 +122,28 @@ class Lake:
         properties: dict[str, Any],
         before_commit: Callable[[], None] | None = None,
     ) -> Snapshot:
-        """Append `parts` and record `properties` in ONE commit; the table grows new columns.
+        """Append `parts` and record `properties` in ONE commit (one snapshot); the table
+        grows new columns.
 
-        Parts are written to data files one at a time (bounded memory); nothing is visible
-        until the single commit at the end. A property may be a callable, read after the
-        last part (e.g. a row count). `before_commit` runs after the data files are written
-        and before the commit (to commit a dependent table first).
+        Parts stream into Parquet data files, one row group per part, so memory stays bounded
+        by a part however much is appended; nothing is visible until the single commit at the
+        end. A property may be a callable, read after the last part (e.g. a row count).
+        `before_commit` runs after the data files are written and before the commit (to commit
+        a dependent table first).
         """
         table = self._ensure(name)
         with table.transaction() as tx:
-            for part in _coalesce(parts):
-                _grow_schema(tx, part.schema)
-                tx.append(_align(part, tx.table_metadata.schema().as_arrow()))
+            with _DataFiles(table, tx) as files:
+                for part in parts:
+                    if part.num_rows:
+                        _grow_schema(tx, part.schema)
+                        files.write(_align(part, tx.table_metadata.schema().as_arrow()))
             summary = {
                 PREFIX + k: _encode(v() if callable(v) else v) for k, v in properties.items()
             }
-            # the checkpoint rides on a final empty append of the same commit
-            tx.append(
-                tx.table_metadata.schema().as_arrow().empty_table(), snapshot_properties=summary
-            )
+            with tx.update_snapshot(snapshot_properties=summary).fast_append() as append:
+                for data_file in files.written:
+                    append.append_data_file(data_file)
             if before_commit is not None:
                 before_commit()
         return self.snapshots(name)[-1]
@@ -245,22 +254,62 @@ class Lake:
         return table
 
 
-def _coalesce(
-    parts: Iterable[pa.Table], *, rows: int = 1_000_000, nbytes: int = 256 << 20
-) -> Iterator[pa.Table]:
-    """Gather small parts into data files of a useful size (each append costs a manifest)."""
-    pending: list[pa.Table] = []
-    size = count = 0
-    for part in parts:
-        if not part.num_rows:
-            continue
-        pending.append(part)
-        count, size = count + part.num_rows, size + part.nbytes
-        if count >= rows or size >= nbytes:
-            yield pa.concat_tables(pending, promote_options="default")
-            pending, size, count = [], 0, 0
-    if pending:
-        yield pa.concat_tables(pending, promote_options="default")
+class _DataFiles:
+    """Parquet data files of one commit, written part by part (a row group each) and rolled
+    over at FILE_BYTES or when the table's schema grows."""
+
+    def __init__(self, table: Table, tx: Any) -> None:
+        self.table = table
+        self.tx = tx
+        self.written: list[DataFile] = []
+        self._writer: Any = None
+        self._path = ""
+        self._schema: Any = None
+        self._bytes = 0
+
+    def __enter__(self) -> _DataFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self._close()
+
+    def write(self, part: pa.Table) -> None:
+        schema = self.tx.table_metadata.schema()
+        if self._writer is not None and (schema != self._schema or self._bytes >= FILE_BYTES):
+            self._close()
+        if self._writer is None:
+            metadata = self.tx.table_metadata
+            locations = load_location_provider(metadata.location, metadata.properties)
+            self._path = locations.new_data_location(f"{uuid.uuid4()}.parquet")
+            self._writer = ParquetFormatWriter(
+                self.table.io.new_output(self._path), schema, metadata.properties
+            )
+            self._schema = schema
+            self._bytes = 0
+        self._writer.write(part)
+        self._bytes += part.nbytes
+
+    def _close(self) -> None:
+        if self._writer is None:
+            return
+        stats = self._writer.close()
+        metadata = self.tx.table_metadata
+        self.written.append(
+            DataFile.from_args(
+                content=DataFileContent.DATA,
+                file_path=self._path,
+                file_format=FileFormat.PARQUET,
+                partition=Record(),
+                file_size_in_bytes=len(self.table.io.new_input(self._path)),
+                sort_order_id=None,
+                spec_id=metadata.default_spec_id,
+                equality_ids=None,
+                key_metadata=None,
+                **stats.to_serialized_dict(),
+            )
+        )
+        self._writer = None
 
 
 def _grow_schema(tx: Any, schema: pa.Schema) -> None:
