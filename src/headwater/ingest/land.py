@@ -11,6 +11,7 @@ batch adds only the quarantined records it does not hold yet.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from headwater.contracts import Contract, Evolution
+from headwater.contracts import Column, Contract, Evolution
 from headwater.contracts.secrets import Secrets
 from headwater.contracts.specs import parse_watermark
 from headwater.contracts.thresholds import parse_duration
@@ -31,7 +32,8 @@ from headwater.errors import HeadwaterError
 from headwater.ingest.conform import INPUT, arrow_type, conform_query, unknown_keys_query
 from headwater.ingest.connectors import open_reader
 from headwater.ingest.files import batch_id
-from headwater.ingest.source import JSON, ORIGIN, RECORD, Part, Reader, State, cursor_text
+from headwater.ingest.infer import infer_columns
+from headwater.ingest.source import JSON, ORIGIN, RECORD, Part, Rejected, State, cursor_text
 from headwater.zones.lake import Lake
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
@@ -103,12 +105,14 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         return result
     result.batch_id = batch_id(f"{reader.key}\n{state.cursor}")
     result.files = [f.shown for f in getattr(reader, "new", [])]
+    parts: Iterator[Part] = reader.parts()
+    contract, parts = _pinned(contract, lake, parts)
     job = _Job(contract, result, now=now, cutoff=_late_cutoff(contract, lake), state=state)
     landed_files = lake.files(table) if state.since is not None else []
     if incremental is not None and landed_files:
         job.load_seen(landed_files, incremental.column, since=state.since)
-    parts = job.conformed(reader)
-    first = next(parts, None)
+    conformed = job.conformed(parts, reader.rejected)
+    first = next(conformed, None)
     if first is None and not job.bad and not getattr(reader, "new", None):
         return result  # nothing new: no commit, the checkpoint stands
 
@@ -121,8 +125,9 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
 
     lake.append(
         table,
-        itertools.chain([first] if first is not None else [], parts),
+        itertools.chain([first] if first is not None else [], conformed),
         before_commit=commit_quarantine,
+        table_properties=lambda: _table_properties(contract),
         properties={
             "batch_id": result.batch_id,
             "checkpoint": lambda: {**reader.checkpoint(), "cursor": cursor_text(job.cursor)},
@@ -166,17 +171,17 @@ class _Job:
         self.cursor: Any = _typed_cursor(state.cursor)
         self.unseen_sql: str | None = None
 
-    def conformed(self, reader: Reader) -> Iterator[pa.Table]:
-        for part in reader.parts():
+    def conformed(self, parts: Iterator[Part], rejected: Rejected) -> Iterator[pa.Table]:
+        for part in parts:
             good = self._conform(part)
             if good.num_rows:
                 yield good
-        if reader.rejected.rows:
+        if rejected.rows:
             self._keep_bad(
                 pa.Table.from_pylist(
                     [
                         {**r, "_hw_batch_id": self.result.batch_id, "_hw_ingested_at": self.now}
-                        for r in reader.rejected.rows
+                        for r in rejected.rows
                     ],
                     schema=QUARANTINE_SCHEMA,
                 ),
@@ -343,6 +348,38 @@ class _Job:
             else:
                 out.append([hour, hour + timedelta(hours=1)])
         return [[lo.isoformat(), hi.isoformat()] for lo, hi in out]
+
+
+def _pinned(
+    contract: Contract, lake: Lake, parts: Iterator[Part]
+) -> tuple[Contract, Iterator[Part]]:
+    """A contract that declares no columns takes the ones pinned under its schema_version;
+    the first load of a version infers them from its first part (and pins them)."""
+    if contract.columns:
+        return contract, parts
+    pinned = lake.properties(contract.table).get(f"schema.{contract.schema_version}")
+    if pinned:
+        columns = [Column.model_validate(c) for c in json.loads(pinned)]
+        return contract.model_copy(update={"columns": columns}), parts
+    first = next(parts, None)
+    if first is None:
+        return contract, parts
+    columns = infer_columns(first, DuckDBEngine())
+    return contract.model_copy(update={"columns": columns}), itertools.chain([first], parts)
+
+
+def _table_properties(contract: Contract) -> dict[str, str]:
+    """What the raw table records of its contract: privacy, PII tags and the schema pinned
+    under the contract's schema_version (declared or inferred)."""
+    columns = [c.model_dump(mode="json", exclude_defaults=True) for c in contract.columns]
+    return {
+        "source": contract.source,
+        "schema_version": contract.schema_version,
+        "privacy_level": contract.privacy_level.value,
+        "owner": contract.owner or "",
+        "pii": json.dumps({c.name: c.pii for c in contract.columns if c.pii}, sort_keys=True),
+        f"schema.{contract.schema_version}": json.dumps(columns, sort_keys=True),
+    }
 
 
 def _create_tables(contract: Contract, lake: Lake) -> None:

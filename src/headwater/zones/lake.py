@@ -121,6 +121,7 @@ class Lake:
         *,
         properties: dict[str, Any],
         before_commit: Callable[[], None] | None = None,
+        table_properties: Callable[[], dict[str, str]] | None = None,
     ) -> Snapshot:
         """Append `parts` and record `properties` in ONE commit (one snapshot); the table
         grows new columns.
@@ -128,8 +129,9 @@ class Lake:
         Parts stream into Parquet data files, one row group per part, so memory stays bounded
         by a part however much is appended; nothing is visible until the single commit at the
         end. A property may be a callable, read after the last part (e.g. a row count).
-        `before_commit` runs after the data files are written and before the commit (to commit
-        a dependent table first).
+        `table_properties` (read after the last part) are set on the table in the same
+        commit (key prefixed `hw.`). `before_commit` runs after the data files are written
+        and before the commit (to commit a dependent table first).
         """
         table = self._ensure(name)
         with table.transaction() as tx:
@@ -141,6 +143,11 @@ class Lake:
             summary = {
                 PREFIX + k: _encode(v() if callable(v) else v) for k, v in properties.items()
             }
+            if table_properties is not None:
+                wanted = {PREFIX + k: v for k, v in table_properties().items()}
+                changed = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
+                if changed:
+                    tx.set_properties(changed)
             with tx.update_snapshot(snapshot_properties=summary).fast_append() as append:
                 for data_file in files.written:
                     append.append_data_file(data_file)
@@ -228,6 +235,13 @@ class Lake:
                         value if field.name not in out else pick(out[field.name], value)
                     )
         return BatchStats(rows, nulls, lower, upper)
+
+    def properties(self, name: str) -> dict[str, str]:
+        """The table's headwater properties (`headwater.` prefix removed)."""
+        table = self.table(name)
+        if table is None:
+            return {}
+        return {k[len(PREFIX) :]: v for k, v in table.properties.items() if k.startswith(PREFIX)}
 
     def schema(self, name: str) -> pa.Schema | None:
         table = self.table(name)
