@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from headwater.errors import SpecError
 from headwater.models.lineage import ROWS, Lineage, ModelLineage, Upstream, trace
+from headwater.orchestrate.stores import project_catalog_url
 from headwater.project import Project
-from headwater.zones.catalog import Catalog, LineageRecord, catalog_url
+from headwater.zones.catalog import Catalog, LineageRecord
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
 
@@ -73,7 +74,7 @@ def lineage_of(
     Raises:
         SpecError: `target` names no known table or column (with a did-you-mean).
     """
-    catalog = Catalog(catalog_url(project.settings.catalog, project.root))
+    catalog = Catalog(project_catalog_url(project))
     try:
         found = record_lineage(project, catalog)
         table, column = _target(target, project, found)
