@@ -8,32 +8,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from headwater.contracts import Contract
 from headwater.ingest import ingest
 from headwater.zones.lake import Lake
-from tests.ingest.test_land import rows, write
+from tests.ingest.raw import orders_contract, rows, write
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def contract(path: str, **overrides: Any) -> Contract:
-    spec = {
-        "name": "orders",
-        "source": "shop.orders",
-        "schema_version": "1",
-        "delivery": "batch",
-        "privacy_level": "internal",
-        "connector": {"kind": "files", "path": path},
-        **overrides,
-    }
-    return Contract.model_validate(spec)
-
-
-@pytest.fixture
-def lake(tmp_path: Path) -> Lake:
-    return Lake(f"sqlite:///{tmp_path / 'catalog.db'}", "lake", tmp_path)
+    return orders_contract({"kind": "files", "path": path}, **overrides)
 
 
 def record(i: int, **extra: Any) -> str:

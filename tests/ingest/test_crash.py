@@ -26,7 +26,7 @@ from headwater.ingest import ingest
 from headwater.zones.lake import Lake
 from tests import postgres, s3
 from tests.httpapi import Api
-from tests.ingest.test_land import rows
+from tests.ingest.raw import orders_contract, rows
 
 pytestmark = pytest.mark.slow
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -53,18 +53,8 @@ _CHILD = textwrap.dedent(
 
 
 def contract(connector: dict[str, Any], **overrides: Any) -> Contract:
-    return Contract.model_validate(
-        {
-            "name": "orders",
-            "source": "crash.orders",
-            "schema_version": "1",
-            "delivery": "batch",
-            "privacy_level": "internal",
-            "primary_key": ["order_id"],
-            "connector": connector,
-            "columns": COLUMNS,
-            **overrides,
-        }
+    return orders_contract(
+        connector, **{"primary_key": ["order_id"], "columns": COLUMNS, **overrides}
     )
 
 

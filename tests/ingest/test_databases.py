@@ -16,7 +16,7 @@ from headwater.errors import SourceError
 from headwater.ingest import ingest
 from headwater.zones.lake import Lake
 from tests import postgres
-from tests.ingest.test_land import rows
+from tests.ingest.raw import orders_contract, rows
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -29,24 +29,9 @@ COLUMNS = [
 
 
 def contract(connector: dict[str, Any], **overrides: Any) -> Contract:
-    return Contract.model_validate(
-        {
-            "name": "orders",
-            "source": "shop_db.orders",
-            "schema_version": "1",
-            "delivery": "batch",
-            "privacy_level": "internal",
-            "primary_key": ["order_id"],
-            "connector": connector,
-            "columns": COLUMNS,
-            **overrides,
-        }
+    return orders_contract(
+        connector, **{"primary_key": ["order_id"], "columns": COLUMNS, **overrides}
     )
-
-
-@pytest.fixture
-def lake(tmp_path: Path) -> Lake:
-    return Lake(f"sqlite:///{tmp_path / 'catalog.db'}", "lake", tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import duckdb
 import pyarrow as pa
 import pytest
 
@@ -22,6 +21,7 @@ from headwater.errors import SourceError, SpecError
 from headwater.ingest import http, ingest
 from headwater.zones.lake import Lake
 from tests.httpapi import Api, Request
+from tests.ingest.raw import orders_contract, rows
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 START = datetime(2026, 10, 1, 10, 0, tzinfo=UTC)
@@ -67,22 +67,7 @@ def contract(api: Api, style: str = "cursor", **connector: Any) -> Contract:
         "timeout": "1s",
         **connector,
     }
-    return Contract.model_validate(
-        {
-            "name": "orders",
-            "source": "shop.orders",
-            "schema_version": "1",
-            "delivery": "batch",
-            "privacy_level": "internal",
-            "connector": spec,
-            "columns": COLUMNS,
-        }
-    )
-
-
-@pytest.fixture
-def lake(tmp_path: Path) -> Lake:
-    return Lake(f"sqlite:///{tmp_path / 'catalog.db'}", "lake", tmp_path)
+    return orders_contract(spec, columns=COLUMNS)
 
 
 @pytest.fixture
@@ -96,14 +81,6 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hand pages to landing in parts of 2 records, so a failure on a later page comes after
     earlier parts were already conformed (and must still not be committed)."""
     monkeypatch.setattr(http, "PART_RECORDS", 2)
-
-
-def rows(lake: Lake, table: str, columns: str = "*") -> list[tuple[Any, ...]]:
-    files = lake.files(table)
-    if not files:
-        return []
-    query = f"select {columns} from read_parquet($f, union_by_name=true) order by all"
-    return duckdb.sql(query, params={"f": files}).fetchall()
 
 
 def ids(lake: Lake) -> list[int]:

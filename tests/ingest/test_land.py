@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from headwater.contracts import Contract
 from headwater.ingest import ingest
 from headwater.zones.lake import Lake
+from tests.ingest.raw import orders_contract, rows, write
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 COLUMNS = [
@@ -25,36 +25,7 @@ COLUMNS = [
 
 
 def contract(path: str, **overrides: Any) -> Contract:
-    spec = {
-        "name": "orders",
-        "source": "shop.orders",
-        "schema_version": "1",
-        "delivery": "batch",
-        "privacy_level": "internal",
-        "connector": {"kind": "files", "path": path},
-        "columns": COLUMNS,
-        **overrides,
-    }
-    return Contract.model_validate(spec)
-
-
-@pytest.fixture
-def lake(tmp_path: Path) -> Lake:
-    return Lake(f"sqlite:///{tmp_path / 'catalog.db'}", "lake", tmp_path)
-
-
-def rows(lake: Lake, table: str, columns: str = "*") -> list[tuple[Any, ...]]:
-    files = lake.files(table)
-    if not files:
-        return []
-    query = f"select {columns} from read_parquet($f, union_by_name=true) order by all"
-    return duckdb.sql(query, params={"f": files}).fetchall()
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return orders_contract({"kind": "files", "path": path}, columns=COLUMNS, **overrides)
 
 
 def test_csv_lands_typed_rows_with_metadata(tmp_path: Path, lake: Lake) -> None:

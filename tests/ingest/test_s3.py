@@ -19,7 +19,7 @@ from headwater.errors import SourceError
 from headwater.ingest import ingest
 from headwater.zones.lake import Lake
 from tests import s3
-from tests.ingest.test_land import rows
+from tests.ingest.raw import orders_contract, rows
 
 pytestmark = pytest.mark.s3
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -59,22 +59,7 @@ def connector(endpoint: str, path: str) -> dict[str, Any]:
 
 
 def contract(endpoint: str, path: str) -> Contract:
-    return Contract.model_validate(
-        {
-            "name": "orders",
-            "source": "s3.orders",
-            "schema_version": "1",
-            "delivery": "batch",
-            "privacy_level": "internal",
-            "connector": connector(endpoint, path),
-            "columns": COLUMNS,
-        }
-    )
-
-
-@pytest.fixture
-def lake(tmp_path: Path) -> Lake:
-    return Lake(f"sqlite:///{tmp_path / 'catalog.db'}", "lake", tmp_path)
+    return orders_contract(connector(endpoint, path), columns=COLUMNS)
 
 
 def test_only_new_objects_land_on_the_second_run(endpoint: str, bucket: str, lake: Lake) -> None:
