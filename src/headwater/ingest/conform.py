@@ -8,6 +8,7 @@ columns, `_hw_reason` (NULL for a good row) and `_hw_record` (the original recor
 from __future__ import annotations
 
 import functools
+import json
 
 import duckdb
 import pyarrow as pa
@@ -19,7 +20,9 @@ from headwater.contracts.specs import parse_watermark, sql_type
 from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD
 
 INPUT = "_hw_in"
+UNKNOWN = "_hw_unknown"  # under `evolve`, JSON keys of each record the query did not expect
 _JSON = "_hw_json"
+_FIELDS = "_hw_fields"
 _NESTED = {
     exp.DataType.Type.JSON,
     exp.DataType.Type.STRUCT,
@@ -45,12 +48,20 @@ def conform_query(
     outer: list[exp.Expression] = []
     reasons: list[exp.Expression] = []
     for i, col in enumerate(contract.columns):
-        raw = (
-            _json_value(col.name, nested=_is_nested(col))
-            if json_input
-            else (exp.column(col.name, quoted=True) if col.name in columns else exp.null())
-        )
-        typed = exp.TryCast(this=raw.copy(), to=sql_type(col.type))
+        if json_input:
+            # typed by the one parse of the line; the raw value is looked up only when the
+            # typed one is NULL (to tell a missing value from one that does not cast)
+            typed: exp.Expression = exp.Dot(
+                this=exp.column(_FIELDS), expression=exp.to_identifier(col.name, quoted=True)
+            )
+            raw: exp.Expression = (
+                exp.Case()
+                .when(typed.copy().is_(exp.null()), _json_value(col.name, nested=False))
+                .else_(exp.Literal.string(""))
+            )
+        else:
+            raw = exp.column(col.name, quoted=True) if col.name in columns else exp.null()
+            typed = exp.TryCast(this=raw.copy(), to=sql_type(col.type))
         inner = inner.select(raw.as_(f"_s{i}"), typed.as_(f"_v{i}"))
         outer.append(exp.column(f"_v{i}").as_(col.name, quoted=True))
         reasons.extend(_column_reasons(col, f"_s{i}", f"_v{i}"))
@@ -60,6 +71,9 @@ def conform_query(
         for key in extra_keys if evolve else []:
             inner = inner.select(_json_value(key, nested=False).as_(key, quoted=True))
             outer.append(exp.column(key, quoted=True))
+        if evolve:  # keys not known yet: the caller adds them as columns and runs again
+            inner = inner.select(_unknown_json_keys([*declared, *extra_keys]).as_("_unknown"))
+            outer.append(exp.column("_unknown").as_(UNKNOWN))
         if refuse:
             inner = inner.select(_unknown_json_keys(declared).as_("_unknown"))
             reasons.append(_unknown_keys_reason(contract.evolution))
@@ -89,7 +103,7 @@ def conform_query(
             .else_(reason)
         )
         record: exp.Expression = exp.column(LINE)
-        inner = inner.from_(_input_with_json())
+        inner = inner.from_(_input_with_json(contract.columns))
     else:
         record = exp.func(
             "to_json",
@@ -133,17 +147,6 @@ def conform_query(
         .when(reason_col.copy().is_(exp.null()).not_(), exp.column("_hw_raw"))
         .as_("_hw_record"),
     ).from_(checked.subquery("_r"))
-
-
-def unknown_keys_query(contract: Contract) -> exp.Select:
-    """The distinct keys of a JSON-lines batch that the contract does not declare."""
-    keys = _unknown_json_keys([c.name for c in contract.columns])
-    return (
-        exp.select(exp.Unnest(expressions=[keys]).as_("key"))
-        .from_(_input_with_json())
-        .where(exp.column(_JSON).is_(exp.null()).not_())
-        .distinct()
-    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -206,13 +209,22 @@ def _json_value(key: str, *, nested: bool) -> exp.Expression:
     return exp.func(fn, exp.column(_JSON), path)
 
 
-def _input_with_json() -> exp.Subquery:
+def _input_with_json(columns: list[Column] | None = None) -> exp.Subquery:
+    """The input with `_hw_json` (the line if it is a valid JSON object, else NULL) and, for
+    declared `columns`, `_hw_fields`: each column typed from ONE parse of the line (NULL where
+    a value does not cast)."""
     # json functions raise on malformed text, so only valid objects reach them
     line = exp.column(LINE)
-    valid = exp.Case().when(exp.func("json_valid", line), line)
-    is_object = exp.EQ(this=exp.func("json_type", valid), expression=exp.Literal.string("OBJECT"))
-    checked = exp.Case().when(is_object, line)
-    return exp.select(exp.Star(), checked.as_(_JSON)).from_(INPUT).subquery("_j")
+    opens = exp.func(
+        "starts_with", exp.func("ltrim", line, exp.Literal.string(" \t\r")), exp.Literal.string("{")
+    )
+    checked = exp.Case().when(exp.and_(exp.func("json_valid", line), opens), line)
+    query = exp.select(exp.Star(), checked.as_(_JSON)).from_(INPUT)
+    if columns:
+        shape = {c.name: c.type for c in columns}
+        fields = exp.func("json_transform", checked.copy(), exp.Literal.string(json.dumps(shape)))
+        query = query.select(fields.as_(_FIELDS))
+    return query.subquery("_j")
 
 
 def _unknown_json_keys(declared: list[str]) -> exp.Expression:

@@ -23,17 +23,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from headwater.contracts import Column, Contract, Evolution
+from headwater.contracts import Column, Contract
 from headwater.contracts.secrets import Secrets
 from headwater.contracts.specs import parse_watermark
 from headwater.contracts.thresholds import parse_duration
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError
-from headwater.ingest.conform import INPUT, arrow_type, conform_query, unknown_keys_query
+from headwater.ingest.conform import INPUT, UNKNOWN, arrow_type, conform_query
 from headwater.ingest.connectors import open_reader
 from headwater.ingest.files import batch_id
 from headwater.ingest.infer import infer_columns
-from headwater.ingest.source import JSON, ORIGIN, RECORD, Part, Rejected, State, cursor_text
+from headwater.ingest.source import ORIGIN, RECORD, Part, Rejected, State, cursor_text
 from headwater.zones.lake import Lake
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
@@ -164,7 +164,7 @@ class _Job:
         self.bad: list[pa.Table] = []
         self.queries: dict[tuple[object, ...], tuple[str, set[str]]] = {}
         self.hours: set[Any] = set()
-        self.keys_sql = unknown_keys_query(contract).sql(dialect="duckdb")
+        self.extra_keys: tuple[str, ...] = ()  # undeclared JSON keys seen (under evolve)
         self.event_column = parse_watermark(contract.watermark)[0] if contract.watermark else None
         incremental = getattr(contract.connector, "incremental", None)
         self.cursor_column = incremental.column if incremental is not None else None
@@ -258,8 +258,6 @@ class _Job:
         data = part.data
         has_origin = ORIGIN in data.column_names
         columns = tuple(c for c in data.column_names if c not in (RECORD, ORIGIN))
-        extra_keys = tuple(self._unknown_json_keys(part))
-        sql, used = self._query(columns, part.format, extra_keys, has_origin)
         params = {
             "batch_id": self.result.batch_id,
             "now": self.now,
@@ -268,7 +266,18 @@ class _Job:
         }
         self.engine.register(INPUT, data)
         try:
-            out = self.engine.read(sql, {k: v for k, v in params.items() if k in used})
+            while True:
+                sql, used = self._query(columns, part.format, self.extra_keys, has_origin)
+                out = self.engine.read(sql, {k: v for k, v in params.items() if k in used})
+                if UNKNOWN not in out.column_names:
+                    break
+                new = pc.unique(pc.list_flatten(out.column(UNKNOWN))).to_pylist()
+                out = out.drop_columns([UNKNOWN])
+                if not new:
+                    break
+                # a key never seen before: it becomes a column (evolve), and the part is read
+                # again with it (rare: once per new key per run)
+                self.extra_keys = tuple(sorted({*self.extra_keys, *new}))
         finally:
             self.engine.unregister(INPUT)
         failed = pc.is_valid(out.column("_hw_reason"))
@@ -305,16 +314,6 @@ class _Job:
                 {p.name for p in query.find_all(exp.Placeholder)},
             )
         return self.queries[shape]
-
-    def _unknown_json_keys(self, part: Part) -> list[str]:
-        if part.format != JSON or self.contract.evolution is not Evolution.EVOLVE:
-            return []
-        self.engine.register(INPUT, part.data)
-        try:
-            rows = self.engine.rows(self.keys_sql)
-        finally:
-            self.engine.unregister(INPUT)
-        return sorted(r[0] for r in rows)
 
     def _keep_bad(self, bad: pa.Table) -> None:
         self.bad.append(bad)

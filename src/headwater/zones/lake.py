@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -270,7 +271,11 @@ class Lake:
 
 class _DataFiles:
     """Parquet data files of one commit, written part by part (a row group each) and rolled
-    over at FILE_BYTES or when the table's schema grows."""
+    over at FILE_BYTES or when the table's schema grows.
+
+    A part is written on a background thread while the caller makes the next one (Parquet
+    encoding and the caller's DuckDB queries both release the GIL); one write at a time.
+    """
 
     def __init__(self, table: Table, tx: Any) -> None:
         self.table = table
@@ -280,15 +285,22 @@ class _DataFiles:
         self._path = ""
         self._schema: Any = None
         self._bytes = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hw-lake-write")
+        self._pending: Future[None] | None = None
 
     def __enter__(self) -> _DataFiles:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self._close()
+        try:
+            self._wait()
+            if exc[0] is None:
+                self._close()
+        finally:
+            self._pool.shutdown(wait=True)
 
     def write(self, part: pa.Table) -> None:
+        self._wait()
         schema = self.tx.table_metadata.schema()
         if self._writer is not None and (schema != self._schema or self._bytes >= FILE_BYTES):
             self._close()
@@ -301,10 +313,16 @@ class _DataFiles:
             )
             self._schema = schema
             self._bytes = 0
-        self._writer.write(part)
+        self._pending = self._pool.submit(self._writer.write, part)
         self._bytes += part.nbytes
 
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
     def _close(self) -> None:
+        self._wait()
         if self._writer is None:
             return
         stats = self._writer.close()
