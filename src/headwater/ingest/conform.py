@@ -7,7 +7,6 @@ columns, `_hw_reason` (NULL for a good row) and `_hw_record` (the original recor
 
 from __future__ import annotations
 
-import functools
 import json
 
 import duckdb
@@ -149,13 +148,16 @@ def conform_query(
     ).from_(checked.subquery("_r"))
 
 
-@functools.lru_cache(maxsize=256)
-def arrow_type(type_sql: str) -> pa.DataType:
-    """The Arrow type DuckDB produces for a SQL type (so raw tables match what lands)."""
-    query = exp.select(exp.cast(exp.null(), sql_type(type_sql)).as_("x")).limit(0)
+def arrow_types(types_sql: list[str]) -> list[pa.DataType]:
+    """The Arrow types DuckDB produces for SQL types (so raw tables match what lands)."""
+    if not types_sql:
+        return []
+    query = exp.select(
+        *[exp.cast(exp.null(), sql_type(t)).as_(f"c{i}") for i, t in enumerate(types_sql)]
+    ).limit(0)
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        return conn.sql(query.sql(dialect="duckdb")).to_arrow_table().schema.field(0).type
+        return list(conn.sql(query.sql(dialect="duckdb")).to_arrow_table().schema.types)
 
 
 def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expression]:

@@ -29,7 +29,7 @@ from headwater.contracts.specs import parse_watermark
 from headwater.contracts.thresholds import parse_duration
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError
-from headwater.ingest.conform import INPUT, UNKNOWN, arrow_type, conform_query
+from headwater.ingest.conform import INPUT, UNKNOWN, arrow_types, conform_query
 from headwater.ingest.connectors import open_reader
 from headwater.ingest.files import batch_id
 from headwater.ingest.infer import infer_columns
@@ -280,11 +280,13 @@ class _Job:
                 self.extra_keys = tuple(sorted({*self.extra_keys, *new}))
         finally:
             self.engine.unregister(INPUT)
-        failed = pc.is_valid(out.column("_hw_reason"))
-        bad = out.filter(failed)
-        if bad.num_rows:
+        good = out
+        if out.column("_hw_reason").null_count < out.num_rows:  # filtering copies: only if needed
+            failed = pc.is_valid(out.column("_hw_reason"))
+            bad = out.filter(failed)
             self._keep_bad(bad.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA))
-        good = out.filter(pc.invert(failed)).drop_columns(["_hw_reason", "_hw_record"])
+            good = out.filter(pc.invert(failed))
+        good = good.drop_columns(["_hw_reason", "_hw_record"])
         if self.unseen_sql is not None and good.num_rows:
             before = good.num_rows
             self.engine.register(INPUT, good)
@@ -384,7 +386,8 @@ def _table_properties(contract: Contract) -> dict[str, str]:
 def _create_tables(contract: Contract, lake: Lake) -> None:
     """Create raw and quarantine tables with their declared columns before any data lands."""
     if lake.table(contract.table) is None:
-        fields = [pa.field(c.name, arrow_type(c.type)) for c in contract.columns]
+        types = arrow_types([c.type for c in contract.columns])
+        fields = [pa.field(c.name, t) for c, t in zip(contract.columns, types, strict=True)]
         fields += [pa.field(name, _ARROW[sql]) for name, sql in RAW_METADATA.items()]
         lake.create(contract.table, pa.schema(fields))
     if lake.table(f"{contract.table}__quarantine") is None:
