@@ -38,7 +38,8 @@ from headwater.contracts.thresholds import parse_duration
 from headwater.errors import SourceError, TransientSourceError
 from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD, Part, Rejected, State, cursor_text
 
-PART_RECORDS = 100_000  # records gathered from pages before one conform pass
+PART_RECORDS = 100_000  # records gathered from pages before one conform pass ...
+PART_BYTES = 8 << 20  # ... or this much JSON text, whichever comes first
 MAX_RETRY_AFTER = 600.0
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
@@ -59,16 +60,19 @@ class HttpReader:
         positions: list[int] = []
         origin_of: list[int] = []
         origins: list[str] = []
+        size = 0
         with _Session(self.connector, self._secrets) as session:
             for shown, records in self._pages(session):
                 origins.append(shown)
                 with _no_gc():
-                    lines.extend(orjson.dumps(r) for r in records)
+                    page = [orjson.dumps(r) for r in records]
+                lines.extend(page)
+                size += sum(map(len, page))
                 positions.extend(range(1, len(records) + 1))
                 origin_of.extend([len(origins) - 1] * len(records))
-                if len(lines) >= PART_RECORDS:
+                if len(lines) >= PART_RECORDS or size >= PART_BYTES:
                     yield _part(lines, positions, origin_of, origins)
-                    lines, positions, origin_of, origins = [], [], [], []
+                    lines, positions, origin_of, origins, size = [], [], [], [], 0
         if lines:
             yield _part(lines, positions, origin_of, origins)
 
