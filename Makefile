@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 DEMO ?= demo-shop
 
-.PHONY: demo test lint bench bench-incremental clean
+.PHONY: demo test lint bench bench-incremental bench-ingest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench: $(VENV)/.installed
 
 bench-incremental: $(VENV)/.installed
 	$(BIN)/python bench/transform/incremental.py
+
+bench-ingest: $(VENV)/.installed
+	$(BIN)/python bench/ingest/run.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import statistics
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -41,6 +42,9 @@ from headwater.models import quote_table
 from headwater.project import load_project
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # bench/machine.py
+from machine import machine_cpu, our_cpu, wait_idle  # noqa: E402
+
 TEMPLATES = generate.load_templates(HERE / "templates_incremental.yml")
 # the tables the generated DAG starts from, and their shapes
 INCREMENTAL_BASE = {"clean.events": "events", "clean.customers": "customers"}
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
     for i in range(args.repeat):
         for attempt in range(1 + args.retries):
-            _wait_idle()
+            wait_idle(probe=5)
             last = one_round(state, held, work, base=base, lake_files=setup["lake_files"], index=i)
             print(
                 f"  round {i + 1}: ingest {last['ingest']['wall_s']:.2f}s, incremental build "
@@ -199,7 +203,7 @@ def one_round(
     Odd rounds run the full build first, so slow drift of the machine favours neither side.
     """
     out: dict[str, Any] = {}
-    busy, ours = _machine_cpu(), _our_cpu()
+    busy, ours = machine_cpu(), our_cpu()
 
     def incremental() -> None:
         copy = _with_new_day(state, held, work / "incremental")
@@ -215,7 +219,7 @@ def one_round(
         for job in (full, incremental) if index % 2 else (incremental, full):
             job()
         # other work on the machine skews the timings: the CPU seconds it took meanwhile
-        out["other_cpu_s"] = max(0.0, (_machine_cpu() - busy) - (_our_cpu() - ours))
+        out["other_cpu_s"] = max(0.0, (machine_cpu() - busy) - (our_cpu() - ours))
         out["compare"] = compare(
             work / "incremental", work / "full", sorted(out["full"]["statuses_by_model"])
         )
@@ -391,36 +395,6 @@ def _clean_lake(base: Path, keep: list[str]) -> None:
     for path in lake.rglob("*"):
         if path.is_file() and str(path.relative_to(lake)) not in kept:
             path.unlink()
-
-
-def _wait_idle(*, limit: float = 0.1, probe: float = 5, timeout: float = 600) -> None:
-    """Wait (at most `timeout` s) until other processes use under `limit` of a CPU."""
-    deadline = time.monotonic() + timeout
-    told = False
-    while time.monotonic() < deadline:
-        busy = _machine_cpu()
-        time.sleep(probe)
-        if (_machine_cpu() - busy) / probe < limit:
-            return
-        if not told:
-            print("    waiting for other processes to finish ...", flush=True)
-            told = True
-
-
-def _machine_cpu() -> float:
-    """CPU seconds every process of the machine has used (Linux /proc/stat; else 0)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[:7])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def _our_cpu() -> float:
-    """CPU seconds of this process and of its finished children (the measured jobs)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def _ok(result: dict[str, Any], what: str) -> dict[str, Any]:
