@@ -61,7 +61,7 @@ def test_a_secret_never_leaves_the_environment(tmp_path: Path) -> None:
 
         code, out = run(root, TOKEN)
         assert code == 0, out
-        assert "5 rows landed" in out
+        assert "5 rows landed" in out and "2 pages" in out
         assert api.listings[-1].query["api_key"] == TOKEN
 
     assert TOKEN.encode() not in every_byte(root)

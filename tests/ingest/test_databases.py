@@ -77,6 +77,7 @@ def test_full_extraction_lands_every_row_typed(source: sa.Engine, pg_url: str, l
     spec = contract({"kind": "postgres", "url": pg_url, "table": "public.orders"})
     landed = ingest(spec, root=Path("."), lake=lake, now=NOW)
     assert (landed.rows, landed.quarantined) == (5, 0)
+    assert landed.read == "5 rows of public.orders"
     got = rows(lake, "raw.orders", "order_id, amount, status, updated_at, _hw_source")
     assert got[0][:4] == (1, Decimal("1.50"), "new", T0 + timedelta(hours=1))
     assert got[0][4] == "public.orders record 1"
@@ -108,6 +109,9 @@ def test_incremental_extraction_takes_new_and_updated_rows_once(
     second = ingest(spec, root=Path("."), lake=lake, now=NOW)
     # the 2h lag reads orders 3, 4 and 5 again (from 5h - 2h on): recognised, not landed twice
     assert (second.rows, second.skipped) == (2, 3)
+    assert second.read == (
+        "5 rows of public.orders since 2026-10-01T03:00:00+00:00, 3 re-read rows already landed"
+    )
     got = rows(lake, "raw.orders", "order_id, amount, status")
     assert len(got) == 7
     assert (2, Decimal("9.99"), "paid") in got and (2, Decimal("1.00"), "new") in got

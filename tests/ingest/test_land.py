@@ -84,6 +84,7 @@ def test_only_new_files_land_on_the_next_run(tmp_path: Path, lake: Lake) -> None
     write(tmp_path / "data/o2.csv", "order_id,amount,updated_at\n2,20,2026-10-02\n")
     landed = ingest(spec, root=tmp_path, lake=lake, now=NOW)
     assert (landed.files, landed.rows, landed.already_landed) == (["data/o2.csv"], 1, 1)
+    assert landed.read == "1 new file (1 already landed)"
     assert [r[0] for r in rows(lake, "raw.orders", "order_id")] == [1, 2]
 
 

@@ -202,11 +202,9 @@ def arrow_table(batch: pa.RecordBatch | None, schema: pa.Schema) -> Table:
 
 
 def _landed_table(result: RunReport) -> Table:
-    table = _titled("Ingest", "raw table", "new files", "rows landed", "quarantined", "late")
+    table = _titled("Ingest", "raw table", "read", "rows landed", "quarantined", "late")
     for x in result.landed:
-        table.add_row(
-            x.table, str(len(x.files)), f"{x.rows:,}", f"{x.quarantined:,}", f"{x.late:,}"
-        )
+        table.add_row(x.table, x.read, f"{x.rows:,}", f"{x.quarantined:,}", f"{x.late:,}")
     for name in result.ingest_errors:
         table.add_row(name, "", "[red]failed[/]", "", "")
     return table

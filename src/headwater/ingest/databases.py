@@ -58,6 +58,10 @@ class DatabaseReader:
     def checkpoint(self) -> dict[str, Any]:
         return {"rows_read": self.rows}
 
+    def describe(self) -> str:
+        since = f" since {cursor_text(self._since)}" if self._since is not None else ""
+        return f"{self.rows:,} rows of {self.origin}{since}"
+
     def _query(self, dialect: str | None) -> str:
         """SELECT * FROM the table (or the query), from `since` on: a literal, so the
         PostgreSQL driver can stream it with COPY (bound parameters cannot be)."""

@@ -88,6 +88,10 @@ class FilesReader:
     def checkpoint(self) -> dict[str, Any]:
         return {"files": [f.key for f in self.new]}
 
+    def describe(self) -> str:
+        landed = f" ({self.already_landed} already landed)" if self.already_landed else ""
+        return f"{len(self.new)} new file{'s' * (len(self.new) != 1)}{landed}"
+
 
 def discover(connector: FilesConnector, root: Path, fs: Any = None) -> list[SourceFile]:
     """Every file the connector's path or glob matches, in a stable order."""

@@ -79,6 +79,10 @@ class HttpReader:
     def checkpoint(self) -> dict[str, Any]:
         return {"pages": self.pages}
 
+    def describe(self) -> str:
+        since = f" since {_param_text(self._since)}" if self._since is not None else ""
+        return f"{self.pages:,} page{'s' * (self.pages != 1)}{since}"
+
     def _pages(self, session: _Session) -> Iterator[tuple[str, list[Any]]]:
         c = self.connector
         url = self._secrets.expand(c.url, where="connector.url")

@@ -33,7 +33,7 @@ from headwater.ingest.conform import INPUT, UNKNOWN, arrow_types, conform_query
 from headwater.ingest.connectors import open_reader
 from headwater.ingest.files import batch_id
 from headwater.ingest.infer import infer_columns
-from headwater.ingest.source import ORIGIN, RECORD, Part, Rejected, State, cursor_text
+from headwater.ingest.source import ORIGIN, RECORD, Part, Reader, Rejected, State, cursor_text
 from headwater.zones.lake import Lake
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
@@ -58,6 +58,7 @@ class Landed:
     quarantined: int = 0
     late: int = 0
     skipped: int = 0  # records read again inside the incremental lag, already in raw
+    read: str = ""  # what the connector read, for people: "3 new files", "12 pages"
     event_min: str | None = None
     event_max: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
@@ -102,6 +103,7 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
     reader = open_reader(contract.connector, root=root, state=state, secrets=secrets)
     result = Landed(table, already_landed=getattr(reader, "already_landed", 0))
     if reader.key == "":
+        result.read = reader.describe()
         return result
     result.batch_id = batch_id(f"{reader.key}\n{state.cursor}")
     result.files = [f.shown for f in getattr(reader, "new", [])]
@@ -111,9 +113,10 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
     landed_files = lake.files(table) if state.since is not None else []
     if incremental is not None and landed_files:
         job.load_seen(landed_files, incremental.column, since=state.since)
-    conformed = job.conformed(parts, reader.rejected)
+    conformed = _described(job.conformed(parts, reader.rejected), reader, result)
     first = next(conformed, None)
     if first is None and not job.bad and not getattr(reader, "new", None):
+        result.read = reader.describe()
         return result  # nothing new: no commit, the checkpoint stands
 
     def commit_quarantine() -> None:
@@ -349,6 +352,13 @@ class _Job:
             else:
                 out.append([hour, hour + timedelta(hours=1)])
         return [[lo.isoformat(), hi.isoformat()] for lo, hi in out]
+
+
+def _described(parts: Iterator[pa.Table], reader: Reader, result: Landed) -> Iterator[pa.Table]:
+    """`parts`, and once they are read, what the reader read in `result.read`."""
+    yield from parts
+    skipped = f", {result.skipped:,} re-read rows already landed" if result.skipped else ""
+    result.read = reader.describe() + skipped
 
 
 def _pinned(

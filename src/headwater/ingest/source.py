@@ -78,6 +78,10 @@ class Reader(Protocol):
         """What to commit with the batch (read after `parts` is exhausted)."""
         ...
 
+    def describe(self) -> str:
+        """What this run read, for people: "3 new files", "12 pages", "5,000 rows"."""
+        ...
+
 
 def with_positions(table: pa.Table | pa.RecordBatch, offset: int) -> pa.Table:
     """`table` with a RECORD column numbering its rows from `offset + 1`."""
