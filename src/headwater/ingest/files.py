@@ -32,6 +32,9 @@ from headwater.ingest.source import LINE, Part, Rejected, State, with_positions
 # blocks are gathered into parts of PART_BYTES so each conform pass has enough rows
 BLOCK_BYTES = 1 << 20
 PART_BYTES = 8 << 20
+# object storage holds a buffer (and its copies in the HTTP client) beside each part: smaller
+# parts keep the whole under the same bound as local files
+REMOTE_PART_BYTES = 4 << 20
 REMOTE_BUFFER_BYTES = 16 << 20  # one range request each (fewer round trips to S3 / GCS)
 _EXTENSIONS = {
     ".csv": "csv",
@@ -79,7 +82,7 @@ class FilesReader:
             for table in read(file, self.connector, self.rejected, self._fs):
                 pending.append(table)
                 size += table.nbytes
-                if size >= PART_BYTES:
+                if size >= (PART_BYTES if self._fs is None else REMOTE_PART_BYTES):
                     yield Part(pa.concat_tables(pending), file.format, file.shown)
                     pending, size = [], 0
             if pending:
