@@ -4,8 +4,14 @@ waiting until the others are idle (a 2-core machine shared with other jobs moves
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
 import time
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
 
 
 def wait_idle(*, limit: float = 0.1, probe: float = 2, timeout: float = 600) -> None:
@@ -36,3 +42,22 @@ def our_cpu() -> float:
     """CPU seconds of this process and of its finished children (the measured jobs)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def describe(**versions: str) -> dict[str, Any]:
+    """The machine and code a result was measured on: cores, load, Python, the given package
+    versions, headwater's version and commit, and whether `src/` had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    return {
+        "cpus": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+        "python": platform.python_version(),
+        **versions,
+        "headwater": version("headwater"),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "src_modified": bool(git("status", "--porcelain", "--", "../src")),
+    }

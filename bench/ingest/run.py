@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import pstats
 import shutil
 import statistics
@@ -32,7 +30,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +38,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # bench/machine.py
-from machine import machine_cpu, our_cpu, wait_idle  # noqa: E402
+from machine import describe, machine_cpu, our_cpu, wait_idle  # noqa: E402
 
 OUT = HERE / "out"
 MEASURE = HERE / "measure.py"
@@ -313,24 +310,10 @@ def print_table(ran: dict[str, Any]) -> None:
 
 
 def machine() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
     import duckdb
     import pyarrow
 
-    return {
-        "cpus": os.cpu_count(),
-        "load_avg_1m": os.getloadavg()[0],
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "pyarrow": pyarrow.__version__,
-        "httpx": httpx.__version__,
-        "headwater": version("headwater"),
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "src_modified": bool(git("status", "--porcelain", "--", "../../src")),
-    }
+    return describe(duckdb=duckdb.__version__, pyarrow=pyarrow.__version__, httpx=httpx.__version__)
 
 
 def _parser() -> argparse.ArgumentParser:

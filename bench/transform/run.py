@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -24,7 +22,6 @@ import sys
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,9 @@ from headwater.orchestrate import Stores, run
 from headwater.project import load_project
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # bench/machine.py
+from machine import describe  # noqa: E402
+
 MEASURE = HERE / "measure.py"
 TARGETS = {"ratio": 1.15, "noop_rerun_s": 0.5, "project_load_s": 0.5}
 DIRECT_MODES = ("sequential", "parallel")
@@ -294,19 +294,7 @@ def fresh_copy(source: Path, target: Path) -> None:
 
 
 def machine() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "sqlglot": sqlglot.__version__,
-        "headwater": version("headwater"),
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "src_modified": bool(git("status", "--porcelain", "--", "../../src")),
-    }
+    return describe(duckdb=duckdb.__version__, sqlglot=sqlglot.__version__)
 
 
 def _parser() -> argparse.ArgumentParser:
