@@ -129,6 +129,28 @@ def test_files_killed_mid_run(tmp_path: Path) -> None:
     killed_then_rerun(tmp_path, spec, kill_when_writing)
 
 
+def test_direct_lane_killed_mid_run(tmp_path: Path) -> None:
+    """JSON-lines files DuckDB lands itself (ingest/direct.py), one of them with a bad record
+    (the careful lane), killed once the first data file appears."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for k in range(4):
+        records = (
+            {
+                "order_id": i,
+                "amount": f"{i % 100}.25",
+                "updated_at": f"2026-10-01T{i % 24:02d}:00:00Z",
+            }
+            for i in range(k * 100_000 + 1, (k + 1) * 100_000 + 1)
+        )
+        text = "".join(json.dumps(r) + "\n" for r in records)
+        if k == 3:
+            text += '{"order_id": "bad", "amount": 1, "updated_at": "2026-10-01T00:00:00Z"}\n'
+        (folder / f"orders-{k}.jsonl").write_text(text, encoding="utf-8")
+    spec = contract({"kind": "files", "path": str(folder / "*.jsonl")})
+    killed_then_rerun(tmp_path, spec, kill_when_writing)
+
+
 @pytest.mark.s3
 def test_s3_killed_mid_run(tmp_path: Path) -> None:
     pytest.importorskip("s3fs", reason="the s3 extra is not installed")

@@ -118,7 +118,7 @@ def conform_query(
             ),
         )
         inner = inner.from_(INPUT)
-    outer.extend(_metadata(contract, per_row_origin=per_row_origin))
+    outer.extend(metadata_columns(contract, per_row_origin=per_row_origin))
     reason_col = exp.column("_hw_reason")
     checked = exp.select(*outer, reason.as_("_hw_reason"), record.as_("_hw_raw")).from_(
         inner.subquery("_c")
@@ -176,7 +176,9 @@ def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expression]:
     return out
 
 
-def _metadata(contract: Contract, *, per_row_origin: bool) -> list[exp.Expression]:
+def metadata_columns(contract: Contract, *, per_row_origin: bool) -> list[exp.Expression]:
+    """The raw zone's metadata columns over conformed values `_v<i>` and positions `_hw_position`
+    (parameters: batch_id, now, cutoff, and source unless `per_row_origin`)."""
     late: exp.Expression = exp.false()
     if contract.watermark:
         column, _ = parse_watermark(contract.watermark)

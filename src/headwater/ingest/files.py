@@ -75,8 +75,14 @@ class FilesReader:
         self.already_landed = len(found) - len(self.new)
         self.key = "\n".join(sorted(f.key for f in self.new))
 
-    def parts(self) -> Iterator[Part]:
-        for file in self.new:
+    @property
+    def local(self) -> bool:
+        """Whether the files are on this machine (not on object storage)."""
+        return self._fs is None
+
+    def parts(self, files: list[SourceFile] | None = None) -> Iterator[Part]:
+        """The new files (or those of them in `files`), in parts of at most PART_BYTES."""
+        for file in self.new if files is None else files:
             pending: list[pa.Table] = []
             size = 0
             for table in read(file, self.connector, self.rejected, self._fs):

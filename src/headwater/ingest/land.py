@@ -31,10 +31,11 @@ from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError
 from headwater.ingest.conform import INPUT, UNKNOWN, arrow_types, conform_query
 from headwater.ingest.connectors import open_reader
-from headwater.ingest.files import batch_id
+from headwater.ingest.direct import DirectLane, direct_files
+from headwater.ingest.files import FilesReader, batch_id
 from headwater.ingest.infer import infer_columns
 from headwater.ingest.source import ORIGIN, RECORD, Part, Reader, Rejected, State, cursor_text
-from headwater.zones.lake import Lake
+from headwater.zones.lake import Lake, SelfWritten
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
 _ARROW = {
@@ -62,6 +63,10 @@ class Landed:
     event_min: str | None = None
     event_max: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    # files DuckDB landed itself, by tier ("exact" or "read_json", ingest/direct.py), and
+    # those it gave back to the careful lane, with why
+    direct: dict[str, str] = field(default_factory=dict)
+    careful: dict[str, str] = field(default_factory=dict)
 
 
 def ingest(
@@ -107,19 +112,33 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         return result
     result.batch_id = batch_id(f"{reader.key}\n{state.cursor}")
     result.files = [f.shown for f in getattr(reader, "new", [])]
-    parts: Iterator[Part] = reader.parts()
-    contract, parts = _pinned(contract, lake, parts)
+    contract = _pinned(contract, lake)
+    direct = direct_files(contract, reader, local_lake=lake.local)
+    careful = [f for f in getattr(reader, "new", []) if f not in direct]
+    parts = reader.parts(careful) if direct else reader.parts()
+    contract, parts = _inferred(contract, parts)
     job = _Job(contract, result, now=now, cutoff=_late_cutoff(contract, lake), state=state)
     landed_files = lake.files(table) if state.since is not None else []
     if incremental is not None and landed_files:
         job.load_seen(landed_files, incremental.column, since=state.since)
-    conformed = _described(job.conformed(parts, reader.rejected), reader, result)
+
+    def streamed() -> Iterator[pa.Table | SelfWritten]:
+        if direct:
+            params = {"batch_id": result.batch_id, "now": now, "cutoff": job.cutoff}
+            with DirectLane(contract, direct, params=params) as lane:
+                yield from job.direct(lane, reader)
+        yield from job.conformed(parts)
+        job.keep_rejected(reader.rejected)
+
+    conformed = _described(streamed(), reader, result)
     first = next(conformed, None)
     if first is None and not job.bad and not getattr(reader, "new", None):
         result.read = reader.describe()
         return result  # nothing new: no commit, the checkpoint stands
 
     def commit_quarantine() -> None:
+        if not job.bad:
+            return  # nothing to set aside: no quarantine commit
         lake.append(
             quarantine,
             job.new_quarantine(lake, quarantine),
@@ -174,11 +193,29 @@ class _Job:
         self.cursor: Any = _typed_cursor(state.cursor)
         self.unseen_sql: str | None = None
 
-    def conformed(self, parts: Iterator[Part], rejected: Rejected) -> Iterator[pa.Table]:
+    def conformed(self, parts: Iterator[Part]) -> Iterator[pa.Table]:
+        """The careful lane: each part typed by the conform query, bad records kept aside."""
         for part in parts:
             good = self._conform(part)
             if good.num_rows:
                 yield good
+
+    def direct(self, lane: DirectLane, reader: FilesReader) -> Iterator[pa.Table | SelfWritten]:
+        """The direct lane's data files (exact tier, then read_json tier), then the careful
+        lane for the files it gave back. The lake writes a part before asking for the next."""
+        yield lane.exact()
+        checked = lane.check(lane.left())
+        if checked:
+            yield lane.part(checked)
+        for written in lane.written:
+            self._count(written.counted)
+            self.result.direct[written.file.shown] = written.tier
+        left = lane.left()
+        self.result.careful = {f.shown: lane.declined.get(f.shown, "") for f in left}
+        yield from self.conformed(reader.parts(left))
+
+    def keep_rejected(self, rejected: Rejected) -> None:
+        """Quarantine what the reader could not even split into records."""
         if rejected.rows:
             self._keep_bad(
                 pa.Table.from_pylist(
@@ -354,24 +391,31 @@ class _Job:
         return [[lo.isoformat(), hi.isoformat()] for lo, hi in out]
 
 
-def _described(parts: Iterator[pa.Table], reader: Reader, result: Landed) -> Iterator[pa.Table]:
+def _described(
+    parts: Iterator[pa.Table | SelfWritten], reader: Reader, result: Landed
+) -> Iterator[pa.Table | SelfWritten]:
     """`parts`, and once they are read, what the reader read in `result.read`."""
     yield from parts
     skipped = f", {result.skipped:,} re-read rows already landed" if result.skipped else ""
     result.read = reader.describe() + skipped
 
 
-def _pinned(
-    contract: Contract, lake: Lake, parts: Iterator[Part]
-) -> tuple[Contract, Iterator[Part]]:
-    """A contract that declares no columns takes the ones pinned under its schema_version;
-    the first load of a version infers them from its first part (and pins them)."""
+def _pinned(contract: Contract, lake: Lake) -> Contract:
+    """A contract that declares no columns takes the ones pinned under its schema_version."""
+    if contract.columns:
+        return contract
+    pinned = lake.properties(contract.table).get(f"schema.{contract.schema_version}")
+    if not pinned:
+        return contract
+    columns = [Column.model_validate(c) for c in json.loads(pinned)]
+    return contract.model_copy(update={"columns": columns})
+
+
+def _inferred(contract: Contract, parts: Iterator[Part]) -> tuple[Contract, Iterator[Part]]:
+    """The first load of a schema_version with no columns infers them from its first part
+    (landing pins them)."""
     if contract.columns:
         return contract, parts
-    pinned = lake.properties(contract.table).get(f"schema.{contract.schema_version}")
-    if pinned:
-        columns = [Column.model_validate(c) for c in json.loads(pinned)]
-        return contract.model_copy(update={"columns": columns}), parts
     first = next(parts, None)
     if first is None:
         return contract, parts

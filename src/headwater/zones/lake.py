@@ -22,7 +22,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.conversions import from_bytes
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import EqualTo
-from pyiceberg.io.pyarrow import ParquetFormatWriter
+from pyiceberg.io.pyarrow import ParquetFormatWriter, parquet_file_to_data_file, schema_to_pyarrow
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.table import Table
 from pyiceberg.table.locations import load_location_provider
@@ -78,6 +78,22 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class SelfWritten:
+    """A part that writes its own Parquet data files (e.g. DuckDB's COPY) instead of handing
+    Arrow to the lake.
+
+    The lake first grows the table by `schema`, then calls `write(table_schema, new_path)`:
+    `table_schema` is the table's Arrow schema with each field's Iceberg id in its metadata
+    (`PARQUET:field_id`), `new_path()` gives a fresh local path in the table's data folder.
+    `write` returns the paths it wrote, each a Parquet file in `table_schema`; they join the
+    same commit as the other parts. What it did not write it must not leave behind.
+    """
+
+    schema: pa.Schema
+    write: Callable[[pa.Schema, Callable[[], str]], list[str]]
+
+
+@dataclass(frozen=True)
 class BatchStats:
     """What the manifests say about one landed batch's data files, without reading them:
     rows, nulls per column, and exact bounds of numeric, date and timestamp columns."""
@@ -95,6 +111,7 @@ class Lake:
         warehouse = location if "://" in location else (root / location).resolve().as_uri()
         if warehouse.startswith("file://"):
             Path(unquote(urlparse(warehouse).path)).mkdir(parents=True, exist_ok=True)
+        self._warehouse = warehouse
         self._catalog = SqlCatalog("headwater", uri=catalog_url, warehouse=warehouse)
         # loaded tables by name, with the metadata file they were loaded from
         self._loaded: dict[str, tuple[str, Table]] = {}
@@ -118,14 +135,14 @@ class Lake:
     def append(
         self,
         name: str,
-        parts: Iterable[pa.Table],
+        parts: Iterable[pa.Table | SelfWritten],
         *,
         properties: dict[str, Any],
         before_commit: Callable[[], None] | None = None,
         table_properties: Callable[[], dict[str, str]] | None = None,
     ) -> Snapshot:
         """Append `parts` and record `properties` in ONE commit (one snapshot); the table
-        grows new columns.
+        grows new columns. A part is Arrow, or `SelfWritten` data files.
 
         Parts stream into Parquet data files, one row group per part, so memory stays bounded
         by a part however much is appended; nothing is visible until the single commit at the
@@ -138,7 +155,10 @@ class Lake:
         with table.transaction() as tx:
             with _DataFiles(table, tx) as files:
                 for part in parts:
-                    if part.num_rows:
+                    if isinstance(part, SelfWritten):
+                        _grow_schema(tx, part.schema)
+                        files.add(part)
+                    elif part.num_rows:
                         _grow_schema(tx, part.schema)
                         files.write(_align(part, tx.table_metadata.schema().as_arrow()))
             summary = {
@@ -158,7 +178,7 @@ class Lake:
 
     def create(self, name: str, schema: pa.Schema) -> Table:
         """Create the table if it does not exist yet (so readers see its columns before data)."""
-        table = self._ensure(name)
+        table = self._ensure(name, schema)
         missing = [f for f in schema if f.name not in table.schema().column_names]
         if missing:
             with table.update_schema() as update:
@@ -192,6 +212,11 @@ class Lake:
             found = conn.execute(query).scalar()
         return str(found) if found else None
 
+    @property
+    def local(self) -> bool:
+        """Whether data files live on this machine (so DuckDB can write them itself)."""
+        return self._warehouse.startswith("file://")
+
     def files(self, name: str) -> list[str]:
         """Local paths of the data files of the table's current snapshot."""
         table = self.table(name)
@@ -218,10 +243,16 @@ class Lake:
                 return None
             rows += data.record_count
             for field_id, field in fields.items():
-                if field_id not in data.null_value_counts:
+                if field_id in data.null_value_counts:
+                    if field.name in nulls:
+                        nulls[field.name] += data.null_value_counts[field_id]
+                elif field.field_type.is_primitive and field_id not in (data.value_counts or {}):
+                    # a column the file does not have (the table grew after it was written)
+                    # is NULL in every row of it
+                    if field.name in nulls:
+                        nulls[field.name] += data.record_count
+                else:
                     nulls.pop(field.name, None)  # unknown for this file: unknown for the batch
-                elif field.name in nulls:
-                    nulls[field.name] += data.null_value_counts[field_id]
                 if not isinstance(field.field_type, _EXACT_BOUNDS):
                     continue
                 for bounds, out, pick in (
@@ -260,12 +291,13 @@ class Lake:
         snap = table.current_snapshot() if table is not None else None
         return snap.snapshot_id if snap else None
 
-    def _ensure(self, name: str) -> Table:
+    def _ensure(self, name: str, schema: pa.Schema | None = None) -> Table:
+        """The table, created (with `schema`, in one commit) if it does not exist yet."""
         namespace = name.split(".")[0]
         self._catalog.create_namespace_if_not_exists(namespace)
         table = self.table(name)
         if table is None:
-            table = self._catalog.create_table_if_not_exists(name, schema=pa.schema([]))
+            table = self._catalog.create_table_if_not_exists(name, schema=schema or pa.schema([]))
         return table
 
 
@@ -315,6 +347,24 @@ class _DataFiles:
             self._bytes = 0
         self._pending = self._pool.submit(self._writer.write, part)
         self._bytes += part.nbytes
+
+    def add(self, part: SelfWritten) -> None:
+        """Let `part` write its files into the table's data folder, and keep them."""
+        metadata = self.tx.table_metadata
+        locations = load_location_provider(metadata.location, metadata.properties)
+        uris: dict[str, str] = {}
+
+        def new_path() -> str:
+            uri = locations.new_data_location(f"{uuid.uuid4()}.parquet")
+            local = _local(uri)
+            if local == uri:
+                raise ValueError(f"self-written data files need a local lake, not {uri}")
+            Path(local).parent.mkdir(parents=True, exist_ok=True)
+            uris[local] = uri
+            return local
+
+        for path in part.write(schema_to_pyarrow(metadata.schema()), new_path):
+            self.written.append(parquet_file_to_data_file(self.table.io, metadata, uris[path]))
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None

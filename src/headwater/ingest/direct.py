@@ -1,0 +1,428 @@
+"""The direct lane: DuckDB reads whole local JSON-lines files and writes their data files itself.
+
+The careful lane (`conform`) brings every line through Arrow and types it in one SQL pass that
+can say why any record fails. Most files have no failing record, and for them DuckDB can read
+and write the file itself at about the speed of its own `read_json` → Parquet. A file takes the
+direct lane only when it lands exactly as the careful lane would land it, checked in two tiers:
+
+1. exact: every line casts, in one parse, to a struct of exactly the declared keys (`CAST(line
+   ::JSON AS STRUCT(...))` fails on a missing or other key, nested ones too, and on a value
+   that does not cast; `TRY_CAST` would not: it NULLs what fails, as `json_transform` does);
+2. otherwise, read_json: a check pass finds every line a JSON object whose keys the contract
+   declares (under `evolve`, new keys become text columns as they would), then `read_json`
+   with the contract's types casts every value, nested ones included, or fails; the file has
+   as many records as the check counted.
+
+In both, no record may miss a required value or fail a rule with `on_fail: quarantine`.
+Otherwise what was written of the file is deleted and the file goes the careful lane, which
+quarantines the bad records with their reasons. Records are numbered (`_hw_source`) in file
+order, which takes one thread per file, so files are read one per core.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from headwater.contracts import Contract, Evolution, OnFail
+from headwater.contracts.predicates import failure_reason
+from headwater.contracts.specs import parse_watermark, sql_type
+from headwater.ingest.conform import metadata_columns
+from headwater.ingest.files import FilesReader, SourceFile
+from headwater.ingest.source import JSON, RECORD, Reader
+from headwater.zones.lake import SelfWritten
+
+# types DuckDB writes to Parquet as the raw table (made from Arrow by pyiceberg) holds them
+_WRITABLE = {
+    exp.DataType.Type.BIGINT,
+    exp.DataType.Type.INT,
+    exp.DataType.Type.DOUBLE,
+    exp.DataType.Type.FLOAT,
+    exp.DataType.Type.BOOLEAN,
+    exp.DataType.Type.VARCHAR,
+    exp.DataType.Type.TEXT,
+    exp.DataType.Type.DATE,
+    exp.DataType.Type.TIMESTAMP,
+    exp.DataType.Type.TIMESTAMPNTZ,
+    exp.DataType.Type.TIMESTAMPTZ,
+    exp.DataType.Type.DECIMAL,
+    exp.DataType.Type.STRUCT,
+    exp.DataType.Type.ARRAY,
+    exp.DataType.Type.LIST,
+}
+COMPRESSION_LEVEL = 1  # the zstd level of the careful lane's data files (pyarrow's default)
+_LINE = "_hw_line"
+_FIELDS = "_hw_fields"
+# every line as text, split as Arrow's CSV reader splits the careful lane's lines (empty lines
+# are NULL; strict mode fails on a line Arrow would reject); json_keys fails on non-JSON
+_LINES_SQL = (
+    "read_csv($path, columns := {'_hw_line': 'VARCHAR'}, delim := '\x01', quote := '', "
+    "escape := '', header := false, auto_detect := false, parallel := false)"
+)
+_LINES = sqlglot.parse_one(f"SELECT * FROM {_LINES_SQL}", read="duckdb").args["from_"].this
+_CHECK = sqlglot.parse_one(
+    "SELECT count(_hw_line), "
+    "count(*) FILTER (WHERE CASE WHEN starts_with(_hw_line, '{') THEN false "
+    "ELSE NOT starts_with(ltrim(_hw_line, ' \t\r'), '{') END), "
+    f"count(*) FILTER (WHERE NOT list_has_all($known, json_keys(_hw_line))) FROM {_LINES_SQL}",
+    read="duckdb",
+).sql(dialect="duckdb")
+_UNKNOWN = sqlglot.parse_one(
+    "SELECT DISTINCT unnest(list_filter(json_keys(_hw_line), k -> NOT list_contains($known, k))) "
+    f"AS k FROM {_LINES_SQL} ORDER BY k",
+    read="duckdb",
+).sql(dialect="duckdb")
+_RECORDS = sqlglot.parse_one(
+    "SELECT * FROM read_json($path, format := 'newline_delimited', columns := $columns)",
+    read="duckdb",
+)
+_NOT_EXACT = "a record is not exactly the declared keys and types"
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A file whose every line is a JSON object: how many, and the keys the contract lacks."""
+
+    file: SourceFile
+    records: int
+    unknown: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file landed by the direct lane, and the columns landing counts (`_hw_late`, event
+    time) read back from its data file."""
+
+    file: SourceFile
+    path: str
+    counted: pa.Table
+    tier: str  # "exact" or "read_json"
+
+
+def direct_files(contract: Contract, reader: Reader, *, local_lake: bool) -> list[SourceFile]:
+    """The new files the direct lane may take: local JSON-lines files, into a local lake,
+    under a contract that knows its columns and declares only types the lane writes."""
+    if not (local_lake and isinstance(reader, FilesReader) and reader.local):
+        return []
+    if not contract.columns or not all(_writable(c.type) for c in contract.columns):
+        return []
+    return [f for f in reader.new if f.format == JSON]
+
+
+class DirectLane:
+    """Land a list of JSON-lines files with DuckDB: one connection per file, as many at a time
+    as there are cores. `exact()`, then `check()` and `part()` for the files it gave back."""
+
+    def __init__(self, contract: Contract, files: list[SourceFile], *, params: dict[str, Any]):
+        self.contract = contract
+        self.files = files
+        self.params = params  # batch_id, now, cutoff
+        self.written: list[Written] = []
+        self.declined: dict[str, str] = {}  # file → why the last tier gave it back
+        self._workers = _Workers(min(len(files), os.cpu_count() or 1))
+
+    def __enter__(self) -> DirectLane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._workers.close()
+
+    def left(self) -> list[SourceFile]:
+        """The files no tier has landed (yet)."""
+        done = {w.file for w in self.written}
+        return [f for f in self.files if f not in done]
+
+    def exact(self) -> SelfWritten:
+        """Tier 1: the lake part writing every file whose records are exactly the declared
+        keys, each line parsed once."""
+        fields = exp.DataType(
+            this=exp.DataType.Type.STRUCT,
+            expressions=[
+                exp.ColumnDef(this=exp.to_identifier(c.name, quoted=True), kind=sql_type(c.type))
+                for c in self.contract.columns
+            ],
+            nested=True,
+        )
+        line = exp.column(_LINE)
+        parsed = exp.Cast(this=exp.cast(line, exp.DataType.build("JSON")), to=fields)
+        numbered = (
+            exp.select(parsed.as_(_FIELDS), _position())
+            .from_(_LINES.copy())
+            .where(line.copy().is_(exp.null()).not_())
+        )
+        typed = exp.column(_FIELDS)
+        values = (
+            exp.select(
+                *[
+                    exp.Dot(
+                        this=typed.copy(), expression=exp.to_identifier(c.name, quoted=True)
+                    ).as_(f"_v{i}")
+                    for i, c in enumerate(self.contract.columns)
+                ],
+                exp.column(RECORD),
+            )
+            .from_(numbered.subquery("_n"))
+            .where(_stop_if(typed.copy().is_(exp.null()), _NOT_EXACT))
+        )
+        return self._part(self.files, values, extra=[], expected=None, tier="exact")
+
+    def check(self, files: list[SourceFile]) -> list[Checked]:
+        """Tier 2, first pass: the files whose lines are all JSON objects with keys the
+        evolution policy lets through."""
+        declared = [c.name for c in self.contract.columns]
+        refused = (Evolution.FREEZE, Evolution.DISCARD_ROW)
+        out = []
+        for item in self._workers.map(lambda f: self._check(f, declared), files):
+            if item is None:
+                continue
+            if item.unknown and self.contract.evolution in refused:
+                self.declined[item.file.shown] = f"unknown keys {list(item.unknown)}"
+                continue
+            out.append(item)
+        return out
+
+    def part(self, checked: list[Checked]) -> SelfWritten:
+        """Tier 2: the lake part writing the `checked` files through `read_json`."""
+        extra: list[str] = []
+        if self.contract.evolution is Evolution.EVOLVE:
+            extra = sorted({k for c in checked for k in c.unknown})
+        values = exp.select(
+            *[
+                exp.column(c.name, quoted=True).as_(f"_v{i}")
+                for i, c in enumerate(self.contract.columns)
+            ],
+            *[exp.column(k, quoted=True) for k in extra],
+            _position(),
+        ).from_(_RECORDS.subquery("_j"))
+        counts = {c.file: c.records for c in checked}
+        files = [c.file for c in checked]
+        return self._part(files, values, extra=extra, expected=counts, tier="read_json")
+
+    def _part(
+        self,
+        files: list[SourceFile],
+        values: exp.Select,
+        *,
+        extra: list[str],
+        expected: dict[SourceFile, int] | None,
+        tier: str,
+    ) -> SelfWritten:
+        """The lake part writing each of `files` through `values`: the typed `_v<i>`, the
+        `extra` text columns and the position of each record of one file."""
+        columns = {c.name: c.type for c in self.contract.columns} | dict.fromkeys(extra, "VARCHAR")
+
+        def write(table: pa.Schema, new_path: Callable[[], str]) -> list[str]:
+            copy = self._copy(values, extra, table)
+            if copy is None:
+                return []
+            targets = [(f, new_path()) for f in files]
+
+            def one(target: tuple[SourceFile, str]) -> Written | None:
+                file, path = target
+                params = {**self.params, "path": file.path, "columns": columns}
+                count = expected.get(file) if expected is not None else None
+                return self._write(file, path, copy, params, count, tier)
+
+            done = [w for w in self._workers.map(one, targets) if w is not None]
+            self.written += done
+            return [w.path for w in done]
+
+        return SelfWritten(pa.schema([pa.field(k, pa.string()) for k in extra]), write)
+
+    def _check(self, file: SourceFile, declared: list[str]) -> Checked | None:
+        params = {"path": file.path, "known": declared}
+        try:
+            with self._workers.connection() as conn:
+                records, others, unknown = conn.execute(_CHECK, params).fetchone() or (0, 0, 0)
+                keys = [k for (k,) in conn.execute(_UNKNOWN, params).fetchall()] if unknown else []
+        except duckdb.Error as err:  # not JSON: json_keys fails
+            self.declined[file.shown] = _first_line(err)
+            return None
+        if others:
+            self.declined[file.shown] = f"{others} line(s) not a JSON object"
+            return None
+        return Checked(file, records, tuple(keys))
+
+    def _copy(self, values: exp.Select, extra: list[str], table: pa.Schema) -> exp.Copy | None:
+        """COPY of one file's records in the table's columns, failing on any record the
+        careful lane would quarantine; None if a column's type is not the table's."""
+        produced = {c.name: c.type for c in self.contract.columns} | dict.fromkeys(extra, "VARCHAR")
+        with self._workers.connection() as conn:
+            have = _column_types(conn.from_arrow(table.empty_table()))
+            want = _types_of(conn, produced)
+        mismatch = {n: (k, have.get(n)) for n, k in want.items() if have.get(n) != k}
+        if mismatch:
+            for file in self.files:
+                self.declined[file.shown] = f"raw table types differ: {mismatch}"
+            return None
+        named = exp.select(
+            *[
+                exp.column(f"_v{i}").as_(c.name, quoted=True)
+                for i, c in enumerate(self.contract.columns)
+            ],
+            *[exp.column(k, quoted=True) for k in extra],
+            *metadata_columns(self.contract, per_row_origin=False),
+        ).from_(values.subquery("_c"))
+        columns = [
+            exp.column(f.name, quoted=True)
+            if f.name in named.named_selects
+            else exp.cast(exp.null(), sql_type(have[f.name])).as_(f.name, quoted=True)
+            for f in table
+        ]
+        select = exp.select(*columns).from_(named.subquery("_r")).where(self._guard())
+        return exp.Copy(this=select.subquery(), kind=False, params=_copy_options(table))
+
+    def _guard(self) -> exp.Expression:
+        """TRUE for a record the careful lane would land; an error for any other."""
+        failing: list[exp.Expression] = [
+            exp.column(c.name, quoted=True).is_(exp.null())
+            for c in self.contract.columns
+            if not c.nullable
+        ]
+        failing += [
+            failure_reason(r).is_(exp.null()).not_()
+            for r in self.contract.rules
+            if r.action is OnFail.QUARANTINE
+        ]
+        return _stop_if(exp.or_(*failing), "a record to quarantine") if failing else exp.true()
+
+    def _write(
+        self,
+        file: SourceFile,
+        path: str,
+        copy: exp.Copy,
+        params: dict[str, Any],
+        expected: int | None,
+        tier: str,
+    ) -> Written | None:
+        statement = copy.copy()
+        statement.set("files", [exp.Literal.string(path)])
+        used = {p.name for p in statement.find_all(exp.Placeholder)}
+        values = {**params, "source": file.shown}
+        try:
+            with self._workers.connection() as conn:
+                row = conn.execute(
+                    statement.sql(dialect="duckdb"), {k: v for k, v in values.items() if k in used}
+                ).fetchone()
+                rows = row[0] if row else 0
+                if expected is not None and rows != expected:
+                    raise _Declined(f"{rows} records read, {expected} lines checked")
+                counted = conn.sql(self._counted_sql(), params={"path": path}).to_arrow_table()
+        except (duckdb.Error, _Declined) as err:
+            Path(path).unlink(missing_ok=True)
+            self.declined[file.shown] = _first_line(err)
+            return None
+        return Written(file, path, counted, tier)
+
+    def _counted_sql(self) -> str:
+        names = ["_hw_late"]
+        if self.contract.watermark:
+            column = parse_watermark(self.contract.watermark)[0]
+            if any(c.name == column for c in self.contract.columns):
+                names.append(column)
+        source = exp.func("read_parquet", exp.Placeholder(this="path"))
+        return exp.select(*[exp.column(n, quoted=True) for n in names]).from_(source).sql("duckdb")
+
+
+class _Declined(Exception):
+    """A file the direct lane gives back to the careful lane."""
+
+
+class _Workers:
+    """Threads that each keep one DuckDB connection of one thread: records are numbered in
+    file order, files run side by side, and a connection (about 40 ms) is made once."""
+
+    def __init__(self, count: int):
+        self._pool = ThreadPoolExecutor(max(count, 1), "hw-direct")
+        self._local = threading.local()
+        self._all: list[duckdb.DuckDBPyConnection] = []
+
+    def map(self, work: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+        return list(self._pool.map(work, items))
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = duckdb.connect(config={"threads": 1})
+            conn.execute("SET TimeZone = 'UTC'")
+            self._all.append(conn)
+        yield conn
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for conn in self._all:
+            conn.close()
+
+
+def _position() -> exp.Expression:
+    """Records numbered in file order (the query runs on one thread)."""
+    return exp.Window(this=exp.func("row_number")).as_(RECORD)
+
+
+def _stop_if(condition: exp.Expression, why: str) -> exp.Expression:
+    """TRUE, or an error that stops the query (the file then goes to the next tier)."""
+    stop = exp.func("error", exp.Literal.string(f"direct lane: {why}"))
+    return exp.Case().when(condition, stop).else_(exp.true())
+
+
+def _column_types(relation: duckdb.DuckDBPyRelation) -> dict[str, str]:
+    return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
+
+
+def _types_of(conn: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> dict[str, str]:
+    """DuckDB's own spelling of declared types (`TEXT` → `VARCHAR`)."""
+    query = exp.select(
+        *[exp.cast(exp.null(), sql_type(t)).as_(n, quoted=True) for n, t in columns.items()]
+    ).limit(0)
+    return _column_types(conn.sql(query.sql(dialect="duckdb")))
+
+
+def _copy_options(table: pa.Schema) -> list[exp.CopyParameter]:
+    """Parquet as the careful lane writes it (zstd), with the table's Iceberg field ids."""
+    ids = exp.Struct(expressions=[_field_id(f) for f in table])
+    options: list[tuple[str, exp.Expression]] = [
+        ("FORMAT", exp.var("parquet")),
+        ("COMPRESSION", exp.var("zstd")),
+        ("COMPRESSION_LEVEL", exp.Literal.number(COMPRESSION_LEVEL)),
+        ("FIELD_IDS", ids),
+    ]
+    return [exp.CopyParameter(this=exp.var(k), expression=v) for k, v in options]
+
+
+def _field_id(field: pa.Field) -> exp.PropertyEQ:
+    """`name: id`, or `name: {__duckdb_field_id: id, child: ...}` for nested types."""
+    value: exp.Expression = exp.Literal.number(int((field.metadata or {})[b"PARQUET:field_id"]))
+    kind = field.type
+    children: list[pa.Field] = []
+    if pa.types.is_struct(kind):
+        children = [kind.field(i) for i in range(kind.num_fields)]
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        children = [kind.value_field]
+    elif pa.types.is_map(kind):
+        children = [kind.key_field, kind.item_field]
+    if children:
+        own = exp.PropertyEQ(this=exp.Literal.string("__duckdb_field_id"), expression=value)
+        value = exp.Struct(expressions=[own, *[_field_id(c) for c in children]])
+    return exp.PropertyEQ(this=exp.Literal.string(field.name), expression=value)
+
+
+def _writable(text: str) -> bool:
+    return all(t.this in _WRITABLE for t in sql_type(text).find_all(exp.DataType))
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
