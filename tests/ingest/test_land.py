@@ -217,3 +217,45 @@ def test_discard_policies(
     assert (landed.rows, landed.quarantined) == (landed_rows, quarantined)
     schema = lake.schema("raw.orders")
     assert schema is not None and "coupon" not in schema.names
+
+
+NESTED = [
+    {"name": "id", "type": "bigint"},
+    {"name": "customer", "type": "struct(name varchar, address struct(city varchar, zip integer))"},
+    {"name": "items", "type": "struct(sku varchar, qty integer)[]"},
+    {"name": "tags", "type": "varchar[]"},
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"items": [{"qty": 1}, {"qty": "many"}]}, 'items[1].qty: cannot cast "many" to INT'),
+        ({"customer": {"address": {"zip": "x9"}}}, 'customer.address.zip: cannot cast "x9" to INT'),
+        (
+            {"customer": {"address": "nowhere"}},
+            'customer.address: expected an object, found "nowhere"',
+        ),
+        ({"items": [{"qty": 1}, 5]}, "items[1]: expected an object, found 5"),
+        ({"items": [{"qty": 1}, [2]]}, "items[1]: expected an object, found [2]"),
+    ],
+)
+def test_a_nested_value_that_does_not_cast_is_quarantined_not_nulled(
+    tmp_path: Path, lake: Lake, record: dict[str, Any], reason: str
+) -> None:
+    """json_transform NULLs a nested value that does not cast; landing finds it and says where."""
+    good = [
+        {"id": 1, "customer": {"name": "a", "address": {"city": "x", "zip": None}}},
+        {"id": 2, "customer": {"name": None}, "items": [{"sku": None}], "tags": ["null", None]},
+        {"id": 3, "customer": {"address": {"zip": "7", "floor": 2}}, "items": [], "tags": [1]},
+    ]
+    lines = [json.dumps(r) for r in [*good, {"id": 4, **record}]]
+    write(tmp_path / "data/o.jsonl", "\n".join(lines) + "\n")
+    spec = orders_contract({"kind": "files", "path": "data/*.jsonl"}, columns=NESTED)
+    landed = ingest(spec, root=tmp_path, lake=lake, now=NOW)
+    assert (landed.rows, landed.quarantined) == (3, 1)
+    assert rows(lake, "raw.orders__quarantine", "_hw_source, _hw_reason") == [
+        ("data/o.jsonl record 4", reason)
+    ]
+    landed_rows = rows(lake, "raw.orders", "id, customer, items, tags")
+    assert landed_rows[2] == (3, {"name": None, "address": {"city": None, "zip": 7}}, [], ["1"])

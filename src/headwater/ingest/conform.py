@@ -64,6 +64,8 @@ def conform_query(
         inner = inner.select(raw.as_(f"_s{i}"), typed.as_(f"_v{i}"))
         outer.append(exp.column(f"_v{i}").as_(col.name, quoted=True))
         reasons.extend(_column_reasons(col, f"_s{i}", f"_v{i}"))
+        if json_input and _is_nested(col):
+            reasons.append(_nested_reason(col, f"_v{i}"))
     evolve = contract.evolution is Evolution.EVOLVE
     refuse = contract.evolution in (Evolution.FREEZE, Evolution.DISCARD_ROW)
     if json_input:
@@ -209,8 +211,145 @@ def metadata_columns(contract: Contract, *, per_row_origin: bool) -> list[exp.Ex
 
 def _json_value(key: str, *, nested: bool) -> exp.Expression:
     fn = "json_extract" if nested else "json_extract_string"
-    path = exp.Literal.string("$." + '"' + key.replace('"', '\\"') + '"')
-    return exp.func(fn, exp.column(_JSON), path)
+    return exp.func(fn, exp.column(_JSON), exp.Literal.string(_key_path(key)))
+
+
+def _key_path(key: str) -> str:
+    return "$." + '"' + key.replace('"', '\\"') + '"'
+
+
+def _nested_reason(col: Column, value: str) -> exp.Expression:
+    """Why a nested value does not land whole: the first value under it that does not cast.
+
+    `json_transform` NULLs such a value silently, so a typed value holding a NULL is walked
+    against its JSON: a value that is in the JSON but NULL once typed did not cast. Only such
+    rows parse the line again.
+    """
+    typed = exp.column(value)
+    text = exp.cast(exp.func("to_json", typed.copy()), "varchar")
+    may_fail = exp.and_(
+        typed.copy().is_(exp.null()).not_(),  # a NULL column is the column's own reason
+        exp.func("contains", text, exp.Literal.string("null")),
+    )
+    raw = exp.to_identifier("_hw_r")
+    walk = _first_failure(
+        exp.column(raw), typed.copy(), sql_type(col.type), exp.Literal.string(col.name), 0
+    )
+    return exp.Case().when(may_fail, _let(raw, _json_value(col.name, nested=True), walk))
+
+
+def _let(name: exp.Identifier, value: exp.Expression, body: exp.Expression) -> exp.Expression:
+    """`body` with `name` bound to `value`, computed once (a one-element list_transform)."""
+    bound = exp.func(
+        "list_transform",
+        exp.Array(expressions=[value]),
+        exp.Lambda(this=body, expressions=[name]),
+    )
+    return exp.func("list_extract", bound, exp.Literal.number(1))
+
+
+def _first_failure(
+    raw: exp.Expression, typed: exp.Expression, kind: exp.DataType, path: exp.Expression, depth: int
+) -> exp.Expression:
+    """`<path>: cannot cast <json> to <type>` for the first value under `raw` (JSON) that is
+    NULL in `typed`, or NULL. Lists are walked element by element (paths count from 0)."""
+    absent = exp.or_(
+        raw.copy().is_(exp.null()), exp.EQ(this=raw.copy(), expression=exp.Literal.string("null"))
+    )
+    shown = exp.func("left", exp.cast(raw.copy(), "varchar"), exp.Literal.number(100))
+    if kind.this is exp.DataType.Type.STRUCT:
+        fields = [(d.this.name, d.args["kind"]) for d in kind.expressions]
+        values = exp.to_identifier(f"_hw_s{depth}")
+        each = [
+            _first_failure(
+                exp.func("list_extract", exp.column(values), exp.Literal.number(k + 1)),
+                exp.Dot(this=typed.copy(), expression=exp.to_identifier(name, quoted=True)),
+                field_kind,
+                exp.DPipe(this=path.copy(), expression=exp.Literal.string(f".{name}")),
+                depth + 1,
+            )
+            for k, (name, field_kind) in enumerate(fields)
+        ]
+        paths = exp.Array(expressions=[exp.Literal.string(_key_path(n)) for n, _ in fields])
+        # one parse of this object for all its fields
+        first = _let(
+            values, exp.func("json_extract", raw.copy(), paths), exp.func("coalesce", *each)
+        )
+        expected, json_kind = "an object", "OBJECT"
+    elif kind.this in (exp.DataType.Type.ARRAY, exp.DataType.Type.LIST):
+        pair, index = exp.to_identifier(f"_hw_z{depth}"), exp.to_identifier(f"_hw_i{depth}")
+        element = exp.DPipe(
+            this=path.copy(),
+            expression=exp.DPipe(
+                this=exp.Literal.string("["),
+                expression=exp.DPipe(
+                    this=exp.cast(
+                        exp.Sub(this=exp.column(index), expression=exp.Literal.number(1)), "varchar"
+                    ),
+                    expression=exp.Literal.string("]"),
+                ),
+            ),
+        )
+        each_element = _first_failure(
+            exp.Anonymous(
+                this="struct_extract", expressions=[exp.column(pair), exp.Literal.number(1)]
+            ),
+            exp.Anonymous(
+                this="struct_extract", expressions=[exp.column(pair), exp.Literal.number(2)]
+            ),
+            kind.expressions[0],
+            element,
+            depth + 1,
+        )
+        elements = exp.func("json_extract", raw.copy(), exp.Literal.string("$[*]"))
+        found = exp.func(
+            "list_transform",
+            exp.func("list_zip", elements, typed.copy()),
+            exp.Lambda(this=each_element, expressions=[pair, index]),
+        )
+        message = exp.to_identifier(f"_hw_m{depth}")
+        first = exp.func(
+            "list_extract",
+            exp.func(
+                "list_filter",
+                found,
+                exp.Lambda(this=exp.column(message).is_(exp.null()).not_(), expressions=[message]),
+            ),
+            exp.Literal.number(1),
+        )
+        expected, json_kind = "a list", "ARRAY"
+    else:  # a scalar (a MAP is checked as a whole)
+        failed = exp.and_(typed.copy().is_(exp.null()), exp.not_(absent))
+        return exp.Case().when(
+            failed, _message(path, "cannot cast ", shown, f" to {kind.sql('duckdb')}")
+        )
+    return (
+        exp.Case()
+        .when(absent, exp.null())
+        .when(
+            # json_transform makes a struct of NULLs of a JSON value that is not an object
+            exp.NEQ(
+                this=exp.func("json_type", raw.copy()), expression=exp.Literal.string(json_kind)
+            ),
+            _message(path, f"expected {expected}, found ", shown, ""),
+        )
+        .else_(first)
+    )
+
+
+def _message(
+    path: exp.Expression, before: str, value: exp.Expression, after: str
+) -> exp.Expression:
+    parts: list[exp.Expression] = [
+        path.copy(),
+        exp.Literal.string(": " + before),
+        value,
+        exp.Literal.string(after),
+    ]
+    out = parts[0]
+    for part in parts[1:]:
+        out = exp.DPipe(this=out, expression=part)
+    return out
 
 
 def _input_with_json(columns: list[Column] | None = None) -> exp.Subquery:
