@@ -259,3 +259,41 @@ def test_a_nested_value_that_does_not_cast_is_quarantined_not_nulled(
     ]
     landed_rows = rows(lake, "raw.orders", "id, customer, items, tags")
     assert landed_rows[2] == (3, {"name": None, "address": {"city": None, "zip": 7}}, [], ["1"])
+
+
+def test_a_nested_parquet_value_that_does_not_cast_is_quarantined(
+    tmp_path: Path, lake: Lake
+) -> None:
+    """TRY_CAST of a nested Parquet value NULLs what does not cast inside it; landing finds it."""
+    (tmp_path / "data").mkdir()
+    item = pa.struct([("sku", pa.string()), ("qty", pa.string())])
+    pq.write_table(
+        pa.table(
+            {
+                "id": [1, 2, 3],
+                "items": pa.array(
+                    [
+                        [{"sku": "a", "qty": "1"}],
+                        [{"sku": "b", "qty": "many"}],
+                        [{"sku": None, "qty": None}],
+                    ],
+                    pa.list_(item),
+                ),
+            }
+        ),
+        tmp_path / "data/o.parquet",
+    )
+    columns = [
+        {"name": "id", "type": "bigint"},
+        {"name": "items", "type": "struct(sku varchar, qty integer)[]"},
+    ]
+    spec = orders_contract({"kind": "files", "path": "data/*.parquet"}, columns=columns)
+    landed = ingest(spec, root=tmp_path, lake=lake, now=NOW)
+    assert (landed.rows, landed.quarantined) == (2, 1)
+    assert rows(lake, "raw.orders__quarantine", "_hw_source, _hw_reason") == [
+        ("data/o.parquet record 2", 'items[0].qty: cannot cast "many" to INT')
+    ]
+    assert rows(lake, "raw.orders", "id, items") == [
+        (1, [{"sku": "a", "qty": 1}]),
+        (3, [{"sku": None, "qty": None}]),
+    ]

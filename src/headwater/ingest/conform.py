@@ -64,8 +64,15 @@ def conform_query(
         inner = inner.select(raw.as_(f"_s{i}"), typed.as_(f"_v{i}"))
         outer.append(exp.column(f"_v{i}").as_(col.name, quoted=True))
         reasons.extend(_column_reasons(col, f"_s{i}", f"_v{i}"))
-        if json_input and _is_nested(col):
-            reasons.append(_nested_reason(col, f"_v{i}"))
+        if _is_nested(col) and (json_input or col.name in columns):
+            # the JSON of the value as it arrived: from the line, or of a typed (Parquet,
+            # Arrow) input value
+            arrived = (
+                _json_value(col.name, nested=True)
+                if json_input
+                else exp.func("to_json", exp.column(col.name, quoted=True))
+            )
+            reasons.append(_nested_reason(col, f"_v{i}", arrived))
     evolve = contract.evolution is Evolution.EVOLVE
     refuse = contract.evolution in (Evolution.FREEZE, Evolution.DISCARD_ROW)
     if json_input:
@@ -218,12 +225,12 @@ def _key_path(key: str) -> str:
     return "$." + '"' + key.replace('"', '\\"') + '"'
 
 
-def _nested_reason(col: Column, value: str) -> exp.Expression:
+def _nested_reason(col: Column, value: str, arrived: exp.Expression) -> exp.Expression:
     """Why a nested value does not land whole: the first value under it that does not cast.
 
-    `json_transform` NULLs such a value silently, so a typed value holding a NULL is walked
-    against its JSON: a value that is in the JSON but NULL once typed did not cast. Only such
-    rows parse the line again.
+    `json_transform` and `TRY_CAST` NULL such a value silently, so a typed value holding a
+    NULL is walked against the JSON of what `arrived`: a value that is there but NULL once
+    typed did not cast. Only such rows parse the JSON again.
     """
     typed = exp.column(value)
     text = exp.cast(exp.func("to_json", typed.copy()), "varchar")
@@ -235,7 +242,7 @@ def _nested_reason(col: Column, value: str) -> exp.Expression:
     walk = _first_failure(
         exp.column(raw), typed.copy(), sql_type(col.type), exp.Literal.string(col.name), 0
     )
-    return exp.Case().when(may_fail, _let(raw, _json_value(col.name, nested=True), walk))
+    return exp.Case().when(may_fail, _let(raw, arrived, walk))
 
 
 def _let(name: exp.Identifier, value: exp.Expression, body: exp.Expression) -> exp.Expression:
