@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
@@ -40,7 +40,7 @@ from headwater.contracts.predicates import failure_reason
 from headwater.contracts.specs import parse_watermark, sql_type
 from headwater.ingest.conform import metadata_columns
 from headwater.ingest.files import FilesReader, SourceFile
-from headwater.ingest.source import JSON, RECORD, Reader
+from headwater.ingest.source import JSON, RECORD
 from headwater.zones.lake import SelfWritten
 
 # types DuckDB writes to Parquet as the raw table (made from Arrow by pyiceberg) holds them
@@ -83,9 +83,12 @@ _UNKNOWN = sqlglot.parse_one(
     f"AS k FROM {_LINES_SQL} ORDER BY k",
     read="duckdb",
 ).sql(dialect="duckdb")
-_RECORDS = sqlglot.parse_one(
-    "SELECT * FROM read_json($path, format := 'newline_delimited', columns := $columns)",
-    read="duckdb",
+_RECORDS = cast(
+    exp.Select,
+    sqlglot.parse_one(
+        "SELECT * FROM read_json($path, format := 'newline_delimited', columns := $columns)",
+        read="duckdb",
+    ),
 )
 _NOT_EXACT = "a record is not exactly the declared keys and types"
 _T = TypeVar("_T")
@@ -112,10 +115,10 @@ class Written:
     tier: str  # "exact" or "read_json"
 
 
-def direct_files(contract: Contract, reader: Reader, *, local_lake: bool) -> list[SourceFile]:
+def direct_files(contract: Contract, reader: FilesReader, *, local_lake: bool) -> list[SourceFile]:
     """The new files the direct lane may take: local JSON-lines files, into a local lake,
     under a contract that knows its columns and declares only types the lane writes."""
-    if not (local_lake and isinstance(reader, FilesReader) and reader.local):
+    if not (local_lake and reader.local):
         return []
     if not contract.columns or not all(_writable(c.type) for c in contract.columns):
         return []
@@ -368,12 +371,12 @@ class _Workers:
             conn.close()
 
 
-def _position() -> exp.Expression:
+def _position() -> exp.Alias:
     """Records numbered in file order (the query runs on one thread)."""
-    return exp.Window(this=exp.func("row_number")).as_(RECORD)
+    return exp.Alias(this=exp.Window(this=exp.func("row_number")), alias=exp.to_identifier(RECORD))
 
 
-def _stop_if(condition: exp.Expression, why: str) -> exp.Expression:
+def _stop_if(condition: exp.Expr, why: str) -> exp.Expression:
     """TRUE, or an error that stops the query (the file then goes to the next tier)."""
     stop = exp.func("error", exp.Literal.string(f"direct lane: {why}"))
     return exp.Case().when(condition, stop).else_(exp.true())

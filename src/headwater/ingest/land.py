@@ -113,9 +113,12 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
     result.batch_id = batch_id(f"{reader.key}\n{state.cursor}")
     result.files = [f.shown for f in getattr(reader, "new", [])]
     contract = _pinned(contract, lake)
-    direct = direct_files(contract, reader, local_lake=lake.local)
-    careful = [f for f in getattr(reader, "new", []) if f not in direct]
-    parts = reader.parts(careful) if direct else reader.parts()
+    files = reader if isinstance(reader, FilesReader) else None
+    direct = direct_files(contract, files, local_lake=lake.local) if files else []
+    if files is not None and direct:
+        parts = files.parts([f for f in files.new if f not in direct])
+    else:
+        parts = reader.parts()
     contract, parts = _inferred(contract, parts)
     job = _Job(contract, result, now=now, cutoff=_late_cutoff(contract, lake), state=state)
     landed_files = lake.files(table) if state.since is not None else []
@@ -123,10 +126,10 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         job.load_seen(landed_files, incremental.column, since=state.since)
 
     def streamed() -> Iterator[pa.Table | SelfWritten]:
-        if direct:
+        if files is not None and direct:
             params = {"batch_id": result.batch_id, "now": now, "cutoff": job.cutoff}
             with DirectLane(contract, direct, params=params) as lane:
-                yield from job.direct(lane, reader)
+                yield from job.direct(lane, files)
         yield from job.conformed(parts)
         job.keep_rejected(reader.rejected)
 
