@@ -1,8 +1,13 @@
 """The ingest benchmark's records: N nested orders as JSON-lines files, and their declarations.
 
-Deterministic for a given N and file count. `prepare` writes them once under a folder with a
-`manifest.json` holding the checksums every contender's output must reproduce; it reuses them
-while N, the file count and this module are unchanged.
+Deterministic for a given N and file count. `prepare` writes them once under a folder, in two
+layouts of the same records, with a `manifest.json` holding the checksums every contender's
+output must reproduce; it reuses them while N, the file count and this module are unchanged.
+
+- `jsonl/`: every key present, a null value written as JSON `null`;
+- `jsonl-sparse/`: the same records with every key whose value is null left out, nested
+  objects' keys too (list elements stay), as Spark's `to_json` or Go's `omitempty` write
+  them. A missing key reads as NULL, like an explicit null, so the checksums hold for both.
 
     .venv/bin/python bench/ingest/data.py OUT_DIR [--records 1000000] [--files 10]
 """
@@ -35,6 +40,8 @@ CUSTOMER = (
     "STRUCT(id BIGINT, name VARCHAR, tier VARCHAR, address STRUCT(city VARCHAR, zip VARCHAR))"
 )
 ITEM = "STRUCT(sku VARCHAR, qty INTEGER, price DOUBLE)"
+# the data folder's subfolders: every key present, and null-valued keys left out (`sparse`)
+LAYOUTS = ("jsonl", "jsonl-sparse")
 
 # the contract's columns: DuckDB types, as a contract declares them
 COLUMNS: list[dict[str, Any]] = [
@@ -159,60 +166,89 @@ class Checksums:
         return {**self.values, "amount_sum": round(self.amount, 2)}
 
 
+def without_nulls(value: Any) -> Any:
+    """`value` with every key whose value is null left out, in nested objects too (also those
+    inside lists); list elements stay, null ones included."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def write(folder: Path, *, records: int, files: int) -> dict[str, Any]:
-    """Write `records` orders over `files` JSON-lines files; return their checksums."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write `records` orders over `files` JSON-lines files in both layouts (`folder / LAYOUTS`);
+    return their checksums."""
+    dense, sparse = (folder / layout for layout in LAYOUTS)
+    for layout in (dense, sparse):
+        layout.mkdir(parents=True, exist_ok=True)
     rng = random.Random(SEED)
     sums = Checksums()
     per_file = -(-records // files)
     for f in range(files):
         first, last = f * per_file + 1, min(records, (f + 1) * per_file)
-        with (folder / f"orders-{f:03d}.jsonl").open("wb") as out:
+        name = f"orders-{f:03d}.jsonl"
+        with (dense / name).open("wb") as out, (sparse / name).open("wb") as out_sparse:
             chunk: list[bytes] = []
+            chunk_sparse: list[bytes] = []
             for i in range(first, last + 1):
                 rec = record(i, rng)
                 sums.add(rec)
                 chunk.append(orjson.dumps(rec))
+                chunk_sparse.append(orjson.dumps(without_nulls(rec)))
                 if len(chunk) == 10_000:
                     out.write(b"\n".join(chunk) + b"\n")
-                    chunk = []
+                    out_sparse.write(b"\n".join(chunk_sparse) + b"\n")
+                    chunk, chunk_sparse = [], []
             if chunk:
                 out.write(b"\n".join(chunk) + b"\n")
+                out_sparse.write(b"\n".join(chunk_sparse) + b"\n")
     return sums.result()
 
 
 def prepare(folder: Path, *, records: int, files: int = 10) -> dict[str, Any]:
     """The data folder's manifest, writing the files first unless they are already there."""
     manifest_file = folder / "manifest.json"
+    # this module's fingerprint: any change to it (a new layout too) writes the files again
     version = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
     if manifest_file.exists():
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        if (manifest["records"], manifest["files"], manifest["version"]) == (
+        same = (manifest["records"], manifest["files"], manifest["version"]) == (
             records,
             files,
             version,
-        ):
+        )
+        complete = all(len(jsonl_files(folder, sparse=s)) == files for s in (False, True))
+        if same and complete:
             return manifest
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     print(f"generating {records:,} records into {folder} ...", flush=True)
-    checks = write(folder / "jsonl", records=records, files=files)
-    size = sum(p.stat().st_size for p in (folder / "jsonl").glob("*.jsonl"))
+    checks = write(folder, records=records, files=files)
+    size, sparse_size = (
+        sum(p.stat().st_size for p in jsonl_files(folder, sparse=s)) for s in (False, True)
+    )
     manifest = {
         "records": records,
         "files": files,
         "version": version,
         "bytes": size,
+        "sparse_bytes": sparse_size,
         "generate_s": round(time.perf_counter() - started, 2),
         "checks": checks,
     }
     manifest_file.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    print(f"  {size / 1e6:.0f} MB in {manifest['generate_s']:.1f}s", flush=True)
+    print(
+        f"  {size / 1e6:.0f} MB ({sparse_size / 1e6:.0f} MB without nulls) "
+        f"in {manifest['generate_s']:.1f}s",
+        flush=True,
+    )
     return manifest
 
 
-def jsonl_files(folder: Path) -> list[Path]:
-    return sorted((folder / "jsonl").glob("*.jsonl"))
+def jsonl_files(folder: Path, sparse: bool = False) -> list[Path]:
+    """The JSON-lines files of a data folder: with every key, or (`sparse`) nulls left out."""
+    return sorted((folder / LAYOUTS[int(sparse)]).glob("*.jsonl"))
 
 
 def main() -> None:

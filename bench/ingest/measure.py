@@ -6,6 +6,12 @@
     measure.py httpx-arrow URL OUT_DIR           httpx page loop, from_pylist, ParquetWriter
     measure.py headwater-http URL OUT_DIR        ingest() with an http connector, into raw
 
+The first three read DATA_DIR/jsonl/; with `-sparse` after their name (`duckdb-parquet-sparse`,
+`duckdb-table-sparse`, `headwater-jsonl-sparse`) they do the same with DATA_DIR/jsonl-sparse/,
+the same records with null-valued keys left out. The headwater contenders also return the
+direct lane's tier of each file (`direct`: files per tier) and how many files went the careful
+lane (`careful`).
+
 Imports happen before the clock starts; wall time is `perf_counter`, CPU time `process_time`
 (every thread of this process, DuckDB's included), peak memory this process's `ru_maxrss`,
 read when the work is done. Then the output is checked with `data.CHECKS_SQL` (untimed).
@@ -20,8 +26,10 @@ import json
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,25 +48,25 @@ READ_JSON = "select * from read_json($files, format := 'newline_delimited', colu
 CURSOR = {"kind": "cursor", "path": "meta.next", "param": "cursor"}
 
 
-def duckdb_parquet(source: str, out: Path) -> dict[str, Any]:
+def duckdb_parquet(source: str, out: Path, *, sparse: bool = False) -> dict[str, Any]:
     conn = duckdb.connect()
     target = out / "orders.parquet"
     clock = Clock()
-    _read_json(conn, source).write_parquet(str(target), compression="zstd")
+    _read_json(conn, source, sparse=sparse).write_parquet(str(target), compression="zstd")
     result = clock.stop()
     return result | {"checks": checks(conn.read_parquet([str(target)]))}
 
 
-def duckdb_table(source: str, out: Path) -> dict[str, Any]:
+def duckdb_table(source: str, out: Path, *, sparse: bool = False) -> dict[str, Any]:
     conn = duckdb.connect()
     clock = Clock()
-    _read_json(conn, source).create("orders")
+    _read_json(conn, source, sparse=sparse).create("orders")
     result = clock.stop()
     return result | {"checks": checks(conn.table("orders"))}
 
 
-def headwater_jsonl(source: str, out: Path) -> dict[str, Any]:
-    path = str(Path(source).resolve() / "jsonl" / "*.jsonl")
+def headwater_jsonl(source: str, out: Path, *, sparse: bool = False) -> dict[str, Any]:
+    path = str(Path(source).resolve() / data.LAYOUTS[int(sparse)] / "*.jsonl")
     return _headwater({"kind": "files", "path": path}, out)
 
 
@@ -116,12 +124,17 @@ def _headwater(connector: dict[str, Any], work: Path) -> dict[str, Any]:
         "quarantined": landed.quarantined,
         "reasons": landed.reasons,
         "data_files": len(files),
+        # the direct lane's files per tier ("exact", "read_json"); the careful lane's file count
+        "direct": dict(sorted(Counter(landed.direct.values()).items())),
+        "careful": len(landed.careful),
         "checks": checks(duckdb.connect().read_parquet(files)),
     }
 
 
-def _read_json(conn: duckdb.DuckDBPyConnection, source: str) -> duckdb.DuckDBPyRelation:
-    files = [str(p) for p in data.jsonl_files(Path(source))]
+def _read_json(
+    conn: duckdb.DuckDBPyConnection, source: str, *, sparse: bool
+) -> duckdb.DuckDBPyRelation:
+    files = [str(p) for p in data.jsonl_files(Path(source), sparse=sparse)]
     columns = {c["name"]: c["type"] for c in data.COLUMNS}
     return conn.sql(READ_JSON, params={"files": files, "columns": columns})
 
@@ -152,6 +165,9 @@ CONTENDERS: dict[str, Callable[[str, Path], dict[str, Any]]] = {
     "headwater-jsonl": headwater_jsonl,
     "httpx-arrow": httpx_arrow,
     "headwater-http": headwater_http,
+    "duckdb-parquet-sparse": partial(duckdb_parquet, sparse=True),
+    "duckdb-table-sparse": partial(duckdb_table, sparse=True),
+    "headwater-jsonl-sparse": partial(headwater_jsonl, sparse=True),
 }
 
 

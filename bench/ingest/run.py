@@ -9,6 +9,8 @@ alternating which side goes first:
 - jsonl: headwater's `ingest` of the files into `raw.orders` (an Iceberg table) vs DuckDB's
   own `read_json` of the same files with the declared types, written to Parquet; DuckDB's
   `read_json` into an in-memory table is a second reference line;
+- jsonl-sparse: the same, on the same records with null-valued keys left out (headwater's
+  read_json tier instead of its exact tier);
 - http: the same records from a paginated local API (server.py, its own process, started once
   per case) — headwater's `ingest` with an http connector vs a plain httpx loop writing Arrow.
 
@@ -61,12 +63,18 @@ class Case:
 
 CASES = {
     "jsonl": Case("jsonl", "duckdb-parquet", "headwater-jsonl", ("duckdb-table",)),
+    "jsonl-sparse": Case(
+        "jsonl-sparse", "duckdb-parquet-sparse", "headwater-jsonl-sparse", ("duckdb-table-sparse",)
+    ),
     "http": Case("http", "httpx-arrow", "headwater-http"),
 }
 LABELS = {
     "duckdb-parquet": "duckdb read_json -> parquet",
     "duckdb-table": "duckdb read_json -> table",
     "headwater-jsonl": "headwater ingest (files)",
+    "duckdb-parquet-sparse": "duckdb read_json -> parquet",
+    "duckdb-table-sparse": "duckdb read_json -> table",
+    "headwater-jsonl-sparse": "headwater ingest (files)",
     "httpx-arrow": "httpx loop -> arrow -> parquet",
     "headwater-http": "headwater ingest (http)",
 }
@@ -79,7 +87,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shutil.rmtree(folder, ignore_errors=True)
     manifest = data.prepare(folder, records=args.records, files=args.files)
     names = list(CASES) if args.case == "all" else [args.case]
-    print(f"{args.records:,} records, {manifest['bytes'] / 1e6:.0f} MB of JSON lines", flush=True)
+    sparse = ""
+    if "jsonl-sparse" in names:
+        sparse = f" ({manifest['sparse_bytes'] / 1e6:.0f} MB without nulls)"
+    print(
+        f"{args.records:,} records, {manifest['bytes'] / 1e6:.0f} MB of JSON lines{sparse}",
+        flush=True,
+    )
     setup = {
         "records": args.records,
         "rounds": args.rounds,
@@ -91,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         for name in names:
             ran[name] = setup | run_case(CASES[name], folder, manifest, args)
+            if name == "jsonl-sparse":
+                ran[name]["data_bytes"] = manifest["sparse_bytes"]
             if name == "http":
                 ran[name]["page_size"] = args.page_size
     finally:
@@ -265,6 +281,8 @@ def summarize(
             "server_cpu_s": med(kind, "server_cpu_s"),
             "other_cpu_s": [round(s["other_cpu_s"], 2) for s in runs],
         }
+        if "direct" in runs[-1]:  # a headwater contender: the lanes its files took
+            contenders[kind] |= _lanes(runs)
     base, ours = contenders.get(case.baseline), contenders.get(case.headwater)
     return {
         "baseline": case.baseline,
@@ -275,6 +293,30 @@ def summarize(
         "errors": errors,
         "samples": samples,
     }
+
+
+def _lanes(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The direct lane's files per tier and the careful lane's file count: one value when
+    every run agrees, else one per run."""
+    out: dict[str, Any] = {}
+    for key in ("direct", "careful"):
+        values = [s.get(key) for s in runs]
+        out[key] = values[0] if all(v == values[0] for v in values) else values
+    return out
+
+
+def lanes_text(contender: dict[str, Any]) -> str:
+    """The lanes a headwater contender's files took, as `  direct: read_json 10, careful 0`;
+    empty for the other contenders, and when no file took either lane (http pages)."""
+    if "direct" not in contender:
+        return ""
+    direct, careful = contender["direct"], contender["careful"]
+    if isinstance(direct, list) or isinstance(careful, list):
+        return f"  direct: {direct}, careful: {careful} (differs by run)"
+    if not direct and not careful:
+        return ""
+    tiers = ", ".join(f"{tier} {n}" for tier, n in direct.items()) or "none"
+    return f"  direct: {tiers}, careful {careful}"
 
 
 def print_table(ran: dict[str, Any]) -> None:
@@ -294,7 +336,7 @@ def print_table(ran: dict[str, Any]) -> None:
             )
             print(
                 f"{LABELS[kind]:34}{c['wall_s']:8.2f}{c['cpu_s']:8.2f}{c['rows_per_s']:11,.0f}"
-                f"{c['peak_rss_mb']:9.0f}{ratios}"
+                f"{c['peak_rss_mb']:9.0f}{ratios}{lanes_text(c)}"
             )
         if case["ratio"] is not None:
             print(
@@ -320,7 +362,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="records (1M)")
     parser.add_argument("--rounds", type=int, default=3, help="timings per contender (3)")
-    parser.add_argument("--case", choices=["jsonl", "http", "all"], default="all")
+    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
     parser.add_argument("--files", type=int, default=10, help="JSON-lines files (10)")
     parser.add_argument("--page-size", type=int, default=1000, help="records per API page")
     parser.add_argument(
