@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from headwater.contracts import Contract
-from headwater.ingest import ingest, land
+from headwater.ingest import direct, ingest, land
 from headwater.ingest.land import Landed
 from headwater.zones.lake import Lake
 from tests.ingest.raw import orders_contract, rows, write
@@ -253,3 +253,48 @@ def test_late_rows_and_event_ranges_match(tmp_path: Path, both: Any) -> None:
     run = both(contract())
     assert run.direct.direct == {"in/2.jsonl": "exact"}
     assert run.direct.late == 4  # before 19:00 - 2 hours
+
+
+@pytest.mark.parametrize("blank_lines", [False, True])
+def test_a_large_file_is_read_in_runs_of_records_one_per_core(
+    tmp_path: Path, both: Any, monkeypatch: pytest.MonkeyPatch, blank_lines: bool
+) -> None:
+    """A file alone is read in runs of records, one per core; records keep their numbers
+    (blank lines are not records, in either lane)."""
+    monkeypatch.setattr(direct, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(direct.os, "cpu_count", lambda: 3)
+    text = lines(*[record(i) for i in range(1, 301)])
+    if blank_lines:
+        text = text.replace("\n", "\n\n", 40)
+    write(tmp_path / "in/big.jsonl", text)
+    runs = direct._chunked([direct_file(tmp_path / "in/big.jsonl")], 3)
+    assert [u.skip for u in runs] == [0, runs[0].limit, 2 * (runs[0].limit or 0)]
+    assert runs[-1].limit is None
+    run = both(contract())
+    assert run.direct.direct == {"in/big.jsonl": "exact"}
+    assert run.direct.rows == 300
+    assert len(run.direct_lake.files("raw.orders")) == 3
+
+
+def test_runs_past_the_last_record_write_nothing(
+    tmp_path: Path, both: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The number of records is estimated: a run past the end is empty and adds no file."""
+    monkeypatch.setattr(direct, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(
+        direct,
+        "_chunks",
+        lambda file, count: [
+            direct._Unit(file, skip=0, limit=100),
+            direct._Unit(file, skip=100, limit=300),
+            direct._Unit(file, skip=400),
+        ],
+    )
+    write(tmp_path / "in/big.jsonl", lines(*[record(i) for i in range(1, 301)]))
+    run = both(contract())
+    assert (run.direct.direct, run.direct.rows) == ({"in/big.jsonl": "exact"}, 300)
+    assert len(run.direct_lake.files("raw.orders")) == 2
+
+
+def direct_file(path: Path) -> direct.SourceFile:
+    return direct.SourceFile(str(path), path.name, "jsonl", path.stat().st_size, "0")

@@ -68,9 +68,24 @@ _FIELDS = "_hw_fields"
 # are NULL; strict mode fails on a line Arrow would reject); json_keys fails on non-JSON
 _LINES_SQL = (
     "read_csv($path, columns := {'_hw_line': 'VARCHAR'}, delim := '\x01', quote := '', "
-    "escape := '', header := false, auto_detect := false, parallel := false)"
+    "escape := '', header := false, auto_detect := false)"
 )
-_LINES = sqlglot.parse_one(f"SELECT * FROM {_LINES_SQL}", read="duckdb").args["from_"].this
+# a file's lines numbered as records (blank lines are NULL rows, and not records), from the
+# record after `skip`, at most `limit` of them (NULL: all); the skipped ones are read, not
+# parsed. DuckDB's serial CSV reader is faster on one thread but holds the whole file: only
+# for small files
+_CHUNK = cast(
+    exp.Select,
+    sqlglot.parse_one(
+        "SELECT * FROM (SELECT _hw_line, row_number() OVER () AS _hw_position FROM read_csv("
+        "$path, columns := {'_hw_line': 'VARCHAR'}, delim := '\x01', quote := '', escape := '', "
+        "header := false, auto_detect := false, parallel := $parallel) "
+        "WHERE _hw_line IS NOT NULL) "
+        "WHERE _hw_position > $skip LIMIT $limit",
+        read="duckdb",
+    ),
+)
+CHUNK_BYTES = 64 << 20  # a file is split for the cores only into chunks at least this large
 _CHECK = sqlglot.parse_one(
     "SELECT count(_hw_line), "
     "count(*) FILTER (WHERE CASE WHEN starts_with(_hw_line, '{') THEN false "
@@ -115,6 +130,17 @@ class Written:
     tier: str  # "exact" or "read_json"
 
 
+@dataclass(frozen=True)
+class _Unit:
+    """A file, or a chunk of it: its records after the first `skip`, at most `limit` (None:
+    all); `expected` records, when they were counted before."""
+
+    file: SourceFile
+    skip: int = 0
+    limit: int | None = None
+    expected: int | None = None
+
+
 def direct_files(contract: Contract, reader: FilesReader, *, local_lake: bool) -> list[SourceFile]:
     """The new files the direct lane may take: local JSON-lines files, into a local lake,
     under a contract that knows its columns and declares only types the lane writes."""
@@ -135,7 +161,7 @@ class DirectLane:
         self.params = params  # batch_id, now, cutoff
         self.written: list[Written] = []
         self.declined: dict[str, str] = {}  # file → why the last tier gave it back
-        self._workers = _Workers(min(len(files), os.cpu_count() or 1))
+        self._workers = _Workers(os.cpu_count() or 1)
 
     def __enter__(self) -> DirectLane:
         return self
@@ -161,11 +187,7 @@ class DirectLane:
         )
         line = exp.column(_LINE)
         parsed = exp.Cast(this=exp.cast(line, exp.DataType.build("JSON")), to=fields)
-        numbered = (
-            exp.select(parsed.as_(_FIELDS), _position())
-            .from_(_LINES.copy())
-            .where(line.copy().is_(exp.null()).not_())
-        )
+        numbered = exp.select(parsed.as_(_FIELDS), exp.column(RECORD)).from_(_CHUNK.subquery("_l"))
         typed = exp.column(_FIELDS)
         values = (
             exp.select(
@@ -180,7 +202,8 @@ class DirectLane:
             .from_(numbered.subquery("_n"))
             .where(_stop_if(typed.copy().is_(exp.null()), _NOT_EXACT))
         )
-        return self._part(self.files, values, extra=[], expected=None, tier="exact")
+        units = _chunked(self.files, self._workers.count)
+        return self._part(units, values, extra=[], tier="exact")
 
     def check(self, files: list[SourceFile]) -> list[Checked]:
         """Tier 2, first pass: the files whose lines are all JSON objects with keys the
@@ -210,38 +233,44 @@ class DirectLane:
             *[exp.column(k, quoted=True) for k in extra],
             _position(),
         ).from_(_RECORDS.subquery("_j"))
-        counts = {c.file: c.records for c in checked}
-        files = [c.file for c in checked]
-        return self._part(files, values, extra=extra, expected=counts, tier="read_json")
+        units = [_Unit(c.file, expected=c.records) for c in checked]
+        return self._part(units, values, extra=extra, tier="read_json")
 
     def _part(
-        self,
-        files: list[SourceFile],
-        values: exp.Select,
-        *,
-        extra: list[str],
-        expected: dict[SourceFile, int] | None,
-        tier: str,
+        self, units: list[_Unit], values: exp.Select, *, extra: list[str], tier: str
     ) -> SelfWritten:
-        """The lake part writing each of `files` through `values`: the typed `_v<i>`, the
-        `extra` text columns and the position of each record of one file."""
+        """The lake part writing each unit through `values` (the typed `_v<i>`, the `extra`
+        text columns and the position of each record), one data file each. A file lands
+        only if all its units do."""
         columns = {c.name: c.type for c in self.contract.columns} | dict.fromkeys(extra, "VARCHAR")
 
         def write(table: pa.Schema, new_path: Callable[[], str]) -> list[str]:
-            copy = self._copy(values, extra, table)
+            # on a worker: its connection is made once and used for the files too
+            copy = self._workers.run(lambda: self._copy(values, extra, table))
             if copy is None:
                 return []
-            targets = [(f, new_path()) for f in files]
+            targets = [(u, new_path()) for u in units]
 
-            def one(target: tuple[SourceFile, str]) -> Written | None:
-                file, path = target
-                params = {**self.params, "path": file.path, "columns": columns}
-                count = expected.get(file) if expected is not None else None
-                return self._write(file, path, copy, params, count, tier)
+            def one(target: tuple[_Unit, str]) -> Written | None:
+                unit, path = target
+                params = {
+                    **self.params,
+                    "path": unit.file.path,
+                    "columns": columns,
+                    "skip": unit.skip,
+                    "limit": unit.limit,
+                    "parallel": unit.file.size >= CHUNK_BYTES,
+                }
+                return self._write(unit, path, copy, params, tier)
 
-            done = [w for w in self._workers.map(one, targets) if w is not None]
-            self.written += done
-            return [w.path for w in done]
+            done = self._workers.map(one, targets)
+            failed = {u.file for (u, _), w in zip(targets, done, strict=True) if w is None}
+            kept = [w for w in done if w is not None and w.file not in failed]
+            for w in done:
+                if w is not None and w.file in failed:
+                    Path(w.path).unlink(missing_ok=True)
+            self.written += kept
+            return [w.path for w in kept if w.path]
 
         return SelfWritten(pa.schema([pa.field(k, pa.string()) for k in extra]), write)
 
@@ -303,17 +332,12 @@ class DirectLane:
         return _stop_if(exp.or_(*failing), "a record to quarantine") if failing else exp.true()
 
     def _write(
-        self,
-        file: SourceFile,
-        path: str,
-        copy: exp.Copy,
-        params: dict[str, Any],
-        expected: int | None,
-        tier: str,
+        self, unit: _Unit, path: str, copy: exp.Copy, params: dict[str, Any], tier: str
     ) -> Written | None:
         statement = copy.copy()
         statement.set("files", [exp.Literal.string(path)])
         used = {p.name for p in statement.find_all(exp.Placeholder)}
+        file, expected = unit.file, unit.expected
         values = {**params, "source": file.shown}
         try:
             with self._workers.connection() as conn:
@@ -323,21 +347,25 @@ class DirectLane:
                 rows = row[0] if row else 0
                 if expected is not None and rows != expected:
                     raise _Declined(f"{rows} records read, {expected} lines checked")
-                counted = conn.sql(self._counted_sql(), params={"path": path}).to_arrow_table()
+                if not rows:  # a run past the last record (chunks are estimated)
+                    Path(path).unlink(missing_ok=True)
+                    return Written(file, "", pa.table({"_hw_late": pa.array([], pa.bool_())}), tier)
+                counted = self._counted(conn, path, rows)
         except (duckdb.Error, _Declined) as err:
             Path(path).unlink(missing_ok=True)
             self.declined[file.shown] = _first_line(err)
             return None
         return Written(file, path, counted, tier)
 
-    def _counted_sql(self) -> str:
-        names = ["_hw_late"]
-        if self.contract.watermark:
-            column = parse_watermark(self.contract.watermark)[0]
-            if any(c.name == column for c in self.contract.columns):
-                names.append(column)
-        source = exp.func("read_parquet", exp.Placeholder(this="path"))
-        return exp.select(*[exp.column(n, quoted=True) for n in names]).from_(source).sql("duckdb")
+    def _counted(self, conn: duckdb.DuckDBPyConnection, path: str, rows: int) -> pa.Table:
+        """The columns landing counts (`_hw_late`, the event time), read back from the data
+        file; without a watermark no row is late, and nothing needs reading."""
+        column = parse_watermark(self.contract.watermark)[0] if self.contract.watermark else None
+        if column is None or all(c.name != column for c in self.contract.columns):
+            return pa.table({"_hw_late": pa.nulls(rows, pa.bool_()).fill_null(False)})
+        names = [exp.column("_hw_late"), exp.column(column, quoted=True)]
+        query = exp.select(*names).from_(exp.func("read_parquet", exp.Placeholder(this="path")))
+        return conn.sql(query.sql("duckdb"), params={"path": path}).to_arrow_table()
 
 
 class _Declined(Exception):
@@ -349,12 +377,16 @@ class _Workers:
     file order, files run side by side, and a connection (about 40 ms) is made once."""
 
     def __init__(self, count: int):
-        self._pool = ThreadPoolExecutor(max(count, 1), "hw-direct")
+        self.count = max(count, 1)
+        self._pool = ThreadPoolExecutor(self.count, "hw-direct")
         self._local = threading.local()
         self._all: list[duckdb.DuckDBPyConnection] = []
 
     def map(self, work: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
         return list(self._pool.map(work, items))
+
+    def run(self, work: Callable[[], _R]) -> _R:
+        return self._pool.submit(work).result()
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -374,6 +406,31 @@ class _Workers:
 def _position() -> exp.Alias:
     """Records numbered in file order (the query runs on one thread)."""
     return exp.Alias(this=exp.Window(this=exp.func("row_number")), alias=exp.to_identifier(RECORD))
+
+
+def _chunked(files: list[SourceFile], cores: int) -> list[_Unit]:
+    """Each file as one unit, or, when there are fewer large files than cores, in runs of
+    records of about CHUNK_BYTES or more, so that every core has one (a run reads the lines
+    before it without parsing them, to number its records as the careful lane does)."""
+    total = sum(f.size for f in files)
+    size = max(CHUNK_BYTES, -(-total // max(cores, 1)))
+    units: list[_Unit] = []
+    for file in files:
+        count = -(-file.size // size)
+        units += (_chunks(file, count) if count > 1 else None) or [_Unit(file)]
+    return units
+
+
+def _chunks(file: SourceFile, count: int) -> list[_Unit] | None:
+    """`count` runs of records that tile the file: the number of records is estimated from
+    its first MB, and the last run reads to the end, so a wrong estimate only unbalances them."""
+    with open(file.path, "rb") as handle:
+        sample = handle.read(1 << 20)
+    lines = sample.count(b"\n")
+    if not lines:
+        return None
+    per = -(-file.size * lines // len(sample) // count)
+    return [_Unit(file, skip=k * per, limit=None if k == count - 1 else per) for k in range(count)]
 
 
 def _stop_if(condition: exp.Expr, why: str) -> exp.Expression:
