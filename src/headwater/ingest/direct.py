@@ -72,14 +72,13 @@ _LINES_SQL = (
 )
 # a file's lines numbered as records (blank lines are NULL rows, and not records), from the
 # record after `skip`, at most `limit` of them (NULL: all); the skipped ones are read, not
-# parsed. DuckDB's serial CSV reader is faster on one thread but holds the whole file: only
-# for small files
+# parsed. (`parallel := false` would hold the whole file in memory.)
 _CHUNK = cast(
     exp.Select,
     sqlglot.parse_one(
         "SELECT * FROM (SELECT _hw_line, row_number() OVER () AS _hw_position FROM read_csv("
         "$path, columns := {'_hw_line': 'VARCHAR'}, delim := '\x01', quote := '', escape := '', "
-        "header := false, auto_detect := false, parallel := $parallel) "
+        "header := false, auto_detect := false) "
         "WHERE _hw_line IS NOT NULL) "
         "WHERE _hw_position > $skip LIMIT $limit",
         read="duckdb",
@@ -259,7 +258,6 @@ class DirectLane:
                     "columns": columns,
                     "skip": unit.skip,
                     "limit": unit.limit,
-                    "parallel": unit.file.size >= CHUNK_BYTES,
                 }
                 return self._write(unit, path, copy, params, tier)
 
