@@ -76,11 +76,8 @@ _LINES_SQL = (
 _CHUNK = cast(
     exp.Select,
     sqlglot.parse_one(
-        "SELECT * FROM (SELECT _hw_line, row_number() OVER () AS _hw_position FROM read_csv("
-        "$path, columns := {'_hw_line': 'VARCHAR'}, delim := '\x01', quote := '', escape := '', "
-        "header := false, auto_detect := false) "
-        "WHERE _hw_line IS NOT NULL) "
-        "WHERE _hw_position > $skip LIMIT $limit",
+        "SELECT * FROM (SELECT _hw_line, row_number() OVER () AS _hw_position "
+        f"FROM {_LINES_SQL} WHERE _hw_line IS NOT NULL) WHERE _hw_position > $skip LIMIT $limit",
         read="duckdb",
     ),
 )
@@ -120,8 +117,8 @@ class Checked:
 
 @dataclass(frozen=True)
 class Written:
-    """A file landed by the direct lane, and the columns landing counts (`_hw_late`, event
-    time) read back from its data file."""
+    """A file (or a run of its records) landed by the direct lane in the data file at
+    `path` ("": the run was empty), and the columns landing counts (`_hw_late`, event time)."""
 
     file: SourceFile
     path: str
