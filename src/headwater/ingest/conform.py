@@ -225,7 +225,7 @@ def _key_path(key: str) -> str:
     return "$." + '"' + key.replace('"', '\\"') + '"'
 
 
-def _nested_reason(col: Column, value: str, arrived: exp.Expression) -> exp.Expression:
+def _nested_reason(col: Column, value: str, arrived: exp.Expr) -> exp.Expr:
     """Why a nested value does not land whole: the first value under it that does not cast.
 
     `json_transform` and `TRY_CAST` NULL such a value silently, so a typed value holding a
@@ -245,7 +245,7 @@ def _nested_reason(col: Column, value: str, arrived: exp.Expression) -> exp.Expr
     return exp.Case().when(may_fail, _let(raw, arrived, walk))
 
 
-def _let(name: exp.Identifier, value: exp.Expression, body: exp.Expression) -> exp.Expression:
+def _let(name: exp.Identifier, value: exp.Expr, body: exp.Expr) -> exp.Expr:
     """`body` with `name` bound to `value`, computed once (a one-element list_transform)."""
     bound = exp.func(
         "list_transform",
@@ -256,8 +256,8 @@ def _let(name: exp.Identifier, value: exp.Expression, body: exp.Expression) -> e
 
 
 def _first_failure(
-    raw: exp.Expression, typed: exp.Expression, kind: exp.DataType, path: exp.Expression, depth: int
-) -> exp.Expression:
+    raw: exp.Expr, typed: exp.Expr, kind: exp.DataType, path: exp.Expr, depth: int
+) -> exp.Expr:
     """`<path>: cannot cast <json> to <type>` for the first value under `raw` (JSON) that is
     NULL in `typed`, or NULL. Lists are walked element by element (paths count from 0)."""
     absent = exp.or_(
@@ -344,10 +344,8 @@ def _first_failure(
     )
 
 
-def _message(
-    path: exp.Expression, before: str, value: exp.Expression, after: str
-) -> exp.Expression:
-    parts: list[exp.Expression] = [
+def _message(path: exp.Expr, before: str, value: exp.Expr, after: str) -> exp.Expr:
+    parts: list[exp.Expr] = [
         path.copy(),
         exp.Literal.string(": " + before),
         value,
