@@ -3,6 +3,7 @@ waiting until the others are idle (a 2-core machine shared with other jobs moves
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -12,6 +13,26 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+
+
+def add_disturbance_options(
+    parser: argparse.ArgumentParser, *, max_other_cpu: float, unit: str, profiled: str
+) -> None:
+    """`--max-other-cpu`, `--retries` (a `unit` timed while other processes used more CPU
+    seconds than that is redone) and `--profile` (afterwards, profile `profiled`)."""
+    parser.add_argument(
+        "--max-other-cpu",
+        type=float,
+        default=max_other_cpu,
+        help=f"CPU seconds other processes may use during a {unit} before it is redone "
+        f"({max_other_cpu:g})",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=3, help=f"times a disturbed {unit} is redone (3)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help=f"afterwards, profile {profiled} (cProfile)"
+    )
 
 
 def wait_idle(*, limit: float = 0.1, probe: float = 2, timeout: float = 600) -> None:

@@ -40,7 +40,13 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # bench/machine.py
-from machine import describe, machine_cpu, our_cpu, wait_idle  # noqa: E402
+from machine import (  # noqa: E402
+    add_disturbance_options,
+    describe,
+    machine_cpu,
+    our_cpu,
+    wait_idle,
+)
 
 OUT = HERE / "out"
 MEASURE = HERE / "measure.py"
@@ -369,19 +375,11 @@ def _parser() -> argparse.ArgumentParser:
         "--keep", action="store_true", help="keep out/work/ (each contender's last output)"
     )
     parser.add_argument("--fresh", action="store_true", help="generate the records again")
-    parser.add_argument(
-        "--max-other-cpu",
-        type=float,
-        default=1.0,
-        help="CPU seconds other processes may use during a timing before it is redone (1.0)",
-    )
-    parser.add_argument(
-        "--retries", type=int, default=3, help="times a disturbed timing is redone (3)"
-    )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="then profile one headwater run per case (cProfile, out/profile-<case>.pstats)",
+    add_disturbance_options(
+        parser,
+        max_other_cpu=1.0,
+        unit="timing",
+        profiled="one headwater run per case (out/profile-<case>.pstats)",
     )
     return parser
 

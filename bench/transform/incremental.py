@@ -43,7 +43,7 @@ from headwater.project import load_project
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # bench/machine.py
-from machine import machine_cpu, our_cpu, wait_idle  # noqa: E402
+from machine import add_disturbance_options, machine_cpu, our_cpu, wait_idle  # noqa: E402
 
 TEMPLATES = generate.load_templates(HERE / "templates_incremental.yml")
 # the tables the generated DAG starts from, and their shapes
@@ -416,19 +416,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="scaffold, ingest and build again instead of reusing out/work/inc-<events>/",
     )
-    parser.add_argument(
-        "--max-other-cpu",
-        type=float,
-        default=5.0,
-        help="run a round again when other processes used more CPU seconds meanwhile (5)",
-    )
-    parser.add_argument(
-        "--retries", type=int, default=3, help="times a disturbed round is run again (3)"
-    )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="afterwards, profile one incremental build (cProfile)",
+    add_disturbance_options(
+        parser, max_other_cpu=5.0, unit="round", profiled="one incremental build"
     )
     return parser
 

@@ -242,7 +242,7 @@ class DirectLane:
 
         def write(table: pa.Schema, new_path: Callable[[], str]) -> list[str]:
             # on a worker: its connection is made once and used for the files too
-            copy = self._workers.run(lambda: self._copy(values, extra, table))
+            copy = self._workers.run(lambda: self._copy(values, columns, table))
             if copy is None:
                 return []
             targets = [(u, new_path()) for u in units]
@@ -283,13 +283,16 @@ class DirectLane:
             return None
         return Checked(file, records, tuple(keys))
 
-    def _copy(self, values: exp.Select, extra: list[str], table: pa.Schema) -> exp.Copy | None:
+    def _copy(
+        self, values: exp.Select, columns: dict[str, str], table: pa.Schema
+    ) -> exp.Copy | None:
         """COPY of one file's records in the table's columns, failing on any record the
-        careful lane would quarantine; None if a column's type is not the table's."""
-        produced = {c.name: c.type for c in self.contract.columns} | dict.fromkeys(extra, "VARCHAR")
+        careful lane would quarantine; None if one of the `columns` (name → type: declared,
+        then extra keys) does not have its type in the table."""
+        extra = list(columns)[len(self.contract.columns) :]
         with self._workers.connection() as conn:
             have = _column_types(conn.from_arrow(table.empty_table()))
-            want = _types_of(conn, produced)
+            want = _types_of(conn, columns)
         mismatch = {n: (k, have.get(n)) for n, k in want.items() if have.get(n) != k}
         if mismatch:
             for file in self.files:
