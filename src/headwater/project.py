@@ -15,7 +15,9 @@ from headwater.contracts.load import load_spec, locate
 from headwater.errors import Location, ModelError, SpecError
 from headwater.models import Dag, Model
 from headwater.models.cache import ModelCache
+from headwater.models.outputs import Columns, resolve_outputs
 from headwater.models.python import parse_python_model
+from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
 SETTINGS_FILE = "headwater.yml"
 RAW = "raw"
@@ -37,7 +39,7 @@ class Project:
         return {c.table: c for c in self.contracts.values()}
 
     def contract_file(self, contract: Contract) -> str:
-        return f"contracts/{contract.name}.yml"
+        return project_file(self.root, contract)
 
 
 def load_project(root: Path | str) -> Project:
@@ -59,22 +61,48 @@ def load_project(root: Path | str) -> Project:
         contracts = _contracts(root, cache)
         models = _parse_models(root, cache)
     _check_refs(models, {c.table for c in contracts.values()})
-    return Project(root, settings, contracts, models, Dag(models))
+    dag = Dag(models)
+    _check_columns(root, models, dag, contracts)
+    return Project(root, settings, contracts, models, dag)
 
 
 def _contracts(root: Path, cache: ModelCache) -> dict[str, Contract]:
     out: dict[str, Contract] = {}
     folder = root / "contracts"
-    for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]):
+    paths = sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml") and _shown(p))
+    for path in paths:
+        where = Location(str(path.relative_to(root)))
+        if path.parent != folder:
+            raise SpecError(
+                "contracts are read from contracts/ itself, not from its sub-folders",
+                where=where,
+                hint=f"move it to contracts/{path.name}",
+            )
         if not path.stem.isidentifier():
             raise SpecError(
-                "a contract's file name is its table name and must be an identifier",
-                where=Location(str(path.relative_to(root))),
+                "a contract's file name is its table name and must be an identifier", where=where
+            )
+        if path.stem in out:
+            raise SpecError(
+                f"contract {path.stem!r} is defined twice",
+                where=where,
+                hint=f"see {project_file(root, out[path.stem])}; keep one of the two files",
             )
         contract = cache.contract(path, root=root, name=path.stem)
         _check_rule_targets(contract, path, root)
         out[contract.name] = contract
     return out
+
+
+def project_file(root: Path, contract: Contract) -> str:
+    """The contract's file as the user named it (`.yml` or `.yaml`)."""
+    yml = root / "contracts" / f"{contract.name}.yml"
+    return f"contracts/{contract.name}{'.yml' if yml.exists() else '.yaml'}"
+
+
+def _shown(path: Path) -> bool:
+    """Whether a file is the user's to place: not hidden, not a Python cache."""
+    return not any(part.startswith(".") or part == "__pycache__" for part in path.parts[-3:])
 
 
 def _check_rule_targets(contract: Contract, path: Path, root: Path) -> None:
@@ -100,30 +128,78 @@ def _check_rule_targets(contract: Contract, path: Path, root: Path) -> None:
 
 def _parse_models(root: Path, cache: ModelCache) -> dict[str, Model]:
     out: dict[str, Model] = {}
-    folder = root / "models"
-    files = [*folder.glob("*/*.sql"), *folder.glob("*/*.py")]
-    for path in sorted(p for p in files if p.name != "__init__.py"):
+    for path in _model_files(root):
         shown = str(path.relative_to(root))
-        if path.parent.name == RAW:
-            raise ModelError(
-                "the raw zone holds landed data only; models go in another folder",
-                where=Location(shown),
-                hint="move it to models/clean/",
-            )
-        if not (path.parent.name.isidentifier() and path.stem.isidentifier()):
-            raise ModelError(
-                "a model's folder and file name must be identifiers", where=Location(shown)
-            )
         parse = parse_python_model if path.suffix == ".py" else cache.parse
         model = parse(path, root=root)
         if model.name in out:
             raise ModelError(
                 f"model {model.name} is defined twice",
                 where=Location(shown),
-                hint=f"see {out[model.name].path}",
+                hint=f"see {out[model.name].path}; a model's name is its zone and file name, "
+                "whatever folders are between",
             )
         out[model.name] = model
     return out
+
+
+def _model_files(root: Path) -> list[Path]:
+    """Every model file under `models/<zone>/` (deeper folders organize, the zone is the first);
+    a SQL, Python or YAML file headwater cannot place is an error naming it."""
+    folder = root / "models"
+    files, sidecars = [], []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and _shown(p)):
+        parts = path.relative_to(folder).parts
+        where = Location(str(path.relative_to(root)))
+        if path.suffix in (".yml", ".yaml"):
+            sidecars.append(path)
+        elif path.suffix not in (".sql", ".py") or path.name == "__init__.py":
+            continue  # notes, READMEs and other files that are not models
+        elif len(parts) == 1:
+            raise ModelError(
+                "a model belongs in a zone folder: models/<zone>/<name>" + path.suffix,
+                where=where,
+                hint=f"move it to models/clean/{path.name} or models/marts/{path.name}",
+            )
+        elif parts[0] == RAW:
+            raise ModelError(
+                "the raw zone holds landed data only; models go in another folder",
+                where=where,
+                hint=f"move it to models/clean/{path.name}",
+            )
+        elif not (parts[0].isidentifier() and path.stem.isidentifier()):
+            raise ModelError(
+                "a model's zone folder and file name must be identifiers "
+                "(letters, digits and _, not starting with a digit)",
+                where=where,
+            )
+        else:
+            files.append(path)
+    _check_sidecars(root, files, sidecars)
+    return files
+
+
+def _check_sidecars(root: Path, files: list[Path], sidecars: list[Path]) -> None:
+    """Every YAML file under models/ is the sidecar of a model beside it."""
+    models = {p.with_suffix("") for p in files}
+    for sidecar in sidecars:
+        where = Location(str(sidecar.relative_to(root)))
+        if sidecar.suffix == ".yaml" and sidecar.with_suffix("") in models:
+            raise SpecError(
+                "a model's sidecar is named <model>.yml",
+                where=where,
+                hint=f"rename it to {sidecar.with_suffix('.yml').name}",
+            )
+        if sidecar.with_suffix("") not in models:
+            names = sorted(p.name for p in files if p.parent == sidecar.parent)
+            close = difflib.get_close_matches(sidecar.stem, [Path(n).stem for n in names], n=1)
+            raise SpecError(
+                "this sidecar has no model beside it: a sidecar is named like its model's file",
+                where=where,
+                hint=f"did you mean {close[0]}.yml?"
+                if close
+                else f"add {sidecar.with_suffix('.sql').name}, or remove the sidecar",
+            )
 
 
 def _check_refs(models: dict[str, Model], raw_tables: set[str]) -> None:
@@ -141,6 +217,103 @@ def _check_refs(models: dict[str, Model], raw_tables: set[str]) -> None:
             raise ModelError(
                 f"unknown table {ref.name!r}", where=Location(model.path, ref.line), hint=hint
             )
+
+
+def _check_columns(
+    root: Path, models: dict[str, Model], dag: Dag, contracts: dict[str, Contract]
+) -> None:
+    """Rules, `grain:` and keys name columns the model outputs, wherever its SQL says them
+    (stars resolved through the DAG); a rule's `to:` names a table that exists."""
+    raw: dict[str, Columns] = {}
+    for contract in contracts.values():
+        declared = tuple(c.name for c in contract.columns)
+        raw[contract.table] = (*declared, *RAW_METADATA) if declared else None
+        raw[f"{contract.table}__quarantine"] = tuple(QUARANTINE)
+    outputs = resolve_outputs(models, dag.order, raw)
+    for model in models.values():
+        columns = outputs.get(model.name)
+        if columns is not None:
+            _check_config_columns(root, model, columns)
+        for index, rule in enumerate(model.rules):
+            file = model.sidecar_path or model.path
+            if columns is not None:
+                for column in rule.columns:
+                    where = (file, ("rules", index, "target"))
+                    _known_column(root, where, rule.name, model.name, column, columns)
+            if rule.to and rule.to.count(".") == 2:
+                table, column = rule.to.rsplit(".", 1)
+                _known_table(root, file, ("rules", index, "to"), table, outputs)
+                if outputs.get(table) is not None:
+                    where = (file, ("rules", index, "to"))
+                    _known_column(root, where, rule.name, table, column, outputs[table])
+
+
+def _check_config_columns(root: Path, model: Model, columns: tuple[str, ...]) -> None:
+    cfg = model.config
+    named = {
+        "grain": cfg.grain,
+        "unique_key": cfg.unique_key,
+        "time_column": [cfg.time_column] if cfg.time_column else [],
+        "updated_column": [cfg.updated_column] if cfg.updated_column else [],
+        "deleted_column": [cfg.deleted_column] if cfg.deleted_column else [],
+    }
+    for key, names in named.items():
+        for name in names:
+            if name not in columns:
+                line = _header_line(root / model.path, key)
+                raise ModelError(
+                    f"{key}: {name!r} is not a column of the model",
+                    where=Location(model.path, line, key),
+                    hint=_column_hint(name, columns),
+                )
+
+
+def _known_column(
+    root: Path,
+    where: tuple[str, tuple[str | int, ...]],
+    rule: str,
+    table: str,
+    column: str,
+    columns: tuple[str, ...],
+) -> None:
+    if column in columns:
+        return
+    file, key = where
+    raise SpecError(
+        f"rule {rule!r}: {key[2]} column {column!r} does not exist in {table}",
+        where=Location(file, locate(root / file, key), f"rules[{key[1]}].{key[2]}"),
+        hint=_column_hint(column, columns),
+    )
+
+
+def _known_table(
+    root: Path, file: str, key: tuple[str | int, ...], table: str, known: dict[str, Columns]
+) -> None:
+    if table in known:
+        return
+    close = _similar_table(table, set(known))
+    raise SpecError(
+        f"table {table!r} does not exist",
+        where=Location(file, locate(root / file, key), f"rules[{key[1]}].{key[2]}"),
+        hint=f"did you mean {close!r}?"
+        if close
+        else "`to:` names zone.table.column of a model or raw.<contract>",
+    )
+
+
+def _column_hint(name: str, columns: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
+    shown = [c for c in columns if not c.startswith("_hw_")]
+    return f"did you mean {close[0]!r}?" if close else f"the columns are: {', '.join(shown)}"
+
+
+def _header_line(path: Path, key: str) -> int | None:
+    """The line of `key:` in a model file's header comment."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next((n for n, text in enumerate(lines, 1) if text.lstrip().startswith(f"{key}:")), None)
 
 
 def _similar_table(name: str, known: set[str]) -> str | None:

@@ -104,6 +104,7 @@ def test_a_removed_model_disappears(project: Path) -> None:
 def test_cross_model_checks_run_on_cached_models(project: Path) -> None:
     load_project(project)
     (project / "models" / "clean" / "orders.sql").unlink()
+    (project / "models" / "clean" / "orders.yml").unlink()
 
     with pytest.raises(ModelError) as caught:
         load_project(project)

@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from headwater.errors import SpecError
 from headwater.orchestrate import RunReport, Stores, run
 from headwater.project import Project, load_project
 from tests.conftest import NOW
@@ -339,7 +340,25 @@ def test_a_python_model_that_raises_is_the_users_error_and_skips_only_downstream
     assert report.models["marts.funnel_daily"].status == "built"
 
 
-def test_a_model_rule_on_a_missing_column_fails_with_its_file_and_line(shop: Path) -> None:
+def test_a_model_rule_on_a_missing_column_is_refused_when_the_project_loads(shop: Path) -> None:
+    sidecar = shop / "models" / "marts" / "events_daily.yml"
+    sidecar.write_text(sidecar.read_text().replace('"day, event_type"', '"day, event_typ"'))
+
+    with pytest.raises(SpecError) as caught:
+        load_project(shop)
+
+    assert caught.value.render() == (
+        "models/marts/events_daily.yml:5: rules[0].target: rule 'one_row_per_day_and_type': "
+        "target column 'event_typ' does not exist in marts.events_daily; did you mean 'event_type'?"
+    )
+
+
+def test_a_rule_on_a_column_only_the_build_knows_fails_the_model_with_its_line(
+    shop: Path,
+) -> None:
+    # `count(*)` has no name the SQL gives: the column is checked once the version exists
+    model = shop / "models" / "marts" / "events_daily.sql"
+    model.write_text(model.read_text().replace("count(*) as event_count", "count(*)"))
     sidecar = shop / "models" / "marts" / "events_daily.yml"
     sidecar.write_text(sidecar.read_text().replace('"day, event_type"', '"day, event_typ"'))
 

@@ -10,12 +10,17 @@ from headwater.models.parse import Model
 
 
 class Dag:
-    """Dependencies among models (edges to raw tables are kept out: raw is an input)."""
+    """Dependencies among models (edges to raw tables are kept out: raw is an input).
+
+    A model also waits for the models its rules read (`Model.audit_refs`): a referential
+    integrity rule is audited against the new version of the table it points at.
+    """
 
     def __init__(self, models: Mapping[str, Model]):
         self.models = dict(models)
         self.upstream = {
-            name: [d for d in m.depends_on if d in self.models] for name, m in self.models.items()
+            name: [d for d in dict.fromkeys((*m.depends_on, *m.audit_refs)) if d in self.models]
+            for name, m in self.models.items()
         }
         self.downstream: dict[str, list[str]] = {name: [] for name in self.models}
         for name, deps in self.upstream.items():
@@ -32,10 +37,12 @@ class Dag:
             cycle = list(reversed(err.args[1]))
             first = self.models[cycle[0]]
             line = next((r.line for r in first.refs if r.name == cycle[1]), None)
+            audit = cycle[1] in first.audit_refs and cycle[1] not in first.depends_on
             raise ModelError(
                 "dependency cycle: " + " → ".join(cycle),
-                where=Location(first.path, line),
-                hint="a model cannot read, directly or not, from itself",
+                where=Location(first.sidecar_path or first.path if audit else first.path, line),
+                hint="a model cannot read, directly or not, from itself"
+                + (" (its rules read the tables they point at)" if audit else ""),
             ) from None
 
     def descendants(self, names: Iterable[str]) -> set[str]:

@@ -124,6 +124,13 @@ class Model:
     template: Template | None = None  # the query as text with a slot per reference
     function: Callable[..., Any] | None = None  # a Python model's `model` function
     source_hash: str | None = None  # a Python model's file hash (its "normalized SQL")
+    # the output columns as far as the SQL says, "*" standing for every column of `star_from`
+    # (its one source table); None when an output has no name the SQL gives (`b + 1`)
+    outputs: tuple[str, ...] | None = None
+    star_from: str | None = None
+    # tables the model's rules read besides the model (`to:` of referential integrity, the
+    # tables of custom SQL): its audit waits for them, though its data does not
+    audit_refs: tuple[str, ...] = ()
 
     @property
     def zone(self) -> str:
@@ -157,8 +164,8 @@ class Model:
 def parse_model(path: Path, *, root: Path) -> Model:
     """Parse `root/models/<zone>/<name>.sql` (and its optional `.yml` sidecar)."""
     shown = str(path.relative_to(root))
-    name = f"{path.parent.name}.{path.stem}"
-    text = path.read_text(encoding="utf-8")
+    name = model_name(path, root)
+    text = read_text(path, shown)
     config = _header(text, shown)
     query = _query(text, shown)
     refs = _refs(query, shown)
@@ -169,6 +176,7 @@ def parse_model(path: Path, *, root: Path) -> Model:
     if sidecar_file.exists():
         sidecar = load_spec(ModelSidecar, sidecar_file, root=root)
     _check_quarantine(config, sidecar, sidecar_file, root=root)
+    outputs, star_from = _outputs(query)
     return Model(
         name=name,
         path=shown,
@@ -178,7 +186,74 @@ def parse_model(path: Path, *, root: Path) -> Model:
         template=template(query),
         sidecar=sidecar,
         sidecar_path=str(sidecar_file.relative_to(root)) if sidecar_file.exists() else None,
+        outputs=outputs,
+        star_from=star_from,
+        audit_refs=audit_refs(sidecar, name),
     )
+
+
+def _outputs(query: exp.Query) -> tuple[tuple[str, ...] | None, str | None]:
+    """The query's output column names, "*" for a star over its one source table (named
+    second); (None, None) when the SQL does not say them all."""
+    names = []
+    for select in query.selects:
+        star = select.this if isinstance(select, exp.Column) else select
+        if isinstance(star, exp.Star):
+            if star.args.get("rename"):
+                return None, None  # renamed columns: known only once built
+            names.append("*")
+        elif isinstance(select, (exp.Alias, exp.Column)) and select.alias_or_name:
+            names.append(select.alias_or_name)
+        else:
+            return None, None  # `count(*)`, `b + 1`: the engine names them
+    if "*" not in names:
+        return tuple(names), None
+    source = query.args.get("from_") if isinstance(query, exp.Select) else None
+    table = source.this if source is not None else None
+    if query.args.get("joins") or not isinstance(table, exp.Table) or not table.db:
+        return None, None
+    return tuple(names), f"{table.db}.{table.name}"
+
+
+def audit_refs(sidecar: ModelSidecar, name: str) -> tuple[str, ...]:
+    """The tables the rules of model `name` read besides the model itself."""
+    out: dict[str, None] = {}
+    for rule in sidecar.rules:
+        if rule.to and rule.to.count(".") == 2:
+            out[rule.to.rsplit(".", 1)[0]] = None
+        if rule.sql:
+            out.update(dict.fromkeys(custom_sql_tables(rule.sql)))
+    out.pop(name, None)
+    return tuple(out)
+
+
+def custom_sql_tables(sql: str) -> list[str]:
+    """The zone tables a custom SQL rule reads (`this` is the table under test)."""
+    try:
+        query = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.ParseError:
+        return []  # the rule reports its own syntax error where it runs
+    return [f"{t.db}.{t.name}" for t in query.find_all(exp.Table) if t.db and t.name]
+
+
+def model_name(path: Path, root: Path) -> str:
+    """`models/marts/events_daily.sql` → `marts.events_daily`. The first folder under
+    `models/` is the zone; deeper folders only organize files (the name is the file stem)."""
+    return f"{path.relative_to(root / 'models').parts[0]}.{path.stem}"
+
+
+def read_text(path: Path, shown: str) -> str:
+    """A model file's text; one that is not UTF-8 is an error naming the line of the byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ModelError(
+            f"the file is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})",
+            where=Location(shown, line),
+            hint="save it as UTF-8",
+        ) from None
 
 
 def _header(text: str, shown: str) -> ModelConfig:

@@ -27,7 +27,7 @@ from sqlglot import exp
 from headwater.contracts import ModelConfig, ModelSidecar
 from headwater.contracts.load import load_spec
 from headwater.errors import Location, ModelError, UserCodeError
-from headwater.models.parse import Model, Ref
+from headwater.models.parse import Model, Ref, audit_refs, model_name
 
 ENTRY = "model"
 
@@ -54,8 +54,9 @@ def parse_python_model(path: Path, *, root: Path) -> Model:
         else ModelSidecar()
     )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    name = model_name(path, root)
     return Model(
-        name=f"{path.parent.name}.{path.stem}",
+        name=name,
         path=shown,
         config=ModelConfig(description=inspect.getdoc(function)),
         query=exp.select(exp.Star()).from_("_hw_python"),  # stands in for SQL-only tooling
@@ -64,6 +65,7 @@ def parse_python_model(path: Path, *, root: Path) -> Model:
         sidecar_path=str(sidecar_file.relative_to(root)) if sidecar_file.exists() else None,
         function=function,
         source_hash=digest,
+        audit_refs=audit_refs(sidecar, name),
     )
 
 
@@ -73,9 +75,9 @@ def call(model: Model, inputs: Mapping[str, pa.Table]) -> pa.Table:
     arguments = {f"{ref.name.replace('.', '__')}": inputs[ref.name] for ref in model.refs}
     try:
         result = model.function(**arguments)
-    except Exception as err:  # the user's code: anything can happen, all of it is theirs
+    except (Exception, SystemExit) as err:  # the user's code: anything can happen, all theirs
         raise UserCodeError(
-            f"the model raised {type(err).__name__}: {err}",
+            _raised("the model", err),
             where=Location(model.path, _user_line(err, model.path)),
             hint="traceback (most recent call last):\n" + _user_traceback(err, model.path),
         ) from err
@@ -110,9 +112,9 @@ def _load_function(path: Path, shown: str) -> Callable[..., Any]:
         raise ModelError(
             f"Python syntax error: {err.msg}", where=Location(shown, err.lineno)
         ) from None
-    except Exception as err:  # importing user code may raise anything
+    except (Exception, SystemExit) as err:  # importing user code may raise anything
         raise UserCodeError(
-            f"importing the model raised {type(err).__name__}: {err}",
+            _raised("importing the model", err),
             where=Location(shown, _user_line(err, str(path))),
         ) from err
     sys.modules.pop(name, None)
@@ -124,6 +126,13 @@ def _load_function(path: Path, shown: str) -> Callable[..., Any]:
             hint="def model(clean__orders): ... return a pyarrow.Table",
         )
     return function  # type: ignore[no-any-return]
+
+
+def _raised(what: str, err: BaseException) -> str:
+    """`the model raised KeyError: 'x'`; an exit is the model's failure, not the run's end."""
+    if isinstance(err, SystemExit):
+        return f"{what} called sys.exit({err.code!r}); a model returns a table instead"
+    return f"{what} raised {type(err).__name__}: {err}"
 
 
 def _user_frames(err: BaseException, path: str) -> list[traceback.FrameSummary]:

@@ -8,9 +8,12 @@ whole build is published, never a mix.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from datetime import datetime
@@ -44,6 +47,9 @@ from headwater.zones.catalog import ModelVersion, TaskRecord
 from headwater.zones.lake import BatchStats, Snapshot
 
 EPOCH = datetime(1970, 1, 1)
+# keys of a version's recorded inputs beside the raw snapshots it has seen
+AUDIT = "#audit"  # what its last passing audit depended on (see _Builder._audit_key)
+QUARANTINE_RULES = "#quarantine"  # its on_fail: quarantine rules, which shape its data
 
 
 def build_all(
@@ -53,7 +59,7 @@ def build_all(
     *,
     now: datetime,
     sink: EventSink,
-    blocked: Collection[str] = (),
+    blocked: Mapping[str, str] | None = None,
     full_refresh: bool = False,
     selected: Collection[str] | None = None,
 ) -> None:
@@ -97,7 +103,7 @@ def build_all(
         running: dict[Future[ModelOutcome], str] = {}
         while sorter.is_active():
             for name in sorter.get_ready():
-                reason = _upstream_problem(project.models[name], report, blocked)
+                reason = _upstream_problem(project.models[name], report, blocked or {})
                 if reason:
                     report.models[name] = ModelOutcome(name, "skipped", error=reason)
                     sink(Event("build", name, "skipped", {"error": reason}))
@@ -194,16 +200,17 @@ class _Builder:
         model = self.project.models[name]
         missing = [
             d
-            for d in model.depends_on
+            for d in (*model.depends_on, *model.audit_refs)
             if d in self.physical
             and not self.physical[d]
             and self.project.models[d].config.kind is not ModelKind.EPHEMERAL
         ]
         if missing:
+            reads = "upstream" if missing[0] in model.depends_on else "the table its rules read,"
             outcome = ModelOutcome(
                 name,
                 "failed",
-                error=f"{model.path}: upstream {missing[0]} has "
+                error=f"{model.path}: {reads} {missing[0]} has "
                 f"never been built; select it too (+{name})",
             )
             self.sink(Event("build", name, "failed", {"error": outcome.error}))
@@ -213,21 +220,47 @@ class _Builder:
             self._inline_ephemeral(model)
             self.inline[name] = render(model.query, self.physical, self.inline)
             return ModelOutcome(name, "inlined", data_key=key)
-        physical = self.physical[name]
-        known = self.versions.get((name, self.fps[name]))
-        current = known and known.data_key == key and self.pointers.get(name) == physical
-        if not current or self.full_refresh:
-            return None
+        known = self._current(model, key)
+        if known is None or known.inputs.get(AUDIT) != self._audit_key(model):
+            return None  # to build, or to audit again: its rules or what they read changed
         self.sink(Event("build", name, "up_to_date", {"rows": known.rows}))
-        return ModelOutcome(name, "up_to_date", physical, known.rows, data_key=key)
+        return ModelOutcome(name, "up_to_date", known.physical, known.rows, data_key=key)
+
+    def _current(self, model: Model, key: str) -> ModelVersion | None:
+        """The published version of `model` when it is up to date (None: build it)."""
+        known = self.versions.get((model.name, self.fps[model.name]))
+        physical = self.physical[model.name]
+        if self.full_refresh or known is None or known.data_key != key:
+            return None
+        return known if self.pointers.get(model.name) == physical else None
+
+    def _audit_key(self, model: Model) -> str:
+        """What a version's audit depends on besides its data: the rules, and the data of the
+        tables they read (a referential integrity rule's `to:`). "" when it has no rules."""
+        if not model.rules:
+            return ""
+        payload = json.dumps(
+            {
+                "rules": [r.model_dump(mode="json") for r in model.rules],
+                "reads": {t: self._input_key(t) for t in model.audit_refs},
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def build(self, name: str) -> ModelOutcome:
-        """Write, audit and publish a new version of `name` (on a worker thread)."""
+        """Write, audit and publish a new version of `name` (on a worker thread); or only
+        audit the published one, when just its rules or what they read changed."""
         model = self.project.models[name]
         started = time.perf_counter()
         self.sink(Event("build", name, "start"))
         self._inline_ephemeral(model)
-        outcome = self._write_audit_publish(model, self.physical[name], self._data_key(model))
+        key = self._data_key(model)
+        known = self._current(model, key)
+        if known is not None:
+            outcome = self._audit_again(model, known, key)
+        else:
+            outcome = self._write_audit_publish(model, self.physical[name], key)
         outcome.seconds = time.perf_counter() - started
         self.sink(
             Event("build", name, outcome.status, {"rows": outcome.rows, "error": outcome.error})
@@ -236,7 +269,37 @@ class _Builder:
 
     def _data_key(self, model: Model) -> str:
         inputs = {dep: self._input_key(dep) for dep in model.depends_on}
+        routed = [r.model_dump(mode="json") for r in model.rules if r.action is OnFail.QUARANTINE]
+        if routed:  # rules that move rows out of the version shape its data
+            inputs[QUARANTINE_RULES] = json.dumps(routed, sort_keys=True)
         return data_key(self.fps[model.name], inputs)
+
+    def _audit_again(self, model: Model, known: ModelVersion, key: str) -> ModelOutcome:
+        """Audit the published, up-to-date version of `model` (its rules changed); an `error`
+        rule failing now is reported, and what reads the model is skipped, as after a build."""
+        cursor = self.stores.engine.cursor()
+        results: list[CheckResult] = []
+        try:
+            results = self._audit(model, known.physical, cursor, known.rows)
+        except HeadwaterError as err:
+            if err.where is None:
+                err.where = Location(model.sidecar_path or model.path)
+            return ModelOutcome(model.name, "failed", known.physical, error=err.render())
+        finally:
+            self._record_checks(results)
+            cursor.close()
+        failed = [r.rule.name for r in results if r.blocking]
+        if failed:
+            error = (
+                f"error rule(s) failed: {', '.join(failed)}, on the published version (its "
+                "rules changed); it stays published as it was"
+            )
+            return ModelOutcome(model.name, "blocked", known.physical, error=error)
+        inputs = {**known.inputs, AUDIT: self._audit_key(model)}
+        self.built.append((dataclasses.replace(known, inputs=inputs), None))
+        outcome = ModelOutcome(model.name, "up_to_date", known.physical, known.rows, data_key=key)
+        outcome.audited = True
+        return outcome
 
     def _write_audit_publish(self, model: Model, physical: str, key: str) -> ModelOutcome:
         kind = model.config.kind
@@ -288,6 +351,7 @@ class _Builder:
             self._record_checks(results)
             cursor.close()
         seen = {**seen, **{_released(t): self.releases.get(t, 0) for t in self.sources[model.name]}}
+        seen[AUDIT] = self._audit_key(model)
         version = ModelVersion(
             model.name, self.fps[model.name], physical, kind.value, key, rows, seen
         )
@@ -625,11 +689,18 @@ def raw_sources(project: Project) -> dict[str, set[str]]:
     return out
 
 
-def _upstream_problem(model: Model, report: RunReport, blocked: Collection[str]) -> str | None:
+def _upstream_problem(model: Model, report: RunReport, blocked: Mapping[str, str]) -> str | None:
     for dep in model.depends_on:
         if dep in blocked:
-            return f"upstream {dep} failed its contract or did not land"
+            return f"upstream {dep} {blocked[dep]}"
         outcome = report.models.get(dep)
         if outcome is not None and not outcome.ok:
             return f"upstream {dep} {outcome.status}"
+    for dep in model.audit_refs:
+        outcome = report.models.get(dep)
+        if dep in blocked or (outcome is not None and not outcome.ok):
+            status = blocked.get(dep) or f"was {outcome.status}"  # type: ignore[union-attr]
+            rule = next((r.name for r in model.rules if (r.to or "").startswith(f"{dep}.")), None)
+            who = f"rule {rule!r} reads" if rule else "its rules read"
+            return f"{who} {dep}, which {status} in this run"
     return None

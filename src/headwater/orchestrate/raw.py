@@ -7,17 +7,29 @@ from sqlglot import exp
 
 from headwater.contracts import Contract
 from headwater.engine.duckdb import DuckDBEngine
+from headwater.ingest.conform import arrow_types
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
+from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
 
-def refresh_raw_views(project: Project, stores: Stores) -> None:
+def refresh_raw_views(project: Project, stores: Stores) -> dict[str, str]:
+    """Refresh every raw view; returns the raw tables no view can show yet, with why."""
+    missing = {}
     for contract in project.contracts.values():
-        refresh_raw_view(contract, stores)
+        why = refresh_raw_view(contract, stores)
+        if why:
+            missing[contract.table] = why
+    return missing
 
 
-def refresh_raw_view(contract: Contract, stores: Stores) -> None:
-    """Point `raw.<name>` (and its quarantine) at the files of the current Iceberg snapshot."""
+def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
+    """Point `raw.<name>` (and its quarantine) at the files of the current Iceberg snapshot.
+
+    A table nothing has landed in yet is an empty table of the contract's declared columns;
+    returns why there is no view when the contract declares none (they are inferred when
+    data first lands), else None.
+    """
     engine = stores.engine
     engine.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in (contract.table, f"{contract.table}__quarantine"):
@@ -29,6 +41,12 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
         if existing is not None and comment == version:
             continue  # the view already shows this snapshot: nothing to plan or replace
         files = stores.lake.files(table)
+        schema = None if files else stores.lake.schema(table) or _declared(contract, table)
+        if not files and schema is None:
+            return (
+                "has no data yet, and its contract declares no columns (they are inferred "
+                "from the first data landed): run `headwater ingest` first"
+            )
         if existing is not None:  # DuckDB refuses DROP VIEW on a table, even with IF EXISTS
             engine.execute(exp.Drop(tables=[target.copy()], kind=existing))
         if files:
@@ -41,7 +59,7 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
                 )
             engine.execute(exp.Create(this=target, kind="VIEW", expression=select))
         else:
-            schema = stores.lake.schema(table) or pa.schema([])
+            assert schema is not None
             engine.register("_hw_empty", schema.empty_table())
             try:
                 engine.execute(
@@ -57,6 +75,19 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> None:
         engine.execute(
             exp.Comment(this=target.copy(), kind=kind, expression=exp.Literal.string(version))
         )
+    return None
+
+
+def _declared(contract: Contract, table: str) -> pa.Schema | None:
+    """The shape of a raw table (or its quarantine) nothing has landed in yet: the declared
+    columns and the metadata landing adds; None when the contract declares no columns."""
+    if table != contract.table:
+        columns = dict(QUARANTINE)
+    elif contract.columns:
+        columns = {**{c.name: c.type for c in contract.columns}, **RAW_METADATA}
+    else:
+        return None
+    return pa.schema(list(zip(columns, arrow_types(list(columns.values())), strict=True)))
 
 
 def parquet_scan(files: list[str]) -> exp.Expression:

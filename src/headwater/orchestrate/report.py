@@ -25,6 +25,7 @@ class ModelOutcome:
     restated: int = 0  # ... of which were done before and written again (late data, lookback)
     late_rows: int = 0  # late rows among the new upstream data
     quarantined: int = 0  # rows routed to <model>__quarantine by on_fail: quarantine rules
+    audited: bool = False  # up to date, but audited again: its rules or what they read changed
 
     @property
     def ok(self) -> bool:

@@ -48,12 +48,13 @@ def run(
     selected = select_models(project.dag, select) if select else None
     report = RunReport(stores.catalog.start_run(command, now=now))
     chosen = set(stages)
+    finished = False
     try:
-        blocked: set[str] = set()
+        blocked: dict[str, str] = {}
         if "ingest" in chosen:
             blocked = ingest_all(project, stores, report, now=now, sink=sink)
         else:
-            refresh_raw_views(project, stores)
+            blocked = refresh_raw_views(project, stores)
         if "build" in chosen:
             build_all(
                 project,
@@ -66,10 +67,11 @@ def run(
                 selected=selected,
             )
         report.zone_rows = zone_rows(project, stores)
+        finished = True
     finally:
         stores.catalog.end_run(
             report.run_id,
-            status="success" if report.ok else "failed",
+            status="success" if report.ok and finished else "failed",
             summary=report.summary(),
             now=now_after(now),
         )
@@ -79,8 +81,9 @@ def run(
 def ingest_all(
     project: Project, stores: Stores, report: RunReport, *, now: datetime, sink: EventSink
 ) -> set[str]:
-    """Land every contract; returns the raw tables whose `error` rules failed on their batch."""
-    blocked: set[str] = set()
+    """Land every contract; returns the raw tables that failed to land or whose `error` rules
+    failed on their batch, each with why."""
+    blocked: dict[str, str] = {}
     for contract in project.contracts.values():
         sink(Event("ingest", contract.table, "start"))
         started = now_after(now)
@@ -92,20 +95,21 @@ def ingest_all(
             if err.where is None:
                 err.where = Location(project.contract_file(contract))
             report.ingest_errors[contract.table] = err.render()
-            blocked.add(contract.table)
+            blocked[contract.table] = "failed to land"
             _task(stores, report, contract.table, "ingest", "failed", started, error=err.render())
             sink(Event("ingest", contract.table, "failed", {"error": err.render()}))
             refresh_raw_view(contract, stores)
             continue
         report.landed.append(landed)
-        refresh_raw_view(contract, stores)
+        if why := refresh_raw_view(contract, stores):
+            blocked[contract.table] = why
         if landed.batch_id is not None and contract.rules:
             try:
                 results = contract_checks(contract, project, stores, report, landed, now=now)
             except HeadwaterError as err:  # a rule that cannot run: the batch is unchecked
                 report.ingest_errors[contract.table] = err.render()
                 results = []
-                blocked.add(contract.table)
+                blocked[contract.table] = "has rules that cannot run"
             failed = sorted({r.rule.name for r in results if r.blocking})
             if failed and landed.batch_id:
                 # the batch stays in the lake, held out of raw.<name> until its rules pass
@@ -116,7 +120,7 @@ def ingest_all(
                     now=now,
                 )
                 refresh_raw_view(contract, stores)
-                blocked.add(contract.table)
+                blocked[contract.table] = f"failed its contract rules ({', '.join(failed)})"
         report.held[contract.table] = stores.catalog.held(contract.table)
         _task(
             stores,

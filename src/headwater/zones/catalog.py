@@ -127,7 +127,7 @@ class ModelVersion:
     kind: str
     data_key: str | None = None
     rows: int | None = None
-    inputs: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)  # raw snapshots seen, and #keys
 
 
 @dataclass(frozen=True)
