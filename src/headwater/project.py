@@ -88,6 +88,12 @@ def _contracts(root: Path, cache: ModelCache) -> dict[str, Contract]:
                 where=where,
                 hint=f"see {project_file(root, out[path.stem])}; keep one of the two files",
             )
+        if path.suffix == ".yaml" and path.with_suffix(".yml").exists():
+            raise SpecError(
+                f"contract {path.stem!r} is defined twice",
+                where=where,
+                hint=f"see contracts/{path.stem}.yml; keep one of the two files",
+            )
         contract = cache.contract(path, root=root, name=path.stem)
         _check_rule_targets(contract, path, root)
         out[contract.name] = contract

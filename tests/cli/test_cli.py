@@ -76,7 +76,9 @@ def test_sql_error_is_one_line(project: Path) -> None:
 def test_check_json_for_ci(project: Path) -> None:
     code, out = hw("check", "raw.customers", "--format", "json", "-p", str(project))
     assert code == 0  # only warn rules fail
-    results = {r["rule"]: r for r in json.loads(out)}
+    answer = json.loads(out)
+    assert answer["ok"] is True and answer["unpublished"] == []
+    results = {r["rule"]: r for r in answer["results"]}
     assert results["customers_id_unique"]["passed"] is False
     assert results["customers_id_unique"]["samples"] == [{"customer_id": 42, "copies": 2}]
 

@@ -21,7 +21,7 @@ from headwater.cli import render
 from headwater.cli.lineage import lineage
 from headwater.cli.testing import run_model_tests
 from headwater.errors import HeadwaterError, SpecError
-from headwater.orchestrate import Stores, check_all, run
+from headwater.orchestrate import Stores, check_all, run, unpublished
 from headwater.project import Project, load_project
 
 app = typer.Typer(
@@ -79,35 +79,51 @@ Select = Annotated[
 ]
 
 
+Format = Annotated[
+    str,
+    typer.Option(
+        "--format", help="table (for people) | json (the whole summary, for machines and CI)"
+    ),
+]
+
+
 @app.command(name="run")
 def run_(
-    project: ProjectDir = Path("."), full_refresh: FullRefresh = False, select: Select = None
+    project: ProjectDir = Path("."),
+    full_refresh: FullRefresh = False,
+    select: Select = None,
+    fmt: Format = "table",
 ) -> None:
     """Ingest, build and check the whole project end to end."""
-    _run(project, ("ingest", "build"), "run", full_refresh=full_refresh, select=select)
+    _run(project, ("ingest", "build"), "run", full_refresh=full_refresh, select=select, fmt=fmt)
 
 
 @app.command()
-def ingest(project: ProjectDir = Path(".")) -> None:
+def ingest(project: ProjectDir = Path("."), fmt: Format = "table") -> None:
     """Land new source data into the raw zone (contract rules run on each batch)."""
-    _run(project, ("ingest",), "ingest")
+    _run(project, ("ingest",), "ingest", fmt=fmt)
 
 
 @app.command()
 def build(
-    project: ProjectDir = Path("."), full_refresh: FullRefresh = False, select: Select = None
+    project: ProjectDir = Path("."),
+    full_refresh: FullRefresh = False,
+    select: Select = None,
+    fmt: Format = "table",
 ) -> None:
     """Build the models in dependency order (each audited by its rules before publishing)."""
-    _run(project, ("build",), "build", full_refresh=full_refresh, select=select)
+    _run(project, ("build",), "build", full_refresh=full_refresh, select=select, fmt=fmt)
 
 
 @app.command()
 def check(
     target: Annotated[str | None, typer.Argument(help="A table, e.g. marts.events_daily")] = None,
     project: ProjectDir = Path("."),
-    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    fmt: Format = "table",
 ) -> None:
-    """Evaluate every rule against what is published now; exit 1 if an error rule fails."""
+    """Evaluate every rule against what is published now; exit 1 if an error rule fails or a
+    model's newest build did not publish (blocked, failed, skipped, never built)."""
+    _check_format(fmt)
     with _errors(), _opened(project) as (loaded, stores):
         targets = {target} if target else None
         if target and target not in loaded.models and target not in loaded.raw_tables:
@@ -116,11 +132,29 @@ def check(
                 hint="name a model (zone.name) or a raw table (raw.<contract>)",
             )
         results = check_all(loaded, stores, now=datetime.now(UTC), targets=targets)
+        stale = {
+            name: why
+            for name, why in unpublished(loaded, stores).items()
+            if targets is None or name in targets
+        }
+    failed = any(r.blocking for r in results) or bool(stale)
     if fmt == "json":
-        print(json.dumps([render.check_json(r) for r in results], indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "ok": not failed,
+                    "results": [render.check_json(r) for r in results],
+                    "unpublished": [{"model": n, "why": why} for n, why in stale.items()],
+                },
+                indent=2,
+                default=str,
+            )
+        )
     else:
         _console().print(render.checks_table(results))
-    if any(r.blocking for r in results):
+        for name, why in stale.items():
+            _console().print(f"[red]not published[/] {name}: {why}", highlight=False)
+    if failed:
         raise typer.Exit(1)
 
 
@@ -184,9 +218,13 @@ def _run(
     *,
     full_refresh: bool = False,
     select: list[str] | None = None,
+    fmt: str = "table",
 ) -> None:
+    _check_format(fmt)
     with _errors(), _opened(project_dir) as (loaded, stores):
-        with render.Progress(_console(), loaded, stages) as progress:
+        # the progress bar goes to stderr when stdout carries JSON
+        shown = _state["err"] if fmt == "json" else _console()
+        with render.Progress(shown, loaded, stages) as progress:
             report = run(
                 loaded,
                 stores,
@@ -197,9 +235,18 @@ def _run(
                 full_refresh=full_refresh,
                 select=select,
             )
-        render.report(_console(), report, loaded)
+        if fmt == "json":
+            print(json.dumps(render.report_json(report), indent=2, default=str))
+        else:
+            render.report(_console(), report, loaded)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("table", "json"):
+        _state["err"].print(f"[red]error:[/] --format {fmt!r}: expected table or json")
+        raise typer.Exit(2)
 
 
 @contextmanager

@@ -89,6 +89,16 @@ def report(console: Console, result: RunReport, project: Project) -> None:
     for outcome in result.models.values():
         if outcome.restated:
             console.print(describe_restatement(outcome), highlight=False)
+        if outcome.audited:
+            console.print(
+                f"audited {outcome.name} again: its rules (or the tables they read) changed",
+                highlight=False,
+            )
+    if result.removed:
+        console.print(
+            f"removed the views of models no longer in the project: {', '.join(result.removed)}",
+            highlight=False,
+        )
     for outcome in result.models.values():
         if outcome.status in ("failed", "blocked"):
             console.print(
@@ -108,11 +118,49 @@ def report(console: Console, result: RunReport, project: Project) -> None:
         f"{len(result.checks) - failed}/{len(result.checks)} rules passed."
     )
     warehouse = project.root / project.settings.warehouse
-    console.print(
-        f'Warehouse: {warehouse}  (try: headwater sql "select * from '
-        f'{next(iter(project.models), "raw.x")} limit 5" -p {project.root})',
-        highlight=False,
-    )
+    published = [n for n, m in result.models.items() if m.status in ("built", "up_to_date")]
+    landed_tables = [x.table for x in result.landed if x.rows]
+    example = next(iter([*published, *landed_tables]), None)
+    try_it = f'  (try: headwater sql "select * from {example} limit 5" -p {project.root})'
+    console.print(f"Warehouse: {warehouse}{try_it if example else ''}", highlight=False)
+
+
+def report_json(result: RunReport) -> dict[str, Any]:
+    """The run summary for machines (`--format json`): everything the tables show, unabridged."""
+    return {
+        "run_id": result.run_id,
+        "ok": result.ok,
+        "landed": [
+            {
+                "table": x.table,
+                "read": x.read,
+                "rows": x.rows,
+                "quarantined": x.quarantined,
+                "late": x.late,
+                "reasons": dict(Counter(x.reasons).most_common()),
+            }
+            for x in result.landed
+        ],
+        "ingest_errors": result.ingest_errors,
+        "held": {t: b for t, b in result.held.items() if b},
+        "models": [
+            {
+                "model": m.name,
+                "status": m.status,
+                "rows": m.rows,
+                "seconds": round(m.seconds, 3),
+                "error": m.error,
+                "intervals": m.intervals,
+                "restated": m.restated,
+                "quarantined": m.quarantined,
+                "audited": m.audited,
+            }
+            for m in result.models.values()
+        ],
+        "removed": result.removed,
+        "checks": [check_json(c) for c in result.checks],
+        "zone_rows": result.zone_rows,
+    }
 
 
 def describe_restatement(outcome: ModelOutcome) -> str:
@@ -177,7 +225,7 @@ def check_json(result: CheckResult) -> dict[str, Any]:
 
 
 def runs_table(runs: list[dict[str, Any]]) -> Table:
-    table = Table("run", "command", "started", "seconds", "status", box=box.SIMPLE_HEAD)
+    table = _titled("Runs", "run", "command", "started", "seconds", "status")
     for r in runs:
         seconds = (r["ended_at"] - r["started_at"]).total_seconds() if r["ended_at"] else None
         status = {"success": "[green]success[/]", "failed": "[red]failed[/]"}.get(
@@ -239,4 +287,9 @@ def _row(sample: dict[str, Any]) -> str:
 
 
 def _titled(title: str, *columns: str) -> Table:
-    return Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    """A summary table whose cells wrap, never cut: in an 80-column CI log two rules or models
+    whose names share a prefix must still be told apart."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table

@@ -70,6 +70,7 @@ def build_all(
     """
     dag = project.dag
     chosen = set(dag.order) if selected is None else set(selected)
+    report.removed = remove_stale(project, stores)
     if not chosen:
         return
     fps = fingerprints(project)
@@ -135,6 +136,22 @@ def build_all(
             for o in report.models.values()
         ],
     )
+
+
+def remove_stale(project: Project, stores: Stores) -> list[str]:
+    """Drop the views of models no longer in the project (deleted, or moved to another zone)
+    and their pointers; their versions' tables stay, as every version's do."""
+    stale = sorted(set(stores.catalog.pointers(PROD)) - set(project.models))
+    if not stale:
+        return []
+    with stores.engine.transaction():
+        for name in stale:
+            zone, short = name.split(".")
+            for view in (short, f"{short}__quarantine"):
+                target = quote_table(f"{view_schema(zone)}.{view}")
+                stores.engine.execute(f"DROP VIEW IF EXISTS {target}")
+    stores.catalog.unpublish(stale, env=PROD)
+    return stale
 
 
 def fingerprints(project: Project) -> dict[str, str]:

@@ -22,6 +22,7 @@ from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.quality import CheckResult, evaluate
 from headwater.zones.catalog import CheckRecord
+from headwater.zones.layout import RAW_METADATA
 
 
 def check_all(
@@ -64,6 +65,22 @@ def check_all(
         now=now_after(now),
     )
     return results
+
+
+def unpublished(project: Project, stores: Stores) -> dict[str, str]:
+    """Models whose newest build did not publish (blocked, failed or skipped), or that were
+    never built, each with why: what `check` cannot vouch for, since prod does not show it."""
+    pointers = stores.catalog.pointers(PROD)
+    last = stores.catalog.last_outcomes("build")
+    out = {}
+    for name in project.dag.order:
+        status, error = last.get(name, (None, None))
+        if status in ("blocked", "failed", "skipped"):
+            served = "prod serves its previous version" if name in pointers else "never published"
+            out[name] = f"{status} in the last build ({error}); {served}"
+        elif name not in pointers and project.models[name].config.kind.value != "ephemeral":
+            out[name] = "never built: run `headwater run` (or `headwater build`)"
+    return out
 
 
 def contract_checks(
@@ -136,12 +153,20 @@ def evaluate_contract(
         root=project.root,
         engine=stores.engine,
         now=now,
-        columns=[f.name for f in stores.lake.schema(contract.table) or []],
+        columns=_raw_columns(contract, stores),
         key=contract.primary_key,
         declared=contract.declared,
         label=contract.table,
         **options,
     )
+
+
+def _raw_columns(contract: Contract, stores: Stores) -> list[str]:
+    """The raw table's columns: as landed, else as declared (nothing has landed yet)."""
+    schema = stores.lake.schema(contract.table)
+    if schema is not None:
+        return schema.names
+    return [*(c.name for c in contract.columns), *RAW_METADATA]
 
 
 def record_checks(

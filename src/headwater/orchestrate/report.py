@@ -43,6 +43,7 @@ class RunReport:
     checks: list[CheckResult] = field(default_factory=list)
     zone_rows: dict[str, int] = field(default_factory=dict)
     held: dict[str, dict[str, str]] = field(default_factory=dict)  # table → batch → why
+    removed: list[str] = field(default_factory=list)  # models gone from the project: unpublished
 
     @property
     def ok(self) -> bool:

@@ -147,7 +147,16 @@ def zone_rows(project: Project, stores: Stores) -> dict[str, int]:
     """Rows held now in each zone: raw tables and the published tables of each model zone."""
     # the raw views read the files of each table's current snapshot: counting them reads
     # Parquet footers only, where the snapshot summary would load each table's metadata
-    counts = [f"(SELECT COUNT(*) FROM {quote_table(t)})" for t in project.raw_tables]
+    present = {
+        f"raw.{name}"
+        for (name,) in stores.engine.rows(
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'raw' UNION ALL "
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw'"
+        )
+    }  # a contract whose columns are inferred has no raw view before its first load
+    counts = [
+        f"(SELECT COUNT(*) FROM {quote_table(t)})" for t in project.raw_tables if t in present
+    ]
     raw = stores.engine.rows(f"SELECT {' + '.join(counts)}")[0][0] if counts else 0
     totals = {"raw": int(raw)}
     published = stores.catalog.published_rows(PROD)

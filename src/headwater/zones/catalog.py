@@ -239,6 +239,23 @@ class Catalog:
             rows = conn.execute(tasks.select().where(tasks.c.run_id == run_id))
             return [dict(r._mapping) for r in rows]
 
+    def last_outcomes(self, stage: str) -> dict[str, tuple[str, str | None]]:
+        """Task → (status, error) of its newest finished run of `stage`: one query."""
+        newest = (
+            sa.func.row_number()
+            .over(partition_by=tasks.c.task, order_by=runs.c.ended_at.desc())
+            .label("n")
+        )
+        ranked = (
+            sa.select(tasks.c.task, tasks.c.status, tasks.c.error, newest)
+            .select_from(tasks.join(runs, tasks.c.run_id == runs.c.run_id))
+            .where(tasks.c.stage == stage, runs.c.ended_at.is_not(None))
+            .subquery()
+        )
+        query = sa.select(ranked.c.task, ranked.c.status, ranked.c.error).where(ranked.c.n == 1)
+        with self.engine.connect() as conn:
+            return {task: (status, error) for task, status, error in conn.execute(query)}
+
     # quality
     def metric_history(
         self, target: str, rules: Sequence[str], *, limit: int
@@ -445,6 +462,16 @@ class Catalog:
         )
         with self.engine.connect() as conn:
             return {name: physical for name, physical in conn.execute(query)}
+
+    def unpublish(self, names: Sequence[str], *, env: str) -> None:
+        """Remove the pointers of `names` from `env` (models removed from the project)."""
+        if names:
+            with self._tx() as conn:
+                conn.execute(
+                    env_pointers.delete().where(
+                        env_pointers.c.env == env, env_pointers.c.name.in_(list(names))
+                    )
+                )
 
     # column lineage
     def replace_column_lineage(
