@@ -267,6 +267,8 @@ def _header(text: str, shown: str) -> ModelConfig:
 def _query(text: str, shown: str) -> exp.Query:
     try:
         statements = [s for s in sqlglot.parse(text, dialect="duckdb") if s is not None]
+    except sqlglot.errors.TokenError as err:  # an unterminated string or comment
+        raise ModelError(f"SQL syntax error: {err}", where=Location(shown)) from None
     except sqlglot.errors.ParseError as err:
         first = err.errors[0]
         raise ModelError(

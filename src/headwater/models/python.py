@@ -27,7 +27,7 @@ from sqlglot import exp
 from headwater.contracts import ModelConfig, ModelSidecar
 from headwater.contracts.load import load_spec
 from headwater.errors import Location, ModelError, UserCodeError
-from headwater.models.parse import Model, Ref, audit_refs, model_name
+from headwater.models.parse import Model, Ref, audit_refs, model_name, read_text
 
 ENTRY = "model"
 
@@ -35,6 +35,7 @@ ENTRY = "model"
 def parse_python_model(path: Path, *, root: Path) -> Model:
     """Import `path` and read its `model` function's signature as the model's dependencies."""
     shown = str(path.relative_to(root))
+    read_text(path, shown)  # a file that is not UTF-8 is refused with the line of the byte
     function = _load_function(path, shown)
     line = inspect.getsourcelines(function)[1]
     refs = []

@@ -1,0 +1,532 @@
+"""Bad input, models: every way a model file, its header, its sidecar or a Python model can be
+wrong gives one clear line naming the file (and the line or field), never a traceback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.badinput.harness import assert_clean_error, hw, probe_project, write
+
+ORDERS_SQL = "models/clean/orders.sql"
+ORDERS_YML = "models/clean/orders.yml"
+DAILY_SQL = "models/marts/orders_daily.sql"
+HEADER = "/* headwater\nkind: table\ngrain: [order_id]\n*/\n"
+SELECT = "select order_id, customer_id, status, amount, ordered_at\nfrom raw.orders\n"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    files: dict[str, str | bytes]
+    expect: tuple[str, ...]  # each must appear in the message
+    code: int | None = None  # 2: refused when the project loads; 1: the run failed
+    removed: tuple[str, ...] = field(default=())
+
+
+def header(*lines: str) -> str:
+    return "/* headwater\n" + "".join(f"{line}\n" for line in lines) + "*/\n" + SELECT
+
+
+def sidecar(*rules: str) -> str:
+    return "rules:\n" + "".join(f"  - {rule}\n" for rule in rules)
+
+
+def python(body: str) -> dict[str, str | bytes]:
+    return {"models/marts/py_model.py": body}
+
+
+CASES = [
+    # --- the SQL of a model -------------------------------------------------------------------
+    Case(
+        "sql-syntax",
+        {ORDERS_SQL: HEADER + "select order_id, status\nfrom raw.orders where\n"},
+        (ORDERS_SQL, "SQL syntax error"),
+        2,
+    ),
+    Case(
+        "sql-unclosed-paren",
+        {ORDERS_SQL: HEADER + "select (order_id from raw.orders\n"},
+        (ORDERS_SQL, "syntax"),
+        2,
+    ),
+    Case(
+        "sql-unterminated-string",
+        {ORDERS_SQL: HEADER + "select 'abc from raw.orders\n"},
+        (ORDERS_SQL,),
+        2,
+    ),
+    Case(
+        "sql-two-statements",
+        {ORDERS_SQL: HEADER + SELECT + ";\nselect 1 as x from raw.orders;\n"},
+        (ORDERS_SQL, "one SELECT statement, found 2"),
+        2,
+    ),
+    Case("sql-empty-file", {ORDERS_SQL: ""}, (ORDERS_SQL, "found 0"), 2),
+    Case(
+        "sql-only-comments",
+        {ORDERS_SQL: "-- nothing here\n/* still nothing */\n"},
+        (ORDERS_SQL, "found 0"),
+        2,
+    ),
+    Case(
+        "sql-drop-table",
+        {ORDERS_SQL: "drop table raw.orders\n"},
+        (ORDERS_SQL, "a model is a SELECT statement, found DROP"),
+        2,
+    ),
+    Case(
+        "sql-insert",
+        {ORDERS_SQL: "insert into raw.orders values (1)\n"},
+        (ORDERS_SQL, "found INSERT"),
+        2,
+    ),
+    Case("sql-delete", {ORDERS_SQL: "delete from raw.orders\n"}, (ORDERS_SQL, "found DELETE"), 2),
+    Case(
+        "sql-unknown-table",
+        {ORDERS_SQL: "select * from raw.order\n"},
+        (f"{ORDERS_SQL}:1", "unknown table 'raw.order'", "did you mean 'raw.orders'?"),
+        2,
+    ),
+    Case(
+        "sql-table-without-zone",
+        {ORDERS_SQL: "select *\nfrom orders\n"},
+        (f"{ORDERS_SQL}:2", "table 'orders' has no zone"),
+        2,
+    ),
+    Case(
+        "sql-unknown-zone",
+        {ORDERS_SQL: "select * from staging.orders\n"},
+        (ORDERS_SQL, "unknown table 'staging.orders'", "did you mean"),
+        2,
+    ),
+    Case(
+        "sql-self-reference",
+        {ORDERS_SQL: "select * from clean.orders\n"},
+        (ORDERS_SQL, "dependency cycle"),
+        2,
+    ),
+    Case(
+        "sql-two-model-cycle",
+        {ORDERS_SQL: "select * from marts.orders_daily\n"},
+        ("dependency cycle", "clean.orders", "marts.orders_daily"),
+        2,
+    ),
+    Case(
+        "sql-three-model-cycle",
+        {
+            ORDERS_SQL: "select * from marts.loop_b\n",
+            "models/marts/loop_a.sql": "select * from clean.orders\n",
+            "models/marts/loop_b.sql": "select * from marts.loop_a\n",
+        },
+        ("dependency cycle", "marts.loop_a", "marts.loop_b"),
+        2,
+    ),
+    Case(
+        "sql-unknown-column-at-build",
+        {ORDERS_SQL: "select order_id,\n  nope\nfrom raw.orders\n"},
+        (f"{ORDERS_SQL}:2", "nope"),
+        1,
+    ),
+    Case(
+        "sql-bad-function-at-build",
+        {ORDERS_SQL: "select order_id, no_such_fn(order_id) as x from raw.orders\n"},
+        (ORDERS_SQL, "no_such_fn"),
+        1,
+    ),
+    Case(
+        "sql-cast-fails-at-build",
+        {ORDERS_SQL: "select order_id, cast(status as integer) as s from raw.orders\n"},
+        (ORDERS_SQL, "Conversion Error"),
+        1,
+    ),
+    Case(
+        "sql-not-utf8",
+        {ORDERS_SQL: HEADER.encode() + b"select '\xff' as x from raw.orders\n"},
+        (f"{ORDERS_SQL}:5", "not UTF-8", "0xff"),
+        2,
+    ),
+    Case(
+        "sql-latin1",
+        {ORDERS_SQL: "select 'caf\xe9' as x from raw.orders\n".encode("latin-1")},
+        (f"{ORDERS_SQL}:1", "not UTF-8"),
+        2,
+    ),
+    Case(
+        "sql-unknown-parameter",
+        {ORDERS_SQL: "select * from raw.orders where order_id > :min_id\n"},
+        (ORDERS_SQL, "unknown parameter :min_id"),
+        2,
+    ),
+    Case("sql-binary-junk", {ORDERS_SQL: bytes(range(256))}, (ORDERS_SQL,), 2),
+    # --- the header block -------------------------------------------------------------------
+    Case(
+        "header-invalid-yaml", {ORDERS_SQL: header("kind: [table")}, (ORDERS_SQL, "invalid YAML"), 2
+    ),
+    Case(
+        "header-unknown-key",
+        {ORDERS_SQL: header("kinds: table")},
+        (f"{ORDERS_SQL}:2", "kinds", "did you mean 'kind'?"),
+        2,
+    ),
+    Case(
+        "header-bad-kind",
+        {ORDERS_SQL: header("kind: tabel")},
+        (f"{ORDERS_SQL}:2", "kind", "did you mean 'table'?"),
+        2,
+    ),
+    Case("header-not-a-mapping", {ORDERS_SQL: header("- table")}, (ORDERS_SQL, "mapping"), 2),
+    Case(
+        "header-incremental-without-time-column",
+        {ORDERS_SQL: header("kind: incremental_by_time")},
+        (ORDERS_SQL, "time_column"),
+        2,
+    ),
+    Case(
+        "header-incremental-without-bounds",
+        {ORDERS_SQL: header("kind: incremental_by_time", "time_column: ordered_at")},
+        (ORDERS_SQL, ":start"),
+        2,
+    ),
+    Case(
+        "header-bad-lookback",
+        {ORDERS_SQL: header("lookback: a while")},
+        (f"{ORDERS_SQL}:2", "lookback"),
+        2,
+    ),
+    Case(
+        "header-batch-size-zero",
+        {ORDERS_SQL: header("batch_size: 0")},
+        (f"{ORDERS_SQL}:2", "batch_size"),
+        2,
+    ),
+    Case(
+        "header-batch-size-text",
+        {ORDERS_SQL: header("batch_size: many")},
+        (f"{ORDERS_SQL}:2", "batch_size"),
+        2,
+    ),
+    Case(
+        "header-by-key-without-key",
+        {ORDERS_SQL: header("kind: incremental_by_key")},
+        (ORDERS_SQL, "unique_key"),
+        2,
+    ),
+    Case(
+        "header-grain-missing-column",
+        {ORDERS_SQL: header("grain: [order_no]")},
+        (f"{ORDERS_SQL}:2", "order_no", "did you mean 'order_id'?"),
+        2,
+    ),
+    Case(
+        "header-grain-not-a-list",
+        {ORDERS_SQL: header("grain: {a: 1}")},
+        (f"{ORDERS_SQL}:2", "grain"),
+        2,
+    ),
+    Case(
+        "header-time-column-missing",
+        {
+            ORDERS_SQL: "/* headwater\nkind: incremental_by_time\ntime_column: day\n*/\n"
+            "select order_id, ordered_at from raw.orders\n"
+            "where ordered_at >= :start and ordered_at < :end\n"
+        },
+        (ORDERS_SQL, "time_column 'day' is not a column"),
+        2,
+    ),
+    Case(
+        "header-unique-key-missing",
+        {
+            ORDERS_SQL: header(
+                "kind: incremental_by_key", "unique_key: [id]", "updated_column: ordered_at"
+            )
+        },
+        (f"{ORDERS_SQL}:3", "unique_key", "'id'"),
+        2,
+    ),
+    Case(
+        "header-append-reads-a-model",
+        {
+            "models/marts/appended.sql": "/* headwater\nkind: append\n*/\nselect * from clean.orders\n"
+        },
+        ("models/marts/appended.sql", "reads raw tables only"),
+        2,
+    ),
+    Case(
+        "header-tab-indent",
+        {ORDERS_SQL: "/* headwater\nkind: table\n\tgrain: [order_id]\n*/\n" + SELECT},
+        (ORDERS_SQL, "invalid YAML"),
+        2,
+    ),
+    Case(
+        "header-bad-start",
+        {ORDERS_SQL: header("start: yesterday-ish")},
+        (f"{ORDERS_SQL}:2", "start"),
+        2,
+    ),
+    # --- the sidecar ------------------------------------------------------------------------
+    Case("sidecar-invalid-yaml", {ORDERS_YML: "rules: [\n"}, (ORDERS_YML, "invalid YAML"), 2),
+    Case(
+        "sidecar-unknown-key",
+        {ORDERS_YML: "descripton: Orders.\n"},
+        (f"{ORDERS_YML}:1", "did you mean 'description'?"),
+        2,
+    ),
+    Case(
+        "sidecar-rules-not-a-list",
+        {ORDERS_YML: "rules: {name: x}\n"},
+        (f"{ORDERS_YML}:1", "rules"),
+        2,
+    ),
+    Case(
+        "sidecar-rule-bad-type",
+        {ORDERS_YML: sidecar("{name: r, type: uniqueneess, target: order_id}")},
+        (f"{ORDERS_YML}:2", "did you mean 'uniqueness'?"),
+        2,
+    ),
+    Case(
+        "sidecar-rule-without-name",
+        {ORDERS_YML: sidecar("{type: not_null, target: order_id}")},
+        (f"{ORDERS_YML}:2", "name"),
+        2,
+    ),
+    Case(
+        "sidecar-rule-missing-column",
+        {ORDERS_YML: sidecar("{name: r, type: not_null, target: order_idd}")},
+        (f"{ORDERS_YML}:2", "rules[0].target", "did you mean 'order_id'?"),
+        2,
+    ),
+    Case(
+        "sidecar-rule-one-of-two-columns-missing",
+        {ORDERS_YML: sidecar("{name: r, type: uniqueness, target: 'order_id, statuss'}")},
+        (f"{ORDERS_YML}:2", "statuss", "did you mean 'status'?"),
+        2,
+    ),
+    Case(
+        "sidecar-ri-unknown-table",
+        {
+            ORDERS_YML: sidecar(
+                "{name: r, type: referential_integrity, target: customer_id, "
+                "to: marts.customer.customer_id}"
+            )
+        },
+        (f"{ORDERS_YML}:2", "rules[0].to", "does not exist"),
+        2,
+    ),
+    Case(
+        "sidecar-ri-unknown-column",
+        {
+            ORDERS_YML: sidecar(
+                "{name: r, type: referential_integrity, target: customer_id, "
+                "to: raw.orders.customer}"
+            )
+        },
+        (f"{ORDERS_YML}:2", "rules[0].to", "did you mean 'customer_id'?"),
+        2,
+    ),
+    Case(
+        "sidecar-ri-without-column",
+        {
+            ORDERS_YML: sidecar(
+                "{name: r, type: referential_integrity, target: customer_id, to: raw.orders}"
+            )
+        },
+        (f"{ORDERS_YML}:2", "to"),
+        2,
+    ),
+    Case(
+        "sidecar-ri-cycle",
+        {
+            ORDERS_YML: sidecar(
+                "{name: r, type: referential_integrity, target: order_id, "
+                "to: marts.orders_daily.orders}"
+            )
+        },
+        ("dependency cycle", "clean.orders"),
+        2,
+    ),
+    Case(
+        "sidecar-bad-threshold",
+        {ORDERS_YML: sidecar("{name: r, type: completeness, target: status, threshold: lots}")},
+        (f"{ORDERS_YML}:2", "threshold"),
+        2,
+    ),
+    Case(
+        "sidecar-bad-regex",
+        {ORDERS_YML: sidecar("{name: r, type: valid_values, target: status, pattern: '[a-'}")},
+        (f"{ORDERS_YML}:2", "pattern"),
+        2,
+    ),
+    Case(
+        "sidecar-custom-sql-syntax",
+        {ORDERS_YML: sidecar("{name: r, type: custom_sql, target: '*', sql: 'select * fro this'}")},
+        (f"{ORDERS_YML}:2", "rules[0].sql", "is not SQL"),
+        2,
+    ),
+    Case(
+        "sidecar-custom-sql-unknown-table",
+        {
+            ORDERS_YML: sidecar(
+                "{name: r, type: custom_sql, target: '*', "
+                "sql: 'select * from this where order_id not in "
+                "(select id from marts.nothing)'}"
+            )
+        },
+        (ORDERS_YML, "marts.nothing"),
+        1,
+    ),
+    Case(
+        "sidecar-quarantine-on-a-view",
+        {
+            ORDERS_SQL: header("kind: view"),
+            ORDERS_YML: sidecar("{name: r, type: not_null, target: status, on_fail: quarantine}"),
+        },
+        (f"{ORDERS_YML}:2", "on_fail"),
+        2,
+    ),
+    Case(
+        "sidecar-orphan",
+        {"models/clean/order.yml": "description: typo'd name\n"},
+        ("models/clean/order.yml", "no model beside it", "did you mean orders.yml?"),
+        2,
+    ),
+    Case(
+        "sidecar-yaml-extension",
+        {"models/clean/orders.yaml": "description: Orders.\n"},
+        ("models/clean/orders.yaml", "rename it to orders.yml"),
+        2,
+    ),
+    Case("sidecar-not-utf8", {ORDERS_YML: b"description: caf\xe9\n"}, (ORDERS_YML,), 2),
+    Case("sidecar-a-list", {ORDERS_YML: "- description: x\n"}, (ORDERS_YML, "mapping"), 2),
+    Case(
+        "sidecar-a-directory",
+        {"models/clean/orders.yml/keep": "x"},
+        (ORDERS_YML,),
+        2,
+        removed=(ORDERS_YML,),
+    ),
+    # --- where files are --------------------------------------------------------------------
+    Case(
+        "place-model-outside-a-zone",
+        {"models/orders_all.sql": SELECT},
+        ("models/orders_all.sql", "zone folder"),
+        2,
+    ),
+    Case(
+        "place-model-in-raw",
+        {"models/raw/orders_copy.sql": SELECT},
+        ("models/raw/orders_copy.sql", "raw zone"),
+        2,
+    ),
+    Case(
+        "place-zone-not-an-identifier",
+        {"models/my-marts/orders_x.sql": SELECT},
+        ("models/my-marts/orders_x.sql", "identifiers"),
+        2,
+    ),
+    Case(
+        "place-name-not-an-identifier",
+        {"models/marts/orders-x.sql": SELECT},
+        ("models/marts/orders-x.sql", "identifiers"),
+        2,
+    ),
+    Case(
+        "place-duplicate-in-subfolder",
+        {"models/clean/legacy/orders.sql": SELECT},
+        ("models/clean/legacy/orders.sql", "defined twice", ORDERS_SQL),
+        2,
+    ),
+    Case(
+        "place-sql-and-python-same-name",
+        {"models/clean/orders.py": "def model():\n    pass\n"},
+        ("defined twice",),
+        2,
+    ),
+    # --- Python models ----------------------------------------------------------------------
+    Case(
+        "python-syntax",
+        python("def model(clean__orders)\n    return clean__orders\n"),
+        ("models/marts/py_model.py:1", "syntax"),
+        2,
+    ),
+    Case(
+        "python-import-error",
+        python("import no_such_module\n\ndef model():\n    pass\n"),
+        ("models/marts/py_model.py:1", "ModuleNotFoundError"),
+        1,
+    ),
+    Case(
+        "python-no-model-function",
+        python("def build(clean__orders):\n    return clean__orders\n"),
+        ("models/marts/py_model.py", "defines a function named `model`"),
+        2,
+    ),
+    Case(
+        "python-bad-parameter",
+        python("def model(orders):\n    return orders\n"),
+        ("models/marts/py_model.py:1", "parameter 'orders' does not name a table"),
+        2,
+    ),
+    Case(
+        "python-unknown-table",
+        python("def model(clean__order):\n    return clean__order\n"),
+        ("models/marts/py_model.py:1", "unknown table 'clean.order'"),
+        2,
+    ),
+    Case(
+        "python-raises",
+        python("def model(clean__orders):\n    raise ValueError('boom')\n"),
+        ("models/marts/py_model.py:2", "ValueError: boom"),
+        1,
+    ),
+    Case(
+        "python-returns-dict",
+        python("def model(clean__orders):\n    return {'a': 1}\n"),
+        ("models/marts/py_model.py", "returned dict, not Arrow"),
+        1,
+    ),
+    Case(
+        "python-sys-exit",
+        python("import sys\n\ndef model(clean__orders):\n    sys.exit(3)\n"),
+        ("models/marts/py_model.py:4", "sys.exit(3)"),
+        1,
+    ),
+    Case(
+        "python-exit-at-import",
+        python("raise SystemExit('no')\n"),
+        ("models/marts/py_model.py:1", "sys.exit('no')"),
+        1,
+    ),
+    Case(
+        "python-keyerror",
+        python("def model(clean__orders):\n    return {}['x']\n"),
+        ("models/marts/py_model.py:2", "KeyError"),
+        1,
+    ),
+    Case(
+        "python-not-utf8",
+        {"models/marts/py_model.py": b"# caf\xe9\ndef model():\n    pass\n"},
+        ("models/marts/py_model.py:1", "not UTF-8"),
+        2,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_broken_model_gives_one_located_line(tmp_path: Path, case: Case) -> None:
+    root = probe_project(tmp_path / "probe")
+    for name in case.removed:
+        (root / name).unlink()
+    for name, text in case.files.items():
+        write(root, name, text)
+
+    outcome = hw(root, "run")
+
+    assert_clean_error(outcome, *case.expect, code=case.code)
+
+
+def test_there_are_enough_model_cases() -> None:
+    assert len(CASES) >= 60
+    assert len({c.id for c in CASES}) == len(CASES)
