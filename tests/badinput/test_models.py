@@ -249,7 +249,8 @@ CASES = [
     Case(
         "header-append-reads-a-model",
         {
-            "models/marts/appended.sql": "/* headwater\nkind: append\n*/\nselect * from clean.orders\n"
+            "models/marts/appended.sql": "/* headwater\nkind: append\n*/\n"
+            "select * from clean.orders\n"
         },
         ("models/marts/appended.sql", "reads raw tables only"),
         2,
