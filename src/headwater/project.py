@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from headwater.contracts import Contract, Settings
+from headwater.contracts import Contract, Rule, Settings
 from headwater.contracts.load import load_spec, locate
 from headwater.errors import Location, ModelError, SpecError
 from headwater.models import Dag, Model
@@ -236,6 +236,8 @@ def _check_columns(
         raw[contract.table] = (*declared, *RAW_METADATA) if declared else None
         raw[f"{contract.table}__quarantine"] = tuple(QUARANTINE)
     outputs = resolve_outputs(models, dag.order, raw)
+    for contract in contracts.values():
+        _check_rule_tables(root, project_file(root, contract), contract.rules, outputs)
     for model in models.values():
         columns = outputs.get(model.name)
         if columns is not None:
@@ -246,12 +248,20 @@ def _check_columns(
                 for column in rule.columns:
                     where = (file, ("rules", index, "target"))
                     _known_column(root, where, rule.name, model.name, column, columns)
-            if rule.to and rule.to.count(".") == 2:
-                table, column = rule.to.rsplit(".", 1)
-                _known_table(root, file, ("rules", index, "to"), table, outputs)
-                if outputs.get(table) is not None:
-                    where = (file, ("rules", index, "to"))
-                    _known_column(root, where, rule.name, table, column, outputs[table])
+        _check_rule_tables(root, model.sidecar_path or model.path, model.rules, outputs)
+
+
+def _check_rule_tables(
+    root: Path, file: str, rules: list[Rule], outputs: dict[str, Columns]
+) -> None:
+    """Each rule's `to:` names a table that exists, and a column of it where that is known."""
+    for index, rule in enumerate(rules):
+        if rule.to and rule.to.count(".") == 2:
+            table, column = rule.to.rsplit(".", 1)
+            _known_table(root, file, ("rules", index, "to"), table, outputs)
+            if outputs.get(table) is not None:
+                where = (file, ("rules", index, "to"))
+                _known_column(root, where, rule.name, table, column, outputs[table])
 
 
 def _check_config_columns(root: Path, model: Model, columns: tuple[str, ...]) -> None:

@@ -373,19 +373,33 @@ def test_a_rule_on_a_column_only_the_build_knows_fails_the_model_with_its_line(
     assert report.models["marts.funnel_daily"].status == "skipped"
 
 
-def test_a_contract_rule_that_cannot_run_fails_the_table_not_the_run(shop: Path) -> None:
+def test_a_contract_rule_naming_a_missing_column_is_refused_at_load(shop: Path) -> None:
     contract = shop / "contracts" / "orders.yml"
     text = contract.read_text().replace("to: raw.customers.customer_id", "to: raw.customers.id")
     contract.write_text(text)
 
+    with pytest.raises(SpecError) as caught:
+        load_project(shop)
+
+    assert caught.value.render() == (
+        "contracts/orders.yml:25: rules[4].to: rule 'orders_customer_known': to column 'id' "
+        "does not exist in raw.customers; the columns are: customer_id, email, full_name, "
+        "country, signed_up_at"
+    )
+
+
+def test_a_contract_rule_that_cannot_run_fails_the_table_not_the_run(shop: Path) -> None:
+    contract = shop / "contracts" / "orders.yml"
+    rule = (
+        '  - {name: broken_sql, type: custom_sql, target: "*", '
+        'sql: "select * from this where nope > 1"}\n'
+    )
+    contract.write_text(contract.read_text() + rule)
+
     _, report = run_once(shop)
 
     error = report.ingest_errors["raw.orders"]
-    assert error == (
-        "contracts/orders.yml:25: rules[4].to: rule 'orders_customer_known': raw.customers has "
-        "no column 'id'; columns are: customer_id, email, full_name, country, signed_up_at, "
-        "_hw_batch_id, _hw_ingested_at, _hw_source, _hw_late"
-    )
+    assert error.startswith("contracts/orders.yml") and "nope" in error, error
     assert not report.ok
     assert report.models["clean.orders"].status == "skipped"
     assert report.models["clean.events"].status == "built"
