@@ -90,6 +90,9 @@ def report(console: Console, result: RunReport, project: Project) -> None:
         if outcome.restated:
             console.print(describe_restatement(outcome), highlight=False)
     for outcome in result.models.values():
+        if outcome.status == "built" and outcome.error:  # a version changed outside headwater
+            console.print(f"[yellow]rebuilt[/] {outcome.name}: {outcome.error}", highlight=False)
+    for outcome in result.models.values():
         if outcome.status in ("failed", "blocked"):
             console.print(
                 f"[red]{outcome.status}[/] {outcome.name}: {outcome.error}", highlight=False
