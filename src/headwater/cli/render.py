@@ -196,11 +196,10 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     return table
 
 
-def arrow_table(batch: pa.RecordBatch | None, schema: pa.Schema) -> Table:
-    table = Table(*schema.names, box=box.SIMPLE_HEAD)
-    if batch is not None:
-        for row in batch.to_pylist():
-            table.add_row(*["" if v is None else str(v) for v in row.values()])
+def arrow_table(data: pa.Table) -> Table:
+    table = Table(*data.schema.names, box=box.SIMPLE_HEAD)
+    for row in data.to_pylist():
+        table.add_row(*["" if v is None else str(v) for v in row.values()])
     return table
 
 
