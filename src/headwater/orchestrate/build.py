@@ -30,6 +30,7 @@ from headwater.contracts import ModelKind, OnFail, Rule
 from headwater.contracts.predicates import bad_rows, failure_reason
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError, Location
+from headwater.govern.pii import ModelPii
 from headwater.models import Model, quote_table, render
 from headwater.models.intervals import Range, batches, count, intersect
 from headwater.models.python import call
@@ -621,6 +622,7 @@ class _Builder:
             columns=columns,
             key=model.config.grain,
             label=model.name,
+            pii=ModelPii(self.project, model.name, columns),
         )
 
     def _record_checks(self, results: list[CheckResult]) -> None:
