@@ -188,12 +188,42 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (DuckDB).")],
     project: ProjectDir = Path("."),
     limit: Annotated[int, typer.Option(help="Rows to show at most.")] = 50,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Open the warehouse read-write, for INSERT, UPDATE, DELETE, CREATE, DROP; "
+            "the next run rebuilds a model whose table no longer matches the catalog.",
+        ),
+    ] = False,
+    allow_files: Annotated[
+        bool,
+        typer.Option(
+            "--allow-files",
+            help="Let SQL read and write files outside the project's lake "
+            "(read_csv, COPY … TO, ATTACH, INSTALL/LOAD).",
+        ),
+    ] = False,
 ) -> None:
-    """Query the warehouse's current environment and print the result as a table."""
-    with _errors(), _opened(project) as (_, stores):
-        reader = stores.engine.stream(query, batch_rows=limit)
-        table = reader.read_next_batch() if reader.schema else None
-        _console().print(render.arrow_table(table, reader.schema))
+    """Query the warehouse's current environment and print the result as a table.
+
+    The warehouse opens read-only, and SQL reads no file but the project's lake, unless
+    --write or --allow-files says otherwise.
+    """
+    from headwater.cli.sql import first_rows, open_warehouse, refuse
+
+    with _errors():
+        loaded = load_project(project)
+        engine = open_warehouse(loaded, write=write, allow_files=allow_files)
+        try:
+            refuse(engine.statement_kinds(query), write=write, allow_files=allow_files)
+            table = first_rows(engine, query, limit, allow_files=allow_files)
+        finally:
+            engine.close()
+    if table.column_names in ([], ["Success"]):  # a statement that returns no rows
+        _console().print("done")
+    else:
+        _console().print(render.arrow_table(table))
 
 
 @app.command()

@@ -100,6 +100,9 @@ def report(console: Console, result: RunReport, project: Project) -> None:
             highlight=False,
         )
     for outcome in result.models.values():
+        if outcome.status == "built" and outcome.error:  # a version changed outside headwater
+            console.print(f"[yellow]rebuilt[/] {outcome.name}: {outcome.error}", highlight=False)
+    for outcome in result.models.values():
         if outcome.status in ("failed", "blocked"):
             console.print(
                 f"[red]{outcome.status}[/] {outcome.name}: {outcome.error}", highlight=False
@@ -241,11 +244,10 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     return table
 
 
-def arrow_table(batch: pa.RecordBatch | None, schema: pa.Schema) -> Table:
-    table = Table(*schema.names, box=box.SIMPLE_HEAD)
-    if batch is not None:
-        for row in batch.to_pylist():
-            table.add_row(*["" if v is None else str(v) for v in row.values()])
+def arrow_table(data: pa.Table) -> Table:
+    table = Table(*data.schema.names, box=box.SIMPLE_HEAD)
+    for row in data.to_pylist():
+        table.add_row(*["" if v is None else str(v) for v in row.values()])
     return table
 
 

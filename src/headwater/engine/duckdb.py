@@ -6,7 +6,7 @@ connection sharing the same database), so independent models build in parallel.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,13 @@ from headwater.errors import EngineError
 
 
 class DuckDBEngine:
-    """An `Engine` on a DuckDB database file (or `:memory:`)."""
+    """An `Engine` on a DuckDB database file (or `:memory:`).
+
+    `read_only` opens the file without write access (any number of readers, no writer).
+    `files_under` sandboxes the connection: no file outside those directories can be read or
+    written, no extension loaded, and no setting changed afterwards; None leaves every file
+    the process can reach open to SQL.
+    """
 
     dialect = "duckdb"
 
@@ -28,16 +34,22 @@ class DuckDBEngine:
         path: str | Path = ":memory:",
         *,
         threads: int | None = None,
+        read_only: bool = False,
+        files_under: Sequence[str | Path] | None = None,
         _conn: duckdb.DuckDBPyConnection | None = None,
     ):
         if _conn is None:
-            if str(path) != ":memory:":
+            if str(path) != ":memory:" and not read_only:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             config: dict[str, Any] = {}
             if threads:
                 config["threads"] = threads
+            if files_under is not None:
+                config |= dict.fromkeys(
+                    ("autoinstall_known_extensions", "autoload_known_extensions"), False
+                )
             try:
-                _conn = duckdb.connect(str(path), config=config)
+                _conn = duckdb.connect(str(path), read_only=read_only, config=config)
             except duckdb.IOException as err:
                 raise EngineError(
                     f"cannot open the warehouse {path}: {err}",
@@ -46,6 +58,8 @@ class DuckDBEngine:
             # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC);
             # GLOBAL so that every cursor of this database inherits it
             _conn.execute("SET GLOBAL TimeZone = 'UTC'")
+            if files_under is not None:
+                _sandbox(_conn, files_under)
         self.path = str(path)
         self._conn = _conn
 
@@ -63,10 +77,34 @@ class DuckDBEngine:
         with _engine_errors(statement):
             return relation.to_arrow_reader(batch_rows)
 
+    def head(self, statement: Statement, rows: int) -> pa.Table:
+        """The first `rows` rows of what the (last) statement returns; a table without
+        columns for a statement that returns nothing (`DROP VIEW …`)."""
+        relation: duckdb.DuckDBPyRelation | None = self._query(statement, None)
+        if relation is None:
+            return pa.table({})
+        with _engine_errors(statement):
+            return relation.limit(rows).to_arrow_table()
+
     def rows(
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
         return self._run(statement, params).fetchall()
+
+    def statement_kinds(self, sql: str) -> list[str]:
+        """What DuckDB's own parser says each statement of `sql` is: `SELECT`, `COPY`, …
+        (`UNKNOWN` for a kind this client library cannot name)."""
+        try:
+            statements = self._conn.extract_statements(sql)
+        except duckdb.Error as err:
+            raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
+        kinds = []
+        for statement in statements:
+            try:
+                kinds.append(statement.type.name)
+            except ValueError:  # e.g. UPDATE EXTENSIONS, newer than the enum
+                kinds.append("UNKNOWN")
+        return kinds
 
     def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
         self._conn.register(name, data)
@@ -107,6 +145,17 @@ class DuckDBEngine:
             return self._conn.execute(sql, dict(params) if params else None)
         except duckdb.Error as err:
             raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
+
+
+def _sandbox(conn: duckdb.DuckDBPyConnection, directories: Sequence[str | Path]) -> None:
+    """Turn file access off except under `directories`, then lock the configuration so the
+    SQL that follows cannot turn it back on (`SET enable_external_access = true` fails)."""
+    # the trailing separator keeps `/lake` from also allowing `/lake2`
+    allowed = [str(Path(d).resolve()).rstrip("/") + "/" for d in directories]
+    # DuckDB accepts allowed_directories only once the database is started: SET, not config
+    conn.execute("SET allowed_directories = $dirs", {"dirs": allowed})
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
 
 
 @contextmanager

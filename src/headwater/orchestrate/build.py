@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from datetime import datetime
+from functools import cached_property
 
 from sqlglot import exp
 
@@ -32,6 +33,7 @@ from headwater.contracts import ModelKind, OnFail, Rule
 from headwater.contracts.predicates import bad_rows, failure_reason
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError, Location
+from headwater.govern.pii import ModelPii
 from headwater.models import Model, quote_table, render
 from headwater.models.intervals import Range, batches, count, intersect
 from headwater.models.python import call
@@ -209,6 +211,7 @@ class _Builder:
         self.sources = raw_sources(project)
         self.releases = releases
         self._snapshots: dict[str, list[Snapshot]] = {}
+        self.changed_outside: dict[str, str] = {}  # model → how its version was changed
 
     def settle(self, name: str) -> ModelOutcome | None:
         """The outcome of a model that needs no engine work: an upstream never built, an
@@ -238,6 +241,12 @@ class _Builder:
             self.inline[name] = render(model.query, self.physical, self.inline)
             return ModelOutcome(name, "inlined", data_key=key)
         known = self._current(model, key)
+        changed = self._changed_outside(model, known) if known is not None else None
+        if changed:
+            # rebuilt whole: an incremental model must not continue from what it holds now
+            self.changed_outside[name] = changed
+            del self.versions[(name, self.fps[name])]
+            return None
         if known is None or known.inputs.get(AUDIT) != self._audit_key(model):
             return None  # to build, or to audit again: its rules or what they read changed
         self.sink(Event("build", name, "up_to_date", {"rows": known.rows}))
@@ -265,6 +274,44 @@ class _Builder:
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
+    def _changed_outside(self, model: Model, known: ModelVersion) -> str | None:
+        """Why the warehouse no longer holds the version the catalog recorded (its table or
+        view dropped, rows deleted or added outside headwater); None if it still does."""
+        kind, view = model.config.kind, model.name
+        if view not in self.existing_views:
+            return f"its view {view} is missing"
+        if kind is ModelKind.VIEW:
+            return None if known.physical in self.existing_views else f"{known.physical} is missing"
+        if known.physical not in self._stored_rows:
+            return f"{known.physical} is missing"
+        rows = self._stored_rows[known.physical]
+        if known.rows is not None and rows != known.rows:
+            return f"{known.physical} had {rows:,} rows, the catalog recorded {known.rows:,}"
+        return None
+
+    @cached_property
+    def _stored_rows(self) -> dict[str, int]:
+        """Rows of the table of every version the environment points at, in one query
+        (DuckDB answers a bare COUNT(*) from table metadata); a table that no longer exists
+        is left out."""
+        tables = [
+            physical
+            for name, physical in self.pointers.items()
+            if physical == self.physical.get(name)
+            and name in self.project.models
+            and self.project.models[name].config.kind not in (ModelKind.VIEW, ModelKind.EPHEMERAL)
+        ]
+        try:
+            return _row_counts(self.stores.engine, tables)
+        except HeadwaterError:  # a table is gone: count those that remain
+            found = {
+                f"{schema}.{table}"
+                for schema, table in self.stores.engine.rows(
+                    "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT internal"
+                )
+            }
+            return _row_counts(self.stores.engine, [t for t in tables if t in found])
+
     def build(self, name: str) -> ModelOutcome:
         """Write, audit and publish a new version of `name` (on a worker thread); or only
         audit the published one, when just its rules or what they read changed."""
@@ -279,6 +326,8 @@ class _Builder:
         else:
             outcome = self._write_audit_publish(model, self.physical[name], key)
         outcome.seconds = time.perf_counter() - started
+        if outcome.ok and name in self.changed_outside:
+            outcome.error = f"{self.changed_outside[name]} (changed outside headwater)"
         self.sink(
             Event("build", name, outcome.status, {"rows": outcome.rows, "error": outcome.error})
         )
@@ -654,6 +703,7 @@ class _Builder:
             columns=columns,
             key=model.config.grain,
             label=model.name,
+            pii=ModelPii(self.project, model.name, columns),
         )
 
     def _record_checks(self, results: list[CheckResult]) -> None:
@@ -683,6 +733,17 @@ def _line_of_column(model: Model, message: str) -> int | None:
         if c.name == name and isinstance(c.this, exp.Identifier)
     ]
     return min((line for line in lines if line), default=None)
+
+
+def _row_counts(engine: DuckDBEngine, tables: list[str]) -> dict[str, int]:
+    """`table → COUNT(*)` of each table, in one UNION ALL (text: it is made on every run,
+    from names quoting makes safe)."""
+    if not tables:
+        return {}
+    query = " UNION ALL ".join(
+        f"SELECT {i} AS i, COUNT(*) AS n FROM {quote_table(t)}" for i, t in enumerate(tables)
+    )
+    return {tables[i]: int(n) for i, n in engine.rows(query)}
 
 
 def _fresh(intervals: IntervalPlan) -> bool:

@@ -15,6 +15,7 @@ from headwater.change.versions import (
 from headwater.contracts import Contract, Rule, RuleType
 from headwater.contracts.load import locate
 from headwater.errors import HeadwaterError, Location
+from headwater.govern.pii import ModelPii, contract_pii
 from headwater.ingest import Landed
 from headwater.orchestrate.raw import parquet_scan, refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import RunReport, now_after
@@ -55,6 +56,7 @@ def check_all(
                 columns=columns,
                 key=model.config.grain,
                 declared=model.sidecar.declared,
+                pii=ModelPii(project, model.name, columns),
             )
     record_checks(stores, report_run, results, now=now)
     failed = any(r.blocking for r in results)
@@ -157,6 +159,7 @@ def evaluate_contract(
         key=contract.primary_key,
         declared=contract.declared,
         label=contract.table,
+        pii=contract_pii(contract),
         **options,
     )
 

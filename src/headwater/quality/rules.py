@@ -90,6 +90,7 @@ def evaluate(
     history: Mapping[str, Sequence[float]] | None = None,
     stats: Stats | None = None,
     unique: Sequence[Sequence[str]] = (),
+    pii: Mapping[str, str] | None = None,
 ) -> list[CheckResult]:
     """Run all `rules` on `table`: the scanning ones in one query, then one query per
     referential-integrity or custom SQL rule, plus sample queries for failures.
@@ -108,6 +109,8 @@ def evaluate(
             bounds); a row-level rule it says fails is scanned anyway, for its samples.
         unique: keys the write enforces (an incremental_by_key model's unique_key): a
             uniqueness rule on one of them holds without the costly distinct count.
+        pii: column → PII tag of the table's columns that hold PII: samples show them
+            masked (`mask`), never their values; read only when a rule fails.
     """
     if not rules:
         return []
@@ -174,7 +177,7 @@ def evaluate(
                 passed,
                 sql,
                 shown,
-                samples,
+                _masked(rule, samples, pii or {}, columns),
             )
         )
     return results
@@ -490,6 +493,48 @@ def _samples(
     if condition is not None:
         query = query.where(condition)
     return engine.read(query).to_pylist()
+
+
+def mask(value: Any, tag: str) -> Any:
+    """A PII value as samples show it: `n***@***` for an email, `***` for anything else
+    (NULL stays NULL: that a value is missing is what completeness rules report)."""
+    if value is None:
+        return None
+    if tag == "email" and isinstance(value, str):
+        return f"{value[:1]}***@***"
+    return "***"
+
+
+def _masked(
+    rule: Rule, samples: list[dict[str, Any]], pii: Mapping[str, str], columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """`samples` with the values of PII columns masked. A schema rule's samples are column
+    names and types, not values."""
+    if not samples or rule.type is RuleType.SCHEMA:
+        return samples
+    opaque = _opaque(rule, bool(pii))
+    if not pii and not opaque:
+        return samples
+    own = set(columns)
+    out = []
+    for sample in samples:
+        row = {}
+        for column, value in sample.items():
+            tag = pii.get(column) or ("unknown" if opaque and column not in own else None)
+            row[column] = value if tag is None else mask(value, tag)
+        out.append(row)
+    return out
+
+
+def _opaque(rule: Rule, pii: bool) -> bool:
+    """Whether the sample columns that are not the table's own may hold PII: a custom SQL
+    rule's rows carry any expression, of a table with PII or of another table it reads."""
+    if rule.type is not RuleType.CUSTOM_SQL:
+        return False
+    if pii:
+        return True
+    tables = sqlglot.parse_one(rule.sql or "", dialect="duckdb").find_all(exp.Table)
+    return any(t.db or t.name.lower() != "this" for t in tables)
 
 
 def _check_target(rule: Rule, index: int, table: str, columns: Sequence[str]) -> None:
