@@ -1,7 +1,9 @@
 """Load YAML spec files into frozen specs, turning every failure into one actionable line.
 
 The line of each key is kept while parsing so a pydantic error's `loc` maps back to the file;
-misspelt keys and enum values get a did-you-mean from the valid names.
+misspelt keys and enum values get a did-you-mean from the valid names. Hostile files are
+refused with a located error too: bytes that are not UTF-8, and YAML aliases that would expand
+past a small bound (a "billion laughs" file is a few hundred bytes and gigabytes expanded).
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from headwater.contracts.base import FieldError
 from headwater.errors import Location, SpecError
 
 S = TypeVar("S", bound=BaseModel)
 # libyaml's parser when present: the same marks and errors, several times faster
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Loc = tuple[str | int, ...]
+# how many nodes aliases may add by repeating what they point at: far beyond any real spec
+# (anchors there merge a few defaults), far below what makes a walk slow
+ALIAS_EXPANSION = 10_000
 
 
 def load_spec(
@@ -33,11 +39,31 @@ def load_spec(
         SpecError: naming the file, line and field, the bad value and what would be valid.
     """
     shown = shown_path(path, root)
+    return parse_spec(cls, read_text(path, shown=shown), file=shown, extra=extra)
+
+
+def read_text(path: Path, *, shown: str) -> str:
+    """The UTF-8 text of a spec file.
+
+    Raises:
+        SpecError: the file cannot be read (a folder, missing, no permission) or is not
+            UTF-8 (naming the line and column of the first bad byte).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as err:
-        raise SpecError(f"cannot read file: {err.strerror}", where=Location(shown)) from err
-    return parse_spec(cls, text, file=shown, extra=extra)
+        what = "is a folder, not a file" if path.is_dir() else f"cannot read file: {err.strerror}"
+        raise SpecError(what, where=Location(shown)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SpecError(
+            f"byte 0x{data[err.start]:02x} in column {column} is not UTF-8",
+            where=Location(shown, line),
+            hint="save the file as UTF-8",
+        ) from None
 
 
 def parse_spec(
@@ -63,6 +89,8 @@ def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _refuse_alias_bomb(node, file=file, line_offset=line_offset)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -78,6 +106,33 @@ def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[
     if node is not None:
         _record_lines(node, (), lines, line_offset, file)
     return data, lines
+
+
+def _refuse_alias_bomb(root: yaml.Node, *, file: str, line_offset: int) -> None:
+    """Refuse a document whose aliases repeat more than `ALIAS_EXPANSION` nodes (or loop).
+
+    The parsed data shares aliased objects, so it is small; it is every walk over it (the key
+    lines here, pydantic's validation) that would expand it, exponentially.
+    """
+    seen: set[int] = set()
+    repeated = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            repeated += 1
+            if repeated > ALIAS_EXPANSION:
+                raise SpecError(
+                    f"YAML aliases expand to more than {ALIAS_EXPANSION:,} repeated values",
+                    where=Location(file, line_offset + node.start_mark.line + 1),
+                    hint="write the values out, or use fewer nested anchors (*alias)",
+                )
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack += (key, value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
 
 
 def locate(path: Path, loc: Loc) -> int | None:
@@ -121,6 +176,9 @@ def spec_error(
     # a misspelt key also shows up as a missing one; the misspelling is the useful report
     first = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
     loc = _data_loc(cls, tuple(first["loc"]))
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        loc = (*loc, *cause.loc)
     if first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
         loc = (*loc, str(first["ctx"]["discriminator"]).strip("'"))
     line = _line_of(loc, lines) or line_offset + 1
