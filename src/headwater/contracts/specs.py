@@ -425,6 +425,11 @@ class Settings(Spec):
     lake: str = ".headwater/lake"
     warehouse: str = ".headwater/warehouse.duckdb"
     defaults: Defaults = Field(default_factory=Defaults)
+    private: bool = Field(
+        default=True,
+        description="ours: create the catalog, lake and warehouse files 0600 and their "
+        "folders 0700 whatever the umask (raw data holds PII); false keeps the umask's modes",
+    )
 
 
 class ModelConfig(Spec):

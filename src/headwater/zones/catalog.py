@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -182,8 +182,11 @@ def catalog_url(location: str, root: Path) -> str:
 class Catalog:
     """State headwater keeps between runs. Every write is its own short transaction."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, scrub: Callable[[str], str] | None = None):
         self.url = url
+        # applied to every free text stored (errors, summaries, reasons, samples), so a secret
+        # that reached a message never reaches the database
+        self._scrub = scrub or (lambda text: text)
         self.engine = sa.create_engine(url, connect_args=_connect_args(url))
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -196,6 +199,9 @@ class Catalog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _text(self, text: str | None) -> str | None:
+        return None if text is None else self._scrub(text)
 
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
@@ -218,7 +224,11 @@ class Catalog:
             conn.execute(
                 runs.update()
                 .where(runs.c.run_id == run_id)
-                .values(ended_at=now, status=status, summary=json.dumps(summary, default=str))
+                .values(
+                    ended_at=now,
+                    status=status,
+                    summary=self._scrub(json.dumps(summary, default=str)),
+                )
             )
 
     def record_task(self, run_id: str, record: TaskRecord) -> None:
@@ -227,7 +237,13 @@ class Catalog:
     def record_tasks(self, run_id: str, records: Sequence[TaskRecord]) -> None:
         if records:
             with self._tx() as conn:
-                conn.execute(tasks.insert(), [{"run_id": run_id, **r.__dict__} for r in records])
+                conn.execute(
+                    tasks.insert(),
+                    [
+                        {"run_id": run_id, **r.__dict__, "error": self._text(r.error)}
+                        for r in records
+                    ],
+                )
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -268,7 +284,8 @@ class Catalog:
         values = [
             {
                 **r.__dict__,
-                "samples": json.dumps(r.samples, default=str),
+                "sql": self._scrub(r.sql),
+                "samples": self._scrub(json.dumps(r.samples, default=str)),
                 "run_id": run_id,
                 "checked_at": now,
             }
@@ -400,7 +417,7 @@ class Catalog:
             )
             conn.execute(
                 held_batches.insert().values(
-                    table_name=table, batch_id=batch_id, reason=reason, held_at=now
+                    table_name=table, batch_id=batch_id, reason=self._scrub(reason), held_at=now
                 )
             )
 
