@@ -92,6 +92,13 @@ def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[
         if node is not None:
             _refuse_alias_bomb(node, file=file, line_offset=line_offset)
         data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as err:
+        line = line_offset + text.count("\n", 0, err.position) + 1
+        raise SpecError(
+            f"invalid YAML: character {err.character!r} is not allowed (a control character)",
+            where=Location(file, line),
+            hint="remove it, or write it escaped in a double-quoted string",
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = line_offset + mark.line + 1 if mark else None
@@ -205,15 +212,15 @@ def spec_error(
         shown = value if kind != "union_tag_invalid" else first["ctx"].get("tag")
         hint = _did_you_mean(str(shown), expected)
         return SpecError(
-            f"{shown!r} is not valid; expected one of {', '.join(expected)}",
+            f"{short(shown)} is not valid; expected one of {', '.join(expected)}",
             where=Location(file, line, field),
             hint=hint,
         )
-    message = first["msg"].removeprefix("Value error, ")
+    message = _shorten(first["msg"].removeprefix("Value error, "))
     if kind != "value_error":
         message = message[0].lower() + message[1:]
         if value is not None and not isinstance(value, dict | list):
-            message = f"{value!r}: {message}"
+            message = f"{short(value)}: {message}"
     return SpecError(message, where=Location(file, line, field))
 
 
@@ -295,6 +302,17 @@ def _value_at(data: Any, loc: Loc) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return data
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut in the middle when long (a 100 kB value stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}…{text[-15:]}"
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    """A validator's message, less the middle of a huge value it quotes."""
+    return message if len(message) <= limit else f"{message[:200]}…{message[-80:]}"
 
 
 def dotted(loc: Loc) -> str:

@@ -405,9 +405,9 @@ class Contract(Spec):
 
 
 class Defaults(Spec):
-    retries: int = Field(default=2, ge=0)
+    retries: int = Field(default=2, ge=0, le=100)
     timeout: str = "30m"
-    threads: int | None = Field(default=None, ge=1, description="Parallel model builds")
+    threads: int | None = Field(default=None, ge=1, le=1024, description="Parallel model builds")
 
     @field_validator("timeout")
     @classmethod
@@ -419,11 +419,11 @@ class Defaults(Spec):
 class Settings(Spec):
     """`headwater.yml`."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
     engine: Literal["duckdb", "spark", "postgres"] = "duckdb"
-    catalog: str = ".headwater/catalog.db"
-    lake: str = ".headwater/lake"
-    warehouse: str = ".headwater/warehouse.duckdb"
+    catalog: str = Field(default=".headwater/catalog.db", min_length=1, max_length=4096)
+    lake: str = Field(default=".headwater/lake", min_length=1, max_length=4096)
+    warehouse: str = Field(default=".headwater/warehouse.duckdb", min_length=1, max_length=4096)
     defaults: Defaults = Field(default_factory=Defaults)
     private: bool = Field(
         default=True,

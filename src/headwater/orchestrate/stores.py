@@ -52,6 +52,7 @@ class Stores:
         if settings.engine != "duckdb":
             raise SpecError(
                 f"engine {settings.engine!r} is not available in this version",
+                where=_where(project, "engine"),
                 hint="use `engine: duckdb` (Spark and PostgreSQL engines come later)",
             )
         secrets = project_secrets(project)
@@ -255,6 +256,10 @@ def _local(path: Path, *, folder: bool, root: Path, example: str = "") -> None:
         )
 
 
+def _where(project: Project, setting: str) -> Location:
+    return Location(SETTINGS_FILE, locate(project.root / SETTINGS_FILE, (setting,)), setting)
+
+
 def _shown(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -264,7 +269,7 @@ def _shown(path: Path, root: Path) -> str:
 
 def _opening(project: Project, setting: str, secrets: Secrets, open_: Callable[[], T]) -> T:
     """`open_()`, with any failure turned into a `StoreError` at the setting's line."""
-    where = Location(SETTINGS_FILE, locate(project.root / SETTINGS_FILE, (setting,)), setting)
+    where = _where(project, setting)
     try:
         return open_()
     except StoreError:
