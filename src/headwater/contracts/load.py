@@ -193,7 +193,7 @@ def spec_error(
     value = _value_at(data, loc)
     if kind == "extra_forbidden":
         field, parent = loc[-1], loc[:-1]
-        valid = _field_names(cls, parent)
+        valid = _field_names(cls, parent, data)
         hint = _did_you_mean(str(field), valid) or f"valid fields: {', '.join(valid)}"
         return SpecError(
             f"unknown field {field!r}",
@@ -229,36 +229,55 @@ def _data_loc(cls: type[BaseModel], loc: Loc) -> Loc:
     out: list[str | int] = []
     current: Any = cls
     for part in loc:
-        model = _model_of(current)
-        if (
-            model is not None
-            and isinstance(part, str)
-            and part not in model.model_fields
-            and _is_union_tag(current, part)
-        ):
-            continue  # pydantic's tag of a tagged union, not a key in the file
-        out.append(part)
-        if model is not None and isinstance(part, str) and part in model.model_fields:
-            current = model.model_fields[part].annotation
-        elif isinstance(part, int):
+        if isinstance(part, int):
+            out.append(part)
             current = _item_type(current)
+            continue
+        tagged = _tagged(current, part)
+        if tagged is not None and _field_type(current, part) is None:
+            current = tagged  # pydantic's tag of a tagged union, not a key in the file
+            continue
+        out.append(part)
+        current = _field_type(current, part)
     return tuple(out)
 
 
-def _field_names(cls: type[BaseModel], loc: Loc) -> list[str]:
+def _field_names(cls: type[BaseModel], loc: Loc, data: Any) -> list[str]:
+    """The fields valid at `loc`; in a tagged union, those of the `kind` the data names."""
     current: Any = cls
-    for part in loc:
-        model = _model_of(current)
-        if isinstance(part, int):
-            current = _item_type(current)
-        elif model is not None and part in model.model_fields:
-            current = model.model_fields[part].annotation
-    model = _model_of(current)
+    for end, part in enumerate(loc):
+        current = _narrow(current, _value_at(data, loc[:end]))
+        current = _item_type(current) if isinstance(part, int) else _field_type(current, part)
+    model = _model_of(_narrow(current, _value_at(data, loc)))
     return (
         [n for n in model.model_fields if n != "name" or model.__name__ != "Contract"]
         if model
         else []
     )
+
+
+def _field_type(annotation: Any, name: str) -> Any:
+    """The annotation of field `name` in the (first) model of `annotation` that has it."""
+    for model in _models_of(annotation):
+        if name in model.model_fields:
+            return model.model_fields[name].annotation
+    return None
+
+
+def _tagged(annotation: Any, tag: str) -> type[BaseModel] | None:
+    """The model of a tagged union whose `kind` is `tag`."""
+    for model in _models_of(annotation):
+        kind = model.model_fields.get("kind")
+        if kind is not None and tag in typing.get_args(kind.annotation):
+            return model
+    return None
+
+
+def _narrow(annotation: Any, value: Any) -> Any:
+    """A tagged union narrowed to the member the data's `kind` names."""
+    if isinstance(value, dict) and isinstance(value.get("kind"), str):
+        return _tagged(annotation, value["kind"]) or annotation
+    return annotation
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -282,10 +301,10 @@ def _item_type(annotation: Any) -> Any:
     return annotation
 
 
-def _is_union_tag(annotation: Any, part: str) -> bool:
-    model = _model_of(annotation)
-    kind = model.model_fields.get("kind") if model else None
-    return kind is not None and part in typing.get_args(kind.annotation)
+def _models_of(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_of(arg)]
 
 
 def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
@@ -306,7 +325,7 @@ def _value_at(data: Any, loc: Loc) -> Any:
 
 def short(value: Any, limit: int = 60) -> str:
     """`repr(value)`, cut in the middle when long (a 100 kB value stays one readable line)."""
-    text = repr(value)
+    text = "null" if value is None else repr(value)
     return text if len(text) <= limit else f"{text[: limit - 20]}…{text[-15:]}"
 
 
