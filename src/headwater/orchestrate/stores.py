@@ -196,7 +196,9 @@ def _lake_location(project: Project, secrets: Secrets) -> str:
     location = secrets.expand(project.settings.lake, where="headwater.yml: lake")
     if "://" not in location:
         _local(project.root / location, folder=True, root=project.root)
-        return (project.root / location).resolve().as_uri()
+        # not `as_uri()`: pyiceberg writes to a file URI's path as written, undecoded, so
+        # `@`, `:` or a space in a folder name would become `%40`, `%3A`, `%20` on disk
+        return "file://" + str((project.root / location).resolve())
     scheme = location.split("://", 1)[0].lower()
     if scheme not in LAKE_SCHEMES:
         raise Unusable(

@@ -176,7 +176,8 @@ def catalog_url(location: str, root: Path) -> str:
         return location
     path = (root / location).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    # encoded: `?`, `#` or `%` in a folder name (a `${VAR}` in the path) would cut the URL
+    return sa.engine.URL.create("sqlite", database=str(path)).render_as_string()
 
 
 class Catalog:
