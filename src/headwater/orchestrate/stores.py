@@ -281,7 +281,8 @@ def _opening(project: Project, setting: str, secrets: Secrets, open_: Callable[[
             raise SpecError(err.message, where=where, hint=err.hint) from None
         raise
     except HeadwaterError as err:
-        raise StoreError(secrets.scrub(err.message), where=where, hint=_hint(setting)) from None
+        hint = secrets.scrub(err.hint) if err.hint else _hint(setting)
+        raise StoreError(secrets.scrub(err.message), where=where, hint=hint) from None
     except Unusable as err:
         raise StoreError(secrets.scrub(str(err)), where=where, hint=err.hint) from None
     except Exception as err:  # a driver's error: its reason is all a user can act on
