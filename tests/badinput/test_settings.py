@@ -108,6 +108,7 @@ CASES = [
     Case("warehouse_dev_null", _with("warehouse", "/dev/null"), (f"{FILE}:5", "warehouse")),
     Case("warehouse_in_proc", _with("warehouse", "/proc/w.duckdb"), (f"{FILE}:5", "warehouse")),
     Case("warehouse_not_duckdb", _with("warehouse", "headwater.yml"), (f"{FILE}:5", "warehouse")),
+    Case("warehouse_url", _with("warehouse", "s3://b/w.duckdb"), (f"{FILE}:5", "s3://")),
     Case("warehouse_number", _with("warehouse", "5"), (f"{FILE}:5", "warehouse"), code=2),
     # defaults
     Case("defaults_list", _with("defaults", "[1, 2]"), (f"{FILE}:6", "defaults"), code=2),

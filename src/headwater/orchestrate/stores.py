@@ -210,6 +210,11 @@ def _lake_location(project: Project, secrets: Secrets) -> str:
 
 def _warehouse(project: Project, secrets: Secrets) -> DuckDBEngine:
     location = secrets.expand(project.settings.warehouse, where="headwater.yml: warehouse")
+    if "://" in location:
+        raise Unusable(
+            f"{location.split('://', 1)[0]}:// is not a place for the warehouse",
+            "the DuckDB warehouse is a local file, e.g. .headwater/warehouse.duckdb",
+        )
     path = project.root / location
     _local(path, folder=False, root=project.root, example="warehouse.duckdb")
     return DuckDBEngine(path)
