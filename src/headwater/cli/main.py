@@ -65,6 +65,10 @@ class _Scrubbed(io.TextIOBase):
     def isatty(self) -> bool:
         return bool(getattr(sys, self._name).isatty())
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(getattr(sys, self._name), "encoding", None) or "utf-8"
+
 
 def _console() -> Console:
     return _state.get("out") or Console()

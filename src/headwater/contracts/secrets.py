@@ -70,8 +70,13 @@ class Secrets:
                 self.remember(self._environ[name])
 
     def remember(self, value: str) -> None:
-        """Treat `value` as a secret too (e.g. a token obtained with other secrets)."""
-        if value:
+        """Treat `value` as a secret too (e.g. a token obtained with other secrets).
+
+        A value shorter than `FRAGMENT` characters is not masked: it protects nothing (no
+        credential is that short) and masking it would blank every `1` or `dev` in the
+        output of a project whose paths use `${STAGE}`.
+        """
+        if len(value) >= FRAGMENT:
             self._values.add(value)
 
     def scrub(self, text: str) -> str:
