@@ -279,8 +279,10 @@ def _opening(project: Project, setting: str, secrets: Secrets, open_: Callable[[
     where = _where(project, setting)
     try:
         return open_()
-    except StoreError:
-        raise
+    except StoreError as err:
+        if err.where is not None:
+            raise
+        raise StoreError(err.message, where=where, hint=err.hint) from None
     except SpecError as err:
         if err.where is None:  # an unset ${VAR}
             raise SpecError(err.message, where=where, hint=err.hint) from None

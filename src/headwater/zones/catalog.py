@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from headwater.errors import StoreError
+
 metadata = sa.MetaData()
 
 runs = sa.Table(
@@ -188,15 +190,22 @@ class Catalog:
         # applied to every free text stored (errors, summaries, reasons, samples), so a secret
         # that reached a message never reaches the database
         self._scrub = scrub or (lambda text: text)
-        self.engine = sa.create_engine(url, connect_args=_connect_args(url))
-        if url.startswith("sqlite"):
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        # one query for the tables present, not one probe per table
-        with self.engine.connect() as conn:
-            present = set(sa.inspect(conn).get_table_names())
-        missing = [t for t in metadata.sorted_tables if t.name not in present]
-        if missing:
-            metadata.create_all(self.engine, tables=missing)
+        try:
+            self.engine = sa.create_engine(url, connect_args=_connect_args(url))
+            if url.startswith("sqlite"):
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            # one query for the tables present, not one probe per table
+            with self.engine.connect() as conn:
+                present = set(sa.inspect(conn).get_table_names())
+            missing = [t for t in metadata.sorted_tables if t.name not in present]
+            if missing:
+                metadata.create_all(self.engine, tables=missing)
+        except (sa.exc.SQLAlchemyError, ValueError) as err:  # a bad URL parses to ValueError
+            raise StoreError(
+                self._scrub(f"cannot open the catalog: {_reason(err)}"),
+                hint="check the URL and that the database accepts connections, or use a "
+                "path such as .headwater/catalog.db",
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -518,6 +527,15 @@ def _version(m: Any) -> ModelVersion:
         m["rows"],
         json.loads(m["inputs"]) if m["inputs"] else {},
     )
+
+
+def _reason(err: Exception) -> str:
+    """A driver error's own first line, without SQLAlchemy's wrapping and links."""
+    if isinstance(err, sa.exc.NoSuchModuleError):
+        return "no database driver for this URL scheme"
+    inner = getattr(err, "orig", None) or err
+    lines = str(inner).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else type(inner).__name__
 
 
 def _connect_args(url: str) -> dict[str, Any]:
