@@ -5,6 +5,7 @@
     │   └── ModelError             a model's SQL is wrong: syntax, cycle, unknown table/column
     ├── DataError                  records break their contract beyond what quarantine absorbs
     ├── EngineError                the engine refused or failed a statement
+    ├── StoreError                 a store (catalog, lake, warehouse) cannot be opened
     ├── SourceError                a source cannot be read (missing path, unreadable file)
     │   └── TransientSourceError   ... but may be readable on retry (timeouts, 5xx)   retryable
     └── UserCodeError              the user's own Python raised; reported as theirs, not ours
@@ -61,6 +62,11 @@ class DataError(HeadwaterError):
 
 class EngineError(HeadwaterError):
     """The engine failed a statement headwater sent it."""
+
+
+class StoreError(HeadwaterError):
+    """A store `headwater.yml` names (catalog, lake, warehouse) cannot be opened or created:
+    an unwritable path, a file where a folder belongs, a database refusing connections."""
 
 
 class SourceError(HeadwaterError):

@@ -6,7 +6,9 @@ through `orchestrate`, and prints one clear line on failure (`--debug` adds the 
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ from headwater.cli.lineage import lineage
 from headwater.cli.testing import run_model_tests
 from headwater.errors import HeadwaterError, SpecError
 from headwater.orchestrate import Stores, check_all, run, unpublished
+from headwater.orchestrate.stores import scrubbed
 from headwater.project import Project, load_project
 
 app = typer.Typer(
@@ -29,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     help="headwater: contracts, raw zone, SQL models and quality gates in one tool.",
+    pretty_exceptions_show_locals=False,  # locals hold expanded secrets
 )
 ProjectDir = Annotated[
     Path, typer.Option("--project", "-p", help="The project folder.", show_default="current folder")
@@ -40,7 +44,30 @@ _state: dict[str, Any] = {"debug": False}
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
     _state["debug"] = debug
     # made per invocation so the terminal width (COLUMNS) is read when the command runs
-    _state["out"], _state["err"] = Console(), Console(stderr=True)
+    _state["out"] = Console(file=_Scrubbed("stdout"))
+    _state["err"] = Console(file=_Scrubbed("stderr"), stderr=True)
+    _state["scrub"] = None
+
+
+class _Scrubbed(io.TextIOBase):
+    """sys.stdout or sys.stderr, less the project's secrets once its stores are open."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def write(self, text: str) -> int:
+        scrub = _state.get("scrub")
+        return getattr(sys, self._name).write(scrub(text) if scrub else text)  # type: ignore[no-any-return]
+
+    def flush(self) -> None:
+        getattr(sys, self._name).flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(sys, self._name).isatty())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(getattr(sys, self._name), "encoding", None) or "utf-8"
 
 
 def _console() -> Console:
@@ -283,8 +310,10 @@ def _check_format(fmt: str) -> None:
 def _opened(project_dir: Path) -> Iterator[tuple[Project, Stores]]:
     loaded = load_project(project_dir)
     stores = Stores.open(loaded)
+    _state["scrub"] = stores.secrets.scrub
     try:
-        yield loaded, stores
+        with scrubbed(stores):
+            yield loaded, stores
     finally:
         stores.close()
 

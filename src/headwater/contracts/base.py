@@ -12,6 +12,15 @@ from headwater.contracts.thresholds import parse_duration
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class FieldError(ValueError):
+    """A validator's error about a part of its field: `loc` continues the field's path
+    (`(3, "name")` under `columns` is `columns[3].name`), so the error names that line."""
+
+    def __init__(self, message: str, *, loc: tuple[str | int, ...]):
+        super().__init__(message)
+        self.loc = loc
+
+
 class Spec(BaseModel):
     """Base of every spec: immutable, and unknown keys are errors (with did-you-mean)."""
 

@@ -1,7 +1,9 @@
 """Load YAML spec files into frozen specs, turning every failure into one actionable line.
 
 The line of each key is kept while parsing so a pydantic error's `loc` maps back to the file;
-misspelt keys and enum values get a did-you-mean from the valid names.
+misspelt keys and enum values get a did-you-mean from the valid names. Hostile files are
+refused with a located error too: bytes that are not UTF-8, and YAML aliases that would expand
+past a small bound (a "billion laughs" file is a few hundred bytes and gigabytes expanded).
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from headwater.contracts.base import FieldError
 from headwater.errors import Location, SpecError
 
 S = TypeVar("S", bound=BaseModel)
 # libyaml's parser when present: the same marks and errors, several times faster
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Loc = tuple[str | int, ...]
+# how many nodes aliases may add by repeating what they point at: far beyond any real spec
+# (anchors there merge a few defaults), far below what makes a walk slow
+ALIAS_EXPANSION = 10_000
 
 
 def load_spec(
@@ -33,11 +39,31 @@ def load_spec(
         SpecError: naming the file, line and field, the bad value and what would be valid.
     """
     shown = shown_path(path, root)
+    return parse_spec(cls, read_text(path, shown=shown), file=shown, extra=extra)
+
+
+def read_text(path: Path, *, shown: str) -> str:
+    """The UTF-8 text of a spec file.
+
+    Raises:
+        SpecError: the file cannot be read (a folder, missing, no permission) or is not
+            UTF-8 (naming the line and column of the first bad byte).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as err:
-        raise SpecError(f"cannot read file: {err.strerror}", where=Location(shown)) from err
-    return parse_spec(cls, text, file=shown, extra=extra)
+        what = "is a folder, not a file" if path.is_dir() else f"cannot read file: {err.strerror}"
+        raise SpecError(what, where=Location(shown)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SpecError(
+            f"byte 0x{data[err.start]:02x} in column {column} is not UTF-8",
+            where=Location(shown, line),
+            hint="save the file as UTF-8",
+        ) from None
 
 
 def parse_spec(
@@ -63,7 +89,16 @@ def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _refuse_alias_bomb(node, file=file, line_offset=line_offset)
         data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as err:
+        line = line_offset + text.count("\n", 0, err.position) + 1
+        raise SpecError(
+            f"invalid YAML: character {err.character!r} is not allowed (a control character)",
+            where=Location(file, line),
+            hint="remove it, or write it escaped in a double-quoted string",
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = line_offset + mark.line + 1 if mark else None
@@ -78,6 +113,33 @@ def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[
     if node is not None:
         _record_lines(node, (), lines, line_offset, file)
     return data, lines
+
+
+def _refuse_alias_bomb(root: yaml.Node, *, file: str, line_offset: int) -> None:
+    """Refuse a document whose aliases repeat more than `ALIAS_EXPANSION` nodes (or loop).
+
+    The parsed data shares aliased objects, so it is small; it is every walk over it (the key
+    lines here, pydantic's validation) that would expand it, exponentially.
+    """
+    seen: set[int] = set()
+    repeated = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            repeated += 1
+            if repeated > ALIAS_EXPANSION:
+                raise SpecError(
+                    f"YAML aliases expand to more than {ALIAS_EXPANSION:,} repeated values",
+                    where=Location(file, line_offset + node.start_mark.line + 1),
+                    hint="write the values out, or use fewer nested anchors (*alias)",
+                )
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack += (key, value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
 
 
 def locate(path: Path, loc: Loc) -> int | None:
@@ -121,6 +183,9 @@ def spec_error(
     # a misspelt key also shows up as a missing one; the misspelling is the useful report
     first = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
     loc = _data_loc(cls, tuple(first["loc"]))
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        loc = (*loc, *cause.loc)
     if first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
         loc = (*loc, str(first["ctx"]["discriminator"]).strip("'"))
     line = _line_of(loc, lines) or line_offset + 1
@@ -128,7 +193,7 @@ def spec_error(
     value = _value_at(data, loc)
     if kind == "extra_forbidden":
         field, parent = loc[-1], loc[:-1]
-        valid = _field_names(cls, parent)
+        valid = _field_names(cls, parent, data)
         hint = _did_you_mean(str(field), valid) or f"valid fields: {', '.join(valid)}"
         return SpecError(
             f"unknown field {field!r}",
@@ -147,15 +212,15 @@ def spec_error(
         shown = value if kind != "union_tag_invalid" else first["ctx"].get("tag")
         hint = _did_you_mean(str(shown), expected)
         return SpecError(
-            f"{shown!r} is not valid; expected one of {', '.join(expected)}",
+            f"{short(shown)} is not valid; expected one of {', '.join(expected)}",
             where=Location(file, line, field),
             hint=hint,
         )
-    message = first["msg"].removeprefix("Value error, ")
+    message = _shorten(first["msg"].removeprefix("Value error, "))
     if kind != "value_error":
         message = message[0].lower() + message[1:]
         if value is not None and not isinstance(value, dict | list):
-            message = f"{value!r}: {message}"
+            message = f"{short(value)}: {message}"
     return SpecError(message, where=Location(file, line, field))
 
 
@@ -164,36 +229,55 @@ def _data_loc(cls: type[BaseModel], loc: Loc) -> Loc:
     out: list[str | int] = []
     current: Any = cls
     for part in loc:
-        model = _model_of(current)
-        if (
-            model is not None
-            and isinstance(part, str)
-            and part not in model.model_fields
-            and _is_union_tag(current, part)
-        ):
-            continue  # pydantic's tag of a tagged union, not a key in the file
-        out.append(part)
-        if model is not None and isinstance(part, str) and part in model.model_fields:
-            current = model.model_fields[part].annotation
-        elif isinstance(part, int):
+        if isinstance(part, int):
+            out.append(part)
             current = _item_type(current)
+            continue
+        tagged = _tagged(current, part)
+        if tagged is not None and _field_type(current, part) is None:
+            current = tagged  # pydantic's tag of a tagged union, not a key in the file
+            continue
+        out.append(part)
+        current = _field_type(current, part)
     return tuple(out)
 
 
-def _field_names(cls: type[BaseModel], loc: Loc) -> list[str]:
+def _field_names(cls: type[BaseModel], loc: Loc, data: Any) -> list[str]:
+    """The fields valid at `loc`; in a tagged union, those of the `kind` the data names."""
     current: Any = cls
-    for part in loc:
-        model = _model_of(current)
-        if isinstance(part, int):
-            current = _item_type(current)
-        elif model is not None and part in model.model_fields:
-            current = model.model_fields[part].annotation
-    model = _model_of(current)
+    for end, part in enumerate(loc):
+        current = _narrow(current, _value_at(data, loc[:end]))
+        current = _item_type(current) if isinstance(part, int) else _field_type(current, part)
+    model = _model_of(_narrow(current, _value_at(data, loc)))
     return (
         [n for n in model.model_fields if n != "name" or model.__name__ != "Contract"]
         if model
         else []
     )
+
+
+def _field_type(annotation: Any, name: str) -> Any:
+    """The annotation of field `name` in the (first) model of `annotation` that has it."""
+    for model in _models_of(annotation):
+        if name in model.model_fields:
+            return model.model_fields[name].annotation
+    return None
+
+
+def _tagged(annotation: Any, tag: str) -> type[BaseModel] | None:
+    """The model of a tagged union whose `kind` is `tag`."""
+    for model in _models_of(annotation):
+        kind = model.model_fields.get("kind")
+        if kind is not None and tag in typing.get_args(kind.annotation):
+            return model
+    return None
+
+
+def _narrow(annotation: Any, value: Any) -> Any:
+    """A tagged union narrowed to the member the data's `kind` names."""
+    if isinstance(value, dict) and isinstance(value.get("kind"), str):
+        return _tagged(annotation, value["kind"]) or annotation
+    return annotation
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -217,10 +301,10 @@ def _item_type(annotation: Any) -> Any:
     return annotation
 
 
-def _is_union_tag(annotation: Any, part: str) -> bool:
-    model = _model_of(annotation)
-    kind = model.model_fields.get("kind") if model else None
-    return kind is not None and part in typing.get_args(kind.annotation)
+def _models_of(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_of(arg)]
 
 
 def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
@@ -237,6 +321,17 @@ def _value_at(data: Any, loc: Loc) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return data
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut in the middle when long (a 100 kB value stays one readable line)."""
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}…{text[-15:]}"
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    """A validator's message, less the middle of a huge value it quotes."""
+    return message if len(message) <= limit else f"{message[:200]}…{message[-80:]}"
 
 
 def dotted(loc: Loc) -> str:

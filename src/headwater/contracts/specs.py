@@ -22,7 +22,7 @@ from pydantic import (
 from sqlglot import exp
 
 from headwater.contracts.base import IDENTIFIER as _IDENTIFIER
-from headwater.contracts.base import Identifier, Spec
+from headwater.contracts.base import FieldError, Identifier, Spec
 from headwater.contracts.connectors import Connector
 from headwater.contracts.thresholds import parse_duration, parse_threshold
 
@@ -160,10 +160,30 @@ class Rule(Spec):
     def _threshold_parses(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
             return value
-        if info.data.get("type") is RuleType.FRESHNESS:
+        kind = info.data.get("type")
+        if kind is RuleType.FRESHNESS:
             parse_duration(value)
-        else:
-            parse_threshold(value)
+            return value
+        limit = parse_threshold(value)
+        if limit < 0:
+            raise ValueError(f"{value!r} is negative; a threshold is 0 or more")
+        if kind is RuleType.COMPLETENESS and limit > 1:
+            raise ValueError(
+                f"{value!r} is more than 100%: completeness allows a null rate, "
+                'from 0 to 1 (or "0%" to "100%")'
+            )
+        percent = isinstance(value, str) and value.strip().endswith("%")
+        # volume's threshold is a change, which may exceed 100%
+        if percent and limit > 1 and kind is not RuleType.VOLUME:
+            raise ValueError(f"{value!r} is more than 100% of the rows")
+        return value
+
+    @field_validator("min", "max")
+    @classmethod
+    def _count_bound(cls, value: Any, info: ValidationInfo) -> Any:
+        counted = value is not None and info.data.get("type") is RuleType.ROW_COUNT
+        if counted and parse_threshold(value) < 0:
+            raise ValueError(f"{value!r} is negative; a row count is 0 or more")
         return value
 
     @field_validator("pattern")
@@ -233,6 +253,9 @@ class Rule(Spec):
                 f"on_fail: quarantine routes failing rows, which a {self.type.value} rule does "
                 f"not have; use it with {' or '.join(t.value for t in QUARANTINABLE)}"
             )
+        bounded = self.type is RuleType.ROW_COUNT and None not in (self.min, self.max)
+        if bounded and parse_threshold(self.min) > parse_threshold(self.max):
+            raise ValueError(f"min {self.min!r} is above max {self.max!r}")
         for name, used in (("to", RuleType.REFERENTIAL_INTEGRITY), ("sql", RuleType.CUSTOM_SQL)):
             if getattr(self, name) is not None and self.type is not used:
                 raise ValueError(f"`{name}` applies to {used.value} rules only")
@@ -256,6 +279,9 @@ class Rule(Spec):
 QUARANTINABLE = (RuleType.NOT_NULL, RuleType.VALID_VALUES)
 
 
+METADATA_PREFIX = "_hw_"  # raw's own columns: _hw_batch_id, _hw_ingested_at, _hw_source, …
+
+
 class Column(Spec):
     name: Identifier
     type: str = Field(
@@ -266,6 +292,16 @@ class Column(Spec):
     nullable: bool = True
     pii: str | None = Field(default=None, description="PII tag, e.g. email, phone, name")
     description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_metadata(cls, value: str) -> str:
+        if value.lower().startswith(METADATA_PREFIX):
+            raise ValueError(
+                f"{value!r}: names starting with {METADATA_PREFIX} are headwater's metadata "
+                "columns (_hw_batch_id, _hw_ingested_at, _hw_source, _hw_late); rename it"
+            )
+        return value
 
     @field_validator("type")
     @classmethod
@@ -295,6 +331,28 @@ class Contract(Spec):
     evolution: Evolution = Evolution.EVOLVE
     rules: list[Rule] = Field(default_factory=list)
 
+    @field_validator("columns")
+    @classmethod
+    def _columns_once(cls, value: list[Column]) -> list[Column]:
+        first: dict[str, int] = {}
+        for index, column in enumerate(value):
+            key = column.name.lower()
+            if key in first:
+                earlier = value[first[key]].name
+                same = "" if earlier == column.name else f" ({earlier!r} differs only in case)"
+                raise FieldError(
+                    f"column {column.name!r} is declared twice{same}; "
+                    f"first at columns[{first[key]}]",
+                    loc=(index, "name"),
+                )
+            first[key] = index
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_once(cls, value: list[Rule]) -> list[Rule]:
+        return rules_once(value)
+
     @field_validator("schema_version", mode="before")
     @classmethod
     def _version_as_text(cls, value: Any) -> Any:
@@ -304,7 +362,14 @@ class Contract(Spec):
     @classmethod
     def _watermark_shape(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            _declared(parse_watermark(value)[0], info, what="column")
+            column = parse_watermark(value)[0]
+            _declared(column, info, what="column")
+            declared = _type_of(column, info)
+            if declared is not None and not declared.is_type(*exp.DataType.TEMPORAL_TYPES):
+                raise ValueError(
+                    f"column {column!r} is {_shown_type(declared)}; a watermark needs "
+                    "a date or timestamp column (declare its type as timestamp)"
+                )
         return value
 
     @field_validator("primary_key")
@@ -313,6 +378,21 @@ class Contract(Spec):
         for key in value:
             _declared(key, info, what="")
         return value
+
+    @model_validator(mode="after")
+    def _bounds_fit_columns(self) -> Contract:
+        types = {c.name: sql_type(c.type) for c in self.columns}
+        for index, rule in enumerate(self.rules):
+            if rule.type is not RuleType.VALID_VALUES or not rule.columns:
+                continue
+            declared = types.get(rule.columns[0])
+            for bound in ("min", "max"):
+                value = getattr(rule, bound)
+                if declared is not None and value is not None:
+                    problem = _bound_problem(value, declared)
+                    if problem:
+                        raise FieldError(problem, loc=("rules", index, bound))
+        return self
 
     @property
     def table(self) -> str:
@@ -325,9 +405,9 @@ class Contract(Spec):
 
 
 class Defaults(Spec):
-    retries: int = Field(default=2, ge=0)
+    retries: int = Field(default=2, ge=0, le=100)
     timeout: str = "30m"
-    threads: int | None = Field(default=None, ge=1, description="Parallel model builds")
+    threads: int | None = Field(default=None, ge=1, le=1024, description="Parallel model builds")
 
     @field_validator("timeout")
     @classmethod
@@ -339,12 +419,17 @@ class Defaults(Spec):
 class Settings(Spec):
     """`headwater.yml`."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
     engine: Literal["duckdb", "spark", "postgres"] = "duckdb"
-    catalog: str = ".headwater/catalog.db"
-    lake: str = ".headwater/lake"
-    warehouse: str = ".headwater/warehouse.duckdb"
+    catalog: str = Field(default=".headwater/catalog.db", min_length=1, max_length=4096)
+    lake: str = Field(default=".headwater/lake", min_length=1, max_length=4096)
+    warehouse: str = Field(default=".headwater/warehouse.duckdb", min_length=1, max_length=4096)
     defaults: Defaults = Field(default_factory=Defaults)
+    private: bool = Field(
+        default=True,
+        description="ours: create the catalog, lake and warehouse files 0600 and their "
+        "folders 0700 whatever the umask (raw data holds PII); false keeps the umask's modes",
+    )
 
 
 class ModelConfig(Spec):
@@ -440,6 +525,11 @@ class ModelSidecar(Spec):
     rules: list[Rule] = Field(default_factory=list)
     serve: bool = False
 
+    @field_validator("rules")
+    @classmethod
+    def _rules_once(cls, value: list[Rule]) -> list[Rule]:
+        return rules_once(value)
+
     @property
     def declared(self) -> dict[str, str | None]:
         """Each declared column's type (None: any), for schema rules."""
@@ -481,11 +571,93 @@ def _declared(column: str, info: ValidationInfo, *, what: str) -> None:
 def sql_type(text: str) -> exp.DataType:
     """Parse a column type as DuckDB understands it, or raise ValueError."""
     try:
-        return exp.DataType.build(text, dialect="duckdb")
+        built = exp.DataType.build(text, dialect="duckdb")
     except (sqlglot.errors.ParseError, ValueError) as err:
         close = difflib.get_close_matches(text.lower(), COMMON_TYPES, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"e.g. {', '.join(COMMON_TYPES[:8])}"
         raise ValueError(f"{text!r} is not a SQL type; {hint}") from err
+    _check_modifiers(text, built)
+    return built
+
+
+# the types that take `(n)` or `(p, s)`; sqlglot keeps others' modifiers and DuckDB refuses them,
+# and it drops a text type's modifier (even `varchar(abc)`) without a word
+_SIZED = {exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR, exp.DataType.Type.TEXT}
+_SIZED |= {exp.DataType.Type.NCHAR, exp.DataType.Type.NVARCHAR}
+_PRECISE = {exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ}
+_MODIFIERS = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_ ]*\((?P<args>[^()]*)\)\s*$")
+
+
+def _check_modifiers(text: str, built: exp.DataType) -> None:
+    """Refuse the modifiers DuckDB would refuse at ingest: `varchar(abc)`, `decimal(50,2)`,
+    `bigint(5)`."""
+    match = _MODIFIERS.match(text)
+    if match is None or built.is_type(*exp.DataType.NESTED_TYPES):
+        return
+    args = [a.strip() for a in match["args"].split(",")]
+    if not all(a.isdigit() for a in args):
+        raise ValueError(f"{text!r}: type modifiers must be whole numbers, e.g. decimal(18,2)")
+    numbers = [int(a) for a in args]
+    if built.is_type(exp.DataType.Type.DECIMAL):
+        if len(numbers) > 2:
+            raise ValueError(f"{text!r}: decimal takes (precision) or (precision, scale)")
+        if not 1 <= numbers[0] <= 38:
+            raise ValueError(f"{text!r}: decimal precision must be 1 to 38, e.g. decimal(18,2)")
+        if len(numbers) == 2 and numbers[1] > numbers[0]:
+            raise ValueError(f"{text!r}: decimal scale cannot exceed its precision")
+    elif built.this in _SIZED | _PRECISE:
+        if len(numbers) != 1:
+            raise ValueError(f"{text!r}: {built.this.value.lower()} takes one number at most")
+    else:
+        plain = _shown_type(built).split("(")[0]
+        raise ValueError(f"{text!r}: {plain} takes no modifiers; write {plain}")
+
+
+def _shown_type(declared: exp.DataType) -> str:
+    """A type as users write it: `varchar`, not sqlglot's `TEXT`."""
+    text = declared.sql(dialect="duckdb").lower()
+    return "varchar" + text[4:] if text.startswith("text") else text
+
+
+def _type_of(column: str, info: ValidationInfo) -> exp.DataType | None:
+    """The declared type of `column`, if the contract declares it."""
+    for declared in info.data.get("columns") or []:
+        if declared.name == column:
+            return sql_type(declared.type)
+    return None
+
+
+def _bound_problem(value: Any, declared: exp.DataType) -> str | None:
+    """Why `value` cannot bound a column of type `declared` (None: it can)."""
+    shown = _shown_type(declared)
+    if declared.is_type(*exp.DataType.NUMERIC_TYPES):
+        if isinstance(value, int | float):
+            return None
+        try:
+            float(str(value))
+            return None
+        except ValueError:
+            return f"{value!r} is not a number, and the column is {shown}"
+    if declared.is_type(*exp.DataType.TEMPORAL_TYPES):
+        try:
+            datetime.fromisoformat(str(value))
+            return None
+        except ValueError:
+            return f"{value!r} is not a date or time (e.g. 2026-01-01), and the column is {shown}"
+    return None
+
+
+def rules_once(rules: list[Rule]) -> list[Rule]:
+    """Refuse two rules of one name (results, history and samples are kept by name)."""
+    first: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        if rule.name in first:
+            raise FieldError(
+                f"rule name {rule.name!r} is used twice; first at rules[{first[rule.name]}]",
+                loc=(index, "name"),
+            )
+        first[rule.name] = index
+    return rules
 
 
 def parse_watermark(text: str) -> tuple[str, float]:

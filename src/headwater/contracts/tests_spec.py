@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 # the loader's own error mapping, applied per test: a file is a mapping of tests, not one spec
-from headwater.contracts.load import Loc, dotted, read_yaml, shown_path, spec_error
+from headwater.contracts.load import Loc, dotted, read_text, read_yaml, shown_path, spec_error
 from headwater.contracts.specs import Identifier, Spec, sql_type
 from headwater.errors import Location, SpecError
 
@@ -123,11 +123,7 @@ def load_tests(path: Path, *, root: Path | None = None) -> list[ModelTestCase]:
         SpecError: naming the file, line and field (`<test>.expected.rows[2]`) of the mistake.
     """
     shown = shown_path(path, root)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise SpecError(f"cannot read file: {err.strerror}", where=Location(shown)) from err
-    data, lines = read_yaml(text, file=shown)
+    data, lines = read_yaml(read_text(path, shown=shown), file=shown)
     if data is None:
         return []
     if not isinstance(data, dict):

@@ -50,10 +50,13 @@ class DuckDBEngine:
                 )
             try:
                 _conn = duckdb.connect(str(path), read_only=read_only, config=config)
-            except duckdb.IOException as err:
+            except duckdb.Error as err:
+                locked = "lock" in str(err).lower()
                 raise EngineError(
-                    f"cannot open the warehouse {path}: {err}",
-                    hint="another headwater process may be writing it",
+                    f"cannot open the warehouse {path}: {_message(err)}",
+                    hint="another headwater process may be writing it"
+                    if locked
+                    else "point `warehouse:` at a DuckDB file headwater can write",
                 ) from err
             # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC);
             # GLOBAL so that every cursor of this database inherits it

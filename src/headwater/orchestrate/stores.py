@@ -1,16 +1,34 @@
-"""Open the three stores a project's settings name: catalog, lake and warehouse."""
+"""Open the three stores a project's settings name: catalog, lake and warehouse.
+
+Opening is where a bad `catalog:`, `lake:` or `warehouse:` setting shows, so every failure
+becomes one `StoreError` naming the line of `headwater.yml`, with every `${VAR}` value the
+project refers to scrubbed out. Files are private while the stores are open (see `Privacy`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
 
+from headwater.contracts.load import locate
 from headwater.contracts.secrets import Secrets
 from headwater.engine.duckdb import DuckDBEngine
-from headwater.errors import SpecError
-from headwater.project import Project
+from headwater.errors import HeadwaterError, Location, SpecError, StoreError
+from headwater.project import SETTINGS_FILE, Project
 from headwater.zones.catalog import Catalog, catalog_url
 from headwater.zones.lake import Lake
+
+T = TypeVar("T")
+# schemes pyiceberg's file IO writes to (pyarrow or fsspec)
+LAKE_SCHEMES = ("file", "s3", "s3a", "s3n", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs", "oss")
+PRIVATE_UMASK = 0o077
 
 
 @dataclass
@@ -20,26 +38,307 @@ class Stores:
     catalog: Catalog
     lake: Lake
     engine: DuckDBEngine
+    secrets: Secrets = field(default_factory=lambda: Secrets({}))
+    privacy: Privacy | None = None
 
     @classmethod
     def open(cls, project: Project) -> Stores:
+        """Open (creating them if need be) the stores `headwater.yml` names.
+
+        Raises:
+            StoreError: a store cannot be opened: `headwater.yml:<line>: <setting>: why`.
+        """
         settings = project.settings
         if settings.engine != "duckdb":
             raise SpecError(
                 f"engine {settings.engine!r} is not available in this version",
+                where=_where(project, "engine"),
                 hint="use `engine: duckdb` (Spark and PostgreSQL engines come later)",
             )
-        url = project_catalog_url(project)
-        lake = Secrets(os.environ).expand(settings.lake, where="headwater.yml: lake")
-        engine = DuckDBEngine(project.root / settings.warehouse)
-        return cls(Catalog(url), Lake(url, lake, project.root), engine)
+        secrets = project_secrets(project)
+        privacy = Privacy.enter(private=settings.private)
+        opened: list[Catalog | DuckDBEngine] = []
+        try:
+            url = project_catalog_url(project, secrets)
+            catalog = _opening(
+                project, "catalog", secrets, lambda: Catalog(url, scrub=secrets.scrub)
+            )
+            opened.append(catalog)
+            location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
+            lake = _opening(project, "lake", secrets, lambda: Lake(url, location, project.root))
+            engine = _opening(project, "warehouse", secrets, lambda: _warehouse(project, secrets))
+            opened.append(engine)
+        except BaseException:
+            for store in reversed(opened):
+                store.close()
+            privacy.exit()
+            raise
+        privacy.tighten(_state_paths(project, url, location, engine.path))
+        return cls(catalog, lake, engine, secrets, privacy)
 
     def close(self) -> None:
-        self.engine.close()
-        self.catalog.close()
+        try:
+            self.engine.close()
+            self.catalog.close()
+        finally:
+            if self.privacy is not None:
+                self.privacy.exit()
 
 
-def project_catalog_url(project: Project) -> str:
-    """The catalog URL of `headwater.yml`, with `${VAR}` (e.g. a password) expanded."""
-    location = Secrets(os.environ).expand(project.settings.catalog, where="headwater.yml: catalog")
+def project_catalog_url(project: Project, secrets: Secrets | None = None) -> str:
+    """The catalog URL of `headwater.yml`, with `${VAR}` (e.g. a password) expanded.
+
+    Raises:
+        StoreError: an unknown URL scheme, or a local path that cannot hold the database.
+    """
+    secrets = secrets or project_secrets(project)
+    return _opening(project, "catalog", secrets, lambda: _catalog_url(project, secrets))
+
+
+def _catalog_url(project: Project, secrets: Secrets) -> str:
+    location = secrets.expand(project.settings.catalog, where="headwater.yml: catalog")
+    if "://" in location:
+        scheme = location.split("://", 1)[0]
+        if scheme.split("+")[0] not in ("sqlite", "postgresql", "postgres"):
+            raise Unusable(
+                f"{scheme}:// is not a catalog database",
+                "use a path (.headwater/catalog.db), sqlite:///… or postgresql://…",
+            )
+        return location.replace("postgres://", "postgresql://", 1)
+    _local(project.root / location, folder=False, root=project.root, example="catalog.db")
     return catalog_url(location, project.root)
+
+
+def project_secrets(project: Project) -> Secrets:
+    """A `Secrets` that scrubs the value of every `${VAR}` the settings and contracts use."""
+    secrets = Secrets(os.environ)
+    settings = project.settings
+    for text in (settings.catalog, settings.lake, settings.warehouse):
+        secrets.learn(text)
+    for contract in project.contracts.values():
+        for text in _strings(contract.connector.model_dump()):
+            secrets.learn(text)
+    return secrets
+
+
+@dataclass
+class Privacy:
+    """Files and folders of the stores are created private (0600 and 0700), whatever the
+    user's umask, unless `headwater.yml` says `private: false`.
+
+    A restrictive umask while the stores are open is the one mechanism that reaches every
+    writer: the lake's files are written by pyiceberg and by DuckDB's COPY, SQLite makes its
+    WAL files, DuckDB its temporary folder; a chmod after the fact would leave a window and
+    miss files written later. What existed before (a project run with an older headwater, the
+    model cache written while loading) is tightened by `tighten` when the stores open.
+    """
+
+    private: bool
+    previous: int | None = None
+
+    @classmethod
+    def enter(cls, *, private: bool) -> Privacy:
+        return cls(private, os.umask(PRIVATE_UMASK) if private else None)
+
+    def exit(self) -> None:
+        if self.previous is not None:
+            os.umask(self.previous)
+            self.previous = None
+
+    def tighten(self, paths: list[Path]) -> None:
+        """Make the local store paths private: folders 0700, files 0600. A folder already
+        0700 is trusted to hold private files (so a large lake is walked once, not per run)."""
+        if not self.private:
+            return
+        for path in paths:
+            _tighten(path)
+
+
+def _tighten(path: Path) -> None:
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode):
+        _chmod(path, mode, 0o600)
+    if not stat.S_ISDIR(mode):
+        return  # symlinks and the rest are not ours
+    trusted = stat.S_IMODE(mode) == 0o700
+    _chmod(path, mode, 0o700)
+    for child in path.iterdir():
+        if not (trusted and stat.S_IMODE(child.lstat().st_mode) in (0o600, 0o700)):
+            _tighten(child)
+
+
+def _chmod(path: Path, mode: int, wanted: int) -> None:
+    if stat.S_IMODE(mode) != wanted:
+        # a path of another owner is not ours to change; the umask still guards new files
+        with contextlib.suppress(OSError):
+            path.chmod(wanted)
+
+
+def _state_paths(project: Project, url: str, lake: str, warehouse: str) -> list[Path]:
+    """The local paths the stores own: the state folder, the catalog and warehouse files
+    (with their WAL files) and the lake folder."""
+    paths = [project.root / ".headwater"]
+    if url.startswith("sqlite:///"):
+        database = Path(url.removeprefix("sqlite:///"))
+        paths += [database.with_name(database.name + s) for s in ("", "-wal", "-shm")]
+    if lake.startswith("file://"):
+        paths.append(Path(urlparse(lake).path))
+    if warehouse != ":memory:":
+        paths += [Path(warehouse), Path(warehouse + ".wal")]
+    return paths
+
+
+def _lake_location(project: Project, secrets: Secrets) -> str:
+    """The lake's location as a URI (a local folder as file://), checked."""
+    location = secrets.expand(project.settings.lake, where="headwater.yml: lake")
+    if "://" not in location:
+        _local(project.root / location, folder=True, root=project.root)
+        # not `as_uri()`: pyiceberg writes to a file URI's path as written, undecoded, so
+        # `@`, `:` or a space in a folder name would become `%40`, `%3A`, `%20` on disk
+        return "file://" + str((project.root / location).resolve())
+    scheme = location.split("://", 1)[0].lower()
+    if scheme not in LAKE_SCHEMES:
+        raise Unusable(
+            f"{scheme}:// is not a storage the lake can use",
+            f"use a folder (.headwater/lake) or {', '.join(s + '://' for s in LAKE_SCHEMES[1:6])}",
+        )
+    return location
+
+
+def _warehouse(project: Project, secrets: Secrets) -> DuckDBEngine:
+    location = secrets.expand(project.settings.warehouse, where="headwater.yml: warehouse")
+    if "://" in location:
+        raise Unusable(
+            f"{location.split('://', 1)[0]}:// is not a place for the warehouse",
+            "the DuckDB warehouse is a local file, e.g. .headwater/warehouse.duckdb",
+        )
+    path = project.root / location
+    _local(path, folder=False, root=project.root, example="warehouse.duckdb")
+    return DuckDBEngine(path)
+
+
+class Unusable(ValueError):
+    """Why a store's location cannot be used, with what to do instead."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+
+
+def _local(path: Path, *, folder: bool, root: Path, example: str = "") -> None:
+    """Check a local store path before a driver trips on it; create the folders it needs.
+
+    Raises:
+        Unusable: why the path cannot hold the store.
+    """
+    shown = _shown(path, root)
+    if folder and path.exists() and not path.is_dir():
+        raise Unusable(f"{shown} is a file, not a folder", "name a folder, e.g. .headwater/lake")
+    if not folder and path.is_dir():
+        raise Unusable(
+            f"{shown} is a folder, not a file", f"name a file in it, e.g. {shown}/{example}"
+        )
+    where = path if folder else path.parent
+    blocked = next((p for p in [where, *where.parents] if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise Unusable(
+            f"cannot create the folder {_shown(where, root)}: {_shown(blocked, root)} "
+            "is not a folder",
+            "point it at a folder headwater can write, e.g. under .headwater/",
+        )
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise Unusable(
+            f"cannot create the folder {_shown(where, root)}: {err.strerror}",
+            "point it at a folder headwater can write, e.g. under .headwater/",
+        ) from None
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise Unusable(
+            f"cannot write in {_shown(where, root)}: permission denied",
+            "point it at a folder headwater can write, or fix the folder's permissions",
+        )
+
+
+def _where(project: Project, setting: str) -> Location:
+    return Location(SETTINGS_FILE, locate(project.root / SETTINGS_FILE, (setting,)), setting)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _opening(project: Project, setting: str, secrets: Secrets, open_: Callable[[], T]) -> T:
+    """`open_()`, with any failure turned into a `StoreError` at the setting's line."""
+    where = _where(project, setting)
+    try:
+        return open_()
+    except StoreError as err:
+        if err.where is not None:
+            raise
+        raise StoreError(err.message, where=where, hint=err.hint) from None
+    except SpecError as err:
+        if err.where is None:  # an unset ${VAR}
+            raise SpecError(err.message, where=where, hint=err.hint) from None
+        raise
+    except HeadwaterError as err:
+        hint = secrets.scrub(err.hint) if err.hint else _hint(setting)
+        raise StoreError(secrets.scrub(err.message), where=where, hint=hint) from None
+    except Unusable as err:
+        raise StoreError(secrets.scrub(str(err)), where=where, hint=err.hint) from None
+    except Exception as err:  # a driver's error: its reason is all a user can act on
+        raise StoreError(
+            secrets.scrub(f"cannot open the {setting}: {_reason(err)}"),
+            where=where,
+            hint=_hint(setting),
+        ) from None
+
+
+def _reason(err: Exception) -> str:
+    """A driver error's own words, without SQLAlchemy's wrapping and links."""
+    inner = getattr(err, "orig", None) or err
+    text = str(inner).strip() or type(inner).__name__
+    if type(err).__name__ == "NoSuchModuleError":
+        text = "no database driver for this URL scheme"
+    if isinstance(inner, OSError) and inner.strerror:
+        text = f"{inner.strerror}: {inner.filename}" if inner.filename else inner.strerror
+    return " ".join(text.split("\n")[0].split())
+
+
+def _hint(setting: str) -> str:
+    return {
+        "catalog": "check the URL and that the database accepts connections, or use a path "
+        "such as .headwater/catalog.db",
+        "lake": "point `lake:` at a folder headwater can write, e.g. .headwater/lake",
+        "warehouse": "point `warehouse:` at a DuckDB file headwater can write, "
+        "e.g. .headwater/warehouse.duckdb",
+    }[setting]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+@contextmanager
+def scrubbed(stores: Stores) -> Iterator[None]:
+    """Re-raise any headwater error with the project's secrets scrubbed from it."""
+    try:
+        yield
+    except HeadwaterError as err:
+        err.message = stores.secrets.scrub(err.message)
+        err.hint = stores.secrets.scrub(err.hint) if err.hint else None
+        err.args = (err.render(),)
+        raise

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from headwater.errors import StoreError
 
 metadata = sa.MetaData()
 
@@ -176,26 +178,40 @@ def catalog_url(location: str, root: Path) -> str:
         return location
     path = (root / location).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    # encoded: `?`, `#` or `%` in a folder name (a `${VAR}` in the path) would cut the URL
+    return sa.engine.URL.create("sqlite", database=str(path)).render_as_string()
 
 
 class Catalog:
     """State headwater keeps between runs. Every write is its own short transaction."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, scrub: Callable[[str], str] | None = None):
         self.url = url
-        self.engine = sa.create_engine(url, connect_args=_connect_args(url))
-        if url.startswith("sqlite"):
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        # one query for the tables present, not one probe per table
-        with self.engine.connect() as conn:
-            present = set(sa.inspect(conn).get_table_names())
-        missing = [t for t in metadata.sorted_tables if t.name not in present]
-        if missing:
-            metadata.create_all(self.engine, tables=missing)
+        # applied to every free text stored (errors, summaries, reasons, samples), so a secret
+        # that reached a message never reaches the database
+        self._scrub = scrub or (lambda text: text)
+        try:
+            self.engine = sa.create_engine(url, connect_args=_connect_args(url))
+            if url.startswith("sqlite"):
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            # one query for the tables present, not one probe per table
+            with self.engine.connect() as conn:
+                present = set(sa.inspect(conn).get_table_names())
+            missing = [t for t in metadata.sorted_tables if t.name not in present]
+            if missing:
+                metadata.create_all(self.engine, tables=missing)
+        except (sa.exc.SQLAlchemyError, ValueError) as err:  # a bad URL parses to ValueError
+            raise StoreError(
+                self._scrub(f"cannot open the catalog: {_reason(err)}"),
+                hint="check the URL and that the database accepts connections, or use a "
+                "path such as .headwater/catalog.db",
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _text(self, text: str | None) -> str | None:
+        return None if text is None else self._scrub(text)
 
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
@@ -218,7 +234,11 @@ class Catalog:
             conn.execute(
                 runs.update()
                 .where(runs.c.run_id == run_id)
-                .values(ended_at=now, status=status, summary=json.dumps(summary, default=str))
+                .values(
+                    ended_at=now,
+                    status=status,
+                    summary=self._scrub(json.dumps(summary, default=str)),
+                )
             )
 
     def record_task(self, run_id: str, record: TaskRecord) -> None:
@@ -227,7 +247,13 @@ class Catalog:
     def record_tasks(self, run_id: str, records: Sequence[TaskRecord]) -> None:
         if records:
             with self._tx() as conn:
-                conn.execute(tasks.insert(), [{"run_id": run_id, **r.__dict__} for r in records])
+                conn.execute(
+                    tasks.insert(),
+                    [
+                        {"run_id": run_id, **r.__dict__, "error": self._text(r.error)}
+                        for r in records
+                    ],
+                )
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -285,7 +311,8 @@ class Catalog:
         values = [
             {
                 **r.__dict__,
-                "samples": json.dumps(r.samples, default=str),
+                "sql": self._scrub(r.sql),
+                "samples": self._scrub(json.dumps(r.samples, default=str)),
                 "run_id": run_id,
                 "checked_at": now,
             }
@@ -417,7 +444,7 @@ class Catalog:
             )
             conn.execute(
                 held_batches.insert().values(
-                    table_name=table, batch_id=batch_id, reason=reason, held_at=now
+                    table_name=table, batch_id=batch_id, reason=self._scrub(reason), held_at=now
                 )
             )
 
@@ -527,6 +554,15 @@ def _version(m: Any) -> ModelVersion:
         m["rows"],
         json.loads(m["inputs"]) if m["inputs"] else {},
     )
+
+
+def _reason(err: Exception) -> str:
+    """A driver error's own first line, without SQLAlchemy's wrapping and links."""
+    if isinstance(err, sa.exc.NoSuchModuleError):
+        return "no database driver for this URL scheme"
+    inner = getattr(err, "orig", None) or err
+    lines = str(inner).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else type(inner).__name__
 
 
 def _connect_args(url: str) -> dict[str, Any]:
