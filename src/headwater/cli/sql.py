@@ -48,16 +48,15 @@ def refuse(kinds: list[str], *, write: bool, allow_files: bool) -> None:
     for kind in kinds:
         if kind in READS:
             continue
-        shown = kind.replace("_", " ")
+        shown = "this statement" if kind == "UNKNOWN" else kind.replace("_", " ")
         if kind in FILES:
             if not allow_files:
                 raise EngineError(
-                    f"{shown} statements reach files or databases outside the warehouse",
-                    hint=FILES_HINT,
+                    f"{shown} reaches files or databases outside the warehouse", hint=FILES_HINT
                 )
         elif not write:
             raise EngineError(
-                f"{shown} statements may modify the warehouse, which headwater sql opens read-only",
+                f"{shown} may modify the warehouse, which headwater sql opens read-only",
                 hint=WRITE_HINT,
             )
 
