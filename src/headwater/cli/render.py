@@ -245,7 +245,10 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
 
 
 def arrow_table(data: pa.Table) -> Table:
-    table = Table(*data.schema.names, box=box.SIMPLE_HEAD)
+    """Query results, every value whole (wrapped in its cell when the terminal is narrow)."""
+    table = Table(box=box.SIMPLE_HEAD)
+    for name in data.schema.names:
+        table.add_column(name, overflow="fold")
     for row in data.to_pylist():
         table.add_row(*["" if v is None else str(v) for v in row.values()])
     return table
