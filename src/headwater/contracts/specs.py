@@ -596,7 +596,9 @@ def _check_modifiers(text: str, built: exp.DataType) -> None:
         return
     args = [a.strip() for a in match["args"].split(",")]
     if not all(a.isdigit() for a in args):
-        raise ValueError(f"{text!r}: type modifiers must be whole numbers, e.g. decimal(18,2)")
+        raise ValueError(
+            f"{text!r}: type modifiers must be whole numbers, e.g. varchar(20) or decimal(18,2)"
+        )
     numbers = [int(a) for a in args]
     if built.is_type(exp.DataType.Type.DECIMAL):
         if len(numbers) > 2:
