@@ -333,6 +333,16 @@ CASES = [
         at(16, "rules[0].max", "date"),
     ),
     Case(
+        "valid_values_value_not_a_number",
+        rule("{name: r, type: valid_values, target: customer_id, values: [10, eleven]}"),
+        at(16, "rules[0].values[1]", "'eleven'"),
+    ),
+    Case(
+        "threshold_count_not_whole",
+        rule("{name: r, type: uniqueness, target: order_id, threshold: 2.5}"),
+        at(16, "rules[0].threshold", "whole"),
+    ),
+    Case(
         "valid_values_values_text",
         rule("{name: r, type: valid_values, target: status, values: paid}"),
         at(16, "rules[0].values"),

@@ -172,6 +172,11 @@ class Rule(Spec):
                 f"{value!r} is more than 100%: completeness allows a null rate, "
                 'from 0 to 1 (or "0%" to "100%")'
             )
+        counted = kind not in (RuleType.COMPLETENESS, RuleType.VOLUME)
+        if counted and limit > 1 and not limit.is_integer():
+            raise ValueError(
+                f"{value!r} is neither a count of rows (whole) nor a fraction (below 1)"
+            )
         percent = isinstance(value, str) and value.strip().endswith("%")
         # volume's threshold is a change, which may exceed 100%
         if percent and limit > 1 and kind is not RuleType.VOLUME:
@@ -386,12 +391,14 @@ class Contract(Spec):
             if rule.type is not RuleType.VALID_VALUES or not rule.columns:
                 continue
             declared = types.get(rule.columns[0])
-            for bound in ("min", "max"):
-                value = getattr(rule, bound)
-                if declared is not None and value is not None:
-                    problem = _bound_problem(value, declared)
-                    if problem:
-                        raise FieldError(problem, loc=("rules", index, bound))
+            if declared is None:
+                continue
+            given = [(("min",), rule.min), (("max",), rule.max)]
+            given += [(("values", i), v) for i, v in enumerate(rule.values or [])]
+            for loc, value in given:
+                problem = None if value is None else _bound_problem(value, declared)
+                if problem:
+                    raise FieldError(problem, loc=("rules", index, *loc))
         return self
 
     @property
