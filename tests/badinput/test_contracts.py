@@ -253,6 +253,41 @@ CASES = [
     ),
     Case("rule_no_target", rule("{name: r, type: not_null}"), at(16, "rules[0].target")),
     Case(
+        "rule_target_empty",
+        rule("{name: r, type: not_null, target: ''}"),
+        at(16, "rules[0].target", "names no column"),
+    ),
+    Case(
+        "rule_target_star_on_a_column_rule",
+        rule("{name: r, type: completeness, target: '*'}"),
+        at(16, "rules[0].target", "names no column"),
+    ),
+    Case(
+        "rule_target_only_commas",
+        rule("{name: r, type: uniqueness, target: ' , '}"),
+        at(16, "rules[0].target"),
+    ),
+    Case(
+        "rule_target_two_columns",
+        rule("{name: r, type: valid_values, target: 'status, amount', values: [a]}"),
+        at(16, "rules[0].target", "2 columns"),
+    ),
+    Case(
+        "rule_target_column_on_a_table_rule",
+        rule("{name: r, type: row_count, target: status, min: 1}"),
+        at(16, "rules[0].target", "'*'"),
+    ),
+    Case(
+        "rule_values_on_not_null",
+        rule("{name: r, type: not_null, target: order_id, values: [1]}"),
+        at(16, "rules[0].values", "valid_values rules only"),
+    ),
+    Case(
+        "rule_pattern_on_uniqueness",
+        rule("{name: r, type: uniqueness, target: order_id, pattern: 'x'}"),
+        at(16, "rules[0].pattern"),
+    ),
+    Case(
         "rule_target_unknown",
         rule("{name: r, type: not_null, target: order_no}"),
         at(16, "rules[0].target", "'order_id'"),

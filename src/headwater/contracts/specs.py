@@ -231,6 +231,35 @@ class Rule(Spec):
         return value
 
     @model_validator(mode="after")
+    def _target_fits_type(self) -> Rule:
+        names = self.columns
+        table = self.target.strip() == "*"
+        if self.type in TABLE_RULES:
+            if not table:
+                raise FieldError(
+                    f"a {self.type.value} rule checks the whole table; write target: '*'",
+                    loc=("target",),
+                )
+        elif table or not names:
+            raise FieldError(
+                f"{self.target!r} names no column; a {self.type.value} rule checks a column, "
+                "e.g. target: order_id",
+                loc=("target",),
+            )
+        elif len(names) > 1 and self.type is not RuleType.UNIQUENESS:
+            raise FieldError(
+                f"{self.target!r} names {len(names)} columns; a {self.type.value} rule checks "
+                "one (only uniqueness takes a key of several)",
+                loc=("target",),
+            )
+        for name in ("values", "pattern", "min_length", "max_length", "min", "max"):
+            owners = OWN_FIELDS.get(name, ())
+            if name in self.model_fields_set and self.type not in owners:
+                kinds = " and ".join(t.value for t in owners)
+                raise FieldError(f"`{name}` applies to {kinds} rules only", loc=(name,))
+        return self
+
+    @model_validator(mode="after")
     def _check_shape(self) -> Rule:
         if self.type is RuleType.FRESHNESS and self.threshold is None:
             raise ValueError("freshness needs a threshold duration, e.g. threshold: 2h")
@@ -282,6 +311,17 @@ class Rule(Spec):
 
 
 QUARANTINABLE = (RuleType.NOT_NULL, RuleType.VALID_VALUES)
+# rules about the table as a whole, whose target is '*'
+TABLE_RULES = (RuleType.ROW_COUNT, RuleType.VOLUME, RuleType.SCHEMA, RuleType.CUSTOM_SQL)
+# fields that mean something for some rule types only (elsewhere they would be ignored)
+OWN_FIELDS = {
+    "values": (RuleType.VALID_VALUES,),
+    "pattern": (RuleType.VALID_VALUES,),
+    "min_length": (RuleType.VALID_VALUES,),
+    "max_length": (RuleType.VALID_VALUES,),
+    "min": (RuleType.VALID_VALUES, RuleType.ROW_COUNT),
+    "max": (RuleType.VALID_VALUES, RuleType.ROW_COUNT),
+}
 
 
 METADATA_PREFIX = "_hw_"  # raw's own columns: _hw_batch_id, _hw_ingested_at, _hw_source, …
