@@ -143,6 +143,13 @@ CASES = [
     Case(
         "primary_key_unknown", line(7, "primary_key: [order_no]"), at(7, "primary_key", "order_id")
     ),
+    Case(
+        "primary_key_twice",
+        line(7, "primary_key: [order_id, order_id]"),
+        at(7, "primary_key[1]", "twice"),
+    ),
+    Case("source_empty", line(1, "source: ''"), at(1, "source")),
+    Case("schema_version_empty", line(2, "schema_version: ''"), at(2, "schema_version")),
     Case("primary_key_text", line(7, "primary_key: order_id"), at(7, "primary_key")),
     Case("primary_key_map", line(7, "primary_key: {a: 1}"), at(7, "primary_key")),
     # watermark

@@ -95,7 +95,11 @@ CASES = [
         _with("catalog", f"postgresql://hw:pw@127.0.0.1:{_refused_port()}/hw"),
         (f"{FILE}:5", "catalog", "refused"),
     ),
-    Case("catalog_postgres_bad_port", _with("catalog", "postgresql://u@h:port/db"), (FILE,)),
+    Case(
+        "catalog_postgres_bad_port",
+        _with("catalog", "postgresql://u@h:port/db"),
+        (f"{FILE}:5", "port is not a number"),
+    ),
     # lake
     Case("lake_under_dev_null", _with("lake", "/dev/null/lake"), (f"{FILE}:5", "lake")),
     Case("lake_is_a_file", _with("lake", "headwater.yml"), (f"{FILE}:5", "lake", "is a file")),

@@ -358,8 +358,8 @@ class Contract(Spec):
     """The seed's IngestionContract, plus connector, columns, keys, evolution and rules."""
 
     name: str = Field(default="", description="Set from the file name; not written by users")
-    source: str
-    schema_version: str
+    source: str = Field(min_length=1)
+    schema_version: str = Field(min_length=1)
     delivery: Delivery
     privacy_level: PrivacyLevel
     owner: str | None = None
@@ -420,7 +420,9 @@ class Contract(Spec):
     @field_validator("primary_key")
     @classmethod
     def _keys_are_columns(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        for key in value:
+        for index, key in enumerate(value):
+            if key in value[:index]:
+                raise FieldError(f"{key!r} is named twice in the key", loc=(index,))
             _declared(key, info, what="")
         return value
 
