@@ -57,11 +57,13 @@ def at(number: int, *names: str) -> tuple[str, ...]:
     return (f"{FILE}:{number}", *names)
 
 
+# 10**5 values expanded: past the bound, yet harmless in process if the bound regressed
+# (the gigabyte bomb runs under a memory limit in tests/contracts/test_hostile_yaml.py)
 BOMB = (
     ORDERS
     + "description:\n"
     + "".join(
-        f"  a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i else "x"] * 10) + "]\n" for i in range(12)
+        f"  a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i else "x"] * 10) + "]\n" for i in range(6)
     )
 )
 HTTP = "{kind: http, url: 'https://api.example.com/orders', "
@@ -141,6 +143,13 @@ CASES = [
     Case(
         "primary_key_unknown", line(7, "primary_key: [order_no]"), at(7, "primary_key", "order_id")
     ),
+    Case(
+        "primary_key_twice",
+        line(7, "primary_key: [order_id, order_id]"),
+        at(7, "primary_key[1]", "twice"),
+    ),
+    Case("source_empty", line(1, "source: ''"), at(1, "source")),
+    Case("schema_version_empty", line(2, "schema_version: ''"), at(2, "schema_version")),
     Case("primary_key_text", line(7, "primary_key: order_id"), at(7, "primary_key")),
     Case("primary_key_map", line(7, "primary_key: {a: 1}"), at(7, "primary_key")),
     # watermark
@@ -251,6 +260,41 @@ CASES = [
     ),
     Case("rule_no_target", rule("{name: r, type: not_null}"), at(16, "rules[0].target")),
     Case(
+        "rule_target_empty",
+        rule("{name: r, type: not_null, target: ''}"),
+        at(16, "rules[0].target", "names no column"),
+    ),
+    Case(
+        "rule_target_star_on_a_column_rule",
+        rule("{name: r, type: completeness, target: '*'}"),
+        at(16, "rules[0].target", "names no column"),
+    ),
+    Case(
+        "rule_target_only_commas",
+        rule("{name: r, type: uniqueness, target: ' , '}"),
+        at(16, "rules[0].target"),
+    ),
+    Case(
+        "rule_target_two_columns",
+        rule("{name: r, type: valid_values, target: 'status, amount', values: [a]}"),
+        at(16, "rules[0].target", "2 columns"),
+    ),
+    Case(
+        "rule_target_column_on_a_table_rule",
+        rule("{name: r, type: row_count, target: status, min: 1}"),
+        at(16, "rules[0].target", "'*'"),
+    ),
+    Case(
+        "rule_values_on_not_null",
+        rule("{name: r, type: not_null, target: order_id, values: [1]}"),
+        at(16, "rules[0].values", "valid_values rules only"),
+    ),
+    Case(
+        "rule_pattern_on_uniqueness",
+        rule("{name: r, type: uniqueness, target: order_id, pattern: 'x'}"),
+        at(16, "rules[0].pattern"),
+    ),
+    Case(
         "rule_target_unknown",
         rule("{name: r, type: not_null, target: order_no}"),
         at(16, "rules[0].target", "'order_id'"),
@@ -329,6 +373,16 @@ CASES = [
         "valid_values_max_date",
         rule("{name: r, type: valid_values, target: ordered_at, max: soon}"),
         at(16, "rules[0].max", "date"),
+    ),
+    Case(
+        "valid_values_value_not_a_number",
+        rule("{name: r, type: valid_values, target: customer_id, values: [10, eleven]}"),
+        at(16, "rules[0].values[1]", "'eleven'"),
+    ),
+    Case(
+        "threshold_count_not_whole",
+        rule("{name: r, type: uniqueness, target: order_id, threshold: 2.5}"),
+        at(16, "rules[0].threshold", "whole"),
     ),
     Case(
         "valid_values_values_text",

@@ -130,3 +130,21 @@ def _hold(path: Path):  # type: ignore[no-untyped-def]
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
     return holder
+
+
+def test_stores_open_at_once_share_the_umask_until_the_last_closes(tmp_path: Path) -> None:
+    first = load_project(probe_project(tmp_path / "a"))
+    second = load_project(probe_project(tmp_path / "b"))
+    with umask(0o022):
+        a = Stores.open(first)
+        b = Stores.open(second)
+        a.close()
+        assert _current_umask() == 0o077  # b is still open: its files stay private
+        b.close()
+        assert _current_umask() == 0o022
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask

@@ -172,6 +172,11 @@ class Rule(Spec):
                 f"{value!r} is more than 100%: completeness allows a null rate, "
                 'from 0 to 1 (or "0%" to "100%")'
             )
+        counted = kind not in (RuleType.COMPLETENESS, RuleType.VOLUME)
+        if counted and limit > 1 and not limit.is_integer():
+            raise ValueError(
+                f"{value!r} is neither a count of rows (whole) nor a fraction (below 1)"
+            )
         percent = isinstance(value, str) and value.strip().endswith("%")
         # volume's threshold is a change, which may exceed 100%
         if percent and limit > 1 and kind is not RuleType.VOLUME:
@@ -226,6 +231,35 @@ class Rule(Spec):
         return value
 
     @model_validator(mode="after")
+    def _target_fits_type(self) -> Rule:
+        names = self.columns
+        table = self.target.strip() == "*"
+        if self.type in TABLE_RULES:
+            if not table:
+                raise FieldError(
+                    f"a {self.type.value} rule checks the whole table; write target: '*'",
+                    loc=("target",),
+                )
+        elif table or not names:
+            raise FieldError(
+                f"{self.target!r} names no column; a {self.type.value} rule checks a column, "
+                "e.g. target: order_id",
+                loc=("target",),
+            )
+        elif len(names) > 1 and self.type is not RuleType.UNIQUENESS:
+            raise FieldError(
+                f"{self.target!r} names {len(names)} columns; a {self.type.value} rule checks "
+                "one (only uniqueness takes a key of several)",
+                loc=("target",),
+            )
+        for name in ("values", "pattern", "min_length", "max_length", "min", "max"):
+            owners = OWN_FIELDS.get(name, ())
+            if name in self.model_fields_set and self.type not in owners:
+                kinds = " and ".join(t.value for t in owners)
+                raise FieldError(f"`{name}` applies to {kinds} rules only", loc=(name,))
+        return self
+
+    @model_validator(mode="after")
     def _check_shape(self) -> Rule:
         if self.type is RuleType.FRESHNESS and self.threshold is None:
             raise ValueError("freshness needs a threshold duration, e.g. threshold: 2h")
@@ -277,6 +311,17 @@ class Rule(Spec):
 
 
 QUARANTINABLE = (RuleType.NOT_NULL, RuleType.VALID_VALUES)
+# rules about the table as a whole, whose target is '*'
+TABLE_RULES = (RuleType.ROW_COUNT, RuleType.VOLUME, RuleType.SCHEMA, RuleType.CUSTOM_SQL)
+# fields that mean something for some rule types only (elsewhere they would be ignored)
+OWN_FIELDS = {
+    "values": (RuleType.VALID_VALUES,),
+    "pattern": (RuleType.VALID_VALUES,),
+    "min_length": (RuleType.VALID_VALUES,),
+    "max_length": (RuleType.VALID_VALUES,),
+    "min": (RuleType.VALID_VALUES, RuleType.ROW_COUNT),
+    "max": (RuleType.VALID_VALUES, RuleType.ROW_COUNT),
+}
 
 
 METADATA_PREFIX = "_hw_"  # raw's own columns: _hw_batch_id, _hw_ingested_at, _hw_source, …
@@ -313,8 +358,8 @@ class Contract(Spec):
     """The seed's IngestionContract, plus connector, columns, keys, evolution and rules."""
 
     name: str = Field(default="", description="Set from the file name; not written by users")
-    source: str
-    schema_version: str
+    source: str = Field(min_length=1)
+    schema_version: str = Field(min_length=1)
     delivery: Delivery
     privacy_level: PrivacyLevel
     owner: str | None = None
@@ -375,7 +420,9 @@ class Contract(Spec):
     @field_validator("primary_key")
     @classmethod
     def _keys_are_columns(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        for key in value:
+        for index, key in enumerate(value):
+            if key in value[:index]:
+                raise FieldError(f"{key!r} is named twice in the key", loc=(index,))
             _declared(key, info, what="")
         return value
 
@@ -386,12 +433,14 @@ class Contract(Spec):
             if rule.type is not RuleType.VALID_VALUES or not rule.columns:
                 continue
             declared = types.get(rule.columns[0])
-            for bound in ("min", "max"):
-                value = getattr(rule, bound)
-                if declared is not None and value is not None:
-                    problem = _bound_problem(value, declared)
-                    if problem:
-                        raise FieldError(problem, loc=("rules", index, bound))
+            if declared is None:
+                continue
+            given = [(("min",), rule.min), (("max",), rule.max)]
+            given += [(("values", i), v) for i, v in enumerate(rule.values or [])]
+            for loc, value in given:
+                problem = None if value is None else _bound_problem(value, declared)
+                if problem:
+                    raise FieldError(problem, loc=("rules", index, *loc))
         return self
 
     @property
@@ -596,7 +645,9 @@ def _check_modifiers(text: str, built: exp.DataType) -> None:
         return
     args = [a.strip() for a in match["args"].split(",")]
     if not all(a.isdigit() for a in args):
-        raise ValueError(f"{text!r}: type modifiers must be whole numbers, e.g. decimal(18,2)")
+        raise ValueError(
+            f"{text!r}: type modifiers must be whole numbers, e.g. varchar(20) or decimal(18,2)"
+        )
     numbers = [int(a) for a in args]
     if built.is_type(exp.DataType.Type.DECIMAL):
         if len(numbers) > 2:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlparse
 
 from headwater.contracts.load import locate
@@ -131,19 +132,36 @@ class Privacy:
     WAL files, DuckDB its temporary folder; a chmod after the fact would leave a window and
     miss files written later. What existed before (a project run with an older headwater, the
     model cache written while loading) is tightened by `tighten` when the stores open.
+
+    The umask belongs to the process, so several stores open at once (a server, tests) share
+    one restriction: it starts with the first private open and the user's umask comes back
+    with the last close.
     """
 
     private: bool
-    previous: int | None = None
+    entered: bool = False
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _open: ClassVar[int] = 0
+    _previous: ClassVar[int] = 0
 
     @classmethod
     def enter(cls, *, private: bool) -> Privacy:
-        return cls(private, os.umask(PRIVATE_UMASK) if private else None)
+        if private:
+            with cls._lock:
+                if Privacy._open == 0:
+                    Privacy._previous = os.umask(PRIVATE_UMASK)
+                Privacy._open += 1
+        return cls(private, entered=private)
 
     def exit(self) -> None:
-        if self.previous is not None:
-            os.umask(self.previous)
-            self.previous = None
+        if not self.entered:
+            return
+        self.entered = False
+        with self._lock:
+            Privacy._open -= 1
+            if Privacy._open == 0:
+                os.umask(Privacy._previous)
 
     def tighten(self, paths: list[Path]) -> None:
         """Make the local store paths private: folders 0700, files 0600. A folder already

@@ -560,6 +560,8 @@ def _reason(err: Exception) -> str:
     """A driver error's own first line, without SQLAlchemy's wrapping and links."""
     if isinstance(err, sa.exc.NoSuchModuleError):
         return "no database driver for this URL scheme"
+    if isinstance(err, ValueError) and "int()" in str(err):  # the URL parser on its port
+        return "the URL's port is not a number (a password with / or @ belongs in ${VAR})"
     inner = getattr(err, "orig", None) or err
     lines = str(inner).strip().splitlines()
     return " ".join(lines[0].split()) if lines else type(inner).__name__
