@@ -74,6 +74,13 @@ def _console() -> Console:
     return _state.get("out") or Console()
 
 
+def _print_json(data: Any) -> None:
+    """JSON for machines on stdout, through the same secret scrubbing as everything shown."""
+    out = _state.get("out")
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    (out.file if out else sys.stdout).write(text)
+
+
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")],
@@ -166,16 +173,12 @@ def check(
         }
     failed = any(r.blocking for r in results) or bool(stale)
     if fmt == "json":
-        print(
-            json.dumps(
-                {
-                    "ok": not failed,
-                    "results": [render.check_json(r) for r in results],
-                    "unpublished": [{"model": n, "why": why} for n, why in stale.items()],
-                },
-                indent=2,
-                default=str,
-            )
+        _print_json(
+            {
+                "ok": not failed,
+                "results": [render.check_json(r) for r in results],
+                "unpublished": [{"model": n, "why": why} for n, why in stale.items()],
+            }
         )
     else:
         _console().print(render.checks_table(results))
@@ -293,7 +296,7 @@ def _run(
                 select=select,
             )
         if fmt == "json":
-            print(json.dumps(render.report_json(report), indent=2, default=str))
+            _print_json(render.report_json(report))
         else:
             render.report(_console(), report, loaded)
     if not report.ok:
