@@ -19,6 +19,7 @@ from headwater.contracts.specs import parse_watermark, sql_type
 from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD
 
 INPUT = "_hw_in"
+RESERVED = "_hw_"  # the prefix of the raw zone's metadata columns: no source key may use it
 UNKNOWN = "_hw_unknown"  # under `evolve`, JSON keys of each record the query did not expect
 _JSON = "_hw_json"
 _FIELDS = "_hw_fields"
@@ -85,6 +86,8 @@ def conform_query(
         if refuse:
             inner = inner.select(_unknown_json_keys(declared).as_("_unknown"))
             reasons.append(_unknown_keys_reason(contract.evolution))
+        inner = inner.select(exp.func("json_keys", exp.column(_JSON)).as_("_keys"))
+        reasons.extend(_key_reasons(exp.column("_keys")))
     else:
         for name in (c for c in columns if c not in declared):
             if evolve:
@@ -396,6 +399,36 @@ def _unknown_keys_reason(policy: Evolution) -> exp.Expression:
     return exp.Case().when(
         exp.GT(this=exp.func("len", unknown), expression=exp.Literal.number(0)), message
     )
+
+
+def _key_reasons(keys: exp.Column) -> list[exp.Expression]:
+    """A record may not hold a key twice (which value is meant?) nor a key named like the
+    raw zone's metadata columns (`_hw_…`)."""
+    distinct = exp.func("list_distinct", keys.copy())
+    twice = exp.NEQ(this=exp.func("len", keys.copy()), expression=exp.func("len", distinct))
+    reserved = exp.func(
+        "list_filter",
+        keys.copy(),
+        exp.Lambda(
+            this=exp.func("starts_with", exp.column("k"), exp.Literal.string(RESERVED)),
+            expressions=[exp.to_identifier("k")],
+        ),
+    )
+    named = exp.DPipe(
+        this=exp.DPipe(
+            this=exp.Literal.string("key(s) "),
+            expression=exp.func("array_to_string", reserved, exp.Literal.string(", ")),
+        ),
+        expression=exp.Literal.string(
+            f" use a name headwater reserves for its metadata ({RESERVED}…); rename at the source"
+        ),
+    )
+    return [
+        _when(twice, "duplicate key(s) in the record; keep one of each"),
+        exp.Case().when(
+            exp.GT(this=exp.func("len", reserved.copy()), expression=exp.Literal.number(0)), named
+        ),
+    ]
 
 
 def _when(condition: exp.Expression, message: str) -> exp.Expression:
