@@ -104,6 +104,8 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
     table = contract.table
     quarantine = f"{table}__quarantine"
     _create_tables(contract, lake)
+    # data files a killed run wrote and never committed (never those of a live writer)
+    removed = lake.gc([table, quarantine], only_untidy=True)
     state = State.of(s.properties for s in lake.snapshots(table))
     incremental = getattr(contract.connector, "incremental", None)
     if incremental is not None:
@@ -116,9 +118,15 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         columns=[c.name for c in contract.columns],
     )
     result = Landed(table, already_landed=getattr(reader, "already_landed", 0))
+    if removed:
+        size = sum(o.bytes for o in removed)
+        result.warnings.append(
+            f"removed {len(removed)} data file(s) ({size:,} bytes) an interrupted run left "
+            "uncommitted"
+        )
     if reader.key == "":
         result.read = reader.describe()
-        result.warnings = list(getattr(reader, "warnings", []))
+        result.warnings += getattr(reader, "warnings", [])
         return result
     result.batch_id = batch_id(f"{reader.key}\n{state.cursor}")
     result.files = [f.shown for f in getattr(reader, "new", [])]
