@@ -27,6 +27,7 @@ from tests.badinput.harness import (
     ORDERS,
     ORDERS_FILES,
     ORDERS_HEADER,
+    assert_clean_error,
     assert_no_traceback,
     assert_reconciled,
     hw,
@@ -363,6 +364,18 @@ CSV_CASES = [
         orders_1(with_row(2, '3,12,"shipped,3.25,2026-10-02 09:30:00')),
         orders(7, 3),
         ("orders_1.csv:4", "quote"),
+    ),
+    Case(
+        "csv-unterminated-quote-last-field",
+        orders_1(with_row(2, '3,12,shipped,3.25,"2026-10-02 09:30:00')),
+        orders(7, 3),
+        ("orders_1.csv record 3, line +2", "unterminated quote"),
+    ),
+    Case(
+        "csv-unterminated-quote-last-line",
+        orders_1(with_row(4, '5,13,paid,1.00,"2026-10-03 08:15:00')),
+        orders(9, 1),
+        ("orders_1.csv record 5", "unterminated quote"),
     ),
     Case(
         "csv-embedded-newline-quoted",
@@ -848,3 +861,26 @@ def quarantine_rows(root: Path, tables: dict[str, tuple[int, int]]) -> list[str]
 
 def test_there_are_enough_cases() -> None:
     assert len(CASES) >= 75
+
+
+CONNECTOR_OPTIONS = [
+    ("delimiter-empty", {"delimiter": ""}, "connector.delimiter"),
+    ("delimiter-three-chars", {"delimiter": ";;;"}, "connector.delimiter"),
+    ("delimiter-newline", {"delimiter": "\n"}, "connector.delimiter"),
+    ("delimiter-quote", {"delimiter": '"'}, "connector.delimiter"),
+    ("encoding-unknown", {"encoding": "klingon"}, "connector.encoding"),
+    ("compression-unknown", {"compression": "rar"}, "connector.compression"),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "field_name"),
+    [(o, f) for _, o, f in CONNECTOR_OPTIONS],
+    ids=[i for i, _, _ in CONNECTOR_OPTIONS],
+)
+def test_bad_connector_option(tmp_path: Path, options: dict[str, str], field_name: str) -> None:
+    """A connector option no file could be read with is the contract's error, at its line."""
+    root = probe_project(tmp_path / "probe")
+    orders_contract(**options)(root)
+    outcome = hw(root, "run")
+    assert_clean_error(outcome, "contracts/orders.yml:6", field_name, code=2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from headwater.contracts import FilesConnector
 from headwater.contracts.load import shown_path
 from headwater.contracts.secrets import Secrets
 from headwater.errors import Location, SourceError, TransientSourceError
-from headwater.ingest.source import LINE, Part, Rejected, State, with_positions
+from headwater.ingest.source import LINE, RECORD, Part, Rejected, State, with_positions
 from headwater.ingest.streams import as_text, check_columns, header, opened, text_format
 
 # Arrow's CSV reader holds some tens of blocks in flight: small blocks keep memory flat, and
@@ -198,13 +199,22 @@ def read(
                 batches = readers[file.format](
                     source, file, connector, rejected, block=block, fs=fs, columns=columns
                 )
+                # one table held back: the last of a file is checked for a quote left open
+                held, held_end = None, 0
                 for batch in batches:
                     start, offset = offset, offset + batch.num_rows
                     if offset <= done:
                         continue
-                    table = with_positions(batch, start).slice(max(done - start, 0))
-                    done = offset
-                    yield as_text(table, shown=file.shown, rejected=rejected)
+                    if held is not None:
+                        done = held_end
+                        yield as_text(held, shown=file.shown, rejected=rejected)
+                    held = with_positions(batch, start).slice(max(done - start, 0))
+                    held_end = offset
+                if held is not None:
+                    if file.format == "csv":
+                        held = _open_quote_at_end(held, file.shown, rejected)
+                    done = held_end
+                    yield as_text(held, shown=file.shown, rejected=rejected)
             return
         except pa.ArrowInvalid as err:
             if _STRADDLING in str(err) and block < MAX_BLOCK_BYTES:
@@ -344,6 +354,36 @@ def _unterminated(shown: str, number: int, lines: list[str], rejected: Rejected)
     )
     for k, line in enumerate(lines[1:], number + 1):
         rejected.add(f"{shown}:{k}", f"inside the unterminated quote opened on line {number}", line)
+
+
+def _open_quote_at_end(table: pa.Table, shown: str, rejected: Rejected) -> pa.Table:
+    """A quote left open in the last field of a file runs to its end with the right field
+    count: its record (a field ending in a line break) is quarantined line by line, like an
+    unterminated quote elsewhere, instead of landing with the lines it swallowed."""
+    if not table.num_rows:
+        return table
+    last = table.slice(table.num_rows - 1).to_pylist()[0]
+    position = last.pop(RECORD)
+    opened = [v for v in last.values() if isinstance(v, bytes) and v.endswith(b"\n")]
+    if not opened:
+        return table
+    lines = opened[0].decode(errors="replace").split("\n")[1:-1]
+    shown_row = {
+        k: v.decode(errors="replace") if isinstance(v, bytes) else v for k, v in last.items()
+    }
+    rejected.add(
+        f"{shown} record {position}",
+        f"unterminated quote: its field runs over the {len(lines)} line(s) after it to the end "
+        "of the file; close the quote",
+        json.dumps(shown_row),
+    )
+    for k, line in enumerate(lines, 1):
+        rejected.add(
+            f"{shown} record {position}, line +{k}",
+            f"inside the unterminated quote of record {position}",
+            line,
+        )
+    return table.slice(0, table.num_rows - 1)
 
 
 def _read_jsonl(
