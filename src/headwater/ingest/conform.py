@@ -22,6 +22,7 @@ INPUT = "_hw_in"
 RESERVED = "_hw_"  # the prefix of the raw zone's metadata columns: no source key may use it
 UNKNOWN = "_hw_unknown"  # under `evolve`, JSON keys of each record the query did not expect
 _JSON = "_hw_json"
+_KEYS = "_hw_keys"
 _FIELDS = "_hw_fields"
 _NESTED = {
     exp.DataType.Type.JSON,
@@ -86,8 +87,7 @@ def conform_query(
         if refuse:
             inner = inner.select(_unknown_json_keys(declared).as_("_unknown"))
             reasons.append(_unknown_keys_reason(contract.evolution))
-        inner = inner.select(exp.func("json_keys", exp.column(_JSON)).as_("_keys"))
-        reasons.extend(_key_reasons(exp.column("_keys")))
+        reasons.extend(_key_reasons(exp.column(_KEYS)))
     else:
         for name in (c for c in columns if c not in declared):
             if evolve:
@@ -370,7 +370,9 @@ def _input_with_json(columns: list[Column] | None = None) -> exp.Subquery:
         "starts_with", exp.func("ltrim", line, exp.Literal.string(" \t\r")), exp.Literal.string("{")
     )
     checked = exp.Case().when(exp.and_(exp.func("json_valid", line), opens), line)
-    query = exp.select(exp.Star(), checked.as_(_JSON)).from_(INPUT)
+    # the keys of each object, once: for unknown, duplicate and reserved keys
+    keys = exp.func("json_keys", checked.copy())
+    query = exp.select(exp.Star(), checked.as_(_JSON), keys.as_(_KEYS)).from_(INPUT)
     if columns:
         shape = {c.name: c.type for c in columns}
         fields = exp.func("json_transform", checked.copy(), exp.Literal.string(json.dumps(shape)))
@@ -384,7 +386,7 @@ def _unknown_json_keys(declared: list[str]) -> exp.Expression:
         this=exp.Not(this=exp.func("list_contains", known, exp.column("k"))),
         expressions=[exp.to_identifier("k")],
     )
-    return exp.func("list_filter", exp.func("json_keys", exp.column(_JSON)), keep)
+    return exp.func("list_filter", exp.column(_KEYS), keep)
 
 
 def _unknown_keys_reason(policy: Evolution) -> exp.Expression:
@@ -423,11 +425,12 @@ def _key_reasons(keys: exp.Column) -> list[exp.Expression]:
             f" use a name headwater reserves for its metadata ({RESERVED}…); rename at the source"
         ),
     )
+    # the text is searched first: the keys are filtered only in a record that may hold one
+    may_hold = exp.func("contains", exp.column(_JSON), exp.Literal.string(f'"{RESERVED}'))
+    holds = exp.GT(this=exp.func("len", reserved.copy()), expression=exp.Literal.number(0))
     return [
         _when(twice, "duplicate key(s) in the record; keep one of each"),
-        exp.Case().when(
-            exp.GT(this=exp.func("len", reserved.copy()), expression=exp.Literal.number(0)), named
-        ),
+        exp.Case().when(exp.and_(may_hold, holds), named),
     ]
 
 
