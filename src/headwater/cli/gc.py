@@ -19,8 +19,13 @@ def gc(
         bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
     ] = False,
     grace: Annotated[
-        str, typer.Option("--grace", help="Keep files modified less than this long ago (e.g. 1h).")
-    ] = "0s",
+        str,
+        typer.Option(
+            "--grace",
+            help="Also keep files modified less than this long ago (e.g. 0s, 1h): a margin for "
+            "writers that hold no lock, such as another tool writing the same lake.",
+        ),
+    ] = "15m",
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
     """Remove lake data files no snapshot references (left by killed runs). A file a

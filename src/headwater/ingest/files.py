@@ -85,7 +85,6 @@ class FilesReader:
         self.columns = tuple(columns)  # the contract's declared columns (a CSV header names some)
         self.rejected = Rejected()
         self.warnings: list[str] = []
-        self.records: dict[str, int] = {}  # file → records read (landed or quarantined)
         self._fs = _filesystem(connector, secrets)
         found = discover(connector, root, self._fs, warnings=self.warnings)
         self.new = [f for f in found if f.key not in state.files]
@@ -105,7 +104,6 @@ class FilesReader:
     def _parts_of(self, file: SourceFile) -> Iterator[Part]:
         pending: list[pa.Table] = []
         size = yielded = 0
-        rejected_before = self.rejected.count
         limit = PART_BYTES if self._fs is None else REMOTE_PART_BYTES
         try:
             for table in read(file, self.connector, self.rejected, self._fs, columns=self.columns):
@@ -124,7 +122,6 @@ class FilesReader:
             part = pa.concat_tables(pending)
             yielded += part.num_rows
             yield Part(part, file.format, file.shown)
-        self.records[file.shown] = yielded + self.rejected.count - rejected_before
         if file.size == 0:
             self.warnings.append(f"{file.shown} is empty (0 bytes): nothing to land")
 
