@@ -361,10 +361,10 @@ def _open_quote_at_end(table: pa.Table, shown: str, rejected: Rejected) -> pa.Ta
         return table
     last = table.slice(table.num_rows - 1).to_pylist()[0]
     position = last.pop(RECORD)
-    opened = [v for v in last.values() if isinstance(v, bytes) and v.endswith(b"\n")]
-    if not opened:
+    open_fields = [v for v in last.values() if isinstance(v, bytes) and v.endswith(b"\n")]
+    if not open_fields:
         return table
-    lines = opened[0].decode(errors="replace").split("\n")[1:-1]
+    lines = open_fields[0].decode(errors="replace").split("\n")[1:-1]
     shown_row = {
         k: v.decode(errors="replace") if isinstance(v, bytes) else v for k, v in last.items()
     }

@@ -51,10 +51,11 @@ def text_format(path: str) -> str:
 
 @contextmanager
 def opened(
-    path: str, connector: FilesConnector, fs: Any, *, fmt: str
+    path: str, connector: FilesConnector, fs: Any, *, fmt: str, buffer: int = REMOTE_BUFFER_BYTES
 ) -> Iterator[tuple[Any, str | None]]:
     """The file as Arrow reads it, and its codec: its local path when it is not compressed
-    (Arrow's own, faster, file reader), else a stream of its decompressed bytes."""
+    (Arrow's own, faster, file reader), else a stream of its decompressed bytes (read from
+    object storage `buffer` bytes at a time)."""
     if fs is None:
         with open(path, "rb") as raw:
             codec = None if fmt == "parquet" else compression(path, connector, raw.read(4))
@@ -67,7 +68,7 @@ def opened(
     # one range request per buffer, and no other copy of it: memory stays flat however
     # large the object is
     raw = fs.open(path, "rb", cache_type="none")
-    with io.BufferedReader(raw, buffer_size=REMOTE_BUFFER_BYTES) as handle:
+    with io.BufferedReader(raw, buffer_size=buffer) as handle:
         codec = None if fmt == "parquet" else compression(path, connector, handle.peek(4)[:4])
         if codec is None:
             yield handle, None
@@ -89,7 +90,7 @@ def header(
 ) -> list[str]:
     """The column names of a CSV file (`column0`… without a header); [] for an empty file.
     A header that cannot name the file's columns is a SourceError at line 1."""
-    with opened(path, connector, fs, fmt="csv") as (source, _):
+    with opened(path, connector, fs, fmt="csv", buffer=HEAD_BYTES) as (source, _):
         if isinstance(source, str):
             with open(source, "rb") as raw:
                 head = raw.read(HEAD_BYTES)
