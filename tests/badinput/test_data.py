@@ -366,6 +366,16 @@ CSV_CASES = [
         ("orders_1.csv:4", "quote"),
     ),
     Case(
+        "csv-quotes-pairing-across-lines",
+        orders_1(
+            with_row(1, '2,11,"paid,7.00,2026-10-01 11:00:00').replace(
+                b"3,12,shipped,3.25,2026-10-02 09:30:00", b'3,12,shipped",3.25'
+            )
+        ),
+        orders(8, 2),
+        ("orders_1.csv:3", "orders_1.csv:4", "quoted field spans"),
+    ),
+    Case(
         "csv-unterminated-quote-last-field",
         orders_1(with_row(2, '3,12,shipped,3.25,"2026-10-02 09:30:00')),
         orders(7, 3),

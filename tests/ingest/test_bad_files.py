@@ -134,6 +134,7 @@ def test_an_unterminated_quote_accounts_for_every_line(tmp_path: Path, lake: Lak
     assert [b[0] for b in bad] == ["data/a.csv:3", "data/a.csv:4", "data/a.csv:5"]
     assert bad[0][1].startswith("unterminated quote: lines 3-5 were read as one record")
     assert [b[2] for b in bad] == ['"2,b', "3,c", "4,d"]
+    assert bad[1][1] == "part of the record read from line 3"
 
 
 def test_a_quote_left_open_in_the_last_field_lands_nothing_it_swallowed(

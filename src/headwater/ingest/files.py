@@ -314,8 +314,8 @@ def _read_csv(
     def on_invalid(row: pacsv.InvalidRow) -> str:
         where = f"{file.shown}:{row.number}" if row.number is not None else file.shown
         lines = row.text.split("\n")
-        if len(lines) > 1 and row.text.count(quote) % 2 and row.number is not None:
-            _unterminated(file.shown, row.number, lines, rejected)
+        if len(lines) > 1 and row.number is not None:
+            _spanning(file.shown, row, lines, rejected, open_quote=row.text.count(quote) % 2 == 1)
         else:
             why = f"expected {row.expected_columns} fields, found {row.actual_columns}"
             rejected.add(where, why, row.text)
@@ -340,17 +340,24 @@ def _read_csv(
     yield from reader
 
 
-def _unterminated(shown: str, number: int, lines: list[str], rejected: Rejected) -> None:
-    """A quote left open ran on over the lines after it: each line is quarantined, the
-    first as the cause, so that every line read is accounted for."""
-    last = number + len(lines) - 1
-    rejected.add(
-        f"{shown}:{number}",
-        f"unterminated quote: lines {number}-{last} were read as one record; close the quote",
-        lines[0],
-    )
-    for k, line in enumerate(lines[1:], number + 1):
-        rejected.add(f"{shown}:{k}", f"inside the unterminated quote opened on line {number}", line)
+def _spanning(
+    shown: str, row: pacsv.InvalidRow, lines: list[str], rejected: Rejected, *, open_quote: bool
+) -> None:
+    """A bad record read over several lines (a quote left open, or quotes that pair up
+    across lines) is quarantined line by line, the first as the cause, so that every line
+    read is accounted for."""
+    first = row.number
+    last = first + len(lines) - 1
+    if open_quote:
+        why = f"unterminated quote: lines {first}-{last} were read as one record; close the quote"
+    else:
+        why = (
+            f"lines {first}-{last} were read as one record (a quoted field spans them) of "
+            f"{row.actual_columns} fields, not {row.expected_columns}; check the quotes"
+        )
+    rejected.add(f"{shown}:{first}", why, lines[0])
+    for k, line in enumerate(lines[1:], first + 1):
+        rejected.add(f"{shown}:{k}", f"part of the record read from line {first}", line)
 
 
 def _open_quote_at_end(table: pa.Table, shown: str, rejected: Rejected) -> pa.Table:
