@@ -99,8 +99,8 @@ def events_line(index: int, line: str | bytes) -> Callable[[Path], object]:
     return events_file("events_1.jsonl", b"\n".join(lines) + b"\n")
 
 
-def events_contract(path: str) -> Callable[[Path], object]:
-    text = EVENTS.replace('path: "data/events/*.jsonl", format: jsonl', f'path: "{path}"')
+def events_contract(path: str, extra: str = "") -> Callable[[Path], object]:
+    text = EVENTS.replace('path: "data/events/*.jsonl", format: jsonl', f'path: "{path}"{extra}')
     return lambda root: write(root, "contracts/events.yml", text)
 
 
@@ -705,6 +705,34 @@ JSONL_CASES = [
         ),
         events(3, 1),
         ("events_2.jsonl.gz", "gzip"),
+    ),
+    Case(
+        "jsonl-latin1-with-encoding-option",
+        both(
+            events_contract("data/events/*.jsonl", ", encoding: latin-1"),
+            events_file(
+                "events_1.jsonl",
+                ("\n".join(EVENTS_LINES) + "\n").replace("click", "clíck").encode("latin-1"),
+            ),
+        ),
+        events(3, 0),
+    ),
+    Case(
+        "jsonl-latin1-without-encoding-option",
+        events_file(
+            "events_1.jsonl",
+            ("\n".join(EVENTS_LINES) + "\n").replace("click", "clíck").encode("latin-1"),
+        ),
+        events(2, 1),
+        ("events_1.jsonl record 2", "encoding"),
+    ),
+    Case(
+        "jsonl-utf16-with-encoding-option",
+        both(
+            events_contract("data/events/*.jsonl", ", encoding: utf-16"),
+            events_file("events_1.jsonl", ("\n".join(EVENTS_LINES) + "\n").encode("utf-16")),
+        ),
+        events(3, 0),
     ),
     Case(
         "jsonl-gzip-named-jsonl",
