@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ def writing(folder: Path | None) -> Iterator[None]:
     fd = os.open(pending, os.O_CREAT | os.O_WRONLY, 0o600)
     held = locks / f"{name}.lock"
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        # a filesystem without locks: the file alone marks a writer (seen as live)
+        with suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, repr(time.time()).encode())
         os.rename(pending, held)
         yield
@@ -71,7 +73,7 @@ def oldest_live_writer(folder: Path) -> float | None:
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except OSError:  # held (or no locks here): a live writer, to be safe
                 starts.append(float(os.read(fd, 64) or 0))
                 continue
             lock.unlink(missing_ok=True)  # its writer died without removing it
