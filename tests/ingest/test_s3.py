@@ -156,3 +156,23 @@ def test_a_1gb_object_lands_with_bounded_memory(endpoint: str, bucket: str, tmp_
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["rows"] == repeats * 100_000 and result["quarantined"] == 0
     assert result["peak_mb"] < 500, result
+
+
+def test_compressed_and_broken_objects(endpoint: str, bucket: str, lake: Lake) -> None:
+    """A gzip object lands (by extension, or by its first bytes), one not UTF-8 in a record
+    quarantines that record, and a truncated one is quarantined whole while the rest lands."""
+    import gzip
+
+    fs = s3.filesystem(endpoint)
+    body = b"order_id,amount,note\n1,1.50,a\n2,2,b\n"
+    fs.pipe(f"{bucket}/orders/a.csv.gz", gzip.compress(body))
+    fs.pipe(f"{bucket}/orders/b.csv", gzip.compress(body.replace(b"1,", b"3,", 1)))
+    fs.pipe(f"{bucket}/orders/c.csv", b"order_id,amount,note\n5,5,caf\xe9\n6,6,ok\n")
+    fs.pipe(f"{bucket}/orders/d.csv.gz", gzip.compress(body)[:30])
+    spec = contract(endpoint, f"s3://{bucket}/orders/*")
+    landed = ingest(spec, root=Path("."), lake=lake, now=NOW, environ=SECRETS)
+    assert (landed.rows, landed.quarantined) == (5, 2)
+    assert rows(lake, "raw.orders", "order_id") == [(1,), (2,), (2,), (3,), (6,)]
+    bad = dict(rows(lake, "raw.orders__quarantine", "_hw_source, _hw_reason"))
+    assert "invalid UTF-8" in bad[f"s3://{bucket}/orders/c.csv record 1"]
+    assert "gzip-compressed csv" in bad[f"s3://{bucket}/orders/d.csv.gz"]

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from headwater.cli import render
+from headwater.cli.gc import gc
 from headwater.cli.lineage import lineage
 from headwater.cli.testing import run_model_tests
 from headwater.errors import HeadwaterError, SpecError
@@ -200,6 +201,7 @@ def dag(project: ProjectDir = Path(".")) -> None:
 
 
 app.command()(lineage)
+app.command()(gc)
 app.command(name="test")(run_model_tests)
 
 

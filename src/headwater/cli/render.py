@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Table
@@ -79,6 +80,11 @@ def report(console: Console, result: RunReport, project: Project) -> None:
         console.print(checks_table(result.checks))
     for table, error in result.ingest_errors.items():
         console.print(f"[red]ingest failed[/] {table}: {error}", highlight=False)
+    for x in result.landed:
+        for warning in x.warnings:
+            console.print(
+                f"[yellow]warning[/] {x.table}: {escape(warning)}", highlight=False, soft_wrap=True
+            )
     for table, batches in result.held.items():
         for batch, why in batches.items():
             console.print(

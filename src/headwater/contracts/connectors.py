@@ -7,9 +7,10 @@ never the value.
 
 from __future__ import annotations
 
+import codecs
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from headwater.contracts.base import Duration, Spec
 
@@ -26,8 +27,15 @@ class FilesConnector(Spec):
     format: Literal["csv", "jsonl", "parquet"] | None = Field(
         default=None, description="Inferred from the file extension when omitted"
     )
-    delimiter: str = ","
+    delimiter: str = Field(default=",", description="CSV only: one character, e.g. ';' or '\\t'")
     header: bool = True
+    encoding: str = Field(
+        default="utf-8", description="The text encoding of CSV / JSON-lines files, e.g. latin-1"
+    )
+    compression: Literal["auto", "none", "gzip", "zstd", "bz2"] = Field(
+        default="auto",
+        description="auto: by extension (.gz, .zst, .bz2) or the file's first bytes",
+    )
     endpoint_url: str | None = Field(
         default=None, description="An S3-compatible endpoint, e.g. http://127.0.0.1:9000"
     )
@@ -36,6 +44,27 @@ class FilesConnector(Spec):
         description="fsspec options for s3:// or gs:// (key, secret, region_name, token, …); "
         "use ${ENV_VAR} for credentials",
     )
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1 or value in '\r\n"':
+            raise ValueError(
+                f"delimiter {value!r} must be one character other than a quote or a line break,"
+                " e.g. ',' or ';' or '\\t'"
+            )
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {value!r}; e.g. utf-8, latin-1, cp1252, utf-16"
+            ) from None
+        return value
 
 
 # ---- HTTP -------------------------------------------------------------------------------------

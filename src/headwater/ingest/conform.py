@@ -19,8 +19,10 @@ from headwater.contracts.specs import parse_watermark, sql_type
 from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD
 
 INPUT = "_hw_in"
+RESERVED = "_hw_"  # the prefix of the raw zone's metadata columns: no source key may use it
 UNKNOWN = "_hw_unknown"  # under `evolve`, JSON keys of each record the query did not expect
 _JSON = "_hw_json"
+_KEYS = "_hw_keys"
 _FIELDS = "_hw_fields"
 _NESTED = {
     exp.DataType.Type.JSON,
@@ -85,6 +87,7 @@ def conform_query(
         if refuse:
             inner = inner.select(_unknown_json_keys(declared).as_("_unknown"))
             reasons.append(_unknown_keys_reason(contract.evolution))
+        reasons.extend(_key_reasons(exp.column(_KEYS)))
     else:
         for name in (c for c in columns if c not in declared):
             if evolve:
@@ -367,7 +370,9 @@ def _input_with_json(columns: list[Column] | None = None) -> exp.Subquery:
         "starts_with", exp.func("ltrim", line, exp.Literal.string(" \t\r")), exp.Literal.string("{")
     )
     checked = exp.Case().when(exp.and_(exp.func("json_valid", line), opens), line)
-    query = exp.select(exp.Star(), checked.as_(_JSON)).from_(INPUT)
+    # the keys of each object, once: for unknown, duplicate and reserved keys
+    keys = exp.func("json_keys", checked.copy())
+    query = exp.select(exp.Star(), checked.as_(_JSON), keys.as_(_KEYS)).from_(INPUT)
     if columns:
         shape = {c.name: c.type for c in columns}
         fields = exp.func("json_transform", checked.copy(), exp.Literal.string(json.dumps(shape)))
@@ -381,7 +386,7 @@ def _unknown_json_keys(declared: list[str]) -> exp.Expression:
         this=exp.Not(this=exp.func("list_contains", known, exp.column("k"))),
         expressions=[exp.to_identifier("k")],
     )
-    return exp.func("list_filter", exp.func("json_keys", exp.column(_JSON)), keep)
+    return exp.func("list_filter", exp.column(_KEYS), keep)
 
 
 def _unknown_keys_reason(policy: Evolution) -> exp.Expression:
@@ -396,6 +401,37 @@ def _unknown_keys_reason(policy: Evolution) -> exp.Expression:
     return exp.Case().when(
         exp.GT(this=exp.func("len", unknown), expression=exp.Literal.number(0)), message
     )
+
+
+def _key_reasons(keys: exp.Column) -> list[exp.Expression]:
+    """A record may not hold a key twice (which value is meant?) nor a key named like the
+    raw zone's metadata columns (`_hw_…`)."""
+    distinct = exp.func("list_distinct", keys.copy())
+    twice = exp.NEQ(this=exp.func("len", keys.copy()), expression=exp.func("len", distinct))
+    reserved = exp.func(
+        "list_filter",
+        keys.copy(),
+        exp.Lambda(
+            this=exp.func("starts_with", exp.column("k"), exp.Literal.string(RESERVED)),
+            expressions=[exp.to_identifier("k")],
+        ),
+    )
+    named = exp.DPipe(
+        this=exp.DPipe(
+            this=exp.Literal.string("key(s) "),
+            expression=exp.func("array_to_string", reserved, exp.Literal.string(", ")),
+        ),
+        expression=exp.Literal.string(
+            f" use a name headwater reserves for its metadata ({RESERVED}…); rename at the source"
+        ),
+    )
+    # the text is searched first: the keys are filtered only in a record that may hold one
+    may_hold = exp.func("contains", exp.column(_JSON), exp.Literal.string(f'"{RESERVED}'))
+    holds = exp.GT(this=exp.func("len", reserved.copy()), expression=exp.Literal.number(0))
+    return [
+        _when(twice, "duplicate key(s) in the record; keep one of each"),
+        exp.Case().when(exp.and_(may_hold, holds), named),
+    ]
 
 
 def _when(condition: exp.Expression, message: str) -> exp.Expression:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +10,15 @@ from headwater.contracts.secrets import Secrets
 from headwater.ingest.source import Reader, State
 
 
-def open_reader(connector: Any, *, root: Path, state: State, secrets: Secrets) -> Reader:
-    """The reader of one run of `connector`, resuming from `state`."""
+def open_reader(
+    connector: Any, *, root: Path, state: State, secrets: Secrets, columns: Sequence[str] = ()
+) -> Reader:
+    """The reader of one run of `connector`, resuming from `state` (`columns`: the contract's
+    declared columns, which a CSV header must name some of)."""
     if connector.kind == "files":
         from headwater.ingest.files import FilesReader
 
-        return FilesReader(connector, root=root, state=state, secrets=secrets)
+        return FilesReader(connector, root=root, state=state, secrets=secrets, columns=columns)
     if connector.kind == "http":
         from headwater.ingest.http import HttpReader
 

@@ -38,9 +38,10 @@ from sqlglot import exp
 from headwater.contracts import Contract, Evolution, OnFail
 from headwater.contracts.predicates import failure_reason
 from headwater.contracts.specs import parse_watermark, sql_type
-from headwater.ingest.conform import metadata_columns
+from headwater.ingest.conform import RESERVED, metadata_columns
 from headwater.ingest.files import FilesReader, SourceFile
 from headwater.ingest.source import JSON, RECORD
+from headwater.ingest.streams import plain
 from headwater.zones.lake import SelfWritten
 
 # types DuckDB writes to Parquet as the raw table (made from Arrow by pyiceberg) holds them
@@ -86,7 +87,9 @@ _CHECK = sqlglot.parse_one(
     "SELECT count(_hw_line), "
     "count(*) FILTER (WHERE CASE WHEN starts_with(_hw_line, '{') THEN false "
     "ELSE NOT starts_with(ltrim(_hw_line, ' \t\r'), '{') END), "
-    f"count(*) FILTER (WHERE NOT list_has_all($known, json_keys(_hw_line))) FROM {_LINES_SQL}",
+    "count(*) FILTER (WHERE NOT list_has_all($known, json_keys(_hw_line))), "
+    "count(*) FILTER (WHERE len(json_keys(_hw_line)) <> len(list_distinct(json_keys(_hw_line)))) "
+    f"FROM {_LINES_SQL}",
     read="duckdb",
 ).sql(dialect="duckdb")
 _UNKNOWN = sqlglot.parse_one(
@@ -144,7 +147,8 @@ def direct_files(contract: Contract, reader: FilesReader, *, local_lake: bool) -
         return []
     if not contract.columns or not all(_writable(c.type) for c in contract.columns):
         return []
-    return [f for f in reader.new if f.format == JSON]
+    plain_text = [f for f in reader.new if f.format == JSON]
+    return [f for f in plain_text if plain(f.path, reader.connector)]
 
 
 class DirectLane:
@@ -273,13 +277,17 @@ class DirectLane:
         params = {"path": file.path, "known": declared}
         try:
             with self._workers.connection() as conn:
-                records, others, unknown = conn.execute(_CHECK, params).fetchone() or (0, 0, 0)
+                counts = conn.execute(_CHECK, params).fetchone() or (0, 0, 0, 0)
+                records, others, unknown, twice = counts
                 keys = [k for (k,) in conn.execute(_UNKNOWN, params).fetchall()] if unknown else []
         except duckdb.Error as err:  # not JSON: json_keys fails
             self.declined[file.shown] = _first_line(err)
             return None
         if others:
             self.declined[file.shown] = f"{others} line(s) not a JSON object"
+            return None
+        if twice or any(k.startswith(RESERVED) for k in keys):
+            self.declined[file.shown] = "a record with a duplicate or reserved (_hw_…) key"
             return None
         return Checked(file, records, tuple(keys))
 

@@ -9,14 +9,13 @@ whole, so a file larger than memory lands with bounded memory.
 
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
-import io
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -26,7 +25,8 @@ from headwater.contracts import FilesConnector
 from headwater.contracts.load import shown_path
 from headwater.contracts.secrets import Secrets
 from headwater.errors import Location, SourceError, TransientSourceError
-from headwater.ingest.source import LINE, Part, Rejected, State, with_positions
+from headwater.ingest.source import LINE, RECORD, Part, Rejected, State, with_positions
+from headwater.ingest.streams import as_text, check_columns, header, opened, text_format
 
 # Arrow's CSV reader holds some tens of blocks in flight: small blocks keep memory flat, and
 # blocks are gathered into parts of PART_BYTES so each conform pass has enough rows
@@ -35,7 +35,9 @@ PART_BYTES = 8 << 20
 # object storage holds a buffer (and its copies in the HTTP client) beside each part: smaller
 # parts keep the whole under the same bound as local files
 REMOTE_PART_BYTES = 4 << 20
-REMOTE_BUFFER_BYTES = 16 << 20  # one range request each (fewer round trips to S3 / GCS)
+# a record larger than a block is read again with blocks up to this size
+MAX_BLOCK_BYTES = 1 << 29
+_STRADDLING = "straddles two block boundaries"
 _EXTENSIONS = {
     ".csv": "csv",
     ".jsonl": "jsonl",
@@ -62,15 +64,29 @@ class SourceFile:
 
 
 class FilesReader:
-    """The files of a connector not landed before (`State.files`), read block by block."""
+    """The files of a connector not landed before (`State.files`), read block by block.
+
+    A file that cannot be read (not CSV / JSON lines / Parquet, a broken header, a corrupt
+    or truncated file) is not an error of the batch: it goes to `rejected` as one record
+    naming the file and why, and the rest lands. It is recorded as seen like any other, so
+    it is not read again until it changes (its key does).
+    """
 
     def __init__(
-        self, connector: FilesConnector, *, root: Path, state: State, secrets: Secrets
+        self,
+        connector: FilesConnector,
+        *,
+        root: Path,
+        state: State,
+        secrets: Secrets,
+        columns: Sequence[str] = (),
     ) -> None:
         self.connector = connector
+        self.columns = tuple(columns)  # the contract's declared columns (a CSV header names some)
         self.rejected = Rejected()
+        self.warnings: list[str] = []
         self._fs = _filesystem(connector, secrets)
-        found = discover(connector, root, self._fs)
+        found = discover(connector, root, self._fs, warnings=self.warnings)
         self.new = [f for f in found if f.key not in state.files]
         self.already_landed = len(found) - len(self.new)
         self.key = "\n".join(sorted(f.key for f in self.new))
@@ -83,16 +99,31 @@ class FilesReader:
     def parts(self, files: list[SourceFile] | None = None) -> Iterator[Part]:
         """The new files (or those of them in `files`), in parts of at most PART_BYTES."""
         for file in self.new if files is None else files:
-            pending: list[pa.Table] = []
-            size = 0
-            for table in read(file, self.connector, self.rejected, self._fs):
+            yield from self._parts_of(file)
+
+    def _parts_of(self, file: SourceFile) -> Iterator[Part]:
+        pending: list[pa.Table] = []
+        size = yielded = 0
+        limit = PART_BYTES if self._fs is None else REMOTE_PART_BYTES
+        try:
+            for table in read(file, self.connector, self.rejected, self._fs, columns=self.columns):
                 pending.append(table)
                 size += table.nbytes
-                if size >= (PART_BYTES if self._fs is None else REMOTE_PART_BYTES):
-                    yield Part(pa.concat_tables(pending), file.format, file.shown)
-                    pending, size = [], 0
-            if pending:
-                yield Part(pa.concat_tables(pending), file.format, file.shown)
+                if size >= limit:
+                    part = pa.concat_tables(pending)
+                    pending, size, yielded = [], 0, yielded + part.num_rows
+                    yield Part(part, file.format, file.shown)
+        except SourceError as err:
+            # what was already handed on lands; the rest of the file is one quarantined record
+            landed = f" (its first {yielded:,} records landed)" if yielded else ""
+            self.rejected.add(file.shown, err.render() + landed, f"<whole file, {file.size} bytes>")
+            pending = []
+        if pending:
+            part = pa.concat_tables(pending)
+            yielded += part.num_rows
+            yield Part(part, file.format, file.shown)
+        if file.size == 0:
+            self.warnings.append(f"{file.shown} is empty (0 bytes): nothing to land")
 
     def checkpoint(self) -> dict[str, Any]:
         return {"files": [f.key for f in self.new]}
@@ -102,15 +133,31 @@ class FilesReader:
         return f"{len(self.new)} new file{'s' * (len(self.new) != 1)}{landed}"
 
 
-def discover(connector: FilesConnector, root: Path, fs: Any = None) -> list[SourceFile]:
-    """Every file the connector's path or glob matches, in a stable order."""
+def discover(
+    connector: FilesConnector, root: Path, fs: Any = None, *, warnings: list[str] | None = None
+) -> list[SourceFile]:
+    """Every file the connector's path or glob matches, in a stable order; what a user should
+    know of the match (nothing matched, a folder, a broken link) goes to `warnings`."""
+    notes: list[str] = [] if warnings is None else warnings
     if fs is not None:
-        return _discover_remote(connector, fs)
+        found = _discover_remote(connector, fs)
+        if not found:
+            notes.append(f"connector.path {connector.path} matches no file")
+        return found
     pattern = connector.path if Path(connector.path).is_absolute() else str(root / connector.path)
+    if Path(pattern).is_dir():
+        notes.append(
+            f"connector.path {connector.path} is a folder; name the files in it, e.g. "
+            f"{connector.path.rstrip('/')}/*.{connector.format or 'csv'}"
+        )
+        return []
     found = []
     for name in sorted(glob.glob(pattern, recursive=True)):
         path = Path(name)
         if not path.is_file():
+            if not path.exists():
+                link = shown_path(path.parent, root) + "/" + path.name
+                notes.append(f"{link} matches the path but cannot be read (a broken link?)")
             continue
         stat = path.stat()
         found.append(
@@ -122,26 +169,68 @@ def discover(connector: FilesConnector, root: Path, fs: Any = None) -> list[Sour
                 str(stat.st_mtime_ns),
             )
         )
+    if not found and not notes:
+        notes.append(f"connector.path {connector.path} matches no file")
     return found
 
 
 def read(
-    file: SourceFile, connector: FilesConnector, rejected: Rejected, fs: Any = None
+    file: SourceFile,
+    connector: FilesConnector,
+    rejected: Rejected,
+    fs: Any = None,
+    *,
+    columns: Sequence[str] = (),
 ) -> Iterator[pa.Table]:
-    """Stream one file as Arrow tables with a `_hw_position` column."""
+    """Stream one file as Arrow tables with a `_hw_position` column, text as valid UTF-8.
+
+    A record larger than a block is read by reading the file again with larger blocks, past
+    the records already streamed. A file that cannot be read raises SourceError naming it.
+    """
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
-    offset = 0
-    try:
-        with _open(file, fs) as handle:
-            for batch in readers[file.format](handle, file, connector, rejected):
-                yield with_positions(batch, offset)
-                offset += batch.num_rows
-    except (OSError, pa.ArrowInvalid) as err:
-        raise SourceError(
-            f"cannot read this {file.format} file: {str(err).splitlines()[0]}",
-            where=Location(file.shown),
-            hint="fix or remove the file, then run again; nothing of this batch was landed",
-        ) from err
+    done, block, codec = 0, BLOCK_BYTES, None
+    while True:
+        offset = 0
+        try:
+            with opened(file.path, connector, fs, fmt=file.format) as (source, codec):
+                batches = readers[file.format](
+                    source, file, connector, rejected, block=block, fs=fs, columns=columns
+                )
+                # one table held back: the last of a file is checked for a quote left open
+                held, held_end = None, 0
+                for batch in batches:
+                    start, offset = offset, offset + batch.num_rows
+                    if offset <= done:
+                        continue
+                    if held is not None:
+                        done = held_end
+                        yield as_text(held, shown=file.shown, rejected=rejected)
+                    held = with_positions(batch, start).slice(max(done - start, 0))
+                    held_end = offset
+                if held is not None:
+                    if file.format == "csv":
+                        held = _open_quote_at_end(held, file.shown, rejected)
+                    done = held_end
+                    yield as_text(held, shown=file.shown, rejected=rejected)
+            return
+        except pa.ArrowInvalid as err:
+            if _STRADDLING in str(err) and block < MAX_BLOCK_BYTES:
+                block *= 8  # a record larger than a block: read again with larger blocks
+                continue
+            raise _unreadable(file, err, codec) from err
+        except (OSError, ValueError, EOFError) as err:
+            raise _unreadable(file, err, codec) from err
+
+
+def _unreadable(file: SourceFile, err: BaseException, codec: str | None) -> SourceError:
+    why = str(err).splitlines()[0] if str(err) else type(err).__name__
+    kind = f"{codec}-compressed {file.format}" if codec else file.format
+    return SourceError(
+        f"cannot read this {kind} file: {why}",
+        where=Location(file.shown),
+        hint="the whole file is quarantined and the rest lands; fix or replace the file "
+        "and it lands when it changes",
+    )
 
 
 def batch_id(key: str) -> str:
@@ -207,76 +296,109 @@ def _discover_remote(connector: FilesConnector, fs: Any) -> list[SourceFile]:
     return files
 
 
-def _open(file: SourceFile, fs: Any) -> IO[bytes] | _Local:
-    if fs is None:
-        return _Local(file.path)
-    # one range request per buffer, and no other copy of it: memory stays flat however
-    # large the object is
-    raw = fs.open(file.path, "rb", cache_type="none")
-    return io.BufferedReader(raw, buffer_size=REMOTE_BUFFER_BYTES)
-
-
-class _Local:
-    """A local path, handed to Arrow's own (faster) file reader."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __enter__(self) -> str:
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _read_csv(
-    handle: Any, file: SourceFile, connector: FilesConnector, rejected: Rejected
+    source: Any,
+    file: SourceFile,
+    connector: FilesConnector,
+    rejected: Rejected,
+    *,
+    block: int,
+    fs: Any,
+    columns: Sequence[str],
 ) -> Iterator[pa.RecordBatch]:
-    names = _csv_header(handle, connector)
+    names = header(file.path, connector, fs, shown=file.shown, declared=columns)
+    if not names:
+        return  # an empty file: no records
+    quote = '"'
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         where = f"{file.shown}:{row.number}" if row.number is not None else file.shown
-        rejected.add(
-            where, f"expected {row.expected_columns} fields, found {row.actual_columns}", row.text
-        )
+        lines = row.text.split("\n")
+        if len(lines) > 1 and row.number is not None:
+            _spanning(file.shown, row, lines, rejected, open_quote=row.text.count(quote) % 2 == 1)
+        else:
+            why = f"expected {row.expected_columns} fields, found {row.actual_columns}"
+            rejected.add(where, why, row.text)
         return "skip"
 
     reader = pacsv.open_csv(
-        handle,
+        source,
         read_options=pacsv.ReadOptions(
             column_names=names,
             skip_rows=1 if connector.header else 0,
-            block_size=BLOCK_BYTES,
+            block_size=block,
             use_threads=False,
+            encoding=connector.encoding,
         ),
         parse_options=pacsv.ParseOptions(
             delimiter=connector.delimiter, invalid_row_handler=on_invalid
         ),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=True
+            column_types={n: pa.binary() for n in names}, strings_can_be_null=True
         ),
     )
     yield from reader
 
 
-def _csv_header(handle: Any, connector: FilesConnector) -> list[str]:
-    if isinstance(handle, str):
-        with open(handle, newline="", encoding="utf-8", errors="replace") as text:
-            first = next(csv.reader(text, delimiter=connector.delimiter), None)
+def _spanning(
+    shown: str, row: pacsv.InvalidRow, lines: list[str], rejected: Rejected, *, open_quote: bool
+) -> None:
+    """A bad record read over several lines (a quote left open, or quotes that pair up
+    across lines) is quarantined line by line, the first as the cause, so that every line
+    read is accounted for."""
+    first = row.number
+    last = first + len(lines) - 1
+    if open_quote:
+        why = f"unterminated quote: lines {first}-{last} were read as one record; close the quote"
     else:
-        line = handle.readline()
-        handle.seek(0)
-        text_line = io.StringIO(line.decode("utf-8", errors="replace"))
-        first = next(csv.reader(text_line, delimiter=connector.delimiter), None)
-    if not first:
-        return []
-    if connector.header:
-        return [name.strip() for name in first]
-    return [f"column{i}" for i in range(len(first))]
+        why = (
+            f"lines {first}-{last} were read as one record (a quoted field spans them) of "
+            f"{row.actual_columns} fields, not {row.expected_columns}; check the quotes"
+        )
+    rejected.add(f"{shown}:{first}", why, lines[0])
+    for k, line in enumerate(lines[1:], first + 1):
+        rejected.add(f"{shown}:{k}", f"part of the record read from line {first}", line)
+
+
+def _open_quote_at_end(table: pa.Table, shown: str, rejected: Rejected) -> pa.Table:
+    """A quote left open in the last field of a file runs to its end with the right field
+    count: its record (a field ending in a line break) is quarantined line by line, like an
+    unterminated quote elsewhere, instead of landing with the lines it swallowed."""
+    if not table.num_rows:
+        return table
+    last = table.slice(table.num_rows - 1).to_pylist()[0]
+    position = last.pop(RECORD)
+    open_fields = [v for v in last.values() if isinstance(v, bytes) and v.endswith(b"\n")]
+    if not open_fields:
+        return table
+    lines = open_fields[0].decode(errors="replace").split("\n")[1:-1]
+    shown_row = {
+        k: v.decode(errors="replace") if isinstance(v, bytes) else v for k, v in last.items()
+    }
+    rejected.add(
+        f"{shown} record {position}",
+        f"unterminated quote: its field runs over the {len(lines)} line(s) after it to the end "
+        "of the file; close the quote",
+        json.dumps(shown_row),
+    )
+    for k, line in enumerate(lines, 1):
+        rejected.add(
+            f"{shown} record {position}, line +{k}",
+            f"inside the unterminated quote of record {position}",
+            line,
+        )
+    return table.slice(0, table.num_rows - 1)
 
 
 def _read_jsonl(
-    handle: Any, file: SourceFile, connector: FilesConnector, rejected: Rejected
+    source: Any,
+    file: SourceFile,
+    connector: FilesConnector,
+    rejected: Rejected,
+    *,
+    block: int,
+    fs: Any,
+    columns: Sequence[str],
 ) -> Iterator[pa.RecordBatch]:
     # one column of whole lines: the delimiter is a control character valid JSON never holds raw
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -285,9 +407,9 @@ def _read_jsonl(
         return "skip"
 
     reader = pacsv.open_csv(
-        handle,
+        source,
         read_options=pacsv.ReadOptions(
-            column_names=[LINE], block_size=BLOCK_BYTES, use_threads=False
+            column_names=[LINE], block_size=block, use_threads=False, encoding=connector.encoding
         ),
         parse_options=pacsv.ParseOptions(
             delimiter="\x01",
@@ -296,21 +418,30 @@ def _read_jsonl(
             double_quote=False,
             invalid_row_handler=on_invalid,
         ),
-        convert_options=pacsv.ConvertOptions(column_types={LINE: pa.string()}),
+        convert_options=pacsv.ConvertOptions(column_types={LINE: pa.binary()}),
     )
     yield from reader
 
 
 def _read_parquet(
-    handle: Any, file: SourceFile, connector: FilesConnector, rejected: Rejected
+    source: Any,
+    file: SourceFile,
+    connector: FilesConnector,
+    rejected: Rejected,
+    *,
+    block: int,
+    fs: Any,
+    columns: Sequence[str],
 ) -> Iterator[pa.RecordBatch]:
-    yield from pq.ParquetFile(handle).iter_batches(batch_size=128_000)
+    parquet = pq.ParquetFile(source)
+    check_columns(parquet.schema_arrow.names, shown=file.shown)
+    yield from parquet.iter_batches(batch_size=128_000)
 
 
 def _format(connector: FilesConnector, path: str) -> str:
     if connector.format:
         return connector.format
-    fmt = _EXTENSIONS.get(Path(path).suffix.lower())
+    fmt = _EXTENSIONS.get(Path(text_format(path)).suffix.lower())
     if fmt is None:
         raise SourceError(
             f"cannot tell the format of {Path(path).name}",

@@ -29,7 +29,7 @@ from headwater.contracts.specs import parse_watermark
 from headwater.contracts.thresholds import parse_duration
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import HeadwaterError
-from headwater.ingest.conform import INPUT, UNKNOWN, arrow_types, conform_query
+from headwater.ingest.conform import INPUT, RESERVED, UNKNOWN, arrow_types, conform_query
 from headwater.ingest.connectors import open_reader
 from headwater.ingest.direct import DirectLane, direct_files
 from headwater.ingest.files import FilesReader, batch_id
@@ -67,6 +67,9 @@ class Landed:
     # those it gave back to the careful lane, with why
     direct: dict[str, str] = field(default_factory=dict)
     careful: dict[str, str] = field(default_factory=dict)
+    # what a user should know though nothing failed: a glob matching nothing, an empty
+    # file, records read that are neither landed nor quarantined
+    warnings: list[str] = field(default_factory=list)
 
 
 def ingest(
@@ -101,14 +104,29 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
     table = contract.table
     quarantine = f"{table}__quarantine"
     _create_tables(contract, lake)
+    # data files a killed run wrote and never committed (never those of a live writer)
+    removed = lake.gc([table, quarantine], only_untidy=True)
     state = State.of(s.properties for s in lake.snapshots(table))
     incremental = getattr(contract.connector, "incremental", None)
     if incremental is not None:
         state = replace(state, since=_since(state.cursor, incremental.initial, incremental.lag))
-    reader = open_reader(contract.connector, root=root, state=state, secrets=secrets)
+    reader = open_reader(
+        contract.connector,
+        root=root,
+        state=state,
+        secrets=secrets,
+        columns=[c.name for c in contract.columns],
+    )
     result = Landed(table, already_landed=getattr(reader, "already_landed", 0))
+    if removed:
+        size = sum(o.bytes for o in removed)
+        result.warnings.append(
+            f"removed {len(removed)} data file(s) ({size:,} bytes) an interrupted run left "
+            "uncommitted"
+        )
     if reader.key == "":
         result.read = reader.describe()
+        result.warnings += getattr(reader, "warnings", [])
         return result
     result.batch_id = batch_id(f"{reader.key}\n{state.cursor}")
     result.files = [f.shown for f in getattr(reader, "new", [])]
@@ -132,6 +150,8 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
                 yield from job.direct(lane, files)
         yield from job.conformed(parts)
         job.keep_rejected(reader.rejected)
+        job.reconcile()
+        result.warnings += getattr(reader, "warnings", [])
 
     conformed = _described(streamed(), reader, result)
     first = next(conformed, None)
@@ -195,6 +215,7 @@ class _Job:
         self.cursor_column = incremental.column if incremental is not None else None
         self.cursor: Any = _typed_cursor(state.cursor)
         self.unseen_sql: str | None = None
+        self.tally: dict[str, list[int]] = {}  # origin → records read, landed, quarantined
 
     def conformed(self, parts: Iterator[Part]) -> Iterator[pa.Table]:
         """The careful lane: each part typed by the conform query, bad records kept aside."""
@@ -218,7 +239,7 @@ class _Job:
         yield from self.conformed(reader.parts(left))
 
     def keep_rejected(self, rejected: Rejected) -> None:
-        """Quarantine what the reader could not even split into records."""
+        """Quarantine what the reader could not even split into records (or read at all)."""
         if rejected.rows:
             self._keep_bad(
                 pa.Table.from_pylist(
@@ -229,6 +250,26 @@ class _Job:
                     schema=QUARANTINE_SCHEMA,
                 ),
             )
+        for table in rejected.tables:
+            n = table.num_rows
+            self._keep_bad(
+                table.append_column("_hw_batch_id", pa.array([self.result.batch_id] * n))
+                .append_column(
+                    "_hw_ingested_at", pa.array([self.now] * n, pa.timestamp("us", tz="UTC"))
+                )
+                .select(QUARANTINE_SCHEMA.names)
+                .cast(QUARANTINE_SCHEMA)
+            )
+
+    def reconcile(self) -> None:
+        """Every record read from a source is landed, quarantined or (incremental) already
+        landed: a file where that does not add up is named in the run's warnings."""
+        for origin, (read, landed, bad) in sorted(self.tally.items()):
+            if read != landed + bad:
+                self.result.warnings.append(
+                    f"{origin}: {read:,} records read but {landed:,} landed and {bad:,} "
+                    f"quarantined; {read - landed - bad:,} are unaccounted for (please report)"
+                )
 
     def load_seen(self, files: list[str], column: str, *, since: Any) -> None:
         """Remember the keys raw holds from `since` on, so records read again inside the
@@ -314,7 +355,8 @@ class _Job:
                 out = self.engine.read(sql, {k: v for k, v in params.items() if k in used})
                 if UNKNOWN not in out.column_names:
                     break
-                new = pc.unique(pc.list_flatten(out.column(UNKNOWN))).to_pylist()
+                found = pc.unique(pc.list_flatten(out.column(UNKNOWN))).to_pylist()
+                new = [k for k in found if not k.startswith(RESERVED)]  # quarantined, not kept
                 out = out.drop_columns([UNKNOWN])
                 if not new:
                     break
@@ -324,12 +366,16 @@ class _Job:
         finally:
             self.engine.unregister(INPUT)
         good = out
+        tally = self.tally.setdefault(part.origin, [0, 0, 0])
+        tally[0] += data.num_rows
+        tally[2] += out.num_rows - out.column("_hw_reason").null_count
         if out.column("_hw_reason").null_count < out.num_rows:  # filtering copies: only if needed
             failed = pc.is_valid(out.column("_hw_reason"))
             bad = out.filter(failed)
             self._keep_bad(bad.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA))
             good = out.filter(pc.invert(failed))
         good = good.drop_columns(["_hw_reason", "_hw_record"])
+        tally[1] += good.num_rows  # landed now, or (incremental) already landed
         if self.unseen_sql is not None and good.num_rows:
             before = good.num_rows
             self.engine.register(INPUT, good)

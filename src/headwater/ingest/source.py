@@ -34,12 +34,26 @@ class Part:
 
 @dataclass
 class Rejected:
-    """Records the reader itself could not split into fields (wrong column count, bad line)."""
+    """Records the reader itself could not split into fields (wrong column count, bad line,
+    bytes that are not text) and files it could not read at all, each once."""
 
     rows: list[dict[str, str]] = field(default_factory=list)
+    tables: list[pa.Table] = field(default_factory=list)  # _hw_source, _hw_reason, _hw_record
+    _seen: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, source: str, reason: str, text: str) -> None:
+        if (source, text) in self._seen:
+            return  # read again (a file retried with larger blocks)
+        self._seen.add((source, text))
         self.rows.append({"_hw_source": source, "_hw_reason": reason, "_hw_record": text})
+
+    def add_table(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.tables.append(table)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) + sum(t.num_rows for t in self.tables)
 
 
 @dataclass(frozen=True)

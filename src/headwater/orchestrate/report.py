@@ -64,6 +64,7 @@ class RunReport:
             "checks_failed": [c.rule.name for c in self.checks if not c.passed],
             "ingest_errors": self.ingest_errors,
             "held": {t: sorted(b) for t, b in self.held.items() if b},
+            "warnings": {x.table: x.warnings for x in self.landed if x.warnings},
         }
 
 

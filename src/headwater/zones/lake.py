@@ -39,6 +39,8 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
+from headwater.zones.orphans import Orphan, collect, untidy, writing
+
 # types whose manifest bounds are exact (string bounds are truncated)
 _EXACT_BOUNDS = (
     IntegerType,
@@ -152,7 +154,7 @@ class Lake:
         and before the commit (to commit a dependent table first).
         """
         table = self._ensure(name)
-        with table.transaction() as tx:
+        with writing(self.folder), table.transaction() as tx:
             with _DataFiles(table, tx) as files:
                 for part in parts:
                     if isinstance(part, SelfWritten):
@@ -211,6 +213,45 @@ class Lake:
         with self._catalog.engine.connect() as conn:
             found = conn.execute(query).scalar()
         return str(found) if found else None
+
+    @property
+    def folder(self) -> Path | None:
+        """The lake's local folder (None for object storage)."""
+        return Path(_local(self._warehouse)) if self.local else None
+
+    def table_names(self) -> list[str]:
+        """Every table of the lake, as `zone.name`."""
+        names = []
+        for namespace in self._catalog.list_namespaces():
+            names += [".".join(t) for t in self._catalog.list_tables(namespace)]
+        return sorted(names)
+
+    def gc(
+        self,
+        names: list[str] | None = None,
+        *,
+        grace_s: float = 0.0,
+        dry_run: bool = False,
+        only_untidy: bool = False,
+    ) -> list[Orphan]:
+        """Remove data files no snapshot references (a killed run's), of the tables `names`
+        (default: all), modified over `grace_s` ago and never one a live writer may still
+        commit (see `zones.orphans`). `only_untidy`: look only at tables whose data folder
+        holds more files than they committed (cheap enough for every run). Local lakes only.
+
+        Example:
+            >>> [o.path for o in lake.gc(dry_run=True)]   # doctest: +SKIP
+            ['/shop/.headwater/lake/raw/orders/data/00000-0-….parquet']
+        """
+        folder = self.folder
+        if folder is None:
+            return []
+        tables = {n: t for n in names or self.table_names() if (t := self.table(n)) is not None}
+        if only_untidy:
+            tables = {n: t for n, t in tables.items() if untidy(t)}
+        if not tables:
+            return []
+        return collect(tables, folder, grace_s=grace_s, dry_run=dry_run, reload=self.table)
 
     @property
     def local(self) -> bool:
