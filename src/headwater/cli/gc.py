@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +32,7 @@ def gc(
     # main registers this command: what it needs is imported when it runs (`--help` stays fast)
     import os
 
-    from headwater.cli.main import _console, _errors
+    from headwater.cli.main import _console, _errors, _print_json
     from headwater.contracts.secrets import Secrets
     from headwater.contracts.thresholds import parse_duration
     from headwater.orchestrate.stores import project_catalog_url
@@ -52,7 +51,7 @@ def gc(
     size = sum(o.bytes for o in orphans)
     if fmt == "json":
         files = [{"table": o.table, "path": o.path, "bytes": o.bytes} for o in orphans]
-        print(json.dumps({"dry_run": dry_run, "removed": files, "bytes": size}, indent=2))
+        _print_json({"dry_run": dry_run, "removed": files, "bytes": size})
         return
     verb = "would remove" if dry_run else "removed"
     tables = sorted({o.table for o in orphans})
