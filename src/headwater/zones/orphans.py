@@ -42,7 +42,7 @@ def writing(folder: Path | None) -> Iterator[None]:
         yield
         return
     locks = folder / LOCKS
-    locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+    locks.mkdir(parents=True, exist_ok=True)  # private as the lake is (see Stores)
     name = f"{os.getpid()}-{uuid.uuid4().hex}"
     # locked before it has its name: a collector never sees a lock file not yet held
     pending = locks / f"{name}.tmp"
