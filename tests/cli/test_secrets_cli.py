@@ -220,8 +220,7 @@ VARIANTS = [
 
 @pytest.fixture(scope="module")
 def pg_port() -> Iterator[int]:
-    if not postgres.available():
-        pytest.skip("PostgreSQL 15 not installed")
+    postgres.require()
     with postgres.cluster() as url:
         engine = sa.create_engine(url)
         with engine.begin() as conn:

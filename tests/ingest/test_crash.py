@@ -202,8 +202,7 @@ def test_http_killed_mid_run(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_postgres_killed_mid_run(tmp_path: Path) -> None:
-    if not postgres.available():
-        pytest.skip("PostgreSQL 15 not installed")
+    postgres.require()
     pytest.importorskip("adbc_driver_postgresql", reason="the postgres extra is not installed")
     with postgres.cluster() as url:
         engine = sa.create_engine(url)

@@ -36,8 +36,7 @@ def contract(connector: dict[str, Any], **overrides: Any) -> Contract:
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    if not postgres.available():
-        pytest.skip("PostgreSQL 15 not installed")
+    postgres.require()
     pytest.importorskip("adbc_driver_postgresql", reason="the postgres extra is not installed")
     with postgres.cluster() as url:
         yield url

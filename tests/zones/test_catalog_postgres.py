@@ -13,14 +13,12 @@ from headwater.project import load_project
 from tests import postgres
 from tests.conftest import NOW
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(not postgres.available(), reason="PostgreSQL 15 not installed"),
-]
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
+    postgres.require()
     pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
     with postgres.cluster() as url:
         yield url
