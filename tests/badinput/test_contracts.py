@@ -71,7 +71,19 @@ PG = "{kind: postgres, url: 'postgresql://u@h/db', "
 
 CASES = [
     # the file itself
-    Case("empty_file", "", at(1, "source", "required field is missing")),
+    Case(
+        "empty_file",
+        "",
+        at(1, "required fields are missing: source, schema_version, delivery, privacy_level"),
+    ),
+    Case(
+        "three_fields_missing_at_once",
+        "\n".join(
+            x for x in LINES if not x.startswith(("source:", "delivery:", "owner:", "privacy"))
+        )
+        + "\n",
+        at(1, "required fields are missing: source, delivery, privacy_level", "add `source:`"),
+    ),
     Case("a_list", "- source\n- orders\n", at(1, "expected a mapping")),
     Case("a_scalar", "orders\n", at(1, "expected a mapping")),
     Case("a_folder", None, (FILE, "is a folder")),

@@ -161,6 +161,60 @@ CASES = [
         2,
     ),
     Case("sql-binary-junk", {ORDERS_SQL: bytes(range(256))}, (ORDERS_SQL,), 2),
+    # --- a dbt model, as it was written for dbt ---------------------------------------------
+    Case(
+        "dbt-ref",
+        {DAILY_SQL: "select cast(ordered_at as date) as day\nfrom {{ ref('orders') }}\n"},
+        (
+            f"{DAILY_SQL}:2",
+            "plain SQL",
+            "write the table's name, e.g. clean.orders, instead of {{ ref('orders') }}",
+        ),
+        2,
+    ),
+    Case(
+        "dbt-source",
+        {ORDERS_SQL: "select *\nfrom {{ source('shop', 'orders') }}\n"},
+        (f"{ORDERS_SQL}:2", "a source is a contract: write raw.orders"),
+        2,
+    ),
+    Case(
+        "dbt-config",
+        {ORDERS_SQL: "{{ config(materialized='table') }}\n" + SELECT},
+        (f"{ORDERS_SQL}:1", "configuration goes in a `/* headwater ... */` comment"),
+        2,
+    ),
+    Case(
+        "dbt-for-loop",
+        {
+            DAILY_SQL: "select\n{% for s in ['paid'] %}count(*) as n_{{ s }}{% endfor %}\n"
+            "from clean.orders\n"
+        },
+        (f"{DAILY_SQL}:2", "{% for %} blocks are not run"),
+        2,
+    ),
+    Case(
+        "dbt-test-unique",
+        {ORDERS_YML: sidecar("{name: r, type: unique, target: order_id}")},
+        (f"{ORDERS_YML}:2", "did you mean 'uniqueness'? (unique in dbt)"),
+        2,
+    ),
+    Case(
+        "dbt-test-accepted-values",
+        {ORDERS_YML: sidecar("{name: r, type: accepted_values, target: status, values: [paid]}")},
+        (f"{ORDERS_YML}:2", "did you mean 'valid_values'?"),
+        2,
+    ),
+    Case(
+        "dbt-test-relationships",
+        {
+            ORDERS_YML: sidecar(
+                "{name: r, type: relationships, target: order_id, to: raw.orders.order_id}"
+            )
+        },
+        (f"{ORDERS_YML}:2", "did you mean 'referential_integrity'?"),
+        2,
+    ),
     # --- the header block -------------------------------------------------------------------
     Case(
         "header-invalid-yaml", {ORDERS_SQL: header("kind: [table")}, (ORDERS_SQL, "invalid YAML"), 2
@@ -526,6 +580,17 @@ def test_a_broken_model_gives_one_located_line(tmp_path: Path, case: Case) -> No
     outcome = hw(root, "run")
 
     assert_clean_error(outcome, *case.expect, code=case.code)
+
+
+def test_braces_inside_a_string_are_the_users_data(tmp_path: Path) -> None:
+    root = probe_project(tmp_path / "probe")
+    write(
+        root, ORDERS_SQL, HEADER + SELECT.replace("ordered_at\n", "ordered_at, '{{ x }}' as note\n")
+    )
+
+    outcome = hw(root, "run")
+
+    assert outcome.code == 0, outcome
 
 
 def test_there_are_enough_model_cases() -> None:

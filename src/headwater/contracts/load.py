@@ -202,6 +202,19 @@ def spec_error(
         )
     field = dotted(loc) or None
     if kind in {"missing", "union_tag_not_found"}:
+        # every missing field of the same mapping at once, not one per run
+        siblings = [
+            _data_loc(cls, tuple(e["loc"]))
+            for e in err.errors()
+            if e["type"] == "missing" and _data_loc(cls, tuple(e["loc"]))[:-1] == loc[:-1]
+        ]
+        names = list(dict.fromkeys(str(s[-1]) for s in siblings)) or [str(loc[-1])]
+        if len(names) > 1:
+            return SpecError(
+                f"required fields are missing: {', '.join(names)}",
+                where=Location(file, line, dotted(loc[:-1]) or None),
+                hint="add " + ", ".join(f"`{n}:`" for n in names) + " here",
+            )
         return SpecError(
             "required field is missing",
             where=Location(file, line, field),
@@ -348,7 +361,25 @@ def _expected(error: Any) -> list[str]:
     return re.findall(r"'([^']*)'", text) or [text]
 
 
+# what other tools call the same thing (dbt's and dbt_utils' tests): a did-you-mean that a
+# spelling match would never find
+_OTHER_TOOLS = {
+    "unique": "uniqueness",
+    "accepted_values": "valid_values",
+    "relationships": "referential_integrity",
+    "expression_is_true": "custom_sql",
+    "recency": "freshness",
+    "not_null_proportion": "completeness",
+    "accepted_range": "valid_values",
+    "unique_combination_of_columns": "uniqueness",
+    "equal_rowcount": "volume",
+}
+
+
 def _did_you_mean(word: str, choices: list[str]) -> str | None:
+    known = _OTHER_TOOLS.get(word.split(".")[-1])
+    if known in choices:
+        return f"did you mean {known!r}? ({word} in dbt)"
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
 

@@ -256,6 +256,35 @@ def read_text(path: Path, shown: str) -> str:
         ) from None
 
 
+_JINJA = re.compile(r"\{\{-?\s*(?P<expr>.*?)\s*-?\}\}|\{%-?\s*(?P<block>\w*)", re.DOTALL)
+_CALL = re.compile(r"(?P<fn>ref|source|config)\s*\((?P<args>[^)]*)\)")
+
+
+def _refuse_jinja(text: str, shown: str) -> None:
+    """A dbt model (Jinja) is refused with what to write instead, not a SQL parser's tokens.
+    Called when the SQL does not parse: `'{{ x }}'` in a string literal is the user's data."""
+    match = _JINJA.search(text)
+    if match is None:
+        return
+    line = text[: match.start()].count("\n") + 1
+    hint = "write out the SQL the template would make"
+    call = _CALL.match(match["expr"] or "")
+    args = re.findall(r"['\"]([^'\"]+)['\"]", call["args"]) if call else []
+    if call and call["fn"] == "ref" and args:
+        hint = f"write the table's name, e.g. clean.{args[-1]}, instead of {match[0]}"
+    elif call and call["fn"] == "source" and args:
+        hint = f"a source is a contract: write raw.{args[-1]} instead of {match[0]}"
+    elif call and call["fn"] == "config":
+        hint = "configuration goes in a `/* headwater ... */` comment at the top (kind: table)"
+    elif match["block"] is not None:
+        hint = f"{{% {match['block']} %}} blocks are not run: write out the SQL they would make"
+    raise ModelError(
+        "headwater models are plain SQL, not Jinja templates",
+        where=Location(shown, line),
+        hint=hint,
+    )
+
+
 def _header(text: str, shown: str) -> ModelConfig:
     match = _HEADER.match(text)
     if not match:
@@ -268,8 +297,10 @@ def _query(text: str, shown: str) -> exp.Query:
     try:
         statements = [s for s in sqlglot.parse(text, dialect="duckdb") if s is not None]
     except sqlglot.errors.TokenError as err:  # an unterminated string or comment
+        _refuse_jinja(text, shown)
         raise ModelError(f"SQL syntax error: {err}", where=Location(shown)) from None
     except sqlglot.errors.ParseError as err:
+        _refuse_jinja(text, shown)
         first = err.errors[0]
         raise ModelError(
             f"SQL syntax error: {first['description']}",
