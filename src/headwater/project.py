@@ -60,7 +60,7 @@ def load_project(root: Path | str) -> Project:
     with ModelCache.open(root / MODEL_CACHE) as cache:
         contracts = _contracts(root, cache)
         models = _parse_models(root, cache)
-    _check_refs(models, {c.table for c in contracts.values()})
+    _check_refs(models, {v for c in contracts.values() for v in c.views})
     dag = Dag(models)
     _check_columns(root, models, dag, contracts)
     return Project(root, settings, contracts, models, dag)
@@ -208,8 +208,8 @@ def _check_sidecars(root: Path, files: list[Path], sidecars: list[Path]) -> None
             )
 
 
-def _check_refs(models: dict[str, Model], raw_tables: set[str]) -> None:
-    known = set(models) | raw_tables | {f"{t}__quarantine" for t in raw_tables}
+def _check_refs(models: dict[str, Model], landed: set[str]) -> None:
+    known = set(models) | landed
     for model in models.values():
         for ref in model.refs:
             if ref.name in known:
@@ -234,7 +234,9 @@ def _check_columns(
     for contract in contracts.values():
         declared = tuple(c.name for c in contract.columns)
         raw[contract.table] = (*declared, *RAW_METADATA) if declared else None
-        raw[f"{contract.table}__quarantine"] = tuple(QUARANTINE)
+        raw[contract.quarantine] = tuple(QUARANTINE)
+        if contract.history:
+            raw[contract.history] = raw[contract.table]
     outputs = resolve_outputs(models, dag.order, raw)
     for contract in contracts.values():
         _check_rule_tables(root, project_file(root, contract), contract.rules, outputs)

@@ -255,6 +255,10 @@ def _data_loc(cls: type[BaseModel], loc: Loc) -> Loc:
     return tuple(out)
 
 
+# fields of a contract headwater sets (from the file's name and folder), never offered as hints
+_SET_BY_US = ("name", "zone")
+
+
 def _field_names(cls: type[BaseModel], loc: Loc, data: Any) -> list[str]:
     """The fields valid at `loc`; in a tagged union, those of the `kind` the data names."""
     current: Any = cls
@@ -263,7 +267,7 @@ def _field_names(cls: type[BaseModel], loc: Loc, data: Any) -> list[str]:
         current = _item_type(current) if isinstance(part, int) else _field_type(current, part)
     model = _model_of(_narrow(current, _value_at(data, loc)))
     return (
-        [n for n in model.model_fields if n != "name" or model.__name__ != "Contract"]
+        [n for n in model.model_fields if model.__name__ != "Contract" or n not in _SET_BY_US]
         if model
         else []
     )
