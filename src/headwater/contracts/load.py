@@ -31,15 +31,23 @@ ALIAS_EXPANSION = 10_000
 
 
 def load_spec(
-    cls: type[S], path: Path, *, root: Path | None = None, extra: dict[str, Any] | None = None
+    cls: type[S],
+    path: Path,
+    *,
+    root: Path | None = None,
+    extra: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
+    without: tuple[str, ...] = (),
 ) -> S:
-    """Read `path` as YAML and validate it as `cls`.
+    """Read `path` as YAML and validate it as `cls` (`defaults` fill fields the file leaves
+    out; `extra` overrides what it says; fields in `without` are another spec's, not read).
 
     Raises:
         SpecError: naming the file, line and field, the bad value and what would be valid.
     """
     shown = shown_path(path, root)
-    return parse_spec(cls, read_text(path, shown=shown), file=shown, extra=extra)
+    text = read_text(path, shown=shown)
+    return parse_spec(cls, text, file=shown, extra=extra, defaults=defaults, without=without)
 
 
 def read_text(path: Path, *, shown: str) -> str:
@@ -67,7 +75,14 @@ def read_text(path: Path, *, shown: str) -> str:
 
 
 def parse_spec(
-    cls: type[S], text: str, *, file: str, line_offset: int = 0, extra: dict[str, Any] | None = None
+    cls: type[S],
+    text: str,
+    *,
+    file: str,
+    line_offset: int = 0,
+    extra: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
+    without: tuple[str, ...] = (),
 ) -> S:
     """Validate YAML `text` as `cls`; lines in errors are shifted by `line_offset`."""
     data, lines = read_yaml(text, file=file, line_offset=line_offset)
@@ -79,7 +94,8 @@ def parse_spec(
             where=Location(file, line_offset + 1),
         )
     try:
-        return cls.model_validate({**data, **(extra or {})})
+        data = {k: v for k, v in data.items() if k not in without}
+        return cls.model_validate({**(defaults or {}), **data, **(extra or {})})
     except ValidationError as err:
         raise spec_error(cls, err, data, lines, file=file, line_offset=line_offset) from None
 

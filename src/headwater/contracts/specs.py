@@ -516,6 +516,25 @@ class Contract(Spec):
         return {c.name: c.type for c in self.columns}
 
 
+class Seed(Spec):
+    """`seeds/<name>.yml`, all optional: what a seed file (`seeds/<name>.csv`, `.parquet`,
+    `.jsonl`) needs beyond its data. Columns listed override the inferred types of those
+    columns only; the seed lands with `load: snapshot` unless it says otherwise."""
+
+    description: str | None = None
+    owner: str | None = None
+    privacy_level: PrivacyLevel = PrivacyLevel.INTERNAL
+    columns: list[Column] = Field(default_factory=list)
+    primary_key: list[str] = Field(default_factory=list)
+    load: Load = Load.SNAPSHOT
+    newest_by: str | None = None
+    evolution: Evolution = Evolution.EVOLVE
+    rules: list[Rule] = Field(default_factory=list)
+    delimiter: str = Field(default=",", description="CSV only: one character, e.g. ';' or '\\t'")
+    header: bool = True
+    encoding: str = "utf-8"
+
+
 class Defaults(Spec):
     retries: int = Field(default=2, ge=0, le=100)
     timeout: str = "30m"
