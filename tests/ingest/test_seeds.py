@@ -158,3 +158,10 @@ def test_seed_mistakes_are_located(
             'connector: {kind: files, path: "data/*.csv"}\n',
         )
     assert_clean_error(hw(root, "seed"), *names)
+
+
+def test_column_lineage_reaches_a_seeds_inferred_columns(root: Path) -> None:
+    _ok(root, "run")
+    output = _ok(root, "lineage", "marts.by_country.people")
+    assert "seed.countries.population" in output
+    assert "warning" not in output and "Unknown" not in output

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,8 @@ _state: dict[str, Any] = {"debug": False}
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
     _state["debug"] = debug
+    # sqlglot logs what its optimizer cannot resolve; headwater reports what matters itself
+    logging.getLogger("sqlglot").setLevel(logging.WARNING if debug else logging.ERROR)
     # made per invocation so the terminal width (COLUMNS) is read when the command runs
     _state["out"] = Console(file=_Scrubbed("stdout"))
     _state["err"] = Console(file=_Scrubbed("stderr"), stderr=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from headwater.errors import SpecError
 from headwater.models.lineage import ROWS, Lineage, ModelLineage, Upstream, trace
-from headwater.orchestrate.stores import project_catalog_url
+from headwater.orchestrate.stores import pinned_columns, project_catalog_url
 from headwater.project import Project
 from headwater.zones.catalog import Catalog, LineageRecord
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
@@ -38,12 +38,15 @@ class ColumnNode:
             yield from child.walk()
 
 
-def raw_schema(project: Project) -> dict[str, dict[str, str]]:
+def raw_schema(
+    project: Project, pinned: dict[str, dict[str, str]] | None = None
+) -> dict[str, dict[str, str]]:
     """Columns of every raw table and its quarantine, as models read them: the contract's
-    columns, then the metadata columns landing adds."""
+    columns (or those `pinned` when it first landed), then the metadata columns landing adds."""
     out: dict[str, dict[str, str]] = {}
     for contract in project.contracts.values():
         declared = {c.name: c.type for c in contract.columns}
+        declared = declared or (pinned or {}).get(contract.table, {})
         out[contract.table] = {**declared, **RAW_METADATA}
         out[contract.quarantine] = dict(QUARANTINE)
         if contract.history:
@@ -51,14 +54,18 @@ def raw_schema(project: Project) -> dict[str, dict[str, str]]:
     return out
 
 
-def record_lineage(project: Project, catalog: Catalog) -> Lineage:
-    """Trace the column lineage of every model and store what changed in the catalog.
+def record_lineage(
+    project: Project, catalog: Catalog, pinned: dict[str, dict[str, str]] | None = None
+) -> Lineage:
+    """Trace the column lineage of every model and store what changed in the catalog
+    (`pinned`: the columns of landed tables whose contracts declare none).
 
     Models that are gone, or whose lineage cannot be traced now (see `Lineage.issues`), keep
     nothing in the catalog, so no chain shows stale columns.
     """
     stored = _stored(catalog.column_lineage())
-    found = trace(project.models, raw_schema(project), order=project.dag.order, known=stored)
+    schema = raw_schema(project, pinned)
+    found = trace(project.models, schema, order=project.dag.order, known=stored)
     changed = [name for name in found.traced if name in found.models]
     stale = [name for name in stored if name not in found.models]
     if changed or stale:
@@ -76,9 +83,10 @@ def lineage_of(
     Raises:
         SpecError: `target` names no known table or column (with a did-you-mean).
     """
-    catalog = Catalog(project_catalog_url(project))
+    url = project_catalog_url(project)
+    catalog = Catalog(url)
     try:
-        found = record_lineage(project, catalog)
+        found = record_lineage(project, catalog, pinned_columns(project, url))
         table, column = _target(target, project, found)
         return column_tree(catalog, table, column, project, downstream=downstream), found
     finally:

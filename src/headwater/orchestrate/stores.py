@@ -8,6 +8,7 @@ project refers to scrubbed out. Files are private while the stores are open (see
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import threading
@@ -84,6 +85,23 @@ class Stores:
         finally:
             if self.privacy is not None:
                 self.privacy.exit()
+
+
+def pinned_columns(project: Project, url: str) -> dict[str, dict[str, str]]:
+    """The columns pinned for each landed table whose contract declares none (inferred when
+    it first landed, as a seed's are), from the lake whose catalog is at `url`."""
+    undeclared = [c for c in project.contracts.values() if not c.columns]
+    if not undeclared:
+        return {}
+    secrets = project_secrets(project)
+    location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
+    lake = _opening(project, "lake", secrets, lambda: Lake(url, location, project.root))
+    out = {}
+    for contract in undeclared:
+        pinned = lake.properties(contract.table).get(f"schema.{contract.schema_version}")
+        if pinned:
+            out[contract.table] = {c["name"]: c["type"] for c in json.loads(pinned)}
+    return out
 
 
 def project_catalog_url(project: Project, secrets: Secrets | None = None) -> str:
