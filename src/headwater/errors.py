@@ -42,6 +42,9 @@ class HeadwaterError(Exception):
         self.hint = hint
         super().__init__(self.render())
 
+    def __str__(self) -> str:
+        return self.render()  # as it is now: a `where` set after raising shows too
+
     def render(self) -> str:
         """The one line the CLI prints: `where: message (hint)`."""
         text = f"{self.where}: {self.message}" if self.where else self.message
