@@ -12,6 +12,8 @@ from pathlib import Path
 
 from headwater.contracts import Contract, Rule, Settings
 from headwater.contracts.load import load_spec, locate
+from headwater.contracts.seeds import ZONE as SEED
+from headwater.contracts.seeds import load_seeds, seed_file
 from headwater.errors import Location, ModelError, SpecError
 from headwater.models import Dag, Model
 from headwater.models.cache import ModelCache
@@ -59,8 +61,9 @@ def load_project(root: Path | str) -> Project:
     settings = load_spec(Settings, settings_path, root=root)
     with ModelCache.open(root / MODEL_CACHE) as cache:
         contracts = _contracts(root, cache)
+        contracts.update(_seeds(root, contracts))
         models = _parse_models(root, cache)
-    _check_refs(models, {c.table for c in contracts.values()})
+    _check_refs(models, {v for c in contracts.values() for v in c.views})
     dag = Dag(models)
     _check_columns(root, models, dag, contracts)
     return Project(root, settings, contracts, models, dag)
@@ -100,8 +103,25 @@ def _contracts(root: Path, cache: ModelCache) -> dict[str, Contract]:
     return out
 
 
+def _seeds(root: Path, contracts: dict[str, Contract]) -> dict[str, Contract]:
+    """The contracts of the seeds; a seed and a contract never share a name (commands and
+    selections name either by it)."""
+    seeds = load_seeds(root)
+    for name, seed in seeds.items():
+        if name in contracts:
+            raise SpecError(
+                f"seed {name!r} has the name of contract {name!r}",
+                where=Location(seed_file(root, seed)),
+                hint=f"rename one of the two (see {project_file(root, contracts[name])})",
+            )
+    return seeds
+
+
 def project_file(root: Path, contract: Contract) -> str:
-    """The contract's file as the user named it (`.yml` or `.yaml`)."""
+    """The contract's file as the user named it (`.yml` or `.yaml`); for a seed, its sidecar
+    or its data file."""
+    if contract.zone == SEED:
+        return seed_file(root, contract)
     yml = root / "contracts" / f"{contract.name}.yml"
     return f"contracts/{contract.name}{'.yml' if yml.exists() else '.yaml'}"
 
@@ -167,9 +187,9 @@ def _model_files(root: Path) -> list[Path]:
                 where=where,
                 hint=f"move it to models/clean/{path.name} or models/marts/{path.name}",
             )
-        elif parts[0] == RAW:
+        elif parts[0] in (RAW, SEED):
             raise ModelError(
-                "the raw zone holds landed data only; models go in another folder",
+                f"the {parts[0]} zone holds landed data only; models go in another folder",
                 where=where,
                 hint=f"move it to models/clean/{path.name}",
             )
@@ -208,8 +228,8 @@ def _check_sidecars(root: Path, files: list[Path], sidecars: list[Path]) -> None
             )
 
 
-def _check_refs(models: dict[str, Model], raw_tables: set[str]) -> None:
-    known = set(models) | raw_tables | {f"{t}__quarantine" for t in raw_tables}
+def _check_refs(models: dict[str, Model], landed: set[str]) -> None:
+    known = set(models) | landed
     for model in models.values():
         for ref in model.refs:
             if ref.name in known:
@@ -234,7 +254,9 @@ def _check_columns(
     for contract in contracts.values():
         declared = tuple(c.name for c in contract.columns)
         raw[contract.table] = (*declared, *RAW_METADATA) if declared else None
-        raw[f"{contract.table}__quarantine"] = tuple(QUARANTINE)
+        raw[contract.quarantine] = tuple(QUARANTINE)
+        if contract.history:
+            raw[contract.history] = raw[contract.table]
     outputs = resolve_outputs(models, dag.order, raw)
     for contract in contracts.values():
         _check_rule_tables(root, project_file(root, contract), contract.rules, outputs)

@@ -306,7 +306,7 @@ CASES = [
             "models/marts/appended.sql": "/* headwater\nkind: append\n*/\n"
             "select * from clean.orders\n"
         },
-        ("models/marts/appended.sql", "reads raw tables only"),
+        ("models/marts/appended.sql", "reads raw tables (and seeds) only"),
         2,
     ),
     Case(

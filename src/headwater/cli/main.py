@@ -141,6 +141,12 @@ def ingest(project: ProjectDir = Path("."), fmt: Format = "table") -> None:
 
 
 @app.command()
+def seed(project: ProjectDir = Path("."), fmt: Format = "table") -> None:
+    """Load the seeds (seeds/*.csv, .parquet, .jsonl) into seed.<name>, nothing else."""
+    _run(project, ("ingest",), "seed", fmt=fmt, zones=("seed",))
+
+
+@app.command()
 def build(
     project: ProjectDir = Path("."),
     full_refresh: FullRefresh = False,
@@ -283,12 +289,13 @@ def _run(
     full_refresh: bool = False,
     select: list[str] | None = None,
     fmt: str = "table",
+    zones: tuple[str, ...] | None = None,
 ) -> None:
     _check_format(fmt)
     with _errors(), _opened(project_dir) as (loaded, stores):
         # the progress bar goes to stderr when stdout carries JSON
         shown = _state["err"] if fmt == "json" else _console()
-        with render.Progress(shown, loaded, stages) as progress:
+        with render.Progress(shown, loaded, stages, zones=zones) as progress:
             report = run(
                 loaded,
                 stores,
@@ -298,6 +305,7 @@ def _run(
                 command=command,
                 full_refresh=full_refresh,
                 select=select,
+                zones=zones,
             )
         if fmt == "json":
             _print_json(render.report_json(report))

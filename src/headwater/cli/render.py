@@ -32,7 +32,14 @@ _STATUS = {
 class Progress:
     """A progress bar per stage, fed by the run's events."""
 
-    def __init__(self, console: Console, project: Project, stages: tuple[str, ...]):
+    def __init__(
+        self,
+        console: Console,
+        project: Project,
+        stages: tuple[str, ...],
+        *,
+        zones: tuple[str, ...] | None = None,
+    ):
         self._bar = RichProgress(
             TextColumn("{task.description:<8}"),
             BarColumn(),
@@ -42,7 +49,8 @@ class Progress:
             console=console,
             transient=True,
         )
-        totals = {"ingest": len(project.contracts), "build": len(project.models)}
+        landing = [c for c in project.contracts.values() if zones is None or c.zone in zones]
+        totals = {"ingest": len(landing), "build": len(project.models)}
         self._tasks = {s: self._bar.add_task(s, total=totals[s], current="") for s in stages}
 
     def __enter__(self) -> Progress:

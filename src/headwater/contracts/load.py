@@ -31,15 +31,23 @@ ALIAS_EXPANSION = 10_000
 
 
 def load_spec(
-    cls: type[S], path: Path, *, root: Path | None = None, extra: dict[str, Any] | None = None
+    cls: type[S],
+    path: Path,
+    *,
+    root: Path | None = None,
+    extra: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
+    without: tuple[str, ...] = (),
 ) -> S:
-    """Read `path` as YAML and validate it as `cls`.
+    """Read `path` as YAML and validate it as `cls` (`defaults` fill fields the file leaves
+    out; `extra` overrides what it says; fields in `without` are another spec's, not read).
 
     Raises:
         SpecError: naming the file, line and field, the bad value and what would be valid.
     """
     shown = shown_path(path, root)
-    return parse_spec(cls, read_text(path, shown=shown), file=shown, extra=extra)
+    text = read_text(path, shown=shown)
+    return parse_spec(cls, text, file=shown, extra=extra, defaults=defaults, without=without)
 
 
 def read_text(path: Path, *, shown: str) -> str:
@@ -67,7 +75,14 @@ def read_text(path: Path, *, shown: str) -> str:
 
 
 def parse_spec(
-    cls: type[S], text: str, *, file: str, line_offset: int = 0, extra: dict[str, Any] | None = None
+    cls: type[S],
+    text: str,
+    *,
+    file: str,
+    line_offset: int = 0,
+    extra: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
+    without: tuple[str, ...] = (),
 ) -> S:
     """Validate YAML `text` as `cls`; lines in errors are shifted by `line_offset`."""
     data, lines = read_yaml(text, file=file, line_offset=line_offset)
@@ -79,7 +94,8 @@ def parse_spec(
             where=Location(file, line_offset + 1),
         )
     try:
-        return cls.model_validate({**data, **(extra or {})})
+        data = {k: v for k, v in data.items() if k not in without}
+        return cls.model_validate({**(defaults or {}), **data, **(extra or {})})
     except ValidationError as err:
         raise spec_error(cls, err, data, lines, file=file, line_offset=line_offset) from None
 
@@ -255,6 +271,10 @@ def _data_loc(cls: type[BaseModel], loc: Loc) -> Loc:
     return tuple(out)
 
 
+# fields of a contract headwater sets (from the file's name and folder), never offered as hints
+_SET_BY_US = ("name", "zone")
+
+
 def _field_names(cls: type[BaseModel], loc: Loc, data: Any) -> list[str]:
     """The fields valid at `loc`; in a tagged union, those of the `kind` the data names."""
     current: Any = cls
@@ -263,7 +283,7 @@ def _field_names(cls: type[BaseModel], loc: Loc, data: Any) -> list[str]:
         current = _item_type(current) if isinstance(part, int) else _field_type(current, part)
     model = _model_of(_narrow(current, _value_at(data, loc)))
     return (
-        [n for n in model.model_fields if n != "name" or model.__name__ != "Contract"]
+        [n for n in model.model_fields if model.__name__ != "Contract" or n not in _SET_BY_US]
         if model
         else []
     )

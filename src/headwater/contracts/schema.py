@@ -7,13 +7,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from headwater.contracts.specs import Contract, ModelConfig, ModelSidecar, Settings
+from headwater.contracts.specs import Contract, ModelConfig, ModelSidecar, Seed, Settings
 
 KINDS: dict[str, type[BaseModel]] = {
     "headwater": Settings,
     "contract": Contract,
     "model-header": ModelConfig,
     "model-sidecar": ModelSidecar,
+    "seed": Seed,
 }
 
 
@@ -25,6 +26,7 @@ def write_schemas(folder: Path) -> list[Path]:
         schema = spec.model_json_schema()
         if spec is Contract:
             schema["properties"].pop("name", None)  # set from the file name
+            schema["properties"].pop("zone", None)  # set from the folder
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["title"] = f"headwater {kind}"
         path = folder / f"{kind}.schema.json"

@@ -32,6 +32,14 @@ class Delivery(StrEnum):
     BATCH = "batch"
 
 
+class Load(StrEnum):
+    """What one landed batch means (raw itself is append-only in every mode)."""
+
+    APPEND = "append"  # new records: raw.<name> shows every batch
+    SNAPSHOT = "snapshot"  # a full copy: raw.<name> shows the latest, earlier ones are history
+    MERGE = "merge"  # new versions by primary_key: raw.<name> shows each key's newest
+
+
 class PrivacyLevel(StrEnum):
     PUBLIC = "public"
     INTERNAL = "internal"
@@ -358,6 +366,9 @@ class Contract(Spec):
     """The seed's IngestionContract, plus connector, columns, keys, evolution and rules."""
 
     name: str = Field(default="", description="Set from the file name; not written by users")
+    zone: Literal["raw", "seed"] = Field(
+        default="raw", description="Set by headwater: seed for seeds/ files; not written by users"
+    )
     source: str = Field(min_length=1)
     schema_version: str = Field(min_length=1)
     delivery: Delivery
@@ -373,6 +384,16 @@ class Contract(Spec):
         "e.g. 'updated_at - interval 2 hours'",
     )
     primary_key: list[str] = Field(default_factory=list)
+    load: Load = Field(
+        default=Load.APPEND,
+        description="ours: what a batch means — append (new records), snapshot (a full copy) "
+        "or merge (new versions by primary_key)",
+    )
+    newest_by: str | None = Field(
+        default=None,
+        description="ours, with load: merge: the column whose highest value is a key's newest "
+        "version (default: the version landed last)",
+    )
     evolution: Evolution = Evolution.EVOLVE
     rules: list[Rule] = Field(default_factory=list)
 
@@ -426,6 +447,34 @@ class Contract(Spec):
             _declared(key, info, what="")
         return value
 
+    @field_validator("newest_by")
+    @classmethod
+    def _newest_by_is_column(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            _declared(value, info, what="column")
+        return value
+
+    @model_validator(mode="after")
+    def _load_fits(self) -> Contract:
+        if self.load is Load.MERGE and not self.primary_key:
+            raise FieldError(
+                "load: merge keeps the newest version of each key: declare primary_key "
+                "(the columns that identify a record)",
+                loc=("load",),
+            )
+        if self.newest_by is not None and self.load is not Load.MERGE:
+            raise FieldError(
+                "newest_by orders the versions of a key, so it needs load: merge",
+                loc=("newest_by",),
+            )
+        if self.load is Load.SNAPSHOT and getattr(self.connector, "incremental", None):
+            raise FieldError(
+                "a snapshot is a full copy of the source, but connector.incremental fetches "
+                "only what changed: remove incremental, or use load: merge",
+                loc=("load",),
+            )
+        return self
+
     @model_validator(mode="after")
     def _bounds_fit_columns(self) -> Contract:
         types = {c.name: sql_type(c.type) for c in self.columns}
@@ -445,12 +494,45 @@ class Contract(Spec):
 
     @property
     def table(self) -> str:
-        return f"raw.{self.name}"
+        return f"{self.zone}.{self.name}"
+
+    @property
+    def history(self) -> str | None:
+        """The view of every batch when `raw.<name>` shows fewer (snapshot, merge)."""
+        return None if self.load is Load.APPEND else f"{self.table}__history"
+
+    @property
+    def quarantine(self) -> str:
+        return f"{self.table}__quarantine"
+
+    @property
+    def views(self) -> list[str]:
+        """The tables readers see of this contract: its own, its quarantine, its history."""
+        return [self.table, self.quarantine, *([self.history] if self.history else [])]
 
     @property
     def declared(self) -> dict[str, str | None]:
         """Each declared column's type, for schema rules (as `ModelSidecar.declared`)."""
         return {c.name: c.type for c in self.columns}
+
+
+class Seed(Spec):
+    """`seeds/<name>.yml`, all optional: what a seed file (`seeds/<name>.csv`, `.parquet`,
+    `.jsonl`) needs beyond its data. Columns listed override the inferred types of those
+    columns only; the seed lands with `load: snapshot` unless it says otherwise."""
+
+    description: str | None = None
+    owner: str | None = None
+    privacy_level: PrivacyLevel = PrivacyLevel.INTERNAL
+    columns: list[Column] = Field(default_factory=list)
+    primary_key: list[str] = Field(default_factory=list)
+    load: Load = Load.SNAPSHOT
+    newest_by: str | None = None
+    evolution: Evolution = Evolution.EVOLVE
+    rules: list[Rule] = Field(default_factory=list)
+    delimiter: str = Field(default=",", description="CSV only: one character, e.g. ';' or '\\t'")
+    header: bool = True
+    encoding: str = "utf-8"
 
 
 class Defaults(Spec):

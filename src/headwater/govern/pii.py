@@ -102,8 +102,10 @@ def _raw_pii(project: Project) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for contract in project.contracts.values():
         out[contract.table] = contract_pii(contract)
+        if contract.history:
+            out[contract.history] = out[contract.table]
         if out[contract.table]:
-            out[f"{contract.table}__quarantine"] = {"_hw_record": RECORD, "_hw_reason": RECORD}
+            out[contract.quarantine] = {"_hw_record": RECORD, "_hw_reason": RECORD}
     return out
 
 
@@ -111,7 +113,9 @@ def _raw_schema(project: Project) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for contract in project.contracts.values():
         out[contract.table] = {**{c.name: c.type for c in contract.columns}, **RAW_METADATA}
-        out[f"{contract.table}__quarantine"] = dict(QUARANTINE)
+        out[contract.quarantine] = dict(QUARANTINE)
+        if contract.history:
+            out[contract.history] = out[contract.table]
     return out
 
 

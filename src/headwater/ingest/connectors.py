@@ -11,14 +11,23 @@ from headwater.ingest.source import Reader, State
 
 
 def open_reader(
-    connector: Any, *, root: Path, state: State, secrets: Secrets, columns: Sequence[str] = ()
+    connector: Any,
+    *,
+    root: Path,
+    state: State,
+    secrets: Secrets,
+    columns: Sequence[str] = (),
+    whole: bool = False,
 ) -> Reader:
     """The reader of one run of `connector`, resuming from `state` (`columns`: the contract's
-    declared columns, which a CSV header must name some of)."""
+    declared columns, which a CSV header must name some of; `whole`: a files connector reads
+    every file again when any changed, a full copy for `load: snapshot`)."""
     if connector.kind == "files":
         from headwater.ingest.files import FilesReader
 
-        return FilesReader(connector, root=root, state=state, secrets=secrets, columns=columns)
+        return FilesReader(
+            connector, root=root, state=state, secrets=secrets, columns=columns, whole=whole
+        )
     if connector.kind == "http":
         from headwater.ingest.http import HttpReader
 

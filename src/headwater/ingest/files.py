@@ -80,16 +80,33 @@ class FilesReader:
         state: State,
         secrets: Secrets,
         columns: Sequence[str] = (),
+        whole: bool = False,
     ) -> None:
         self.connector = connector
         self.columns = tuple(columns)  # the contract's declared columns (a CSV header names some)
         self.rejected = Rejected()
         self.warnings: list[str] = []
+        self.whole = whole
         self._fs = _filesystem(connector, secrets)
         found = discover(connector, root, self._fs, warnings=self.warnings)
         self.new = [f for f in found if f.key not in state.files]
+        if whole:  # a full copy: every file again when one changed, appeared or went away
+            self.new = found if {f.key for f in found} != state.files else []
+        else:
+            self._warn_changed(state)
         self.already_landed = len(found) - len(self.new)
         self.key = "\n".join(sorted(f.key for f in self.new))
+
+    def _warn_changed(self, state: State) -> None:
+        """Append mode lands a changed file's every record again: say so, once per file."""
+        landed = {key.rsplit("|", 2)[0] for key in state.files}
+        for file in self.new:
+            if file.shown in landed:
+                self.warnings.append(
+                    f"{file.shown} changed after it landed: all its records land again "
+                    "(load: append); if the file is a full copy of its source, set "
+                    "load: snapshot (or load: merge with a primary_key) in the contract"
+                )
 
     @property
     def local(self) -> bool:
@@ -129,6 +146,9 @@ class FilesReader:
         return {"files": [f.key for f in self.new]}
 
     def describe(self) -> str:
+        if self.whole:
+            files = f"{len(self.new)} file{'s' * (len(self.new) != 1)}"
+            return f"a new snapshot of {files}" if self.new else "snapshot unchanged"
         landed = f" ({self.already_landed} already landed)" if self.already_landed else ""
         return f"{len(self.new)} new file{'s' * (len(self.new) != 1)}{landed}"
 

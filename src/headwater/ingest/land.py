@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from headwater.contracts import Column, Contract
+from headwater.contracts import Column, Contract, Load
 from headwater.contracts.secrets import Secrets
 from headwater.contracts.specs import parse_watermark
 from headwater.contracts.thresholds import parse_duration
@@ -106,7 +106,10 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
     _create_tables(contract, lake)
     # data files a killed run wrote and never committed (never those of a live writer)
     removed = lake.gc([table, quarantine], only_untidy=True)
-    state = State.of(s.properties for s in lake.snapshots(table))
+    history = [s.properties for s in lake.snapshots(table)]
+    whole = contract.load is Load.SNAPSHOT
+    # a snapshot is compared with the latest copy only: the files it was read from
+    state = State.of(history[-1:] if whole else history)
     incremental = getattr(contract.connector, "incremental", None)
     if incremental is not None:
         state = replace(state, since=_since(state.cursor, incremental.initial, incremental.lag))
@@ -116,6 +119,7 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         state=state,
         secrets=secrets,
         columns=[c.name for c in contract.columns],
+        whole=whole,
     )
     result = Landed(table, already_landed=getattr(reader, "already_landed", 0))
     if removed:
@@ -128,7 +132,10 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         result.read = reader.describe()
         result.warnings += getattr(reader, "warnings", [])
         return result
-    result.batch_id = batch_id(f"{reader.key}\n{state.cursor}")
+    # a snapshot may repeat an earlier copy's files (an object put back): chained to the
+    # previous batch, its id is still new
+    before = (history[-1].get("batch_id") or "") if whole and history else ""
+    result.batch_id = batch_id(f"{reader.key}\n{state.cursor}{before}")
     result.files = [f.shown for f in getattr(reader, "new", [])]
     contract = _pinned(contract, lake)
     files = reader if isinstance(reader, FilesReader) else None
@@ -182,6 +189,7 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
             "late": lambda: result.late,
             "event_ranges": job.event_ranges,
             "schema_version": contract.schema_version,
+            "load": contract.load.value,
             "privacy_level": contract.privacy_level.value,
             "pii": {c.name: c.pii for c in contract.columns if c.pii},
         },
@@ -498,8 +506,9 @@ def _create_tables(contract: Contract, lake: Lake) -> None:
 
 
 def _late_cutoff(contract: Contract, lake: Lake) -> datetime | None:
-    """Rows with event time before (highest event time landed so far - lateness) are late."""
-    if not contract.watermark:
+    """Rows with event time before (highest event time landed so far - lateness) are late;
+    never in a snapshot, whose every copy holds the old times again."""
+    if not contract.watermark or contract.load is Load.SNAPSHOT:
         return None
     highs = [
         s.properties["event_max"]

@@ -94,7 +94,7 @@ class ModelCache:
             entry, key, stat = None, (b"", None), None  # the loader reports it
         if entry is not None:
             return entry[1]  # type: ignore[no-any-return]
-        contract = load_spec(specs.Contract, path, root=root, extra={"name": name})
+        contract = load_spec(specs.Contract, path, root=root, extra={"name": name, "zone": "raw"})
         self._store(shown, (key, contract, "", b"", stat))
         return contract
 

@@ -375,9 +375,9 @@ def _check_append(config: ModelConfig, refs: tuple[Ref, ...], shown: str) -> Non
     if config.kind not in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY, ModelKind.SCD2):
         return
     for ref in refs:
-        if not ref.name.startswith("raw."):
+        if not ref.name.startswith(("raw.", "seed.")):
             raise ModelError(
-                f"an {config.kind.value} model reads raw tables only, not {ref.name}",
+                f"an {config.kind.value} model reads raw tables (and seeds) only, not {ref.name}",
                 where=Location(shown, ref.line),
                 hint="each run appends what the query makes of the new raw batches; "
                 "use kind: table or incremental_by_time to read models",

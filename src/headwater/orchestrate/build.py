@@ -209,6 +209,13 @@ class _Builder:
         self.built: list[tuple[ModelVersion, list[Range] | None]] = []
         self.views: list[str] = []  # the environment's view of each version built
         self.sources = raw_sources(project)
+        # what append-family models read of a snapshot or merge table: every batch (its
+        # history), so a full rebuild sees what the runs before it saw
+        self.histories = {
+            t: exp.select(exp.Star()).from_(exp.to_table(c.history))
+            for t, c in project.raw_tables.items()
+            if c.history
+        }
         self.releases = releases
         self._snapshots: dict[str, list[Snapshot]] = {}
         self.changed_outside: dict[str, str] = {}  # model → how its version was changed
@@ -530,7 +537,12 @@ class _Builder:
         """First build: the query over every batch; then: only over the batches not seen."""
         target = exp.to_table(physical)
         if new is None:
-            cursor.execute(f"CREATE OR REPLACE TABLE {quote_table(physical)} AS {self._sql(model)}")
+            query = (
+                self._sql(model)
+                if self.histories.keys().isdisjoint(model.depends_on)
+                else self._everything(model).sql(dialect=cursor.dialect)
+            )
+            cursor.execute(f"CREATE OR REPLACE TABLE {quote_table(physical)} AS {query}")
         elif any(new.values()):
             cursor.execute(exp.insert(self._over_new(model, new), target.copy()))
         return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
@@ -541,7 +553,7 @@ class _Builder:
         """First build: the newest version of each key; then: new versions merged in."""
         target = exp.to_table(physical)
         if new is None:
-            query = render(model.query, self.physical, self.inline)
+            query = self._everything(model)
             cursor.execute(
                 exp.Create(
                     this=target, kind="TABLE", replace=True, expression=newest_per_key(query, model)
@@ -556,7 +568,7 @@ class _Builder:
     ) -> int:
         """First build: every version's validity; then: the keys new data touched, again."""
         target = exp.to_table(physical)
-        everything = render(model.query, self.physical, self.inline)
+        everything = self._everything(model)
         if new is None:
             cursor.execute(
                 exp.Create(
@@ -569,11 +581,17 @@ class _Builder:
             )
         return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
 
+    def _everything(self, model: Model) -> exp.Query:
+        """An append-family model's query over every batch of the raw tables it reads."""
+        histories = {t: q for t, q in self.histories.items() if t in model.depends_on}
+        return render(model.query, self.physical, {**self.inline, **histories})
+
     def _over_new(self, model: Model, new: dict[str, list[str]]) -> exp.Query:
         """The model's query over only the new batches of the raw tables it reads."""
+        contracts = self.project.raw_tables
         only_new = {
             table: exp.select(exp.Star())
-            .from_(exp.to_table(table))
+            .from_(exp.to_table(contracts[table].history or table))
             .where(
                 exp.column("_hw_batch_id").isin(*[exp.Literal.string(b) for b in batches])
                 if batches

@@ -4,6 +4,8 @@ Every raw batch records the event-time range it touched (its snapshot summary). 
 remembers the last raw snapshot it has seen of each raw table upstream of it (directly or
 through other models). The intervals to write are: those never done, those a new batch touched
 (late data included — that is what makes incremental equal a full rebuild), and the lookback.
+A `load: snapshot` batch also touches the times of the copy it replaces; a `load: merge` batch
+may supersede a version anywhere, so every interval done is written again.
 """
 
 from __future__ import annotations
@@ -64,10 +66,17 @@ def plan(
         for i, snap in enumerate(snaps):
             spans = _event_ranges(snap)
             every.extend(spans)
-            if i >= first_new and snap.properties.get("rows"):
+            load = snap.properties.get("load", "append")
+            if i >= first_new and (snap.properties.get("rows") or load != "append"):
                 late += int(snap.properties.get("late") or 0)
-                unknown_change = unknown_change or not spans
+                # a merge may supersede a key's version in any interval; a snapshot replaces
+                # the copy before it, whose times change too
+                unknown_change = unknown_change or not spans or load == "merge"
                 new.extend(spans)
+                if load == "snapshot" and i > 0:
+                    before = _event_ranges(snaps[i - 1])
+                    unknown_change = unknown_change or not before
+                    new.extend(before)
     newest = {t: s[-1].snapshot_id for t, s in snapshots.items() if s}
     if not every and model.config.start is None:
         if not any(s.properties.get("rows") for snaps in snapshots.values() for s in snaps):

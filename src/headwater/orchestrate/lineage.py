@@ -45,7 +45,9 @@ def raw_schema(project: Project) -> dict[str, dict[str, str]]:
     for contract in project.contracts.values():
         declared = {c.name: c.type for c in contract.columns}
         out[contract.table] = {**declared, **RAW_METADATA}
-        out[f"{contract.table}__quarantine"] = dict(QUARANTINE)
+        out[contract.quarantine] = dict(QUARANTINE)
+        if contract.history:
+            out[contract.history] = out[contract.table]
     return out
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pyarrow as pa
 from sqlglot import exp
 
-from headwater.contracts import Contract
+from headwater.contracts import Contract, Load
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.ingest.conform import arrow_types
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
+
+_FILE = "_hw_file"  # read_parquet's filename column, while a merge view ranks versions
+_ROW = "file_row_number"  # read_parquet's own name for a row's position in its file
 
 
 def refresh_raw_views(project: Project, stores: Stores) -> dict[str, str]:
@@ -26,45 +29,48 @@ def refresh_raw_views(project: Project, stores: Stores) -> dict[str, str]:
 def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
     """Point `raw.<name>` (and its quarantine) at the files of the current Iceberg snapshot.
 
-    A table nothing has landed in yet is an empty table of the contract's declared columns;
-    returns why there is no view when the contract declares none (they are inferred when
-    data first lands), else None.
+    What the view shows follows the contract's `load:` — every batch (append), the latest
+    batch (snapshot) or each key's newest version (merge); the latter two get a
+    `raw.<name>__history` view of every batch. Batches held by a blocking rule are never
+    shown. A table nothing has landed in yet is an empty table of the contract's declared
+    columns; returns why there is no view when the contract declares none (they are inferred
+    when data first lands), else None.
     """
     engine = stores.engine
-    engine.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    for table in (contract.table, f"{contract.table}__quarantine"):
-        target = exp.to_table(table)
-        # batches a blocking rule failed on stay in the lake, out of the readers' view
-        held = sorted(stores.catalog.held(table)) if table == contract.table else []
-        version = (stores.lake.version(table) or "none") + "".join(f" -{b}" for b in held)
+    engine.execute(exp.Create(this=exp.to_identifier(contract.zone), kind="SCHEMA", exists=True))
+    # batches a blocking rule failed on stay in the lake, out of the readers' view
+    held = sorted(stores.catalog.held(contract.table))
+    landed: list[str] | None = None  # the shown batches in landing order, read when needed
+    for table in contract.views:
+        source = contract.table if table == contract.history else table
+        kept = held if source == contract.table else []
+        version = (stores.lake.version(source) or "none") + "".join(f" -{b}" for b in kept)
+        if contract.history:  # what they show depends on the batches of the table too
+            version += f" {stores.lake.version(contract.table)} {_shape(contract)}"
         existing, comment = _existing(engine, table)
         if existing is not None and comment == version:
             continue  # the view already shows this snapshot: nothing to plan or replace
-        files = stores.lake.files(table)
-        schema = None if files else stores.lake.schema(table) or _declared(contract, table)
+        files = stores.lake.files(source)
+        schema = None if files else stores.lake.schema(source) or _declared(contract, table)
         if not files and schema is None:
             return (
                 "has no data yet, and its contract declares no columns (they are inferred "
                 "from the first data landed): run `headwater ingest` first"
             )
         if existing is not None:  # DuckDB refuses DROP VIEW on a table, even with IF EXISTS
-            engine.execute(exp.Drop(tables=[target.copy()], kind=existing))
+            engine.execute(exp.Drop(tables=[exp.to_table(table)], kind=existing))
         if files:
-            select = exp.select(exp.Star()).from_(parquet_scan(files))
-            if held:
-                select = select.where(
-                    exp.not_(
-                        exp.column("_hw_batch_id").isin(*[exp.Literal.string(b) for b in held])
-                    )
-                )
-            engine.execute(exp.Create(this=target, kind="VIEW", expression=select))
+            if landed is None and contract.history:
+                landed = _landed(contract, stores, held)
+            select = _shown(contract, table, files, kept, landed or [])
+            engine.execute(exp.Create(this=exp.to_table(table), kind="VIEW", expression=select))
         else:
             assert schema is not None
             engine.register("_hw_empty", schema.empty_table())
             try:
                 engine.execute(
                     exp.Create(
-                        this=target,
+                        this=exp.to_table(table),
                         kind="TABLE",
                         expression=exp.select(exp.Star()).from_("_hw_empty"),
                     )
@@ -73,15 +79,85 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
                 engine.unregister("_hw_empty")
         kind = "VIEW" if files else "TABLE"
         engine.execute(
-            exp.Comment(this=target.copy(), kind=kind, expression=exp.Literal.string(version))
+            exp.Comment(this=exp.to_table(table), kind=kind, expression=exp.Literal.string(version))
         )
+    _drop_stale_history(contract, engine)
     return None
+
+
+def _shape(contract: Contract) -> str:
+    """What decides a snapshot or merge view besides the files: a change rebuilds it."""
+    return f"{contract.load.value}({','.join(contract.primary_key)};{contract.newest_by or ''})"
+
+
+def _landed(contract: Contract, stores: Stores, held: list[str]) -> list[str]:
+    """The batches of a raw table the views may show, oldest first."""
+    snapshots = stores.lake.snapshots(contract.table)
+    return [s.batch_id for s in snapshots if s.batch_id and s.batch_id not in held]
+
+
+def _shown(
+    contract: Contract, table: str, files: list[str], held: list[str], landed: list[str]
+) -> exp.Select:
+    """What the view of `table` selects: every batch not held; for `load: snapshot` only
+    the latest (and its quarantine); for `load: merge` each key's newest version."""
+    batch = exp.column("_hw_batch_id")
+    if table == contract.table and contract.load is Load.MERGE:
+        return _newest_per_key(contract, files, held, landed)
+    select = exp.select(exp.Star()).from_(parquet_scan(files))
+    if held:
+        select = select.where(exp.not_(batch.isin(*[exp.Literal.string(b) for b in held])))
+    if contract.load is Load.SNAPSHOT and table != contract.history:
+        latest = exp.Literal.string(landed[-1]) if landed else exp.null()
+        select = select.where(exp.EQ(this=batch.copy(), expression=latest))
+    return select
+
+
+def _newest_per_key(
+    contract: Contract, files: list[str], held: list[str], landed: list[str]
+) -> exp.Select:
+    """Each key's newest version: highest `newest_by` (when set), then landed last — so a
+    late-arriving older version never wins."""
+
+    def position(items: list[str], column: str) -> exp.Expression:
+        listed = exp.Array(expressions=[exp.Literal.string(i) for i in items])
+        return exp.func("list_position", listed, exp.column(column))
+
+    order = [
+        exp.Ordered(this=position(landed, "_hw_batch_id"), desc=True),
+        exp.Ordered(this=position(files, _FILE), desc=True),
+        exp.Ordered(this=exp.column(_ROW), desc=True),
+    ]
+    if contract.newest_by:
+        newest = exp.column(contract.newest_by, quoted=True)
+        order.insert(0, exp.Ordered(this=newest, desc=True, nulls_first=False))
+    rank = exp.Window(
+        this=exp.RowNumber(),
+        partition_by=[exp.column(k, quoted=True) for k in contract.primary_key],
+        order=exp.Order(expressions=order),
+    )
+    inner = exp.select(exp.Star()).from_(parquet_scan(files, positions=True))
+    shown = [b for b in landed if b not in held]
+    inner = inner.where(exp.column("_hw_batch_id").isin(*[exp.Literal.string(b) for b in shown]))
+    inner = inner.qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
+    hidden = [exp.column(_FILE), exp.column(_ROW)]
+    return exp.select(exp.Star(**{"except": hidden})).from_(inner.subquery("_hw_newest"))
+
+
+def _drop_stale_history(contract: Contract, engine: DuckDBEngine) -> None:
+    """A contract back on `load: append` has no history view."""
+    if contract.history:
+        return
+    stale = f"{contract.table}__history"
+    existing, _ = _existing(engine, stale)
+    if existing is not None:
+        engine.execute(exp.Drop(tables=[exp.to_table(stale)], kind=existing))
 
 
 def _declared(contract: Contract, table: str) -> pa.Schema | None:
     """The shape of a raw table (or its quarantine) nothing has landed in yet: the declared
     columns and the metadata landing adds; None when the contract declares no columns."""
-    if table != contract.table:
+    if table == contract.quarantine:
         columns = dict(QUARANTINE)
     elif contract.columns:
         columns = {**{c.name: c.type for c in contract.columns}, **RAW_METADATA}
@@ -90,12 +166,17 @@ def _declared(contract: Contract, table: str) -> pa.Schema | None:
     return pa.schema(list(zip(columns, arrow_types(list(columns.values())), strict=True)))
 
 
-def parquet_scan(files: list[str]) -> exp.Expression:
-    """`read_parquet([...], union_by_name = true)`: a raw table's files as DuckDB reads them."""
+def parquet_scan(files: list[str], *, positions: bool = False) -> exp.Expression:
+    """`read_parquet([...], union_by_name = true)`: a raw table's files as DuckDB reads them
+    (`positions`: with each row's file and row number, as `_hw_file` and `file_row_number`)."""
+    options = [exp.EQ(this=exp.column("union_by_name"), expression=exp.true())]
+    if positions:
+        options += [
+            exp.EQ(this=exp.column("filename"), expression=exp.Literal.string(_FILE)),
+            exp.EQ(this=exp.column(_ROW), expression=exp.true()),
+        ]
     return exp.func(
-        "read_parquet",
-        exp.Array(expressions=[exp.Literal.string(f) for f in files]),
-        exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
+        "read_parquet", exp.Array(expressions=[exp.Literal.string(f) for f in files]), *options
     )
 
 

@@ -7,7 +7,7 @@ that read it, and everything else goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,10 +40,12 @@ def run(
     command: str = "run",
     full_refresh: bool = False,
     select: Sequence[str] | None = None,
+    zones: Collection[str] | None = None,
 ) -> RunReport:
     """Run the chosen `stages` of `project` and record the run in the catalog.
 
-    `select` limits the build to the models it names (see `models.selection`).
+    `select` limits the build to the models it names (see `models.selection`); `zones` the
+    ingest to the contracts landing in them (`("seed",)`: the seeds only).
     """
     selected = select_models(project.dag, select) if select else None
     report = RunReport(stores.catalog.start_run(command, now=now))
@@ -52,7 +54,7 @@ def run(
     try:
         blocked: dict[str, str] = {}
         if "ingest" in chosen:
-            blocked = ingest_all(project, stores, report, now=now, sink=sink)
+            blocked = ingest_all(project, stores, report, now=now, sink=sink, zones=zones)
         else:
             blocked = refresh_raw_views(project, stores)
         if "build" in chosen:
@@ -79,12 +81,20 @@ def run(
 
 
 def ingest_all(
-    project: Project, stores: Stores, report: RunReport, *, now: datetime, sink: EventSink
-) -> set[str]:
-    """Land every contract; returns the raw tables that failed to land or whose `error` rules
-    failed on their batch, each with why."""
+    project: Project,
+    stores: Stores,
+    report: RunReport,
+    *,
+    now: datetime,
+    sink: EventSink,
+    zones: Collection[str] | None = None,
+) -> dict[str, str]:
+    """Land every contract (of `zones`: raw, seed; default all); returns the raw tables that
+    failed to land or whose `error` rules failed on their batch, each with why."""
     blocked: dict[str, str] = {}
     for contract in project.contracts.values():
+        if zones is not None and contract.zone not in zones:
+            continue
         sink(Event("ingest", contract.table, "start"))
         started = now_after(now)
         if contract.rules:
@@ -144,21 +154,24 @@ def ingest_all(
 
 
 def zone_rows(project: Project, stores: Stores) -> dict[str, int]:
-    """Rows held now in each zone: raw tables and the published tables of each model zone."""
+    """Rows held now in each zone: raw tables, seeds and the published tables of each model
+    zone."""
     # the raw views read the files of each table's current snapshot: counting them reads
     # Parquet footers only, where the snapshot summary would load each table's metadata
     present = {
-        f"raw.{name}"
-        for (name,) in stores.engine.rows(
-            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'raw' UNION ALL "
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw'"
+        f"{schema}.{name}"
+        for schema, name in stores.engine.rows(
+            "SELECT schema_name, view_name FROM duckdb_views() UNION ALL "
+            "SELECT schema_name, table_name FROM duckdb_tables()"
         )
     }  # a contract whose columns are inferred has no raw view before its first load
-    counts = [
-        f"(SELECT COUNT(*) FROM {quote_table(t)})" for t in project.raw_tables if t in present
-    ]
-    raw = stores.engine.rows(f"SELECT {' + '.join(counts)}")[0][0] if counts else 0
-    totals = {"raw": int(raw)}
+    totals: dict[str, int] = {}
+    for zone in sorted({c.zone for c in project.contracts.values()} | {"raw"}):
+        tables = [c.table for c in project.contracts.values() if c.zone == zone]
+        counts = [f"(SELECT COUNT(*) FROM {quote_table(t)})" for t in tables if t in present]
+        rows = stores.engine.rows(f"SELECT {' + '.join(counts)}")[0][0] if counts else 0
+        if rows or zone == "raw":
+            totals[zone] = int(rows)
     published = stores.catalog.published_rows(PROD)
     for name, model in project.models.items():
         if published.get(name) is not None:
