@@ -7,6 +7,7 @@ as `path → bytes` in a fixed order, so converting twice gives byte-identical t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,14 +75,23 @@ def convert(root: Path) -> Conversion:
         return f"raw.{found.contract}" if found else None
 
     renderer = Renderer(project, ref=ref, source=source, report=report)
-    defaults = _test_defaults(project)
+    rendered = {name: _render(model, renderer) for name, model in dbt_models.items()}
+    reads = _reads(
+        {
+            m.table: convert_models.tables(r[1])
+            for m, r in zip(dbt_models.values(), rendered.values(), strict=True)
+        }
+    )
+    tests = Converter(renderer, report, _test_defaults(project), reads)
+    rules = {m.table: _rules(m.entry, m.file, m.loc, m.table, tests) for m in dbt_models.values()}
     files: dict[str, bytes] = {"headwater.yml": _settings(project)}
-    for model in dbt_models.values():
-        files.update(_model_files(model, renderer, Converter(renderer, report, defaults), report))
     for found in sources.values():
-        files.update(_contract_files(found, project, Converter(renderer, report, defaults), report))
+        files.update(_contract_files(found, project, tests, report))
     for seed in seeds.values():
-        files.update(_seed_files(seed, project, Converter(renderer, report, defaults), report))
+        files.update(_seed_files(seed, project, tests, report))
+    for name, model in dbt_models.items():
+        own = rules[model.table] + tests.moved.get(model.table, [])
+        files.update(_model_files(model, rendered[name], own, renderer))
     _flag_other_files(project, report)
     files[REPORT_FILE] = report.render().encode()
     return Conversion(dict(sorted(files.items())), report)
@@ -147,24 +157,44 @@ def _flag_clashes(models: dict[str, DbtModel], report: Report) -> None:
         seen[model.table] = model
 
 
-def _model_files(
-    model: DbtModel, renderer: Renderer, tests: Converter, report: Report
-) -> dict[str, bytes]:
+def _render(model: DbtModel, renderer: Renderer) -> tuple[dict[str, Any], str]:
+    """A model's header and its SQL as rendered for a full build."""
     text = model.path.read_text(encoding="utf-8")
     full, step = renderer.render_model(model.shown, text, this=model.table, defaults=model.config)
     head = convert_models.header(model, full, step, renderer.report)
     if not full.unknown:
-        convert_models.check_sql(model, full.sql, report)
-    out = {model.out_path: convert_models.model_file(head, full.sql).encode()}
-    rules = _rules(model.entry, model.file, model.loc, model.name, tests)
+        convert_models.check_sql(model, full.sql, renderer.report)
+    return head, full.sql
+
+
+def _reads(direct: dict[str, list[str]]) -> Callable[[str, str], bool]:
+    """`reads(a, b)`: whether model `a` reads `b`, directly or through other models."""
+
+    def reads(table: str, upstream: str, seen: frozenset[str] = frozenset()) -> bool:
+        parents = direct.get(table, [])
+        if upstream in parents:
+            return True
+        return any(reads(p, upstream, seen | {table}) for p in parents if p not in seen)
+
+    return reads
+
+
+def _model_files(
+    model: DbtModel,
+    rendered: tuple[dict[str, Any], str],
+    rules: list[dict[str, Any]],
+    renderer: Renderer,
+) -> dict[str, bytes]:
+    head, sql = rendered
+    out = {model.out_path: convert_models.model_file(head, sql).encode()}
     description = model.entry.get("description")
     if description and model.file:
         description = renderer.render_text(str(description), model.file.path).strip()
     spec = convert_models.sidecar(model, description, rules)
     if spec:
         out[model.out_path.removesuffix(".sql") + ".yml"] = _yaml(spec)
-    report.count(f"models ({head['kind']})")
-    report.count("rules from tests", len(rules))
+    renderer.report.count(f"models ({head['kind']})")
+    renderer.report.count("rules from tests", len(rules))
     return out
 
 
@@ -172,7 +202,7 @@ def _contract_files(
     found: Source, project: DbtProject, tests: Converter, report: Report
 ) -> dict[str, bytes]:
     spec = contract(found, project, report)
-    rules = _rules(found.entry, found.file, found.loc, found.contract, tests)
+    rules = _rules(found.entry, found.file, found.loc, f"raw.{found.contract}", tests)
     rules += _freshness(found, {r["name"] for r in rules})
     if rules:
         spec["rules"] = rules
@@ -186,7 +216,7 @@ def _seed_files(
 ) -> dict[str, bytes]:
     out = {f"seeds/{seed.name}.csv": seed.path.read_bytes()}
     spec = seed_spec(seed, project, report)
-    rules = _rules(seed.entry, seed.file, seed.loc, seed.name, tests) if seed.file else []
+    rules = _rules(seed.entry, seed.file, seed.loc, f"seed.{seed.name}", tests) if seed.file else []
     if rules:
         spec["rules"] = rules
     if spec:
@@ -202,7 +232,6 @@ def _rules(
     """The rules of a model's, seed's or source table's tests and its columns' tests."""
     if file is None:
         return []
-    taken: set[str] = set()
     out = []
     sites: list[tuple[tuple[Any, ...], str | None, list[Any]]] = []
     for key in ("data_tests", "tests"):
@@ -215,7 +244,7 @@ def _rules(
                 )
     for where, column, entries in sites:
         for j, test in enumerate(entries):
-            rule = tests.convert(test, Site(file, (*where, j), column, table), taken)
+            rule = tests.convert(test, Site(file, (*where, j), column, table))
             if rule is not None:
                 out.append(rule)
     return out

@@ -102,7 +102,7 @@ def _incremental(
     key = config.get("unique_key")
     keys = [str(k) for k in (key if isinstance(key, list) else [key] if key else [])]
     newer = _newer_than_this(step.sql) if step is not None else None
-    reads = _tables(full.sql)
+    reads = tables(full.sql)
     if keys and newer and reads and all(t.split(".")[0] in _READS_DATA for t in reads):
         return {"kind": "incremental_by_key", "unique_key": keys, "updated_column": newer}
     if step is None:
@@ -149,7 +149,7 @@ def _newer_than_this(sql: str) -> str | None:
     return None
 
 
-def _tables(sql: str) -> list[str]:
+def tables(sql: str) -> list[str]:
     """The zone tables a rendered query reads (empty when it does not parse)."""
     try:
         tree = sqlglot.parse_one(sql, dialect="duckdb")

@@ -50,7 +50,11 @@ class Site:
     file: YamlFile
     loc: Loc
     column: str | None
-    table: str
+    table: str  # the headwater table tested: `marts.orders`, `raw.events`, `seed.countries`
+
+    @property
+    def short(self) -> str:
+        return self.table.split(".")[-1]
 
 
 @dataclass(frozen=True)
@@ -70,13 +74,26 @@ class Test:
 class Converter:
     """Turns the tests of one project into rules, flagging what it cannot convert."""
 
-    def __init__(self, renderer: Renderer, report: Report, defaults: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        renderer: Renderer,
+        report: Report,
+        defaults: dict[str, Any],
+        reads: Callable[[str, str], bool] = lambda table, upstream: False,
+    ) -> None:
         self.renderer = renderer
         self.report = report
         self.defaults = defaults  # the project's `data_tests:` config (e.g. +severity)
+        self.reads = reads  # whether a table reads another, directly or not
+        self.taken: dict[str, set[str]] = {}  # rule names per table
+        # rules that belong on another table: a relationship to a model downstream of the one
+        # tested is checked from the parent, as the child's audit cannot wait for its reader
+        self.moved: dict[str, list[dict[str, Any]]] = {}
 
-    def convert(self, entry: Any, site: Site, taken: set[str]) -> dict[str, Any] | None:
-        """The rule (as it is written in YAML) for one test entry, or None (flagged)."""
+    def convert(self, entry: Any, site: Site) -> dict[str, Any] | None:
+        """The rule (as it is written in YAML) for one test entry, or None (flagged, or moved
+        to the table it refers to)."""
+        taken = self.taken.setdefault(site.table, set())
         test = _read(entry)
         line = site.file.line(site.loc)
         if test is None:
@@ -97,7 +114,10 @@ class Converter:
                 )
                 self.report.flag(site.file.path, line, f"test `{test.name}`", why)
             return None
-        rule = {"name": _name(test, site, taken), **body, **self._config(test, site, body)}
+        owner = body.pop("_on", site.table)
+        taken = self.taken.setdefault(owner, set())
+        name = _name(test, site, taken, body.pop("name", None))
+        rule = {"name": name, **body, **self._config(test, site, body)}
         try:
             Rule.model_validate(rule)
         except ValidationError as err:
@@ -107,6 +127,9 @@ class Converter:
             )
             return None
         taken.add(rule["name"])
+        if owner != site.table:
+            self.moved.setdefault(owner, []).append(rule)
+            return None
         return rule
 
     def _config(self, test: Test, site: Site, body: dict[str, Any]) -> dict[str, Any]:
@@ -167,10 +190,10 @@ def _split(name: str, given: dict[str, Any]) -> Test:
     return Test(name, args, config)
 
 
-def _name(test: Test, site: Site, taken: set[str]) -> str:
+def _name(test: Test, site: Site, taken: set[str], chosen: str | None) -> str:
     """A rule name: the test's own `name:`, else `<column>_<test>` (or `<table>_<test>`)."""
-    given = test.config.get("name")
-    base = str(given) if given else f"{site.column or site.table}_{test.short}"
+    given = test.config.get("name") or chosen
+    base = str(given) if given else f"{site.column or site.short}_{test.short}"
     base = re.sub(r"\W+", "_", base).strip("_") or "rule"
     base = base if not base[0].isdigit() else f"t_{base}"
     name, n = base, 1
@@ -219,6 +242,14 @@ def _relationships(test: Test, site: Site, conv: Converter) -> dict[str, Any] | 
     field = test.args.get("field")
     if column is None or table is None or not field:
         return None
+    if conv.reads(table, site.table):
+        # `table` is built from the tested one: check from there, with an anti-join
+        sql = (
+            f"select child.* from {site.table} as child where child.{column} is not null "
+            f"and not exists (select 1 from this where this.{field} = child.{column})"
+        )
+        name = f"{site.short}_{column}_relationships"
+        return {"_on": table, "name": name, "type": "custom_sql", "target": "*", "sql": sql}
     return {"type": "referential_integrity", "target": column, "to": f"{table}.{field}"}
 
 

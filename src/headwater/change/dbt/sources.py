@@ -205,32 +205,33 @@ def seed_spec(seed: Seed, project: DbtProject, report: Report) -> dict[str, Any]
         if isinstance(c, dict) and c.get("name")
     }
     columns = []
-    for name in [*types, *(d for d in docs if d not in types)]:
-        column: dict[str, Any] = {"name": name}
-        if name in types:
-            column["type"] = _type(types[name]) or "varchar"
-            if _type(types[name]) is None:
-                report.flag(
-                    _where(seed, project),
-                    None,
-                    f"column_types {name}: {types[name]}",
-                    "not a DuckDB type; its type is inferred instead",
-                )
-                del column["type"]
+    for name, given in types.items():
+        column: dict[str, Any] = {"name": name, "type": _type(given)}
+        if column["type"] is None:
+            report.flag(
+                _where(seed, project),
+                None,
+                f"column_types {name}: {given}",
+                "not a DuckDB type; the column's type is inferred instead",
+            )
+            continue
         if docs.get(name):
             column["description"] = docs[name]
-        if len(column) > 1:
-            columns.append(column)
+        columns.append(column)
     if columns:
         out["columns"] = columns
+    untyped = sorted(name for name, doc in docs.items() if doc and name not in types)
+    if untyped and seed.file is not None:
+        report.flag(
+            seed.file.path,
+            seed.file.line((*seed.loc, "columns")),
+            f"descriptions of seed columns {', '.join(untyped)}",
+            f"a column listed in seeds/{seed.name}.yml pins its type; add them there with "
+            "`type:` to keep their docs",
+        )
     delimiter = seed.config.get("delimiter")
     if delimiter not in (None, ","):
-        report.flag(
-            _where(seed, project),
-            None,
-            f"seed delimiter {delimiter!r}",
-            "headwater reads seeds as comma-separated; convert the file",
-        )
+        out["delimiter"] = delimiter
     return out
 
 
