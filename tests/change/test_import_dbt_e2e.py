@@ -36,6 +36,7 @@ dbt_shop:
       path: {path}
       threads: 2
 """
+MARTS = [(f"main.{n}", f"marts.{n}") for n in ("daily_events", "customers", "orders")]
 # the dbt constructs the import cannot convert in dbt_shop, each with its place
 UNCONVERTED = [
     ("models/marts/schema.yml", 27, "test `not_constant`"),
@@ -160,3 +161,31 @@ def _tree(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and ".headwater" not in p.relative_to(root).parts
     }
+
+
+def test_an_incremental_run_after_new_and_changed_events_still_matches_dbt(
+    dbt: Path, both: tuple[Path, Path, dict[str, str]]
+) -> None:
+    """stg_events is incremental in dbt (merge by event_id, newer updated_at) and
+    incremental_by_key in headwater: after an event changes and two arrive, both tools'
+    incremental runs agree (this test runs last: it changes the data)."""
+    project, out, _ = both
+    events = project / "data" / "events.csv"
+    lines = events.read_text().splitlines()
+    header, first = lines[0], lines[1].split(",")
+    first[2], first[4] = "purchase", "2024-03-20 12:00:00"  # a later version of event 1
+    added = [
+        "e900,3,checkout,2024-03-21 09:00:00,2024-03-21 09:00:00",
+        "e901,,page_view,2024-03-21 10:00:00,2024-03-21 10:05:00",
+    ]
+    events.write_text("\n".join([header, ",".join(first), *lines[2:], *added]) + "\n")
+    dbt_build(dbt, project)
+    hw("run", "-p", str(out))
+    for theirs, ours in (("main.stg_events", "staging.stg_events"), *MARTS):
+        _assert_same(
+            ours,
+            _rows(project / "dbt.duckdb", theirs),
+            _rows(out / ".headwater" / "warehouse.duckdb", ours),
+        )
+    assert len(_rows(project / "dbt.duckdb", "main.stg_events")[1]) == len(lines) + 1
+
