@@ -188,4 +188,3 @@ def test_an_incremental_run_after_new_and_changed_events_still_matches_dbt(
             _rows(out / ".headwater" / "warehouse.duckdb", ours),
         )
     assert len(_rows(project / "dbt.duckdb", "main.stg_events")[1]) == len(lines) + 1
-
