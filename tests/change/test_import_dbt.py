@@ -3,6 +3,8 @@ the report's file:line, idempotence, and bad input as one clean line."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -458,3 +460,34 @@ def tree(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def test_the_cli_loads_jinja_only_when_importing() -> None:
+    code = (
+        "import sys; from typer.testing import CliRunner; from headwater.cli.main import app; "
+        "CliRunner().invoke(app, ['--help']); "
+        "CliRunner().invoke(app, ['import', 'dbt', '--help']); "
+        "print('jinja2' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_env_var_target_and_hooks_are_rendered_but_flagged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_REGION", "eu")
+    conversion = converted(
+        tmp_path,
+        {
+            "dbt_project.yml": PROJECT + "    +post-hook: \"analyze {{ this }}\"\n",
+            "models/marts/a.sql": "select '{{ env_var('SHOP_REGION') }}' as region\n"
+            "{% if target.name == 'prod' %}, 1 as prod{% endif %}",
+        },
+    )
+    assert "select 'eu' as region" in text(conversion, "models/marts/a.sql")
+    assert unconverted(conversion) == [
+        ("models/marts/a.sql", "`post-hook` config"),
+        ("models/marts/a.sql:1", "`env_var('SHOP_REGION')`"),
+        ("models/marts/a.sql:2", "`target.name`"),
+    ]

@@ -24,8 +24,12 @@ def dbt(
         str, typer.Option("--format", help="table (for people) | json (for machines)")
     ] = "table",
 ) -> None:
-    """Convert a dbt project: models (Jinja rendered to plain SQL), schema tests → rules,
-    seeds, sources → contracts; IMPORT.md lists what was not converted, with file:line."""
+    """Convert a dbt project into a headwater project; OUT/IMPORT.md lists what was not.
+
+    Models are rendered to plain SQL (ref, source, config, vars, macros, loops), schema tests
+    become rules, seeds are copied to seeds/, sources become contracts. Each construct that
+    could not be converted is listed with its file:line in the dbt project.
+    """
     from headwater.change.dbt import import_dbt
     from headwater.cli.main import _check_format, _console, _errors, _print_json
 

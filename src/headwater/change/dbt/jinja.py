@@ -87,6 +87,27 @@ class Namespace:
         return self._unknown(name=f"{self._name}.{attr}")
 
 
+class _Target(Namespace):
+    """dbt's `target`, as a local `dev` target; each use is flagged, as the SQL it picks is
+    fixed at import (a `{% if target.name == 'prod' %}` branch is never taken)."""
+
+    def __init__(self, project: str, renderer: Renderer) -> None:
+        super().__init__("target", shims.target(project), renderer.env.undefined)
+        self._renderer = renderer
+
+    def __getattr__(self, attr: str) -> Any:
+        value = super().__getattr__(attr)
+        if not attr.startswith("__"):
+            file, line = self._renderer._caller()
+            self._renderer.report.flag(
+                file,
+                line,
+                f"`target.{attr}`",
+                f"rendered as {value!r} (a local dev target); write the SQL every run should use",
+            )
+        return value
+
+
 class _Unknown(jinja2.Undefined):
     """What an unknown name renders as: its own Jinja text, flagged where it was used."""
 
@@ -241,7 +262,7 @@ class Renderer:
             flags=Namespace("flags", {"FULL_REFRESH": False, "WHICH": "build"}, unknown),
             modules=Namespace("modules", shims.modules(), unknown),
             exceptions=Namespace("exceptions", shims.exceptions(), unknown),
-            target=Namespace("target", shims.target(self.project.name), unknown),
+            target=_Target(self.project.name, self),
             project_name=self.project.name,
             dbt=Namespace("dbt", dict(macros), unknown),
             dbt_utils=Namespace("dbt_utils", shims.dbt_utils(), unknown),

@@ -72,7 +72,8 @@ def header(
     model: DbtModel, full: Rendered, step: Rendered | None, report: Report
 ) -> dict[str, Any]:
     """The model's header (kind and its settings), flagging what does not carry over."""
-    config = {**model.config, **{k.replace("-", "_"): v for k, v in full.config.items()}}
+    given = {**model.config, **full.config}
+    config = {str(k).replace("-", "_"): v for k, v in given.items()}
     for key, why in _UNCONVERTED_CONFIGS.items():
         if config.get(key):
             report.flag(model.shown, None, f"`{key.replace('_', '-')}` config", why)
