@@ -480,7 +480,7 @@ def test_env_var_target_and_hooks_are_rendered_but_flagged(
     conversion = converted(
         tmp_path,
         {
-            "dbt_project.yml": PROJECT + "    +post-hook: \"analyze {{ this }}\"\n",
+            "dbt_project.yml": PROJECT + '    +post-hook: "analyze {{ this }}"\n',
             "models/marts/a.sql": "select '{{ env_var('SHOP_REGION') }}' as region\n"
             "{% if target.name == 'prod' %}, 1 as prod{% endif %}",
         },

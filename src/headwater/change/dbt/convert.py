@@ -28,7 +28,6 @@ from headwater.change.dbt.sources import (
     contract,
     seed_spec,
 )
-from headwater.errors import SpecError
 
 # properties dbt reads that headwater has no place for (yet)
 _UNCONVERTED_PROPERTIES = {
@@ -320,4 +319,4 @@ def _yaml(data: dict[str, Any]) -> bytes:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100).encode()
 
 
-__all__ = ["Conversion", "SpecError", "convert"]
+__all__ = ["Conversion", "convert"]
