@@ -491,3 +491,55 @@ def test_env_var_target_and_hooks_are_rendered_but_flagged(
         ("models/marts/a.sql:1", "`env_var('SHOP_REGION')`"),
         ("models/marts/a.sql:2", "`target.name`"),
     ]
+
+
+def test_unit_tests_become_model_tests_headwater_runs(tmp_path: Path) -> None:
+    dbt = dbt_project(
+        tmp_path / "dbt",
+        {
+            "models/staging/sources.yml": """\
+                sources:
+                  - name: pos
+                    tables:
+                      - name: sales
+                        columns:
+                          - {name: id, data_type: bigint}
+                          - {name: cents, data_type: bigint}
+            """,
+            "models/staging/sales.sql": "select id, cents / 100 as amount "
+            "from {{ source('pos', 'sales') }}",
+            "models/staging/schema.yml": """\
+                unit_tests:
+                  - name: cents_become_amounts
+                    model: sales
+                    given:
+                      - input: source('pos', 'sales')
+                        rows: [{id: 1, cents: 250}]
+                    expect:
+                      rows: [{id: 1, amount: 2.5}]
+                  - name: incremental_case
+                    model: sales
+                    overrides: {macros: {is_incremental: true}}
+                    given: []
+                    expect: {rows: []}
+                  - name: from_csv
+                    model: sales
+                    given: [{input: "source('pos', 'sales')", format: csv, rows: "id,cents"}]
+                    expect: {rows: []}
+            """,
+        },
+    )
+    out = tmp_path / "out"
+    assert hw("import", "dbt", str(dbt), str(out)).code == 0
+    assert yaml.safe_load((out / "tests/dbt_unit_tests.yml").read_text()) == {
+        "cents_become_amounts": {
+            "model": "staging.sales",
+            "inputs": {"raw.sales": [{"id": 1, "cents": 250}]},
+            "expected": [{"id": 1, "amount": 2.5}],
+        }
+    }
+    report = (out / "IMPORT.md").read_text()
+    assert "- `models/staging/schema.yml:9` unit test `incremental_case`: it overrides" in report
+    assert "- `models/staging/schema.yml:14` unit test `from_csv`: input" in report
+    outcome = hw("test", "-p", str(out))
+    assert outcome.code == 0 and "1 passed" in outcome.output, outcome

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from headwater.cli.main import app
@@ -117,6 +118,9 @@ def test_the_report_lists_exactly_what_was_not_converted(
     assert [line.split(": ")[0] for line in listed] == [
         f"- `{file}:{line}` {construct}" for file, line, construct in UNCONVERTED
     ]
+    converted = yaml.safe_load((out / "tests" / "dbt_unit_tests.yml").read_text())
+    assert list(converted) == ["orders_split_payments_by_method"]
+    assert converted["orders_split_payments_by_method"]["model"] == "marts.orders"
     again = project.parent / "again"
     hw("import", "dbt", str(project), str(again))
     assert _tree(again) == {k: v for k, v in _tree(out).items() if not k.startswith(".")}

@@ -28,6 +28,7 @@ from headwater.change.dbt.sources import (
     contract,
     seed_spec,
 )
+from headwater.change.dbt.unit_tests import HEADER, TESTS_FILE, convert_unit_tests
 
 # properties dbt reads that headwater has no place for (yet)
 _UNCONVERTED_PROPERTIES = {
@@ -36,7 +37,6 @@ _UNCONVERTED_PROPERTIES = {
     "metrics": "headwater has no semantic layer; write the metric as a model",
     "semantic_models": "headwater has no semantic layer; write the metric as a model",
     "saved_queries": "headwater has no semantic layer; write the query as a model",
-    "unit_tests": "write it as a headwater model test (tests/*.yml: inputs and expected rows)",
     "analyses": "analyses are not built; keep them as SQL files outside the project",
 }
 
@@ -91,6 +91,7 @@ def convert(root: Path) -> Conversion:
     for name, model in dbt_models.items():
         own = rules[model.table] + tests.moved.get(model.table, [])
         files.update(_model_files(model, rendered[name], own, renderer))
+    files.update(_unit_test_files(properties, dbt_models, renderer))
     _flag_other_files(project, report)
     files[REPORT_FILE] = report.render().encode()
     return Conversion(dict(sorted(files.items())), report)
@@ -164,6 +165,21 @@ def _render(model: DbtModel, renderer: Renderer) -> tuple[dict[str, Any], str]:
     if not full.unknown:
         convert_models.check_sql(model, full.sql, renderer.report)
     return head, full.sql
+
+
+def _unit_test_files(
+    properties: list[YamlFile], dbt_models: dict[str, DbtModel], renderer: Renderer
+) -> dict[str, bytes]:
+    tests = convert_unit_tests(
+        properties,
+        model_table=lambda name: dbt_models[name].table if name in dbt_models else None,
+        expression=renderer.expression,
+        report=renderer.report,
+    )
+    if not tests:
+        return {}
+    renderer.report.count("unit tests", len(tests))
+    return {TESTS_FILE: HEADER.encode() + _yaml(tests)}
 
 
 def _reads(direct: dict[str, list[str]]) -> Callable[[str, str], bool]:
