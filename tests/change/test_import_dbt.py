@@ -543,3 +543,11 @@ def test_unit_tests_become_model_tests_headwater_runs(tmp_path: Path) -> None:
     assert "- `models/staging/schema.yml:14` unit test `from_csv`: input" in report
     outcome = hw("test", "-p", str(out))
     assert outcome.code == 0 and "1 passed" in outcome.output, outcome
+
+
+def test_a_model_that_is_not_utf8_is_one_clean_line(tmp_path: Path) -> None:
+    dbt = dbt_project(tmp_path / "dbt", {})
+    (dbt / "models/staging").mkdir(parents=True)
+    (dbt / "models/staging/a.sql").write_bytes(b"select 1 as x\n-- caf\xe9\n")
+    outcome = hw("import", "dbt", str(dbt), str(tmp_path / "out"))
+    assert_clean_error(outcome, "models/staging/a.sql:2", "not UTF-8", code=2)

@@ -29,6 +29,7 @@ from headwater.change.dbt.sources import (
     seed_spec,
 )
 from headwater.change.dbt.unit_tests import HEADER, TESTS_FILE, convert_unit_tests
+from headwater.contracts.load import read_text
 
 # properties dbt reads that headwater has no place for (yet)
 _UNCONVERTED_PROPERTIES = {
@@ -159,7 +160,7 @@ def _flag_clashes(models: dict[str, DbtModel], report: Report) -> None:
 
 def _render(model: DbtModel, renderer: Renderer) -> tuple[dict[str, Any], str]:
     """A model's header and its SQL as rendered for a full build."""
-    text = model.path.read_text(encoding="utf-8")
+    text = read_text(model.path, shown=model.shown)
     full, step = renderer.render_model(model.shown, text, this=model.table, defaults=model.config)
     head = convert_models.header(model, full, step, renderer.report)
     if not full.unknown:

@@ -22,6 +22,7 @@ import jinja2.ext
 from headwater.change.dbt import shims
 from headwater.change.dbt.layout import DbtProject
 from headwater.change.dbt.report import Report
+from headwater.contracts.load import read_text
 from headwater.errors import Location, SpecError
 
 # where `this` points while rendering the incremental branch, to find its filters
@@ -277,7 +278,7 @@ class Renderer:
         own: dict[str, Any] = {}
         for path in self.project.files(self.project.macro_paths, ".sql"):
             shown = self.project.shown(path)
-            text = _generic_tests_as_macros(path.read_text(encoding="utf-8"))
+            text = _generic_tests_as_macros(read_text(path, shown=shown))
             module = self._template(shown, text).make_module(self.namespace, shared=True)
             for name in dir(module):
                 value = getattr(module, name)
@@ -388,7 +389,7 @@ class Renderer:
         docs: dict[str, str] = {}
         paths = (*self.project.model_paths, *self.project.macro_paths, "docs")
         for path in self.project.files(paths, ".md"):
-            for match in _DOCS.finditer(path.read_text(encoding="utf-8")):
+            for match in _DOCS.finditer(read_text(path, shown=self.project.shown(path))):
                 docs[match[1]] = match[2].strip()
         return docs
 

@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 
 from headwater.change.dbt.report import MARKER, REPORT_FILE
+from headwater.change.dbt.unit_tests import TESTS_FILE
 from headwater.errors import Location, SpecError
 
 # what an import owns in OUT: replaced whole on a re-import (state such as .headwater/ stays)
-OWNED = ("models", "seeds", "contracts", "headwater.yml", REPORT_FILE)
+OWNED = ("models", "seeds", "contracts", "headwater.yml", TESTS_FILE, REPORT_FILE)
 
 
 def write(files: dict[str, bytes], out: Path, *, force: bool = False) -> None:
