@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -224,3 +225,43 @@ def test_postgres_killed_mid_run(tmp_path: Path) -> None:
             }
         )
         killed_then_rerun(tmp_path, spec, kill_when_writing)
+
+
+@pytest.mark.parametrize("load", ["snapshot", "merge"])
+def test_a_snapshot_or_merge_batch_killed_mid_run(tmp_path: Path, load: str) -> None:
+    """A second batch killed while it writes: the rerun lands it once, the first batch stays
+    as it was, and the raw history equals an uninterrupted twin's."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "orders-0.csv").write_text(csv_lines(1_000), encoding="utf-8")
+    spec = contract({"kind": "files", "path": str(folder / "*.csv")}, load=load)
+    crashed, twin = lake_at(tmp_path / "crashed"), lake_at(tmp_path / "twin")
+    for lake, root in ((crashed, tmp_path / "crashed"), (twin, tmp_path / "twin")):
+        ingest(spec, root=root, lake=lake, now=NOW)
+    (folder / "orders-1.csv").write_text(csv_lines(250_000), encoding="utf-8")
+    data = tmp_path / "crashed" / "lake" / "raw" / "orders" / "data"
+    before = set(data.glob("*.parquet"))
+
+    def kill_when_writing_again(process: subprocess.Popen[bytes], root: Path) -> None:
+        deadline = time.monotonic() + 120
+        while not set(data.glob("*.parquet")) - before:
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no data file was written in time"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+
+    kill_when_writing_again(start(tmp_path / "crashed", spec), tmp_path / "crashed")
+    assert crashed.row_count("raw.orders") == 999, "the killed run must not have committed"
+    again = ingest(spec, root=tmp_path / "crashed", lake=crashed, now=NOW)
+    once = ingest(spec, root=tmp_path / "twin", lake=twin, now=NOW)
+    assert (again.rows, again.quarantined, again.batch_id) == (
+        once.rows,
+        once.quarantined,
+        once.batch_id,
+    )
+    for table in ("raw.orders", "raw.orders__quarantine"):
+        assert rows(crashed, table, KEEP) == rows(twin, table, KEEP)
+    batches = Counter(batch for (batch,) in rows(crashed, "raw.orders", "_hw_batch_id"))
+    copy = 251_000 if load == "snapshot" else 250_000  # a snapshot reads every file again
+    assert sorted(batches.values()) == [1_000 - 1, copy - copy // 1000]  # every 1000th is bad

@@ -232,3 +232,18 @@ def test_a_snapshot_has_no_late_rows(tmp_path: Path) -> None:
     _csv(root, "a.csv", "1,lead,2026-01-01\n", "2,gold,2026-03-01\n", mtime=2)
     _ingest(root)
     assert _rows(root, "select count(*) from raw.customers__history where _hw_late") == [(0,)]
+
+
+def test_back_on_append_the_history_view_goes(tmp_path: Path) -> None:
+    root = _project(tmp_path, "load: snapshot")
+    _csv(root, "a.csv", "1,gold,2026-01-01\n", mtime=1)
+    _ingest(root)
+    assert _rows(root, "select count(*) from raw.customers__history") == [(1,)]
+    _project(tmp_path, "")
+    _ingest(root)
+    shown = _rows(
+        root,
+        "select view_name from duckdb_views() where schema_name = 'raw' union all "
+        "select table_name from duckdb_tables() where schema_name = 'raw' order by 1",
+    )
+    assert shown == [("customers",), ("customers__quarantine",)]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
@@ -133,6 +134,34 @@ def test_incremental_runs_equal_a_full_rebuild(
                 )
 
 
+@pytest.mark.parametrize("load", ["snapshot", "merge"])
+@settings(
+    max_examples=int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "10")) // 2,
+    deadline=None,
+    derandomize=CI,
+    phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(arrivals)
+@example([[(0, "a", 22, 31), (1, "b", 3, 2)], [(1, "a", 0, 0)], [(0, "c", 5, 90)]])
+def test_incremental_runs_equal_a_full_rebuild_under_every_load(
+    load: str, batches: list[list[tuple[int, str, int, int]]]
+) -> None:
+    """A snapshot source's every batch is a full copy that replaces the one before (the file
+    is rewritten); a merge source's are new versions by key, newest by event time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        incremental, full = (_project(Path(tmp) / n, load=load) for n in ("inc", "full"))
+        for number, batch in enumerate(batches):
+            for root in (incremental, full):
+                _arrive(root, number, batch, copy=load == "snapshot")
+            _run(incremental, full_refresh=False, minutes=number)
+            _run(full, full_refresh=True, minutes=number)
+            for model in INCREMENTAL:
+                assert _rows(incremental, model) == _rows(full, model), (
+                    f"{model} differs after batch {number} ({load})"
+                )
+
+
 def test_a_late_batch_restates_only_the_intervals_it_touched(tmp_path: Path) -> None:
     root = _project(tmp_path / "p")
     _arrive(root, 0, [(i, "a", 1, hour) for i, hour in enumerate(range(0, 24 * 5, 6))])
@@ -148,16 +177,21 @@ def test_a_late_batch_restates_only_the_intervals_it_touched(tmp_path: Path) -> 
     assert {m.status for m in again.models.values()} == {"up_to_date"}
 
 
-def _project(root: Path) -> Path:
+def _project(root: Path, *, load: str = "append") -> Path:
     for name, text in FILES.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        if name == "contracts/events.yml":
+            text += f"load: {load}\n" + ("newest_by: occurred_at\n" if load == "merge" else "")
         path.write_text(text, encoding="utf-8")
     (root / "data").mkdir()
     return root
 
 
-def _arrive(root: Path, number: int, batch: list[tuple[int, str, int, int]]) -> None:
+def _arrive(
+    root: Path, number: int, batch: list[tuple[int, str, int, int]], *, copy: bool = False
+) -> None:
+    """Batch `number` arrives as a new file, or (`copy`) as the one file's new content."""
     lines = [
         json.dumps(
             {
@@ -169,7 +203,9 @@ def _arrive(root: Path, number: int, batch: list[tuple[int, str, int, int]]) -> 
         )
         for i, kind, amount, hour in batch
     ]
-    (root / f"data/batch_{number:03d}.jsonl").write_text("\n".join(lines) + "\n")
+    path = root / ("data/current.jsonl" if copy else f"data/batch_{number:03d}.jsonl")
+    path.write_text("\n".join(lines) + "\n")
+    os.utime(path, ns=(number + 1, number + 1))  # a change even within one clock tick
 
 
 def _run(root: Path, *, full_refresh: bool, minutes: int) -> object:

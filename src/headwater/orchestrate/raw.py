@@ -41,6 +41,7 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
     # batches a blocking rule failed on stay in the lake, out of the readers' view
     held = sorted(stores.catalog.held(contract.table))
     landed: list[str] | None = None  # the shown batches in landing order, read when needed
+    changed = False
     for table in contract.views:
         source = contract.table if table == contract.history else table
         kept = held if source == contract.table else []
@@ -50,6 +51,7 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
         existing, comment = _existing(engine, table)
         if existing is not None and comment == version:
             continue  # the view already shows this snapshot: nothing to plan or replace
+        changed = True
         files = stores.lake.files(source)
         schema = None if files else stores.lake.schema(source) or _declared(contract, table)
         if not files and schema is None:
@@ -81,7 +83,8 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
         engine.execute(
             exp.Comment(this=exp.to_table(table), kind=kind, expression=exp.Literal.string(version))
         )
-    _drop_stale_history(contract, engine)
+    if changed:  # a contract back on append has had its views made again
+        _drop_stale_history(contract, engine)
     return None
 
 
