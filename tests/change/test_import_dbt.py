@@ -551,3 +551,33 @@ def test_a_model_that_is_not_utf8_is_one_clean_line(tmp_path: Path) -> None:
     (dbt / "models/staging/a.sql").write_bytes(b"select 1 as x\n-- caf\xe9\n")
     outcome = hw("import", "dbt", str(dbt), str(tmp_path / "out"))
     assert_clean_error(outcome, "models/staging/a.sql:2", "not UTF-8", code=2)
+
+
+def test_singular_tests_become_custom_sql_on_the_table_built_from_the_others(
+    tmp_path: Path,
+) -> None:
+    conversion = converted(
+        tmp_path,
+        {
+            "models/staging/orders.sql": "select id, amount from {{ ref('raw_orders') }}",
+            "models/marts/totals.sql": "select sum(amount) as total from {{ ref('orders') }}",
+            "models/staging/other.sql": "select 1 as id",
+            "tests/total_matches.sql": """\
+                {{ config(severity='warn') }}
+                -- the total is the sum of the orders
+                select * from {{ ref('totals') }}
+                where total <> (select sum(amount) from {{ ref('orders') }})
+            """,
+            "tests/unrelated.sql": "select * from {{ ref('orders') }} join {{ ref('other') }} "
+            "using (id)",
+        },
+    )
+    [rule] = spec(conversion, "models/marts/totals.yml")["rules"]
+    assert rule == {
+        "name": "total_matches",
+        "type": "custom_sql",
+        "target": "*",
+        "severity": "warn",
+        "sql": "SELECT * FROM marts.totals WHERE total <> (SELECT SUM(amount) FROM staging.orders)",
+    }
+    assert unconverted(conversion) == [("tests/unrelated.sql", "singular test")]

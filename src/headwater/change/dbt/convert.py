@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlglot
 import yaml
+from pydantic import ValidationError
 
 from headwater.change.dbt import models as convert_models
 from headwater.change.dbt.jinja import Renderer
@@ -29,6 +31,7 @@ from headwater.change.dbt.sources import (
     seed_spec,
 )
 from headwater.change.dbt.unit_tests import HEADER, TESTS_FILE, convert_unit_tests
+from headwater.contracts import Rule
 from headwater.contracts.load import read_text
 
 # properties dbt reads that headwater has no place for (yet)
@@ -84,6 +87,7 @@ def convert(root: Path) -> Conversion:
     )
     tests = Converter(renderer, report, _test_defaults(project), reads)
     rules = {m.table: _rules(m.entry, m.file, m.loc, m.table, tests) for m in dbt_models.values()}
+    _singular_tests(project, renderer, tests)
     files: dict[str, bytes] = {"headwater.yml": _settings(project)}
     for found in sources.values():
         files.update(_contract_files(found, project, tests, report))
@@ -219,6 +223,7 @@ def _contract_files(
 ) -> dict[str, bytes]:
     spec = contract(found, project, report)
     rules = _rules(found.entry, found.file, found.loc, f"raw.{found.contract}", tests)
+    rules += tests.moved.get(f"raw.{found.contract}", [])
     rules += _freshness(found, {r["name"] for r in rules})
     if rules:
         spec["rules"] = rules
@@ -233,6 +238,7 @@ def _seed_files(
     out = {f"seeds/{seed.name}.csv": seed.path.read_bytes()}
     spec = seed_spec(seed, project, report)
     rules = _rules(seed.entry, seed.file, seed.loc, f"seed.{seed.name}", tests) if seed.file else []
+    rules += tests.moved.get(f"seed.{seed.name}", [])
     if rules:
         spec["rules"] = rules
     if spec:
@@ -303,19 +309,52 @@ def _test_defaults(project: DbtProject) -> dict[str, Any]:
     return {k: v for k, v in own.items() if k in ("severity", "where")}
 
 
+def _singular_tests(project: DbtProject, renderer: Renderer, tests: Converter) -> None:
+    """Singular tests (`tests/*.sql`, a query returning the failing rows) → custom_sql rules on
+    the table they read that is built from all the others they read."""
+    for path in project.files(project.test_paths, ".sql"):
+        shown = project.shown(path)
+        rendered, _ = renderer.render_model(
+            shown, read_text(path, shown=shown), this="", defaults={}
+        )
+        read = list(dict.fromkeys(convert_models.tables(rendered.sql)))
+        owner = next((t for t in read if all(t == o or tests.reads(t, o) for o in read)), None)
+        if rendered.unknown or owner is None:
+            why = "it reads no table" if not read else "no table it reads is built from the others"
+            renderer.report.flag(
+                shown, None, "singular test", f"{why}: write it as a custom_sql rule by hand"
+            )
+            continue
+        taken = tests.taken.setdefault(owner, set())
+        rule = {"name": _unique_name(path.stem, taken), "type": "custom_sql", "target": "*"}
+        if str(rendered.config.get("severity", "error")).lower() == "warn":
+            rule["severity"] = "warn"
+        try:
+            rule["sql"] = sqlglot.parse_one(rendered.sql, dialect="duckdb").sql(
+                dialect="duckdb", comments=False
+            )
+            Rule.model_validate(rule)
+        except (sqlglot.errors.SqlglotError, ValidationError) as err:
+            renderer.report.flag(shown, None, "singular test", f"not a query headwater runs: {err}")
+            continue
+        taken.add(rule["name"])
+        tests.moved.setdefault(owner, []).append(rule)
+
+
+def _unique_name(stem: str, taken: set[str]) -> str:
+    base = re.sub(r"\W+", "_", stem).strip("_") or "singular_test"
+    base = base if not base[0].isdigit() else f"t_{base}"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
 def _flag_other_files(project: DbtProject, report: Report) -> None:
-    """Singular tests, snapshots and analyses are not converted: one line per file."""
-    kinds = (
-        (
-            project.test_paths,
-            "singular test",
-            "write it as a custom_sql rule on the model it tests",
-        ),
-        (project.snapshot_paths, "snapshot", "write it as a model of kind scd2"),
-    )
-    for paths, what, why in kinds:
-        for path in project.files(paths, ".sql"):
-            report.flag(project.shown(path), None, what, why)
+    """Snapshots and packages are not converted: one line each."""
+    for path in project.files(project.snapshot_paths, ".sql"):
+        report.flag(project.shown(path), None, "snapshot", "write it as a model of kind scd2")
     if (project.root / "packages.yml").exists() or (project.root / "dependencies.yml").exists():
         name = "packages.yml" if (project.root / "packages.yml").exists() else "dependencies.yml"
         report.flag(
