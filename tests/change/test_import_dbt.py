@@ -581,3 +581,13 @@ def test_singular_tests_become_custom_sql_on_the_table_built_from_the_others(
         "sql": "SELECT * FROM marts.totals WHERE total <> (SELECT SUM(amount) FROM staging.orders)",
     }
     assert unconverted(conversion) == [("tests/unrelated.sql", "singular test")]
+
+
+def test_a_model_whose_jinja_fails_to_render_is_kept_as_written_and_flagged(
+    tmp_path: Path,
+) -> None:
+    model = "select 1 as x\n{{ exceptions.raise_compiler_error('not on duckdb') }}\n"
+    conversion = converted(tmp_path, {"models/staging/a.sql": model})
+    assert unconverted(conversion) == [("models/staging/a.sql:2", "Jinja that failed to render")]
+    assert conversion.report.unconverted[0].action.startswith("not on duckdb")
+    assert text(conversion, "models/staging/a.sql").endswith(model.strip() + "\n")

@@ -32,6 +32,15 @@ _END_TEST = re.compile(r"\{%(-?)\s*endtest\s*(-?)%\}")
 _DOCS = re.compile(r"\{%-?\s*docs\s+(\w+)\s*-?%\}(.*?)\{%-?\s*enddocs\s*-?%\}", re.DOTALL)
 
 Lookup = Callable[..., str | None]
+# what a template may raise while rendering: the user's Jinja, not our code, failed
+_RENDER_ERRORS = (
+    jinja2.TemplateError,
+    shims.CompilerError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    KeyError,
+)
 
 
 @dataclass
@@ -209,8 +218,9 @@ class Renderer:
         self._file = shown
         try:
             return self.env.from_string(text).render(self.namespace)
-        except jinja2.TemplateError as err:
-            self.report.flag(shown, None, f"`{text}`", f"could not render it ({err.message})")
+        except _RENDER_ERRORS as err:
+            message = getattr(err, "message", None) or str(err)
+            self.report.flag(shown, None, f"`{text}`", f"could not render it ({message})")
             return text
 
     def expression(self, text: str, shown: str) -> str:
@@ -331,14 +341,7 @@ class Renderer:
         )
         try:
             sql = template.render(self.namespace)
-        except (
-            jinja2.TemplateError,
-            shims.CompilerError,
-            TypeError,
-            ValueError,
-            AttributeError,
-            KeyError,
-        ) as err:
+        except _RENDER_ERRORS as err:
             file, line = _error_line(err, shown)
             message = getattr(err, "message", None) or str(err)
             self.report.flag(
