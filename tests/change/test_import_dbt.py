@@ -114,8 +114,13 @@ def test_materializations_become_kinds(tmp_path: Path) -> None:
             "models/staging/b.sql": "{{ config(materialized='ephemeral') }} select 1 as x",
             "models/marts/c.sql": "select * from {{ ref('a') }}",
             "models/d.sql": "{{ config(materialized='table', tags=['finance']) }}\nselect 1 as x",
+            "models/staging/off.sql": "{{ config(enabled=false) }} select 1 as x",
+            "models/01-raw/my-model.sql": "select * from {{ ref('a') }}",
         },
     )
+    assert "models/staging/off.sql" not in conversion.files
+    assert "from staging.a" in text(conversion, "models/z_01_raw/my_model.sql")
+    assert unconverted(conversion) == [("models/01-raw/my-model.sql", "model name `my-model`")]
     assert text(conversion, "models/staging/a.sql").startswith("/* headwater\nkind: view\n*/\n")
     assert "kind: ephemeral" in text(conversion, "models/staging/b.sql")
     assert "kind: table" in text(conversion, "models/marts/c.sql")

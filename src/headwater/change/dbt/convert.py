@@ -28,6 +28,7 @@ from headwater.change.dbt.sources import (
     collect_seeds,
     collect_sources,
     contract,
+    identifier,
     seed_spec,
 )
 from headwater.change.dbt.unit_tests import HEADER, TESTS_FILE, convert_unit_tests
@@ -79,6 +80,9 @@ def convert(root: Path) -> Conversion:
 
     renderer = Renderer(project, ref=ref, source=source, report=report)
     rendered = {name: _render(model, renderer) for name, model in dbt_models.items()}
+    off = [name for name, (head, _) in rendered.items() if head.get("enabled") is False]
+    for name in off:  # `config(enabled=false)` in the model itself
+        del dbt_models[name], rendered[name]
     reads = _reads(
         {
             m.table: convert_models.tables(r[1])
@@ -129,7 +133,15 @@ def _models(project: DbtProject, files: list[YamlFile], report: Report) -> dict[
             report.flag(shown, None, "Python model", "write it as a headwater Python model")
             continue
         config = project.model_config(relative)
-        out[path.stem] = DbtModel(path.stem, path, shown, zone_of(relative), config)
+        name = identifier(path.stem)
+        if name != path.stem:
+            report.flag(
+                shown,
+                None,
+                f"model name `{path.stem}`",
+                f"not an identifier: imported as {zone_of(relative)}.{name}",
+            )
+        out[path.stem] = DbtModel(name, path, shown, zone_of(relative), config)
     for file in files:
         entries = file.data.get("models") if isinstance(file.data, dict) else None
         for i, entry in enumerate(entries or []):
@@ -163,9 +175,12 @@ def _flag_clashes(models: dict[str, DbtModel], report: Report) -> None:
 
 
 def _render(model: DbtModel, renderer: Renderer) -> tuple[dict[str, Any], str]:
-    """A model's header and its SQL as rendered for a full build."""
+    """A model's header and its SQL as rendered for a full build (`{"enabled": False}` for a
+    model its own `config()` disables)."""
     text = read_text(model.path, shown=model.shown)
     full, step = renderer.render_model(model.shown, text, this=model.table, defaults=model.config)
+    if full.config.get("enabled") is False:
+        return {"enabled": False}, ""
     head = convert_models.header(model, full, step, renderer.report)
     if not full.unknown:
         convert_models.check_sql(model, full.sql, renderer.report)

@@ -57,12 +57,12 @@ def collect_sources(files: list[YamlFile], report: Report) -> dict[tuple[str, st
                 found.append((str(source["name"]), str(table["name"]), table, source, file, loc))
     counts: dict[str, int] = {}
     for _, table, *_ in found:
-        counts[_identifier(table)] = counts.get(_identifier(table), 0) + 1
+        counts[identifier(table)] = counts.get(identifier(table), 0) + 1
     out = {}
     for source, table, entry, parent, file, loc in found:
-        name = _identifier(table)
+        name = identifier(table)
         if counts[name] > 1:
-            name = _identifier(f"{source}_{table}")
+            name = identifier(f"{source}_{table}")
             report.flag(
                 file.path,
                 file.line(loc),
@@ -163,7 +163,7 @@ def collect_seeds(project: DbtProject, files: list[YamlFile], report: Report) ->
         base = next(
             project.root / p for p in project.seed_paths if (project.root / p) in path.parents
         )
-        name = _identifier(path.stem)
+        name = identifier(path.stem)
         if name in out:
             report.flag(
                 project.shown(path),
@@ -175,7 +175,7 @@ def collect_seeds(project: DbtProject, files: list[YamlFile], report: Report) ->
         out[name] = Seed(name, path, project.seed_config(path.relative_to(base)))
     for file in files:
         for i, entry in enumerate(_entries(file.data, "seeds")):
-            seed = out.get(_identifier(str(entry["name"])))
+            seed = out.get(identifier(str(entry["name"])))
             if seed is None:
                 report.flag(
                     file.path,
@@ -252,7 +252,7 @@ def _meta(entry: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def _identifier(text: str) -> str:
+def identifier(text: str) -> str:
     """A name headwater takes as a table name: letters, digits and _, not starting with a digit."""
     name = re.sub(r"\W+", "_", text).strip("_") or "table"
     return name if not name[0].isdigit() else f"t_{name}"
