@@ -596,3 +596,23 @@ def test_a_model_whose_jinja_fails_to_render_is_kept_as_written_and_flagged(
     assert unconverted(conversion) == [("models/staging/a.sql:2", "Jinja that failed to render")]
     assert conversion.report.unconverted[0].action.startswith("not on duckdb")
     assert text(conversion, "models/staging/a.sql").endswith(model.strip() + "\n")
+
+
+def test_unknown_results_can_be_used_further_and_are_flagged_once(tmp_path: Path) -> None:
+    conversion = converted(
+        tmp_path,
+        {
+            "models/staging/a.sql": """\
+                {% set found = run_query('select 1') %}
+                {% if execute %}{% set first = found.columns[0].values() %}{% endif %}
+                select {{ adapter.dispatch('pick', 'pkg')('x') }} as picked
+            """,
+        },
+    )
+    assert unconverted(conversion) == [
+        ("models/staging/a.sql:1", "`run_query(...)`"),
+        ("models/staging/a.sql:3", "`adapter.dispatch(...)`"),
+    ]
+    assert "select {{ adapter.dispatch('pick', 'pkg') }} as picked" in text(
+        conversion, "models/staging/a.sql"
+    )

@@ -147,10 +147,11 @@ def _models(project: DbtProject, files: list[YamlFile], report: Report) -> dict[
         for i, entry in enumerate(entries or []):
             model = out.get(str(entry.get("name"))) if isinstance(entry, dict) else None
             if model is None:
+                name = entry.get("name", "?") if isinstance(entry, dict) else entry
                 report.flag(
                     file.path,
                     file.line(("models", i)),
-                    f"model `{entry}`",
+                    f"model `{name}`",
                     "no model file of this name; its docs and tests are not imported",
                 )
                 continue

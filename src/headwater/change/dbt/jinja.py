@@ -81,6 +81,28 @@ class _Relation(str):
         return ""
 
 
+class Placeholder(str):
+    """What an unknown construct renders as: its Jinja text, which a template may go on
+    calling, indexing or reading attributes of (`run_query(...).columns[0]`) without failing
+    again; it was flagged once, where it was first used."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Placeholder:
+        return self
+
+    def __getattr__(self, name: str) -> Placeholder:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> Placeholder:  # type: ignore[override]
+        return self
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
 class Namespace:
     """An object whose attributes are functions (`dbt_utils.x`); a missing one is unknown."""
 
@@ -138,7 +160,8 @@ class _Unknown(jinja2.Undefined):
         return type(self)(obj=self, name=name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> str:
-        shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+        named = (f"{k}={v!r}" for k, v in kwargs.items() if k != "caller")
+        shown = ", ".join([*map(repr, args), *named])
         text = f"{self._dotted()}({shown})"
         return self.renderer.unknown(f"`{self._dotted()}(...)`", text, "macro")
 
@@ -237,7 +260,7 @@ class Renderer:
             else "an unknown variable: write its value into the SQL"
         )
         self.report.flag(file, line, construct, action)
-        return "{{ " + text + " }}"
+        return Placeholder("{{ " + text + " }}")
 
     # ---- the environment ----------------------------------------------------------------------
 
@@ -255,7 +278,7 @@ class Renderer:
                 self.report.flag(
                     file, line, f"`{label}({shown})`", f"no such {label} in the dbt project"
                 )
-                return "{{ " + f"{label}({shown})" + " }}"
+                return Placeholder("{{ " + f"{label}({shown})" + " }}")
 
             return call
 
