@@ -67,28 +67,11 @@ def convert(root: Path) -> Conversion:
     sources = collect_sources(properties, report)
     seeds = collect_seeds(project, properties, report)
     dbt_models = _models(project, properties, report)
-    tables = {name: m.table for name, m in dbt_models.items()}
-    tables.update({name: f"seed.{name}" for name in seeds if name not in tables})
-
-    def ref(*args: Any, **kwargs: Any) -> str | None:
-        name = kwargs.get("name") or (args[-1] if args else None)
-        return tables.get(str(name))
-
-    def source(source_name: str, table_name: str) -> str | None:
-        found = sources.get((str(source_name), str(table_name)))
-        return f"raw.{found.contract}" if found else None
-
-    renderer = Renderer(project, ref=ref, source=source, report=report)
-    rendered = {name: _render(model, renderer) for name, model in dbt_models.items()}
-    off = [name for name, (head, _) in rendered.items() if head.get("enabled") is False]
-    for name in off:  # `config(enabled=false)` in the model itself
-        del dbt_models[name], rendered[name]
-    reads = _reads(
-        {
-            m.table: convert_models.tables(r[1])
-            for m, r in zip(dbt_models.values(), rendered.values(), strict=True)
-        }
+    renderer = Renderer(
+        project, ref=_ref(dbt_models, seeds), source=_source(sources), report=report
     )
+    rendered = _render_all(dbt_models, renderer)
+    reads = _reads({dbt_models[n].table: convert_models.tables(r[1]) for n, r in rendered.items()})
     tests = Converter(renderer, report, _test_defaults(project), reads)
     rules = {m.table: _rules(m.entry, m.file, m.loc, m.table, tests) for m in dbt_models.values()}
     _singular_tests(project, renderer, tests)
@@ -107,8 +90,8 @@ def convert(root: Path) -> Conversion:
 
 
 def _properties(project: DbtProject, report: Report) -> list[YamlFile]:
-    """Every properties file under the model and seed paths; what headwater cannot take from
-    them (snapshots, exposures, metrics, unit tests) is flagged."""
+    """Every properties file under the model, seed and snapshot paths; what headwater cannot
+    take from them (snapshots, exposures, metrics) is flagged."""
     paths = (*project.model_paths, *project.seed_paths, *project.snapshot_paths)
     files = [read_yaml_file(project.root, p) for p in project.files(paths, ".yml", ".yaml")]
     for file in files:
@@ -173,6 +156,39 @@ def _flag_clashes(models: dict[str, DbtModel], report: Report) -> None:
                 f"{seen[model.table].shown} is also {model.table}; rename one of them",
             )
         seen[model.table] = model
+
+
+def _ref(models: dict[str, DbtModel], seeds: dict[str, Seed]) -> Callable[..., str | None]:
+    """dbt's `ref('name')` (or `ref('package', 'name')`): the table a model or seed becomes."""
+    tables = {name: f"seed.{name}" for name in seeds}
+    tables.update({name: m.table for name, m in models.items()})
+
+    def ref(*args: Any, **kwargs: Any) -> str | None:
+        name = kwargs.get("name") or (args[-1] if args else None)
+        return tables.get(str(name))
+
+    return ref
+
+
+def _source(sources: dict[tuple[str, str], Source]) -> Callable[..., str | None]:
+    """dbt's `source('s', 't')`: the raw table of the contract it becomes."""
+
+    def source(source_name: str, table_name: str) -> str | None:
+        found = sources.get((str(source_name), str(table_name)))
+        return f"raw.{found.contract}" if found else None
+
+    return source
+
+
+def _render_all(
+    models: dict[str, DbtModel], renderer: Renderer
+) -> dict[str, tuple[dict[str, Any], str]]:
+    """Every model's header and SQL; a model its own `config(enabled=false)` turns off is
+    dropped (from `models` too)."""
+    rendered = {name: _render(model, renderer) for name, model in models.items()}
+    for name in [n for n, (head, _) in rendered.items() if head.get("enabled") is False]:
+        del models[name], rendered[name]
+    return rendered
 
 
 def _render(model: DbtModel, renderer: Renderer) -> tuple[dict[str, Any], str]:
