@@ -426,6 +426,10 @@ def test_a_folder_an_import_did_not_write_is_refused_without_force(tmp_path: Pat
     assert_clean_error(hw("import", "dbt", str(dbt), str(out)), "not empty", "--force", code=2)
     assert hw("import", "dbt", str(dbt), str(out), "--force").code == 0
     assert (out / "notes.txt").read_text() == "mine" and (out / "IMPORT.md").exists()
+    # never into the dbt project itself, forced or not
+    outcome = hw("import", "dbt", str(dbt), str(dbt), "--force")
+    assert_clean_error(outcome, "would overwrite the dbt project", code=2)
+    assert (dbt / "models/staging/a.sql").read_text() == "select 1 as x"
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from pathlib import Path
 from headwater.change.dbt.convert import convert
 from headwater.change.dbt.output import write
 from headwater.change.dbt.report import REPORT_FILE, Finding, Report
+from headwater.errors import Location, SpecError
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ def import_dbt(project: Path, out: Path, *, force: bool = False) -> ImportResult
         SpecError: the dbt project cannot be read, or `out` is not a folder an import may
             write (naming the file, and the line where there is one).
     """
+    if out.resolve() == project.resolve():
+        raise SpecError(
+            "the headwater project would overwrite the dbt project's own files",
+            where=Location(str(out)),
+            hint="write it to another folder, e.g. a sibling of the dbt project",
+        )
     conversion = convert(project)
     write(conversion.files, out, force=force)
     return ImportResult(out, conversion.report, len(conversion.files))
