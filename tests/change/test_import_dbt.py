@@ -211,7 +211,9 @@ models:
       - dbt_expectations.expect_table_row_count_to_be_between:
           arguments: {min_value: 1, max_value: 1000}
       - dbt_utils.recency: {datepart: day, field: updated_at, interval: 3}
-      - dbt_utils.expression_is_true: {expression: "amount >= 0", config: {severity: warn}}
+      - dbt_utils.expression_is_true:
+          expression: "amount >= 0"
+          config: {severity: warn, where: "id > 0"}
     columns:
       - name: id
         description: The order id.
@@ -252,7 +254,8 @@ def test_tests_become_rules_with_severity_and_where(tmp_path: Path) -> None:
         "orders_recency": {"type": "freshness", "target": "updated_at", "threshold": "3 days"},
         "orders_expression_is_true": {
             "type": "custom_sql", "target": "*", "severity": "warn",
-            "sql": "select * from this where not (amount >= 0)",
+            "sql": "SELECT * FROM (SELECT * FROM this WHERE id > 0) AS this "
+                   "WHERE NOT (amount >= 0)",
         },
         "id_unique": {"type": "uniqueness", "target": "id"},
         "id_not_null": {"type": "not_null", "target": "id"},
@@ -276,7 +279,7 @@ def test_tests_become_rules_with_severity_and_where(tmp_path: Path) -> None:
         },
     }  # fmt: skip
     assert unconverted(conversion) == [
-        ("models/staging/schema.yml:25", "test `dbt_utils.not_constant`")
+        ("models/staging/schema.yml:27", "test `dbt_utils.not_constant`")
     ]
 
 
@@ -292,7 +295,10 @@ def test_a_relationship_to_a_downstream_model_is_checked_from_there(tmp_path: Pa
                     columns:
                       - name: customer_id
                         data_tests:
-                          - relationships: {to: ref('customers'), field: id}
+                          - relationships:
+                              to: ref('customers')
+                              field: id
+                              config: {where: "customer_id > 0"}
             """,
         },
     )
@@ -300,8 +306,9 @@ def test_a_relationship_to_a_downstream_model_is_checked_from_there(tmp_path: Pa
     [rule] = spec(conversion, "models/marts/customers.yml")["rules"]
     assert rule["name"] == "orders_customer_id_relationships"
     assert rule["sql"] == (
-        "select child.* from marts.orders as child where child.customer_id is not null "
-        "and not exists (select 1 from this where this.id = child.customer_id)"
+        "SELECT child.* FROM (SELECT * FROM marts.orders WHERE customer_id > 0) AS child "
+        "WHERE NOT child.customer_id IS NULL "
+        "AND NOT EXISTS(SELECT 1 FROM this WHERE this.id = child.customer_id)"
     )
 
 

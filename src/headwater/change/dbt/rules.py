@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import sqlglot
 from pydantic import ValidationError
+from sqlglot import exp
 
 from headwater.change.dbt.jinja import Renderer
 from headwater.change.dbt.layout import YamlFile
@@ -117,7 +119,9 @@ class Converter:
         owner = body.pop("_on", site.table)
         taken = self.taken.setdefault(owner, set())
         name = _name(test, site, taken, body.pop("name", None))
-        rule = {"name": name, **body, **self._config(test, site, body)}
+        scope = site.table if owner != site.table else "this"  # the rows `where` filters
+        config = self._config(test, site, body, scope)
+        rule = {"name": name, **body, **config}
         try:
             Rule.model_validate(rule)
         except ValidationError as err:
@@ -132,16 +136,19 @@ class Converter:
             return None
         return rule
 
-    def _config(self, test: Test, site: Site, body: dict[str, Any]) -> dict[str, Any]:
+    def _config(self, test: Test, site: Site, body: dict[str, Any], scope: str) -> dict[str, Any]:
+        """Severity and `where` (into a custom_sql query's `scope` table); thresholds other
+        than dbt's default are flagged."""
         config = {**self.defaults, **test.config}
         out: dict[str, Any] = {}
         if str(config.get("severity", "error")).lower() == "warn":
             out["severity"] = "warn"
         where = config.get("where")
+        where = self.renderer.render_text(str(where), site.file.path) if where else None
         if where and body["type"] != "custom_sql":
-            out["where"] = self.renderer.render_text(str(where), site.file.path)
+            out["where"] = where
         elif where:
-            body["sql"] = body["sql"].replace(" where ", f" where ({where}) and ", 1)
+            body["sql"] = _scoped(body["sql"], scope, where)
         for key in ("warn_if", "error_if"):
             if str(config.get(key, _DEFAULT_IF)).replace(" ", "") != "!=0":
                 self.report.flag(
@@ -157,6 +164,24 @@ class Converter:
         """The table a `to: ref('x')` names, or None (flagged) when it cannot be resolved."""
         text = self.renderer.expression(str(expression), site.file.path)
         return None if "{{" in text else text
+
+
+def _scoped(sql: str, table: str, where: str) -> str:
+    """`sql` reading only the rows of `table` that `where` keeps (dbt's `where` config
+    filters the model under test before the test's query runs).
+
+    >>> _scoped("select * from this where not (a > 0)", "this", "b = 1")
+    'SELECT * FROM (SELECT * FROM this WHERE b = 1) AS this WHERE NOT (a > 0)'
+    """
+    tree = sqlglot.parse_one(sql, dialect="duckdb")
+    condition = sqlglot.parse_one(where, dialect="duckdb")
+    for found in list(tree.find_all(exp.Table)):
+        if ".".join(p for p in (found.db, found.name) if p) != table:
+            continue
+        alias = found.alias or found.name
+        rows = exp.select("*").from_(exp.table_(found.name, found.db or None)).where(condition)
+        found.replace(rows.subquery(alias))
+    return tree.sql(dialect="duckdb")
 
 
 def _read(entry: Any) -> Test | None:
