@@ -353,6 +353,10 @@ def test_sources_become_contracts_with_a_connector_or_a_flagged_stub(tmp_path: P
                         identifier: crm_customers
                   - name: crm
                     tables: [{name: customers}]
+                  - name: web
+                    tables:
+                      - name: events
+                        meta: {external_location: "/exports/events/*.JSONL.gz"}
             """,
         },
     )
@@ -370,6 +374,9 @@ def test_sources_become_contracts_with_a_connector_or_a_flagged_stub(tmp_path: P
     assert spec(conversion, "contracts/crm_customers.yml")["connector"]["path"] == (
         "data/crm/customers/*.csv"
     )
+    assert spec(conversion, "contracts/events.yml")["connector"] == {
+        "kind": "files", "path": "/exports/events/*.JSONL.gz", "format": "jsonl",
+    }  # fmt: skip
     assert unconverted(conversion) == [
         ("models/staging/sources.yml:7", "source table `shop.customers`"),
         ("models/staging/sources.yml:10", "source `crm.customers`"),

@@ -19,6 +19,7 @@ from headwater.contracts.specs import sql_type
 
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
 _FORMATS |= {".ndjson": "jsonl", ".json": "jsonl"}
+_COMPRESSED = {".gz", ".zst", ".bz2"}
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _connector(
     if isinstance(location, str):
         path = _location(location.replace("{name}", identifier), project.root)
     if path is not None:
-        return {"kind": "files", "path": path, "format": _FORMATS[PurePosixPath(path).suffix]}
+        return {"kind": "files", "path": path, "format": _format(path)}
     stub = f"data/{source.source}/{source.table}/*.csv"
     what = (
         f"`external_location: {location}` is not a file path headwater reads"
@@ -126,11 +127,19 @@ def _connector(
 def _location(text: str, root: Path) -> str | None:
     """A file location headwater's files connector reads, absolute (a relative one is relative
     to the dbt project), or None for what is not a plain path (`read_csv(...)`, a table)."""
-    if "(" in text or PurePosixPath(text).suffix.lower() not in _FORMATS:
+    if "(" in text or _format(text) is None:
         return None
     if "://" in text or text.startswith("/"):
         return text
     return (root / text).resolve().as_posix()
+
+
+def _format(path: str) -> str | None:
+    """The files connector's format of `path` by its extension (`.csv.gz` is csv)."""
+    suffixes = [s.lower() for s in PurePosixPath(path).suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSED:
+        suffixes.pop()
+    return _FORMATS.get(suffixes[-1]) if suffixes else None
 
 
 def _typed_columns(entry: dict[str, Any]) -> list[dict[str, Any]]:
