@@ -66,11 +66,11 @@ def test_demo_runs_end_to_end_and_a_second_run_changes_nothing(tmp_path: Path) -
     first = headwater("run", "-p", str(root))
     out = first.stdout
     assert "raw.events" in out and "199,997" in out  # rows per raw table
-    assert "Zones now hold — raw: 225,996 rows · clean: 225,993 rows · marts:" in out
+    assert "Zones now hold — raw: 225,996 rows · seed: 8 rows · clean: 225,993 rows · marts:" in out
     assert "malformed JSON: not a JSON object" in out  # a quarantined record with its reason
     assert "unknown field(s) debug (evolution: freeze)" in out
     assert "customers_email_format" in out and "warn" in out  # rule results
-    assert "11/19 rules passed" in out
+    assert "12/20 rules passed" in out
     raw_before, tables_before = raw_rows(root), warehouse(root)
     second = headwater("run", "-p", str(root))
     assert "0 rows landed, 0 quarantined, 0 models built" in second.stdout

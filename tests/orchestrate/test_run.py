@@ -60,7 +60,9 @@ def test_full_run_lands_quarantines_builds_and_checks(built_shop: Any) -> None:
         "raw.customers": 1,
         "raw.events": 3,
         "raw.orders": 2,
+        "seed.countries": 0,
     }
+    assert landed["seed.countries"].rows == 8
     assert landed["raw.orders"].reasons == {
         "amount: cannot cast '12,50' to DECIMAL(12, 2)": 1,
         "customer_id: required value is missing": 1,
