@@ -185,6 +185,16 @@ CASES = [
         2,
     ),
     Case(
+        # `{{ f(x) }}` is also a DuckDB struct literal: it must be refused, not run
+        "dbt-macro-call",
+        {
+            DAILY_SQL: "select\n  {{ dbt_utils.star('clean.orders') }}, count(*) as n\n"
+            "from clean.orders\n"
+        },
+        (f"{DAILY_SQL}:2", "plain SQL", "write out the SQL the template would make"),
+        2,
+    ),
+    Case(
         "dbt-for-loop",
         {
             DAILY_SQL: "select\n{% for s in ['paid'] %}count(*) as n_{{ s }}{% endfor %}\n"

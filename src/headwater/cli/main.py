@@ -22,6 +22,7 @@ from rich.tree import Tree
 
 from headwater.cli import render
 from headwater.cli.gc import gc
+from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
 from headwater.cli.testing import run_model_tests
 from headwater.errors import HeadwaterError, SpecError
@@ -212,6 +213,7 @@ def dag(project: ProjectDir = Path(".")) -> None:
 app.command()(lineage)
 app.command()(gc)
 app.command(name="test")(run_model_tests)
+app.add_typer(importer, name="import")
 
 
 @app.command()

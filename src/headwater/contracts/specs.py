@@ -223,7 +223,8 @@ class Rule(Spec):
             try:
                 query = sqlglot.parse_one(value, dialect="duckdb")
             except sqlglot.errors.ParseError as err:
-                raise ValueError(f"is not SQL: {err.errors[0]['description']}") from None
+                why = err.errors[0]["description"] if err.errors else "no statement in it"
+                raise ValueError(f"is not SQL: {why}") from None
             if not isinstance(query, exp.Query):
                 raise ValueError("must be a SELECT returning the failing rows")
         return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -285,6 +286,19 @@ def _refuse_jinja(text: str, shown: str) -> None:
     )
 
 
+def _braces_outside_strings(text: str) -> bool:
+    """Whether `{{` opens outside a string literal or comment (no DuckDB struct starts so)."""
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("duckdb").tokenize(text)
+    except sqlglot.errors.TokenError:
+        return False  # the parser reports it
+    brace = sqlglot.tokens.TokenType.L_BRACE
+    return any(
+        a.token_type is brace and b.token_type is brace and b.start == a.end + 1
+        for a, b in itertools.pairwise(tokens)
+    )
+
+
 def _header(text: str, shown: str) -> ModelConfig:
     match = _HEADER.match(text)
     if not match:
@@ -294,6 +308,8 @@ def _header(text: str, shown: str) -> ModelConfig:
 
 
 def _query(text: str, shown: str) -> exp.Query:
+    if "{{" in text and _braces_outside_strings(text):
+        _refuse_jinja(text, shown)  # `{{ x }}` parses as DuckDB struct literals: refuse it first
     try:
         statements = [s for s in sqlglot.parse(text, dialect="duckdb") if s is not None]
     except sqlglot.errors.TokenError as err:  # an unterminated string or comment
