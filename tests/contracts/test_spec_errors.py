@@ -51,7 +51,12 @@ def _overlaid(case: str) -> set[str]:
 def test_example_project_loads(tmp_path: Path) -> None:
     project = load_project(_project(tmp_path))
 
-    assert set(project.contracts) == {"customers", "events", "orders"}
+    assert {c.table for c in project.contracts.values()} == {
+        "raw.customers",
+        "raw.events",
+        "raw.orders",
+        "seed.countries",
+    }
     assert "marts.funnel_daily" in project.models
 
 
