@@ -165,3 +165,22 @@ def test_column_lineage_reaches_a_seeds_inferred_columns(root: Path) -> None:
     output = _ok(root, "lineage", "marts.by_country.people")
     assert "seed.countries.population" in output
     assert "warning" not in output and "Unknown" not in output
+
+
+def test_a_model_test_reads_a_seeds_columns_from_its_file(root: Path) -> None:
+    """Nothing loaded yet and no sidecar: the seed's columns are those its file gives, so a
+    test's input rows may name only some of them."""
+    write(
+        root,
+        "tests/by_country.yml",
+        """\
+        scales_population:
+          model: marts.by_country
+          inputs:
+            seed.countries:
+              - {name: France, population: 2}
+          expected:
+            - {name: France, people: 2000000}
+        """,
+    )
+    assert "1 passed" in _ok(root, "test")

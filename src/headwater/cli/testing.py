@@ -22,6 +22,7 @@ from rich.text import Text
 
 from headwater.contracts.tests_spec import ModelTestCase, discover_tests, load_tests
 from headwater.errors import HeadwaterError, Location, SpecError
+from headwater.ingest import with_columns
 from headwater.models.testing import Diff, ModelTester, ModelTestResult
 from headwater.project import Project, load_project
 
@@ -51,7 +52,14 @@ def run_model_tests(
     if not cases:
         out.print("no model tests: write them in tests/<name>.yml (see `headwater init`)")
         return
-    tester = ModelTester(loaded.models, loaded.contracts)
+    try:  # a seed's columns, when it declares none, are those its file gives
+        contracts = {
+            name: with_columns(c, root=loaded.root) if c.zone == "seed" else c
+            for name, c in loaded.contracts.items()
+        }
+    except HeadwaterError as error:
+        _fail(err, error, debug=debug)
+    tester = ModelTester(loaded.models, contracts)
     try:
         try:
             for case in cases:  # every test is checked before any runs

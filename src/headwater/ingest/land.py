@@ -480,6 +480,21 @@ def _inferred(contract: Contract, parts: Iterator[Part]) -> tuple[Contract, Iter
     return contract.model_copy(update={"columns": columns}), itertools.chain([first], parts)
 
 
+def with_columns(
+    contract: Contract, *, root: Path, environ: Mapping[str, str] | None = None
+) -> Contract:
+    """`contract` with every column its source's first part has: those it declares as
+    declared, the others as landing would infer them (what `headwater test` needs of a seed
+    nobody has loaded yet, whose sidecar may declare some columns or none)."""
+    secrets = Secrets(os.environ if environ is None else environ)
+    reader = open_reader(contract.connector, root=root, state=State(), secrets=secrets)
+    bare = contract.model_copy(update={"columns": []})
+    inferred, _ = _inferred(bare, reader.parts())
+    declared = {c.name for c in contract.columns}
+    extra = [c for c in inferred.columns if c.name not in declared]
+    return contract.model_copy(update={"columns": [*contract.columns, *extra]})
+
+
 def _table_properties(contract: Contract) -> dict[str, str]:
     """What the raw table records of its contract: privacy, PII tags and the schema pinned
     under the contract's schema_version (declared or inferred)."""
