@@ -165,6 +165,8 @@ def test_column_lineage_reaches_a_seeds_inferred_columns(root: Path) -> None:
     output = _ok(root, "lineage", "marts.by_country.people")
     assert "seed.countries.population" in output
     assert "warning" not in output and "Unknown" not in output
+    output = _ok(root, "lineage", "seed.countries.population", "--downstream")
+    assert "marts.by_country.people" in output
 
 
 def test_a_model_test_reads_a_seeds_columns_from_its_file(root: Path) -> None:

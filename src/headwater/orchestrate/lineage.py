@@ -86,8 +86,9 @@ def lineage_of(
     url = project_catalog_url(project)
     catalog = Catalog(url)
     try:
-        found = record_lineage(project, catalog, pinned_columns(project, url))
-        table, column = _target(target, project, found)
+        pinned = pinned_columns(project, url)
+        found = record_lineage(project, catalog, pinned)
+        table, column = _target(target, project, found, pinned)
         return column_tree(catalog, table, column, project, downstream=downstream), found
     finally:
         catalog.close()
@@ -128,9 +129,12 @@ def _hops(
     return {key: sorted(set(found)) for key, found in out.items()}
 
 
-def _target(target: str, project: Project, found: Lineage) -> tuple[str, str]:
+def _target(
+    target: str, project: Project, found: Lineage, pinned: dict[str, dict[str, str]]
+) -> tuple[str, str]:
     """`marts.events_daily.event_count` → (`marts.events_daily`, `event_count`), checked."""
-    columns: dict[str, list[str]] = {t: list(cols) for t, cols in raw_schema(project).items()}
+    schema = raw_schema(project, pinned)
+    columns: dict[str, list[str]] = {t: list(cols) for t, cols in schema.items()}
     columns.update({name: m.outputs for name, m in found.models.items()})
     if target in columns or target in project.models:
         raise SpecError(
