@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,17 +130,15 @@ def test_columns_of_a_model_read_by_another_model(example: tuple[Project, Lineag
     assert "raw.events.occurred_at" in chain(lineage, "marts.funnel_daily", "day")
 
 
-def test_tracing_the_example_is_fast(example: tuple[Project, Lineage]) -> None:
+def test_tracing_again_reuses_what_is_known(example: tuple[Project, Lineage]) -> None:
+    """A second trace with the first one's results traces nothing again (its speed is
+    measured in bench/lineage, not asserted here)."""
     project, _ = example
     schema = raw_schema(project)
-    started = time.perf_counter()
     lineage = trace(project.models, schema, order=project.dag.order)
-    cold = time.perf_counter() - started
-    started = time.perf_counter()
+    assert sorted(lineage.traced) == sorted(project.models)
     again = trace(project.models, schema, order=project.dag.order, known=lineage.models)
-    warm = time.perf_counter() - started
     assert again.traced == [] and again.models == lineage.models
-    assert cold < 1.0 and warm < 0.05  # ~40 ms and ~0.1 ms measured; generous for slow CI
 
 
 # queries written for the test
