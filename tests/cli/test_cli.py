@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,29 @@ def test_dag_status_and_schema(project: Path, tmp_path: Path) -> None:
         contract["properties"]
     )
     assert "name" not in contract["properties"]
+
+
+def test_status_answers_while_another_process_writes_the_warehouse(project: Path) -> None:
+    """`status` reads the catalog only: a writer holding the warehouse does not stop it."""
+    warehouse = project / ".headwater" / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+            "sys.stdin.read()",
+            str(warehouse),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        code, out = hw("status", "-p", str(project))
+        assert code == 0 and "success" in out, out
+    finally:
+        holder.communicate("", timeout=30)
 
 
 def test_a_bad_project_gives_one_line_and_exit_2(tmp_path: Path) -> None:

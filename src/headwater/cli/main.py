@@ -221,8 +221,19 @@ def status(
     project: ProjectDir = Path("."), limit: Annotated[int, typer.Option(help="How many runs.")] = 10
 ) -> None:
     """Show recent runs."""
-    with _errors(), _opened(project) as (_, stores):
-        runs = stores.catalog.recent_runs(limit)
+    from headwater.orchestrate.stores import project_catalog_url, project_secrets
+    from headwater.zones.catalog import Catalog
+
+    with _errors():
+        loaded = load_project(project)
+        # the catalog is all it reads: no warehouse (another process may be writing it)
+        secrets = project_secrets(loaded)
+        _state["scrub"] = secrets.scrub
+        catalog = Catalog(project_catalog_url(loaded, secrets), scrub=secrets.scrub)
+        try:
+            runs = catalog.recent_runs(limit)
+        finally:
+            catalog.close()
     _console().print(render.runs_table(runs))
 
 
