@@ -125,6 +125,9 @@ def test_the_gc_command(tmp_path: Path) -> None:
     assert dry.code == 0, dry
     assert json.loads(dry.output)["removed"][0]["path"].endswith("stray.parquet")
     assert stray.exists()
+    wrong = hw(root, "gc", "--format", "yamlx")  # refused before anything is removed
+    assert wrong.code == 2 and "expected table or json" in wrong.output, wrong
+    assert stray.exists()
     kept = hw(root, "gc", "--grace", "3h")
     assert kept.code == 0 and "removed 0" in kept.output, kept
     done = hw(root, "gc")

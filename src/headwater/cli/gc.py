@@ -32,13 +32,14 @@ def gc(
     # main registers this command: what it needs is imported when it runs (`--help` stays fast)
     import os
 
-    from headwater.cli.main import _console, _errors, _print_json
+    from headwater.cli.main import _check_format, _console, _errors, _print_json
     from headwater.contracts.secrets import Secrets
     from headwater.contracts.thresholds import parse_duration
     from headwater.orchestrate.stores import project_catalog_url
     from headwater.project import load_project
     from headwater.zones.lake import Lake
 
+    _check_format(fmt)  # before anything is removed
     try:
         grace_s = parse_duration(grace)
     except ValueError as err:
