@@ -21,7 +21,7 @@ from headwater.change.dbt.jinja import Renderer
 from headwater.change.dbt.layout import DbtProject, YamlFile, read_project, read_yaml_file
 from headwater.change.dbt.models import DbtModel, zone_of
 from headwater.change.dbt.report import REPORT_FILE, Report
-from headwater.change.dbt.rules import Converter, Site
+from headwater.change.dbt.rules import Converter, Site, unique_name
 from headwater.change.dbt.sources import (
     Seed,
     Source,
@@ -358,7 +358,11 @@ def _singular_tests(project: DbtProject, renderer: Renderer, tests: Converter) -
             )
             continue
         taken = tests.taken.setdefault(owner, set())
-        rule = {"name": _unique_name(path.stem, taken), "type": "custom_sql", "target": "*"}
+        rule = {
+            "name": unique_name(path.stem, taken, fallback="singular_test"),
+            "type": "custom_sql",
+            "target": "*",
+        }
         if str(rendered.config.get("severity", "error")).lower() == "warn":
             rule["severity"] = "warn"
         try:
@@ -371,16 +375,6 @@ def _singular_tests(project: DbtProject, renderer: Renderer, tests: Converter) -
             continue
         taken.add(rule["name"])
         tests.moved.setdefault(owner, []).append(rule)
-
-
-def _unique_name(stem: str, taken: set[str]) -> str:
-    base = re.sub(r"\W+", "_", stem).strip("_") or "singular_test"
-    base = base if not base[0].isdigit() else f"t_{base}"
-    name, n = base, 1
-    while name in taken:
-        n += 1
-        name = f"{base}_{n}"
-    return name
 
 
 def _flag_other_files(project: DbtProject, report: Report) -> None:

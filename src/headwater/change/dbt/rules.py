@@ -218,8 +218,12 @@ def _split(name: str, given: dict[str, Any]) -> Test:
 def _name(test: Test, site: Site, taken: set[str], chosen: str | None) -> str:
     """A rule name: the test's own `name:`, else `<column>_<test>` (or `<table>_<test>`)."""
     given = test.config.get("name") or chosen
-    base = str(given) if given else f"{site.column or site.short}_{test.short}"
-    base = re.sub(r"\W+", "_", base).strip("_") or "rule"
+    return unique_name(str(given) if given else f"{site.column or site.short}_{test.short}", taken)
+
+
+def unique_name(text: str, taken: set[str], *, fallback: str = "rule") -> str:
+    """`text` as an identifier no name in `taken` has (`_2`, `_3`, … when it is taken)."""
+    base = re.sub(r"\W+", "_", text).strip("_") or fallback
     base = base if not base[0].isdigit() else f"t_{base}"
     name, n = base, 1
     while name in taken:
