@@ -81,7 +81,7 @@ def test_an_older_project_is_made_private_when_opened(tmp_path: Path) -> None:
     with umask(0o022):
         run_twice(root)
         write(root, "headwater.yml", SETTINGS)
-        outcome = hw(root, "status")
+        outcome = hw(root, "check")  # any command that opens the stores
     assert outcome.code == 0, outcome
     found = modes(root / ".headwater")
     assert {m for n, m in found.items() if (root / ".headwater" / n).is_dir()} == {0o700}
