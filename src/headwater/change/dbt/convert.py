@@ -25,6 +25,7 @@ from headwater.change.dbt.rules import Converter, Site, unique_name
 from headwater.change.dbt.sources import (
     Seed,
     Source,
+    attach,
     collect_seeds,
     collect_sources,
     contract,
@@ -125,21 +126,8 @@ def _models(project: DbtProject, files: list[YamlFile], report: Report) -> dict[
                 f"not an identifier: imported as {zone_of(relative)}.{name}",
             )
         out[path.stem] = DbtModel(name, path, shown, zone_of(relative), config)
-    for file in files:
-        entries = file.data.get("models") if isinstance(file.data, dict) else None
-        for i, entry in enumerate(entries or []):
-            model = out.get(str(entry.get("name"))) if isinstance(entry, dict) else None
-            if model is None:
-                name = entry.get("name", "?") if isinstance(entry, dict) else entry
-                report.flag(
-                    file.path,
-                    file.line(("models", i)),
-                    f"model `{name}`",
-                    "no model file of this name; its docs and tests are not imported",
-                )
-                continue
-            model.entry, model.file, model.loc = entry, file, ("models", i)
-            model.config = {**model.config, **(entry.get("config") or {})}
+    missing = "no model file of this name; its docs and tests are not imported"
+    attach(files, "models", {identifier(k): m for k, m in out.items()}, report, missing=missing)
     enabled = {n: m for n, m in out.items() if m.config.get("enabled", True) is not False}
     _flag_clashes(enabled, report)
     return dict(sorted(enabled.items()))

@@ -8,6 +8,7 @@ is the whole table at each read, so its contract loads with `load: snapshot`, as
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -182,20 +183,30 @@ def collect_seeds(project: DbtProject, files: list[YamlFile], report: Report) ->
             )
             continue
         out[name] = Seed(name, path, project.seed_config(path.relative_to(base)))
-    for file in files:
-        for i, entry in enumerate(_entries(file.data, "seeds")):
-            seed = out.get(identifier(str(entry["name"])))
-            if seed is None:
-                report.flag(
-                    file.path,
-                    file.line(("seeds", i)),
-                    f"seed `{entry['name']}`",
-                    "no seed file of this name; remove the entry",
-                )
-                continue
-            seed.entry, seed.file, seed.loc = entry, file, ("seeds", i)
-            seed.config = {**seed.config, **(entry.get("config") or {})}
+    attach(files, "seeds", out, report, missing="no seed file of this name; remove the entry")
     return out
+
+
+def attach(
+    files: Iterable[YamlFile],
+    key: str,
+    found: Mapping[str, Any],
+    report: Report,
+    *,
+    missing: str,
+) -> None:
+    """Give each model or seed in `found` (by identifier) its entry of the YAML files' `key:`
+    list — the entry, where it is, its config over the project's; an entry naming nothing
+    found is flagged with `missing`."""
+    for file in files:
+        for i, entry in enumerate(_entries(file.data, key)):
+            item = found.get(identifier(str(entry["name"])))
+            if item is None:
+                what = f"{key.removesuffix('s')} `{entry['name']}`"
+                report.flag(file.path, file.line((key, i)), what, missing)
+                continue
+            item.entry, item.file, item.loc = entry, file, (key, i)
+            item.config = {**item.config, **(entry.get("config") or {})}
 
 
 def seed_spec(seed: Seed, project: DbtProject, report: Report) -> dict[str, Any]:
