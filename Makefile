@@ -31,9 +31,10 @@ demo: $(VENV)/.installed
 	@echo "  $(BIN)/headwater check -p $(DEMO)"
 	@echo "  duckdb $(DEMO)/.headwater/warehouse.duckdb   (models are plain views and tables)"
 
-## test: install the dev dependencies and run the whole suite (lint included)
+## test: install the dev dependencies and run the whole suite (lint and types included)
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed

@@ -45,3 +45,16 @@ def built_shop(
     report = run(project, stores, now=NOW)
     yield project, stores, report
     stores.close()
+
+
+@pytest.fixture(params=["duckdb", "recording"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The engine a conformance test runs every project on: DuckDB, and DuckDB behind a
+    dialect of another name that records what it is sent (tests/engines.py). A new engine
+    adds a parameter here."""
+    from tests.engines import engine_named, text_statements
+
+    with engine_named(request.param, monkeypatch) as log:
+        yield request.param
+    assert request.param != "recording" or log, "the recording engine was never opened"
+    assert not text_statements(log), f"sent as text, not as ASTs: {text_statements(log)[:3]}"

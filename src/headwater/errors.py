@@ -1,6 +1,7 @@
 """Every error headwater raises, on two axes: what went wrong and whether a retry can help.
 
     HeadwaterError                 base; `retryable` says whether trying again may succeed
+    ├── UsageError                 a command's argument names nothing there is (exit 2)
     ├── SpecError                  a project file is wrong (YAML, contract, model header, rule)
     │   └── ModelError             a model's SQL is wrong: syntax, cycle, unknown table/column
     ├── DataError                  records break their contract beyond what quarantine absorbs
@@ -10,7 +11,13 @@
     │   └── TransientSourceError   ... but may be readable on retry (timeouts, 5xx)   retryable
     └── UserCodeError              the user's own Python raised; reported as theirs, not ours
 
-Each error carries a `where` (file, line, field) so the CLI prints one line a user can act on.
+Each error carries a `where` (file, line, field) so the CLI prints one line a user can act on,
+and an `exit_code`, the CLI's exit status when it stops a command:
+
+    0   done                    1   ran, and something failed (a model, a rule, an ingest)
+    2   usage: a wrong flag     3   the project is wrong: fix a file (SpecError)
+    4   a store or source cannot be reached or read
+    75  temporary: the same command may succeed later (`retryable`, EX_TEMPFAIL)
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ class HeadwaterError(Exception):
     """Base of every error headwater raises on purpose."""
 
     retryable = False
+    exit_code = 1
 
     def __init__(self, message: str, *, where: Location | None = None, hint: str | None = None):
         self.message = message
@@ -51,8 +59,17 @@ class HeadwaterError(Exception):
         return f"{text}; {self.hint}" if self.hint else text
 
 
+class UsageError(HeadwaterError):
+    """A command's argument or option names nothing there is (`-k` matching no test, a
+    lineage target that is no column)."""
+
+    exit_code = 2
+
+
 class SpecError(HeadwaterError):
     """A project file (settings, contract, model header, sidecar, rule) is invalid."""
+
+    exit_code = 3
 
 
 class ModelError(SpecError):
@@ -71,16 +88,29 @@ class StoreError(HeadwaterError):
     """A store `headwater.yml` names (catalog, lake, warehouse) cannot be opened or created:
     an unwritable path, a file where a folder belongs, a database refusing connections."""
 
+    exit_code = 4
+
 
 class SourceError(HeadwaterError):
     """A source cannot be read."""
+
+    exit_code = 4
 
 
 class TransientSourceError(SourceError):
     """A source failed in a way a retry may fix (timeout, connection reset, 5xx)."""
 
     retryable = True
+    exit_code = 75
 
 
 class UserCodeError(HeadwaterError):
     """The user's own code (a Python model, a custom check) raised."""
+
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def exit_code(err: BaseException) -> int:
+    """The CLI's exit status for `err` (see the table above)."""
+    return err.exit_code if isinstance(err, HeadwaterError) else EXIT_FAILED

@@ -281,9 +281,10 @@ def _check_rule_tables(
         if rule.to and rule.to.count(".") == 2:
             table, column = rule.to.rsplit(".", 1)
             _known_table(root, file, ("rules", index, "to"), table, outputs)
-            if outputs.get(table) is not None:
+            found = outputs.get(table)
+            if found is not None:
                 where = (file, ("rules", index, "to"))
-                _known_column(root, where, rule.name, table, column, outputs[table])
+                _known_column(root, where, rule.name, table, column, found)
 
 
 def _check_config_columns(root: Path, model: Model, columns: tuple[str, ...]) -> None:

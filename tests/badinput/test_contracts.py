@@ -488,7 +488,7 @@ def test_bad_contracts_give_one_located_line(tmp_path: Path, case: Case) -> None
 
     outcome = hw(root, "run")
 
-    assert_clean_error(outcome, case.file, *case.names, code=2)
+    assert_clean_error(outcome, case.file, *case.names, code=3)
     assert outcome.output.startswith("error: ") and len(outcome.output) < 600, outcome
 
 

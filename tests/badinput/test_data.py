@@ -921,4 +921,4 @@ def test_bad_connector_option(tmp_path: Path, options: dict[str, str], field_nam
     root = probe_project(tmp_path / "probe")
     orders_contract(**options)(root)
     outcome = hw(root, "run")
-    assert_clean_error(outcome, "contracts/orders.yml:6", field_name, code=2)
+    assert_clean_error(outcome, "contracts/orders.yml:6", field_name, code=3)

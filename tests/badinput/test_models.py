@@ -22,7 +22,7 @@ class Case:
     id: str
     files: dict[str, str | bytes]
     expect: tuple[str, ...]  # each must appear in the message
-    code: int | None = None  # 2: refused when the project loads; 1: the run failed
+    code: int | None = None  # 3: refused when the project loads; 1: the run failed
     removed: tuple[str, ...] = field(default=())
 
 
@@ -44,75 +44,75 @@ CASES = [
         "sql-syntax",
         {ORDERS_SQL: HEADER + "select order_id, status\nfrom raw.orders where\n"},
         (ORDERS_SQL, "SQL syntax error"),
-        2,
+        3,
     ),
     Case(
         "sql-unclosed-paren",
         {ORDERS_SQL: HEADER + "select (order_id from raw.orders\n"},
         (ORDERS_SQL, "syntax"),
-        2,
+        3,
     ),
     Case(
         "sql-unterminated-string",
         {ORDERS_SQL: HEADER + "select 'abc from raw.orders\n"},
         (ORDERS_SQL,),
-        2,
+        3,
     ),
     Case(
         "sql-two-statements",
         {ORDERS_SQL: HEADER + SELECT + ";\nselect 1 as x from raw.orders;\n"},
         (ORDERS_SQL, "one SELECT statement, found 2"),
-        2,
+        3,
     ),
-    Case("sql-empty-file", {ORDERS_SQL: ""}, (ORDERS_SQL, "found 0"), 2),
+    Case("sql-empty-file", {ORDERS_SQL: ""}, (ORDERS_SQL, "found 0"), 3),
     Case(
         "sql-only-comments",
         {ORDERS_SQL: "-- nothing here\n/* still nothing */\n"},
         (ORDERS_SQL, "found 0"),
-        2,
+        3,
     ),
     Case(
         "sql-drop-table",
         {ORDERS_SQL: "drop table raw.orders\n"},
         (ORDERS_SQL, "a model is a SELECT statement, found DROP"),
-        2,
+        3,
     ),
     Case(
         "sql-insert",
         {ORDERS_SQL: "insert into raw.orders values (1)\n"},
         (ORDERS_SQL, "found INSERT"),
-        2,
+        3,
     ),
-    Case("sql-delete", {ORDERS_SQL: "delete from raw.orders\n"}, (ORDERS_SQL, "found DELETE"), 2),
+    Case("sql-delete", {ORDERS_SQL: "delete from raw.orders\n"}, (ORDERS_SQL, "found DELETE"), 3),
     Case(
         "sql-unknown-table",
         {ORDERS_SQL: "select * from raw.order\n"},
         (f"{ORDERS_SQL}:1", "unknown table 'raw.order'", "did you mean 'raw.orders'?"),
-        2,
+        3,
     ),
     Case(
         "sql-table-without-zone",
         {ORDERS_SQL: "select *\nfrom orders\n"},
         (f"{ORDERS_SQL}:2", "table 'orders' has no zone"),
-        2,
+        3,
     ),
     Case(
         "sql-unknown-zone",
         {ORDERS_SQL: "select * from staging.orders\n"},
         (ORDERS_SQL, "unknown table 'staging.orders'", "did you mean"),
-        2,
+        3,
     ),
     Case(
         "sql-self-reference",
         {ORDERS_SQL: "select * from clean.orders\n"},
         (ORDERS_SQL, "dependency cycle"),
-        2,
+        3,
     ),
     Case(
         "sql-two-model-cycle",
         {ORDERS_SQL: "select * from marts.orders_daily\n"},
         ("dependency cycle", "clean.orders", "marts.orders_daily"),
-        2,
+        3,
     ),
     Case(
         "sql-three-model-cycle",
@@ -122,7 +122,7 @@ CASES = [
             "models/marts/loop_b.sql": "select * from marts.loop_a\n",
         },
         ("dependency cycle", "marts.loop_a", "marts.loop_b"),
-        2,
+        3,
     ),
     Case(
         "sql-unknown-column-at-build",
@@ -146,21 +146,21 @@ CASES = [
         "sql-not-utf8",
         {ORDERS_SQL: HEADER.encode() + b"select '\xff' as x from raw.orders\n"},
         (f"{ORDERS_SQL}:5", "not UTF-8", "0xff"),
-        2,
+        3,
     ),
     Case(
         "sql-latin1",
         {ORDERS_SQL: "select 'caf\xe9' as x from raw.orders\n".encode("latin-1")},
         (f"{ORDERS_SQL}:1", "not UTF-8"),
-        2,
+        3,
     ),
     Case(
         "sql-unknown-parameter",
         {ORDERS_SQL: "select * from raw.orders where order_id > :min_id\n"},
         (ORDERS_SQL, "unknown parameter :min_id"),
-        2,
+        3,
     ),
-    Case("sql-binary-junk", {ORDERS_SQL: bytes(range(256))}, (ORDERS_SQL,), 2),
+    Case("sql-binary-junk", {ORDERS_SQL: bytes(range(256))}, (ORDERS_SQL,), 3),
     # --- a dbt model, as it was written for dbt ---------------------------------------------
     Case(
         "dbt-ref",
@@ -170,19 +170,19 @@ CASES = [
             "plain SQL",
             "write the table's name, e.g. clean.orders, instead of {{ ref('orders') }}",
         ),
-        2,
+        3,
     ),
     Case(
         "dbt-source",
         {ORDERS_SQL: "select *\nfrom {{ source('shop', 'orders') }}\n"},
         (f"{ORDERS_SQL}:2", "a source is a contract: write raw.orders"),
-        2,
+        3,
     ),
     Case(
         "dbt-config",
         {ORDERS_SQL: "{{ config(materialized='table') }}\n" + SELECT},
         (f"{ORDERS_SQL}:1", "configuration goes in a `/* headwater ... */` comment"),
-        2,
+        3,
     ),
     Case(
         # `{{ f(x) }}` is also a DuckDB struct literal: it must be refused, not run
@@ -192,7 +192,7 @@ CASES = [
             "from clean.orders\n"
         },
         (f"{DAILY_SQL}:2", "plain SQL", "write out the SQL the template would make"),
-        2,
+        3,
     ),
     Case(
         "dbt-for-loop",
@@ -201,19 +201,19 @@ CASES = [
             "from clean.orders\n"
         },
         (f"{DAILY_SQL}:2", "{% for %} blocks are not run"),
-        2,
+        3,
     ),
     Case(
         "dbt-test-unique",
         {ORDERS_YML: sidecar("{name: r, type: unique, target: order_id}")},
         (f"{ORDERS_YML}:2", "did you mean 'uniqueness'? (unique in dbt)"),
-        2,
+        3,
     ),
     Case(
         "dbt-test-accepted-values",
         {ORDERS_YML: sidecar("{name: r, type: accepted_values, target: status, values: [paid]}")},
         (f"{ORDERS_YML}:2", "did you mean 'valid_values'?"),
-        2,
+        3,
     ),
     Case(
         "dbt-test-relationships",
@@ -223,72 +223,72 @@ CASES = [
             )
         },
         (f"{ORDERS_YML}:2", "did you mean 'referential_integrity'?"),
-        2,
+        3,
     ),
     # --- the header block -------------------------------------------------------------------
     Case(
-        "header-invalid-yaml", {ORDERS_SQL: header("kind: [table")}, (ORDERS_SQL, "invalid YAML"), 2
+        "header-invalid-yaml", {ORDERS_SQL: header("kind: [table")}, (ORDERS_SQL, "invalid YAML"), 3
     ),
     Case(
         "header-unknown-key",
         {ORDERS_SQL: header("kinds: table")},
         (f"{ORDERS_SQL}:2", "kinds", "did you mean 'kind'?"),
-        2,
+        3,
     ),
     Case(
         "header-bad-kind",
         {ORDERS_SQL: header("kind: tabel")},
         (f"{ORDERS_SQL}:2", "kind", "did you mean 'table'?"),
-        2,
+        3,
     ),
-    Case("header-not-a-mapping", {ORDERS_SQL: header("- table")}, (ORDERS_SQL, "mapping"), 2),
+    Case("header-not-a-mapping", {ORDERS_SQL: header("- table")}, (ORDERS_SQL, "mapping"), 3),
     Case(
         "header-incremental-without-time-column",
         {ORDERS_SQL: header("kind: incremental_by_time")},
         (ORDERS_SQL, "time_column"),
-        2,
+        3,
     ),
     Case(
         "header-incremental-without-bounds",
         {ORDERS_SQL: header("kind: incremental_by_time", "time_column: ordered_at")},
         (ORDERS_SQL, ":start"),
-        2,
+        3,
     ),
     Case(
         "header-bad-lookback",
         {ORDERS_SQL: header("lookback: a while")},
         (f"{ORDERS_SQL}:2", "lookback"),
-        2,
+        3,
     ),
     Case(
         "header-batch-size-zero",
         {ORDERS_SQL: header("batch_size: 0")},
         (f"{ORDERS_SQL}:2", "batch_size"),
-        2,
+        3,
     ),
     Case(
         "header-batch-size-text",
         {ORDERS_SQL: header("batch_size: many")},
         (f"{ORDERS_SQL}:2", "batch_size"),
-        2,
+        3,
     ),
     Case(
         "header-by-key-without-key",
         {ORDERS_SQL: header("kind: incremental_by_key")},
         (ORDERS_SQL, "unique_key"),
-        2,
+        3,
     ),
     Case(
         "header-grain-missing-column",
         {ORDERS_SQL: header("grain: [order_no]")},
         (f"{ORDERS_SQL}:2", "order_no", "did you mean 'order_id'?"),
-        2,
+        3,
     ),
     Case(
         "header-grain-not-a-list",
         {ORDERS_SQL: header("grain: {a: 1}")},
         (f"{ORDERS_SQL}:2", "grain"),
-        2,
+        3,
     ),
     Case(
         "header-time-column-missing",
@@ -298,7 +298,7 @@ CASES = [
             "where ordered_at >= :start and ordered_at < :end\n"
         },
         (ORDERS_SQL, "time_column 'day' is not a column"),
-        2,
+        3,
     ),
     Case(
         "header-unique-key-missing",
@@ -308,7 +308,7 @@ CASES = [
             )
         },
         (f"{ORDERS_SQL}:3", "unique_key", "'id'"),
-        2,
+        3,
     ),
     Case(
         "header-append-reads-a-model",
@@ -317,57 +317,57 @@ CASES = [
             "select * from clean.orders\n"
         },
         ("models/marts/appended.sql", "reads raw tables (and seeds) only"),
-        2,
+        3,
     ),
     Case(
         "header-tab-indent",
         {ORDERS_SQL: "/* headwater\nkind: table\n\tgrain: [order_id]\n*/\n" + SELECT},
         (ORDERS_SQL, "invalid YAML"),
-        2,
+        3,
     ),
     Case(
         "header-bad-start",
         {ORDERS_SQL: header("start: yesterday-ish")},
         (f"{ORDERS_SQL}:2", "start"),
-        2,
+        3,
     ),
     # --- the sidecar ------------------------------------------------------------------------
-    Case("sidecar-invalid-yaml", {ORDERS_YML: "rules: [\n"}, (ORDERS_YML, "invalid YAML"), 2),
+    Case("sidecar-invalid-yaml", {ORDERS_YML: "rules: [\n"}, (ORDERS_YML, "invalid YAML"), 3),
     Case(
         "sidecar-unknown-key",
         {ORDERS_YML: "descripton: Orders.\n"},
         (f"{ORDERS_YML}:1", "did you mean 'description'?"),
-        2,
+        3,
     ),
     Case(
         "sidecar-rules-not-a-list",
         {ORDERS_YML: "rules: {name: x}\n"},
         (f"{ORDERS_YML}:1", "rules"),
-        2,
+        3,
     ),
     Case(
         "sidecar-rule-bad-type",
         {ORDERS_YML: sidecar("{name: r, type: uniqueneess, target: order_id}")},
         (f"{ORDERS_YML}:2", "did you mean 'uniqueness'?"),
-        2,
+        3,
     ),
     Case(
         "sidecar-rule-without-name",
         {ORDERS_YML: sidecar("{type: not_null, target: order_id}")},
         (f"{ORDERS_YML}:2", "name"),
-        2,
+        3,
     ),
     Case(
         "sidecar-rule-missing-column",
         {ORDERS_YML: sidecar("{name: r, type: not_null, target: order_idd}")},
         (f"{ORDERS_YML}:2", "rules[0].target", "did you mean 'order_id'?"),
-        2,
+        3,
     ),
     Case(
         "sidecar-rule-one-of-two-columns-missing",
         {ORDERS_YML: sidecar("{name: r, type: uniqueness, target: 'order_id, statuss'}")},
         (f"{ORDERS_YML}:2", "statuss", "did you mean 'status'?"),
-        2,
+        3,
     ),
     Case(
         "sidecar-ri-unknown-table",
@@ -378,7 +378,7 @@ CASES = [
             )
         },
         (f"{ORDERS_YML}:2", "rules[0].to", "does not exist"),
-        2,
+        3,
     ),
     Case(
         "sidecar-ri-unknown-column",
@@ -389,7 +389,7 @@ CASES = [
             )
         },
         (f"{ORDERS_YML}:2", "rules[0].to", "did you mean 'customer_id'?"),
-        2,
+        3,
     ),
     Case(
         "sidecar-ri-without-column",
@@ -399,7 +399,7 @@ CASES = [
             )
         },
         (f"{ORDERS_YML}:2", "to"),
-        2,
+        3,
     ),
     Case(
         "sidecar-ri-cycle",
@@ -410,25 +410,25 @@ CASES = [
             )
         },
         ("dependency cycle", "clean.orders"),
-        2,
+        3,
     ),
     Case(
         "sidecar-bad-threshold",
         {ORDERS_YML: sidecar("{name: r, type: completeness, target: status, threshold: lots}")},
         (f"{ORDERS_YML}:2", "threshold"),
-        2,
+        3,
     ),
     Case(
         "sidecar-bad-regex",
         {ORDERS_YML: sidecar("{name: r, type: valid_values, target: status, pattern: '[a-'}")},
         (f"{ORDERS_YML}:2", "pattern"),
-        2,
+        3,
     ),
     Case(
         "sidecar-custom-sql-syntax",
         {ORDERS_YML: sidecar("{name: r, type: custom_sql, target: '*', sql: 'select * fro this'}")},
         (f"{ORDERS_YML}:2", "rules[0].sql", "is not SQL"),
-        2,
+        3,
     ),
     Case(
         "sidecar-custom-sql-unknown-table",
@@ -449,27 +449,27 @@ CASES = [
             ORDERS_YML: sidecar("{name: r, type: not_null, target: status, on_fail: quarantine}"),
         },
         (f"{ORDERS_YML}:2", "on_fail"),
-        2,
+        3,
     ),
     Case(
         "sidecar-orphan",
         {"models/clean/order.yml": "description: typo'd name\n"},
         ("models/clean/order.yml", "no model beside it", "did you mean orders.yml?"),
-        2,
+        3,
     ),
     Case(
         "sidecar-yaml-extension",
         {"models/clean/orders.yaml": "description: Orders.\n"},
         ("models/clean/orders.yaml", "rename it to orders.yml"),
-        2,
+        3,
     ),
-    Case("sidecar-not-utf8", {ORDERS_YML: b"description: caf\xe9\n"}, (ORDERS_YML,), 2),
-    Case("sidecar-a-list", {ORDERS_YML: "- description: x\n"}, (ORDERS_YML, "mapping"), 2),
+    Case("sidecar-not-utf8", {ORDERS_YML: b"description: caf\xe9\n"}, (ORDERS_YML,), 3),
+    Case("sidecar-a-list", {ORDERS_YML: "- description: x\n"}, (ORDERS_YML, "mapping"), 3),
     Case(
         "sidecar-a-directory",
         {"models/clean/orders.yml/keep": "x"},
         (ORDERS_YML,),
-        2,
+        3,
         removed=(ORDERS_YML,),
     ),
     # --- where files are --------------------------------------------------------------------
@@ -477,44 +477,44 @@ CASES = [
         "place-model-outside-a-zone",
         {"models/orders_all.sql": SELECT},
         ("models/orders_all.sql", "zone folder"),
-        2,
+        3,
     ),
     Case(
         "place-model-in-raw",
         {"models/raw/orders_copy.sql": SELECT},
         ("models/raw/orders_copy.sql", "raw zone"),
-        2,
+        3,
     ),
     Case(
         "place-zone-not-an-identifier",
         {"models/my-marts/orders_x.sql": SELECT},
         ("models/my-marts/orders_x.sql", "identifiers"),
-        2,
+        3,
     ),
     Case(
         "place-name-not-an-identifier",
         {"models/marts/orders-x.sql": SELECT},
         ("models/marts/orders-x.sql", "identifiers"),
-        2,
+        3,
     ),
     Case(
         "place-duplicate-in-subfolder",
         {"models/clean/legacy/orders.sql": SELECT},
         ("models/clean/legacy/orders.sql", "defined twice", ORDERS_SQL),
-        2,
+        3,
     ),
     Case(
         "place-sql-and-python-same-name",
         {"models/clean/orders.py": "def model():\n    pass\n"},
         ("defined twice",),
-        2,
+        3,
     ),
     # --- Python models ----------------------------------------------------------------------
     Case(
         "python-syntax",
         python("def model(clean__orders)\n    return clean__orders\n"),
         ("models/marts/py_model.py:1", "syntax"),
-        2,
+        3,
     ),
     Case(
         "python-import-error",
@@ -526,19 +526,19 @@ CASES = [
         "python-no-model-function",
         python("def build(clean__orders):\n    return clean__orders\n"),
         ("models/marts/py_model.py", "defines a function named `model`"),
-        2,
+        3,
     ),
     Case(
         "python-bad-parameter",
         python("def model(orders):\n    return orders\n"),
         ("models/marts/py_model.py:1", "parameter 'orders' does not name a table"),
-        2,
+        3,
     ),
     Case(
         "python-unknown-table",
         python("def model(clean__order):\n    return clean__order\n"),
         ("models/marts/py_model.py:1", "unknown table 'clean.order'"),
-        2,
+        3,
     ),
     Case(
         "python-raises",
@@ -574,7 +574,7 @@ CASES = [
         "python-not-utf8",
         {"models/marts/py_model.py": b"# caf\xe9\ndef model():\n    pass\n"},
         ("models/marts/py_model.py:1", "not UTF-8"),
-        2,
+        3,
     ),
 ]
 

@@ -275,7 +275,7 @@ def test_tests_become_rules_with_severity_and_where(tmp_path: Path) -> None:
         },
         "amount_at_least_one": {
             "type": "custom_sql", "target": "*",
-            "sql": "select * from (select count(amount) as present from this) where present = 0",
+            "sql": "SELECT * FROM (SELECT COUNT(amount) AS present FROM this) WHERE present = 0",
         },
     }  # fmt: skip
     assert unconverted(conversion) == [
@@ -437,12 +437,12 @@ def test_a_folder_an_import_did_not_write_is_refused_without_force(tmp_path: Pat
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    assert_clean_error(hw("import", "dbt", str(dbt), str(out)), "not empty", "--force", code=2)
+    assert_clean_error(hw("import", "dbt", str(dbt), str(out)), "not empty", "--force", code=3)
     assert hw("import", "dbt", str(dbt), str(out), "--force").code == 0
     assert (out / "notes.txt").read_text() == "mine" and (out / "IMPORT.md").exists()
     # never into the dbt project itself, forced or not
     outcome = hw("import", "dbt", str(dbt), str(dbt), "--force")
-    assert_clean_error(outcome, "would overwrite the dbt project", code=2)
+    assert_clean_error(outcome, "would overwrite the dbt project", code=3)
     assert (dbt / "models/staging/a.sql").read_text() == "select 1 as x"
 
 
@@ -467,14 +467,14 @@ def test_bad_dbt_projects_are_one_clean_line(
 ) -> None:
     dbt = dbt_project(tmp_path / "dbt", files)
     outcome = hw("import", "dbt", str(dbt), str(tmp_path / "out"))
-    assert_clean_error(outcome, *names, code=2)
+    assert_clean_error(outcome, *names, code=3)
     assert outcome.output.strip().count("\n") == 0
     assert not (tmp_path / "out").exists()
 
 
 def test_a_folder_without_a_dbt_project_is_refused(tmp_path: Path) -> None:
     outcome = hw("import", "dbt", str(tmp_path), str(tmp_path / "out"))
-    assert_clean_error(outcome, "no dbt_project.yml", code=2)
+    assert_clean_error(outcome, "no dbt_project.yml", code=3)
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -573,7 +573,7 @@ def test_a_model_that_is_not_utf8_is_one_clean_line(tmp_path: Path) -> None:
     (dbt / "models/staging").mkdir(parents=True)
     (dbt / "models/staging/a.sql").write_bytes(b"select 1 as x\n-- caf\xe9\n")
     outcome = hw("import", "dbt", str(dbt), str(tmp_path / "out"))
-    assert_clean_error(outcome, "models/staging/a.sql:2", "not UTF-8", code=2)
+    assert_clean_error(outcome, "models/staging/a.sql:2", "not UTF-8", code=3)
 
 
 def test_singular_tests_become_custom_sql_on_the_table_built_from_the_others(

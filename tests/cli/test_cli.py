@@ -37,7 +37,7 @@ def test_init_scaffolds_a_runnable_project(tmp_path: Path) -> None:
     assert (tmp_path / "shop/headwater.yml").exists()
     assert len(list((tmp_path / "shop/data/events").glob("*.jsonl"))) == 90
     code, out = hw("init", str(tmp_path / "shop"))
-    assert code == 2 and "is not empty" in out
+    assert code == 3 and "is not empty" in out
 
 
 def test_run_prints_landed_quarantined_built_and_rules(shop: Path) -> None:
@@ -136,8 +136,8 @@ def test_status_answers_while_another_process_writes_the_warehouse(project: Path
         holder.communicate("", timeout=30)
 
 
-def test_a_bad_project_gives_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_a_bad_project_gives_one_line_and_exit_3(tmp_path: Path) -> None:
     code, out = hw("run", "-p", str(tmp_path))
-    assert code == 2
+    assert code == 3
     assert out.strip().count("\n") == 0
     assert "no headwater.yml" in out

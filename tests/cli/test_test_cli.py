@@ -76,13 +76,13 @@ def test_k_selects_tests_by_name_or_model(shop: Path) -> None:
     assert "no test name or model contains 'nothing_like_this'" in out
 
 
-def test_a_malformed_test_file_gives_one_line_and_exit_2(shop: Path) -> None:
+def test_a_malformed_test_file_gives_one_line_and_exit_3(shop: Path) -> None:
     (shop / "tests/broken.yml").write_text(
         "broken:\n  model: clean.orders\n  inputs:\n    raw.order: []\n  expected: []\n"
     )
     code, out = hw("test", "-p", str(shop))
 
-    assert code == 2
+    assert code == 3
     assert out.strip() == (
         "error: tests/broken.yml:4: broken.inputs.raw.order: clean.orders does not read "
         "raw.order; did you mean 'raw.orders'?"
@@ -96,7 +96,7 @@ def test_a_value_that_does_not_cast_is_an_error_for_that_test_only(shop: Path) -
     )
     code, out = hw("test", "-p", str(shop))
 
-    assert code == 2
+    assert code == 3
     assert re.search(r"^ERROR cast\s+clean\.orders", out, re.MULTILINE), out
     assert (
         "tests/cast.yml:4: cast.inputs.raw.orders[0].order_id: 'one' does not cast to BIGINT" in out
@@ -118,5 +118,5 @@ def test_duplicate_test_names_across_files(shop: Path) -> None:
         "clean_orders_keep_the_latest_update: {model: clean.orders, expected: []}\n"
     )
     code, out = hw("test", "-p", str(shop))
-    assert code == 2
+    assert code == 3
     assert "tests/orders.yml" in out and "tests/again.yml:1" in out

@@ -109,6 +109,11 @@ def test_merge_keeps_the_newest_version_and_a_late_older_one_does_not_win(tmp_pa
     shown = _rows(root, "select customer_id, tier from raw.customers order by 1")
     assert shown == [(1, "platinum"), (2, "silver"), (3, "bronze")]
     assert len(_rows(root, "select * from raw.customers__history")) == 5
+    # the view shows the table's columns: nothing of how it ranked the versions
+    columns = [c for (c, *_) in _rows(root, "describe raw.customers")]
+    history = [c for (c, *_) in _rows(root, "describe raw.customers__history")]
+    assert columns == history
+    assert columns[:3] == ["customer_id", "tier", "updated_at"]
 
 
 def test_merge_without_newest_by_keeps_the_version_landed_last(tmp_path: Path) -> None:

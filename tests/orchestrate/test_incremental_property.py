@@ -114,13 +114,14 @@ CI = os.environ.get("CI") == "true"
     deadline=None,
     derandomize=CI,
     phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(arrivals)
 @example([[(0, "a", 22, 31)], [(11, "a", 0, 0)]])  # once found: an empty quarantine table
 def test_incremental_runs_equal_a_full_rebuild(
-    batches: list[list[tuple[int, str, int, int]]],
+    engine: str, batches: list[list[tuple[int, str, int, int]]]
 ) -> None:
+    """Every model kind, on every engine (the `engine` fixture)."""
     with tempfile.TemporaryDirectory() as tmp:
         incremental, full = _project(Path(tmp) / "inc"), _project(Path(tmp) / "full")
         for number, batch in enumerate(batches):
@@ -162,7 +163,7 @@ def test_incremental_runs_equal_a_full_rebuild_under_every_load(
                 )
 
 
-def test_a_late_batch_restates_only_the_intervals_it_touched(tmp_path: Path) -> None:
+def test_a_late_batch_restates_only_the_intervals_it_touched(engine: str, tmp_path: Path) -> None:
     root = _project(tmp_path / "p")
     _arrive(root, 0, [(i, "a", 1, hour) for i, hour in enumerate(range(0, 24 * 5, 6))])
     _run(root, full_refresh=False, minutes=0)
@@ -226,7 +227,7 @@ def _rows(root: Path, model: str) -> list[tuple[object, ...]]:
         return sorted(conn.sql(f"select * from {model}").fetchall(), key=repr)
 
 
-def test_incremental_by_key_inserts_updates_and_deletes(tmp_path: Path) -> None:
+def test_incremental_by_key_inserts_updates_and_deletes(engine: str, tmp_path: Path) -> None:
     root = _project(tmp_path / "p")
     _arrive(root, 0, [(1, "a", 10, 0), (2, "a", 20, 0)])  # insert two keys
     _run(root, full_refresh=False, minutes=0)
@@ -239,7 +240,7 @@ def test_incremental_by_key_inserts_updates_and_deletes(tmp_path: Path) -> None:
     assert _rows(root, "marts.latest") == [("e1", "b", 11, T0 + timedelta(hours=5), False)]
 
 
-def test_scd2_keeps_full_history_across_updates_and_deletes(tmp_path: Path) -> None:
+def test_scd2_keeps_full_history_across_updates_and_deletes(engine: str, tmp_path: Path) -> None:
     root = _project(tmp_path / "p")
     h = lambda n: T0 + timedelta(hours=n)  # noqa: E731
     _arrive(root, 0, [(1, "a", 10, 0), (2, "a", 20, 0)])

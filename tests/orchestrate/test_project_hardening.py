@@ -101,7 +101,7 @@ def test_a_rule_pointing_at_a_table_that_does_not_exist_is_refused_at_load(
 
     outcome = hw(referencing, "run")
 
-    assert outcome.code == 2
+    assert outcome.code == 3
     assert "models/marts/a_orders.yml:3: rules[0].to: table 'marts.z_customer' does not exist" in (
         outcome.output
     )
@@ -149,7 +149,7 @@ def test_a_misspelt_rule_target_is_refused_before_anything_is_built(tmp_path: Pa
 
     outcome = hw(root, "build")
 
-    assert outcome.code == 2
+    assert outcome.code == 3
     assert (
         "models/clean/orders.yml:3: rules[0].target: rule 'clean_orders_unique': "
         "target column 'order_idd' does not exist in clean.orders; did you mean 'order_id'?"
@@ -164,7 +164,7 @@ def test_a_grain_naming_a_missing_column_is_refused_at_load(tmp_path: Path) -> N
 
     outcome = hw(root, "run")
 
-    assert outcome.code == 2
+    assert outcome.code == 3
     assert "models/clean/orders.sql:3: grain: grain: 'order_no' is not a column" in outcome.output
     assert "did you mean 'order_id'?" in outcome.output
 
@@ -282,7 +282,7 @@ def test_a_file_headwater_cannot_place_is_an_error_naming_it(
     outcome = hw(root, "run")
 
     assert_no_traceback(outcome)
-    assert outcome.code == 2, outcome
+    assert outcome.code == 3, outcome
     assert expected in " ".join(outcome.output.split()), outcome
 
 

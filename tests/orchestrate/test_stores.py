@@ -94,7 +94,7 @@ def test_a_warehouse_that_is_a_folder_is_not_blamed_on_another_process(tmp_path:
 
     outcome = hw(root, "run")
 
-    assert_clean_error(outcome, "headwater.yml:5", "warehouse", "is a folder", code=1)
+    assert_clean_error(outcome, "headwater.yml:5", "warehouse", "is a folder", code=4)
     assert "another headwater process" not in outcome.output
 
 

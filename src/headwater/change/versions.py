@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from headwater.models import quote_table
+from sqlglot import exp
 
 PROD = "prod"
 
@@ -40,15 +40,18 @@ def data_key(fp: str, inputs: Mapping[str, str]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def publish_view(model: str, physical: str, env: str = PROD, *, hide: str | None = None) -> str:
+def publish_view(
+    model: str, physical: str, env: str = PROD, *, hide: str | None = None
+) -> exp.Create:
     """`CREATE OR REPLACE VIEW "marts"."events_daily" AS SELECT * FROM "hw_marts"."…"`.
 
-    `hide` names a boolean column whose true rows the view leaves out (tombstones). Text,
-    not an AST: it is made for every model built, and quoting is all it needs.
+    `hide` names a boolean column whose true rows the view leaves out (tombstones).
     """
     zone, name = model.split(".")
-    view = quote_table(f"{view_schema(zone, env)}.{name}")
-    sql = f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {quote_table(physical)}"
+    schema, table = physical.split(".")
+    select = exp.select(exp.Star()).from_(exp.table_(table, schema, quoted=True))
     if hide:
-        sql += f" WHERE NOT COALESCE({quote_table(hide)}, FALSE)"
-    return sql
+        shown = exp.func("coalesce", exp.column(hide, quoted=True), exp.false())
+        select = select.where(exp.not_(shown))
+    view = exp.table_(name, view_schema(zone, env), quoted=True)
+    return exp.Create(this=view, kind="VIEW", replace=True, expression=select)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -49,8 +49,8 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
     # sqlglot logs what its optimizer cannot resolve; headwater reports what matters itself
     logging.getLogger("sqlglot").setLevel(logging.WARNING if debug else logging.ERROR)
     # made per invocation so the terminal width (COLUMNS) is read when the command runs
-    _state["out"] = Console(file=_Scrubbed("stdout"))
-    _state["err"] = Console(file=_Scrubbed("stderr"), stderr=True)
+    _state["out"] = Console(file=cast(IO[str], _Scrubbed("stdout")))
+    _state["err"] = Console(file=cast(IO[str], _Scrubbed("stderr")), stderr=True)
     _state["scrub"] = None
 
 
@@ -355,7 +355,7 @@ def _errors() -> Iterator[None]:
         if _state["debug"]:
             _state["err"].print_exception()
         _state["err"].print(f"[red]error:[/] {err.render()}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(err, SpecError) else 1) from None
+        raise typer.Exit(err.exit_code) from None
 
 
 def _grow(node: Any, name: str, project: Project, seen: set[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from headwater.errors import EngineError, HeadwaterError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from headwater.engine.duckdb import DuckDBEngine
+    from headwater.engine import Engine
     from headwater.project import Project
 
 # statements that read, or change only the session (a locked setting still refuses to change)
@@ -30,9 +30,9 @@ WRITE_HINT = "pass --write to modify the warehouse"
 FILES_HINT = "pass --allow-files to let SQL reach other files"
 
 
-def open_warehouse(project: Project, *, write: bool, allow_files: bool) -> DuckDBEngine:
+def open_warehouse(project: Project, *, write: bool, allow_files: bool) -> Engine:
     """The project's warehouse as `headwater sql` opens it (see the module's docstring)."""
-    from headwater.engine.duckdb import DuckDBEngine
+    from headwater.engine import open_engine
 
     path = project.root / project.settings.warehouse
     if not path.exists():
@@ -40,7 +40,7 @@ def open_warehouse(project: Project, *, write: bool, allow_files: bool) -> DuckD
             f"the warehouse {path} does not exist yet", hint="run `headwater run` first"
         )
     files = None if allow_files else _lake_directories(project)
-    return DuckDBEngine(path, read_only=not write, files_under=files)
+    return open_engine(project.settings.engine, path, read_only=not write, files_under=files)
 
 
 def refuse(kinds: list[str], *, write: bool, allow_files: bool) -> None:
@@ -61,7 +61,7 @@ def refuse(kinds: list[str], *, write: bool, allow_files: bool) -> None:
             )
 
 
-def first_rows(engine: DuckDBEngine, query: str, limit: int, *, allow_files: bool) -> pa.Table:
+def first_rows(engine: Engine, query: str, limit: int, *, allow_files: bool) -> pa.Table:
     """The first `limit` rows of the last statement's result (a table without columns for a
     statement that returns none), with DuckDB's refusals explained."""
     try:

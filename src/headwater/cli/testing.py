@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from headwater.contracts.tests_spec import ModelTestCase, discover_tests, load_tests
-from headwater.errors import HeadwaterError, Location, SpecError
+from headwater.errors import HeadwaterError, Location, SpecError, UsageError
 from headwater.ingest import with_columns
 from headwater.models.testing import Diff, ModelTester, ModelTestResult
 from headwater.project import Project, load_project
@@ -71,7 +71,7 @@ def run_model_tests(
         tester.close()
     _summary(out, results, len(broken), wall=time.perf_counter() - started)
     if any(isinstance(e, SpecError) for e in broken):
-        raise typer.Exit(2)
+        raise typer.Exit(SpecError.exit_code)
     if broken or not all(r.passed for r in results):
         raise typer.Exit(1)
 
@@ -119,7 +119,7 @@ def _select(cases: list[ModelTestCase], keyword: str | None) -> list[ModelTestCa
         return cases
     chosen = [c for c in cases if keyword in c.name or keyword in c.spec.model]
     if cases and not chosen:
-        raise SpecError(
+        raise UsageError(
             f"no test name or model contains {keyword!r}",
             hint=f"tests are: {', '.join(c.name for c in cases)}",
         )
@@ -248,4 +248,4 @@ def _fail(err: Console, error: HeadwaterError, *, debug: bool) -> NoReturn:
     if debug:
         err.print_exception()
     err.print(f"[red]error:[/] {error.render()}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2 if isinstance(error, SpecError) else 1) from None
+    raise typer.Exit(error.exit_code) from None

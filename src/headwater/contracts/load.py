@@ -109,7 +109,7 @@ def read_yaml(text: str, *, file: str, line_offset: int = 0) -> tuple[Any, dict[
             _refuse_alias_bomb(node, file=file, line_offset=line_offset)
         data = loader.construct_document(node) if node is not None else None
     except yaml.reader.ReaderError as err:
-        line = line_offset + text.count("\n", 0, err.position) + 1
+        line: int | None = line_offset + text.count("\n", 0, err.position) + 1
         raise SpecError(
             f"invalid YAML: character {err.character!r} is not allowed (a control character)",
             where=Location(file, line),
@@ -208,11 +208,11 @@ def spec_error(
     kind = first["type"]
     value = _value_at(data, loc)
     if kind == "extra_forbidden":
-        field, parent = loc[-1], loc[:-1]
+        unknown, parent = loc[-1], loc[:-1]
         valid = _field_names(cls, parent, data)
-        hint = _did_you_mean(str(field), valid) or f"valid fields: {', '.join(valid)}"
+        hint = _did_you_mean(str(unknown), valid) or f"valid fields: {', '.join(valid)}"
         return SpecError(
-            f"unknown field {field!r}",
+            f"unknown field {unknown!r}",
             where=Location(file, line, dotted(parent) or None),
             hint=hint,
         )
@@ -239,11 +239,10 @@ def spec_error(
     if kind in {"enum", "literal_error", "union_tag_invalid"}:
         expected = _expected(first)
         shown = value if kind != "union_tag_invalid" else first["ctx"].get("tag")
-        hint = _did_you_mean(str(shown), expected)
         return SpecError(
             f"{short(shown)} is not valid; expected one of {', '.join(expected)}",
             where=Location(file, line, field),
-            hint=hint,
+            hint=_did_you_mean(str(shown), expected),
         )
     message = _shorten(first["msg"].removeprefix("Value error, "))
     if kind != "value_error":

@@ -14,14 +14,14 @@ from sqlglot import exp
 from headwater.contracts.specs import Rule, RuleType
 
 
-def bad_rows(rule: Rule) -> exp.Expression:
+def bad_rows(rule: Rule) -> exp.Expr:
     """The condition a row fails a row-level rule (not_null, completeness, valid_values);
     columns are referred to by their names."""
     col = exp.column(rule.columns[0], quoted=True)
     if rule.type in (RuleType.NOT_NULL, RuleType.COMPLETENESS):
         return col.is_(exp.null())
     if rule.type is RuleType.VALID_VALUES:
-        ok: list[exp.Expression] = []
+        ok: list[exp.Expr] = []
         if rule.values:
             ok.append(col.isin(*[_literal(v) for v in rule.values]))
         if rule.min is not None:
@@ -45,7 +45,7 @@ def bad_rows(rule: Rule) -> exp.Expression:
     raise ValueError(f"{rule.type.value} is not a row-level rule")
 
 
-def failure_reason(rule: Rule) -> exp.Expression:
+def failure_reason(rule: Rule) -> exp.Expr:
     """`rule <name>: <column> = <value>` for a row failing `rule`, NULL for a row passing it
     (so `concat_ws` over several rules names exactly the ones a row failed)."""
     col = exp.column(rule.columns[0], quoted=True)
@@ -56,7 +56,7 @@ def failure_reason(rule: Rule) -> exp.Expression:
     return exp.Case().when(bad_rows(rule), text)
 
 
-def _literal(value: Any) -> exp.Expression:
+def _literal(value: Any) -> exp.Expr:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, int | float):

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from sqlglot import exp
 
+import headwater.engine.dialect as authored
 from headwater.contracts.base import IDENTIFIER as _IDENTIFIER
 from headwater.contracts.base import FieldError, Identifier, Spec
 from headwater.contracts.connectors import Connector
@@ -221,7 +222,7 @@ class Rule(Spec):
     def _sql_is_a_query(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                query = sqlglot.parse_one(value, dialect="duckdb")
+                query = authored.parse_one(value)
             except sqlglot.errors.ParseError as err:
                 why = err.errors[0]["description"] if err.errors else "no statement in it"
                 raise ValueError(f"is not SQL: {why}") from None
@@ -360,7 +361,7 @@ class Column(Spec):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        return sql_type(value).sql(dialect="duckdb")
+        return authored.shown(sql_type(value))
 
 
 class Contract(Spec):
@@ -485,7 +486,10 @@ class Contract(Spec):
             declared = types.get(rule.columns[0])
             if declared is None:
                 continue
-            given = [(("min",), rule.min), (("max",), rule.max)]
+            given: list[tuple[tuple[str | int, ...], Any]] = [
+                (("min",), rule.min),
+                (("max",), rule.max),
+            ]
             given += [(("values", i), v) for i, v in enumerate(rule.values or [])]
             for loc, value in given:
                 problem = None if value is None else _bound_problem(value, declared)
@@ -552,7 +556,7 @@ class Settings(Spec):
     """`headwater.yml`."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
-    engine: Literal["duckdb", "spark", "postgres"] = "duckdb"
+    engine: Literal[authored.ENGINES] = authored.ENGINES[0]  # type: ignore[valid-type]
     catalog: str = Field(default=".headwater/catalog.db", min_length=1, max_length=4096)
     lake: str = Field(default=".headwater/lake", min_length=1, max_length=4096)
     warehouse: str = Field(default=".headwater/warehouse.duckdb", min_length=1, max_length=4096)
@@ -641,7 +645,7 @@ class ColumnDoc(Spec):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str | None) -> str | None:
-        return None if value is None else sql_type(value).sql(dialect="duckdb")
+        return None if value is None else authored.shown(sql_type(value))
 
 
 class ModelSidecar(Spec):
@@ -703,7 +707,7 @@ def _declared(column: str, info: ValidationInfo, *, what: str) -> None:
 def sql_type(text: str) -> exp.DataType:
     """Parse a column type as DuckDB understands it, or raise ValueError."""
     try:
-        built = exp.DataType.build(text, dialect="duckdb")
+        built = authored.parse_type(text)
     except (sqlglot.errors.ParseError, ValueError) as err:
         close = difflib.get_close_matches(text.lower(), COMMON_TYPES, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"e.g. {', '.join(COMMON_TYPES[:8])}"
@@ -749,7 +753,7 @@ def _check_modifiers(text: str, built: exp.DataType) -> None:
 
 def _shown_type(declared: exp.DataType) -> str:
     """A type as users write it: `varchar`, not sqlglot's `TEXT`."""
-    text = declared.sql(dialect="duckdb").lower()
+    text = authored.shown(declared).lower()
     return "varchar" + text[4:] if text.startswith("text") else text
 
 
@@ -800,7 +804,7 @@ def parse_watermark(text: str) -> tuple[str, float]:
         f"'{text}' must be `<column> - interval <n> <unit>`, e.g. 'updated_at - interval 2 hours'"
     )
     try:
-        tree = sqlglot.parse_one(text, dialect="duckdb")
+        tree = authored.parse_one(text)
     except sqlglot.errors.ParseError:
         raise ValueError(shape) from None
     if isinstance(tree, exp.Column):
@@ -821,9 +825,9 @@ def parse_watermark(text: str) -> tuple[str, float]:
     raise ValueError(shape)
 
 
-def _parse_sql(text: str) -> exp.Expression:
+def _parse_sql(text: str) -> exp.Expr:
     try:
-        return sqlglot.parse_one(text, dialect="duckdb")
+        return authored.parse_one(text)
     except sqlglot.errors.ParseError as err:
         near = err.errors[0].get("highlight") if err.errors else None
         where = f" near {near!r}" if near else ""

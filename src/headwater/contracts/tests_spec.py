@@ -25,14 +25,16 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 # the loader's own error mapping, applied per test: a file is a mapping of tests, not one spec
+import headwater.engine.dialect as authored
+from headwater.contracts.base import Identifier, Spec
 from headwater.contracts.load import Loc, dotted, read_text, read_yaml, shown_path, spec_error
-from headwater.contracts.specs import Identifier, Spec, sql_type
+from headwater.contracts.specs import sql_type
 from headwater.errors import Location, SpecError
 
 TESTS_FOLDER = "tests"
 
 Row = dict[str, Any]
-SqlType = Annotated[str, AfterValidator(lambda text: sql_type(text).sql(dialect="duckdb"))]
+SqlType = Annotated[str, AfterValidator(lambda text: authored.shown(sql_type(text)))]
 _TABLE = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
 
 

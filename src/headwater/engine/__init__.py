@@ -1,5 +1,64 @@
-"""Engine adapters (band 1): DuckDB now; Spark and PostgreSQL implement the same protocol."""
+"""Engine adapters (band 1): DuckDB now; Spark and PostgreSQL implement the same protocol.
 
-from headwater.engine.base import Engine
+This module is the composition root of engines: the only place that knows which adapter
+serves which engine name. Adapters are imported when an engine is opened, never before
+(`headwater --help` does not load DuckDB).
+"""
 
-__all__ = ["Engine"]
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from headwater.engine.base import Capabilities, Engine, FileLoader, ObjectKind, StoredObject
+from headwater.errors import SpecError
+
+__all__ = [
+    "Capabilities",
+    "Engine",
+    "FileLoader",
+    "ObjectKind",
+    "StoredObject",
+    "file_loader",
+    "open_engine",
+    "scratch",
+]
+
+
+def open_engine(
+    name: str,
+    path: str | Path = ":memory:",
+    *,
+    threads: int | None = None,
+    read_only: bool = False,
+    files_under: Sequence[str | Path] | None = None,
+) -> Engine:
+    """The engine `headwater.yml` names, on its warehouse at `path`.
+
+    `read_only`: any number of readers, no writer. `files_under`: no file outside those
+    directories can be read or written by SQL (None: every file the process can reach).
+    """
+    if name == "duckdb":
+        from headwater.engine.duckdb import DuckDBEngine
+
+        return DuckDBEngine(path, threads=threads, read_only=read_only, files_under=files_under)
+    raise SpecError(
+        f"engine {name!r} is not available in this version",
+        hint="use `engine: duckdb` (Spark and PostgreSQL engines come later)",
+    )
+
+
+def scratch(*, threads: int | None = None) -> Engine:
+    """An in-memory engine for work on Arrow data inside this process (conforming a batch,
+    inferring types, running a model's unit test): the embedded default's engine."""
+    from headwater.engine.duckdb import DuckDBEngine
+
+    return DuckDBEngine(threads=threads)
+
+
+def file_loader(workers: int) -> FileLoader:
+    """The engine that lands local JSON-lines files itself (ingestion's direct lane), on
+    `workers` threads: the embedded default's, DuckDB."""
+    from headwater.engine.duckdb_files import DuckDBFiles
+
+    return DuckDBFiles(workers)

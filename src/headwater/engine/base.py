@@ -1,40 +1,209 @@
-"""The Engine protocol: the handful of operations every stage needs from a SQL engine."""
+"""The Engine protocol: everything the stages ask of a SQL engine, method by method.
+
+Callers build sqlglot ASTs of portable nodes; the engine renders them in its own dialect
+(`dialect`) and runs them. What only one engine can say — its catalog functions, how it reads
+Parquet files, how it names a missing column in an error — lives in its adapter, behind one of
+these methods. A new engine adds an adapter that passes tests/engine (the conformance suite);
+it never edits a stage.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 from sqlglot import exp
 
-Statement = exp.Expression | str
+from headwater.errors import EngineError
+
+Statement = exp.Expr | str
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+Params = Mapping[str, Any] | None
+
+FILE_INDEX = "_hw_file_index"  # `scan(…, positions=True)`: 1-based index of a row's file
+FILE_ROW = "_hw_file_row"  # ... and the row's 0-based position within that file
+
+
+class ObjectKind(StrEnum):
+    TABLE = "TABLE"
+    VIEW = "VIEW"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A table or view the engine holds, and the comment set on it (None: no comment)."""
+
+    kind: ObjectKind
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do, so a stage asks instead of assuming.
+
+    `counts_rows`: `execute` returns the rows a CREATE TABLE AS / INSERT / DELETE wrote.
+    `transactional_ddl`: CREATE/DROP roll back with the transaction they ran in.
+    `arrow_tables`: `register` makes an Arrow table readable by name (Python models, tests).
+    `scans_files`: `scan` reads the lake's Parquet files directly (no catalog round trip).
+    `comments`: `COMMENT ON` is kept and `stored` returns it.
+    """
+
+    counts_rows: bool = False
+    transactional_ddl: bool = False
+    arrow_tables: bool = False
+    scans_files: bool = False
+    comments: bool = False
 
 
 class Engine(Protocol):
-    """What stages ask of an engine. DuckDB is the reference; an in-memory DuckDB is the double.
+    """What stages ask of an engine. DuckDB is the reference; an in-memory DuckDB the double.
 
-    Statements are sqlglot ASTs (rendered in the engine's dialect at the edge) or SQL text
-    already in that dialect; parameters are bound, never formatted in.
+    Statements are sqlglot ASTs, rendered in `dialect` by the engine, or text already in that
+    dialect (user SQL a person typed: `headwater sql`); parameters are bound by name
+    (`exp.Placeholder(this="start")`), never formatted in. Every failure is an `EngineError`
+    whose hint shows the statement.
     """
 
     dialect: str
+    capabilities: Capabilities
 
-    def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> None: ...
+    def render(self, statement: Statement, *, copy: bool = True) -> str:
+        """`statement` as text of this engine's dialect (text is returned as it is);
+        `copy=False` for a tree built for this one use (copying is most of the cost)."""
+        ...
 
-    def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> pa.Table: ...
+    def execute(self, statement: Statement, params: Params = None) -> int | None:
+        """Run one statement; the rows it wrote when it writes rows and `counts_rows`,
+        else None."""
+        ...
 
-    def stream(
-        self, statement: Statement, *, batch_rows: int = 100_000
-    ) -> pa.RecordBatchReader: ...
+    def read(self, statement: Statement, params: Params = None) -> pa.Table:
+        """Everything a query returns, as Arrow."""
+        ...
 
-    def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None: ...
+    def rows(self, statement: Statement, params: Params = None) -> list[tuple[Any, ...]]:
+        """Everything a query returns, as Python tuples (small results: counts, names)."""
+        ...
+
+    def head(self, statement: Statement, rows: int) -> pa.Table:
+        """The first `rows` rows the (last) statement returns; no columns when it returns
+        nothing (`DROP VIEW …`)."""
+        ...
+
+    def stream(self, statement: Statement, *, batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        """A query's result in record batches of bounded size."""
+        ...
+
+    def statement_kinds(self, sql: str) -> list[str]:
+        """What the engine's own parser says each statement of `sql` is (`SELECT`, `COPY`,
+        …; `UNKNOWN` when it cannot name it): the read-only guard of `headwater sql`."""
+        ...
+
+    def columns(self, relation: str | exp.Query) -> dict[str, str]:
+        """The columns of a table, view or query and their types, in order (type text of the
+        engine's dialect)."""
+        ...
+
+    def objects(self) -> dict[str, ObjectKind]:
+        """Every table and view a user made, as `schema.name` → kind."""
+        ...
+
+    def stored(self, name: str) -> StoredObject | None:
+        """Whether `schema.name` is a table or a view now, with its comment; None if neither."""
+        ...
+
+    def row_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        """`COUNT(*)` of each table, in one round trip."""
+        ...
+
+    def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:
+        """A FROM source over the lake's Parquet `files` of one table (columns united by
+        name). `positions`: also `FILE_INDEX` (the file's 1-based place in `files`) and
+        `FILE_ROW` (the row's place in its file), to order rows as they landed."""
+        ...
+
+    def content_hash(self, alias: str) -> exp.Expr:
+        """A deterministic text hash of the whole row of `alias` (a table alias in scope):
+        the tie-break that makes merging versions independent of their arrival order."""
+        ...
+
+    def missing_column(self, error: EngineError) -> str | None:
+        """The column an error says does not exist, so the error can point at its line."""
+        ...
+
+    def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Make Arrow data readable as the table `name` (needs `arrow_tables`)."""
+        ...
 
     def unregister(self, name: str) -> None: ...
 
-    def transaction(self) -> AbstractContextManager[None]: ...
+    def transaction(self) -> AbstractContextManager[None]:
+        """Statements inside commit together, or roll back together on an exception."""
+        ...
 
-    def cursor(self) -> Engine: ...
+    def cursor(self) -> Engine:
+        """A connection of its own to the same database, for one worker thread."""
+        ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What a first pass over a JSON-lines file found: its records, how many lines are not a
+    JSON object, how many repeat a key, and the keys outside the ones asked about."""
+
+    records: int
+    not_objects: int
+    repeated_keys: int
+    unknown: tuple[str, ...]
+
+
+class FileLoader(Protocol):
+    """An engine that reads local JSON-lines files and writes Parquet data files itself (the
+    direct lane of ingestion), on `count` worker threads with a connection each.
+
+    `lines()` and `records()` are FROM-able queries over the file at `:path`: its non-blank
+    lines as `_hw_line` numbered `_hw_position` (after `:skip`, at most `:limit`), and its
+    records read with `:columns` (name → type). Failures are `EngineError`s.
+    """
+
+    count: int
+
+    def map(self, work: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]: ...
+
+    def run(self, work: Callable[[], _R]) -> _R: ...
+
+    def close(self) -> None: ...
+
+    def lines(self) -> exp.Select: ...
+
+    def records(self) -> exp.Select: ...
+
+    def check(self, path: str, known: list[str]) -> FileCheck: ...
+
+    def column_types(self, schema: pa.Schema) -> dict[str, str]:
+        """The engine's spelling of each column type of an Arrow schema."""
+        ...
+
+    def types_of(self, columns: dict[str, exp.DataType]) -> dict[str, str]:
+        """The engine's spelling of declared types (`TEXT` → `VARCHAR`)."""
+        ...
+
+    def copy(self, query: exp.Select, schema: pa.Schema) -> exp.Copy:
+        """The statement writing what `query` returns as one Parquet data file of the lake
+        table whose (Iceberg, field-id carrying) Arrow schema is `schema`."""
+        ...
+
+    def write(self, copy: exp.Copy, path: str, params: dict[str, Any]) -> int:
+        """Run `copy` into `path` (on the calling worker); the rows written."""
+        ...
+
+    def read_back(self, path: str, columns: list[exp.Expr]) -> pa.Table:
+        """`columns` of the data file at `path` (on the calling worker)."""
+        ...

@@ -6,6 +6,7 @@ connection sharing the same database), so independent models build in parallel.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +14,25 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from sqlglot import exp
 
-from headwater.engine.base import Statement
+from headwater.engine.base import (
+    FILE_INDEX,
+    FILE_ROW,
+    Capabilities,
+    ObjectKind,
+    Params,
+    Statement,
+    StoredObject,
+)
 from headwater.errors import EngineError
+
+DIALECT = "duckdb"
+_FILE = "_hw_file"  # read_parquet's filename column, while `scan` numbers the files
+_ROW = "file_row_number"  # read_parquet's own name for a row's position in its file
+_MISSING_COLUMN = re.compile(
+    r'Referenced column "(?P<a>[^"]+)" not found|does not have a column named "(?P<b>[^"]+)"'
+)
 
 
 class DuckDBEngine:
@@ -27,7 +44,10 @@ class DuckDBEngine:
     the process can reach open to SQL.
     """
 
-    dialect = "duckdb"
+    dialect = DIALECT
+    capabilities = Capabilities(
+        counts_rows=True, transactional_ddl=True, arrow_tables=True, scans_files=True, comments=True
+    )
 
     def __init__(
         self,
@@ -66,10 +86,20 @@ class DuckDBEngine:
         self.path = str(path)
         self._conn = _conn
 
-    def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> None:
-        self._run(statement, params)
+    def render(self, statement: Statement, *, copy: bool = True) -> str:
+        if isinstance(statement, str):
+            return statement
+        return statement.sql(dialect=self.dialect, copy=copy)
 
-    def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> pa.Table:
+    def execute(self, statement: Statement, params: Params = None) -> int | None:
+        result = self._run(statement, params)
+        # DuckDB answers CREATE TABLE AS / INSERT / DELETE / UPDATE with one `Count` row
+        if result.description and result.description[0][0] == "Count":
+            found = result.fetchone()
+            return int(found[0]) if found else None
+        return None
+
+    def read(self, statement: Statement, params: Params = None) -> pa.Table:
         relation = self._query(statement, params)
         # DuckDB plans lazily: errors of execution surface while fetching, so wrap that too
         with _engine_errors(statement):
@@ -89,9 +119,7 @@ class DuckDBEngine:
         with _engine_errors(statement):
             return relation.limit(rows).to_arrow_table()
 
-    def rows(
-        self, statement: Statement, params: Mapping[str, Any] | None = None
-    ) -> list[tuple[Any, ...]]:
+    def rows(self, statement: Statement, params: Params = None) -> list[tuple[Any, ...]]:
         return self._run(statement, params).fetchall()
 
     def statement_kinds(self, sql: str) -> list[str]:
@@ -108,6 +136,66 @@ class DuckDBEngine:
             except ValueError:  # e.g. UPDATE EXTENSIONS, newer than the enum
                 kinds.append("UNKNOWN")
         return kinds
+
+    def columns(self, relation: str | exp.Query) -> dict[str, str]:
+        source = exp.to_table(relation) if isinstance(relation, str) else relation.subquery("_q")
+        described = exp.Describe(this=exp.select(exp.Star()).from_(source))
+        return {str(name): str(kind) for name, kind, *_ in self.rows(described)}
+
+    def objects(self) -> dict[str, ObjectKind]:
+        query = (
+            "SELECT schema_name, view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal "
+            "UNION ALL SELECT schema_name, table_name, 'TABLE' FROM duckdb_tables() "
+            "WHERE NOT internal"
+        )
+        return {f"{schema}.{name}": ObjectKind(kind) for schema, name, kind in self.rows(query)}
+
+    def stored(self, name: str) -> StoredObject | None:
+        schema, _, short = name.rpartition(".")
+        query = (
+            "SELECT 'TABLE', comment FROM duckdb_tables() WHERE schema_name = $s AND "
+            "table_name = $t UNION ALL SELECT 'VIEW', comment FROM duckdb_views() "
+            "WHERE schema_name = $s AND view_name = $t"
+        )
+        found = self.rows(query, {"s": schema or "main", "t": short})
+        return StoredObject(ObjectKind(found[0][0]), found[0][1]) if found else None
+
+    def row_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        if not tables:
+            return {}
+        counts = [
+            exp.select(exp.Literal.number(i).as_("i"), exp.Count(this=exp.Star()).as_("n")).from_(
+                exp.to_table(t)
+            )
+            for i, t in enumerate(tables)
+        ]
+        union: exp.Query = counts[0]
+        for count in counts[1:]:
+            union = exp.union(union, count, distinct=False)
+        return {tables[int(i)]: int(n) for i, n in self.rows(union)}
+
+    def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:
+        options = [exp.EQ(this=exp.column("union_by_name"), expression=exp.true())]
+        listed = exp.Array(expressions=[exp.Literal.string(f) for f in files])
+        if not positions:
+            return exp.func("read_parquet", listed, *options)
+        options += [
+            exp.EQ(this=exp.column("filename"), expression=exp.Literal.string(_FILE)),
+            exp.EQ(this=exp.column(_ROW), expression=exp.true()),
+        ]
+        numbered = exp.select(
+            exp.Star(except_=[exp.column(_FILE), exp.column(_ROW)]),
+            exp.func("list_position", listed.copy(), exp.column(_FILE)).as_(FILE_INDEX),
+            exp.column(_ROW).as_(FILE_ROW),
+        ).from_(exp.func("read_parquet", listed, *options))
+        return numbered.subquery("_hw_scan")
+
+    def content_hash(self, alias: str) -> exp.Expr:
+        return exp.func("md5", exp.cast(exp.func("to_json", exp.column(alias)), "varchar"))
+
+    def missing_column(self, error: EngineError) -> str | None:
+        match = _MISSING_COLUMN.search(error.message)
+        return (match["a"] or match["b"]) if match else None
 
     def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
         self._conn.register(name, data)
@@ -166,7 +254,7 @@ def _engine_errors(statement: Statement) -> Iterator[None]:
     try:
         yield
     except duckdb.Error as err:
-        sql = statement if isinstance(statement, str) else statement.sql(dialect="duckdb")
+        sql = statement if isinstance(statement, str) else statement.sql(dialect=DIALECT)
         raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+import headwater.engine.dialect as authored
 from headwater.contracts import Column, Contract, Evolution, OnFail
 from headwater.contracts.predicates import failure_reason
 from headwater.contracts.specs import parse_watermark, sql_type
+from headwater.engine import scratch
 from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD
 
 INPUT = "_hw_in"
@@ -46,16 +47,16 @@ def conform_query(
     json_input = fmt == JSON
     declared = [c.name for c in contract.columns]
     inner = exp.select(exp.Star())
-    outer: list[exp.Expression] = []
-    reasons: list[exp.Expression] = []
+    outer: list[exp.Expr] = []
+    reasons: list[exp.Expr] = []
     for i, col in enumerate(contract.columns):
         if json_input:
             # typed by the one parse of the line; the raw value is looked up only when the
             # typed one is NULL (to tell a missing value from one that does not cast)
-            typed: exp.Expression = exp.Dot(
+            typed: exp.Expr = exp.Dot(
                 this=exp.column(_FIELDS), expression=exp.to_identifier(col.name, quoted=True)
             )
-            raw: exp.Expression = (
+            raw: exp.Expr = (
                 exp.Case()
                 .when(typed.copy().is_(exp.null()), _json_value(col.name, nested=False))
                 .else_(exp.Literal.string(""))
@@ -101,9 +102,7 @@ def conform_query(
                 )
     # Anonymous: sqlglot's ConcatWs would make it NULL-propagating; DuckDB's skips NULLs
     joined = exp.Anonymous(this="concat_ws", expressions=[exp.Literal.string("; "), *reasons])
-    reason: exp.Expression = (
-        exp.func("nullif", joined, exp.Literal.string("")) if reasons else exp.null()
-    )
+    reason: exp.Expr = exp.func("nullif", joined, exp.Literal.string("")) if reasons else exp.null()
     if json_input:
         reason = (
             exp.Case()
@@ -113,7 +112,7 @@ def conform_query(
             )
             .else_(reason)
         )
-        record: exp.Expression = exp.column(LINE)
+        record: exp.Expr = exp.column(LINE)
         inner = inner.from_(_input_with_json(contract.columns))
     else:
         record = exp.func(
@@ -131,7 +130,7 @@ def conform_query(
         )
         inner = inner.from_(INPUT)
     outer.extend(metadata_columns(contract, per_row_origin=per_row_origin))
-    reason_col = exp.column("_hw_reason")
+    reason_col: exp.Expr = exp.column("_hw_reason")
     checked = exp.select(*outer, reason.as_("_hw_reason"), record.as_("_hw_raw")).from_(
         inner.subquery("_c")
     )
@@ -167,12 +166,14 @@ def arrow_types(types_sql: list[str]) -> list[pa.DataType]:
     query = exp.select(
         *[exp.cast(exp.null(), sql_type(t)).as_(f"c{i}") for i, t in enumerate(types_sql)]
     ).limit(0)
-    with duckdb.connect() as conn:
-        conn.execute("SET TimeZone = 'UTC'")
-        return list(conn.sql(query.sql(dialect="duckdb")).to_arrow_table().schema.types)
+    engine = scratch()
+    try:
+        return list(engine.read(query).schema.types)
+    finally:
+        engine.close()
 
 
-def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expression]:
+def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expr]:
     out = []
     if not col.nullable:
         out.append(_when(exp.column(raw).is_(exp.null()), f"{col.name}: required value is missing"))
@@ -188,10 +189,10 @@ def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expression]:
     return out
 
 
-def metadata_columns(contract: Contract, *, per_row_origin: bool) -> list[exp.Expression]:
+def metadata_columns(contract: Contract, *, per_row_origin: bool) -> list[exp.Expr]:
     """The raw zone's metadata columns over conformed values `_v<i>` and positions `_hw_position`
     (parameters: batch_id, now, cutoff, and source unless `per_row_origin`)."""
-    late: exp.Expression = exp.false()
+    late: exp.Expr = exp.false()
     if contract.watermark:
         column, _ = parse_watermark(contract.watermark)
         names = [c.name for c in contract.columns]
@@ -219,7 +220,7 @@ def metadata_columns(contract: Contract, *, per_row_origin: bool) -> list[exp.Ex
     ]
 
 
-def _json_value(key: str, *, nested: bool) -> exp.Expression:
+def _json_value(key: str, *, nested: bool) -> exp.Expr:
     fn = "json_extract" if nested else "json_extract_string"
     return exp.func(fn, exp.column(_JSON), exp.Literal.string(_key_path(key)))
 
@@ -331,7 +332,7 @@ def _first_failure(
     else:  # a scalar (a MAP is checked as a whole)
         failed = exp.and_(typed.copy().is_(exp.null()), exp.not_(absent))
         return exp.Case().when(
-            failed, _message(path, "cannot cast ", shown, f" to {kind.sql('duckdb')}")
+            failed, _message(path, "cannot cast ", shown, f" to {authored.shown(kind)}")
         )
     return (
         exp.Case()
@@ -380,7 +381,7 @@ def _input_with_json(columns: list[Column] | None = None) -> exp.Subquery:
     return query.subquery("_j")
 
 
-def _unknown_json_keys(declared: list[str]) -> exp.Expression:
+def _unknown_json_keys(declared: list[str]) -> exp.Expr:
     known = exp.Array(expressions=[exp.Literal.string(n) for n in declared])
     keep = exp.Lambda(
         this=exp.Not(this=exp.func("list_contains", known, exp.column("k"))),
@@ -389,7 +390,7 @@ def _unknown_json_keys(declared: list[str]) -> exp.Expression:
     return exp.func("list_filter", exp.column(_KEYS), keep)
 
 
-def _unknown_keys_reason(policy: Evolution) -> exp.Expression:
+def _unknown_keys_reason(policy: Evolution) -> exp.Expr:
     unknown = exp.column("_unknown")
     message = exp.DPipe(
         this=exp.DPipe(
@@ -403,7 +404,7 @@ def _unknown_keys_reason(policy: Evolution) -> exp.Expression:
     )
 
 
-def _key_reasons(keys: exp.Column) -> list[exp.Expression]:
+def _key_reasons(keys: exp.Column) -> list[exp.Expr]:
     """A record may not hold a key twice (which value is meant?) nor a key named like the
     raw zone's metadata columns (`_hw_…`)."""
     distinct = exp.func("list_distinct", keys.copy())
@@ -434,7 +435,7 @@ def _key_reasons(keys: exp.Column) -> list[exp.Expression]:
     ]
 
 
-def _when(condition: exp.Expression, message: str) -> exp.Expression:
+def _when(condition: exp.Expr, message: str) -> exp.Expr:
     return exp.Case().when(condition, exp.Literal.string(message))
 
 

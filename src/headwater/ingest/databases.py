@@ -67,7 +67,7 @@ class DatabaseReader:
         PostgreSQL driver can stream it with COPY (bound parameters cannot be)."""
         c = self.connector
         if c.table is not None:
-            source: exp.Expression = exp.to_table(c.table, dialect=dialect)
+            source: exp.Expr = exp.to_table(c.table, dialect=dialect)
         else:
             source = exp.maybe_parse(c.query or "", dialect=dialect).subquery("_hw_q")
         query = exp.select(exp.Star()).from_(source)
@@ -99,7 +99,9 @@ def _sqlalchemy(url: str, query: str, batch_rows: int) -> Iterator[pa.RecordBatc
             result = conn.execution_options(stream_results=True).execute(sa.text(query))
             names = list(result.keys())
             for chunk in result.partitions(batch_rows):
-                columns = list(zip(*chunk, strict=True)) if chunk else [[] for _ in names]
+                columns: list[Any] = (
+                    list(zip(*chunk, strict=True)) if chunk else [[] for _ in names]
+                )
                 yield pa.RecordBatch.from_arrays([pa.array(list(c)) for c in columns], names=names)
     finally:
         engine.dispose()
@@ -113,7 +115,7 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def _literal(value: Any) -> exp.Expression:
+def _literal(value: Any) -> exp.Expr:
     if isinstance(value, datetime):
         return exp.cast(exp.Literal.string(value.isoformat()), "timestamptz")
     if isinstance(value, int | float):

@@ -1,4 +1,5 @@
-"""The direct lane: DuckDB reads whole local JSON-lines files and writes their data files itself.
+"""The direct lane: the engine reads whole local JSON-lines files and writes their data files
+itself (`Engine`'s `FileLoader`; DuckDB on the embedded default).
 
 The careful lane (`conform`) brings every line through Arrow and types it in one SQL pass that
 can say why any record fails. Most files have no failing record, and for them DuckDB can read
@@ -22,22 +23,19 @@ order, which takes one thread per file, so files are read one per core.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
-import duckdb
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
 
 from headwater.contracts import Contract, Evolution, OnFail
 from headwater.contracts.predicates import failure_reason
 from headwater.contracts.specs import parse_watermark, sql_type
+from headwater.engine import file_loader
+from headwater.errors import EngineError
 from headwater.ingest.conform import RESERVED, metadata_columns
 from headwater.ingest.files import FilesReader, SourceFile
 from headwater.ingest.source import JSON, RECORD
@@ -62,51 +60,10 @@ _WRITABLE = {
     exp.DataType.Type.ARRAY,
     exp.DataType.Type.LIST,
 }
-COMPRESSION_LEVEL = 1  # the zstd level of the careful lane's data files (pyarrow's default)
 _LINE = "_hw_line"
 _FIELDS = "_hw_fields"
-# every line as text, split as Arrow's CSV reader splits the careful lane's lines (empty lines
-# are NULL; strict mode fails on a line Arrow would reject); json_keys fails on non-JSON
-_LINES_SQL = (
-    "read_csv($path, columns := {'_hw_line': 'VARCHAR'}, delim := '\x01', quote := '', "
-    "escape := '', header := false, auto_detect := false)"
-)
-# a file's lines numbered as records (blank lines are NULL rows, and not records), from the
-# record after `skip`, at most `limit` of them (NULL: all); the skipped ones are read, not
-# parsed. (`parallel := false` would hold the whole file in memory.)
-_CHUNK = cast(
-    exp.Select,
-    sqlglot.parse_one(
-        "SELECT * FROM (SELECT _hw_line, row_number() OVER () AS _hw_position "
-        f"FROM {_LINES_SQL} WHERE _hw_line IS NOT NULL) WHERE _hw_position > $skip LIMIT $limit",
-        read="duckdb",
-    ),
-)
 CHUNK_BYTES = 64 << 20  # a file is split for the cores only into chunks at least this large
-_CHECK = sqlglot.parse_one(
-    "SELECT count(_hw_line), "
-    "count(*) FILTER (WHERE CASE WHEN starts_with(_hw_line, '{') THEN false "
-    "ELSE NOT starts_with(ltrim(_hw_line, ' \t\r'), '{') END), "
-    "count(*) FILTER (WHERE NOT list_has_all($known, json_keys(_hw_line))), "
-    "count(*) FILTER (WHERE len(json_keys(_hw_line)) <> len(list_distinct(json_keys(_hw_line)))) "
-    f"FROM {_LINES_SQL}",
-    read="duckdb",
-).sql(dialect="duckdb")
-_UNKNOWN = sqlglot.parse_one(
-    "SELECT DISTINCT unnest(list_filter(json_keys(_hw_line), k -> NOT list_contains($known, k))) "
-    f"AS k FROM {_LINES_SQL} ORDER BY k",
-    read="duckdb",
-).sql(dialect="duckdb")
-_RECORDS = cast(
-    exp.Select,
-    sqlglot.parse_one(
-        "SELECT * FROM read_json($path, format := 'newline_delimited', columns := $columns)",
-        read="duckdb",
-    ),
-)
 _NOT_EXACT = "a record is not exactly the declared keys and types"
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -161,7 +118,7 @@ class DirectLane:
         self.params = params  # batch_id, now, cutoff
         self.written: list[Written] = []
         self.declined: dict[str, str] = {}  # file → why the last tier gave it back
-        self._workers = _Workers(os.cpu_count() or 1)
+        self._workers = file_loader(os.cpu_count() or 1)
 
     def __enter__(self) -> DirectLane:
         return self
@@ -187,7 +144,9 @@ class DirectLane:
         )
         line = exp.column(_LINE)
         parsed = exp.Cast(this=exp.cast(line, exp.DataType.build("JSON")), to=fields)
-        numbered = exp.select(parsed.as_(_FIELDS), exp.column(RECORD)).from_(_CHUNK.subquery("_l"))
+        numbered = exp.select(parsed.as_(_FIELDS), exp.column(RECORD)).from_(
+            self._workers.lines().subquery("_l")
+        )
         typed = exp.column(_FIELDS)
         values = (
             exp.select(
@@ -232,7 +191,7 @@ class DirectLane:
             ],
             *[exp.column(k, quoted=True) for k in extra],
             _position(),
-        ).from_(_RECORDS.subquery("_j"))
+        ).from_(self._workers.records().subquery("_j"))
         units = [_Unit(c.file, expected=c.records) for c in checked]
         return self._part(units, values, extra=extra, tier="read_json")
 
@@ -274,22 +233,18 @@ class DirectLane:
         return SelfWritten(pa.schema([pa.field(k, pa.string()) for k in extra]), write)
 
     def _check(self, file: SourceFile, declared: list[str]) -> Checked | None:
-        params = {"path": file.path, "known": declared}
         try:
-            with self._workers.connection() as conn:
-                counts = conn.execute(_CHECK, params).fetchone() or (0, 0, 0, 0)
-                records, others, unknown, twice = counts
-                keys = [k for (k,) in conn.execute(_UNKNOWN, params).fetchall()] if unknown else []
-        except duckdb.Error as err:  # not JSON: json_keys fails
+            found = self._workers.check(file.path, declared)
+        except EngineError as err:  # not JSON: json_keys fails
             self.declined[file.shown] = _first_line(err)
             return None
-        if others:
-            self.declined[file.shown] = f"{others} line(s) not a JSON object"
+        if found.not_objects:
+            self.declined[file.shown] = f"{found.not_objects} line(s) not a JSON object"
             return None
-        if twice or any(k.startswith(RESERVED) for k in keys):
+        if found.repeated_keys or any(k.startswith(RESERVED) for k in found.unknown):
             self.declined[file.shown] = "a record with a duplicate or reserved (_hw_…) key"
             return None
-        return Checked(file, records, tuple(keys))
+        return Checked(file, found.records, found.unknown)
 
     def _copy(
         self, values: exp.Select, columns: dict[str, str], table: pa.Schema
@@ -298,9 +253,8 @@ class DirectLane:
         careful lane would quarantine; None if one of the `columns` (name → type: declared,
         then extra keys) does not have its type in the table."""
         extra = list(columns)[len(self.contract.columns) :]
-        with self._workers.connection() as conn:
-            have = _column_types(conn.from_arrow(table.empty_table()))
-            want = _types_of(conn, columns)
+        have = self._workers.column_types(table)
+        want = self._workers.types_of({n: sql_type(t) for n, t in columns.items()})
         mismatch = {n: (k, have.get(n)) for n, k in want.items() if have.get(n) != k}
         if mismatch:
             for file in self.files:
@@ -314,18 +268,18 @@ class DirectLane:
             *[exp.column(k, quoted=True) for k in extra],
             *metadata_columns(self.contract, per_row_origin=False),
         ).from_(values.subquery("_c"))
-        columns = [
+        selected = [
             exp.column(f.name, quoted=True)
             if f.name in named.named_selects
             else exp.cast(exp.null(), sql_type(have[f.name])).as_(f.name, quoted=True)
             for f in table
         ]
-        select = exp.select(*columns).from_(named.subquery("_r")).where(self._guard())
-        return exp.Copy(this=select.subquery(), kind=False, params=_copy_options(table))
+        select = exp.select(*selected).from_(named.subquery("_r")).where(self._guard())
+        return self._workers.copy(select, table)
 
-    def _guard(self) -> exp.Expression:
+    def _guard(self) -> exp.Expr:
         """TRUE for a record the careful lane would land; an error for any other."""
-        failing: list[exp.Expression] = [
+        failing: list[exp.Expr] = [
             exp.column(c.name, quoted=True).is_(exp.null())
             for c in self.contract.columns
             if not c.nullable
@@ -340,73 +294,33 @@ class DirectLane:
     def _write(
         self, unit: _Unit, path: str, copy: exp.Copy, params: dict[str, Any], tier: str
     ) -> Written | None:
-        statement = copy.copy()
-        statement.set("files", [exp.Literal.string(path)])
-        used = {p.name for p in statement.find_all(exp.Placeholder)}
         file, expected = unit.file, unit.expected
-        values = {**params, "source": file.shown}
         try:
-            with self._workers.connection() as conn:
-                row = conn.execute(
-                    statement.sql(dialect="duckdb"), {k: v for k, v in values.items() if k in used}
-                ).fetchone()
-                rows = row[0] if row else 0
-                if expected is not None and rows != expected:
-                    raise _Declined(f"{rows} records read, {expected} lines checked")
-                if not rows:  # a run past the last record (chunks are estimated)
-                    Path(path).unlink(missing_ok=True)
-                    return Written(file, "", pa.table({"_hw_late": pa.array([], pa.bool_())}), tier)
-                counted = self._counted(conn, path, rows)
-        except (duckdb.Error, _Declined) as err:
+            rows = self._workers.write(copy, path, {**params, "source": file.shown})
+            if expected is not None and rows != expected:
+                raise _Declined(f"{rows} records read, {expected} lines checked")
+            if not rows:  # a run past the last record (chunks are estimated)
+                Path(path).unlink(missing_ok=True)
+                return Written(file, "", pa.table({"_hw_late": pa.array([], pa.bool_())}), tier)
+            counted = self._counted(path, rows)
+        except (EngineError, _Declined) as err:
             Path(path).unlink(missing_ok=True)
             self.declined[file.shown] = _first_line(err)
             return None
         return Written(file, path, counted, tier)
 
-    def _counted(self, conn: duckdb.DuckDBPyConnection, path: str, rows: int) -> pa.Table:
+    def _counted(self, path: str, rows: int) -> pa.Table:
         """The columns landing counts (`_hw_late`, the event time), read back from the data
         file; without a watermark no row is late, and nothing needs reading."""
         column = parse_watermark(self.contract.watermark)[0] if self.contract.watermark else None
         if column is None or all(c.name != column for c in self.contract.columns):
             return pa.table({"_hw_late": pa.nulls(rows, pa.bool_()).fill_null(False)})
-        names = [exp.column("_hw_late"), exp.column(column, quoted=True)]
-        query = exp.select(*names).from_(exp.func("read_parquet", exp.Placeholder(this="path")))
-        return conn.sql(query.sql("duckdb"), params={"path": path}).to_arrow_table()
+        names: list[exp.Expr] = [exp.column("_hw_late"), exp.column(column, quoted=True)]
+        return self._workers.read_back(path, names)
 
 
 class _Declined(Exception):
     """A file the direct lane gives back to the careful lane."""
-
-
-class _Workers:
-    """Threads that each keep one DuckDB connection of one thread: records are numbered in
-    file order, files run side by side, and a connection (about 40 ms) is made once."""
-
-    def __init__(self, count: int):
-        self.count = max(count, 1)
-        self._pool = ThreadPoolExecutor(self.count, "hw-direct")
-        self._local = threading.local()
-        self._all: list[duckdb.DuckDBPyConnection] = []
-
-    def map(self, work: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
-        return list(self._pool.map(work, items))
-
-    def run(self, work: Callable[[], _R]) -> _R:
-        return self._pool.submit(work).result()
-
-    @contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = duckdb.connect(config={"threads": 1})
-            conn.execute("SET TimeZone = 'UTC'")
-            self._all.append(conn)
-        yield conn
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        for conn in self._all:
-            conn.close()
 
 
 def _position() -> exp.Alias:
@@ -439,51 +353,10 @@ def _chunks(file: SourceFile, count: int) -> list[_Unit] | None:
     return [_Unit(file, skip=k * per, limit=None if k == count - 1 else per) for k in range(count)]
 
 
-def _stop_if(condition: exp.Expr, why: str) -> exp.Expression:
+def _stop_if(condition: exp.Expr, why: str) -> exp.Expr:
     """TRUE, or an error that stops the query (the file then goes to the next tier)."""
     stop = exp.func("error", exp.Literal.string(f"direct lane: {why}"))
     return exp.Case().when(condition, stop).else_(exp.true())
-
-
-def _column_types(relation: duckdb.DuckDBPyRelation) -> dict[str, str]:
-    return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
-
-
-def _types_of(conn: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> dict[str, str]:
-    """DuckDB's own spelling of declared types (`TEXT` → `VARCHAR`)."""
-    query = exp.select(
-        *[exp.cast(exp.null(), sql_type(t)).as_(n, quoted=True) for n, t in columns.items()]
-    ).limit(0)
-    return _column_types(conn.sql(query.sql(dialect="duckdb")))
-
-
-def _copy_options(table: pa.Schema) -> list[exp.CopyParameter]:
-    """Parquet as the careful lane writes it (zstd), with the table's Iceberg field ids."""
-    ids = exp.Struct(expressions=[_field_id(f) for f in table])
-    options: list[tuple[str, exp.Expression]] = [
-        ("FORMAT", exp.var("parquet")),
-        ("COMPRESSION", exp.var("zstd")),
-        ("COMPRESSION_LEVEL", exp.Literal.number(COMPRESSION_LEVEL)),
-        ("FIELD_IDS", ids),
-    ]
-    return [exp.CopyParameter(this=exp.var(k), expression=v) for k, v in options]
-
-
-def _field_id(field: pa.Field) -> exp.PropertyEQ:
-    """`name: id`, or `name: {__duckdb_field_id: id, child: ...}` for nested types."""
-    value: exp.Expression = exp.Literal.number(int((field.metadata or {})[b"PARQUET:field_id"]))
-    kind = field.type
-    children: list[pa.Field] = []
-    if pa.types.is_struct(kind):
-        children = [kind.field(i) for i in range(kind.num_fields)]
-    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        children = [kind.value_field]
-    elif pa.types.is_map(kind):
-        children = [kind.key_field, kind.item_field]
-    if children:
-        own = exp.PropertyEQ(this=exp.Literal.string("__duckdb_field_id"), expression=value)
-        value = exp.Struct(expressions=[own, *[_field_id(c) for c in children]])
-    return exp.PropertyEQ(this=exp.Literal.string(field.name), expression=value)
 
 
 def _writable(text: str) -> bool:

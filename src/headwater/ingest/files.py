@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from headwater.contracts import FilesConnector
 from headwater.contracts.load import shown_path
 from headwater.contracts.secrets import Secrets
-from headwater.errors import Location, SourceError, TransientSourceError
+from headwater.errors import DataError, Location, SourceError, TransientSourceError
 from headwater.ingest.source import LINE, RECORD, Part, Rejected, State, with_positions
 from headwater.ingest.streams import as_text, check_columns, header, opened, text_format
 
@@ -130,7 +130,7 @@ class FilesReader:
                     part = pa.concat_tables(pending)
                     pending, size, yielded = [], 0, yielded + part.num_rows
                     yield Part(part, file.format, file.shown)
-        except SourceError as err:
+        except (SourceError, DataError) as err:  # unreadable, or its header unusable
             # what was already handed on lands; the rest of the file is one quarantined record
             landed = f" (its first {yielded:,} records landed)" if yielded else ""
             self.rejected.add(file.shown, err.render() + landed, f"<whole file, {file.size} bytes>")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -301,7 +301,7 @@ class _Header(httpx.Auth):
     def __init__(self, name: str, value: str) -> None:
         self.name, self.value = name, value
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers[self.name] = self.value
         yield request
 
@@ -310,7 +310,7 @@ class _QueryParam(httpx.Auth):
     def __init__(self, name: str, value: str) -> None:
         self.name, self.value = name, value
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.url = request.url.copy_set_param(self.name, self.value)
         yield request
 
@@ -331,7 +331,7 @@ class _ClientCredentials(httpx.Auth):
         self.token: str | None = None
         self.expires_at = 0.0
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self.token is None or time.monotonic() >= self.expires_at:
             self._take((yield self._token_request()))
         request.headers["Authorization"] = f"Bearer {self.token}"

@@ -15,7 +15,7 @@ from typing import Any
 from sqlglot import exp
 
 from headwater.contracts import Column
-from headwater.engine.duckdb import DuckDBEngine
+from headwater.engine import Engine
 from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD, Part
 
 INPUT = "_hw_infer"
@@ -38,7 +38,7 @@ _JSON_TYPES = {
 }
 
 
-def infer_columns(part: Part, engine: DuckDBEngine) -> list[Column]:
+def infer_columns(part: Part, engine: Engine) -> list[Column]:
     """The columns of `part`'s records, all nullable, in the order they first appear."""
     engine.register(INPUT, part.data)
     try:
@@ -51,7 +51,7 @@ def infer_columns(part: Part, engine: DuckDBEngine) -> list[Column]:
     return [Column(name=name, type=sql) for name, sql in types.items()]
 
 
-def _json_types(engine: DuckDBEngine) -> dict[str, str]:
+def _json_types(engine: Engine) -> dict[str, str]:
     line = exp.column(LINE)
     valid = exp.func("json_valid", line)
     query = (
@@ -64,7 +64,7 @@ def _json_types(engine: DuckDBEngine) -> dict[str, str]:
             )
         )
     )
-    found = engine.rows(query.sql(dialect="duckdb"))[0][0]
+    found = engine.rows(query)[0][0]
     structure = json.loads(found) if found else {}
     return {name: _sql_type(value) for name, value in structure.items()}
 
@@ -79,16 +79,16 @@ def _sql_type(structure: Any) -> str:
     return _JSON_TYPES.get(str(structure), "varchar")
 
 
-def _described(engine: DuckDBEngine) -> dict[str, str]:
-    rows = engine.rows(f"DESCRIBE SELECT * EXCLUDE ({RECORD}) FROM {INPUT}")
-    return {name: sql.lower() for name, sql, *_ in rows if name != ORIGIN}
+def _described(engine: Engine) -> dict[str, str]:
+    records = exp.select(exp.Star(except_=[exp.column(RECORD)])).from_(INPUT)
+    return {name: sql.lower() for name, sql in engine.columns(records).items() if name != ORIGIN}
 
 
-def _text_types(engine: DuckDBEngine, names: list[str], *, json_input: bool) -> dict[str, str]:
+def _text_types(engine: Engine, names: list[str], *, json_input: bool) -> dict[str, str]:
     """The narrowest type all non-null values of each text column cast to."""
     if not names:
         return {}
-    checks: list[exp.Expression] = []
+    checks: list[exp.Expr] = []
     for name in names:
         value = (
             exp.func("json_extract_string", exp.column(LINE), exp.Literal.string(f'$."{name}"'))
@@ -96,7 +96,7 @@ def _text_types(engine: DuckDBEngine, names: list[str], *, json_input: bool) -> 
             else exp.column(name, quoted=True)
         )
         for sql in _TEXT_TYPES:
-            fits: exp.Expression = (
+            fits: exp.Expr = (
                 exp.TryCast(this=value.copy(), to=exp.DataType.build(sql)).is_(exp.null()).not_()
             )
             if sql in _SHAPES:  # DuckDB casts '1.5' to a bigint and '…T10:00' to a date too
@@ -108,13 +108,13 @@ def _text_types(engine: DuckDBEngine, names: list[str], *, json_input: bool) -> 
     source = exp.select(exp.Star()).from_(INPUT)
     if json_input:
         source = source.where(exp.func("json_valid", exp.column(LINE)))
-    found = engine.rows(exp.select(*checks).from_(source.subquery("_t")).sql(dialect="duckdb"))[0]
+    verdicts_of = engine.rows(exp.select(*checks).from_(source.subquery("_t")))[0]
     out: dict[str, str] = {}
     width = len(_TEXT_TYPES) + 1
     for i, name in enumerate(names):
-        *verdicts, has_offset = found[i * width : (i + 1) * width]
-        fits = [sql for sql, ok in zip(_TEXT_TYPES, verdicts, strict=True) if ok]
+        *verdicts, has_offset = verdicts_of[i * width : (i + 1) * width]
+        passing = [sql for sql, ok in zip(_TEXT_TYPES, verdicts, strict=True) if ok]
         # a cast to timestamp drops an offset: values that carry one are timestamptz
-        fits = [t for t in fits if t != ("timestamp" if has_offset else "timestamptz")]
-        out[name] = fits[0] if fits else "varchar"
+        passing = [t for t in passing if t != ("timestamp" if has_offset else "timestamptz")]
+        out[name] = passing[0] if passing else "varchar"
     return out

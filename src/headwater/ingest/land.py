@@ -27,7 +27,7 @@ from headwater.contracts import Column, Contract, Load
 from headwater.contracts.secrets import Secrets
 from headwater.contracts.specs import parse_watermark
 from headwater.contracts.thresholds import parse_duration
-from headwater.engine.duckdb import DuckDBEngine
+from headwater.engine import scratch
 from headwater.errors import HeadwaterError
 from headwater.ingest.conform import INPUT, RESERVED, UNKNOWN, arrow_types, conform_query
 from headwater.ingest.connectors import open_reader
@@ -213,7 +213,7 @@ class _Job:
         self.result = result
         self.now = now
         self.cutoff = cutoff
-        self.engine = DuckDBEngine()
+        self.engine = scratch()
         self.bad: list[pa.Table] = []
         self.queries: dict[tuple[object, ...], tuple[str, set[str]]] = {}
         self.hours: set[Any] = set()
@@ -285,11 +285,7 @@ class _Job:
         declared = [c.name for c in self.contract.columns]
         keys = [*self.contract.primary_key, column] if self.contract.primary_key else declared
         names = [exp.column(k, quoted=True) for k in keys]
-        source = exp.func(
-            "read_parquet",
-            exp.Placeholder(this="files"),
-            exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
-        )
+        source = self.engine.scan(files)
         seen = (
             exp.select(*names)
             .distinct()
@@ -306,8 +302,8 @@ class _Job:
                 kind="TABLE",
                 expression=seen,
                 properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-            ).sql(dialect="duckdb"),
-            {"files": files, "since": since},
+            ),
+            {"since": since},
         )
         match = exp.and_(
             *[
@@ -318,11 +314,11 @@ class _Job:
                 for k in keys
             ]
         )
-        self.unseen_sql = (
+        # rendered once: it runs on every part of the batch
+        self.unseen_sql = self.engine.render(
             exp.select(exp.Star())
             .from_(exp.to_table(INPUT).as_("_g"))
             .join(exp.to_table(_SEEN).as_("_s"), on=match, join_type="anti")
-            .sql(dialect="duckdb")
         )
 
     def new_quarantine(self, lake: Lake, quarantine: str) -> list[pa.Table]:
@@ -336,12 +332,24 @@ class _Job:
             return [bad]
         self.engine.register(INPUT, bad)
         try:
-            held = self.engine.read(
-                "SELECT * FROM _hw_in WHERE (_hw_source, _hw_record) NOT IN "
-                "(SELECT (_hw_source, _hw_record) FROM read_parquet($files) "
-                "WHERE _hw_batch_id = $batch)",
-                {"files": lake.files(quarantine), "batch": self.result.batch_id},
+            same = exp.and_(
+                *[
+                    exp.NullSafeEQ(this=exp.column(c, "_q"), expression=exp.column(c, "_i"))
+                    for c in ("_hw_source", "_hw_record")
+                ],
+                exp.column("_hw_batch_id", "_q").eq(exp.Placeholder(this="batch")),
             )
+            kept = exp.Exists(
+                this=exp.select("1")
+                .from_(
+                    exp.select(exp.Star())
+                    .from_(self.engine.scan(lake.files(quarantine)))
+                    .subquery("_q")
+                )
+                .where(same)
+            )
+            new = exp.select(exp.Star()).from_(exp.to_table(INPUT).as_("_i")).where(exp.not_(kept))
+            held = self.engine.read(new, {"batch": self.result.batch_id})
         finally:
             self.engine.unregister(INPUT)
         return [held.cast(QUARANTINE_SCHEMA)]
@@ -409,7 +417,7 @@ class _Job:
                 per_row_origin=has_origin,
             )
             self.queries[shape] = (
-                query.sql(dialect="duckdb"),
+                self.engine.render(query),
                 {p.name for p in query.find_all(exp.Placeholder)},
             )
         return self.queries[shape]
@@ -476,7 +484,7 @@ def _inferred(contract: Contract, parts: Iterator[Part]) -> tuple[Contract, Iter
     first = next(parts, None)
     if first is None:
         return contract, parts
-    columns = infer_columns(first, DuckDBEngine())
+    columns = infer_columns(first, scratch())
     return contract.model_copy(update={"columns": columns}), itertools.chain([first], parts)
 
 

@@ -53,7 +53,7 @@ class Rejected:
 
     @property
     def count(self) -> int:
-        return len(self.rows) + sum(t.num_rows for t in self.tables)
+        return len(self.rows) + sum(int(t.num_rows) for t in self.tables)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from headwater.contracts import FilesConnector
-from headwater.engine.duckdb import DuckDBEngine
-from headwater.errors import Location, SourceError
+from headwater.engine import scratch
+from headwater.errors import DataError, Location, SourceError
 from headwater.ingest.conform import RESERVED
 from headwater.ingest.source import LINE, RECORD, Rejected
 
@@ -118,16 +118,16 @@ def check_header(names: list[str], *, shown: str, declared: Sequence[str], delim
     where = Location(shown, 1)
     fix = "fix the header; the file lands when it changes"
     if not names:
-        raise SourceError(
+        raise DataError(
             "the first line is blank, where the header should be",
             where=where,
             hint="remove the blank line (or set `header: false` on the connector)",
         )
     for i, name in enumerate(names, 1):
         if not name:
-            raise SourceError(f"header column {i} has no name", where=where, hint=fix)
+            raise DataError(f"header column {i} has no name", where=where, hint=fix)
         if name.startswith(RESERVED):
-            raise SourceError(
+            raise DataError(
                 f"header column {name!r} uses a name headwater reserves for its metadata "
                 f"({RESERVED}…)",
                 where=where,
@@ -135,11 +135,11 @@ def check_header(names: list[str], *, shown: str, declared: Sequence[str], delim
             )
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise SourceError(
+        raise DataError(
             f"the header names {', '.join(map(repr, twice))} twice", where=where, hint=fix
         )
     if declared and not set(names) & set(declared):
-        raise SourceError(
+        raise DataError(
             f"the header names none of the contract's columns (it reads {len(names)} "
             f"column(s) split by {delimiter!r}: {', '.join(names)[:80]!r})",
             where=where,
@@ -231,14 +231,13 @@ def _split_invalid(
     columns = [
         (decoded[n] if n in decoded else _col(n)).as_(n, quoted=True) for n in table.column_names
     ]
-    engine = DuckDBEngine()
+    engine = scratch()
     engine.register(_INPUT, table)
-    good = engine.read(exp.select(*columns).from_(_INPUT).where(exp.not_(bad)).sql("duckdb"))
+    good = engine.read(exp.select(*columns).from_(_INPUT).where(exp.not_(bad)))
     failed = engine.read(
         exp.select(source.as_("_hw_source"), reason.as_("_hw_reason"), record.as_("_hw_record"))
         .from_(_INPUT)
         .where(bad.copy())
-        .sql("duckdb")
     )
     rejected.add_table(failed)
     return good

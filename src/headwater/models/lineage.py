@@ -31,12 +31,13 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, ScopeType, build_scope, find_all_in_scope
 from sqlglot.schema import MappingSchema
 
+import headwater.engine.dialect as authored
 from headwater.errors import Location, ModelError
 from headwater.models.dag import Dag
 from headwater.models.parse import Model
 
 ROWS = "*"
-DIALECT = "duckdb"
+DIALECT = authored.AUTHORED
 # part of every key: a change to how lineage is traced invalidates what was stored before
 FORMAT = "1"
 _ROW_CLAUSES = ("where", "group", "having", "qualify")
@@ -345,7 +346,7 @@ def _counts_rows(expression: exp.Expr) -> bool:
 
 
 def _table_name(table: exp.Table) -> str:
-    """`zone.name` of a table; empty for a table function such as `read_parquet(…)`."""
+    """`zone.name` of a table; empty for a table function such as `range(…)`."""
     if not isinstance(table.this, exp.Identifier):
         return ""
     return f"{table.db}.{table.name}" if table.db else table.name

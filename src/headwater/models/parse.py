@@ -19,6 +19,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+import headwater.engine.dialect as authored
 from headwater.contracts import ModelConfig, ModelKind, ModelSidecar, OnFail, Rule
 from headwater.contracts.load import load_spec, locate, parse_spec
 from headwater.errors import Location, ModelError
@@ -85,7 +86,7 @@ class Template:
 _SLOT = re.compile(r"__hw_slot_(\d+)__")
 
 
-def template(query: exp.Query, dialect: str = "duckdb") -> Template | None:
+def template(query: exp.Query, dialect: str = authored.AUTHORED) -> Template | None:
     """The query's `Template`, or None when its text already holds a slot marker."""
     if _SLOT.search(query.sql(dialect=dialect)):
         return None
@@ -158,7 +159,7 @@ class Model:
         """Hash of the normalized query: formatting and comments do not change it."""
         if self.source_hash is not None:
             return self.source_hash
-        text = self.query.sql(dialect="duckdb", comments=False, normalize=True)
+        text = authored.shown(self.query, comments=False, normalize=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -231,7 +232,7 @@ def audit_refs(sidecar: ModelSidecar, name: str) -> tuple[str, ...]:
 def custom_sql_tables(sql: str) -> list[str]:
     """The zone tables a custom SQL rule reads (`this` is the table under test)."""
     try:
-        query = sqlglot.parse_one(sql, dialect="duckdb")
+        query = authored.parse_one(sql)
     except sqlglot.errors.ParseError:
         return []  # the rule reports its own syntax error where it runs
     return [f"{t.db}.{t.name}" for t in query.find_all(exp.Table) if t.db and t.name]
@@ -289,10 +290,10 @@ def _refuse_jinja(text: str, shown: str) -> None:
 def _braces_outside_strings(text: str) -> bool:
     """Whether `{{` opens outside a string literal or comment (no DuckDB struct starts so)."""
     try:
-        tokens = sqlglot.Dialect.get_or_raise("duckdb").tokenize(text)
+        tokens = authored.tokenize(text)
     except sqlglot.errors.TokenError:
         return False  # the parser reports it
-    brace = sqlglot.tokens.TokenType.L_BRACE
+    brace = sqlglot.TokenType.L_BRACE
     return any(
         a.token_type is brace and b.token_type is brace and b.start == a.end + 1
         for a, b in itertools.pairwise(tokens)
@@ -311,7 +312,7 @@ def _query(text: str, shown: str) -> exp.Query:
     if "{{" in text and _braces_outside_strings(text):
         _refuse_jinja(text, shown)  # `{{ x }}` parses as DuckDB struct literals: refuse it first
     try:
-        statements = [s for s in sqlglot.parse(text, dialect="duckdb") if s is not None]
+        statements = authored.parse(text)
     except sqlglot.errors.TokenError as err:  # an unterminated string or comment
         _refuse_jinja(text, shown)
         raise ModelError(f"SQL syntax error: {err}", where=Location(shown)) from None
@@ -405,7 +406,7 @@ def _refs(query: exp.Query, shown: str) -> tuple[Ref, ...]:
     refs = []
     for table in query.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
-            continue  # table functions such as read_parquet(...)
+            continue  # table functions such as range(...)
         line = table.this.meta.get("line")
         if not table.db:
             if table.name in ctes:
@@ -435,7 +436,7 @@ def render(
     out = query.copy()
     for table in list(out.find_all(exp.Table)):
         logical = f"{table.db}.{table.name}" if table.db else None
-        if inline and logical in inline:
+        if inline and logical is not None and logical in inline:
             alias = table.alias or table.name
             table.replace(inline[logical].copy().subquery(alias))
             continue

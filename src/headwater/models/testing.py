@@ -28,9 +28,10 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+import headwater.engine.dialect as authored
 from headwater.contracts import Contract
 from headwater.contracts.tests_spec import InputTable, ModelTestCase
-from headwater.engine.duckdb import DuckDBEngine
+from headwater.engine import Engine, scratch
 from headwater.errors import EngineError, ModelError, SpecError
 from headwater.models.parse import Model, render
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
@@ -110,17 +111,21 @@ class ModelTester:
         models: Mapping[str, Model],
         contracts: Mapping[str, Contract],
         *,
-        engine: DuckDBEngine | None = None,
+        engine: Engine | None = None,
     ):
         self.models = dict(models)
         self.contracts = {c.table: c for c in contracts.values()}
-        self.engine = engine or DuckDBEngine(threads=1)  # a few rows: one thread is quicker
+        self.engine = engine or scratch(threads=1)  # a few rows: one thread is quicker
         self._schemas: dict[str, Schema] = {}
         self._empty: dict[str, str] = {}
         self._rendered: dict[tuple[str, ...], str] = {}  # a model's SQL over given input tables
-        self._result_sql = _sql(_select([exp.Star()], f"{WORK}.{RESULT}"))
+        self._result_sql = self._sql(_select([exp.Star()], f"{WORK}.{RESULT}"))
         for schema in (SCRATCH, WORK):
             self.engine.execute(exp.Create(this=exp.to_table(schema), kind="SCHEMA", exists=True))
+
+    def _sql(self, statement: exp.Expr) -> str:
+        """The engine's SQL of a tree built for one use (not copied first)."""
+        return self.engine.render(statement, copy=False)
 
     def close(self) -> None:
         self.engine.close()
@@ -170,7 +175,7 @@ class ModelTester:
         if key not in self._rendered:
             result = exp.to_table(f"{WORK}.{RESULT}")
             query = render(model.query, tables)
-            self._rendered[key] = _sql(
+            self._rendered[key] = self._sql(
                 exp.Create(this=result, kind="TABLE", replace=True, expression=query)
             )
         try:
@@ -251,7 +256,7 @@ class ModelTester:
             limit = exp.Limit(expression=exp.Literal.number(0))
             empty = exp.Select(expressions=_casts(self.schema(table)), limit=limit)
             self.engine.execute(
-                _sql(exp.Create(this=exp.to_table(target), kind="TABLE", expression=empty))
+                self._sql(exp.Create(this=exp.to_table(target), kind="TABLE", expression=empty))
             )
             self._empty[table] = target
         return self._empty[table]
@@ -259,7 +264,7 @@ class ModelTester:
     def _describe(
         self, statement: exp.Describe, params: Mapping[str, Any]
     ) -> dict[str, exp.DataType]:
-        described = self.engine.read(_sql(statement), params)
+        described = self.engine.read(self._sql(statement), params)
         names = described.column("column_name").to_pylist()
         kinds = described.column("column_type").to_pylist()
         return {name: _data_type(kind) for name, kind in zip(names, kinds, strict=True)}
@@ -282,15 +287,14 @@ class ModelTester:
             this=exp.to_table(target), kind="TABLE", replace=True, expression=select
         )
         try:
-            self.engine.execute(_sql(create))
+            self.engine.execute(self._sql(create))
         except EngineError:
             bad = self._bad_value(stage.column_names, schema)
             if bad is None:
                 raise
             index, name, value, kind = bad
             raise SpecError(
-                f"{value!r} does not cast to {kind.sql(dialect='duckdb')}, "
-                f"the type of {table}.{name}",
+                f"{value!r} does not cast to {authored.shown(kind)}, the type of {table}.{name}",
                 where=case.where("inputs", table, "rows", index, name),
             ) from None
         return target
@@ -305,7 +309,9 @@ class ModelTester:
             given = exp.Not(this=exp.Is(this=_col(name), expression=exp.null()))
             fails = exp.Is(this=exp.TryCast(this=_col(name), to=kind.copy()), expression=exp.null())
             found = self.engine.rows(
-                _sql(_select([exp.column(ROW), _col(name)], STAGE, where=exp.and_(given, fails)))
+                self._sql(
+                    _select([exp.column(ROW), _col(name)], STAGE, where=exp.and_(given, fails))
+                )
             )
             if found:
                 return found[0][0], name, found[0][1], kind
@@ -329,7 +335,7 @@ class ModelTester:
         self.engine.register(STAGE, stage)
         self.engine.register(ACTUAL, returned)
         try:
-            found = self.engine.rows(_sql(_keys_query(forms, ordered=expected.ordered)))
+            found = self.engine.rows(self._sql(_keys_query(forms, ordered=expected.ordered)))
         except EngineError:
             bad = self._bad_value(stage.column_names, [(c, f.type) for c, f in forms.items()])
             if bad is None:
@@ -524,11 +530,6 @@ def _parameters(model: Model) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.name for p in model.query.find_all(exp.Placeholder) if p.name))
 
 
-def _sql(statement: exp.Expr) -> str:
-    """DuckDB SQL of a tree built for one use (not copied first: that is most of the cost)."""
-    return statement.sql(dialect=DuckDBEngine.dialect, copy=False)
-
-
 def _physical(table: str) -> str:
     return table.replace(".", "__")
 
@@ -538,7 +539,7 @@ def _col(name: str) -> exp.Column:
 
 
 def _data_type(text: str) -> exp.DataType:
-    return exp.DataType.build(text, dialect="duckdb", udt=True)
+    return authored.parse_type(text, udt=True)
 
 
 def _typed(columns: Mapping[str, str]) -> Schema:

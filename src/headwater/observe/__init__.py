@@ -1,5 +1,5 @@
 """Observability (band 1): the events every stage emits."""
 
-from headwater.observe.events import Event, EventSink, discard
+from headwater.observe.events import Event, EventSink, RunStatus, TaskStatus, discard, stamped
 
-__all__ = ["Event", "EventSink", "discard"]
+__all__ = ["Event", "EventSink", "RunStatus", "TaskStatus", "discard", "stamped"]

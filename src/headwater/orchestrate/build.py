@@ -11,16 +11,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import time
 from collections.abc import Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 from sqlglot import exp
 
+from headwater.change.environments import Environment
 from headwater.change.versions import (
     PROD,
     data_key,
@@ -29,18 +30,16 @@ from headwater.change.versions import (
     publish_view,
     view_schema,
 )
-from headwater.contracts import ModelKind, OnFail, Rule
-from headwater.contracts.predicates import bad_rows, failure_reason
-from headwater.engine.duckdb import DuckDBEngine
-from headwater.errors import HeadwaterError, Location
+from headwater.contracts import ModelKind, OnFail
+from headwater.engine import Engine, ObjectKind
+from headwater.errors import EngineError, HeadwaterError, Location
 from headwater.govern.pii import ModelPii
-from headwater.models import Model, quote_table, render
-from headwater.models.intervals import Range, batches, count, intersect
-from headwater.models.python import call
-from headwater.observe import Event, EventSink
+from headwater.models import Model, render
+from headwater.models.intervals import Range, count
+from headwater.observe import Event, EventSink, TaskStatus, stamped
 from headwater.orchestrate.checks import evaluate_in, record_checks
 from headwater.orchestrate.incremental import IntervalPlan, plan
-from headwater.orchestrate.merge import history, merge_into, newest_per_key, restate_keys
+from headwater.orchestrate.materialize import Job, route, strategy, verbatim
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
@@ -48,7 +47,6 @@ from headwater.quality import CheckResult
 from headwater.zones.catalog import ModelVersion, TaskRecord
 from headwater.zones.lake import BatchStats, Snapshot
 
-EPOCH = datetime(1970, 1, 1)
 # keys of a version's recorded inputs beside the raw snapshots it has seen
 AUDIT = "#audit"  # what its last passing audit depended on (see _Builder._audit_key)
 QUARANTINE_RULES = "#quarantine"  # its on_fail: quarantine rules, which shape its data
@@ -70,6 +68,7 @@ def build_all(
     `full_refresh` rebuilds from scratch (incremental models over their whole range). Models
     left out of a selection are read as published.
     """
+    sink = stamped(sink, report.run_id)
     dag = project.dag
     chosen = set(dag.order) if selected is None else set(selected)
     report.removed = remove_stale(project, stores)
@@ -78,7 +77,9 @@ def build_all(
     fps = fingerprints(project)
     for zone in {m.zone for m in project.models.values()}:
         for schema in (f"hw_{zone}", view_schema(zone)):
-            stores.engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_table(schema)}")
+            create = exp.Create(this=exp.to_identifier(schema, quoted=True), kind="SCHEMA")
+            create.set("exists", True)
+            stores.engine.execute(create)
     # what a raw table holds is named by its metadata file, which every commit replaces:
     # one catalog query, where the snapshot id would load the table's metadata
     # ... and by the batches held out of it and released back into it
@@ -108,8 +109,8 @@ def build_all(
             for name in sorter.get_ready():
                 reason = _upstream_problem(project.models[name], report, blocked or {})
                 if reason:
-                    report.models[name] = ModelOutcome(name, "skipped", error=reason)
-                    sink(Event("build", name, "skipped", {"error": reason}))
+                    report.models[name] = ModelOutcome(name, TaskStatus.SKIPPED, error=reason)
+                    sink(Event("build", name, TaskStatus.SKIPPED, {"error": reason}))
                     sorter.done(name)
                 elif settled := builder.settle(name):
                     # decided without the engine: no thread round trip for an unchanged model
@@ -126,11 +127,9 @@ def build_all(
                 sorter.done(name)
     # the environment flips to every version built at once, in one transaction of the
     # warehouse and then one of the catalog (per-model writes would queue on their locks)
-    if builder.views:
-        with stores.engine.transaction():
-            for view in builder.views:
-                stores.engine.execute(view)
-    stores.catalog.publish_all(builder.built, env=PROD, run_id=report.run_id, now=now_after(now))
+    Environment(stores.engine, stores.catalog, PROD).release(
+        builder.built, builder.views, run_id=report.run_id, now=now_after(now)
+    )
     stores.catalog.record_tasks(
         report.run_id,
         [
@@ -143,16 +142,9 @@ def build_all(
 def remove_stale(project: Project, stores: Stores) -> list[str]:
     """Drop the views of models no longer in the project (deleted, or moved to another zone)
     and their pointers; their versions' tables stay, as every version's do."""
-    stale = sorted(set(stores.catalog.pointers(PROD)) - set(project.models))
-    if not stale:
-        return []
-    with stores.engine.transaction():
-        for name in stale:
-            zone, short = name.split(".")
-            for view in (short, f"{short}__quarantine"):
-                target = quote_table(f"{view_schema(zone)}.{view}")
-                stores.engine.execute(f"DROP VIEW IF EXISTS {target}")
-    stores.catalog.unpublish(stale, env=PROD)
+    environment = Environment(stores.engine, stores.catalog, PROD)
+    stale = sorted(set(environment.pointers()) - set(project.models))
+    environment.withdraw(stale)
     return stale
 
 
@@ -190,10 +182,7 @@ class _Builder:
         self.versions = stores.catalog.model_versions()
         self.done = stores.catalog.all_intervals()
         self.existing_views = {
-            f"{schema}.{view}"
-            for schema, view in stores.engine.rows(
-                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
-            )
+            name for name, kind in stores.engine.objects().items() if kind is ObjectKind.VIEW
         }
         # a model outside the selection is read as published, at the data key it was built at
         self.physical = {
@@ -207,7 +196,7 @@ class _Builder:
         }
         self.inline: dict[str, exp.Query] = {}
         self.built: list[tuple[ModelVersion, list[Range] | None]] = []
-        self.views: list[str] = []  # the environment's view of each version built
+        self.views: list[exp.Create] = []  # the environment's view of each version built
         self.sources = raw_sources(project)
         # what append-family models read of a snapshot or merge table: every batch (its
         # history), so a full rebuild sees what the runs before it saw
@@ -236,17 +225,17 @@ class _Builder:
             reads = "upstream" if missing[0] in model.depends_on else "the table its rules read,"
             outcome = ModelOutcome(
                 name,
-                "failed",
+                TaskStatus.FAILED,
                 error=f"{model.path}: {reads} {missing[0]} has "
                 f"never been built; select it too (+{name})",
             )
-            self.sink(Event("build", name, "failed", {"error": outcome.error}))
+            self.sink(Event("build", name, TaskStatus.FAILED, {"error": outcome.error}))
             return outcome
         key = self._data_key(model)
         if model.config.kind is ModelKind.EPHEMERAL:
             self._inline_ephemeral(model)
             self.inline[name] = render(model.query, self.physical, self.inline)
-            return ModelOutcome(name, "inlined", data_key=key)
+            return ModelOutcome(name, TaskStatus.INLINED, data_key=key)
         known = self._current(model, key)
         changed = self._changed_outside(model, known) if known is not None else None
         if changed:
@@ -256,8 +245,8 @@ class _Builder:
             return None
         if known is None or known.inputs.get(AUDIT) != self._audit_key(model):
             return None  # to build, or to audit again: its rules or what they read changed
-        self.sink(Event("build", name, "up_to_date", {"rows": known.rows}))
-        return ModelOutcome(name, "up_to_date", known.physical, known.rows, data_key=key)
+        self.sink(Event("build", name, TaskStatus.UP_TO_DATE, {"rows": known.rows}))
+        return ModelOutcome(name, TaskStatus.UP_TO_DATE, known.physical, known.rows, data_key=key)
 
     def _current(self, model: Model, key: str) -> ModelVersion | None:
         """The published version of `model` when it is up to date (None: build it)."""
@@ -309,22 +298,17 @@ class _Builder:
             and self.project.models[name].config.kind not in (ModelKind.VIEW, ModelKind.EPHEMERAL)
         ]
         try:
-            return _row_counts(self.stores.engine, tables)
+            return self.stores.engine.row_counts(tables)
         except HeadwaterError:  # a table is gone: count those that remain
-            found = {
-                f"{schema}.{table}"
-                for schema, table in self.stores.engine.rows(
-                    "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT internal"
-                )
-            }
-            return _row_counts(self.stores.engine, [t for t in tables if t in found])
+            found = self.stores.engine.objects()
+            return self.stores.engine.row_counts([t for t in tables if t in found])
 
     def build(self, name: str) -> ModelOutcome:
         """Write, audit and publish a new version of `name` (on a worker thread); or only
         audit the published one, when just its rules or what they read changed."""
         model = self.project.models[name]
         started = time.perf_counter()
-        self.sink(Event("build", name, "start"))
+        self.sink(Event("build", name, TaskStatus.START))
         self._inline_ephemeral(model)
         key = self._data_key(model)
         known = self._current(model, key)
@@ -336,7 +320,14 @@ class _Builder:
         if outcome.ok and name in self.changed_outside:
             outcome.error = f"{self.changed_outside[name]} (changed outside headwater)"
         self.sink(
-            Event("build", name, outcome.status, {"rows": outcome.rows, "error": outcome.error})
+            Event(
+                "build",
+                name,
+                outcome.status,
+                {"rows": outcome.rows, "error": outcome.error},
+                inputs=tuple(model.depends_on),
+                outputs=(outcome.physical,) if outcome.physical else (),
+            )
         )
         return outcome
 
@@ -357,7 +348,7 @@ class _Builder:
         except HeadwaterError as err:
             if err.where is None:
                 err.where = Location(model.sidecar_path or model.path)
-            return ModelOutcome(model.name, "failed", known.physical, error=err.render())
+            return ModelOutcome(model.name, TaskStatus.FAILED, known.physical, error=err.render())
         finally:
             self._record_checks(results)
             cursor.close()
@@ -367,10 +358,12 @@ class _Builder:
                 f"error rule(s) failed: {', '.join(failed)}, on the published version (its "
                 "rules changed); it stays published as it was"
             )
-            return ModelOutcome(model.name, "blocked", known.physical, error=error)
+            return ModelOutcome(model.name, TaskStatus.BLOCKED, known.physical, error=error)
         inputs = {**known.inputs, AUDIT: self._audit_key(model)}
         self.built.append((dataclasses.replace(known, inputs=inputs), None))
-        outcome = ModelOutcome(model.name, "up_to_date", known.physical, known.rows, data_key=key)
+        outcome = ModelOutcome(
+            model.name, TaskStatus.UP_TO_DATE, known.physical, known.rows, data_key=key
+        )
         outcome.audited = True
         return outcome
 
@@ -387,27 +380,17 @@ class _Builder:
                 seen = intervals.seen
             elif kind in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY, ModelKind.SCD2):
                 new, seen = self._new_batches(model)
+            job = self._job(cursor, model, physical, new, intervals)
+            materialization = strategy(model)
             # one statement commits alone; several, or an audit that may roll back, need a
             # transaction (BEGIN/COMMIT cost the engine about as much as a small statement)
-            single = not model.rules and (
-                kind in (ModelKind.TABLE, ModelKind.VIEW)
-                or (intervals is not None and self._one_insert(model, intervals))
-            )
+            single = not model.rules and materialization.one_statement(job)
             routed = [r for r in model.rules if r.action is OnFail.QUARANTINE]
             quarantined = 0
             with nullcontext() if single else cursor.transaction():
-                if intervals is not None:
-                    rows = self._write_intervals(cursor, model, physical, intervals)
-                elif kind is ModelKind.APPEND:
-                    rows = self._write_appended(cursor, model, physical, new)
-                elif kind is ModelKind.INCREMENTAL_BY_KEY:
-                    rows = self._write_merged(cursor, model, physical, new)
-                elif kind is ModelKind.SCD2:
-                    rows = self._write_history(cursor, model, physical, new)
-                else:
-                    rows = self._write_whole(cursor, model, physical)
+                rows = materialization.write(job)
                 if routed:
-                    quarantined = self._route(cursor, model, physical, routed, intervals)
+                    quarantined = route(job, routed)
                     rows = None if rows is None else rows - quarantined
                 if model.rules:
                     results = self._audit(model, physical, cursor, rows)
@@ -415,18 +398,23 @@ class _Builder:
                     failed = ", ".join(r.rule.name for r in results if r.blocking)
                     raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
         except _Blocked as blocked:
-            return ModelOutcome(model.name, "blocked", physical, error=str(blocked))
+            return ModelOutcome(model.name, TaskStatus.BLOCKED, physical, error=str(blocked))
         except HeadwaterError as err:
             if err.where is None:
-                err.where = Location(model.path, _line_of_column(model, err.message))
-            return ModelOutcome(model.name, "failed", physical, error=err.render())
+                line = (
+                    _line_of_column(model, cursor.missing_column(err))
+                    if isinstance(err, EngineError)
+                    else None
+                )
+                err.where = Location(model.path, line)
+            return ModelOutcome(model.name, TaskStatus.FAILED, physical, error=err.render())
         finally:
             self._record_checks(results)
             cursor.close()
-        seen = {**seen, **{_released(t): self.releases.get(t, 0) for t in self.sources[model.name]}}
-        seen[AUDIT] = self._audit_key(model)
+        released = {_released(t): self.releases.get(t, 0) for t in self.sources[model.name]}
+        inputs: dict[str, Any] = {**seen, **released, AUDIT: self._audit_key(model)}
         version = ModelVersion(
-            model.name, self.fps[model.name], physical, kind.value, key, rows, seen
+            model.name, self.fps[model.name], physical, kind.value, key, rows, inputs
         )
         # recorded in the catalog once for the whole build: the warehouse view, swapped in the
         # transaction above, is what readers see; a crash before the catalog write only means
@@ -436,7 +424,7 @@ class _Builder:
             # an incremental model written in place keeps its view as it is
             hide = model.config.deleted_column if kind is ModelKind.INCREMENTAL_BY_KEY else None
             self.views.append(publish_view(model.name, physical, hide=hide))
-        outcome = ModelOutcome(model.name, "built", physical, rows, data_key=key)
+        outcome = ModelOutcome(model.name, TaskStatus.BUILT, physical, rows, data_key=key)
         outcome.quarantined = quarantined
         if routed:
             self.views.append(publish_view(f"{model.name}__quarantine", f"{physical}__quarantine"))
@@ -455,55 +443,48 @@ class _Builder:
                 self._inline_ephemeral(upstream)
                 self.inline[dep] = render(upstream.query, self.physical, self.inline)
 
-    def _sql(self, model: Model) -> str:
-        """The model's query over the physical tables, as SQL text of the engine's dialect.
+    def _job(
+        self,
+        cursor: Engine,
+        model: Model,
+        physical: str,
+        new: dict[str, list[str]] | None,
+        intervals: IntervalPlan | None,
+    ) -> Job:
+        known = self.versions.get((model.name, self.fps[model.name]))
+        return Job(
+            cursor,
+            model,
+            physical,
+            query=self._query(model, cursor.dialect),
+            everything=lambda: self._everything(model),
+            over_new=lambda: self._over_new(model, new or {}),
+            upstream=self.physical,
+            new=new,
+            intervals=intervals,
+            continued_rows=known.rows if known else None,
+        )
+
+    def _query(self, model: Model, dialect: str) -> exp.Expr:
+        """The model's query over the physical tables, in the engine's dialect.
 
         Filling the template made at parse time is what the hot loop pays; a model that
         inlines ephemeral models (or a template of another dialect) is rendered from its AST.
         """
-        dialect = self.stores.engine.dialect
         template = model.template
         if (
             template
             and template.dialect == dialect
             and self.inline.keys().isdisjoint(model.depends_on)
         ):
-            return template.fill(self.physical)
-        return render(model.query, self.physical, self.inline).sql(dialect=dialect)
+            return verbatim(template.fill(self.physical))
+        return render(model.query, self.physical, self.inline)
 
     def _input_key(self, dep: str) -> str:
         if dep in self.raw_keys:
             return self.raw_keys[dep]
         outcome = self.report.models.get(dep)
         return (outcome.data_key if outcome else self.published_keys.get(dep)) or ""
-
-    def _write_whole(self, cursor: DuckDBEngine, model: Model, physical: str) -> int | None:
-        kind = model.config.kind.value
-        if model.function is not None:
-            return self._write_python(cursor, model, physical)
-        create = f"CREATE OR REPLACE {kind.upper()} {quote_table(physical)} AS {self._sql(model)}"
-        if kind != "table":
-            cursor.execute(create)
-            return None
-        # DuckDB answers a CREATE TABLE AS with the number of rows written
-        return int(cursor.rows(create)[0][0])
-
-    def _write_python(self, cursor: DuckDBEngine, model: Model, physical: str) -> int:
-        """Hand the function its inputs as Arrow; store what it returns as the version."""
-        inputs = {}
-        for dep in model.depends_on:
-            source = exp.to_table(self.physical.get(dep) or dep)
-            inputs[dep] = cursor.read(exp.select(exp.Star()).from_(source))
-        result = call(model, inputs)
-        cursor.register("_hw_python_result", result)
-        try:
-            select = exp.select(exp.Star()).from_("_hw_python_result")
-            create = exp.Create(
-                this=exp.to_table(physical), kind="TABLE", replace=True, expression=select
-            )
-            return int(cursor.rows(create)[0][0])
-        finally:
-            cursor.unregister("_hw_python_result")
 
     def _known(self, model: Model) -> ModelVersion | None:
         """The version an incremental model continues from; None to rebuild it whole: a full
@@ -530,56 +511,6 @@ class _Builder:
             start = ids.index(known.inputs[table]) + 1 if known.inputs.get(table) in ids else 0
             new[table] = [s.batch_id for s in snaps[start:] if s.batch_id]
         return new, newest
-
-    def _write_appended(
-        self, cursor: DuckDBEngine, model: Model, physical: str, new: dict[str, list[str]] | None
-    ) -> int:
-        """First build: the query over every batch; then: only over the batches not seen."""
-        target = exp.to_table(physical)
-        if new is None:
-            query = (
-                self._sql(model)
-                if self.histories.keys().isdisjoint(model.depends_on)
-                else self._everything(model).sql(dialect=cursor.dialect)
-            )
-            cursor.execute(f"CREATE OR REPLACE TABLE {quote_table(physical)} AS {query}")
-        elif any(new.values()):
-            cursor.execute(exp.insert(self._over_new(model, new), target.copy()))
-        return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
-
-    def _write_merged(
-        self, cursor: DuckDBEngine, model: Model, physical: str, new: dict[str, list[str]] | None
-    ) -> int:
-        """First build: the newest version of each key; then: new versions merged in."""
-        target = exp.to_table(physical)
-        if new is None:
-            query = self._everything(model)
-            cursor.execute(
-                exp.Create(
-                    this=target, kind="TABLE", replace=True, expression=newest_per_key(query, model)
-                )
-            )
-        elif any(new.values()):
-            merge_into(cursor, physical, self._over_new(model, new), model)
-        return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
-
-    def _write_history(
-        self, cursor: DuckDBEngine, model: Model, physical: str, new: dict[str, list[str]] | None
-    ) -> int:
-        """First build: every version's validity; then: the keys new data touched, again."""
-        target = exp.to_table(physical)
-        everything = self._everything(model)
-        if new is None:
-            cursor.execute(
-                exp.Create(
-                    this=target, kind="TABLE", replace=True, expression=history(everything, model)
-                )
-            )
-        elif any(new.values()):
-            restate_keys(
-                cursor, physical, everything=everything, new=self._over_new(model, new), model=model
-            )
-        return int(cursor.rows(exp.select(exp.Count(this=exp.Star())).from_(target))[0][0])
 
     def _everything(self, model: Model) -> exp.Query:
         """An append-family model's query over every batch of the raw tables it reads."""
@@ -608,98 +539,15 @@ class _Builder:
         snapshots = {t: self._raw_snapshots(t) for t in self.sources[name]}
         return plan(model, done=done, seen=known.inputs if known else {}, snapshots=snapshots)
 
-    def _write_intervals(
-        self, cursor: DuckDBEngine, model: Model, physical: str, intervals: IntervalPlan
-    ) -> int:
-        """Write each batch of intervals as delete + insert, all in the caller's transaction."""
-        cfg = model.config
-        target, query = quote_table(physical), self._sql(model)
-        fresh = _fresh(intervals)
-        if fresh:
-            cursor.execute(
-                f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM ({query}) AS _q LIMIT 0",
-                {"start": EPOCH, "end": EPOCH},
-            )
-        column = quote_table(cfg.time_column)
-        delete = f"DELETE FROM {target} WHERE {column} >= $start AND {column} < $end"
-        insert = f"INSERT INTO {target} {query}"
-        # the row count follows from what each statement reports: no COUNT(*) afterwards
-        known = self.versions.get((model.name, self.fps[model.name]))
-        rows = 0 if fresh else (known.rows if known else None)
-        for lo, hi in batches(intervals.work, cfg.interval, cfg.batch_size):
-            bounds = {"start": lo, "end": hi}
-            deleted = 0
-            if not fresh and intersect([(lo, hi)], intervals.done):  # never written: no delete
-                deleted = int(cursor.rows(delete, bounds)[0][0])
-            inserted = int(cursor.rows(insert, bounds)[0][0])
-            rows = None if rows is None else rows - deleted + inserted
-        if rows is None:
-            rows = int(cursor.rows(f"SELECT COUNT(*) FROM {target}")[0][0])
-        return rows
-
-    def _one_insert(self, model: Model, intervals: IntervalPlan) -> bool:
-        """Whether writing `intervals` is at most one INSERT (into the existing table, one
-        batch, over intervals never written): a statement commits alone, no transaction."""
-        if _fresh(intervals):
-            return False
-        cfg = model.config
-        chunks = batches(intervals.work, cfg.interval, cfg.batch_size)
-        return len(chunks) <= 1 and not intersect(chunks, intervals.done)
-
-    def _route(
-        self,
-        cursor: DuckDBEngine,
-        model: Model,
-        physical: str,
-        rules: list[Rule],
-        intervals: IntervalPlan | None,
-    ) -> int:
-        """Move the rows failing `rules` from the new version to its quarantine table, each
-        with the rules it failed; returns how many moved. An incremental model's quarantine
-        keeps the other intervals' rows and replaces those of the intervals written now."""
-        target, aside = quote_table(physical), quote_table(f"{physical}__quarantine")
-        failing = exp.or_(*[bad_rows(r) for r in rules])
-        reasons = [failure_reason(r) for r in rules]
-        reason = exp.Anonymous(
-            this="concat_ws", expressions=[exp.Literal.string("; "), *reasons]
-        ).as_("_hw_reason")
-        dialect = cursor.dialect
-        bad, why = failing.sql(dialect=dialect), reason.sql(dialect=dialect)
-        if intervals is None:
-            moved = cursor.rows(
-                f"CREATE OR REPLACE TABLE {aside} AS SELECT *, {why} FROM {target} WHERE {bad}"
-            )
-            cursor.execute(f"DELETE FROM {target} WHERE {bad}")
-            return int(moved[0][0])
-        if not intervals.done_after or intervals.done_after == intervals.work:
-            cursor.execute(
-                f"CREATE OR REPLACE TABLE {aside} AS SELECT *, '' AS _hw_reason "
-                f"FROM {target} LIMIT 0"
-            )
-        column = quote_table(model.config.time_column)
-        within = f"{column} >= $start AND {column} < $end"
-        count = 0
-        for lo, hi in intervals.work:
-            bounds = {"start": lo, "end": hi}
-            cursor.execute(f"DELETE FROM {aside} WHERE {within}", bounds)
-            moved = cursor.rows(
-                f"INSERT INTO {aside} SELECT *, {why} FROM {target} WHERE {within} AND ({bad})",
-                bounds,
-            )
-            cursor.execute(f"DELETE FROM {target} WHERE {within} AND ({bad})", bounds)
-            count += int(moved[0][0])
-        return count
-
     def _raw_snapshots(self, table: str) -> list[Snapshot]:
         if table not in self._snapshots:
             self._snapshots[table] = self.stores.lake.snapshots(table)
         return self._snapshots[table]
 
     def _audit(
-        self, model: Model, physical: str, cursor: DuckDBEngine, rows: int | None
+        self, model: Model, physical: str, cursor: Engine, rows: int | None
     ) -> list[CheckResult]:
-        star = exp.select(exp.Star()).from_(exp.to_table(physical)).limit(0)
-        columns = [f.name for f in cursor.read(star).schema]
+        columns = list(cursor.columns(physical))
         return evaluate_in(
             model.sidecar_path or model.path,
             model.rules,
@@ -734,39 +582,16 @@ class _Blocked(Exception):
     """An error rule failed on a new version: roll back and publish nothing."""
 
 
-_MISSING_COLUMN = re.compile(
-    r'Referenced column "(?P<a>[^"]+)" not found|does not have a column named "(?P<b>[^"]+)"'
-)
-
-
-def _line_of_column(model: Model, message: str) -> int | None:
+def _line_of_column(model: Model, name: str | None) -> int | None:
     """The line of the column an engine says does not exist, so the error points at it."""
-    match = _MISSING_COLUMN.search(message)
-    if match is None:
+    if name is None:
         return None
-    name = match["a"] or match["b"]
     lines = [
         c.this.meta.get("line")
         for c in model.query.find_all(exp.Column)
         if c.name == name and isinstance(c.this, exp.Identifier)
     ]
     return min((line for line in lines if line), default=None)
-
-
-def _row_counts(engine: DuckDBEngine, tables: list[str]) -> dict[str, int]:
-    """`table → COUNT(*)` of each table, in one UNION ALL (text: it is made on every run,
-    from names quoting makes safe)."""
-    if not tables:
-        return {}
-    query = " UNION ALL ".join(
-        f"SELECT {i} AS i, COUNT(*) AS n FROM {quote_table(t)}" for i, t in enumerate(tables)
-    )
-    return {tables[i]: int(n) for i, n in engine.rows(query)}
-
-
-def _fresh(intervals: IntervalPlan) -> bool:
-    """Whether the intervals are written into a new table (a first or full build)."""
-    return not intervals.done_after or intervals.done_after == intervals.work
 
 
 def _released(table: str) -> str:

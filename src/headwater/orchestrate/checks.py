@@ -17,7 +17,8 @@ from headwater.contracts.load import locate
 from headwater.errors import HeadwaterError, Location
 from headwater.govern.pii import ModelPii, contract_pii
 from headwater.ingest import Landed
-from headwater.orchestrate.raw import parquet_scan, refresh_raw_view, refresh_raw_views
+from headwater.observe import RunStatus, TaskStatus
+from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
@@ -39,12 +40,7 @@ def check_all(
     pointers = stores.catalog.pointers(PROD)
     for model in project.models.values():
         if model.rules and model.name in pointers and (targets is None or model.name in targets):
-            columns = [
-                f.name
-                for f in stores.engine.read(
-                    exp.select(exp.Star()).from_(exp.to_table(model.name)).limit(0)
-                ).schema
-            ]
+            columns = list(stores.engine.columns(model.name))
             results += evaluate_in(
                 model.sidecar_path or model.path,
                 model.rules,
@@ -62,7 +58,7 @@ def check_all(
     failed = any(r.blocking for r in results)
     stores.catalog.end_run(
         report_run,
-        status="failed" if failed else "success",
+        status=RunStatus.FAILED if failed else RunStatus.SUCCESS,
         summary={"checks": len(results), "failed": sum(not r.passed for r in results)},
         now=now_after(now),
     )
@@ -77,7 +73,7 @@ def unpublished(project: Project, stores: Stores) -> dict[str, str]:
     out = {}
     for name in project.dag.order:
         status, error = last.get(name, (None, None))
-        if status in ("blocked", "failed", "skipped"):
+        if status in (TaskStatus.BLOCKED, TaskStatus.FAILED, TaskStatus.SKIPPED):
             served = "prod serves its previous version" if name in pointers else "never published"
             out[name] = f"{status} in the last build ({error}); {served}"
         elif name not in pointers and project.models[name].config.kind.value != "ephemeral":
@@ -119,7 +115,7 @@ def recheck_held(contract: Contract, project: Project, stores: Stores, *, now: d
         return
     files = stores.lake.files(contract.table)
     for batch in held:
-        rows = exp.select(exp.Star()).from_(parquet_scan(files))
+        rows = exp.select(exp.Star()).from_(stores.engine.scan(files))
         rows = rows.where(exp.column("_hw_batch_id").eq(exp.Literal.string(batch)))
         stores.engine.execute(
             exp.Create(this=exp.to_table(_HELD), kind="VIEW", replace=True, expression=rows)
@@ -127,7 +123,7 @@ def recheck_held(contract: Contract, project: Project, stores: Stores, *, now: d
         try:
             results = evaluate_contract(contract, project, stores, now=now, table=_HELD)
         finally:
-            stores.engine.execute(f"DROP VIEW IF EXISTS {_HELD}")
+            stores.engine.execute(exp.Drop(tables=[exp.to_table(_HELD)], kind="VIEW", exists=True))
         if not any(r.blocking for r in results):
             stores.catalog.release(contract.table, batch, now=now)
     refresh_raw_view(contract, stores)
@@ -168,7 +164,7 @@ def _raw_columns(contract: Contract, stores: Stores) -> list[str]:
     """The raw table's columns: as landed, else as declared (nothing has landed yet)."""
     schema = stores.lake.schema(contract.table)
     if schema is not None:
-        return schema.names
+        return list(schema.names)
     return [*(c.name for c in contract.columns), *RAW_METADATA]
 
 

@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from headwater.errors import SpecError
+from headwater.errors import UsageError
 from headwater.models.lineage import ROWS, Lineage, ModelLineage, Upstream, trace
 from headwater.orchestrate.stores import pinned_columns, project_catalog_url
 from headwater.project import Project
@@ -81,7 +81,7 @@ def lineage_of(
     (upstream) or out to every column that derives from it (downstream).
 
     Raises:
-        SpecError: `target` names no known table or column (with a did-you-mean).
+        UsageError: `target` names no known table or column (with a did-you-mean).
     """
     url = project_catalog_url(project)
     catalog = Catalog(url)
@@ -137,22 +137,22 @@ def _target(
     columns: dict[str, list[str]] = {t: list(cols) for t, cols in schema.items()}
     columns.update({name: m.outputs for name, m in found.models.items()})
     if target in columns or target in project.models:
-        raise SpecError(
+        raise UsageError(
             f"{target!r} is a table; name one of its columns",
             hint=f"e.g. {target}.{(columns.get(target) or ['<column>'])[0]}",
         )
     table, _, column = target.rpartition(".")
     if not table:
-        raise SpecError(
+        raise UsageError(
             f"{target!r} is not TABLE.COLUMN", hint="e.g. marts.events_daily.event_count"
         )
     if table in project.models and table not in found.models:
-        raise SpecError(
+        raise UsageError(
             f"the lineage of {table!r} cannot be traced",
             hint=f"see the warning about {project.models[table].path}",
         )
     if table not in columns:
-        raise SpecError(f"unknown table {table!r}", hint=_did_you_mean(table, columns))
+        raise UsageError(f"unknown table {table!r}", hint=_did_you_mean(table, columns))
     if column != ROWS and column not in columns[table]:
         close = _closest(column, columns[table])
         hint = (
@@ -160,7 +160,7 @@ def _target(
             if close
             else f"its columns: {', '.join(columns[table])}"
         )
-        raise SpecError(f"{table!r} has no column {column!r}", hint=hint)
+        raise UsageError(f"{table!r} has no column {column!r}", hint=hint)
     return table, column
 
 

@@ -6,14 +6,12 @@ import pyarrow as pa
 from sqlglot import exp
 
 from headwater.contracts import Contract, Load
-from headwater.engine.duckdb import DuckDBEngine
+from headwater.engine import Engine
+from headwater.engine.base import FILE_INDEX, FILE_ROW
 from headwater.ingest.conform import arrow_types
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
-
-_FILE = "_hw_file"  # read_parquet's filename column, while a merge view ranks versions
-_ROW = "file_row_number"  # read_parquet's own name for a row's position in its file
 
 
 def refresh_raw_views(project: Project, stores: Stores) -> dict[str, str]:
@@ -48,8 +46,9 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
         version = (stores.lake.version(source) or "none") + "".join(f" -{b}" for b in kept)
         if contract.history:  # what they show depends on the batches of the table too
             version += f" {stores.lake.version(contract.table)} {_shape(contract)}"
-        existing, comment = _existing(engine, table)
-        if existing is not None and comment == version:
+        stored = engine.stored(table)
+        existing = stored.kind if stored else None
+        if stored is not None and stored.comment == version:
             continue  # the view already shows this snapshot: nothing to plan or replace
         changed = True
         files = stores.lake.files(source)
@@ -60,11 +59,11 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
                 "from the first data landed): run `headwater ingest` first"
             )
         if existing is not None:  # DuckDB refuses DROP VIEW on a table, even with IF EXISTS
-            engine.execute(exp.Drop(tables=[exp.to_table(table)], kind=existing))
+            engine.execute(exp.Drop(tables=[exp.to_table(table)], kind=existing.value))
         if files:
             if landed is None and contract.history:
                 landed = _landed(contract, stores, held)
-            select = _shown(contract, table, files, kept, landed or [])
+            select = _shown(contract, table, engine, files, kept, landed or [])
             engine.execute(exp.Create(this=exp.to_table(table), kind="VIEW", expression=select))
         else:
             assert schema is not None
@@ -100,14 +99,19 @@ def _landed(contract: Contract, stores: Stores, held: list[str]) -> list[str]:
 
 
 def _shown(
-    contract: Contract, table: str, files: list[str], held: list[str], landed: list[str]
+    contract: Contract,
+    table: str,
+    engine: Engine,
+    files: list[str],
+    held: list[str],
+    landed: list[str],
 ) -> exp.Select:
     """What the view of `table` selects: every batch not held; for `load: snapshot` only
     the latest (and its quarantine); for `load: merge` each key's newest version."""
     batch = exp.column("_hw_batch_id")
     if table == contract.table and contract.load is Load.MERGE:
-        return _newest_per_key(contract, files, held, landed)
-    select = exp.select(exp.Star()).from_(parquet_scan(files))
+        return _newest_per_key(contract, engine, files, held, landed)
+    select = exp.select(exp.Star()).from_(engine.scan(files))
     if held:
         select = select.where(exp.not_(batch.isin(*[exp.Literal.string(b) for b in held])))
     if contract.load is Load.SNAPSHOT and table != contract.history:
@@ -117,19 +121,21 @@ def _shown(
 
 
 def _newest_per_key(
-    contract: Contract, files: list[str], held: list[str], landed: list[str]
+    contract: Contract, engine: Engine, files: list[str], held: list[str], landed: list[str]
 ) -> exp.Select:
     """Each key's newest version: highest `newest_by` (when set), then landed last — so a
     late-arriving older version never wins."""
-
-    def position(items: list[str], column: str) -> exp.Expression:
-        listed = exp.Array(expressions=[exp.Literal.string(i) for i in items])
-        return exp.func("list_position", listed, exp.column(column))
-
+    batch = exp.Case(
+        this=exp.column("_hw_batch_id"),
+        ifs=[
+            exp.If(this=exp.Literal.string(b), true=exp.Literal.number(i))
+            for i, b in enumerate(landed, 1)
+        ],
+    )
     order = [
-        exp.Ordered(this=position(landed, "_hw_batch_id"), desc=True),
-        exp.Ordered(this=position(files, _FILE), desc=True),
-        exp.Ordered(this=exp.column(_ROW), desc=True),
+        exp.Ordered(this=batch, desc=True),
+        exp.Ordered(this=exp.column(FILE_INDEX), desc=True),
+        exp.Ordered(this=exp.column(FILE_ROW), desc=True),
     ]
     if contract.newest_by:
         newest = exp.column(contract.newest_by, quoted=True)
@@ -139,22 +145,22 @@ def _newest_per_key(
         partition_by=[exp.column(k, quoted=True) for k in contract.primary_key],
         order=exp.Order(expressions=order),
     )
-    inner = exp.select(exp.Star()).from_(parquet_scan(files, positions=True))
+    inner = exp.select(exp.Star()).from_(engine.scan(files, positions=True))
     shown = [b for b in landed if b not in held]
     inner = inner.where(exp.column("_hw_batch_id").isin(*[exp.Literal.string(b) for b in shown]))
     inner = inner.qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
-    hidden = [exp.column(_FILE), exp.column(_ROW)]
-    return exp.select(exp.Star(**{"except": hidden})).from_(inner.subquery("_hw_newest"))
+    hidden = [exp.column(FILE_INDEX), exp.column(FILE_ROW)]
+    return exp.select(exp.Star(except_=hidden)).from_(inner.subquery("_hw_newest"))
 
 
-def _drop_stale_history(contract: Contract, engine: DuckDBEngine) -> None:
+def _drop_stale_history(contract: Contract, engine: Engine) -> None:
     """A contract back on `load: append` has no history view."""
     if contract.history:
         return
     stale = f"{contract.table}__history"
-    existing, _ = _existing(engine, stale)
-    if existing is not None:
-        engine.execute(exp.Drop(tables=[exp.to_table(stale)], kind=existing))
+    stored = engine.stored(stale)
+    if stored is not None:
+        engine.execute(exp.Drop(tables=[exp.to_table(stale)], kind=stored.kind.value))
 
 
 def _declared(contract: Contract, table: str) -> pa.Schema | None:
@@ -167,29 +173,3 @@ def _declared(contract: Contract, table: str) -> pa.Schema | None:
     else:
         return None
     return pa.schema(list(zip(columns, arrow_types(list(columns.values())), strict=True)))
-
-
-def parquet_scan(files: list[str], *, positions: bool = False) -> exp.Expression:
-    """`read_parquet([...], union_by_name = true)`: a raw table's files as DuckDB reads them
-    (`positions`: with each row's file and row number, as `_hw_file` and `file_row_number`)."""
-    options = [exp.EQ(this=exp.column("union_by_name"), expression=exp.true())]
-    if positions:
-        options += [
-            exp.EQ(this=exp.column("filename"), expression=exp.Literal.string(_FILE)),
-            exp.EQ(this=exp.column(_ROW), expression=exp.true()),
-        ]
-    return exp.func(
-        "read_parquet", exp.Array(expressions=[exp.Literal.string(f) for f in files]), *options
-    )
-
-
-def _existing(engine: DuckDBEngine, table: str) -> tuple[str | None, str | None]:
-    """Whether `table` is a TABLE or a VIEW now, and the snapshot it was made for."""
-    schema, name = table.split(".")
-    query = (
-        "select 'TABLE', comment from duckdb_tables() where schema_name = $s and table_name = $t "
-        "union all select 'VIEW', comment from duckdb_views() "
-        "where schema_name = $s and view_name = $t"
-    )
-    rows = engine.rows(query, {"s": schema, "t": name})
-    return (str(rows[0][0]), rows[0][1]) if rows else (None, None)

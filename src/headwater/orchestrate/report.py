@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from headwater.ingest import Landed
+from headwater.observe import TaskStatus
 from headwater.quality import CheckResult
 
 
@@ -15,7 +16,7 @@ class ModelOutcome:
     """What happened to one model in a run."""
 
     name: str
-    status: str  # built | up_to_date | failed | blocked | skipped
+    status: TaskStatus
     physical: str | None = None
     rows: int | None = None
     seconds: float = 0.0
@@ -29,7 +30,7 @@ class ModelOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("built", "up_to_date", "inlined")
+        return self.status.ok
 
 
 @dataclass

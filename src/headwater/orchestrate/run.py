@@ -16,9 +16,8 @@ from headwater.change.versions import (
 )
 from headwater.errors import HeadwaterError, Location
 from headwater.ingest import ingest
-from headwater.models import quote_table
 from headwater.models.selection import select as select_models
-from headwater.observe import Event, EventSink, discard
+from headwater.observe import Event, EventSink, RunStatus, TaskStatus, discard, stamped
 from headwater.orchestrate.build import build_all
 from headwater.orchestrate.checks import contract_checks, recheck_held
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
@@ -49,6 +48,7 @@ def run(
     """
     selected = select_models(project.dag, select) if select else None
     report = RunReport(stores.catalog.start_run(command, now=now))
+    sink = stamped(sink, report.run_id)
     chosen = set(stages)
     finished = False
     try:
@@ -73,7 +73,7 @@ def run(
     finally:
         stores.catalog.end_run(
             report.run_id,
-            status="success" if report.ok and finished else "failed",
+            status=RunStatus.SUCCESS if report.ok and finished else RunStatus.FAILED,
             summary=report.summary(),
             now=now_after(now),
         )
@@ -95,7 +95,7 @@ def ingest_all(
     for contract in project.contracts.values():
         if zones is not None and contract.zone not in zones:
             continue
-        sink(Event("ingest", contract.table, "start"))
+        sink(Event("ingest", contract.table, TaskStatus.START, run_id=report.run_id))
         started = now_after(now)
         if contract.rules:
             recheck_held(contract, project, stores, now=now)
@@ -106,8 +106,24 @@ def ingest_all(
                 err.where = Location(project.contract_file(contract))
             report.ingest_errors[contract.table] = err.render()
             blocked[contract.table] = "failed to land"
-            _task(stores, report, contract.table, "ingest", "failed", started, error=err.render())
-            sink(Event("ingest", contract.table, "failed", {"error": err.render()}))
+            _task(
+                stores,
+                report,
+                contract.table,
+                "ingest",
+                TaskStatus.FAILED,
+                started,
+                error=err.render(),
+            )
+            sink(
+                Event(
+                    "ingest",
+                    contract.table,
+                    TaskStatus.FAILED,
+                    {"error": err.render()},
+                    run_id=report.run_id,
+                )
+            )
             refresh_raw_view(contract, stores)
             continue
         report.landed.append(landed)
@@ -137,7 +153,7 @@ def ingest_all(
             report,
             contract.table,
             "ingest",
-            "success",
+            TaskStatus.LANDED,
             started,
             rows=landed.rows,
             quarantined=landed.quarantined,
@@ -146,8 +162,10 @@ def ingest_all(
             Event(
                 "ingest",
                 contract.table,
-                "done",
+                TaskStatus.LANDED,
                 {"rows": landed.rows, "quarantined": landed.quarantined},
+                run_id=report.run_id,
+                outputs=(contract.table,),
             )
         )
     return blocked
@@ -158,20 +176,15 @@ def zone_rows(project: Project, stores: Stores) -> dict[str, int]:
     zone."""
     # the raw views read the files of each table's current snapshot: counting them reads
     # Parquet footers only, where the snapshot summary would load each table's metadata
-    present = {
-        f"{schema}.{name}"
-        for schema, name in stores.engine.rows(
-            "SELECT schema_name, view_name FROM duckdb_views() UNION ALL "
-            "SELECT schema_name, table_name FROM duckdb_tables()"
-        )
-    }  # a contract whose columns are inferred has no raw view before its first load
+    # a contract whose columns are inferred has no raw view before its first load
+    present = stores.engine.objects()
+    tables = [c.table for c in project.contracts.values() if c.table in present]
+    counted = stores.engine.row_counts(tables)
     totals: dict[str, int] = {}
     for zone in sorted({c.zone for c in project.contracts.values()} | {"raw"}):
-        tables = [c.table for c in project.contracts.values() if c.zone == zone]
-        counts = [f"(SELECT COUNT(*) FROM {quote_table(t)})" for t in tables if t in present]
-        rows = stores.engine.rows(f"SELECT {' + '.join(counts)}")[0][0] if counts else 0
+        rows = sum(counted.get(c.table, 0) for c in project.contracts.values() if c.zone == zone)
         if rows or zone == "raw":
-            totals[zone] = int(rows)
+            totals[zone] = rows
     published = stores.catalog.published_rows(PROD)
     for name, model in project.models.items():
         if published.get(name) is not None:
@@ -184,7 +197,7 @@ def _task(
     report: RunReport,
     task: str,
     stage: str,
-    status: str,
+    status: TaskStatus,
     started: datetime,
     **values: Any,
 ) -> None:

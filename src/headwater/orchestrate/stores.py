@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from headwater.contracts.load import locate
 from headwater.contracts.secrets import Secrets
-from headwater.engine.duckdb import DuckDBEngine
+from headwater.engine import Engine, open_engine
 from headwater.errors import HeadwaterError, Location, SpecError, StoreError
 from headwater.project import SETTINGS_FILE, Project
 from headwater.zones.catalog import Catalog, catalog_url
@@ -39,7 +39,7 @@ class Stores:
 
     catalog: Catalog
     lake: Lake
-    engine: DuckDBEngine
+    engine: Engine
     secrets: Secrets = field(default_factory=lambda: Secrets({}))
     privacy: Privacy | None = None
 
@@ -51,15 +51,9 @@ class Stores:
             StoreError: a store cannot be opened: `headwater.yml:<line>: <setting>: why`.
         """
         settings = project.settings
-        if settings.engine != "duckdb":
-            raise SpecError(
-                f"engine {settings.engine!r} is not available in this version",
-                where=_where(project, "engine"),
-                hint="use `engine: duckdb` (Spark and PostgreSQL engines come later)",
-            )
         secrets = project_secrets(project)
         privacy = Privacy.enter(private=settings.private)
-        opened: list[Catalog | DuckDBEngine] = []
+        opened: list[Catalog | Engine] = []
         try:
             url = project_catalog_url(project, secrets)
             catalog = _opening(
@@ -68,14 +62,15 @@ class Stores:
             opened.append(catalog)
             location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
             lake = _opening(project, "lake", secrets, lambda: Lake(url, location, project.root))
-            engine = _opening(project, "warehouse", secrets, lambda: _warehouse(project, secrets))
+            path = _opening(project, "warehouse", secrets, lambda: _warehouse(project, secrets))
+            engine = _opening(project, "warehouse", secrets, lambda: _engine(project, path))
             opened.append(engine)
         except BaseException:
             for store in reversed(opened):
                 store.close()
             privacy.exit()
             raise
-        privacy.tighten(_state_paths(project, url, location, engine.path))
+        privacy.tighten(_state_paths(project, url, location, str(path)))
         return cls(catalog, lake, engine, secrets, privacy)
 
     def close(self) -> None:
@@ -244,7 +239,16 @@ def _lake_location(project: Project, secrets: Secrets) -> str:
     return location
 
 
-def _warehouse(project: Project, secrets: Secrets) -> DuckDBEngine:
+def _engine(project: Project, path: Path) -> Engine:
+    """The engine `headwater.yml` names, on the warehouse at `path`."""
+    try:
+        return open_engine(project.settings.engine, path)
+    except SpecError as err:
+        err.where = err.where or _where(project, "engine")
+        raise
+
+
+def _warehouse(project: Project, secrets: Secrets) -> Path:
     location = secrets.expand(project.settings.warehouse, where="headwater.yml: warehouse")
     if "://" in location:
         raise Unusable(
@@ -253,7 +257,7 @@ def _warehouse(project: Project, secrets: Secrets) -> DuckDBEngine:
         )
     path = project.root / location
     _local(path, folder=False, root=project.root, example="warehouse.duckdb")
-    return DuckDBEngine(path)
+    return path
 
 
 class Unusable(ValueError):

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import sqlglot
 from sqlglot import exp
 
+import headwater.engine.dialect as authored
 from headwater.contracts import OnFail, Rule, RuleType
 from headwater.contracts.predicates import bad_rows
 from headwater.contracts.thresholds import parse_duration, parse_threshold
@@ -82,7 +83,7 @@ def evaluate(
     engine: Engine,
     now: datetime,
     columns: Sequence[str],
-    scope: exp.Expression | None = None,
+    scope: exp.Expr | None = None,
     key: Sequence[str] = (),
     label: str | None = None,
     tables: Mapping[str, str] | None = None,
@@ -141,11 +142,12 @@ def evaluate(
         row = engine.read(query, params).to_pylist()[0]
         values.update({scanning[i].name: row[f"m{i}"] for i in range(len(scanning))})
         values["*total"] = row["total"]
-        scan_sql = query.sql(dialect="duckdb")
+        scan_sql = engine.render(query)
     results = []
     for index, rule in enumerate(rules):
         if rule.name in held:
-            metric, passed, sql, samples = 0, True, ENFORCED, []
+            metric: float | None = 0
+            passed, sql, samples = True, ENFORCED, []
             shown = _shown_threshold(rule, ())
         elif rule.type in _SCANNING:
             metric = values[rule.name]
@@ -196,6 +198,8 @@ def _from_metadata(
         metric: Any = None
         if rule.type in (RuleType.ROW_COUNT, RuleType.VOLUME):
             metric = stats.rows
+        elif column is None:
+            continue
         elif rule.type is RuleType.NOT_NULL and column in stats.nulls:
             metric = stats.nulls[column]
         elif rule.type is RuleType.COMPLETENESS and column in stats.nulls:
@@ -248,7 +252,7 @@ def _own_query(
     table: str,
     *,
     engine: Engine,
-    scope: exp.Expression | None,
+    scope: exp.Expr | None,
     key: Sequence[str],
     tables: Mapping[str, str],
     declared: Mapping[str, str | None] | None,
@@ -272,7 +276,7 @@ def _own_query(
     if rule.type is RuleType.REFERENTIAL_INTEGRITY and key:
         shown = list(dict.fromkeys([*key, *rule.columns]))
         samples = [{k: row.get(k) for k in shown} for row in samples]
-    return bad, passed, count.sql(dialect="duckdb"), samples
+    return bad, passed, engine.render(count), samples
 
 
 def _check_reference(rule: Rule, index: int, *, engine: Engine, tables: Mapping[str, str]) -> None:
@@ -297,12 +301,11 @@ def _check_reference(rule: Rule, index: int, *, engine: Engine, tables: Mapping[
 
 def _columns(engine: Engine, table: str) -> dict[str, str]:
     """Column → type of `table`, from its metadata."""
-    describe = f"DESCRIBE SELECT * FROM {_table(table).sql(dialect='duckdb')}"
-    return {r["column_name"]: r["column_type"] for r in engine.read(describe).to_pylist()}
+    return engine.columns(table)
 
 
 def _orphans(
-    rule: Rule, table: str, *, scope: exp.Expression | None, tables: Mapping[str, str]
+    rule: Rule, table: str, *, scope: exp.Expr | None, tables: Mapping[str, str]
 ) -> exp.Select:
     """Rows of `table` whose target value is missing from the `to` column: one anti-join."""
     zone, name, column = (rule.to or "").split(".")
@@ -326,11 +329,12 @@ def _orphans(
 
 
 def _custom(
-    rule: Rule, table: str, *, scope: exp.Expression | None, tables: Mapping[str, str]
+    rule: Rule, table: str, *, scope: exp.Expr | None, tables: Mapping[str, str]
 ) -> exp.Select:
     """The rule's query, with `this` as the table under test (scoped) and names resolved."""
-    query = sqlglot.parse_one(rule.sql or "", dialect="duckdb")
-    this: exp.Expression = _table(table)
+    query = authored.parse_one(rule.sql or "")
+    assert isinstance(query, exp.Query)  # the spec refuses a `sql:` that is no query
+    this: exp.Expr = _table(table)
     if scope is not None:
         this = exp.select(exp.Star()).from_(_table(table)).where(scope.copy()).subquery()
     for ref in list(query.find_all(exp.Table)):
@@ -351,7 +355,7 @@ def _schema(
     rule: Rule, table: str, *, engine: Engine, declared: Mapping[str, str | None]
 ) -> tuple[float | None, bool, str, list[dict[str, Any]]]:
     """Columns and types of `table` against the declaration; reads metadata, no rows."""
-    describe = f"DESCRIBE SELECT * FROM {_table(table).sql(dialect='duckdb')}"
+    describe = engine.render(exp.Describe(this=exp.select(exp.Star()).from_(_table(table))))
     found = {c: t for c, t in _columns(engine, table).items() if not c.startswith("_hw_")}
     differences: list[dict[str, Any]] = []
     for column, expected in declared.items():
@@ -370,14 +374,14 @@ def _schema(
 
 
 def _type(text: str) -> str:
-    """A type as DuckDB spells it, so `timestamptz` equals `TIMESTAMP WITH TIME ZONE`."""
+    """A type as one spelling, so `timestamptz` equals `TIMESTAMP WITH TIME ZONE`."""
     try:
-        return exp.DataType.build(text, dialect="duckdb").sql(dialect="duckdb")
+        return authored.shown(authored.parse_type(text))
     except (sqlglot.errors.ParseError, ValueError):
         return text.upper()
 
 
-def _qualified(condition: exp.Expression, alias: str) -> exp.Expression:
+def _qualified(condition: exp.Expr, alias: str) -> exp.Expr:
     """`condition` with its bare columns qualified by `alias` (it may sit beside a join)."""
     out = condition.copy()
     for column in out.find_all(exp.Column):
@@ -386,7 +390,7 @@ def _qualified(condition: exp.Expression, alias: str) -> exp.Expression:
     return out
 
 
-def _metric(rule: Rule, scope: exp.Expression | None) -> exp.Expression:
+def _metric(rule: Rule, scope: exp.Expr | None) -> exp.Expr:
     cols = [exp.column(c, quoted=True) for c in rule.columns]
     where = _condition(rule.where) if rule.where else None
     if rule.type in (RuleType.ROW_COUNT, RuleType.VOLUME):
@@ -409,8 +413,8 @@ def _metric(rule: Rule, scope: exp.Expression | None) -> exp.Expression:
         )
     if rule.type is RuleType.UNIQUENESS:
         present = exp.and_(*[c.is_(exp.null()).not_() for c in cols])
-        key: exp.Expression = cols[0] if len(cols) == 1 else exp.Tuple(expressions=cols)
-        distinct = exp.Count(this=exp.Distinct(expressions=[key]))
+        key: exp.Expr = cols[0] if len(cols) == 1 else exp.Tuple(expressions=cols)
+        distinct: exp.Expr = exp.Count(this=exp.Distinct(expressions=[key]))
         if where is not None:
             distinct = exp.Filter(this=distinct, expression=exp.Where(this=where.copy()))
         return exp.Sub(this=_count_if(_and(present, where)), expression=distinct)
@@ -442,7 +446,7 @@ def _passes(rule: Rule, metric: Any, total: int, history: Sequence[float]) -> bo
             else (rule.threshold if rule.threshold is not None else 1)
         )
         high = parse_threshold(rule.max) if rule.max is not None else float("inf")
-        return low <= metric <= high
+        return bool(low <= metric <= high)
     if rule.type is RuleType.COMPLETENESS:
         return float(metric) <= parse_threshold(rule.threshold or 0)
     return _allowed(int(metric), total, rule.threshold)
@@ -463,7 +467,7 @@ def _samples(
     table: str,
     *,
     engine: Engine,
-    scope: exp.Expression | None,
+    scope: exp.Expr | None,
     key: Sequence[str],
     columns: Sequence[str],
 ) -> list[dict[str, Any]]:
@@ -492,7 +496,8 @@ def _samples(
         )
     if condition is not None:
         query = query.where(condition)
-    return engine.read(query).to_pylist()
+    rows: list[dict[str, Any]] = engine.read(query).to_pylist()
+    return rows
 
 
 def mask(value: Any, tag: str) -> Any:
@@ -533,7 +538,7 @@ def _opaque(rule: Rule, pii: bool) -> bool:
         return False
     if pii:
         return True
-    tables = sqlglot.parse_one(rule.sql or "", dialect="duckdb").find_all(exp.Table)
+    tables = authored.parse_one(rule.sql or "").find_all(exp.Table)
     return any(t.db or t.name.lower() != "this" for t in tables)
 
 
@@ -554,25 +559,25 @@ def _check_target(rule: Rule, index: int, table: str, columns: Sequence[str]) ->
             )
 
 
-def _count_if(condition: exp.Expression | None) -> exp.Expression:
+def _count_if(condition: exp.Expr | None) -> exp.Expr:
     count = exp.Count(this=exp.Star())
     return (
         count if condition is None else exp.Filter(this=count, expression=exp.Where(this=condition))
     )
 
 
-def _and(a: exp.Expression | None, b: exp.Expression | None) -> exp.Expression | None:
+def _and(a: exp.Expr | None, b: exp.Expr | None) -> exp.Expr | None:
     if a is None or b is None:
         return a if b is None else b
     return exp.and_(a.copy(), b.copy())
 
 
-def _condition(text: str) -> exp.Expression:
-    return sqlglot.parse_one(text, dialect="duckdb")
+def _condition(text: str) -> exp.Expr:
+    return authored.parse_one(text)
 
 
 def _table(name: str) -> exp.Table:
-    return exp.to_table(name, dialect="duckdb")
+    return authored.table(name)
 
 
 def _shown_threshold(rule: Rule, history: Sequence[float]) -> str:

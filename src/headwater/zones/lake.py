@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -35,6 +35,7 @@ from pyiceberg.types import (
     IcebergType,
     IntegerType,
     LongType,
+    PrimitiveType,
     TimestampType,
     TimestamptzType,
 )
@@ -275,7 +276,9 @@ class Lake:
         rows, nulls = 0, dict.fromkeys((f.name for f in fields.values()), 0)
         lower: dict[str, Any] = {}
         upper: dict[str, Any] = {}
-        tasks = table.scan(row_filter=EqualTo("_hw_batch_id", batch_id)).plan_files()
+        # pyiceberg's stubs describe the model's fields, not its positional constructor
+        batch = EqualTo("_hw_batch_id", batch_id)  # type: ignore[call-arg, arg-type]
+        tasks = table.scan(row_filter=batch).plan_files()
         if not tasks:
             return None
         for task in tasks:
@@ -470,7 +473,7 @@ def _decode(value: str) -> Any:
 
 def _bound(kind: IcebergType, raw: bytes) -> Any:
     """A manifest bound as a Python value: timestamps as UTC datetimes, dates as dates."""
-    value = from_bytes(kind, raw)
+    value = from_bytes(cast(PrimitiveType, kind), raw)  # bounds are kept for primitives only
     if isinstance(kind, TimestampType | TimestamptzType):
         return _EPOCH + timedelta(microseconds=int(value))
     if isinstance(kind, DateType):

@@ -16,6 +16,7 @@ import sqlglot
 import yaml
 from pydantic import ValidationError
 
+import headwater.engine.dialect as authored
 from headwater.change.dbt import models as convert_models
 from headwater.change.dbt.jinja import Renderer
 from headwater.change.dbt.layout import DbtProject, YamlFile, read_project, read_yaml_file
@@ -354,9 +355,7 @@ def _singular_tests(project: DbtProject, renderer: Renderer, tests: Converter) -
         if str(rendered.config.get("severity", "error")).lower() == "warn":
             rule["severity"] = "warn"
         try:
-            rule["sql"] = sqlglot.parse_one(rendered.sql, dialect="duckdb").sql(
-                dialect="duckdb", comments=False
-            )
+            rule["sql"] = authored.shown(authored.parse_one(rendered.sql), comments=False)
             Rule.model_validate(rule)
         except (sqlglot.errors.SqlglotError, ValidationError) as err:
             renderer.report.flag(shown, None, "singular test", f"not a query headwater runs: {err}")
@@ -382,7 +381,7 @@ def _flag_other_files(project: DbtProject, report: Report) -> None:
 
 def _settings(project: DbtProject) -> bytes:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", project.name)[:100] or "imported"
-    return _yaml({"name": name, "engine": "duckdb"})
+    return _yaml({"name": name, "engine": authored.ENGINES[0]})
 
 
 def _yaml(data: dict[str, Any]) -> bytes:

@@ -96,7 +96,7 @@ class Placeholder(str):
             raise AttributeError(name)
         return self
 
-    def __getitem__(self, key: Any) -> Placeholder:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Placeholder:
         return self
 
     def __iter__(self) -> Any:
@@ -159,7 +159,7 @@ class _Unknown(jinja2.Undefined):
             raise AttributeError(name)
         return type(self)(obj=self, name=name)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> str:
+    def __call__(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
         named = (f"{k}={v!r}" for k, v in kwargs.items() if k != "caller")
         shown = ", ".join([*map(repr, args), *named])
         text = f"{self._dotted()}({shown})"

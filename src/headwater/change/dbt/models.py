@@ -19,6 +19,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+import headwater.engine.dialect as authored
 from headwater.change.dbt.jinja import THIS_MARKER, Rendered
 from headwater.change.dbt.layout import YamlFile
 from headwater.change.dbt.report import Report
@@ -127,7 +128,7 @@ def _incremental(
 def _newer_than_this(sql: str) -> str | None:
     """The column `c` of a filter `c > (select max(c) from __hw_this__.<model>)`, if any."""
     try:
-        tree = sqlglot.parse_one(sql, dialect="duckdb")
+        tree = authored.parse_one(sql)
     except sqlglot.errors.SqlglotError:
         return None
     for compare in tree.find_all(exp.GT, exp.GTE):
@@ -153,7 +154,7 @@ def _newer_than_this(sql: str) -> str | None:
 def tables(sql: str) -> list[str]:
     """The zone tables a rendered query reads (empty when it does not parse)."""
     try:
-        tree = sqlglot.parse_one(sql, dialect="duckdb")
+        tree = authored.parse_one(sql)
     except sqlglot.errors.SqlglotError:
         return []
     return [f"{t.db}.{t.name}" for t in tree.find_all(exp.Table) if t.db and t.name]
@@ -162,7 +163,7 @@ def tables(sql: str) -> list[str]:
 def check_sql(model: DbtModel, sql: str, report: Report) -> None:
     """Flag rendered SQL headwater will refuse: a syntax error, a table without a zone."""
     try:
-        statements = [s for s in sqlglot.parse(sql, dialect="duckdb") if s is not None]
+        statements = authored.parse(sql)
     except sqlglot.errors.SqlglotError as err:
         first = err.errors[0] if isinstance(err, sqlglot.errors.ParseError) and err.errors else {}
         report.flag(

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlglot
 from pydantic import ValidationError
 from sqlglot import exp
 
+import headwater.engine.dialect as authored
 from headwater.change.dbt.jinja import Renderer
 from headwater.change.dbt.layout import YamlFile
 from headwater.change.dbt.report import Report
@@ -173,15 +173,15 @@ def _scoped(sql: str, table: str, where: str) -> str:
     >>> _scoped("select * from this where not (a > 0)", "this", "b = 1")
     'SELECT * FROM (SELECT * FROM this WHERE b = 1) AS this WHERE NOT (a > 0)'
     """
-    tree = sqlglot.parse_one(sql, dialect="duckdb")
-    condition = sqlglot.parse_one(where, dialect="duckdb")
+    tree = authored.parse_one(sql)
+    condition = authored.parse_one(where)
     for found in list(tree.find_all(exp.Table)):
         if ".".join(p for p in (found.db, found.name) if p) != table:
             continue
         alias = found.alias or found.name
         rows = exp.select("*").from_(exp.table_(found.name, found.db or None)).where(condition)
         found.replace(rows.subquery(alias))
-    return tree.sql(dialect="duckdb")
+    return authored.shown(tree)
 
 
 def _read(entry: Any) -> Test | None:
@@ -273,10 +273,13 @@ def _relationships(test: Test, site: Site, conv: Converter) -> dict[str, Any] | 
         return None
     if conv.reads(table, site.table):
         # `table` is built from the tested one: check from there, with an anti-join
-        sql = (
-            f"select child.* from {site.table} as child where child.{column} is not null "
-            f"and not exists (select 1 from this where this.{field} = child.{column})"
+        child, parent = exp.column(column, "child"), exp.column(field, "this")
+        matched = exp.select("1").from_("this").where(exp.EQ(this=parent, expression=child))
+        orphan = exp.and_(
+            exp.not_(child.copy().is_(exp.null())), exp.not_(exp.Exists(this=matched))
         )
+        query = exp.select("child.*").from_(authored.table(site.table).as_("child")).where(orphan)
+        sql = authored.shown(query)
         name = f"{site.short}_{column}_relationships"
         return {"_on": table, "name": name, "type": "custom_sql", "target": "*", "sql": sql}
     return {"type": "referential_integrity", "target": column, "to": f"{table}.{field}"}
@@ -302,7 +305,7 @@ def _range(test: Test, site: Site, conv: Converter) -> dict[str, Any] | None:
         return {
             "type": "custom_sql",
             "target": "*",
-            "sql": f"select * from this where not ({condition})",
+            "sql": _failing(condition),
         }
     body: dict[str, Any] = {"type": "valid_values", "target": column}
     if low is not None:
@@ -322,7 +325,7 @@ def _expression(test: Test, site: Site, conv: Converter) -> dict[str, Any] | Non
     return {
         "type": "custom_sql",
         "target": "*",
-        "sql": f"select * from this where not ({condition})",
+        "sql": _failing(condition),
     }
 
 
@@ -343,11 +346,19 @@ def _recency(test: Test, site: Site, conv: Converter) -> dict[str, Any] | None:
     return {"type": "freshness", "target": str(field), "threshold": f"{interval} {part}s"}
 
 
+def _failing(condition: str) -> str:
+    """`select * from this where not (<condition>)`: the rows a dbt test's condition fails."""
+    wrong = exp.not_(exp.Paren(this=authored.parse_one(condition)))
+    return authored.shown(exp.select(exp.Star()).from_("this").where(wrong))
+
+
 def _at_least_one(test: Test, site: Site, conv: Converter) -> dict[str, Any] | None:
     column = _column(site, test, conv)
     if column is None:
         return None
-    sql = f"select * from (select count({column}) as present from this) where present = 0"
+    counted = exp.select(exp.Count(this=authored.parse_one(column)).as_("present")).from_("this")
+    zero = exp.EQ(this=exp.column("present"), expression=exp.Literal.number(0))
+    sql = authored.shown(exp.select(exp.Star()).from_(counted.subquery()).where(zero))
     return {"type": "custom_sql", "target": "*", "sql": sql}
 
 

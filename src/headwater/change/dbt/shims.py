@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import headwater.engine.dialect as authored
+
 # dbt_utils' stand-in for NULL inside a surrogate key
 _NULL_IN_KEY = "_dbt_utils_surrogate_key_null_"
 
@@ -78,7 +80,7 @@ def target(project: str) -> dict[str, Any]:
     dev branch (the renderer flags every use)."""
     return {
         "name": "dev",
-        "type": "duckdb",
+        "type": authored.AUTHORED,
         "schema": "main",
         "database": project,
         "threads": 1,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import headwater.engine.dialect as authored
 from headwater.change.dbt.layout import DbtProject, YamlFile
 from headwater.change.dbt.report import Report
 from headwater.contracts.load import Loc
@@ -55,24 +56,24 @@ def collect_sources(files: list[YamlFile], report: Report) -> dict[tuple[str, st
     for file in files:
         for i, source in enumerate(_entries(file.data, "sources")):
             for j, table in enumerate(_entries(source, "tables")):
-                loc = ("sources", i, "tables", j)
+                loc: Loc = ("sources", i, "tables", j)
                 found.append((str(source["name"]), str(table["name"]), table, source, file, loc))
     counts: dict[str, int] = {}
-    for _, table, *_ in found:
-        counts[identifier(table)] = counts.get(identifier(table), 0) + 1
-    out = {}
-    for source, table, entry, parent, file, loc in found:
-        name = identifier(table)
+    for _, short, *_ in found:
+        counts[identifier(short)] = counts.get(identifier(short), 0) + 1
+    out: dict[tuple[str, str], Source] = {}
+    for origin, short, entry, parent, file, loc in found:
+        name = identifier(short)
         if counts[name] > 1:
-            name = identifier(f"{source}_{table}")
+            name = identifier(f"{origin}_{short}")
             report.flag(
                 file.path,
                 file.line(loc),
-                f"source table `{source}.{table}`",
-                f"another source has a table named {table!r}: its contract is "
+                f"source table `{origin}.{short}`",
+                f"another source has a table named {short!r}: its contract is "
                 f"contracts/{name}.yml (raw.{name})",
             )
-        out[(source, table)] = Source(source, table, name, entry, parent, file, loc)
+        out[(origin, short)] = Source(origin, short, name, entry, parent, file, loc)
     return out
 
 
@@ -161,7 +162,7 @@ def _type(text: Any) -> str | None:
     if not isinstance(text, str):
         return None
     try:
-        return sql_type(text).sql(dialect="duckdb").lower()
+        return authored.shown(sql_type(text)).lower()
     except ValueError:
         return None
 

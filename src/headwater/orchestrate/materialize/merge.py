@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from headwater.engine.duckdb import DuckDBEngine
+from headwater.engine import Engine
 from headwater.models import Model
 
 INCOMING = "_hw_incoming"
 
 
-def newest_per_key(query: exp.Query, model: Model) -> exp.Select:
+def newest_per_key(query: exp.Query, model: Model, engine: Engine) -> exp.Select:
     """`query`, keeping only the winning version of each key."""
     keys = [exp.column(k, quoted=True) for k in model.config.unique_key]
     order = exp.Order(
@@ -26,7 +26,7 @@ def newest_per_key(query: exp.Query, model: Model) -> exp.Select:
                 desc=True,
                 nulls_first=False,
             ),
-            exp.Ordered(this=_content("_q"), desc=True),
+            exp.Ordered(this=engine.content_hash("_q"), desc=True),
         ]
     )
     number = exp.Window(this=exp.RowNumber(), partition_by=keys, order=order)
@@ -37,14 +37,14 @@ def newest_per_key(query: exp.Query, model: Model) -> exp.Select:
     )
 
 
-def merge_into(cursor: DuckDBEngine, target: str, incoming: exp.Query, model: Model) -> None:
+def merge_into(cursor: Engine, target: str, incoming: exp.Query, model: Model) -> None:
     """Merge the winning versions of `incoming` into `target` (in the caller's transaction)."""
     cursor.execute(
         exp.Create(
             this=exp.to_table(INCOMING),
             kind="TABLE",
             replace=True,
-            expression=newest_per_key(incoming, model),
+            expression=newest_per_key(incoming, model, cursor),
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
         )
     )
@@ -55,7 +55,7 @@ def merge_into(cursor: DuckDBEngine, target: str, incoming: exp.Query, model: Mo
         ]
     )
     version = model.config.updated_column or ""
-    wins = exp.GT(this=_rank(version, "i"), expression=_rank(version, "t"))
+    wins = _wins(cursor, version, "i", "t")
     beaten = exp.Exists(
         this=exp.select("1").from_(exp.to_table(INCOMING).as_("i")).where(exp.and_(same_key, wins))
     )
@@ -66,13 +66,20 @@ def merge_into(cursor: DuckDBEngine, target: str, incoming: exp.Query, model: Mo
     cursor.execute(exp.Drop(tables=[exp.to_table(INCOMING)], kind="TABLE", exists=True))
 
 
-def _rank(version: str, alias: str) -> exp.Expression:
-    """(version, content hash): the order in which versions of a key win."""
-    return exp.Tuple(expressions=[exp.column(version, alias, quoted=True), _content(alias)])
-
-
-def _content(alias: str) -> exp.Expression:
-    return exp.func("md5", exp.cast(exp.func("to_json", exp.column(alias)), "varchar"))
+def _wins(engine: Engine, version: str, a: str, b: str) -> exp.Expr:
+    """Whether the row `a` beats the row `b` of the same key, in `newest_per_key`'s order:
+    the higher version (a version beats none), then the higher content hash."""
+    va, vb = exp.column(version, a, quoted=True), exp.column(version, b, quoted=True)
+    ha, hb = engine.content_hash(a), engine.content_hash(b)
+    return exp.or_(
+        exp.and_(
+            exp.not_(exp.Is(this=va, expression=exp.null())), exp.Is(this=vb, expression=exp.null())
+        ),
+        exp.GT(this=va.copy(), expression=vb.copy()),
+        exp.and_(
+            exp.NullSafeEQ(this=va.copy(), expression=vb.copy()), exp.GT(this=ha, expression=hb)
+        ),
+    )
 
 
 def _aliased(table: str, alias: str) -> exp.Table:
@@ -81,7 +88,7 @@ def _aliased(table: str, alias: str) -> exp.Table:
     return node
 
 
-def history(query: exp.Query, model: Model) -> exp.Select:
+def history(query: exp.Query, model: Model, engine: Engine) -> exp.Select:
     """`scd2`: every distinct version of each key with `valid_from` and `valid_to`.
 
     A version is valid from its `updated_column` until the next version of its key (NULL
@@ -91,7 +98,7 @@ def history(query: exp.Query, model: Model) -> exp.Select:
     version = exp.column(model.config.updated_column or "", quoted=True)
     distinct = exp.select(exp.Star()).distinct().from_(query.subquery("_q"))
     order = exp.Order(
-        expressions=[exp.Ordered(this=version.copy()), exp.Ordered(this=_content("_d"))]
+        expressions=[exp.Ordered(this=version.copy()), exp.Ordered(this=engine.content_hash("_d"))]
     )
     following = exp.Window(this=exp.func("lead", version.copy()), partition_by=keys, order=order)
     versions = exp.select(
@@ -105,7 +112,7 @@ def history(query: exp.Query, model: Model) -> exp.Select:
 
 
 def restate_keys(
-    cursor: DuckDBEngine, target: str, *, everything: exp.Query, new: exp.Query, model: Model
+    cursor: Engine, target: str, *, everything: exp.Query, new: exp.Query, model: Model
 ) -> None:
     """Recompute the whole history of the keys `new` touches, from `everything`."""
     keys = model.config.unique_key
@@ -136,5 +143,5 @@ def restate_keys(
 
     cursor.execute(exp.delete(_aliased(target, "t")).where(among_touched("t")))
     scoped = exp.select(exp.Star()).from_(everything.subquery("_e")).where(among_touched("_e"))
-    cursor.execute(exp.insert(history(scoped, model), exp.to_table(target)))
+    cursor.execute(exp.insert(history(scoped, model, cursor), exp.to_table(target)))
     cursor.execute(exp.Drop(tables=[exp.to_table(INCOMING)], kind="TABLE", exists=True))

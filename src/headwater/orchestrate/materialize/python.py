@@ -1,0 +1,29 @@
+"""Python models: the function gets its inputs as Arrow; what it returns is the version."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from headwater.models.python import call
+from headwater.orchestrate.materialize.base import Job, replace_table
+
+RESULT = "_hw_python_result"
+
+
+class Python:
+    def write(self, job: Job) -> int | None:
+        cursor = job.cursor
+        inputs = {
+            dep: cursor.read(
+                exp.select(exp.Star()).from_(exp.to_table(job.upstream.get(dep) or dep))
+            )
+            for dep in job.model.depends_on
+        }
+        cursor.register(RESULT, call(job.model, inputs))
+        try:
+            return cursor.execute(replace_table(job.target, exp.select(exp.Star()).from_(RESULT)))
+        finally:
+            cursor.unregister(RESULT)
+
+    def one_statement(self, job: Job) -> bool:
+        return True

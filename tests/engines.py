@@ -1,0 +1,99 @@
+"""A second engine for the conformance tests: DuckDB behind a dialect of another name.
+
+`RecordingEngine` runs on DuckDB, but its dialect is `hwrecording` (a sqlglot dialect that
+writes what DuckDB's writes). So everything headwater sends it must be rendered for *its*
+dialect — a path that hard-codes DuckDB, or a template made for DuckDB's dialect, does not
+apply — and every statement it is sent is recorded, so a test can say that all of them were
+ASTs (headwater generates SQL as ASTs, never as text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlglot.dialects.duckdb import DuckDB
+
+from headwater.engine.duckdb import DuckDBEngine
+
+
+class HwRecording(DuckDB):
+    """Registered with sqlglot as `hwrecording`: DuckDB's SQL under another name."""
+
+
+class RecordingEngine(DuckDBEngine):
+    dialect = "hwrecording"
+
+    def __init__(self, *args: Any, log: list[object], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.log = log
+        self._depth = 0
+
+    # what callers send: recorded. The adapter's own catalog queries (objects, stored, …)
+    # are its business, so statements sent while one runs are not.
+    def execute(self, statement: Any, params: Any = None) -> int | None:
+        self._record(statement)
+        return super().execute(statement, params)
+
+    def read(self, statement: Any, params: Any = None) -> Any:
+        self._record(statement)
+        return super().read(statement, params)
+
+    def rows(self, statement: Any, params: Any = None) -> Any:
+        self._record(statement)
+        return super().rows(statement, params)
+
+    def stream(self, statement: Any, *, batch_rows: int = 100_000) -> Any:
+        self._record(statement)
+        return super().stream(statement, batch_rows=batch_rows)
+
+    def columns(self, relation: Any) -> dict[str, str]:
+        return self._inside(super().columns, relation)
+
+    def objects(self) -> Any:
+        return self._inside(super().objects)
+
+    def stored(self, name: str) -> Any:
+        return self._inside(super().stored, name)
+
+    def row_counts(self, tables: Any) -> dict[str, int]:
+        return self._inside(super().row_counts, tables)
+
+    def _record(self, statement: object) -> None:
+        if not self._depth:
+            self.log.append(statement)
+
+    def _inside(self, method: Any, *args: Any) -> Any:
+        self._depth += 1
+        try:
+            return method(*args)
+        finally:
+            self._depth -= 1
+
+    def cursor(self) -> RecordingEngine:
+        cursor = RecordingEngine(self.path, log=self.log, _conn=self._conn.cursor())
+        return cursor
+
+
+ENGINES = ["duckdb", "recording"]
+
+
+@contextmanager
+def engine_named(name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """Make every project opened inside run on the engine `name`; yields the statements the
+    recording engine was sent (empty for DuckDB itself)."""
+    log: list[object] = []
+    if name == "recording":
+
+        def open_recording(_name: str, path: Any = ":memory:", **options: Any) -> RecordingEngine:
+            return RecordingEngine(path, log=log, **options)
+
+        monkeypatch.setattr("headwater.orchestrate.stores.open_engine", open_recording)
+    yield log
+
+
+def text_statements(log: list[object]) -> list[str]:
+    """The statements sent as text, not as ASTs."""
+    return [s for s in log if isinstance(s, str)]
