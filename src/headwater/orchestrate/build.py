@@ -13,7 +13,6 @@ import hashlib
 import json
 import time
 from collections.abc import Collection, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from datetime import datetime
 from functools import cached_property
@@ -40,6 +39,7 @@ from headwater.observe import Event, EventSink, TaskStatus, stamped
 from headwater.orchestrate.checks import evaluate_in, record_checks
 from headwater.orchestrate.incremental import IntervalPlan, plan
 from headwater.orchestrate.materialize import Job, route, strategy, verbatim
+from headwater.orchestrate.plan import Task
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
@@ -52,91 +52,109 @@ AUDIT = "#audit"  # what its last passing audit depended on (see _Builder._audit
 QUARANTINE_RULES = "#quarantine"  # its on_fail: quarantine rules, which shape its data
 
 
-def build_all(
-    project: Project,
-    stores: Stores,
-    report: RunReport,
-    *,
-    now: datetime,
-    sink: EventSink,
-    blocked: Mapping[str, str] | None = None,
-    full_refresh: bool = False,
-    selected: Collection[str] | None = None,
-) -> None:
-    """Build every model (or the `selected` ones) in DAG order, independent ones in parallel.
+class BuildStage:
+    """The build tasks of a run and its publish task: what the executor asks of them.
 
-    `full_refresh` rebuilds from scratch (incremental models over their whole range). Models
-    left out of a selection are read as published.
+    Prepared once, before the first build task runs (after every ingest of the run: what a
+    raw table holds names the versions built from it). `full_refresh` rebuilds from scratch
+    (incremental models over their whole range); models left out of `chosen` are read as
+    published. `blocked`: raw tables this run could not land, or whose batch a rule held.
     """
-    sink = stamped(sink, report.run_id)
-    dag = project.dag
-    chosen = set(dag.order) if selected is None else set(selected)
-    report.removed = remove_stale(project, stores)
-    if not chosen:
-        return
-    fps = fingerprints(project)
-    for zone in {m.zone for m in project.models.values()}:
-        for schema in (f"hw_{zone}", view_schema(zone)):
-            create = exp.Create(this=exp.to_identifier(schema, quoted=True), kind="SCHEMA")
-            create.set("exists", True)
-            stores.engine.execute(create)
-    # what a raw table holds is named by its metadata file, which every commit replaces:
-    # one catalog query, where the snapshot id would load the table's metadata
-    # ... and by the batches held out of it and released back into it
-    releases = stores.catalog.releases()
-    held = stores.catalog.held_all()
-    raw_keys = {
-        t: f"{stores.lake.version(t)}|{sorted(held.get(t, {}))}|{releases.get(t, 0)}"
-        for t in project.raw_tables
-    }
-    builder = _Builder(
-        project,
-        stores,
-        report,
-        fps=fps,
-        raw_keys=raw_keys,
-        releases=releases,
-        now=now,
-        sink=sink,
-        full_refresh=full_refresh,
-        chosen=chosen,
-    )
-    sorter = dag.sorter(chosen)
-    workers = project.settings.defaults.threads or 4
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hw-build") as pool:
-        running: dict[Future[ModelOutcome], str] = {}
-        while sorter.is_active():
-            for name in sorter.get_ready():
-                reason = _upstream_problem(project.models[name], report, blocked or {})
-                if reason:
-                    report.models[name] = ModelOutcome(name, TaskStatus.SKIPPED, error=reason)
-                    sink(Event("build", name, TaskStatus.SKIPPED, {"error": reason}))
-                    sorter.done(name)
-                elif settled := builder.settle(name):
-                    # decided without the engine: no thread round trip for an unchanged model
-                    report.models[name] = settled
-                    sorter.done(name)
-                else:
-                    running[pool.submit(builder.build, name)] = name
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                name = running.pop(future)
-                report.models[name] = future.result()
-                sorter.done(name)
-    # the environment flips to every version built at once, in one transaction of the
-    # warehouse and then one of the catalog (per-model writes would queue on their locks)
-    Environment(stores.engine, stores.catalog, PROD).release(
-        builder.built, builder.views, run_id=report.run_id, now=now_after(now)
-    )
-    stores.catalog.record_tasks(
-        report.run_id,
-        [
-            TaskRecord(task=o.name, stage="build", status=o.status, rows=o.rows, error=o.error)
-            for o in report.models.values()
-        ],
-    )
+
+    def __init__(
+        self,
+        project: Project,
+        stores: Stores,
+        report: RunReport,
+        *,
+        now: datetime,
+        sink: EventSink,
+        blocked: Mapping[str, str],
+        full_refresh: bool = False,
+        chosen: Collection[str] = (),
+    ):
+        self.project, self.stores, self.report = project, stores, report
+        self.now, self.sink, self.blocked = now, stamped(sink, report.run_id), blocked
+        self.full_refresh, self.chosen = full_refresh, set(chosen)
+        self._builder: _Builder | None = None
+        self._prepared = False
+
+    def settle(self, task: Task) -> ModelOutcome | None:
+        """A model's outcome when it needs no engine work: something it reads failed, or it
+        is up to date, ephemeral, or was never built upstream; None: build it."""
+        builder = self._prepare()
+        assert builder is not None
+        name = task.subject
+        reason = _upstream_problem(self.project.models[name], self.report, self.blocked)
+        if reason:
+            self.sink(Event("build", name, TaskStatus.SKIPPED, {"error": reason}))
+            return ModelOutcome(name, TaskStatus.SKIPPED, error=reason)
+        # decided without the engine: no thread round trip for an unchanged model
+        return builder.settle(name)
+
+    def work(self, task: Task) -> ModelOutcome:
+        assert self._builder is not None
+        return self._builder.build(task.subject)
+
+    def done(self, task: Task, outcome: ModelOutcome) -> None:
+        self.report.models[task.subject] = outcome
+
+    def publish(self) -> None:
+        """Flip the environment to every version built at once, in one transaction of the
+        warehouse and then one of the catalog (per-model writes would queue on their locks),
+        and record the build's tasks."""
+        builder = self._prepare()
+        if builder is None:
+            return
+        Environment(self.stores.engine, self.stores.catalog, PROD).release(
+            builder.built, builder.views, run_id=self.report.run_id, now=now_after(self.now)
+        )
+        self.stores.catalog.record_tasks(
+            self.report.run_id,
+            [
+                TaskRecord(task=o.name, stage="build", status=o.status, rows=o.rows, error=o.error)
+                for o in self.report.models.values()
+            ],
+        )
+
+    def _prepare(self) -> _Builder | None:
+        """Unpublish models gone from the project; then, if any model is chosen, make the
+        schemas and the builder (None: nothing to build)."""
+        if self._prepared:
+            return self._builder
+        self._prepared = True
+        project, stores = self.project, self.stores
+        self.report.removed = remove_stale(project, stores)
+        if not self.chosen:
+            return None
+        fps = fingerprints(project)
+        for zone in {m.zone for m in project.models.values()}:
+            for schema in (f"hw_{zone}", view_schema(zone)):
+                create = exp.Create(this=exp.to_identifier(schema, quoted=True), kind="SCHEMA")
+                create.set("exists", True)
+                stores.engine.execute(create)
+        # what a raw table holds is named by its metadata file, which every commit replaces:
+        # one catalog query, where the snapshot id would load the table's metadata
+        # ... and by the batches held out of it and released back into it
+        releases = stores.catalog.releases()
+        held = stores.catalog.held_all()
+        raw_keys = {
+            t: f"{stores.lake.version(t)}|{sorted(held.get(t, {}))}|{releases.get(t, 0)}"
+            for t in project.raw_tables
+        }
+        self._builder = _Builder(
+            project,
+            stores,
+            self.report,
+            fps=fps,
+            raw_keys=raw_keys,
+            releases=releases,
+            now=self.now,
+            sink=self.sink,
+            full_refresh=self.full_refresh,
+            chosen=self.chosen,
+        )
+        return self._builder
 
 
 def remove_stale(project: Project, stores: Stores) -> list[str]:

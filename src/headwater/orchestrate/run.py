@@ -7,21 +7,24 @@ that read it, and everything else goes on.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from headwater.change.versions import (
     PROD,
 )
+from headwater.contracts import Contract
 from headwater.errors import HeadwaterError, Location
 from headwater.ingest import ingest
 from headwater.models.selection import select as select_models
 from headwater.observe import Event, EventSink, RunStatus, TaskStatus, discard, stamped
-from headwater.orchestrate.build import build_all
+from headwater.orchestrate.build import BuildStage
 from headwater.orchestrate.checks import contract_checks, recheck_held
+from headwater.orchestrate.executor import Executor
+from headwater.orchestrate.plan import Task, TaskKind, plan_run
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
-from headwater.orchestrate.report import RunReport, now_after
+from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.catalog import TaskRecord
@@ -54,20 +57,34 @@ def run(
     try:
         blocked: dict[str, str] = {}
         if "ingest" in chosen:
-            blocked = ingest_all(project, stores, report, now=now, sink=sink, zones=zones)
+            tables = [c for c in project.contracts.values() if zones is None or c.zone in zones]
         else:
-            blocked = refresh_raw_views(project, stores)
-        if "build" in chosen:
-            build_all(
-                project,
-                stores,
-                report,
-                now=now,
-                sink=sink,
-                blocked=blocked,
-                full_refresh=full_refresh,
-                selected=selected,
-            )
+            tables = []
+            blocked.update(refresh_raw_views(project, stores))
+        models = set(project.dag.order) if selected is None else set(selected)
+        building = BuildStage(
+            project,
+            stores,
+            report,
+            now=now,
+            sink=sink,
+            blocked=blocked,
+            full_refresh=full_refresh,
+            chosen=models if "build" in chosen else (),
+        )
+        plan = plan_run(
+            project,
+            ingest=[c.table for c in tables],
+            build=building.chosen,
+            publish=PROD if "build" in chosen else None,
+        )
+
+        def land(table: str) -> TaskStatus:
+            contract = project.raw_tables[table]
+            return land_one(contract, project, stores, report, now=now, sink=sink, blocked=blocked)
+
+        workers = project.settings.defaults.threads or 4
+        Executor[object](workers).run(plan, _Stages(land, building))
         report.zone_rows = zone_rows(project, stores)
         finished = True
     finally:
@@ -80,95 +97,117 @@ def run(
     return report
 
 
-def ingest_all(
+class _Stages:
+    """Each task of a run's plan to the stage that does it: landing in plan order, building
+    on the executor's workers, publishing once every build is done."""
+
+    def __init__(self, land: Callable[[str], TaskStatus], building: BuildStage):
+        self.land, self.building = land, building
+
+    def settle(self, task: Task) -> object | None:
+        if task.kind is TaskKind.INGEST:
+            return self.land(task.subject)
+        if task.kind is TaskKind.PUBLISH:
+            self.building.publish()
+            return TaskStatus.BUILT
+        return self.building.settle(task)
+
+    def work(self, task: Task) -> object:
+        return self.building.work(task)
+
+    def done(self, task: Task, result: object) -> None:
+        if task.kind is TaskKind.BUILD:
+            assert isinstance(result, ModelOutcome)
+            self.building.done(task, result)
+
+
+def land_one(
+    contract: Contract,
     project: Project,
     stores: Stores,
     report: RunReport,
     *,
     now: datetime,
     sink: EventSink,
-    zones: Collection[str] | None = None,
-) -> dict[str, str]:
-    """Land every contract (of `zones`: raw, seed; default all); returns the raw tables that
-    failed to land or whose `error` rules failed on their batch, each with why."""
-    blocked: dict[str, str] = {}
-    for contract in project.contracts.values():
-        if zones is not None and contract.zone not in zones:
-            continue
-        sink(Event("ingest", contract.table, TaskStatus.START, run_id=report.run_id))
-        started = now_after(now)
-        if contract.rules:
-            recheck_held(contract, project, stores, now=now)
-        try:
-            landed = ingest(contract, root=project.root, lake=stores.lake, now=now)
-        except HeadwaterError as err:
-            if err.where is None:
-                err.where = Location(project.contract_file(contract))
-            report.ingest_errors[contract.table] = err.render()
-            blocked[contract.table] = "failed to land"
-            _task(
-                stores,
-                report,
-                contract.table,
-                "ingest",
-                TaskStatus.FAILED,
-                started,
-                error=err.render(),
-            )
-            sink(
-                Event(
-                    "ingest",
-                    contract.table,
-                    TaskStatus.FAILED,
-                    {"error": err.render()},
-                    run_id=report.run_id,
-                )
-            )
-            refresh_raw_view(contract, stores)
-            continue
-        report.landed.append(landed)
-        if why := refresh_raw_view(contract, stores):
-            blocked[contract.table] = why
-        if landed.batch_id is not None and contract.rules:
-            try:
-                results = contract_checks(contract, project, stores, report, landed, now=now)
-            except HeadwaterError as err:  # a rule that cannot run: the batch is unchecked
-                report.ingest_errors[contract.table] = err.render()
-                results = []
-                blocked[contract.table] = "has rules that cannot run"
-            failed = sorted({r.rule.name for r in results if r.blocking})
-            if failed and landed.batch_id:
-                # the batch stays in the lake, held out of raw.<name> until its rules pass
-                stores.catalog.hold(
-                    contract.table,
-                    landed.batch_id,
-                    reason=f"error rule(s) failed: {', '.join(failed)}",
-                    now=now,
-                )
-                refresh_raw_view(contract, stores)
-                blocked[contract.table] = f"failed its contract rules ({', '.join(failed)})"
-        report.held[contract.table] = stores.catalog.held(contract.table)
+    blocked: dict[str, str],
+) -> TaskStatus:
+    """Land one contract's new batch, check its rules and refresh its raw views; a raw table
+    that failed to land, or whose `error` rules failed on its batch, goes into `blocked`
+    with why."""
+    sink(Event("ingest", contract.table, TaskStatus.START, run_id=report.run_id))
+    started = now_after(now)
+    if contract.rules:
+        recheck_held(contract, project, stores, now=now)
+    try:
+        landed = ingest(contract, root=project.root, lake=stores.lake, now=now)
+    except HeadwaterError as err:
+        if err.where is None:
+            err.where = Location(project.contract_file(contract))
+        report.ingest_errors[contract.table] = err.render()
+        blocked[contract.table] = "failed to land"
         _task(
             stores,
             report,
             contract.table,
             "ingest",
-            TaskStatus.LANDED,
+            TaskStatus.FAILED,
             started,
-            rows=landed.rows,
-            quarantined=landed.quarantined,
+            error=err.render(),
         )
         sink(
             Event(
                 "ingest",
                 contract.table,
-                TaskStatus.LANDED,
-                {"rows": landed.rows, "quarantined": landed.quarantined},
+                TaskStatus.FAILED,
+                {"error": err.render()},
                 run_id=report.run_id,
-                outputs=(contract.table,),
             )
         )
-    return blocked
+        refresh_raw_view(contract, stores)
+        return TaskStatus.FAILED
+    report.landed.append(landed)
+    if why := refresh_raw_view(contract, stores):
+        blocked[contract.table] = why
+    if landed.batch_id is not None and contract.rules:
+        try:
+            results = contract_checks(contract, project, stores, report, landed, now=now)
+        except HeadwaterError as err:  # a rule that cannot run: the batch is unchecked
+            report.ingest_errors[contract.table] = err.render()
+            results = []
+            blocked[contract.table] = "has rules that cannot run"
+        failed = sorted({r.rule.name for r in results if r.blocking})
+        if failed and landed.batch_id:
+            # the batch stays in the lake, held out of raw.<name> until its rules pass
+            stores.catalog.hold(
+                contract.table,
+                landed.batch_id,
+                reason=f"error rule(s) failed: {', '.join(failed)}",
+                now=now,
+            )
+            refresh_raw_view(contract, stores)
+            blocked[contract.table] = f"failed its contract rules ({', '.join(failed)})"
+    report.held[contract.table] = stores.catalog.held(contract.table)
+    _task(
+        stores,
+        report,
+        contract.table,
+        "ingest",
+        TaskStatus.LANDED,
+        started,
+        rows=landed.rows,
+        quarantined=landed.quarantined,
+    )
+    sink(
+        Event(
+            "ingest",
+            contract.table,
+            TaskStatus.LANDED,
+            {"rows": landed.rows, "quarantined": landed.quarantined},
+            run_id=report.run_id,
+            outputs=(contract.table,),
+        )
+    )
+    return TaskStatus.LANDED
 
 
 def zone_rows(project: Project, stores: Stores) -> dict[str, int]:
