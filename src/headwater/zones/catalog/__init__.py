@@ -1,0 +1,38 @@
+"""The catalog database: runs, tasks, check results, model versions and environment pointers,
+held batches and column lineage — one part per concern, behind one database.
+
+SQLAlchemy Core on SQLite (WAL) by default; any SQLAlchemy URL (PostgreSQL) works the same.
+The Iceberg catalog tables of the lake live in the same database (see `zones.lake`). Opening
+a catalog migrates it to the newest schema (`migrations.py`).
+
+    schema.py      the tables             migrations.py  versioned schema changes
+    base.py        the database           records.py     what goes in and comes out
+    runs.py        runs and tasks         checks.py      rule results and history
+    versions.py    versions, intervals, environments
+    holds.py       batches held from readers              lineage.py     column lineage
+"""
+
+from __future__ import annotations
+
+from headwater.zones.catalog.base import catalog_url, utcnow
+from headwater.zones.catalog.checks import ChecksStore
+from headwater.zones.catalog.holds import HoldsStore
+from headwater.zones.catalog.lineage import LineageStore
+from headwater.zones.catalog.records import CheckRecord, LineageRecord, ModelVersion, TaskRecord
+from headwater.zones.catalog.runs import RunsStore
+from headwater.zones.catalog.versions import VersionsStore
+
+
+class Catalog(RunsStore, ChecksStore, VersionsStore, HoldsStore, LineageStore):
+    """State headwater keeps between runs. Every write is its own short transaction."""
+
+
+__all__ = [
+    "Catalog",
+    "CheckRecord",
+    "LineageRecord",
+    "ModelVersion",
+    "TaskRecord",
+    "catalog_url",
+    "utcnow",
+]

@@ -1,0 +1,125 @@
+"""Versioned schema migrations of the catalog: an ordered list, applied once each, in order.
+
+`hw_schema` holds one row per migration applied (version, name, when). Opening a catalog
+applies the migrations it lacks, in one transaction, so the stages to come add their tables
+and columns as new migrations and existing projects upgrade in place. A catalog made before
+migrations existed (its `hw_*` tables there, no `hw_schema`) is a version-0 catalog: the
+first migration makes exactly the tables it would have made, skipping those present.
+
+A minimal table, not Alembic: Alembic's import alone costs more than a `headwater status`
+should, migrations here are a handful of DDL statements, and they run from Python on the one
+database the catalog already holds (SQLite or PostgreSQL) with no separate tool to run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from headwater.errors import StoreError
+from headwater.zones.catalog.schema import SCHEMA_TABLES, metadata, schema_versions
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[sa.Connection], None]
+
+
+def _tables_of_the_first_release(conn: sa.Connection) -> None:
+    """Runs, tasks, check results, model versions, intervals, held batches, environment
+    pointers and column lineage, as headwater made them before migrations existed."""
+    present = set(sa.inspect(conn).get_table_names())
+    metadata.create_all(conn, tables=[t for t in SCHEMA_TABLES if t.name not in present])
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "the tables of the first release", _tables_of_the_first_release),
+]
+
+
+def migrate(engine: sa.Engine, migrations: list[Migration] | None = None) -> int:
+    """Bring the catalog at `engine` to the newest schema; returns its version.
+
+    Raises:
+        StoreError: the catalog was made by a newer headwater (a version this one lacks).
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    newest = migrations[-1].version if migrations else 0
+    current = _version(engine)
+    if current > newest:
+        raise StoreError(
+            f"the catalog is at schema version {current}, made by a newer headwater; this one "
+            f"knows versions up to {newest}",
+            hint="upgrade headwater (pip install -U headwater) to use this project",
+        )
+    if current == newest:
+        return current
+    try:
+        _apply(engine, migrations)
+    except sa.exc.IntegrityError:
+        # another process recorded the same migration first (both saw the old version):
+        # its transaction is the one that counts, and ours rolled back
+        if _version(engine) < newest:
+            raise
+    return newest
+
+
+def _apply(engine: sa.Engine, migrations: list[Migration]) -> None:
+    """Apply the migrations the catalog lacks, in order, in one transaction: all of them or,
+    on any failure, none (their DDL included)."""
+    with engine.connect() as conn:
+        restore = _sqlite_explicit(conn) if conn.dialect.name == "sqlite" else None
+        try:
+            schema_versions.create(conn, checkfirst=True)
+            done = _applied(conn)
+            for migration in migrations:
+                if migration.version <= done:
+                    continue
+                migration.apply(conn)
+                conn.execute(
+                    schema_versions.insert().values(
+                        version=migration.version,
+                        name=migration.name,
+                        applied_at=datetime.now(UTC),
+                    )
+                )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            if restore is not None:
+                restore()
+
+
+def _sqlite_explicit(conn: sa.Connection) -> Callable[[], None]:
+    """Make SQLite's DDL transactional on `conn` (the driver commits before DDL by itself)
+    and take the write lock at once, so a second process migrating waits for the first;
+    returns how to undo it."""
+    raw: Any = conn.connection.dbapi_connection
+    saved = raw.isolation_level
+    raw.isolation_level = None  # the driver issues no BEGIN or COMMIT of its own
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def restore() -> None:
+        raw.isolation_level = saved
+
+    return restore
+
+
+def _version(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(schema_versions.name):
+            return 0
+        return _applied(conn)
+
+
+def _applied(conn: sa.Connection) -> int:
+    found = conn.execute(sa.select(sa.func.max(schema_versions.c.version))).scalar()
+    return int(found or 0)

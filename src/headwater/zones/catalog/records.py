@@ -1,0 +1,58 @@
+"""What the catalog hands back and takes in: frozen records, one per row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    fingerprint: str
+    physical: str
+    kind: str
+    data_key: str | None = None
+    rows: int | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)  # raw snapshots seen, and #keys
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task: str
+    stage: str
+    status: str
+    rows: int | None = None
+    quarantined: int | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    target: str
+    rule: str
+    type: str
+    severity: str
+    passed: bool
+    metric: float | None
+    threshold: str | None
+    sql: str
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LineageRecord:
+    """One stored hop: `model.output_column` derives from `upstream_table.upstream_column`."""
+
+    model: str
+    output_column: str
+    position: int
+    upstream_table: str | None
+    upstream_column: str | None
+    lineage_key: str
+
+
+_LINEAGE_FIELDS = list(LineageRecord.__dataclass_fields__)

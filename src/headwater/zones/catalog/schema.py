@@ -1,0 +1,131 @@
+"""The catalog's tables (SQLAlchemy Core), one `MetaData` behind every part of the catalog.
+
+A table or column added here also needs a migration (`migrations.py`): existing catalogs
+get it only from one.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "hw_runs",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("command", sa.String(40), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("summary", sa.Text),
+)
+
+tasks = sa.Table(
+    "hw_tasks",
+    metadata,
+    sa.Column("run_id", sa.String(40), nullable=False, index=True),
+    sa.Column("task", sa.String(200), nullable=False),
+    sa.Column("stage", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("quarantined", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+)
+
+check_results = sa.Table(
+    "hw_check_results",
+    metadata,
+    sa.Column("run_id", sa.String(40), nullable=False, index=True),
+    sa.Column("target", sa.String(200), nullable=False),
+    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("metric", sa.Float),
+    sa.Column("threshold", sa.String(100)),
+    sa.Column("sql", sa.Text),
+    sa.Column("samples", sa.Text),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_hw_check_results_target_rule", "target", "rule", "checked_at"),
+)
+
+model_versions = sa.Table(
+    "hw_model_versions",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("physical", sa.String(300), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("data_key", sa.String(64)),
+    sa.Column("inputs", sa.Text),  # JSON: raw table -> last snapshot id this version has seen
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("built_at", sa.DateTime(timezone=True)),
+    sa.Column("run_id", sa.String(40)),
+)
+
+intervals = sa.Table(
+    "hw_intervals",
+    metadata,
+    sa.Column("name", sa.String(200), nullable=False, index=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("end", sa.DateTime, nullable=False),
+)
+
+held_batches = sa.Table(
+    "hw_held_batches",
+    metadata,
+    sa.Column("table_name", sa.String(200), primary_key=True),
+    sa.Column("batch_id", sa.String(40), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("held_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("released_at", sa.DateTime(timezone=True)),  # NULL while held
+)
+
+env_pointers = sa.Table(
+    "hw_env_pointers",
+    metadata,
+    sa.Column("env", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("physical", sa.String(300), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# one hop of column lineage per row: a model's output column and one column it derives from
+# ("*" is a table's rows; no upstream at all is a NULL upstream_table)
+column_lineage = sa.Table(
+    "hw_column_lineage",
+    metadata,
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("output_column", sa.String(200), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("upstream_table", sa.String(200)),
+    sa.Column("upstream_column", sa.String(200)),
+    sa.Column("lineage_key", sa.String(64), nullable=False),
+    sa.Index("ix_hw_column_lineage_upstream", "upstream_table", "upstream_column"),
+)
+
+
+# which migration made each schema change: one row per migration applied
+schema_versions = sa.Table(
+    "hw_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+# the tables of the first release, made by migration 1
+SCHEMA_TABLES = [
+    runs,
+    tasks,
+    check_results,
+    model_versions,
+    intervals,
+    held_batches,
+    env_pointers,
+    column_lineage,
+]
