@@ -239,6 +239,7 @@ def test_more_failures_than_retries_fail_the_run_and_land_nothing(
     with pytest.raises(SourceError, match="503") as caught:
         run(api, lake, tmp_path, retries=2)
     assert "/cursor/orders" in str(caught.value)
+    assert isinstance(caught.value.__cause__, SourceError)  # kept for --debug and callers
     assert [r.status for r in api.listings] == [200, 200, 503, 503, 503]
     assert rows(lake, "raw.orders") == []
 

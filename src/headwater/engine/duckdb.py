@@ -170,8 +170,8 @@ class DuckDBEngine:
             for i, t in enumerate(tables)
         ]
         union: exp.Query = counts[0]
-        for count in counts[1:]:
-            union = exp.union(union, count, distinct=False)
+        for count in counts[1:]:  # built in place: exp.union copies the tree it grows
+            union = exp.Union(this=union, expression=count, distinct=False)
         return {tables[int(i)]: int(n) for i, n in self.rows(union)}
 
     def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:

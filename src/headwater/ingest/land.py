@@ -97,7 +97,7 @@ def ingest(
             secrets.scrub(err.message),
             where=err.where,
             hint=secrets.scrub(err.hint) if err.hint else None,
-        ) from None
+        ) from err  # the cause stays for --debug and callers; the CLI scrubs what it prints
 
 
 def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets: Secrets) -> Landed:

@@ -15,6 +15,7 @@ from headwater.change.versions import (
     PROD,
 )
 from headwater.contracts import Contract
+from headwater.contracts.thresholds import parse_duration
 from headwater.errors import HeadwaterError, Location
 from headwater.ingest import ingest
 from headwater.models.selection import select as select_models
@@ -25,6 +26,7 @@ from headwater.orchestrate.executor import Executor
 from headwater.orchestrate.plan import Task, TaskKind, plan_run
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
+from headwater.orchestrate.retry import Retrying
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.catalog import TaskRecord
@@ -139,7 +141,15 @@ def land_one(
     if contract.rules:
         recheck_held(contract, project, stores, now=now)
     try:
-        landed = ingest(contract, root=project.root, lake=stores.lake, now=now)
+        defaults = project.settings.defaults
+        retrying = Retrying(defaults.retries, parse_duration(defaults.timeout))
+        landed = retrying.call(
+            lambda: ingest(contract, root=project.root, lake=stores.lake, now=now)
+        )
+        landed.warnings += [
+            f"landed on attempt {len(retrying.failures) + 1}, after: {e.render()}"
+            for e in retrying.failures[-1:]
+        ]
     except HeadwaterError as err:
         if err.where is None:
             err.where = Location(project.contract_file(contract))
