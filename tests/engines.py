@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlglot.dialects.duckdb import DuckDB
 
+from headwater.engine.base import Capabilities
 from headwater.engine.duckdb import DuckDBEngine
 
 
@@ -77,7 +78,22 @@ class RecordingEngine(DuckDBEngine):
         return cursor
 
 
-ENGINES = ["duckdb", "recording"]
+class MinimalEngine(RecordingEngine):
+    """The recording engine with only the capabilities no engine can do without: it reports
+    no row counts (so writes count rows themselves) and keeps no comments (so raw views are
+    refreshed every time)."""
+
+    capabilities = Capabilities(scans_files=True)
+
+    def execute(self, statement: Any, params: Any = None) -> int | None:
+        super().execute(statement, params)
+        return None
+
+    def cursor(self) -> MinimalEngine:
+        return MinimalEngine(self.path, log=self.log, _conn=self._conn.cursor())
+
+
+ENGINES = ["duckdb", "recording", "minimal"]
 
 
 @contextmanager
@@ -85,10 +101,11 @@ def engine_named(name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[ob
     """Make every project opened inside run on the engine `name`; yields the statements the
     recording engine was sent (empty for DuckDB itself)."""
     log: list[object] = []
-    if name == "recording":
+    if name in ("recording", "minimal"):
+        kind = RecordingEngine if name == "recording" else MinimalEngine
 
         def open_recording(_name: str, path: Any = ":memory:", **options: Any) -> RecordingEngine:
-            return RecordingEngine(path, log=log, **options)
+            return kind(path, log=log, **options)
 
         monkeypatch.setattr("headwater.orchestrate.stores.open_engine", open_recording)
     yield log

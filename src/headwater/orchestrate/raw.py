@@ -48,7 +48,8 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
             version += f" {stores.lake.version(contract.table)} {_shape(contract)}"
         stored = engine.stored(table)
         existing = stored.kind if stored else None
-        if stored is not None and stored.comment == version:
+        # the comment names the snapshot a view shows; an engine that keeps none refreshes
+        if engine.capabilities.comments and stored is not None and stored.comment == version:
             continue  # the view already shows this snapshot: nothing to plan or replace
         changed = True
         files = stores.lake.files(source)
@@ -78,10 +79,10 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
                 )
             finally:
                 engine.unregister("_hw_empty")
-        kind = "VIEW" if files else "TABLE"
-        engine.execute(
-            exp.Comment(this=exp.to_table(table), kind=kind, expression=exp.Literal.string(version))
-        )
+        if engine.capabilities.comments:
+            kind = "VIEW" if files else "TABLE"
+            comment = exp.Literal.string(version)
+            engine.execute(exp.Comment(this=exp.to_table(table), kind=kind, expression=comment))
     if changed:  # a contract back on append has had its views made again
         _drop_stale_history(contract, engine)
     return None

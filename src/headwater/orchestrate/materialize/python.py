@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from headwater.errors import EngineError
 from headwater.models.python import call
 from headwater.orchestrate.materialize.base import Job, replace_table
 
@@ -13,6 +14,11 @@ RESULT = "_hw_python_result"
 class Python:
     def write(self, job: Job) -> int | None:
         cursor = job.cursor
+        if not cursor.capabilities.arrow_tables:
+            raise EngineError(
+                f"engine {cursor.dialect!r} cannot take Arrow data, which Python models return",
+                hint="run Python models on the embedded engine (engine: duckdb)",
+            )
         inputs = {
             dep: cursor.read(
                 exp.select(exp.Star()).from_(exp.to_table(job.upstream.get(dep) or dep))
