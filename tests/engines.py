@@ -27,7 +27,7 @@ class HwRecording(DuckDB):
 class RecordingEngine(DuckDBEngine):
     dialect = "hwrecording"
 
-    def __init__(self, *args: Any, log: list[object], **kwargs: Any):
+    def __init__(self, *args: Any, log: list[object], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.log = log
         self._depth = 0
@@ -114,3 +114,12 @@ def engine_named(name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[ob
 def text_statements(log: list[object]) -> list[str]:
     """The statements sent as text, not as ASTs."""
     return [s for s in log if isinstance(s, str)]
+
+
+def make_engine(name: str, log: list[object]) -> DuckDBEngine:
+    """An in-memory engine of one of `ENGINES`, recording into `log`."""
+    if name == "recording":
+        return RecordingEngine(log=log)
+    if name == "minimal":
+        return MinimalEngine(log=log)
+    return DuckDBEngine()
