@@ -2,7 +2,7 @@
 
 `RecordingEngine` runs on DuckDB, but its dialect is `hwrecording` (a sqlglot dialect that
 writes what DuckDB's writes). So everything headwater sends it must be rendered for *its*
-dialect — a path that hard-codes DuckDB, or a template made for DuckDB's dialect, does not
+dialect — a path that hard-codes DuckDB, or text compiled for DuckDB's dialect, does not
 apply — and every statement it is sent is recorded, so a test can say that all of them were
 ASTs (headwater generates SQL as ASTs, never as text).
 """

@@ -27,7 +27,7 @@ from sqlglot import exp
 from headwater import __version__
 from headwater.contracts import specs
 from headwater.contracts.load import load_spec
-from headwater.models import parse
+from headwater.models import parse, renderer
 from headwater.models.parse import Model, parse_model
 
 FILE = "models.pickle"
@@ -243,7 +243,8 @@ def _salt() -> bytes:
     versions = (__version__, getattr(sqlglot, "__version__", ""), pydantic.VERSION, sys.version)
     digest.update(repr(versions).encode())
     package = Path(specs.__file__).parent
-    for source in [Path(parse.__file__), Path(__file__), *sorted(package.glob("*.py"))]:
+    ours = [Path(parse.__file__), Path(renderer.__file__), Path(__file__)]
+    for source in [*ours, *sorted(package.glob("*.py"))]:
         try:
             digest.update(source.read_bytes())
         except OSError:

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import itertools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import headwater.engine.dialect as authored
 from headwater.contracts import ModelConfig, ModelKind, ModelSidecar, OnFail, Rule
 from headwater.contracts.load import load_spec, locate, parse_spec
 from headwater.errors import Location, ModelError
+from headwater.models.renderer import Compiled, compile_query
 
 _HEADER = re.compile(r"\A\s*/\*\s*headwater\b[^\n]*\n(?P<yaml>.*?)\*/", re.DOTALL)
 
@@ -55,64 +56,6 @@ class _Query:
 
 
 @dataclass(frozen=True)
-class Template:
-    """A query as SQL text with a slot for every table it reads: rendering is substitution.
-
-    The build renders every model on every run; re-generating SQL from a copied AST costs
-    milliseconds per model, filling the slots of the text generated once at parse costs
-    microseconds. `slots[i]` is the logical name slot i reads and its text when unmapped.
-    """
-
-    dialect: str
-    sql: str
-    slots: tuple[tuple[str, str], ...]
-
-    def fill(self, tables: Mapping[str, str]) -> str:
-        """The SQL with each slot pointed at the physical table `tables` maps it to.
-
-        >>> t = template(sqlglot.parse_one("select o.id from clean.orders o join raw.x on 1"))
-        >>> t.fill({"clean.orders": "hw_clean.orders__ab12"})
-        'SELECT o.id FROM "hw_clean"."orders__ab12" AS o JOIN raw.x AS x ON 1'
-        """
-
-        def slot(match: re.Match[str]) -> str:
-            logical, text = self.slots[int(match[1])]
-            target = tables.get(logical)
-            return quote_table(target) if target else text
-
-        return _SLOT.sub(slot, self.sql)
-
-
-_SLOT = re.compile(r"__hw_slot_(\d+)__")
-
-
-def template(query: exp.Query, dialect: str = authored.AUTHORED) -> Template | None:
-    """The query's `Template`, or None when its text already holds a slot marker."""
-    if _SLOT.search(query.sql(dialect=dialect)):
-        return None
-    out = query.copy()
-    slots = []
-    for table in _ref_tables(out):
-        slots.append((f"{table.db}.{table.name}", exp.table_(table.name, table.db).sql(dialect)))
-        if not table.alias:
-            table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
-        table.set("catalog", None)
-        table.set("db", None)
-        table.set("this", exp.to_identifier(f"__hw_slot_{len(slots) - 1}__"))
-    return Template(dialect, out.sql(dialect=dialect, comments=False), tuple(slots))
-
-
-def quote_table(name: str) -> str:
-    """`hw_clean.orders__ab12` → `"hw_clean"."orders__ab12"`."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
-
-
-def _ref_tables(query: exp.Query) -> list[exp.Table]:
-    """The tables of `query` that name a zone's table (not CTEs or table functions)."""
-    return [t for t in query.find_all(exp.Table) if isinstance(t.this, exp.Identifier) and t.db]
-
-
-@dataclass(frozen=True)
 class Model:
     """One parsed model: identity, configuration, its query AST and what it reads."""
 
@@ -123,7 +66,7 @@ class Model:
     query: _Query = _Query()  # required: see _Query
     sidecar: ModelSidecar = field(default_factory=ModelSidecar)
     sidecar_path: str | None = None
-    template: Template | None = None  # the query as text with a slot per reference
+    compiled: Compiled | None = None  # the query rendered once, split at its references
     function: Callable[..., Any] | None = None  # a Python model's `model` function
     source_hash: str | None = None  # a Python model's file hash (its "normalized SQL")
     # the output columns as far as the SQL says, "*" standing for every column of `star_from`
@@ -185,7 +128,7 @@ def parse_model(path: Path, *, root: Path) -> Model:
         config=config,
         query=query,
         refs=refs,
-        template=template(query),
+        compiled=compile_query(query),
         sidecar=sidecar,
         sidecar_path=str(sidecar_file.relative_to(root)) if sidecar_file.exists() else None,
         outputs=outputs,
@@ -419,33 +362,3 @@ def _refs(query: exp.Query, shown: str) -> tuple[Ref, ...]:
             )
         refs.append(Ref(f"{table.db}.{table.name}", line))
     return tuple(refs)
-
-
-def render(
-    query: exp.Query, tables: Mapping[str, str], inline: Mapping[str, exp.Query] | None = None
-) -> exp.Query:
-    """Point every reference at the physical table `tables` maps it to, or inline it.
-
-    An unaliased table keeps its logical name as alias, so `orders.id` still resolves.
-    `inline` maps ephemeral models to their (rendered) query, placed as a subquery.
-
-    >>> render(sqlglot.parse_one("select orders.id from clean.orders"),
-    ...        {"clean.orders": "hw_clean.orders__ab12"}).sql()
-    'SELECT orders.id FROM hw_clean.orders__ab12 AS orders'
-    """
-    out = query.copy()
-    for table in list(out.find_all(exp.Table)):
-        logical = f"{table.db}.{table.name}" if table.db else None
-        if inline and logical is not None and logical in inline:
-            alias = table.alias or table.name
-            table.replace(inline[logical].copy().subquery(alias))
-            continue
-        target = tables.get(logical) if logical else None
-        if target is None:
-            continue
-        schema, name = target.split(".")
-        if not table.alias:
-            table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
-        table.set("db", exp.to_identifier(schema))
-        table.set("this", exp.to_identifier(name))
-    return out

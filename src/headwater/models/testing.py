@@ -33,7 +33,8 @@ from headwater.contracts import Contract
 from headwater.contracts.tests_spec import InputTable, ModelTestCase
 from headwater.engine import Engine, scratch
 from headwater.errors import EngineError, ModelError, SpecError
-from headwater.models.parse import Model, render
+from headwater.models.parse import Model
+from headwater.models.renderer import render
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
 Schema = tuple[tuple[str, exp.DataType], ...]

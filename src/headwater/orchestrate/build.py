@@ -33,7 +33,7 @@ from headwater.contracts import ModelKind, OnFail
 from headwater.engine import Engine, ObjectKind
 from headwater.errors import EngineError, HeadwaterError, Location
 from headwater.govern.pii import ModelPii
-from headwater.models import Model, render
+from headwater.models import Model, Renderer
 from headwater.models.intervals import Range, count
 from headwater.observe import Event, EventSink, TaskStatus, stamped
 from headwater.orchestrate.checks import evaluate_in, record_checks
@@ -213,6 +213,7 @@ class _Builder:
             if self.pointers.get(v.name) == v.physical
         }
         self.inline: dict[str, exp.Query] = {}
+        self.renderer = Renderer()  # the passes of later stages (masking, row filters) go here
         self.built: list[tuple[ModelVersion, list[Range] | None]] = []
         self.views: list[exp.Create] = []  # the environment's view of each version built
         self.sources = raw_sources(project)
@@ -252,7 +253,7 @@ class _Builder:
         key = self._data_key(model)
         if model.config.kind is ModelKind.EPHEMERAL:
             self._inline_ephemeral(model)
-            self.inline[name] = render(model.query, self.physical, self.inline)
+            self.inline[name] = self.renderer.query(model.query, self.physical, self.inline)
             return ModelOutcome(name, TaskStatus.INLINED, data_key=key)
         known = self._current(model, key)
         changed = self._changed_outside(model, known) if known is not None else None
@@ -459,7 +460,7 @@ class _Builder:
                 continue
             if dep not in self.inline:
                 self._inline_ephemeral(upstream)
-                self.inline[dep] = render(upstream.query, self.physical, self.inline)
+                self.inline[dep] = self.renderer.query(upstream.query, self.physical, self.inline)
 
     def _job(
         self,
@@ -484,19 +485,9 @@ class _Builder:
         )
 
     def _query(self, model: Model, dialect: str) -> exp.Expr:
-        """The model's query over the physical tables, in the engine's dialect.
-
-        Filling the template made at parse time is what the hot loop pays; a model that
-        inlines ephemeral models (or a template of another dialect) is rendered from its AST.
-        """
-        template = model.template
-        if (
-            template
-            and template.dialect == dialect
-            and self.inline.keys().isdisjoint(model.depends_on)
-        ):
-            return verbatim(template.fill(self.physical))
-        return render(model.query, self.physical, self.inline)
+        """The model's query over the physical tables, in the engine's dialect."""
+        query = self.renderer.sql(model, dialect, self.physical, self.inline)
+        return verbatim(query) if isinstance(query, str) else query
 
     def _input_key(self, dep: str) -> str:
         if dep in self.raw_keys:
@@ -533,7 +524,7 @@ class _Builder:
     def _everything(self, model: Model) -> exp.Query:
         """An append-family model's query over every batch of the raw tables it reads."""
         histories = {t: q for t, q in self.histories.items() if t in model.depends_on}
-        return render(model.query, self.physical, {**self.inline, **histories})
+        return self.renderer.query(model.query, self.physical, {**self.inline, **histories})
 
     def _over_new(self, model: Model, new: dict[str, list[str]]) -> exp.Query:
         """The model's query over only the new batches of the raw tables it reads."""
@@ -548,7 +539,7 @@ class _Builder:
             )
             for table, batches in new.items()
         }
-        return render(model.query, self.physical, {**self.inline, **only_new})
+        return self.renderer.query(model.query, self.physical, {**self.inline, **only_new})
 
     def _plan(self, model: Model) -> IntervalPlan:
         name, fp = model.name, self.fps[model.name]

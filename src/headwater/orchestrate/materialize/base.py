@@ -59,8 +59,8 @@ class Materialization(Protocol):
 
 
 def verbatim(text: str) -> exp.Expr:
-    """SQL text already rendered in the engine's dialect from a model's AST (its template,
-    filled), as a node of a statement's AST."""
+    """SQL text already rendered in the engine's dialect from a model's AST (its compiled
+    text, bound), as a node of a statement's AST."""
     return exp.Var(this=text)
 
 
