@@ -13,7 +13,7 @@ import pytest
 from headwater.ingest import files as files_module
 from headwater.ingest import ingest
 from headwater.ingest.land import Landed, _Job
-from headwater.ingest.source import State
+from headwater.ingest.source import Checkpoint
 from headwater.zones.lake import Lake
 from tests.ingest.raw import orders_contract, rows, write
 
@@ -172,7 +172,7 @@ def test_warnings_name_an_empty_match_a_folder_and_an_empty_file(
 
 
 def test_a_count_that_does_not_add_up_is_a_warning() -> None:
-    job = _Job(contract("x"), Landed("raw.orders"), now=NOW, cutoff=None, state=State())
+    job = _Job(contract("x"), Landed("raw.orders"), now=NOW, cutoff=None, state=Checkpoint())
     job.tally = {"data/a.csv": [10, 7, 2], "data/b.csv": [3, 3, 0]}
     job.reconcile()
     assert job.result.warnings == [

@@ -12,7 +12,7 @@ from headwater.contracts.connectors import Connector
 from headwater.contracts.secrets import Secrets
 from headwater.errors import SpecError
 from headwater.ingest.connectors import SOURCES, open_reader
-from headwater.ingest.source import State
+from headwater.ingest.source import Checkpoint
 
 
 def _spec_kinds() -> set[str]:
@@ -27,9 +27,11 @@ def test_the_sources_are_exactly_the_connector_kinds_of_the_spec() -> None:
 def test_an_unregistered_kind_is_an_error_with_the_kinds_there_are(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:
         open_reader(
-            SimpleNamespace(kind="kafak"), root=tmp_path, state=State(), secrets=Secrets({})
+            SimpleNamespace(kind="kafak"), root=tmp_path, state=Checkpoint(), secrets=Secrets({})
         )
     assert "kafak" in caught.value.message and "sql" in (caught.value.hint or "")
     with pytest.raises(SpecError) as caught:
-        open_reader(SimpleNamespace(kind="htp"), root=tmp_path, state=State(), secrets=Secrets({}))
+        open_reader(
+            SimpleNamespace(kind="htp"), root=tmp_path, state=Checkpoint(), secrets=Secrets({})
+        )
     assert caught.value.hint == "did you mean 'http'?"

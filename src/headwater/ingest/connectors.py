@@ -9,14 +9,14 @@ from typing import Any
 
 from headwater.contracts.secrets import Secrets
 from headwater.errors import SpecError
-from headwater.ingest.source import Reader, State
+from headwater.ingest.source import Checkpoint, Reader
 
 
 def open_reader(
     connector: Any,
     *,
     root: Path,
-    state: State,
+    state: Checkpoint,
     secrets: Secrets,
     columns: Sequence[str] = (),
     whole: bool = False,
@@ -44,13 +44,13 @@ def _files(connector: Any, **options: Any) -> Reader:
     return FilesReader(connector, **options)
 
 
-def _http(connector: Any, *, state: State, secrets: Secrets, **_: Any) -> Reader:
+def _http(connector: Any, *, state: Checkpoint, secrets: Secrets, **_: Any) -> Reader:
     from headwater.ingest.http import HttpReader
 
     return HttpReader(connector, state=state, secrets=secrets)
 
 
-def _database(connector: Any, *, state: State, secrets: Secrets, **_: Any) -> Reader:
+def _database(connector: Any, *, state: Checkpoint, secrets: Secrets, **_: Any) -> Reader:
     from headwater.ingest.databases import DatabaseReader
 
     return DatabaseReader(connector, state=state, secrets=secrets)

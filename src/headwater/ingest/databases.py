@@ -18,17 +18,21 @@ from sqlglot import exp
 from headwater.contracts.connectors import PostgresConnector, SqlConnector
 from headwater.contracts.secrets import Secrets
 from headwater.errors import SourceError, TransientSourceError
-from headwater.ingest.source import Part, Rejected, State, cursor_text, with_positions
+from headwater.ingest.source import Checkpoint, Part, Rejected, cursor_text, with_positions
 
 
 class DatabaseReader:
     """One extraction of a table or query, full or from the incremental `since`."""
 
     def __init__(
-        self, connector: PostgresConnector | SqlConnector, *, state: State, secrets: Secrets
+        self, connector: PostgresConnector | SqlConnector, *, state: Checkpoint, secrets: Secrets
     ) -> None:
         self.connector = connector
         self.rejected = Rejected()
+        self.warnings: list[str] = []
+        self.already_landed = 0
+        self.direct = None
+        self._state = state
         self.origin = connector.table or "query"
         self.key = f"{connector.kind}|{self.origin}|since={cursor_text(state.since)}"
         self._since = state.since
@@ -55,8 +59,8 @@ class DatabaseReader:
                 hint="nothing of this batch was landed; check connector.url and the table",
             ) from None
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {"rows_read": self.rows}
+    def checkpoint(self) -> Checkpoint:
+        return self._state  # where it stands is the cursor, which landing sets from the data
 
     def describe(self) -> str:
         since = f" since {cursor_text(self._since)}" if self._since is not None else ""

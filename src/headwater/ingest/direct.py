@@ -37,8 +37,8 @@ from headwater.contracts.specs import parse_watermark, sql_type
 from headwater.engine import file_loader
 from headwater.errors import EngineError
 from headwater.ingest.conform import RESERVED, metadata_columns
-from headwater.ingest.files import FilesReader, SourceFile
-from headwater.ingest.source import JSON, RECORD
+from headwater.ingest.files import SourceFile
+from headwater.ingest.source import JSON, RECORD, FileSource
 from headwater.ingest.streams import plain
 from headwater.zones.lake import SelfWritten
 
@@ -97,7 +97,7 @@ class _Unit:
     expected: int | None = None
 
 
-def direct_files(contract: Contract, reader: FilesReader, *, local_lake: bool) -> list[SourceFile]:
+def direct_files(contract: Contract, reader: FileSource, *, local_lake: bool) -> list[SourceFile]:
     """The new files the direct lane may take: local JSON-lines files, into a local lake,
     under a contract that knows its columns and declares only types the lane writes."""
     if not (local_lake and reader.local):

@@ -25,7 +25,7 @@ from headwater.contracts import FilesConnector
 from headwater.contracts.load import shown_path
 from headwater.contracts.secrets import Secrets
 from headwater.errors import DataError, Location, SourceError, TransientSourceError
-from headwater.ingest.source import LINE, RECORD, Part, Rejected, State, with_positions
+from headwater.ingest.source import LINE, RECORD, Checkpoint, Part, Rejected, with_positions
 from headwater.ingest.streams import as_text, check_columns, header, opened, text_format
 
 # Arrow's CSV reader holds some tens of blocks in flight: small blocks keep memory flat, and
@@ -64,7 +64,7 @@ class SourceFile:
 
 
 class FilesReader:
-    """The files of a connector not landed before (`State.files`), read block by block.
+    """The files of a connector not landed before (`Checkpoint.files`), read block by block.
 
     A file that cannot be read (not CSV / JSON lines / Parquet, a broken header, a corrupt
     or truncated file) is not an error of the batch: it goes to `rejected` as one record
@@ -77,7 +77,7 @@ class FilesReader:
         connector: FilesConnector,
         *,
         root: Path,
-        state: State,
+        state: Checkpoint,
         secrets: Secrets,
         columns: Sequence[str] = (),
         whole: bool = False,
@@ -96,8 +96,15 @@ class FilesReader:
             self._warn_changed(state)
         self.already_landed = len(found) - len(self.new)
         self.key = "\n".join(sorted(f.key for f in self.new))
+        # a full copy is its files alone; appended files add to those landed before
+        self._landed = frozenset(f.key for f in found) if whole else state.files
+        self.direct: FilesReader | None = self  # DuckDB can read the files itself
 
-    def _warn_changed(self, state: State) -> None:
+    @property
+    def new_keys(self) -> frozenset[str]:
+        return frozenset(f.key for f in self.new)
+
+    def _warn_changed(self, state: Checkpoint) -> None:
         """Append mode lands a changed file's every record again: say so, once per file."""
         landed = {key.rsplit("|", 2)[0] for key in state.files}
         for file in self.new:
@@ -142,8 +149,8 @@ class FilesReader:
         if file.size == 0:
             self.warnings.append(f"{file.shown} is empty (0 bytes): nothing to land")
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {"files": [f.key for f in self.new]}
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(files=self._landed | self.new_keys)
 
     def describe(self) -> str:
         if self.whole:

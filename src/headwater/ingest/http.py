@@ -36,7 +36,16 @@ from headwater.contracts.connectors import (
 from headwater.contracts.secrets import Secrets
 from headwater.contracts.thresholds import parse_duration
 from headwater.errors import SourceError, TransientSourceError
-from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD, Part, Rejected, State, cursor_text
+from headwater.ingest.source import (
+    JSON,
+    LINE,
+    ORIGIN,
+    RECORD,
+    Checkpoint,
+    Part,
+    Rejected,
+    cursor_text,
+)
 
 PART_RECORDS = 100_000  # records gathered from pages before one conform pass ...
 PART_BYTES = 8 << 20  # ... or this much JSON text, whichever comes first
@@ -47,9 +56,13 @@ _RETRY_STATUS = {429, 500, 502, 503, 504}
 class HttpReader:
     """One run of an HTTP connector: every page from the first (or from `since`)."""
 
-    def __init__(self, connector: HttpConnector, *, state: State, secrets: Secrets) -> None:
+    def __init__(self, connector: HttpConnector, *, state: Checkpoint, secrets: Secrets) -> None:
         self.connector = connector
         self.rejected = Rejected()
+        self.warnings: list[str] = []
+        self.already_landed = 0
+        self.direct = None
+        self._state = state
         self.key = f"{connector.url}|since={cursor_text(state.since)}"
         self.pages = 0
         self._since = state.since
@@ -76,8 +89,8 @@ class HttpReader:
         if lines:
             yield _part(lines, positions, origin_of, origins)
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {"pages": self.pages}
+    def checkpoint(self) -> Checkpoint:
+        return self._state  # where it stands is the cursor, which landing sets from the data
 
     def describe(self) -> str:
         since = f" since {_param_text(self._since)}" if self._since is not None else ""

@@ -10,6 +10,7 @@ batch adds only the quarantined records it does not hold yet.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import os
@@ -32,9 +33,18 @@ from headwater.errors import HeadwaterError
 from headwater.ingest.conform import INPUT, RESERVED, UNKNOWN, arrow_types, conform_query
 from headwater.ingest.connectors import open_reader
 from headwater.ingest.direct import DirectLane, direct_files
-from headwater.ingest.files import FilesReader, batch_id
+from headwater.ingest.files import batch_id
 from headwater.ingest.infer import infer_columns
-from headwater.ingest.source import ORIGIN, RECORD, Part, Reader, Rejected, State, cursor_text
+from headwater.ingest.source import (
+    ORIGIN,
+    RECORD,
+    Checkpoint,
+    FileSource,
+    Part,
+    Reader,
+    Rejected,
+    cursor_text,
+)
 from headwater.zones.lake import Lake, SelfWritten
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
@@ -108,8 +118,7 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
     removed = lake.gc([table, quarantine], only_untidy=True)
     history = [s.properties for s in lake.snapshots(table)]
     whole = contract.load is Load.SNAPSHOT
-    # a snapshot is compared with the latest copy only: the files it was read from
-    state = State.of(history[-1:] if whole else history)
+    state = Checkpoint.resume(history, lambda path: _files_aside(lake, table, path))
     incremental = getattr(contract.connector, "incremental", None)
     if incremental is not None:
         state = replace(state, since=_since(state.cursor, incremental.initial, incremental.lag))
@@ -121,7 +130,7 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         columns=[c.name for c in contract.columns],
         whole=whole,
     )
-    result = Landed(table, already_landed=getattr(reader, "already_landed", 0))
+    result = Landed(table, already_landed=reader.already_landed)
     if removed:
         size = sum(o.bytes for o in removed)
         result.warnings.append(
@@ -130,16 +139,16 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         )
     if reader.key == "":
         result.read = reader.describe()
-        result.warnings += getattr(reader, "warnings", [])
+        result.warnings += reader.warnings
         return result
     # a snapshot may repeat an earlier copy's files (an object put back): chained to the
     # previous batch, its id is still new
     before = (history[-1].get("batch_id") or "") if whole and history else ""
     result.batch_id = batch_id(f"{reader.key}\n{state.cursor}{before}")
-    result.files = [f.shown for f in getattr(reader, "new", [])]
+    files = reader.direct
+    result.files = [f.shown for f in files.new] if files is not None else []
     contract = _pinned(contract, lake)
-    files = reader if isinstance(reader, FilesReader) else None
-    direct = direct_files(contract, files, local_lake=lake.local) if files else []
+    direct = direct_files(contract, files, local_lake=lake.local) if files is not None else []
     if files is not None and direct:
         parts = files.parts([f for f in files.new if f not in direct])
     else:
@@ -158,11 +167,11 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         yield from job.conformed(parts)
         job.keep_rejected(reader.rejected)
         job.reconcile()
-        result.warnings += getattr(reader, "warnings", [])
+        result.warnings += reader.warnings
 
     conformed = _described(streamed(), reader, result)
     first = next(conformed, None)
-    if first is None and not job.bad and not getattr(reader, "new", None):
+    if first is None and not job.bad and job.checkpoint(reader).stored() == state.stored():
         result.read = reader.describe()
         return result  # nothing new: no commit, the checkpoint stands
 
@@ -182,7 +191,7 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
         table_properties=lambda: _table_properties(contract),
         properties={
             "batch_id": result.batch_id,
-            "checkpoint": lambda: {**reader.checkpoint(), "cursor": cursor_text(job.cursor)},
+            "checkpoint": lambda: _record_checkpoint(lake, table, result, job.checkpoint(reader)),
             "rows": lambda: result.rows,
             "event_min": lambda: result.event_min,
             "event_max": lambda: result.event_max,
@@ -194,6 +203,9 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
             "pii": {c.name: c.pii for c in contract.columns if c.pii},
         },
     )
+    previous = ((history[-1].get("checkpoint") or {}) if history else {}).get("files")
+    if isinstance(previous, dict) and previous.get("path") not in (None, _aside_name(result)):
+        lake.remove_aside(table, previous["path"])  # the newest commit no longer needs it
     return result
 
 
@@ -207,7 +219,7 @@ class _Job:
         *,
         now: datetime,
         cutoff: datetime | None,
-        state: State,
+        state: Checkpoint,
     ):
         self.contract = contract
         self.result = result
@@ -232,7 +244,7 @@ class _Job:
             if good.num_rows:
                 yield good
 
-    def direct(self, lane: DirectLane, reader: FilesReader) -> Iterator[pa.Table | SelfWritten]:
+    def direct(self, lane: DirectLane, reader: FileSource) -> Iterator[pa.Table | SelfWritten]:
         """The direct lane's data files (exact tier, then read_json tier), then the careful
         lane for the files it gave back. The lake writes a part before asking for the next."""
         yield lane.exact()
@@ -245,6 +257,10 @@ class _Job:
         left = lane.left()
         self.result.careful = {f.shown: lane.declined.get(f.shown, "") for f in left}
         yield from self.conformed(reader.parts(left))
+
+    def checkpoint(self, reader: Reader) -> Checkpoint:
+        """The reader's checkpoint with the cursor of what this batch landed."""
+        return replace(reader.checkpoint(), cursor=cursor_text(self.cursor), since=None)
 
     def keep_rejected(self, rejected: Rejected) -> None:
         """Quarantine what the reader could not even split into records (or read at all)."""
@@ -465,6 +481,29 @@ def _described(
     result.read = reader.describe() + skipped
 
 
+def _aside_name(result: Landed) -> str:
+    return f"metadata/hw-checkpoint-{result.batch_id}.files"
+
+
+def _record_checkpoint(
+    lake: Lake, table: str, result: Landed, checkpoint: Checkpoint
+) -> dict[str, Any]:
+    """The summary's checkpoint; its files (they grow with the source) are written aside
+    as gzipped JSON, named by the batch so a rerun of the batch replaces them. (Not `.gz`:
+    a FileIO may compress by the name's extension on its own.)"""
+    path = None
+    if checkpoint.files:
+        data = gzip.compress(json.dumps(sorted(checkpoint.files)).encode(), mtime=0)
+        path = lake.write_aside(table, _aside_name(result).removeprefix("metadata/"), data)
+    return checkpoint.summary(path)
+
+
+def _files_aside(lake: Lake, table: str, path: str) -> list[str]:
+    files = json.loads(gzip.decompress(lake.read_aside(table, path)))
+    assert isinstance(files, list)
+    return files
+
+
 def _pinned(contract: Contract, lake: Lake) -> Contract:
     """A contract that declares no columns takes the ones pinned under its schema_version."""
     if contract.columns:
@@ -495,7 +534,7 @@ def with_columns(
     declared, the others as landing would infer them (what `headwater test` needs of a seed
     nobody has loaded yet, whose sidecar may declare some columns or none)."""
     secrets = Secrets(os.environ if environ is None else environ)
-    reader = open_reader(contract.connector, root=root, state=State(), secrets=secrets)
+    reader = open_reader(contract.connector, root=root, state=Checkpoint(), secrets=secrets)
     bare = contract.model_copy(update={"columns": []})
     inferred, _ = _inferred(bare, reader.parts())
     declared = {c.name for c in contract.columns}

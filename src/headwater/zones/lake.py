@@ -6,6 +6,7 @@ so data and checkpoint are atomic. Engines read a table through the file list py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterable
@@ -40,6 +41,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
+from headwater.errors import StoreError
 from headwater.zones.orphans import Orphan, collect, untidy, writing
 
 # types whose manifest bounds are exact (string bounds are truncated)
@@ -178,6 +180,35 @@ class Lake:
             if before_commit is not None:
                 before_commit()
         return self.snapshots(name)[-1]
+
+    def write_aside(self, name: str, file: str, data: bytes) -> str:
+        """Write `data` as `file` beside the table's metadata, for a commit to name in its
+        summary; returns the path to record (relative to the table). Every metadata file
+        copies every snapshot's summary, so what grows with the table is kept here instead.
+        The same `file` written again (a rerun of the same batch) replaces it."""
+        table = self._ensure(name)
+        path = f"metadata/{file}"
+        with table.io.new_output(f"{table.location()}/{path}").create(overwrite=True) as out:
+            out.write(data)
+        return path
+
+    def read_aside(self, name: str, path: str) -> bytes:
+        """What `write_aside` wrote at `path` (raises StoreError when it is gone)."""
+        table = self._ensure(name)
+        try:
+            with table.io.new_input(f"{table.location()}/{path}").open() as stream:
+                return stream.read()
+        except (OSError, FileNotFoundError) as err:
+            raise StoreError(
+                f"{name}: the file its newest commit names, {path}, cannot be read: {err}",
+                hint="the lake's folder was changed by hand; restore it from a backup",
+            ) from err
+
+    def remove_aside(self, name: str, path: str) -> None:
+        """Delete a file written aside that no commit to come needs (a missing one is fine)."""
+        table = self._ensure(name)
+        with contextlib.suppress(OSError, FileNotFoundError):
+            table.io.delete(f"{table.location()}/{path}")
 
     def create(self, name: str, schema: pa.Schema) -> Table:
         """Create the table if it does not exist yet (so readers see its columns before data)."""
