@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 DEMO ?= demo-shop
+# test processes (pytest-xdist); `make test WORKERS=0` runs the suite in one process
+WORKERS ?= 2
 
 .PHONY: demo test lint bench bench-incremental bench-ingest clean
 
@@ -35,7 +37,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench

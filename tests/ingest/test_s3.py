@@ -176,3 +176,22 @@ def test_compressed_and_broken_objects(endpoint: str, bucket: str, lake: Lake) -
     bad = dict(rows(lake, "raw.orders__quarantine", "_hw_source, _hw_reason"))
     assert "invalid UTF-8" in bad[f"s3://{bucket}/orders/c.csv record 1"]
     assert "gzip-compressed csv" in bad[f"s3://{bucket}/orders/d.csv.gz"]
+
+
+def test_a_dead_endpoint_is_tried_twice_per_call_unless_the_user_says_otherwise() -> None:
+    """botocore's own five tries inside each of s3fs's made a dead endpoint take 25 s a run."""
+    pytest.importorskip("s3fs", reason="the s3 extra is not installed")
+    from headwater.contracts.secrets import Secrets
+    from headwater.ingest.files import _filesystem
+
+    plain = contract("http://127.0.0.1:9", "s3://bucket/o/*.csv").connector
+    ours = {"max_attempts": 5, "mode": "adaptive"}
+    theirs = plain.model_copy(
+        update={"storage_options": {**plain.storage_options, "config_kwargs": {"retries": ours}}}
+    )
+
+    made = _filesystem(plain, Secrets(SECRETS))
+    kept = _filesystem(theirs, Secrets(SECRETS))
+
+    assert made.config_kwargs["retries"] == {"max_attempts": 2, "mode": "standard"}
+    assert kept.config_kwargs["retries"] == ours

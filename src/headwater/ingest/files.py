@@ -278,6 +278,13 @@ def _filesystem(connector: FilesConnector, secrets: Secrets) -> Any:
         options["endpoint_url"] = secrets.expand(connector.endpoint_url, where=where)
     # a fresh listing every run: fsspec would otherwise reuse a cached one and miss new objects
     options.update(skip_instance_cache=True, use_listings_cache=False)
+    if protocol in ("s3", "s3a"):
+        # s3fs retries each call itself, and botocore inside it 5 times more: a dead endpoint
+        # took 8 s per call (25 s a run) to say so. Two tries each; the run's own retries
+        # (defaults.retries) cover the rest. A user's config_kwargs.retries wins.
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
+        options["config_kwargs"] = config
     try:
         return fsspec.filesystem(protocol, **options)
     except (ImportError, ValueError, TypeError) as err:
