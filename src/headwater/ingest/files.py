@@ -100,10 +100,6 @@ class FilesReader:
         self._landed = frozenset(f.key for f in found) if whole else state.files
         self.direct: FilesReader | None = self  # DuckDB can read the files itself
 
-    @property
-    def new_keys(self) -> frozenset[str]:
-        return frozenset(f.key for f in self.new)
-
     def _warn_changed(self, state: Checkpoint) -> None:
         """Append mode lands a changed file's every record again: say so, once per file."""
         landed = {key.rsplit("|", 2)[0] for key in state.files}
@@ -150,7 +146,7 @@ class FilesReader:
             self.warnings.append(f"{file.shown} is empty (0 bytes): nothing to land")
 
     def checkpoint(self) -> Checkpoint:
-        return Checkpoint(files=self._landed | self.new_keys)
+        return Checkpoint(files=self._landed | {f.key for f in self.new})
 
     def describe(self) -> str:
         if self.whole:

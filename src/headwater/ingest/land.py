@@ -203,9 +203,9 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
             "pii": {c.name: c.pii for c in contract.columns if c.pii},
         },
     )
-    previous = ((history[-1].get("checkpoint") or {}) if history else {}).get("files")
-    if isinstance(previous, dict) and previous.get("path") not in (None, _aside_name(result)):
-        lake.remove_aside(table, previous["path"])  # the newest commit no longer needs it
+    stale = _aside_path(history[-1]) if history else None
+    if stale and Path(stale).name != _aside_file(result):
+        lake.remove_aside(table, stale)  # the newest commit no longer needs it
     return result
 
 
@@ -481,8 +481,16 @@ def _described(
     result.read = reader.describe() + skipped
 
 
-def _aside_name(result: Landed) -> str:
-    return f"metadata/hw-checkpoint-{result.batch_id}.files"
+def _aside_path(summary: Mapping[str, Any]) -> str | None:
+    """Where a commit's checkpoint files were written aside (None: it wrote none)."""
+    stored = summary.get("checkpoint")
+    aside = stored.get("files") if isinstance(stored, Mapping) else None
+    path = aside.get("path") if isinstance(aside, Mapping) else None
+    return path if isinstance(path, str) else None
+
+
+def _aside_file(result: Landed) -> str:
+    return f"hw-checkpoint-{result.batch_id}.files"
 
 
 def _record_checkpoint(
@@ -494,7 +502,7 @@ def _record_checkpoint(
     path = None
     if checkpoint.files:
         data = gzip.compress(json.dumps(sorted(checkpoint.files)).encode(), mtime=0)
-        path = lake.write_aside(table, _aside_name(result).removeprefix("metadata/"), data)
+        path = lake.write_aside(table, _aside_file(result), data)
     return checkpoint.summary(path)
 
 
