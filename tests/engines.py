@@ -83,7 +83,7 @@ class MinimalEngine(RecordingEngine):
     no row counts (so writes count rows themselves) and keeps no comments (so raw views are
     refreshed every time)."""
 
-    capabilities = Capabilities(scans_files=True)
+    capabilities = Capabilities()
 
     def execute(self, statement: Any, params: Any = None) -> int | None:
         super().execute(statement, params)

@@ -165,3 +165,40 @@ def test_two_processes_opening_an_old_catalog_at_once_migrate_it_once(tmp_path: 
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
         applied = [v for (v,) in conn.execute("select version from hw_schema")]
     assert applied == [m.version for m in MIGRATIONS]
+
+
+def test_a_table_an_earlier_build_made_with_fewer_columns_gets_them(tmp_path: Path) -> None:
+    url = _copy(tmp_path)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        conn.execute("alter table hw_tasks drop column quarantined")
+        conn.execute("alter table hw_check_results drop column samples")
+        tasks = conn.execute("select count(*) from hw_tasks").fetchone()[0]
+
+    catalog = Catalog(url)
+    try:
+        run_id = catalog.recent_runs()[0]["run_id"]
+        assert len(catalog.run_tasks(run_id)) == 12  # the rows there before, readable
+        catalog.record_task(
+            run_id, TaskRecord(task="m", stage="build", status="built", quarantined=3)
+        )
+    finally:
+        catalog.close()
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        quarantined = [q for (q,) in conn.execute("select quarantined from hw_tasks")]
+        columns = {r[1] for r in conn.execute("pragma table_info(hw_check_results)")}
+    assert quarantined.count(None) == tasks and 3 in quarantined
+    assert "samples" in columns
+
+
+def test_a_table_lacking_a_required_column_is_refused_by_name(tmp_path: Path) -> None:
+    url = _copy(tmp_path)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        conn.execute("alter table hw_env_pointers drop column updated_at")
+    with pytest.raises(StoreError) as caught:
+        Catalog(url)
+    assert "hw_env_pointers" in caught.value.message and "updated_at" in caught.value.message
+    assert "move it aside" in (caught.value.hint or "")
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:  # nothing was applied
+        assert "hw_schema" not in {
+            r[0] for r in conn.execute("select name from sqlite_master where type='table'")
+        }

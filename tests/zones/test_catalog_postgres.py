@@ -51,3 +51,51 @@ def test_a_project_runs_with_its_catalog_on_postgresql(shop: Path, pg_url: str) 
     engine.dispose()
     assert runs == ["success", "success"]
     assert {"raw.orders", "raw.orders__quarantine", "raw.events"} <= set(iceberg)
+
+
+def test_four_processes_opening_an_old_catalog_on_postgresql_migrate_it_once(pg_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from headwater.zones.catalog import Catalog
+    from headwater.zones.catalog.migrations import MIGRATIONS
+    from headwater.zones.catalog.schema import SCHEMA_TABLES, metadata
+
+    url = _database(pg_url, "old_catalog")
+    engine = sa.create_engine(url)
+    try:
+        # the catalog as it was before migrations: its tables, one with a column fewer
+        metadata.create_all(engine, tables=list(SCHEMA_TABLES))
+        with engine.begin() as conn:
+            conn.exec_driver_sql("alter table hw_tasks drop column quarantined")
+            conn.exec_driver_sql(
+                "insert into hw_runs values ('r1', 'run', now(), now(), 'success', '{}')"
+            )
+
+        def open_once(_: int) -> int:
+            catalog = Catalog(url)  # an engine each: its own connections, as a process has
+            catalog.close()
+            return catalog.schema_version
+
+        with ThreadPoolExecutor(4) as pool:
+            versions = list(pool.map(open_once, range(4)))
+        with engine.connect() as conn:
+            applied = [v for (v,) in conn.exec_driver_sql("select version from hw_schema")]
+            runs = conn.exec_driver_sql("select count(*) from hw_runs").scalar()
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("hw_tasks")}
+    finally:
+        engine.dispose()
+    assert versions == [MIGRATIONS[-1].version] * 4
+    assert applied == [m.version for m in MIGRATIONS]
+    assert runs == 1 and "quarantined" in columns
+
+
+def _database(server: str, name: str) -> str:
+    """A new, empty database on the test cluster; its URL."""
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'drop database if exists "{name}"')
+            conn.exec_driver_sql(f'create database "{name}"')
+    finally:
+        admin.dispose()
+    return server.rsplit("/", 1)[0] + f"/{name}"

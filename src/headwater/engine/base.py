@@ -44,19 +44,15 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an engine can do, so a stage asks instead of assuming.
+    """What an engine can do, so a stage asks instead of assuming. Every flag here is read by
+    a stage; a flag comes with the first stage that needs to ask (Spark's DDL outside
+    transactions, with its engine).
 
-    `counts_rows`: `execute` returns the rows a CREATE TABLE AS / INSERT / DELETE wrote.
-    `transactional_ddl`: CREATE/DROP roll back with the transaction they ran in.
     `arrow_tables`: `register` makes an Arrow table readable by name (Python models, tests).
-    `scans_files`: `scan` reads the lake's Parquet files directly (no catalog round trip).
     `comments`: `COMMENT ON` is kept and `stored` returns it.
     """
 
-    counts_rows: bool = False
-    transactional_ddl: bool = False
     arrow_tables: bool = False
-    scans_files: bool = False
     comments: bool = False
 
 
@@ -78,8 +74,8 @@ class Engine(Protocol):
         ...
 
     def execute(self, statement: Statement, params: Params = None) -> int | None:
-        """Run one statement; the rows it wrote when it writes rows and `counts_rows`,
-        else None."""
+        """Run one statement; the rows a CREATE TABLE AS / INSERT / DELETE wrote when the
+        engine reports them, else None (the caller then counts, if it needs to)."""
         ...
 
     def read(self, statement: Statement, params: Params = None) -> pa.Table:

@@ -45,9 +45,7 @@ class DuckDBEngine:
     """
 
     dialect = DIALECT
-    capabilities = Capabilities(
-        counts_rows=True, transactional_ddl=True, arrow_tables=True, scans_files=True, comments=True
-    )
+    capabilities = Capabilities(arrow_tables=True, comments=True)
 
     def __init__(
         self,

@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from headwater.errors import StoreError
 from headwater.zones.catalog.schema import SCHEMA_TABLES, metadata, schema_versions
 
+MIGRATION_LOCK = 0x6877_6D69_6772  # PostgreSQL advisory lock key: "hwmigr"
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -33,9 +35,35 @@ class Migration:
 
 def _tables_of_the_first_release(conn: sa.Connection) -> None:
     """Runs, tasks, check results, model versions, intervals, held batches, environment
-    pointers and column lineage, as headwater made them before migrations existed."""
-    present = set(sa.inspect(conn).get_table_names())
+    pointers and column lineage, as headwater made them before migrations existed; a table
+    an earlier build made with fewer columns gets the missing ones (all of them optional)."""
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names())
     metadata.create_all(conn, tables=[t for t in SCHEMA_TABLES if t.name not in present])
+    for table in (t for t in SCHEMA_TABLES if t.name in present):
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in (c for c in table.columns if c.name not in have):
+            add_column(conn, table, column)
+
+
+def add_column(conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:
+    """`ALTER TABLE … ADD COLUMN`, for a column rows already there can do without.
+
+    Raises:
+        StoreError: the column is required (rows already there would have no value for it).
+    """
+    if not column.nullable and column.server_default is None:
+        raise StoreError(
+            f"the catalog's table {table.name} lacks the required column {column.name}, and "
+            "rows already there would have no value for it",
+            hint="this catalog was not made by a released headwater; move it aside and "
+            "run again to start a new one (the lake and warehouse are kept)",
+        )
+    column_ddl = str(sa.schema.CreateColumn(column).compile(dialect=conn.dialect))
+    add = sa.DDL(  # type: ignore[no-untyped-call]  # SQLAlchemy leaves DDL() unannotated
+        "ALTER TABLE %(fullname)s ADD COLUMN %(column)s", {"column": column_ddl}
+    )
+    conn.execute(add.against(table))
 
 
 MIGRATIONS: list[Migration] = [
@@ -76,6 +104,9 @@ def _apply(engine: sa.Engine, migrations: list[Migration]) -> None:
     with engine.connect() as conn:
         restore = _sqlite_explicit(conn) if conn.dialect.name == "sqlite" else None
         try:
+            if conn.dialect.name == "postgresql":
+                # one migrator at a time; the next sees what the first committed
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
             schema_versions.create(conn, checkfirst=True)
             done = _applied(conn)
             for migration in migrations:
