@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.tree import Tree
 
-from headwater.orchestrate.lineage import ColumnNode, lineage_of
-from headwater.project import load_project
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from headwater.orchestrate.lineage import ColumnNode
 
 
 def lineage(
@@ -31,18 +31,24 @@ def lineage(
 ) -> None:
     """Show a column's lineage: what it derives from, down to raw columns (or what derives
     from it, out to the marts). `TABLE.*` stands for a table's rows."""
-    # main registers this command, so its helpers are imported when the command runs
-    from headwater.cli.main import _console, _errors, _state
+    # main registers this command: what it needs is imported when it runs (`--help` stays fast)
+    from rich.markup import escape
+
+    from headwater.cli.main import _console, _errors, _stderr
+    from headwater.orchestrate.lineage import lineage_of
+    from headwater.project import load_project
 
     with _errors():
         tree, found = lineage_of(load_project(project), target, downstream=not upstream)
     for issue in found.issues:
-        _state["err"].print(f"[yellow]warning:[/] {escape(issue.render())}", soft_wrap=True)
+        _stderr().print(f"[yellow]warning:[/] {escape(issue.render())}", soft_wrap=True)
     _console().print(render_tree(tree))
 
 
 def render_tree(root: ColumnNode) -> Tree:
     """The chain as a rich Tree; a column whose chain is shown above is marked, not repeated."""
+    from rich.tree import Tree
+
     tree = Tree(f"[bold]{_label(root)}[/]")
     stack = [(tree, child) for child in reversed(root.children)]
     while stack:
@@ -53,6 +59,8 @@ def render_tree(root: ColumnNode) -> Tree:
 
 
 def _label(node: ColumnNode) -> str:
+    from rich.markup import escape
+
     if node.rows:
         name = f"{escape(node.table)} [dim](rows)[/]"
     else:

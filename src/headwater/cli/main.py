@@ -2,6 +2,9 @@
 
 Every command loads the project (`-p/--project`, default the current folder), does its work
 through `orchestrate`, and prints one clear line on failure (`--debug` adds the traceback).
+
+This module imports typer and the standard library only: a command imports what it needs when
+it runs, so `headwater --help` answers at once (tests/cli/test_imports.py keeps it so).
 """
 
 from __future__ import annotations
@@ -14,21 +17,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any, cast
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from rich.console import Console
-from rich.tree import Tree
 
-from headwater.cli import render
+from headwater import __version__
 from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
 from headwater.cli.testing import run_model_tests
 from headwater.errors import HeadwaterError, SpecError
-from headwater.orchestrate import Stores, check_all, run, unpublished
-from headwater.orchestrate.stores import scrubbed
-from headwater.project import Project, load_project
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from headwater.orchestrate import Stores
+    from headwater.project import Project
 
 app = typer.Typer(
     add_completion=False,
@@ -43,14 +47,27 @@ ProjectDir = Annotated[
 _state: dict[str, Any] = {"debug": False}
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"headwater {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
     _state["debug"] = debug
     # sqlglot logs what its optimizer cannot resolve; headwater reports what matters itself
     logging.getLogger("sqlglot").setLevel(logging.WARNING if debug else logging.ERROR)
-    # made per invocation so the terminal width (COLUMNS) is read when the command runs
-    _state["out"] = Console(file=cast(IO[str], _Scrubbed("stdout")))
-    _state["err"] = Console(file=cast(IO[str], _Scrubbed("stderr")), stderr=True)
+    # the consoles are made when first used, so the terminal width (COLUMNS) is read then
+    _state["out"] = _state["err"] = None
     _state["scrub"] = None
 
 
@@ -76,14 +93,27 @@ class _Scrubbed(io.TextIOBase):
 
 
 def _console() -> Console:
-    return _state.get("out") or Console()
+    """The console on stdout (secrets scrubbed)."""
+    from rich.console import Console
+
+    if _state.get("out") is None:
+        _state["out"] = Console(file=cast(IO[str], _Scrubbed("stdout")))
+    return cast("Console", _state["out"])
+
+
+def _stderr() -> Console:
+    """The console on stderr (secrets scrubbed): errors, warnings, progress beside JSON."""
+    from rich.console import Console
+
+    if _state.get("err") is None:
+        _state["err"] = Console(file=cast(IO[str], _Scrubbed("stderr")), stderr=True)
+    return cast("Console", _state["err"])
 
 
 def _print_json(data: Any) -> None:
     """JSON for machines on stdout, through the same secret scrubbing as everything shown."""
-    out = _state.get("out")
     text = json.dumps(data, indent=2, default=str) + "\n"
-    (out.file if out else sys.stdout).write(text)
+    _console().file.write(text)
 
 
 @app.command()
@@ -168,6 +198,9 @@ def check(
 ) -> None:
     """Evaluate every rule against what is published now; exit 1 if an error rule fails or a
     model's newest build did not publish (blocked, failed, skipped, never built)."""
+    from headwater.cli import render
+    from headwater.orchestrate import check_all, unpublished
+
     _check_format(fmt)
     with _errors(), _opened(project) as (loaded, stores):
         targets = {target} if target else None
@@ -202,6 +235,10 @@ def check(
 @app.command()
 def dag(project: ProjectDir = Path(".")) -> None:
     """Show the model DAG as a tree, from raw tables down."""
+    from rich.tree import Tree
+
+    from headwater.project import load_project
+
     with _errors():
         loaded = load_project(project)
     tree = Tree(f"[bold]{loaded.settings.name}[/]")
@@ -221,7 +258,9 @@ def status(
     project: ProjectDir = Path("."), limit: Annotated[int, typer.Option(help="How many runs.")] = 10
 ) -> None:
     """Show recent runs."""
+    from headwater.cli import render
     from headwater.orchestrate.stores import project_catalog_url, project_secrets
+    from headwater.project import load_project
     from headwater.zones.catalog import Catalog
 
     with _errors():
@@ -264,7 +303,9 @@ def sql(
     The warehouse opens read-only, and SQL reads no file but the project's lake, unless
     --write or --allow-files says otherwise.
     """
+    from headwater.cli import render
     from headwater.cli.sql import first_rows, open_warehouse, refuse
+    from headwater.project import load_project
 
     with _errors():
         loaded = load_project(project)
@@ -305,10 +346,13 @@ def _run(
     fmt: str = "table",
     zones: tuple[str, ...] | None = None,
 ) -> None:
+    from headwater.cli import render
+    from headwater.orchestrate import run
+
     _check_format(fmt)
     with _errors(), _opened(project_dir) as (loaded, stores):
         # the progress bar goes to stderr when stdout carries JSON
-        shown = _state["err"] if fmt == "json" else _console()
+        shown = _stderr() if fmt == "json" else _console()
         with render.Progress(shown, loaded, stages, zones=zones) as progress:
             report = run(
                 loaded,
@@ -331,12 +375,16 @@ def _run(
 
 def _check_format(fmt: str) -> None:
     if fmt not in ("table", "json"):
-        _state["err"].print(f"[red]error:[/] --format {fmt!r}: expected table or json")
+        _stderr().print(f"[red]error:[/] --format {fmt!r}: expected table or json")
         raise typer.Exit(2)
 
 
 @contextmanager
 def _opened(project_dir: Path) -> Iterator[tuple[Project, Stores]]:
+    from headwater.orchestrate import Stores
+    from headwater.orchestrate.stores import scrubbed
+    from headwater.project import load_project
+
     loaded = load_project(project_dir)
     stores = Stores.open(loaded)
     _state["scrub"] = stores.secrets.scrub
@@ -353,8 +401,8 @@ def _errors() -> Iterator[None]:
         yield
     except HeadwaterError as err:
         if _state["debug"]:
-            _state["err"].print_exception()
-        _state["err"].print(f"[red]error:[/] {err.render()}", highlight=False, soft_wrap=True)
+            _stderr().print_exception()
+        _stderr().print(f"[red]error:[/] {err.render()}", highlight=False, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
 
 
