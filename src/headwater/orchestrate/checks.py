@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
@@ -16,7 +16,6 @@ from headwater.contracts import Contract, Rule, RuleType
 from headwater.contracts.load import locate
 from headwater.errors import HeadwaterError, Location
 from headwater.govern.pii import ModelPii, contract_pii
-from headwater.ingest import Landed
 from headwater.observe import RunStatus, TaskStatus
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import RunReport, now_after
@@ -25,6 +24,9 @@ from headwater.project import Project
 from headwater.quality import CheckResult, evaluate
 from headwater.zones.catalog import CheckRecord
 from headwater.zones.layout import RAW_METADATA
+
+if TYPE_CHECKING:
+    from headwater.ingest import Landed
 
 
 def check_all(

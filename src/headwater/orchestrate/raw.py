@@ -8,7 +8,6 @@ from sqlglot import exp
 from headwater.contracts import Contract, Load
 from headwater.engine import Engine
 from headwater.engine.base import FILE_INDEX, FILE_ROW
-from headwater.ingest.conform import arrow_types
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
@@ -173,4 +172,6 @@ def _declared(contract: Contract, table: str) -> pa.Schema | None:
         columns = {**{c.name: c.type for c in contract.columns}, **RAW_METADATA}
     else:
         return None
+    from headwater.ingest.conform import arrow_types
+
     return pa.schema(list(zip(columns, arrow_types(list(columns.values())), strict=True)))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from headwater.ingest import Landed
 from headwater.observe import TaskStatus
 from headwater.quality import CheckResult
+
+if TYPE_CHECKING:
+    from headwater.ingest import Landed
 
 
 @dataclass

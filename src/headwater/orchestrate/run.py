@@ -17,7 +17,6 @@ from headwater.change.versions import (
 from headwater.contracts import Contract
 from headwater.contracts.thresholds import parse_duration
 from headwater.errors import HeadwaterError, Location
-from headwater.ingest import ingest
 from headwater.models.selection import select as select_models
 from headwater.observe import Event, EventSink, RunStatus, TaskStatus, discard, stamped
 from headwater.orchestrate.build import BuildStage
@@ -136,6 +135,8 @@ def land_one(
     """Land one contract's new batch, check its rules and refresh its raw views; a raw table
     that failed to land, or whose `error` rules failed on its batch, goes into `blocked`
     with why."""
+    from headwater.ingest import ingest  # ingestion's readers load only when a run lands
+
     sink(Event("ingest", contract.table, TaskStatus.START, run_id=report.run_id))
     started = now_after(now)
     if contract.rules:

@@ -8,53 +8,31 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import sqlalchemy as sa
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.conversions import from_bytes
-from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.expressions import EqualTo
-from pyiceberg.io.pyarrow import ParquetFormatWriter, parquet_file_to_data_file, schema_to_pyarrow
-from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
-from pyiceberg.table import Table
-from pyiceberg.table.locations import load_location_provider
-from pyiceberg.typedef import Record
-from pyiceberg.types import (
-    DateType,
-    DecimalType,
-    DoubleType,
-    FloatType,
-    IcebergType,
-    IntegerType,
-    LongType,
-    PrimitiveType,
-    TimestampType,
-    TimestamptzType,
-)
 
 from headwater.errors import StoreError
 from headwater.zones.orphans import Orphan, collect, untidy, writing
 
-# types whose manifest bounds are exact (string bounds are truncated)
-_EXACT_BOUNDS = (
-    IntegerType,
-    LongType,
-    FloatType,
-    DoubleType,
-    DecimalType,
-    DateType,
-    TimestampType,
-    TimestamptzType,
-)
+if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Table
+    from pyiceberg.types import IcebergType
+
+# pyiceberg is imported when a table is first loaded or written (it costs ~0.4 s to import):
+# what a table holds now (`version`) is read from the catalog's own table without it
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 PREFIX = "hw."
@@ -116,10 +94,32 @@ class Lake:
         warehouse = location if "://" in location else (root / location).resolve().as_uri()
         if warehouse.startswith("file://"):
             Path(unquote(urlparse(warehouse).path)).mkdir(parents=True, exist_ok=True)
-        self._warehouse = warehouse
-        self._catalog = SqlCatalog("headwater", uri=catalog_url, warehouse=warehouse)
+        self._warehouse, self._url = warehouse, catalog_url
+        self._iceberg: SqlCatalog | None = None
+        self._sql: sa.Engine | None = None
+        self._opening = threading.Lock()
         # loaded tables by name, with the metadata file they were loaded from
         self._loaded: dict[str, tuple[str, Table]] = {}
+
+    @property
+    def _catalog(self) -> SqlCatalog:
+        """pyiceberg's SQL catalog of the lake, made on first use."""
+        with self._opening:
+            if self._iceberg is None:
+                from pyiceberg.catalog.sql import SqlCatalog
+
+                self._iceberg = SqlCatalog("headwater", uri=self._url, warehouse=self._warehouse)
+            return self._iceberg
+
+    def _engine(self) -> sa.Engine:
+        """A database connection pool for the cheap catalog reads: pyiceberg's own once it is
+        loaded, else one of ours (no pyiceberg import)."""
+        with self._opening:
+            if self._iceberg is not None:
+                return self._iceberg.engine
+            if self._sql is None:
+                self._sql = sa.create_engine(self._url)
+            return self._sql
 
     def table(self, name: str) -> Table | None:
         """The table as of its latest commit; loaded again only when a commit replaced its
@@ -130,6 +130,8 @@ class Lake:
         loaded = self._loaded.get(name)
         if loaded is not None and loaded[0] == location:
             return loaded[1]
+        from pyiceberg.exceptions import NoSuchTableError
+
         try:
             table = self._catalog.load_table(name)
         except NoSuchTableError:
@@ -242,8 +244,17 @@ class Lake:
             _ICEBERG_TABLES.c.table_namespace == namespace,
             _ICEBERG_TABLES.c.table_name == table,
         )
-        with self._catalog.engine.connect() as conn:
-            found = conn.execute(query).scalar()
+        try:
+            with self._engine().connect() as conn:
+                found = conn.execute(query).scalar()
+        except sa.exc.DBAPIError:
+            if self._iceberg is not None:
+                raise
+            # a lake no table was ever written to: its catalog table is made on first write
+            with self._engine().connect() as conn:
+                if sa.inspect(conn).has_table(_ICEBERG_TABLES.name):
+                    raise
+            return None
         return str(found) if found else None
 
     @property
@@ -307,6 +318,9 @@ class Lake:
         rows, nulls = 0, dict.fromkeys((f.name for f in fields.values()), 0)
         lower: dict[str, Any] = {}
         upper: dict[str, Any] = {}
+        from pyiceberg.expressions import EqualTo
+
+        exact = _exact_bounds()
         # pyiceberg's stubs describe the model's fields, not its positional constructor
         batch = EqualTo("_hw_batch_id", batch_id)  # type: ignore[call-arg, arg-type]
         tasks = table.scan(row_filter=batch).plan_files()
@@ -328,7 +342,7 @@ class Lake:
                         nulls[field.name] += data.record_count
                 else:
                     nulls.pop(field.name, None)  # unknown for this file: unknown for the batch
-                if not isinstance(field.field_type, _EXACT_BOUNDS):
+                if not isinstance(field.field_type, exact):
                     continue
                 for bounds, out, pick in (
                     (data.lower_bounds, lower, min),
@@ -407,6 +421,9 @@ class _DataFiles:
             self._pool.shutdown(wait=True)
 
     def write(self, part: pa.Table) -> None:
+        from pyiceberg.io.pyarrow import ParquetFormatWriter
+        from pyiceberg.table.locations import load_location_provider
+
         self._wait()
         schema = self.tx.table_metadata.schema()
         if self._writer is not None and (schema != self._schema or self._bytes >= FILE_BYTES):
@@ -425,6 +442,9 @@ class _DataFiles:
 
     def add(self, part: SelfWritten) -> None:
         """Let `part` write its files into the table's data folder, and keep them."""
+        from pyiceberg.io.pyarrow import parquet_file_to_data_file, schema_to_pyarrow
+        from pyiceberg.table.locations import load_location_provider
+
         metadata = self.tx.table_metadata
         locations = load_location_provider(metadata.location, metadata.properties)
         uris: dict[str, str] = {}
@@ -447,6 +467,9 @@ class _DataFiles:
             pending.result()
 
     def _close(self) -> None:
+        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+        from pyiceberg.typedef import Record
+
         self._wait()
         if self._writer is None:
             return
@@ -502,8 +525,36 @@ def _decode(value: str) -> Any:
         return value
 
 
+def _exact_bounds() -> tuple[type[IcebergType], ...]:
+    """The Iceberg types whose manifest bounds are exact (string bounds are truncated)."""
+    from pyiceberg.types import (
+        DateType,
+        DecimalType,
+        DoubleType,
+        FloatType,
+        IntegerType,
+        LongType,
+        TimestampType,
+        TimestamptzType,
+    )
+
+    return (
+        IntegerType,
+        LongType,
+        FloatType,
+        DoubleType,
+        DecimalType,
+        DateType,
+        TimestampType,
+        TimestamptzType,
+    )
+
+
 def _bound(kind: IcebergType, raw: bytes) -> Any:
     """A manifest bound as a Python value: timestamps as UTC datetimes, dates as dates."""
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.types import DateType, PrimitiveType, TimestampType, TimestamptzType
+
     value = from_bytes(cast(PrimitiveType, kind), raw)  # bounds are kept for primitives only
     if isinstance(kind, TimestampType | TimestamptzType):
         return _EPOCH + timedelta(microseconds=int(value))
