@@ -186,7 +186,23 @@ def build(
     select: Select = None,
     fmt: Format = "table",
 ) -> None:
-    """Build the models in dependency order (each audited by its rules before publishing)."""
+    """Build the models in dependency order (each audited by its rules before publishing).
+
+    When nothing the last build decided from has changed (files, catalog, warehouse), the
+    answer is that build's, at once, and no run is recorded."""
+    if not full_refresh and not select:
+        from headwater.orchestrate import uptodate
+
+        _check_format(fmt)
+        answered = uptodate.answer(project.resolve())
+        if answered is not None:
+            if fmt == "json":
+                _print_json(answered)
+            else:
+                from headwater.cli import render
+
+                render.answered(_console(), answered)
+            return
     _run(project, ("build",), "build", full_refresh=full_refresh, select=select, fmt=fmt)
 
 
@@ -347,9 +363,15 @@ def _run(
     zones: tuple[str, ...] | None = None,
 ) -> None:
     from headwater.cli import render
-    from headwater.orchestrate import run
+    from headwater.orchestrate import run, uptodate
+    from headwater.orchestrate.stores import project_catalog_url
 
     _check_format(fmt)
+    root = project_dir.resolve()
+    uptodate.forget(root)  # what this command changes, the stamp no longer answers for
+    # taken before the project loads: a file edited while this runs counts as changed
+    stamping = "build" in stages and not select and zones is None
+    key = uptodate.project_key(root) if stamping else None
     with _errors(), _opened(project_dir) as (loaded, stores):
         # the progress bar goes to stderr when stdout carries JSON
         shown = _stderr() if fmt == "json" else _console()
@@ -365,10 +387,20 @@ def _run(
                 select=select,
                 zones=zones,
             )
+        catalog = project_catalog_url(loaded, stores.secrets)
         if fmt == "json":
             _print_json(render.report_json(report))
         else:
             render.report(_console(), report, loaded)
+    if key is not None and report.ok and len(report.models) == len(loaded.models):
+        uptodate.write(
+            root,
+            key,
+            catalog=catalog,
+            warehouse=root / loaded.settings.warehouse,
+            report=render.nothing_to_do(report, loaded),
+            private=loaded.settings.private,
+        )
     if not report.ok:
         raise typer.Exit(1)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -14,10 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
-from headwater.observe import Event
-from headwater.orchestrate import ModelOutcome, RunReport
-from headwater.project import Project
-from headwater.quality import CheckResult
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from headwater.observe import Event
+    from headwater.orchestrate import ModelOutcome, RunReport
+    from headwater.project import Project
+    from headwater.quality import CheckResult
 
 _STATUS = {
     "built": "[green]built[/]",
@@ -178,6 +180,59 @@ def report_json(result: RunReport) -> dict[str, Any]:
         "checks": [check_json(c) for c in result.checks],
         "zone_rows": result.zone_rows,
     }
+
+
+def nothing_to_do(result: RunReport, project: Project) -> dict[str, Any]:
+    """What `headwater build --format json` reports when nothing has changed since `result`
+    (a whole-project build that published every model): the same shape, every model up to
+    date, and no run (`run_id` None, `recorded` false); `kinds` and `warehouse` let the
+    table be printed without loading the project."""
+    return {
+        "run_id": None,
+        "recorded": False,
+        "ok": True,
+        "landed": [],
+        "ingest_errors": {},
+        "held": {},
+        "models": [
+            {
+                "model": name,
+                "status": "inlined" if m.status == "inlined" else "up_to_date",
+                "rows": m.rows,
+                "seconds": 0.0,
+                "error": None,
+                "intervals": 0,
+                "restated": 0,
+                "quarantined": 0,
+                "audited": False,
+            }
+            for name in project.dag.order
+            if (m := result.models.get(name)) is not None
+        ],
+        "removed": [],
+        "checks": [],
+        "zone_rows": result.zone_rows,
+        "kinds": {name: project.models[name].config.kind.value for name in result.models},
+        "warehouse": str(project.root / project.settings.warehouse),
+    }
+
+
+def answered(console: Console, stored: dict[str, Any]) -> None:
+    """Print a build answered from the last one's stamp (see `nothing_to_do`)."""
+    table = _titled("Models", "model", "kind", "status", "rows", "seconds")
+    for m in stored["models"]:
+        rows = "" if m["rows"] is None else f"{m['rows']:,}"
+        table.add_row(m["model"], stored["kinds"][m["model"]], _STATUS[m["status"]], rows, "0.00")
+    console.print(table)
+    if stored["zone_rows"]:
+        zones = " · ".join(f"{zone}: {rows:,} rows" for zone, rows in stored["zone_rows"].items())
+        console.print(f"Zones now hold — {zones}", highlight=False)
+    console.print(
+        f"Nothing to do: the {len(stored['models'])} models are up to date (nothing the last "
+        "build read has changed since; no run recorded).",
+        highlight=False,
+    )
+    console.print(f"Warehouse: {stored['warehouse']}", highlight=False)
 
 
 def describe_restatement(outcome: ModelOutcome) -> str:
