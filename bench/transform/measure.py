@@ -100,6 +100,7 @@ def headwater(
         errors={m.name: m.error for m in outcomes if m.error},
         rows={m.name: m.rows for m in outcomes},
         load_warm_s=warm_load,
+        steps=report.timings,
         **extra,
     )
 

@@ -271,6 +271,13 @@ def summarize(
         "headwater_build_phases_s": {
             p: phase("headwater_build", p) for p in samples[0]["headwater_build"]["phases"]
         },
+        # the run's fixed steps (see RunReport.timings), of a build and of a no-op
+        "headwater_build_steps_s": {
+            p: phase("headwater_build", p, "steps") for p in samples[0]["headwater_build"]["steps"]
+        },
+        "headwater_noop_steps_s": {
+            p: phase("headwater_noop", p, "steps") for p in samples[0]["headwater_noop"]["steps"]
+        },
         "rows_match": all(s["rows_match"] for s in samples),
         "targets": TARGETS,
         "machine": machine(),
@@ -310,6 +317,9 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{label:28}{wall:9.3f}{cpu:9.3f}  {target}")
     phases = ", ".join(f"{k} {v:.3f}" for k, v in r["headwater_build_phases_s"].items())
     print(f"headwater build phases (s): {phases}")
+    for job in ("build", "noop"):
+        steps = ", ".join(f"{k} {v:.3f}" for k, v in r[f"headwater_{job}_steps_s"].items())
+        print(f"  steps of the run, {job} (s): {steps}")
     print(
         f"ratio (wall, vs {r['duckdb_direct_mode']}) {r['ratio']:.2f}x  target <= 1.15x;  "
         f"cpu ratio {r['cpu_ratio']:.2f}x;  overhead {r['overhead_ms_per_model']:.1f} ms/model"

@@ -106,9 +106,14 @@ class BuildStage:
         builder = self._prepare()
         if builder is None:
             return
-        Environment(self.stores.engine, self.stores.catalog, PROD).release(
-            builder.built, builder.views, run_id=self.report.run_id, now=now_after(self.now)
-        )
+        with self.report.timed("publish"):
+            Environment(self.stores.engine, self.stores.catalog, PROD).release(
+                builder.built, builder.views, run_id=self.report.run_id, now=now_after(self.now)
+            )
+        with self.report.timed("record"):
+            self._record_tasks()
+
+    def _record_tasks(self) -> None:
         self.stores.catalog.record_tasks(
             self.report.run_id,
             [
@@ -123,6 +128,11 @@ class BuildStage:
         if self._prepared:
             return self._builder
         self._prepared = True
+        with self.report.timed("prepare"):
+            self._builder = self._make_builder()
+        return self._builder
+
+    def _make_builder(self) -> _Builder | None:
         project, stores = self.project, self.stores
         self.report.removed = remove_stale(project, stores)
         if not self.chosen:
@@ -142,7 +152,7 @@ class BuildStage:
             t: f"{stores.lake.version(t)}|{sorted(held.get(t, {}))}|{releases.get(t, 0)}"
             for t in project.raw_tables
         }
-        self._builder = _Builder(
+        return _Builder(
             project,
             stores,
             self.report,
@@ -154,7 +164,6 @@ class BuildStage:
             full_refresh=self.full_refresh,
             chosen=self.chosen,
         )
-        return self._builder
 
 
 def remove_stale(project: Project, stores: Stores) -> list[str]:

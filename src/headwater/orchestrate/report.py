@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -47,6 +50,18 @@ class RunReport:
     zone_rows: dict[str, int] = field(default_factory=dict)
     held: dict[str, dict[str, str]] = field(default_factory=dict)  # table → batch → why
     removed: list[str] = field(default_factory=list)  # models gone from the project: unpublished
+    # wall seconds of the run's fixed steps (start, raw_views, prepare, publish, record,
+    # zone_rows, end) and of its tasks (`tasks`, which holds prepare, publish and record)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Add the wall time of the block to `timings[step]`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - started
 
     @property
     def ok(self) -> bool:

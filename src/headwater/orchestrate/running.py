@@ -7,6 +7,7 @@ that read it, and everything else goes on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -51,7 +52,9 @@ def run(
     ingest to the contracts landing in them (`("seed",)`: the seeds only).
     """
     selected = select_models(project.dag, select) if select else None
+    started = time.perf_counter()
     report = RunReport(stores.catalog.start_run(command, now=now))
+    report.timings["start"] = time.perf_counter() - started
     sink = stamped(sink, report.run_id)
     chosen = set(stages)
     finished = False
@@ -61,7 +64,8 @@ def run(
             tables = [c for c in project.contracts.values() if zones is None or c.zone in zones]
         else:
             tables = []
-            blocked.update(refresh_raw_views(project, stores))
+            with report.timed("raw_views"):
+                blocked.update(refresh_raw_views(project, stores))
         models = set(project.dag.order) if selected is None else set(selected)
         building = BuildStage(
             project,
@@ -85,16 +89,19 @@ def run(
             return land_one(contract, project, stores, report, now=now, sink=sink, blocked=blocked)
 
         workers = project.settings.defaults.threads or 4
-        Executor[object](workers).run(plan, _Stages(land, building))
-        report.zone_rows = zone_rows(project, stores)
+        with report.timed("tasks"):
+            Executor[object](workers).run(plan, _Stages(land, building))
+        with report.timed("zone_rows"):
+            report.zone_rows = zone_rows(project, stores)
         finished = True
     finally:
-        stores.catalog.end_run(
-            report.run_id,
-            status=RunStatus.SUCCESS if report.ok and finished else RunStatus.FAILED,
-            summary=report.summary(),
-            now=now_after(now),
-        )
+        with report.timed("end"):
+            stores.catalog.end_run(
+                report.run_id,
+                status=RunStatus.SUCCESS if report.ok and finished else RunStatus.FAILED,
+                summary=report.summary(),
+                now=now_after(now),
+            )
     return report
 
 
