@@ -111,6 +111,35 @@ def test_each_commit_records_every_file_landed_aside_and_keeps_one_such_file(
     assert rows(lake, "raw.orders", "order_id") == [(0,), (1,), (2,)]
 
 
+def test_a_copied_project_never_removes_the_file_list_its_original_needs(
+    tmp_path: Path, lake: Lake
+) -> None:
+    """`cp -r` copies the catalog, whose Iceberg metadata names the original's files by
+    absolute path: the copy's commit must leave the original's newest file list alone."""
+    import shutil
+
+    write(tmp_path / "data/a.csv", "order_id,note\n1,x\n")
+    ingest(_files_contract(), root=tmp_path, lake=lake, now=NOW)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(tmp_path / "catalog.db", copy / "catalog.db")
+    shutil.copytree(tmp_path / "data", copy / "data")
+    shutil.copytree(tmp_path / "lake", copy / "lake")
+    write(copy / "data/b.csv", "order_id,note\n2,y\n")
+
+    ingest(
+        _files_contract(),
+        root=copy,
+        lake=Lake(f"sqlite:///{copy / 'catalog.db'}", "lake", copy),
+        now=NOW,
+    )
+
+    write(tmp_path / "data/c.csv", "order_id,note\n3,z\n")
+    landed = ingest(_files_contract(), root=tmp_path, lake=lake, now=NOW)  # the original goes on
+    assert landed.files == ["data/c.csv"]
+    assert rows(lake, "raw.orders", "order_id") == [(1,), (3,)]
+
+
 def test_a_snapshot_load_records_the_files_of_its_copy_only(tmp_path: Path, lake: Lake) -> None:
     contract = _files_contract().model_copy(update={"load": Load.SNAPSHOT})
     write(tmp_path / "data/a.csv", "order_id,note\n1,x\n")

@@ -23,7 +23,14 @@ from headwater.project import load_project
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-INCREMENTAL = ["marts.daily", "marts.hourly", "marts.positive", "marts.latest", "marts.history"]
+INCREMENTAL = [
+    "marts.daily",
+    "marts.daily_whole",
+    "marts.hourly",
+    "marts.positive",
+    "marts.latest",
+    "marts.history",
+]
 
 FILES = {
     "headwater.yml": "name: prop\n",
@@ -50,6 +57,16 @@ qualify row_number() over (partition by event_id order by _hw_ingested_at, _hw_s
 kind: incremental_by_time
 time_column: day
 batch_size: 2
+*/
+select date_trunc('day', occurred_at) as day, kind, count(*) as n, sum(amount) as total
+from clean.events
+where occurred_at >= :start and occurred_at < :end
+group by 1, 2
+""",
+    # no batch_size: its first and full builds write every interval in one statement
+    "models/marts/daily_whole.sql": """/* headwater
+kind: incremental_by_time
+time_column: day
 */
 select date_trunc('day', occurred_at) as day, kind, count(*) as n, sum(amount) as total
 from clean.events
@@ -255,3 +272,41 @@ def test_scd2_keeps_full_history_across_updates_and_deletes(engine: str, tmp_pat
         ("e1", "c", h(3), False, h(3), h(5)),
         ("e2", "a", h(0), False, h(0), h(6)),
     ]
+
+
+def test_a_first_build_writes_every_interval_in_one_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """...unless the model sets `batch_size` (marts.daily, 2 days a query); later runs insert
+    the new intervals."""
+    from sqlglot import exp
+
+    from tests.engines import engine_named
+
+    root = _project(tmp_path / "p")
+    _arrive(root, 0, [(i, "a", 1, hour) for i, hour in enumerate(range(0, 24 * 5, 6))])
+    with engine_named("recording", monkeypatch) as log:
+        first = _run(root, full_refresh=False, minutes=0)
+
+        def writes(model: str) -> list[str]:
+            physical = first.models[model].physical
+            assert physical is not None
+            table = physical.split(".")[-1]
+            return [
+                type(s).__name__
+                for s in log
+                if isinstance(s, exp.Create | exp.Insert | exp.Delete)
+                and (target := s.this.this if isinstance(s.this, exp.Schema) else s.this)
+                and isinstance(target, exp.Table)
+                and target.name == table
+            ]
+
+        assert writes("marts.daily_whole") == ["Create"]
+        assert writes("marts.daily") == ["Create", *["Insert"] * 3]  # 5 days, 2 a query
+        assert first.models["marts.daily_whole"].rows == first.models["marts.daily"].rows
+        log.clear()
+        _arrive(root, 1, [(100, "b", 2, 24 * 5 + 1)])  # a sixth day
+        later = _run(root, full_refresh=False, minutes=1)
+        assert later.models["marts.daily_whole"].intervals == 1
+        assert writes("marts.daily_whole") == ["Insert"]
+    assert _rows(root, "marts.daily_whole") == _rows(root, "marts.daily")

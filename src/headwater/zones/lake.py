@@ -207,10 +207,20 @@ class Lake:
             ) from err
 
     def remove_aside(self, name: str, path: str) -> None:
-        """Delete a file written aside that no commit to come needs (a missing one is fine)."""
+        """Delete a file written aside that no commit to come needs (a missing one is fine).
+
+        Never one outside this lake's own folder: a project copied with `cp -r` still names
+        the original's files (Iceberg metadata holds absolute paths), which the original's
+        newest commit may need."""
         table = self._ensure(name)
+        target = f"{table.location()}/{path}"
+        folder = self.folder
+        if folder is not None and not Path(_local(target)).resolve().is_relative_to(
+            folder.resolve()
+        ):
+            return
         with contextlib.suppress(OSError, FileNotFoundError):
-            table.io.delete(f"{table.location()}/{path}")
+            table.io.delete(target)
 
     def create(self, name: str, schema: pa.Schema) -> Table:
         """Create the table if it does not exist yet (so readers see its columns before data)."""

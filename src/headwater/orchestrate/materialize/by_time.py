@@ -1,5 +1,10 @@
 """`incremental_by_time`: each batch of intervals is deleted, then inserted again, so writing
-an interval twice (a restatement, a retry) equals writing it once."""
+an interval twice (a restatement, a retry) equals writing it once.
+
+A first (or full) build writes every interval into a new table in one CREATE TABLE AS over
+the whole range — the cost of the same model as a table — unless the model sets `batch_size`
+itself (to bound what one query holds in memory): the intervals are the model's own, so
+writing them at once or batch by batch gives the same rows."""
 
 from __future__ import annotations
 
@@ -16,9 +21,14 @@ EPOCH = datetime(1970, 1, 1)
 
 class ByTime:
     def write(self, job: Job) -> int | None:
-        """Every batch of intervals as delete + insert, all in the caller's transaction."""
+        """Every batch of intervals as delete + insert, all in the caller's transaction; a
+        first build at once."""
         assert job.intervals is not None and job.model.config.time_column is not None
         cfg, cursor, intervals = job.model.config, job.cursor, job.intervals
+        if at_once(job):
+            lo, hi = intervals.work[0]
+            rows = cursor.execute(replace_table(job.target, job.query), {"start": lo, "end": hi})
+            return rows if rows is not None else int(cursor.rows(count_star(job.target))[0][0])
         fresh = is_fresh(intervals)
         if fresh:
             empty = exp.select(exp.Star()).from_(exp.Subquery(this=job.query, alias="_q")).limit(0)
@@ -45,6 +55,8 @@ class ByTime:
         """At most one INSERT (into the existing table, one batch, over intervals never
         written)."""
         assert job.intervals is not None
+        if at_once(job):
+            return True
         if is_fresh(job.intervals):
             return False
         cfg = job.model.config
@@ -58,6 +70,17 @@ def within(column: str) -> exp.Expr:
     return exp.and_(
         exp.GTE(this=time, expression=exp.Placeholder(this="start")),
         exp.LT(this=time.copy(), expression=exp.Placeholder(this="end")),
+    )
+
+
+def at_once(job: Job) -> bool:
+    """Whether the version is written whole in one statement: a new table over one range
+    of intervals, for a model that leaves `batch_size` to headwater."""
+    assert job.intervals is not None
+    return (
+        is_fresh(job.intervals)
+        and len(job.intervals.work) == 1
+        and "batch_size" not in job.model.config.model_fields_set
     )
 
 
