@@ -13,7 +13,7 @@ then times, each in a fresh process (imports before the clock) and `--repeat` ti
   scan, plus the queries that fetch sample rows for the rules that fail;
 - hand-written: HAND, one SQL query a person would write for the same 20 metrics.
 
-Reports wall and CPU seconds, the ratio (target: within 1.3x, DESIGN.md §9) and each side's
+Reports wall and CPU seconds, the ratio (target: within 1.1x, issue #14) and each side's
 peak RSS, and checks both computed the same metric for every rule.
 """
 
@@ -33,7 +33,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-TARGET = 1.3
+TARGET = 1.1  # issue #14: <= 1.10x with failing rules' samples, <= 1.0x when all pass
 
 RULES: list[dict[str, Any]] = [
     {"name": "id_not_null", "type": "not_null", "target": "id"},

@@ -98,6 +98,36 @@ def test_failures_carry_sample_rows_with_their_key(engine: DuckDBEngine) -> None
     assert dupes.samples == [{"order_id": 2, "copies": 2}]
 
 
+def test_a_pattern_rule_failing_on_one_row_is_not_scanned_for_again(engine: Any) -> None:
+    """Its regular expression is most of a scan: the scan finds the failing row's key, and
+    its sample is looked up by it (on the recording engines, no second query evaluates it)."""
+    log = getattr(engine, "log", None)
+    [result] = check(engine, rule(type="valid_values", target="email", pattern="[^@]+@[^@]+"))
+    assert not result.passed and result.metric == 1
+    assert result.samples == [{"order_id": 4, "email": "nope"}]
+    if log is not None:
+        rendered = [engine.render(s) for s in log]
+        assert len(rendered) == 2, rendered  # the scan, then the lookup
+        assert "REGEXP" in rendered[0].upper() and "MIN(" in rendered[0].upper()
+        assert '"order_id" IN (4)' in rendered[1]
+
+
+def test_a_pattern_rule_failing_on_several_rows_gets_its_samples_by_query(
+    engine: DuckDBEngine,
+) -> None:
+    [result] = check(engine, rule(type="valid_values", target="email", pattern="[ac]@x[.]com"))
+    assert result.metric == 2
+    assert sorted(s["email"] for s in result.samples) == ["b@x.com", "nope"]
+
+
+def test_a_pattern_rule_scoped_by_where_samples_only_its_rows(engine: DuckDBEngine) -> None:
+    [result] = check(
+        engine,
+        rule(type="valid_values", target="email", pattern="[a-z]@x[.]com", where="order_id > 3"),
+    )
+    assert result.metric == 1 and result.samples == [{"order_id": 4, "email": "nope"}]
+
+
 def test_passing_rules_fetch_no_samples(engine: DuckDBEngine) -> None:
     [result] = check(engine, rule(type="not_null", target="status"))
     assert result.passed and result.samples == []
