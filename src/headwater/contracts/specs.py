@@ -588,7 +588,11 @@ class ModelConfig(Spec):
         "the newest interval, e.g. '2 days'",
     )
     batch_size: int = Field(
-        default=30, ge=1, description="incremental_by_time: intervals per query"
+        default=30,
+        ge=1,
+        description="incremental_by_time: intervals per query on runs that add to the table; "
+        "a first or full build writes every interval in one query unless this is set (set it "
+        "to bound what one query holds in memory)",
     )
     unique_key: list[str] = Field(
         default_factory=list, description="incremental_by_key: the columns identifying a row"
