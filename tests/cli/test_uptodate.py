@@ -29,6 +29,16 @@ def answered(result: dict[str, Any]) -> bool:
     return result["run_id"] is None and result.get("recorded") is False
 
 
+@pytest.fixture(scope="module")
+def ran_once(shop_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example after one run, shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("uptodate") / "shop"
+    shutil.copytree(shop_template, root)
+    code, out = hw("run", "-p", str(root))
+    assert code == 0, out
+    return root
+
+
 @pytest.fixture
 def ran(shop: Path) -> Path:
     code, out = hw("run", "-p", str(shop))
@@ -156,8 +166,15 @@ def test_a_copied_project_decides_from_its_own_state(ran: Path, tmp_path: Path) 
     ],
     ids=["lake", "holds", "pointers", "versions", "intervals", "schema"],
 )
-def test_every_catalog_table_a_build_decides_from_is_in_the_state(ran: Path, change: str) -> None:
-    catalog, warehouse = ran / ".headwater/catalog.db", ran / ".headwater/warehouse.duckdb"
+def test_every_catalog_table_a_build_decides_from_is_in_the_state(
+    ran_once: Path, tmp_path: Path, change: str
+) -> None:
+    catalog, warehouse = tmp_path / "catalog.db", ran_once / ".headwater/warehouse.duckdb"
+    with (
+        sqlite3.connect(ran_once / ".headwater/catalog.db") as source,
+        sqlite3.connect(catalog) as copy,
+    ):
+        source.backup(copy)  # changed here, not in the project
     before = uptodate.state_key(catalog, warehouse)
     assert before is not None and before == uptodate.state_key(catalog, warehouse)
     with sqlite3.connect(catalog) as conn:
