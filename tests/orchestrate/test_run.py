@@ -88,6 +88,21 @@ def test_models_are_readable_by_anyone_opening_the_warehouse(built_shop: Any) ->
     assert len(physical) == 1
 
 
+def test_a_run_times_each_of_its_fixed_steps(shop: Path) -> None:
+    """What a build costs besides its models, step by step (bench/transform prints them)."""
+    _, first = run_once(shop)
+    steps = {"start", "prepare", "tasks", "publish", "record", "zone_rows", "end"}
+    assert steps <= set(first.timings) and all(v >= 0 for v in first.timings.values())
+    assert first.timings["tasks"] >= first.timings["prepare"] + first.timings["publish"]
+    project = load_project(shop)
+    stores = Stores.open(project)
+    try:  # a build alone refreshes the raw views first
+        build = run(project, stores, now=NOW + timedelta(minutes=1), stages=("build",))
+    finally:
+        stores.close()
+    assert "raw_views" in build.timings
+
+
 def test_a_second_run_lands_nothing_and_changes_no_table(shop: Path) -> None:
     run_once(shop)
     before = table_contents(shop)
