@@ -15,8 +15,8 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from headwater.change.versions import PROD, publish_view, view_schema
-from headwater.engine import Engine
+from headwater.change.versions import PROD, view_schema, view_sql
+from headwater.engine import Engine, verbatim
 from headwater.zones.catalog import Catalog, ModelVersion
 
 Intervals = Sequence[tuple[datetime, datetime]] | None
@@ -32,24 +32,25 @@ class Environment:
         """Model → the physical version the environment shows now."""
         return self.catalog.pointers(self.name)
 
-    def view(self, model: str, physical: str, *, hide: str | None = None) -> exp.Create:
+    def view(self, model: str, physical: str, *, hide: str | None = None) -> str:
         """The statement that points the environment's view of `model` at `physical`."""
-        return publish_view(model, physical, self.name, hide=hide)
+        return view_sql(model, physical, self.engine.dialect, self.name, hide=hide)
 
     def release(
         self,
         built: Sequence[tuple[ModelVersion, Intervals]],
-        views: Sequence[exp.Create],
+        views: Sequence[str],
         *,
         run_id: str,
         now: datetime,
     ) -> None:
         """Point the environment at every version `built` at once: the warehouse's `views`
-        in one transaction, then the catalog's pointers in one."""
+        (`view_sql`) in one transaction, sent as one text (the engine parses it once, and a
+        statement's round trip costs about what the view does), then the catalog's pointers
+        in one."""
         if views:
             with self.engine.transaction():
-                for view in views:
-                    self.engine.execute(view)
+                self.engine.execute(verbatim(";\n".join(views)))
         self.catalog.publish_all(built, env=self.name, run_id=run_id, now=now)
 
     def withdraw(self, models: Sequence[str]) -> None:

@@ -8,6 +8,7 @@ environment is a set of pointers `logical name → physical table`, exposed as v
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -55,3 +56,37 @@ def publish_view(
         select = select.where(exp.not_(shown))
     view = exp.table_(name, view_schema(zone, env), quoted=True)
     return exp.Create(this=view, kind="VIEW", replace=True, expression=select)
+
+
+def view_sql(
+    model: str, physical: str, dialect: str, env: str = PROD, *, hide: str | None = None
+) -> str:
+    """`publish_view`'s statement as text in `dialect`, made from a template rendered once
+    per dialect and hidden column: a build that flips 500 views would otherwise spend 50 ms
+    generating them.
+
+    >>> view_sql("marts.daily", "hw_marts.daily__ab12", "duckdb")
+    'CREATE OR REPLACE VIEW "marts"."daily" AS SELECT * FROM "hw_marts"."daily__ab12"'
+    """
+    zone, name = model.split(".")
+    head, middle, tail = _view_template(dialect, hide)
+    view = _table_sql(view_schema(zone, env), name, dialect)
+    return head + view + middle + _table_sql(*physical.split("."), dialect) + tail
+
+
+_SLOT = "__hw_slot__"  # schema and name of the placeholder tables of a template
+
+
+@functools.lru_cache(maxsize=64)
+def _view_template(dialect: str, hide: str | None) -> tuple[str, str, str]:
+    """The text of `publish_view` in `dialect` around its two table names."""
+    view, version = f"{_SLOT}.{_SLOT}0", f"{_SLOT}.{_SLOT}1"
+    text = publish_view(view, version, hide=hide).sql(dialect=dialect)
+    head, rest = text.split(_table_sql(_SLOT, f"{_SLOT}0", dialect), 1)
+    middle, tail = rest.split(_table_sql(_SLOT, f"{_SLOT}1", dialect), 1)
+    return head, middle, tail
+
+
+@functools.lru_cache(maxsize=4096)
+def _table_sql(schema: str, name: str, dialect: str) -> str:
+    return exp.table_(name, schema, quoted=True).sql(dialect=dialect)

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from headwater.engine.base import Capabilities, Engine, FileLoader, ObjectKind, StoredObject
+from headwater.engine.base import (
+    Capabilities,
+    Engine,
+    FileLoader,
+    ObjectKind,
+    StoredObject,
+    verbatim,
+)
 from headwater.errors import SpecError
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "file_loader",
     "open_engine",
     "scratch",
+    "verbatim",
 ]
 
 

@@ -25,6 +25,13 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 Params = Mapping[str, Any] | None
 
+
+def verbatim(text: str) -> exp.Expr:
+    """SQL text already rendered in the engine's dialect from ASTs (a model's compiled text,
+    bound; a release's views), as a node of a statement's AST: sent as is."""
+    return exp.Var(this=text)
+
+
 FILE_INDEX = "_hw_file_index"  # `scan(…, positions=True)`: 1-based index of a row's file
 FILE_ROW = "_hw_file_row"  # ... and the row's 0-based position within that file
 

@@ -26,11 +26,11 @@ from headwater.change.versions import (
     data_key,
     fingerprint,
     physical_name,
-    publish_view,
     view_schema,
+    view_sql,
 )
 from headwater.contracts import ModelKind, OnFail
-from headwater.engine import Engine, ObjectKind
+from headwater.engine import Engine, ObjectKind, verbatim
 from headwater.errors import EngineError, HeadwaterError, Location
 from headwater.govern.pii import ModelPii
 from headwater.models import Model, Renderer
@@ -38,7 +38,7 @@ from headwater.models.intervals import Range, count
 from headwater.observe import Event, EventSink, TaskStatus, stamped
 from headwater.orchestrate.checks import evaluate_in, record_checks
 from headwater.orchestrate.incremental import IntervalPlan, plan
-from headwater.orchestrate.materialize import Job, route, strategy, verbatim
+from headwater.orchestrate.materialize import Job, route, strategy
 from headwater.orchestrate.plan import Task
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.stores import Stores
@@ -224,7 +224,8 @@ class _Builder:
         self.inline: dict[str, exp.Query] = {}
         self.renderer = Renderer()  # the passes of later stages (masking, row filters) go here
         self.built: list[tuple[ModelVersion, list[Range] | None]] = []
-        self.views: list[exp.Create] = []  # the environment's view of each version built
+        self.views: list[str] = []  # the environment's view of each version built
+        self.dialect = stores.engine.dialect
         self.sources = raw_sources(project)
         # what append-family models read of a snapshot or merge table: every batch (its
         # history), so a full rebuild sees what the runs before it saw
@@ -451,11 +452,12 @@ class _Builder:
         if self.pointers.get(model.name) != physical or model.name not in self.existing_views:
             # an incremental model written in place keeps its view as it is
             hide = model.config.deleted_column if kind is ModelKind.INCREMENTAL_BY_KEY else None
-            self.views.append(publish_view(model.name, physical, hide=hide))
+            self.views.append(view_sql(model.name, physical, self.dialect, hide=hide))
         outcome = ModelOutcome(model.name, TaskStatus.BUILT, physical, rows, data_key=key)
         outcome.quarantined = quarantined
         if routed:
-            self.views.append(publish_view(f"{model.name}__quarantine", f"{physical}__quarantine"))
+            quarantine = (f"{model.name}__quarantine", f"{physical}__quarantine")
+            self.views.append(view_sql(*quarantine, self.dialect))
         if intervals is not None:
             outcome.intervals = count(intervals.work, model.config.interval)
             outcome.restated, outcome.late_rows = intervals.restated, intervals.late_rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from headwater.contracts import ModelKind
 from headwater.models import Model
 from headwater.orchestrate.materialize.append import Append
-from headwater.orchestrate.materialize.base import Job, Materialization, verbatim
+from headwater.orchestrate.materialize.base import Job, Materialization
 from headwater.orchestrate.materialize.by_key import ByKey
 from headwater.orchestrate.materialize.by_time import ByTime
 from headwater.orchestrate.materialize.ephemeral import Ephemeral
@@ -32,4 +32,4 @@ def strategy(model: Model) -> Materialization:
     return PYTHON if model.function is not None else STRATEGIES[model.config.kind]
 
 
-__all__ = ["Job", "Materialization", "route", "strategy", "verbatim"]
+__all__ = ["Job", "Materialization", "route", "strategy"]

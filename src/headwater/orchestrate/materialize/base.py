@@ -61,12 +61,6 @@ class Materialization(Protocol):
         ...
 
 
-def verbatim(text: str) -> exp.Expr:
-    """SQL text already rendered in the engine's dialect from a model's AST (its compiled
-    text, bound), as a node of a statement's AST."""
-    return exp.Var(this=text)
-
-
 def replace_table(target: exp.Table, query: exp.Expr) -> exp.Create:
     """`CREATE OR REPLACE TABLE target AS query`."""
     return exp.Create(this=target, kind="TABLE", replace=True, expression=query)
