@@ -298,3 +298,77 @@ def test_runs_past_the_last_record_write_nothing(
 
 def direct_file(path: Path) -> direct.SourceFile:
     return direct.SourceFile(str(path), path.name, "jsonl", path.stat().st_size, "0")
+
+
+@pytest.mark.parametrize("key_lists", [1000, 1], ids=["lists-folded", "line-by-line"])
+def test_the_first_pass_counts_records_other_lines_repeated_and_unknown_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_lists: int
+) -> None:
+    """The first pass folds each distinct key list of a file in Python; a file with more
+    lists than it keeps is checked line by line in SQL, with the same answer."""
+    from headwater.engine import duckdb_files
+    from headwater.engine.base import FileCheck
+
+    monkeypatch.setattr(duckdb_files, "KEY_LISTS", key_lists)
+    path = tmp_path / "a.jsonl"
+    found = [
+        '{"id": 1, "at": "x"}',
+        '{"at": "x", "id": 2}',  # another order: another list
+        "",
+        '{"id": 3, "at": "x", "coupon": "A", "zeta": 1}',
+        '  {"id": 4, "id": 5}',  # a key twice, after spaces
+        "[1, 2]",  # JSON, not an object
+        '"text"',
+        '{"id": 6, "at": "x", "coupon": null}',
+    ]
+    write(path, "\n".join(found) + "\n")
+    files = duckdb_files.DuckDBFiles(1)
+    try:
+        checked = files.check(str(path), ["id", "at"])
+    finally:
+        files.close()
+    assert checked == FileCheck(
+        records=7, not_objects=2, repeated_keys=1, unknown=("coupon", "zeta")
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "misfits"),
+    [
+        pytest.param(record(1), False, id="exactly the declared keys"),
+        pytest.param(record(1, n=...), True, id="a top-level key missing"),
+        pytest.param(record(1, coupon="X"), True, id="another top-level key"),
+        pytest.param(record(1, customer={"name": "c"}), True, id="a nested key missing"),
+        pytest.param(record(1, items=[{"sku": "s"}]), True, id="a key missing in a list"),
+        pytest.param(record(1, customer=None, items=None), False, id="nulls for structs"),
+        pytest.param('{"id": 1, "at": ', False, id="not JSON: the exact tier refuses it"),
+    ],
+)
+def test_the_exact_tier_is_not_tried_on_a_file_whose_first_lines_do_not_fit(
+    tmp_path: Path, first: dict[str, Any] | str, misfits: bool
+) -> None:
+    shape = direct._shape_of({c.name: direct.sql_type(c.type) for c in contract().columns})
+    path = tmp_path / "a.jsonl"
+    write(path, lines(first, *[record(i) for i in range(2, 5)]))
+    assert direct._misfits(str(path), shape) is misfits
+    # only the head is read: a misfit after it is the exact tier's to find
+    write(path, lines(*[record(i) for i in range(1, 400)], record(400, n=...)))
+    assert not direct._misfits(str(path), shape, head=4096)
+
+
+def test_a_file_that_visibly_misfits_goes_straight_to_the_read_json_tier(
+    tmp_path: Path, both: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiers: list[str] = []
+    write_one = direct.DirectLane._write
+    monkeypatch.setattr(
+        direct.DirectLane,
+        "_write",
+        lambda self, unit, path, copy, params, tier: (
+            tiers.append(tier) or write_one(self, unit, path, copy, params, tier)
+        ),
+    )
+    write(tmp_path / "in/a.jsonl", lines(record(1, n=...), *[record(i) for i in range(2, 9)]))
+    run = both(contract())
+    assert run.direct.direct == {"in/a.jsonl": "read_json"}
+    assert tiers == ["read_json"]

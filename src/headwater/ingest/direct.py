@@ -22,6 +22,7 @@ order, which takes one thread per file, so files are read one per core.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ _WRITABLE = {
 _LINE = "_hw_line"
 _FIELDS = "_hw_fields"
 CHUNK_BYTES = 64 << 20  # a file is split for the cores only into chunks at least this large
+SAMPLE_BYTES = 32 << 10  # the head of a file looked at before the exact tier is tried on it (1 ms)
 _NOT_EXACT = "a record is not exactly the declared keys and types"
 
 
@@ -133,7 +135,15 @@ class DirectLane:
 
     def exact(self) -> SelfWritten:
         """Tier 1: the lake part writing every file whose records are exactly the declared
-        keys, each line parsed once."""
+        keys, each line parsed once. A file whose first lines already show a missing or an
+        other key is not tried: the attempt would fail, after reading a buffer of the file."""
+        shape = _shape_of({c.name: sql_type(c.type) for c in self.contract.columns})
+        tried = []
+        for file in self.files:
+            if _misfits(file.path, shape):
+                self.declined[file.shown] = f"{_NOT_EXACT} (seen in its first lines)"
+            else:
+                tried.append(file)
         fields = exp.DataType(
             this=exp.DataType.Type.STRUCT,
             expressions=[
@@ -161,7 +171,7 @@ class DirectLane:
             .from_(numbered.subquery("_n"))
             .where(_stop_if(typed.copy().is_(exp.null()), _NOT_EXACT))
         )
-        units = _chunked(self.files, self._workers.count)
+        units = _chunked(tried, self._workers.count)
         return self._part(units, values, extra=[], tier="exact")
 
     def check(self, files: list[SourceFile]) -> list[Checked]:
@@ -204,6 +214,8 @@ class DirectLane:
         columns = {c.name: c.type for c in self.contract.columns} | dict.fromkeys(extra, "VARCHAR")
 
         def write(table: pa.Schema, new_path: Callable[[], str]) -> list[str]:
+            if not units:
+                return []
             # on a worker: its connection is made once and used for the files too
             copy = self._workers.run(lambda: self._copy(values, columns, table))
             if copy is None:
@@ -326,6 +338,51 @@ class _Declined(Exception):
 def _position() -> exp.Alias:
     """Records numbered in file order (the query runs on one thread)."""
     return exp.Alias(this=exp.Window(this=exp.func("row_number")), alias=exp.to_identifier(RECORD))
+
+
+# the keys a record has: None for a value, a dict of the keys of a struct, a list for a list
+Shape = dict[str, "Shape"] | list["Shape"] | None
+
+
+def _shape_of(fields: dict[str, exp.DataType]) -> dict[str, Shape]:
+    return {name: _shape(kind) for name, kind in fields.items()}
+
+
+def _shape(kind: exp.DataType) -> Shape:
+    if kind.this is exp.DataType.Type.STRUCT:
+        return _shape_of({d.name: d.args["kind"] for d in kind.expressions})
+    if kind.this in (exp.DataType.Type.ARRAY, exp.DataType.Type.LIST) and kind.expressions:
+        return [_shape(kind.expressions[0])]
+    return None
+
+
+def _misfits(path: str, shape: dict[str, Shape], head: int = SAMPLE_BYTES) -> bool:
+    """Whether a record among the first `head` bytes of the file lacks a declared key or has
+    another, at any depth: proof that the exact tier would give the file back. False when in
+    doubt (a line that is not JSON is the exact tier's to refuse)."""
+    with open(path, "rb") as handle:
+        sample = handle.read(head)
+    lines = sample.splitlines()[:-1] if len(sample) == head else sample.splitlines()
+    for line in lines:
+        try:
+            record = json.loads(line.removeprefix(b"\xef\xbb\xbf") or b"null")
+        except ValueError:
+            return False
+        if record is not None and not _fits(record, shape):
+            return True
+    return False
+
+
+def _fits(value: object, shape: Shape) -> bool:
+    if value is None or shape is None:
+        return True
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return True  # a value of another type: the exact cast decides
+        return value.keys() == shape.keys() and all(_fits(value[k], s) for k, s in shape.items())
+    if isinstance(value, list):
+        return all(_fits(item, shape[0]) for item in value)
+    return True
 
 
 def _chunked(files: list[SourceFile], cores: int) -> list[_Unit]:

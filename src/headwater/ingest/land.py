@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from headwater.contracts import Column, Contract, Load
 from headwater.contracts.secrets import Secrets
 from headwater.contracts.specs import parse_watermark
 from headwater.contracts.thresholds import parse_duration
-from headwater.engine import scratch
+from headwater.engine import Engine, scratch
 from headwater.errors import HeadwaterError
 from headwater.ingest.conform import INPUT, RESERVED, UNKNOWN, arrow_types, conform_query
 from headwater.ingest.connectors import open_reader
@@ -225,7 +226,6 @@ class _Job:
         self.result = result
         self.now = now
         self.cutoff = cutoff
-        self.engine = scratch()
         self.bad: list[pa.Table] = []
         self.queries: dict[tuple[object, ...], tuple[str, set[str]]] = {}
         self.hours: set[Any] = set()
@@ -236,6 +236,12 @@ class _Job:
         self.cursor: Any = _typed_cursor(state.cursor)
         self.unseen_sql: str | None = None
         self.tally: dict[str, list[int]] = {}  # origin → records read, landed, quarantined
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The careful lane's engine, made when a part first takes that lane (a DuckDB
+        connection costs about 15 ms, and files the direct lane lands never need it)."""
+        return scratch()
 
     def conformed(self, parts: Iterator[Part]) -> Iterator[pa.Table]:
         """The careful lane: each part typed by the conform query, bad records kept aside."""
