@@ -30,7 +30,7 @@ TYPES = [
     "DECIMAL(10,2)",
     "NUMERIC(38, 4)",
     "DECIMAL",  # DuckDB's default precision: asked, not guessed
-    "STRUCT(a INT, \"B c\" VARCHAR[], d STRUCT(e DATE))",
+    'STRUCT(a INT, "B c" VARCHAR[], d STRUCT(e DATE))',
     "STRUCT(sku VARCHAR, qty INTEGER)[]",
     "VARCHAR[][]",
     "INT[3]",  # a fixed-size list

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import sqlglot
 
 from headwater.contracts import Rule
+from headwater.engine import ColumnStats
 from headwater.engine.duckdb import DuckDBEngine
-from headwater.orchestrate import RunReport, Stores
-from headwater.project import Project
+from headwater.orchestrate import RunReport, Stores, run
+from headwater.project import Project, load_project
 from headwater.quality import evaluate
 from headwater.quality.rules import METADATA
+from tests.conftest import NOW as SHOP_NOW
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -26,6 +29,7 @@ class Known:
     nulls: dict[str, int] = field(default_factory=dict)
     lower: dict[str, Any] = field(default_factory=dict)
     upper: dict[str, Any] = field(default_factory=dict)
+    bounds_exact: bool = True
 
 
 class Counting(DuckDBEngine):
@@ -140,3 +144,70 @@ def test_a_model_row_count_comes_from_its_write(
     assert result.sql == METADATA
     assert result.metric == stores.engine.rows("select count(*) from marts.events_daily")[0][0]
     assert result.metric == report.models["marts.events_daily"].rows
+
+
+FUNNEL_RULES = """rules:
+  - {name: day_there, type: not_null, target: day}
+  - {name: views_counted, type: valid_values, target: page_views, min: 0}
+  - {name: funnel_fresh, type: freshness, target: day, threshold: 30d}
+  - {name: no_purchases, type: valid_values, target: purchases, max: 0, on_fail: warn}
+"""
+DAILY_RULES = """
+  - {name: daily_day_there, type: not_null, target: day}
+  - {name: daily_fresh, type: freshness, target: day, threshold: 30d}"""
+
+
+def test_a_version_s_statistics_answer_null_range_and_freshness_rules(
+    shop: Path, engine: str
+) -> None:
+    """The engine's statistics of a version just written say which columns hold no NULL and
+    the bounds of their values: rules they show passing read no rows, a failing one is
+    scanned for its samples, and every metric is the scan's. Freshness needs the newest value
+    itself: only a table written whole gives it (an incremental write leaves bounds)."""
+    (shop / "models/marts/funnel_daily.yml").write_text(FUNNEL_RULES)
+    daily = shop / "models/marts/events_daily.yml"
+    last = "threshold: 1}"  # the end of the sidecar's last rule
+    daily.write_text(daily.read_text().replace(last, last + DAILY_RULES))
+    project = load_project(shop)
+    stores = Stores.open(project)
+    try:
+        report = run(project, stores, now=SHOP_NOW)
+        checks = {c.rule.name: c for c in report.checks}
+        with_stats = stores.engine.capabilities.column_stats
+        answered = {"day_there", "views_counted", "funnel_fresh", "daily_day_there"}
+        assert {n for n, c in checks.items() if c.sql == METADATA} >= (
+            answered if with_stats else set()
+        )
+        assert checks["daily_fresh"].sql != METADATA
+        purchases = checks["no_purchases"]
+        assert not purchases.passed and purchases.sql != METADATA and purchases.samples
+        for model in ("marts.funnel_daily", "marts.events_daily"):
+            physical = report.models[model].physical
+            assert physical is not None
+            rules = project.models[model].rules
+            columns = list(stores.engine.columns(physical))
+            for scanned in evaluate(
+                rules, physical, engine=stores.engine, now=SHOP_NOW, columns=columns
+            ):
+                assert checks[scanned.rule.name].metric == scanned.metric, scanned.rule.name
+                assert checks[scanned.rule.name].passed == scanned.passed
+    finally:
+        stores.close()
+
+
+def test_duckdb_keeps_null_and_bound_statistics_of_a_table() -> None:
+    engine = DuckDBEngine()
+    engine.execute(
+        "create table t as select range as id, if(range % 2 = 0, null, range) as n, "
+        "'x' || range as s from range(10)"
+    )
+    stats = engine.column_stats("t", ["id", "n", "s", "missing"])
+    assert stats["id"] == ColumnStats(False, 0, 9)
+    assert stats["n"].may_be_null and (stats["n"].lower, stats["n"].upper) == (1, 9)
+    assert stats["s"] == ColumnStats(False, None, None)  # DuckDB keeps a prefix of text
+    assert "missing" not in stats
+    engine.execute("delete from t where id > 4")
+    after = engine.column_stats("t", ["id"])["id"]
+    assert after.lower <= 0 and after.upper >= 4  # bounds: maybe wider than what is left
+    engine.execute("delete from t")
+    assert engine.column_stats("t", ["id"]) == {}  # no rows: the row count says it all

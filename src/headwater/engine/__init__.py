@@ -12,6 +12,7 @@ from pathlib import Path
 
 from headwater.engine.base import (
     Capabilities,
+    ColumnStats,
     Engine,
     FileLoader,
     ObjectKind,
@@ -22,6 +23,7 @@ from headwater.errors import SpecError
 
 __all__ = [
     "Capabilities",
+    "ColumnStats",
     "Engine",
     "FileLoader",
     "ObjectKind",

@@ -57,10 +57,26 @@ class Capabilities:
 
     `arrow_tables`: `register` makes an Arrow table readable by name (Python models, tests).
     `comments`: `COMMENT ON` is kept and `stored` returns it.
+    `column_stats`: `column_stats` reads the statistics the engine keeps of a table's
+    columns (a model's audit then answers null and range rules without a scan).
     """
 
     arrow_tables: bool = False
     comments: bool = False
+    column_stats: bool = False
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """What an engine's own statistics say of a table's column, without reading its rows:
+    whether it may hold a NULL, and bounds its values lie within (None: not kept, or not
+    comparable, as DuckDB's prefixes of text). Right after a write that only inserted rows
+    the bounds are the exact minimum and maximum; a delete or an update may leave them wider,
+    never narrower, and `may_be_null` true after the last NULL is gone."""
+
+    may_be_null: bool
+    lower: Any = None
+    upper: Any = None
 
 
 class Engine(Protocol):
@@ -122,6 +138,11 @@ class Engine(Protocol):
 
     def row_counts(self, tables: Sequence[str]) -> dict[str, int]:
         """`COUNT(*)` of each table, in one round trip."""
+        ...
+
+    def column_stats(self, table: str, columns: Sequence[str]) -> dict[str, ColumnStats]:
+        """The engine's statistics of `columns` of `table`, in one round trip, without
+        reading rows (needs `column_stats`); a column it keeps none of is left out."""
         ...
 
     def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:

@@ -20,6 +20,7 @@ from headwater.engine.base import (
     FILE_INDEX,
     FILE_ROW,
     Capabilities,
+    ColumnStats,
     ObjectKind,
     Params,
     Statement,
@@ -30,6 +31,11 @@ from headwater.errors import EngineError
 DIALECT = "duckdb"
 _FILE = "_hw_file"  # read_parquet's filename column, while `scan` numbers the files
 _ROW = "file_row_number"  # read_parquet's own name for a row's position in its file
+# the column types whose minimum and maximum DuckDB keeps whole (of text it keeps a prefix)
+_BOUNDED = re.compile(
+    r"(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE|DECIMAL\(\d+,\d+\)|DATE"
+    r"|TIMESTAMP( WITH TIME ZONE)?|TIME)"
+)
 _MISSING_COLUMN = re.compile(
     r'Referenced column "(?P<a>[^"]+)" not found|does not have a column named "(?P<b>[^"]+)"'
 )
@@ -45,7 +51,7 @@ class DuckDBEngine:
     """
 
     dialect = DIALECT
-    capabilities = Capabilities(arrow_tables=True, comments=True)
+    capabilities = Capabilities(arrow_tables=True, comments=True, column_stats=True)
 
     def __init__(
         self,
@@ -171,6 +177,30 @@ class DuckDBEngine:
         for count in counts[1:]:  # built in place: exp.union copies the tree it grows
             union = exp.Union(this=union, expression=count, distinct=False)
         return {tables[int(i)]: int(n) for i, n in self.rows(union)}
+
+    def column_stats(self, table: str, columns: Sequence[str]) -> dict[str, ColumnStats]:
+        types = self.columns(table)
+        known = [c for c in columns if c in types]
+        if not known:
+            return {}
+        schema, _, name = table.rpartition(".")
+        # `stats()` is answered from the table's statistics when the query is planned
+        query = (
+            exp.select(*[exp.func("stats", exp.column(c, quoted=True)) for c in known])
+            .from_(exp.table_(name, schema or None, quoted=True))
+            .limit(1)
+        )
+        found = self.rows(query)
+        if not found:
+            return {}  # no rows: the row count says everything
+        out = {}
+        for column, stats in zip(known, found[0], strict=True):
+            if not isinstance(stats, dict) or not isinstance(stats.get("has_null"), bool):
+                continue
+            bounded = _BOUNDED.fullmatch(types[column]) is not None
+            low, high = (stats.get(k) if bounded else None for k in ("min", "max"))
+            out[column] = ColumnStats(stats["has_null"], low, high)
+        return out
 
     def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:
         options = [exp.EQ(this=exp.column("union_by_name"), expression=exp.true())]

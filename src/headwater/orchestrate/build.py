@@ -43,7 +43,7 @@ from headwater.orchestrate.plan import Task
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
-from headwater.quality import CheckResult
+from headwater.quality import CheckResult, answerable
 from headwater.zones.catalog import ModelVersion, TaskRecord
 from headwater.zones.lake import BatchStats, Snapshot
 
@@ -422,7 +422,10 @@ class _Builder:
                     quarantined = route(job, routed)
                     rows = None if rows is None else rows - quarantined
                 if model.rules:
-                    results = self._audit(model, physical, cursor, rows)
+                    # the statistics of a table written whole, nothing routed out of it, are
+                    # its exact bounds; of one written in place, bounds its values lie within
+                    whole = kind is ModelKind.TABLE and not routed
+                    results = self._audit(model, physical, cursor, rows, exact=whole)
                 if any(r.blocking for r in results):
                     failed = ", ".join(r.rule.name for r in results if r.blocking)
                     raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
@@ -565,9 +568,10 @@ class _Builder:
         return self._snapshots[table]
 
     def _audit(
-        self, model: Model, physical: str, cursor: Engine, rows: int | None
+        self, model: Model, physical: str, cursor: Engine, rows: int | None, *, exact: bool = False
     ) -> list[CheckResult]:
         columns = list(cursor.columns(physical))
+        stats = None if rows is None else self._stats(model, physical, cursor, rows, exact)
         return evaluate_in(
             model.sidecar_path or model.path,
             model.rules,
@@ -577,9 +581,7 @@ class _Builder:
             # rules read the versions of this build, which no view points at yet
             tables={name: p for name, p in self.physical.items() if p},
             declared=model.sidecar.declared,
-            # the write reported the version's row count: row_count and volume rules need
-            # no scan (what it does not know, nulls and bounds, is left to the scan)
-            stats=None if rows is None else BatchStats(rows, {}, {}, {}),
+            stats=stats,
             # the merge keeps one row per unique_key: a uniqueness rule on it needs no scan
             unique=[model.config.unique_key]
             if model.config.kind is ModelKind.INCREMENTAL_BY_KEY
@@ -590,6 +592,24 @@ class _Builder:
             key=model.config.grain,
             label=model.name,
             pii=ModelPii(self.project, model.name, columns),
+        )
+
+    @staticmethod
+    def _stats(model: Model, physical: str, cursor: Engine, rows: int, exact: bool) -> BatchStats:
+        """What the write knows of the version: its row count (row_count and volume rules
+        need no scan) and, from the engine's statistics, which columns hold no NULL and the
+        bounds of their values (not_null, completeness, range and freshness rules that pass
+        need no scan either; what it cannot tell is left to the scan)."""
+        wanted = answerable(model.rules)
+        if not wanted or not cursor.capabilities.column_stats:
+            return BatchStats(rows, {}, {}, {})
+        known = cursor.column_stats(physical, sorted(wanted))
+        return BatchStats(
+            rows,
+            {c: 0 for c, s in known.items() if not s.may_be_null},
+            {c: s.lower for c, s in known.items() if s.lower is not None},
+            {c: s.upper for c, s in known.items() if s.upper is not None},
+            bounds_exact=exact,
         )
 
     def _record_checks(self, results: list[CheckResult]) -> None:

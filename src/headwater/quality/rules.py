@@ -43,12 +43,14 @@ _SCANNING = {
 
 
 class Stats(Protocol):
-    """What metadata knows of the rows under test (e.g. a landed batch's manifests)."""
+    """What metadata knows of the rows under test (a landed batch's manifests, the engine's
+    statistics of a version just written)."""
 
     rows: int
     nulls: Mapping[str, int]  # column → null count, for the columns it is known of
-    lower: Mapping[str, Any]  # column → exact minimum
-    upper: Mapping[str, Any]  # column → exact maximum
+    lower: Mapping[str, Any]  # column → minimum (a bound below it when not `bounds_exact`)
+    upper: Mapping[str, Any]  # column → maximum (a bound above it when not `bounds_exact`)
+    bounds_exact: bool  # whether `lower`/`upper` are the values (freshness needs the newest)
 
 
 METADATA = "-- answered from metadata (row and null counts, bounds); no rows read"
@@ -314,7 +316,7 @@ def _from_metadata(
             metric = stats.nulls[column]
         elif rule.type is RuleType.COMPLETENESS and column in stats.nulls:
             metric = stats.nulls[column] / max(stats.rows, 1)
-        elif rule.type is RuleType.FRESHNESS and column in stats.upper:
+        elif rule.type is RuleType.FRESHNESS and stats.bounds_exact and column in stats.upper:
             newest = stats.upper[column]
             if isinstance(newest, datetime):  # whole seconds crossed, as date_diff counts
                 metric = math.floor(now.timestamp()) - math.floor(newest.timestamp())
@@ -334,6 +336,25 @@ def _from_metadata(
             continue
         out[rule.name] = metric
     return out
+
+
+def answerable(rules: Sequence[Rule]) -> set[str]:
+    """The columns whose null counts or bounds would let metadata answer one of `rules`."""
+    return {
+        rule.columns[0]
+        for rule in rules
+        if rule.where is None
+        and rule.columns
+        and (
+            rule.type in (RuleType.NOT_NULL, RuleType.COMPLETENESS, RuleType.FRESHNESS)
+            or (
+                rule.type is RuleType.VALID_VALUES
+                and not (rule.values or rule.pattern)
+                and rule.min_length is None
+                and rule.max_length is None
+            )
+        )
+    }
 
 
 def _within(low: Any, high: Any, rule: Rule) -> bool:

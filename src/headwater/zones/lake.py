@@ -79,12 +79,14 @@ class SelfWritten:
 @dataclass(frozen=True)
 class BatchStats:
     """What the manifests say about one landed batch's data files, without reading them:
-    rows, nulls per column, and exact bounds of numeric, date and timestamp columns."""
+    rows, nulls per column, and exact bounds of numeric, date and timestamp columns (or
+    bounds the values lie within, when not `bounds_exact`)."""
 
     rows: int
     nulls: dict[str, int]
     lower: dict[str, Any]
     upper: dict[str, Any]
+    bounds_exact: bool = True
 
 
 class Lake:
