@@ -13,7 +13,8 @@ direct lane's tier of each file (`direct`: files per tier) and how many files we
 lane (`careful`).
 
 Imports happen before the clock starts, headwater's lazy ones too (pyiceberg's catalog, about
-0.3 s, is imported when a lake first opens its catalog, and the DuckDB engine when one opens);
+0.3 s, is imported when a lake first opens its catalog, its Arrow I/O (0.1 s) when it first
+writes, and the DuckDB engine when one opens);
 wall time is `perf_counter`, CPU time `process_time` (every thread of this process, DuckDB's
 included), peak memory this process's `ru_maxrss`, read when the work is done. Then the output
 is checked with `data.CHECKS_SQL` (untimed). Parquet is written with zstd, the codec pyiceberg
@@ -47,7 +48,13 @@ from headwater.ingest import ingest
 from headwater.zones.lake import Lake
 
 # headwater imports these on first use; imported here, before the clock, as duckdb itself is
-for _lazy in ("headwater.engine.duckdb_files", "pyiceberg.catalog.sql"):
+for _lazy in (
+    "headwater.engine.duckdb_files",
+    "pyarrow.json",
+    "pyiceberg.catalog.sql",
+    "pyiceberg.io.pyarrow",
+    "sqlalchemy.dialects.sqlite",
+):
     importlib.import_module(_lazy)
 
 READ_JSON = "select * from read_json($files, format := 'newline_delimited', columns := $columns)"

@@ -7,6 +7,7 @@ file order, files run side by side, and a connection (about 40 ms) is made once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,17 @@ class DuckDBFiles:
         self._pool = ThreadPoolExecutor(self.count, "hw-direct")
         self._local = threading.local()
         self._all: list[duckdb.DuckDBPyConnection] = []
+        self._opening = threading.Lock()
+        # every worker opens its connection now, while the caller prepares the first query
+        # (each waits for the others, so that no worker opens two)
+        started = threading.Barrier(self.count)
+        for _ in range(self.count):
+            self._pool.submit(self._open_then_wait, started)
+
+    def _open_then_wait(self, started: threading.Barrier) -> None:
+        self._connection()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            started.wait(timeout=5)
 
     def map(self, work: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
         return list(self._pool.map(work, items))
@@ -153,7 +165,8 @@ class DuckDBFiles:
         if conn is None:
             conn = self._local.conn = duckdb.connect(config={"threads": 1})
             conn.execute("SET TimeZone = 'UTC'")
-            self._all.append(conn)
+            with self._opening:
+                self._all.append(conn)
         return conn
 
 
