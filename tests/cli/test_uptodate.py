@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +184,78 @@ def test_every_catalog_table_a_build_decides_from_is_in_the_state(
         conn.execute(change)
     after = uptodate.state_key(catalog, warehouse)
     assert after is not None and after != before
+
+
+FILES_READ = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+root = Path(sys.argv[1]).resolve()
+opened = set()
+
+
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, Path)):
+        path = Path(args[0]).resolve()
+        if path.is_relative_to(root):
+            opened.add(str(path.relative_to(root)))
+
+
+sys.addaudithook(hook)
+from headwater.orchestrate import Stores, run
+from headwater.project import load_project
+
+project = load_project(root)
+stores = Stores.open(project)
+run(project, stores, now=datetime.now(UTC), stages=("build",), command="build")
+stores.close()
+print("\\n".join(sorted(opened)))
+"""
+
+
+def test_every_project_file_a_build_reads_is_in_the_stamp(ran_once: Path, tmp_path: Path) -> None:
+    """What a build reads of the project (its parse cache emptied, so that every file is
+    read, not only looked at) lies in the folders the stamp digests, or is headwater.yml;
+    a loader that learns to read another folder fails here until the stamp digests it."""
+    root = tmp_path / "shop"
+    shutil.copytree(ran_once, root)
+    shutil.rmtree(root / ".headwater/cache", ignore_errors=True)
+    done = subprocess.run(
+        [sys.executable, "-c", FILES_READ, str(root)], capture_output=True, text=True, check=True
+    )
+    read = [line for line in done.stdout.splitlines() if not line.startswith(".headwater/")]
+    assert any(p.startswith("models/") for p in read) and any(
+        p.startswith("contracts/") for p in read
+    )
+    outside = [
+        p
+        for p in read
+        if p != uptodate.SETTINGS_FILE and p.split("/")[0] not in uptodate.PROJECT_FOLDERS
+    ]
+    assert outside == []
+
+
+def test_a_build_killed_midway_leaves_no_stamp_to_answer_from(ran: Path) -> None:
+    """The stamp goes when a build starts and comes back only after it closed: a build
+    killed (SIGKILL) in between leaves nothing that could answer for the state it changed."""
+    assert answered(build(ran))
+    model = ran / "models/marts/revenue_daily.sql"
+    good = model.read_text()
+    model.write_text(good.replace("count(*) as orders", "count(*) as orders, 1 as edited"))
+    script = (
+        "import os, signal, sys\n"
+        "from headwater.orchestrate import build as b\n"
+        "work = b.BuildStage.work\n"
+        "def killed(self, task):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "b.BuildStage.work = killed\n"
+        "from headwater.cli.main import app\n"
+        "app(['build', '-p', sys.argv[1]])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(ran)], capture_output=True)
+    assert done.returncode == -signal.SIGKILL
+    assert not (ran / uptodate.STAMP).exists()
+    model.write_text(good, encoding="utf-8")  # back as it was stamped: still not answered
+    assert not answered(build(ran))
+    assert answered(build(ran))
