@@ -5,12 +5,17 @@ reports their samples too (from the same scan). A failing uniqueness rule would 
 aggregation, for the samples of its duplicated keys.
 
     .venv/bin/python bench/quality/run.py [--rows 10000000] [--repeat 3] [--fresh] [--all-pass]
+                                          [--scan-only]
 
-Builds (once, cached in out/) a DuckDB table of `--rows` orders with a few deliberate defects,
+Builds (once, cached in out/) a DuckDB table of `--rows` orders with a few deliberate defects
+(written by the CREATE TABLE itself, as a model's defects are),
 then times, each in a fresh process (imports before the clock) and `--repeat` times (median):
 
-- headwater: `quality.evaluate` of the 20 rules in RULES, as a model audit runs them — the one
-  scan, plus the queries that fetch sample rows for the rules that fail;
+- headwater: `quality.evaluate` of the 20 rules in RULES, as a model audit runs them — what
+  the write knows of the table (its row count, and DuckDB's statistics of its columns: which
+  hold no NULL, the bounds of their values; `quality.written`), then the one scan of the rules
+  those do not answer, plus the queries that fetch sample rows for the rules that fail
+  (`--scan-only`: no statistics, every rule scanned, as before #14's point 6);
 - hand-written: HAND, one SQL query a person would write for the same 20 metrics.
 
 Reports wall and CPU seconds, the ratio (target: within 1.1x, issue #14) and each side's
@@ -119,13 +124,15 @@ create table orders as
 select
   i as id,
   h(i, 1, 500000)::bigint as customer_id,
-  (['placed', 'paid', 'shipped', 'delivered', 'cancelled', 'refunded'])[1 + h(i, 2, 6)]
-    as status,
-  round(h(i, 3, 50000) / 100.0, 2)::double as amount,
+  case when {defects} and i = 123456 then 'lost'
+    else (['placed', 'paid', 'shipped', 'delivered', 'cancelled', 'refunded'])[1 + h(i, 2, 6)]
+  end as status,
+  case when {defects} and i in (17, 4242) then -5
+    else round(h(i, 3, 50000) / 100.0, 2) end::double as amount,
   (['EUR', 'EUR', 'USD', 'GBP'])[1 + h(i, 4, 4)] as currency,
   (['DE', 'FR', 'GB', 'NL', 'US', 'ES', 'IT', 'SE'])[1 + h(i, 5, 8)] as country,
-  case when h(i, 6, 50) = 0 then null else 'user' || (i % 99991) || '@example.com' end
-    as email,
+  case when {defects} and i = 99 then 'not-an-email'
+    when h(i, 6, 50) = 0 then null else 'user' || (i % 99991) || '@example.com' end as email,
   (1 + h(i, 7, 20))::integer as quantity,
   h(i, 8, 30) / 100.0 as discount,
   substr('ABCD', 1, (2 + h(i, 9, 3))::integer) as code,
@@ -135,17 +142,11 @@ select
     as updated_at
 from range({rows}) t(i);
 """
-# deliberate defects: a few rows break a few rules (left out with --all-pass)
-DEFECTS = """
-update orders set amount = -5 where id in (17, 4242);
-update orders set email = 'not-an-email' where id = 99;
-update orders set status = 'lost' where id = 123456;
-"""
 
 
 def setup(rows: int, *, fresh: bool, defects: bool = True) -> Path:
     """The table, generated once per row count (and with or without its defects)."""
-    db = OUT / f"orders-{rows}{'' if defects else '-clean'}.duckdb"
+    db = OUT / f"orders-v2-{rows}{'' if defects else '-clean'}.duckdb"
     if db.exists() and not fresh:
         return db
     import duckdb
@@ -156,28 +157,36 @@ def setup(rows: int, *, fresh: bool, defects: bool = True) -> Path:
     print(f"generating {rows:,} rows into {db} ...", flush=True)
     with duckdb.connect(str(db)) as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        conn.execute(GENERATE.format(rows=rows))
-        if defects:
-            conn.execute(DEFECTS)
+        # deliberate defects: a few rows break a few rules (left out with --all-pass)
+        conn.execute(GENERATE.format(rows=rows, defects=str(defects).lower()))
         conn.execute("CHECKPOINT")
     print(f"  {time.perf_counter() - started:.1f}s", flush=True)
     return db
 
 
-def headwater(db: str) -> dict[str, Any]:
+def headwater(db: str, *, scan_only: bool = False) -> dict[str, Any]:
     from headwater.contracts import Rule
     from headwater.engine.duckdb import DuckDBEngine
-    from headwater.quality import evaluate
+    from headwater.quality import evaluate, written
+    from headwater.quality.rules import METADATA
 
     rules = [Rule.model_validate(r) for r in RULES]
     engine = DuckDBEngine(db)
     columns = [f.name for f in engine.read("select * from orders limit 0").schema]
     wall, cpu = time.perf_counter(), time.process_time()
-    results = evaluate(rules, "orders", engine=engine, now=NOW, columns=columns, key=["id"])
+    stats = None
+    if not scan_only:
+        # a model's write reports its row count; here DuckDB answers it from metadata
+        rows = engine.row_counts(["orders"])["orders"]
+        stats = written(engine, "orders", rules, rows, exact=True)
+    results = evaluate(
+        rules, "orders", engine=engine, now=NOW, columns=columns, key=["id"], stats=stats
+    )
     out = _timing(wall, cpu)
     engine.close()
     out["metrics"] = {r.rule.name: r.metric for r in results}
     out["failed"] = sorted(r.rule.name for r in results if not r.passed)
+    out["from_metadata"] = sorted(r.rule.name for r in results if r.sql == METADATA)
     return out
 
 
@@ -203,9 +212,9 @@ def _timing(wall: float, cpu: float) -> dict[str, Any]:
     }
 
 
-def measure(kind: str, db: Path) -> dict[str, Any]:
+def measure(kind: str, db: Path, *, scan_only: bool = False) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, __file__, "--measure", kind, str(db)],
+        [sys.executable, __file__, "--measure", kind, str(db), str(int(scan_only))],
         capture_output=True,
         text=True,
         check=False,
@@ -223,18 +232,23 @@ def main() -> None:
     parser.add_argument(
         "--all-pass", action="store_true", help="the table without its defects: every rule passes"
     )
-    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scan-only", action="store_true", help="no statistics: every rule in the scan"
+    )
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        kind, db = args.measure
-        print(json.dumps(headwater(db) if kind == "headwater" else hand(db), default=str))
+        kind, db, scan_only = args.measure
+        ours = kind == "headwater"
+        result = headwater(db, scan_only=scan_only == "1") if ours else hand(db)
+        print(json.dumps(result, default=str))
         return
     db = setup(args.rows, fresh=args.fresh, defects=not args.all_pass)
     samples: dict[str, list[dict[str, Any]]] = {"headwater": [], "hand": []}
     for i in range(args.repeat):
         order = ("headwater", "hand") if i % 2 else ("hand", "headwater")
         for kind in order:
-            samples[kind].append(measure(kind, db))
+            samples[kind].append(measure(kind, db, scan_only=args.scan_only))
         print(
             f"  round {i + 1}: "
             + ", ".join(f"{k} {v[-1]['wall_s']:.2f}s" for k, v in samples.items()),
@@ -256,12 +270,15 @@ def main() -> None:
         "cpu_ratio": med["headwater"]["cpu_s"] / med["hand"]["cpu_s"],
         "target": TARGET,
         "failed_rules": samples["headwater"][0]["failed"],
+        "from_metadata": samples["headwater"][0]["from_metadata"],
+        "scan_only": args.scan_only,
         "metrics_match": not mismatched,
         "mismatched": mismatched,
         "samples": samples,
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    written = OUT / f"result{'-all-pass' if args.all_pass else ''}.json"
+    suffix = ("-all-pass" if args.all_pass else "") + ("-scan-only" if args.scan_only else "")
+    written = OUT / f"result{suffix}.json"
     written.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"\n{len(RULES)} rules over {args.rows:,} rows, median of {args.repeat}")
     print(f"{'':16}{'wall s':>9}{'cpu s':>9}{'peak MB':>9}")
@@ -272,6 +289,7 @@ def main() -> None:
         f"ratio {result['ratio']:.2f}x (target <= {TARGET}x), cpu ratio "
         f"{result['cpu_ratio']:.2f}x; failing rules: "
         f"{', '.join(result['failed_rules']) or 'none'}; "
+        f"answered from statistics: {len(result['from_metadata'])}; "
         f"metrics match: {result['metrics_match']} {mismatched or ''}"
     )
     print(f"wrote {written}")

@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = direct.plan(project)
     plan_file = work / "plan.json"
     plan_file.write_text(json.dumps([asdict(s) for s in steps]), encoding="utf-8")
+    # the parse cache trusts a file's stat only once the file is 2 s old (git's "racily clean"
+    # rule): load once after that, so every copy starts as a user's project does after its
+    # first load, each file's digest known by its stat (not read and hashed again)
+    time.sleep(2.1)
     threads = load_project(project).settings.defaults.threads or 4
     print(
         f"{len(models)} generated + {len(steps) - len(models)} clean models, "

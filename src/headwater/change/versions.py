@@ -65,7 +65,7 @@ def view_sql(
     per dialect and hidden column: a build that flips 500 views would otherwise spend 50 ms
     generating them.
 
-    >>> view_sql("marts.daily", "hw_marts.daily__ab12", "duckdb")
+    >>> view_sql("marts.daily", "hw_marts.daily__ab12", "postgres")
     'CREATE OR REPLACE VIEW "marts"."daily" AS SELECT * FROM "hw_marts"."daily__ab12"'
     """
     zone, name = model.split(".")

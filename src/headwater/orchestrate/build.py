@@ -43,9 +43,9 @@ from headwater.orchestrate.plan import Task
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
-from headwater.quality import CheckResult, answerable
+from headwater.quality import CheckResult, written
 from headwater.zones.catalog import ModelVersion, TaskRecord
-from headwater.zones.lake import BatchStats, Snapshot
+from headwater.zones.lake import Snapshot
 
 # keys of a version's recorded inputs beside the raw snapshots it has seen
 AUDIT = "#audit"  # what its last passing audit depended on (see _Builder._audit_key)
@@ -571,7 +571,7 @@ class _Builder:
         self, model: Model, physical: str, cursor: Engine, rows: int | None, *, exact: bool = False
     ) -> list[CheckResult]:
         columns = list(cursor.columns(physical))
-        stats = None if rows is None else self._stats(model, physical, cursor, rows, exact)
+        stats = None if rows is None else written(cursor, physical, model.rules, rows, exact=exact)
         return evaluate_in(
             model.sidecar_path or model.path,
             model.rules,
@@ -592,24 +592,6 @@ class _Builder:
             key=model.config.grain,
             label=model.name,
             pii=ModelPii(self.project, model.name, columns),
-        )
-
-    @staticmethod
-    def _stats(model: Model, physical: str, cursor: Engine, rows: int, exact: bool) -> BatchStats:
-        """What the write knows of the version: its row count (row_count and volume rules
-        need no scan) and, from the engine's statistics, which columns hold no NULL and the
-        bounds of their values (not_null, completeness, range and freshness rules that pass
-        need no scan either; what it cannot tell is left to the scan)."""
-        wanted = answerable(model.rules)
-        if not wanted or not cursor.capabilities.column_stats:
-            return BatchStats(rows, {}, {}, {})
-        known = cursor.column_stats(physical, sorted(wanted))
-        return BatchStats(
-            rows,
-            {c: 0 for c, s in known.items() if not s.may_be_null},
-            {c: s.lower for c, s in known.items() if s.lower is not None},
-            {c: s.upper for c, s in known.items() if s.upper is not None},
-            bounds_exact=exact,
         )
 
     def _record_checks(self, results: list[CheckResult]) -> None:

@@ -1,5 +1,5 @@
 """Quality (band 2): rules compiled to one scanning query; results are data, not verdicts."""
 
-from headwater.quality.rules import CheckResult, answerable, evaluate
+from headwater.quality.rules import CheckResult, Known, evaluate, written
 
-__all__ = ["CheckResult", "answerable", "evaluate"]
+__all__ = ["CheckResult", "Known", "evaluate", "written"]

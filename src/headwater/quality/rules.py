@@ -338,6 +338,36 @@ def _from_metadata(
     return out
 
 
+@dataclass(frozen=True)
+class Known:
+    """`Stats` as read from somewhere: a write's own count and its engine's statistics."""
+
+    rows: int
+    nulls: Mapping[str, int] = field(default_factory=dict)
+    lower: Mapping[str, Any] = field(default_factory=dict)
+    upper: Mapping[str, Any] = field(default_factory=dict)
+    bounds_exact: bool = True
+
+
+def written(engine: Engine, table: str, rules: Sequence[Rule], rows: int, *, exact: bool) -> Known:
+    """What a write knows of the table it just wrote: its row count (row_count and volume
+    rules need no scan) and, from the engine's statistics, which columns hold no NULL and the
+    bounds of their values (not_null, completeness, range and freshness rules that pass need
+    no scan either; what they cannot tell is left to the scan). `exact`: the table was
+    written whole, nothing deleted since, so its bounds are its minimum and maximum."""
+    wanted = answerable(rules)
+    if not wanted or not engine.capabilities.column_stats:
+        return Known(rows)
+    found = engine.column_stats(table, sorted(wanted))
+    return Known(
+        rows,
+        {c: 0 for c, s in found.items() if not s.may_be_null},
+        {c: s.lower for c, s in found.items() if s.lower is not None},
+        {c: s.upper for c, s in found.items() if s.upper is not None},
+        bounds_exact=exact,
+    )
+
+
 def answerable(rules: Sequence[Rule]) -> set[str]:
     """The columns whose null counts or bounds would let metadata answer one of `rules`."""
     return {
