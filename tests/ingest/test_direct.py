@@ -342,6 +342,7 @@ def test_the_first_pass_counts_records_other_lines_repeated_and_unknown_keys(
         pytest.param(record(1, items=[{"sku": "s"}]), True, id="a key missing in a list"),
         pytest.param(record(1, customer=None, items=None), False, id="nulls for structs"),
         pytest.param('{"id": 1, "at": ', False, id="not JSON: the exact tier refuses it"),
+        pytest.param('{"id": ' + "[" * 5000 + "]" * 5000 + "}", False, id="nested too deep"),
     ],
 )
 def test_the_exact_tier_is_not_tried_on_a_file_whose_first_lines_do_not_fit(

@@ -366,7 +366,7 @@ def _misfits(path: str, shape: dict[str, Shape], head: int = SAMPLE_BYTES) -> bo
     for line in lines:
         try:
             record = json.loads(line.removeprefix(b"\xef\xbb\xbf") or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's limit
             return False
         if record is not None and not _fits(record, shape):
             return True
