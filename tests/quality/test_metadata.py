@@ -3,7 +3,6 @@ metrics as the scan, no rows read, and failures still scanned for their samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,20 +15,11 @@ from headwater.engine import ColumnStats
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.orchestrate import RunReport, Stores, run
 from headwater.project import Project, load_project
-from headwater.quality import evaluate
+from headwater.quality import Known, evaluate
 from headwater.quality.rules import METADATA
 from tests.conftest import NOW as SHOP_NOW
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-@dataclass
-class Known:
-    rows: int
-    nulls: dict[str, int] = field(default_factory=dict)
-    lower: dict[str, Any] = field(default_factory=dict)
-    upper: dict[str, Any] = field(default_factory=dict)
-    bounds_exact: bool = True
 
 
 class Counting(DuckDBEngine):
