@@ -352,6 +352,7 @@ def test_the_exact_tier_is_not_tried_on_a_file_whose_first_lines_do_not_fit(
     path = tmp_path / "a.jsonl"
     write(path, lines(first, *[record(i) for i in range(2, 5)]))
     assert direct._misfits(str(path), shape) is misfits
+    assert not direct._misfits(str(tmp_path / "gone.jsonl"), shape)  # the lanes report it
     # only the head is read: a misfit after it is the exact tier's to find
     write(path, lines(*[record(i) for i in range(1, 400)], record(400, n=...)))
     assert not direct._misfits(str(path), shape, head=4096)

@@ -360,8 +360,11 @@ def _misfits(path: str, shape: dict[str, Shape], head: int = SAMPLE_BYTES) -> bo
     """Whether a record among the first `head` bytes of the file lacks a declared key or has
     another, at any depth: proof that the exact tier would give the file back. False when in
     doubt (a line that is not JSON is the exact tier's to refuse)."""
-    with open(path, "rb") as handle:
-        sample = handle.read(head)
+    try:
+        with open(path, "rb") as handle:
+            sample = handle.read(head)
+    except OSError:  # unreadable: the lanes report it
+        return False
     lines = sample.splitlines()[:-1] if len(sample) == head else sample.splitlines()
     for line in lines:
         try:
