@@ -321,10 +321,7 @@ def _from_metadata(
             if isinstance(newest, datetime):  # whole seconds crossed, as date_diff counts
                 metric = math.floor(now.timestamp()) - math.floor(newest.timestamp())
         elif (
-            rule.type is RuleType.VALID_VALUES
-            and not (rule.values or rule.pattern)
-            and rule.min_length is None
-            and rule.max_length is None
+            _range_only(rule)
             and column in stats.lower
             and column in stats.upper
             and _within(stats.lower[column], stats.upper[column], rule)
@@ -377,14 +374,19 @@ def answerable(rules: Sequence[Rule]) -> set[str]:
         and rule.columns
         and (
             rule.type in (RuleType.NOT_NULL, RuleType.COMPLETENESS, RuleType.FRESHNESS)
-            or (
-                rule.type is RuleType.VALID_VALUES
-                and not (rule.values or rule.pattern)
-                and rule.min_length is None
-                and rule.max_length is None
-            )
+            or _range_only(rule)
         )
     }
+
+
+def _range_only(rule: Rule) -> bool:
+    """A valid_values rule that bounds values (min, max) and asks nothing else of them."""
+    return (
+        rule.type is RuleType.VALID_VALUES
+        and not (rule.values or rule.pattern)
+        and rule.min_length is None
+        and rule.max_length is None
+    )
 
 
 def _within(low: Any, high: Any, rule: Rule) -> bool:
