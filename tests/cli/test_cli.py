@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,12 +21,8 @@ def hw(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def project(shop_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cli") / "shop"
-    shutil.copytree(shop_template, root)
-    code, out = hw("run", "-p", str(root))
-    assert code == 0, out
-    return root
+def project(ran_shop: Path) -> Path:
+    return ran_shop
 
 
 def test_init_scaffolds_a_runnable_project(tmp_path: Path) -> None:

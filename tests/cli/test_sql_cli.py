@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,8 @@ def hw(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def project(shop_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("sql") / "shop"
-    shutil.copytree(shop_template, root)
-    code, out = hw("run", "-p", str(root))
-    assert code == 0, out
-    return root
+def project(ran_shop: Path) -> Path:
+    return ran_shop
 
 
 def sql(project: Path, query: str, *flags: str) -> tuple[int, str]:

@@ -33,13 +33,8 @@ def answered(result: dict[str, Any]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def ran_once(shop_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example after one run, shared by the tests that only read it."""
-    root = tmp_path_factory.mktemp("uptodate") / "shop"
-    shutil.copytree(shop_template, root)
-    code, out = hw("run", "-p", str(root))
-    assert code == 0, out
-    return root
+def ran_once(ran_shop: Path) -> Path:
+    return ran_shop
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from headwater.change.versions import PROD, view_schema, view_sql
+from headwater.change.versions import PROD, view_schema
 from headwater.engine import Engine, verbatim
 from headwater.zones.catalog import Catalog, ModelVersion
 
@@ -31,10 +31,6 @@ class Environment:
     def pointers(self) -> dict[str, str]:
         """Model → the physical version the environment shows now."""
         return self.catalog.pointers(self.name)
-
-    def view(self, model: str, physical: str, *, hide: str | None = None) -> str:
-        """The statement that points the environment's view of `model` at `physical`."""
-        return view_sql(model, physical, self.engine.dialect, self.name, hide=hide)
 
     def release(
         self,

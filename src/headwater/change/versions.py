@@ -15,6 +15,8 @@ from collections.abc import Mapping
 
 from sqlglot import exp
 
+from headwater.models.renderer import table_sql
+
 PROD = "prod"
 
 
@@ -70,8 +72,8 @@ def view_sql(
     """
     zone, name = model.split(".")
     head, middle, tail = _view_template(dialect, hide)
-    view = _table_sql(view_schema(zone, env), name, dialect)
-    return head + view + middle + _table_sql(*physical.split("."), dialect) + tail
+    view = table_sql(f"{view_schema(zone, env)}.{name}", dialect)
+    return head + view + middle + table_sql(physical, dialect) + tail
 
 
 _SLOT = "__hw_slot__"  # schema and name of the placeholder tables of a template
@@ -82,11 +84,6 @@ def _view_template(dialect: str, hide: str | None) -> tuple[str, str, str]:
     """The text of `publish_view` in `dialect` around its two table names."""
     view, version = f"{_SLOT}.{_SLOT}0", f"{_SLOT}.{_SLOT}1"
     text = publish_view(view, version, hide=hide).sql(dialect=dialect)
-    head, rest = text.split(_table_sql(_SLOT, f"{_SLOT}0", dialect), 1)
-    middle, tail = rest.split(_table_sql(_SLOT, f"{_SLOT}1", dialect), 1)
+    head, rest = text.split(table_sql(view, dialect), 1)
+    middle, tail = rest.split(table_sql(version, dialect), 1)
     return head, middle, tail
-
-
-@functools.lru_cache(maxsize=4096)
-def _table_sql(schema: str, name: str, dialect: str) -> str:
-    return exp.table_(name, schema, quoted=True).sql(dialect=dialect)

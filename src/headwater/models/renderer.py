@@ -103,7 +103,7 @@ class Compiled:
         out = [self.parts[0]]
         for (logical, text), part in zip(self.slots, self.parts[1:], strict=True):
             target = tables.get(logical)
-            out.append(_table_sql(target, self.dialect) if target else text)
+            out.append(table_sql(target, self.dialect) if target else text)
             out.append(part)
         return "".join(out)
 
@@ -179,7 +179,7 @@ class Renderer:
 
 
 @functools.lru_cache(maxsize=4096)
-def _table_sql(name: str, dialect: str) -> str:
+def table_sql(name: str, dialect: str) -> str:
     """`hw_clean.orders__ab12` as a quoted table name in `dialect`."""
     schema, table = name.split(".")
     return exp.table_(table, schema, quoted=True).sql(dialect)

@@ -352,7 +352,7 @@ def written(engine: Engine, table: str, rules: Sequence[Rule], rows: int, *, exa
     bounds of their values (not_null, completeness, range and freshness rules that pass need
     no scan either; what they cannot tell is left to the scan). `exact`: the table was
     written whole, nothing deleted since, so its bounds are its minimum and maximum."""
-    wanted = answerable(rules)
+    wanted = _answerable(rules)
     if not wanted or not engine.capabilities.column_stats:
         return Known(rows)
     found = engine.column_stats(table, sorted(wanted))
@@ -365,7 +365,7 @@ def written(engine: Engine, table: str, rules: Sequence[Rule], rows: int, *, exa
     )
 
 
-def answerable(rules: Sequence[Rule]) -> set[str]:
+def _answerable(rules: Sequence[Rule]) -> set[str]:
     """The columns whose null counts or bounds would let metadata answer one of `rules`."""
     return {
         rule.columns[0]
