@@ -297,3 +297,15 @@ def test_a_nested_parquet_value_that_does_not_cast_is_quarantined(
         (1, [{"sku": "a", "qty": 1}]),
         (3, [{"sku": None, "qty": None}]),
     ]
+
+
+def test_a_reason_quotes_a_long_value_cut_and_the_record_keeps_it_whole(
+    tmp_path: Path, lake: Lake
+) -> None:
+    long = "x" * 500
+    write(tmp_path / "data/e.jsonl", json.dumps({"order_id": long}) + "\n")
+    landed = ingest(contract("data/*.jsonl"), root=tmp_path, lake=lake, now=NOW)
+    assert (landed.rows, landed.quarantined) == (0, 1)
+    [(reason, record)] = rows(lake, "raw.orders__quarantine", "_hw_reason, _hw_record")
+    assert reason == f"order_id: cannot cast '{'x' * 80}…' to BIGINT"
+    assert long in record

@@ -212,16 +212,30 @@ def _arrow_type(kind: exp.DataType) -> pa.DataType | None:
     return None
 
 
+SHOWN = 80  # characters of a value a cast failure's reason quotes
+
+
 def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expr]:
     out = []
     if not col.nullable:
         out.append(_when(exp.column(raw).is_(exp.null()), f"{col.name}: required value is missing"))
     bad_cast = exp.and_(exp.column(raw).is_(exp.null()).not_(), exp.column(value).is_(exp.null()))
+    # the value as the record had it, cut to SHOWN characters: a reason is read by a person
+    # (and groups the quarantine's counts), the record itself keeps the whole value
+    text = exp.cast(exp.column(raw), "varchar")
+    shown = (
+        exp.Case()
+        .when(
+            exp.func("length", text.copy()) > exp.Literal.number(SHOWN),
+            exp.DPipe(
+                this=exp.func("left", text.copy(), exp.Literal.number(SHOWN)),
+                expression=exp.Literal.string("…"),
+            ),
+        )
+        .else_(text)
+    )
     message = exp.DPipe(
-        this=exp.DPipe(
-            this=exp.Literal.string(f"{col.name}: cannot cast '"),
-            expression=exp.cast(exp.column(raw), "varchar"),
-        ),
+        this=exp.DPipe(this=exp.Literal.string(f"{col.name}: cannot cast '"), expression=shown),
         expression=exp.Literal.string(f"' to {col.type}"),
     )
     out.append(exp.Case().when(bad_cast, message))
