@@ -37,6 +37,8 @@ DRIVERS = {
     "httpx": {"ingest/http"},
     "tenacity": {"ingest/http"},
     "fsspec": {"ingest/files"},
+    "confluent_kafka": {"ingest/kafka"},
+    "fastavro": {"ingest/kafka"},
     "typer": {"cli"},
     "rich": {"cli"},
     "jinja2": {"change/dbt"},

@@ -21,15 +21,15 @@ def _spec_kinds() -> set[str]:
 
 
 def test_the_sources_are_exactly_the_connector_kinds_of_the_spec() -> None:
-    assert set(SOURCES) == _spec_kinds() == {"files", "http", "postgres", "sql"}
+    assert set(SOURCES) == _spec_kinds() == {"files", "http", "postgres", "sql", "kafka"}
 
 
 def test_an_unregistered_kind_is_an_error_with_the_kinds_there_are(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:
         open_reader(
-            SimpleNamespace(kind="kafak"), root=tmp_path, state=Checkpoint(), secrets=Secrets({})
+            SimpleNamespace(kind="mqtt"), root=tmp_path, state=Checkpoint(), secrets=Secrets({})
         )
-    assert "kafak" in caught.value.message and "sql" in (caught.value.hint or "")
+    assert "mqtt" in caught.value.message and "sql" in (caught.value.hint or "")
     with pytest.raises(SpecError) as caught:
         open_reader(
             SimpleNamespace(kind="htp"), root=tmp_path, state=Checkpoint(), secrets=Secrets({})

@@ -4,6 +4,7 @@ from headwater.contracts.connectors import (
     FilesConnector,
     HttpConnector,
     Incremental,
+    KafkaConnector,
     PostgresConnector,
     SqlConnector,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "FilesConnector",
     "HttpConnector",
     "Incremental",
+    "KafkaConnector",
     "Load",
     "ModelConfig",
     "ModelKind",

@@ -1,4 +1,4 @@
-"""Connector specs: where a contract's records come from (files, HTTP, SQL databases).
+"""Connector specs: where a contract's records come from (files, HTTP, SQL databases, Kafka).
 
 Any string may hold `${ENV_VAR}`; it is expanded only when the connector runs (see
 `contracts.secrets`), so a spec object, `headwater schema` and every error keep the reference,
@@ -8,11 +8,12 @@ never the value.
 from __future__ import annotations
 
 import codecs
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from headwater.contracts.base import Duration, Spec
+from headwater.contracts.base import Duration, FieldError, Spec
 
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -214,7 +215,77 @@ class SqlConnector(_Database):
     kind: Literal["sql"]
 
 
+# ---- streams ----------------------------------------------------------------------------------
+
+
+class KafkaConnector(Spec):
+    """Kafka topics read by a consumer group (confluent-kafka). The lake's offsets are the
+    truth: each batch commits its offsets with its rows, and Kafka's are set only after."""
+
+    kind: Literal["kafka"]
+    brokers: str = Field(description="Bootstrap servers, e.g. 127.0.0.1:9092,broker2:9092")
+    topics: list[str] = Field(default_factory=list, description="Topics to read")
+    pattern: str | None = Field(
+        default=None, description="A regular expression of topics to read instead, e.g. ^orders"
+    )
+    group: str | None = Field(
+        default=None, description="The consumer group (default: headwater-<contract>)"
+    )
+    format: Literal["json", "avro"] = Field(
+        default="json", description="How message values are encoded"
+    )
+    avro_schema: dict[str, Any] | str | None = Field(
+        default=None,
+        description="format: avro: the writer's schema (a record schema, or a path to an .avsc "
+        "file) for values without a schema registry",
+    )
+    schema_registry: str | None = Field(
+        default=None,
+        description="format: avro: a schema registry URL; values carry the schema id "
+        "(Confluent's wire format)",
+    )
+    start: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where a topic nothing has landed from is read from"
+    )
+    max_rows: int = Field(default=10_000, ge=1, description="A batch closes at this many messages")
+    max_wait: Duration = Field(
+        default="1s", description="… or this long after its first message, whichever is first"
+    )
+    connect_timeout: Duration = Field(
+        default="10s", description="How long to wait for the brokers to answer"
+    )
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="More librdkafka settings (security.protocol, sasl.*, …); use ${ENV_VAR} "
+        "for secrets",
+    )
+
+    @model_validator(mode="after")
+    def _what_to_read(self) -> KafkaConnector:
+        if bool(self.topics) == (self.pattern is not None):
+            raise ValueError("set exactly one of `topics:` (a list) or `pattern:` (a regex)")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as err:
+                raise FieldError(
+                    f"pattern is not a regular expression: {err}", loc=("pattern",)
+                ) from None
+        if self.format == "avro" and (self.avro_schema is None) == (self.schema_registry is None):
+            raise FieldError(
+                "format: avro needs exactly one of `avro_schema:` (the writer's schema) or "
+                "`schema_registry:` (its URL)",
+                loc=("format",),
+            )
+        if self.format == "json" and (self.avro_schema or self.schema_registry):
+            raise FieldError(
+                "avro_schema / schema_registry describe Avro values: set `format: avro`",
+                loc=("format",),
+            )
+        return self
+
+
 Connector = Annotated[
-    FilesConnector | HttpConnector | PostgresConnector | SqlConnector,
+    FilesConnector | HttpConnector | PostgresConnector | SqlConnector | KafkaConnector,
     Field(discriminator="kind"),
 ]

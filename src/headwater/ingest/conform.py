@@ -18,6 +18,7 @@ from headwater.contracts.predicates import failure_reason
 from headwater.contracts.specs import parse_watermark, sql_type
 from headwater.engine import scratch
 from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD
+from headwater.zones.layout import STREAM_METADATA
 
 INPUT = "_hw_in"
 RESERVED = "_hw_"  # the prefix of the raw zone's metadata columns: no source key may use it
@@ -41,11 +42,16 @@ def conform_query(
     *,
     extra_keys: list[str],
     per_row_origin: bool = False,
+    unit: str = "record",
 ) -> exp.Select:
     """Build the conform query for a part with input `columns` in format `fmt`; with
-    `per_row_origin` each row's origin is its `_hw_origin` column, else the `source` parameter."""
+    `per_row_origin` each row's origin is its `_hw_origin` column, else the `source` parameter.
+    Input columns named in `STREAM_METADATA` (a stream's topic, offset, …) are carried into
+    raw as they are; `unit` names what `_hw_position` counts in `_hw_source`."""
     json_input = fmt == JSON
     declared = [c.name for c in contract.columns]
+    carried = [c for c in columns if c in STREAM_METADATA]
+    columns = [c for c in columns if c not in STREAM_METADATA]
     inner = exp.select(exp.Star())
     outer: list[exp.Expr] = []
     reasons: list[exp.Expr] = []
@@ -129,7 +135,8 @@ def conform_query(
             ),
         )
         inner = inner.from_(INPUT)
-    outer.extend(metadata_columns(contract, per_row_origin=per_row_origin))
+    outer.extend(exp.column(c, quoted=True) for c in carried)
+    outer.extend(metadata_columns(contract, per_row_origin=per_row_origin, unit=unit))
     reason_col: exp.Expr = exp.column("_hw_reason")
     checked = exp.select(*outer, reason.as_("_hw_reason"), record.as_("_hw_raw")).from_(
         inner.subquery("_c")
@@ -242,7 +249,9 @@ def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expr]:
     return out
 
 
-def metadata_columns(contract: Contract, *, per_row_origin: bool) -> list[exp.Expr]:
+def metadata_columns(
+    contract: Contract, *, per_row_origin: bool, unit: str = "record"
+) -> list[exp.Expr]:
     """The raw zone's metadata columns over conformed values `_v<i>` and positions `_hw_position`
     (parameters: batch_id, now, cutoff, and source unless `per_row_origin`)."""
     late: exp.Expr = exp.false()
@@ -262,7 +271,7 @@ def metadata_columns(contract: Contract, *, per_row_origin: bool) -> list[exp.Ex
     source = exp.DPipe(
         this=exp.cast(origin, "varchar"),
         expression=exp.DPipe(
-            this=exp.Literal.string(" record "), expression=exp.cast(exp.column(RECORD), "varchar")
+            this=exp.Literal.string(f" {unit} "), expression=exp.cast(exp.column(RECORD), "varchar")
         ),
     )
     return [

@@ -56,6 +56,12 @@ def _database(connector: Any, *, state: Checkpoint, secrets: Secrets, **_: Any) 
     return DatabaseReader(connector, state=state, secrets=secrets)
 
 
+def _kafka(connector: Any, *, root: Path, state: Checkpoint, secrets: Secrets, **_: Any) -> Reader:
+    from headwater.ingest.kafka import KafkaReader
+
+    return KafkaReader(connector, root=root, state=state, secrets=secrets)
+
+
 # connector kind → what opens its reader (each kind's driver is imported only when used); a
 # new source registers here, and `contracts.connectors` gives its spec the same `kind`
 SOURCES: dict[str, Callable[..., Reader]] = {
@@ -63,4 +69,5 @@ SOURCES: dict[str, Callable[..., Reader]] = {
     "http": _http,
     "postgres": _database,
     "sql": _database,
+    "kafka": _kafka,
 }

@@ -453,3 +453,20 @@ def _part(
         }
     )
     return Part(table, JSON, origins[0])
+
+
+def get_json(url: str, *, timeout: float, shown: str, what: str) -> tuple[int, Any]:
+    """One GET of a small JSON document (`what`, e.g. a schema registry's schema): its status
+    and body (None unless 200). `shown` is the URL as errors may show it.
+
+    Raises:
+        TransientSourceError: the server cannot be reached.
+    """
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as err:
+        raise TransientSourceError(
+            f"cannot reach {what} at {shown}: {type(err).__name__}: {err}",
+            hint=f"is {what} up? nothing was landed; the next run tries again",
+        ) from None
+    return response.status_code, (orjson.loads(response.content) if response.is_success else None)

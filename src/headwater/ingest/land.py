@@ -39,6 +39,7 @@ from headwater.ingest.infer import infer_columns
 from headwater.ingest.source import (
     ORIGIN,
     RECORD,
+    Acknowledged,
     Checkpoint,
     FileSource,
     Part,
@@ -90,11 +91,13 @@ def ingest(
     lake: Lake,
     now: datetime,
     environ: Mapping[str, str] | None = None,
+    reader: Reader | None = None,
 ) -> Landed:
     """Land what `contract`'s connector has that raw does not, as one raw batch.
 
     `environ` expands `${VAR}` references (default: the process environment); their values
-    never appear in an error, a location or the catalog.
+    never appear in an error, a location or the catalog. `reader` lands what an open reader
+    holds instead of opening the connector (a stream worker's batch).
 
     Example:
         >>> ingest(contract, root=Path("shop"), lake=lake, now=now).rows   # doctest: +SKIP
@@ -102,7 +105,7 @@ def ingest(
     """
     secrets = Secrets(os.environ if environ is None else environ)
     try:
-        return _land(contract, root=root, lake=lake, now=now, secrets=secrets)
+        return _land(contract, root=root, lake=lake, now=now, secrets=secrets, reader=reader)
     except HeadwaterError as err:
         raise type(err)(
             secrets.scrub(err.message),
@@ -111,7 +114,15 @@ def ingest(
         ) from err  # the cause stays for --debug and callers; the CLI scrubs what it prints
 
 
-def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets: Secrets) -> Landed:
+def _land(
+    contract: Contract,
+    *,
+    root: Path,
+    lake: Lake,
+    now: datetime,
+    secrets: Secrets,
+    reader: Reader | None = None,
+) -> Landed:
     table = contract.table
     quarantine = f"{table}__quarantine"
     _create_tables(contract, lake)
@@ -123,14 +134,15 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
     incremental = getattr(contract.connector, "incremental", None)
     if incremental is not None:
         state = replace(state, since=_since(state.cursor, incremental.initial, incremental.lag))
-    reader = open_reader(
-        contract.connector,
-        root=root,
-        state=state,
-        secrets=secrets,
-        columns=[c.name for c in contract.columns],
-        whole=whole,
-    )
+    if reader is None:
+        reader = open_reader(
+            contract.connector,
+            root=root,
+            state=state,
+            secrets=secrets,
+            columns=[c.name for c in contract.columns],
+            whole=whole,
+        )
     result = Landed(table, already_landed=reader.already_landed)
     if removed:
         size = sum(o.bytes for o in removed)
@@ -185,11 +197,13 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
             properties={"batch_id": result.batch_id},
         )
 
+    acknowledged = reader if isinstance(reader, Acknowledged) else None
     lake.append(
         table,
         itertools.chain([first] if first is not None else [], conformed),
         before_commit=commit_quarantine,
         table_properties=lambda: _table_properties(contract),
+        base=acknowledged.base if acknowledged is not None else None,
         properties={
             "batch_id": result.batch_id,
             "checkpoint": lambda: _record_checkpoint(lake, table, result, job.checkpoint(reader)),
@@ -207,6 +221,8 @@ def _land(contract: Contract, *, root: Path, lake: Lake, now: datetime, secrets:
     stale = _aside_path(history[-1]) if history else None
     if stale and Path(stale).name != _aside_file(result):
         lake.remove_aside(table, stale)  # the newest commit no longer needs it
+    if acknowledged is not None:
+        acknowledged.committed()
     return result
 
 
@@ -386,10 +402,11 @@ class _Job:
             "source": part.origin,
             "cutoff": self.cutoff,
         }
+        unit = part.unit
         self.engine.register(INPUT, data)
         try:
             while True:
-                sql, used = self._query(columns, part.format, self.extra_keys, has_origin)
+                sql, used = self._query(columns, part.format, self.extra_keys, has_origin, unit)
                 out = self.engine.read(sql, {k: v for k, v in params.items() if k in used})
                 if UNKNOWN not in out.column_names:
                     break
@@ -426,10 +443,15 @@ class _Job:
         return good
 
     def _query(
-        self, columns: tuple[str, ...], fmt: str, extra_keys: tuple[str, ...], has_origin: bool
+        self,
+        columns: tuple[str, ...],
+        fmt: str,
+        extra_keys: tuple[str, ...],
+        has_origin: bool,
+        unit: str,
     ) -> tuple[str, set[str]]:
         """The conform SQL for this part shape (built once per shape, not per part)."""
-        shape = (columns, fmt, extra_keys, has_origin)
+        shape = (columns, fmt, extra_keys, has_origin, unit)
         if shape not in self.queries:
             query = conform_query(
                 self.contract,
@@ -437,6 +459,7 @@ class _Job:
                 fmt,
                 extra_keys=list(extra_keys),
                 per_row_origin=has_origin,
+                unit=unit,
             )
             self.queries[shape] = (
                 self.engine.render(query),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -30,6 +30,7 @@ class Part:
     data: pa.Table
     format: str
     origin: str
+    unit: str = "record"  # what RECORD counts, as `_hw_source` shows it ("offset": a stream's)
 
 
 @dataclass
@@ -184,6 +185,18 @@ class Reader(Protocol):
     def describe(self) -> str:
         """What this run read, for people: "3 new files", "12 pages", "5,000 rows"."""
         ...
+
+
+@runtime_checkable
+class Acknowledged(Protocol):
+    """A reader whose source learns what landed (a stream's consumer): `base` sees the
+    properties of the raw snapshot the commit will follow and raises if the reader did not
+    read from there (another worker landed meanwhile); `committed` runs once the batch is
+    committed (to acknowledge it to the source: Kafka offsets, a replication slot's LSN)."""
+
+    def base(self, properties: Mapping[str, Any]) -> None: ...
+
+    def committed(self) -> None: ...
 
 
 def with_positions(table: pa.Table | pa.RecordBatch, offset: int) -> pa.Table:

@@ -89,6 +89,13 @@ class BatchStats:
     bounds_exact: bool = True
 
 
+class Conflict(StoreError):
+    """Another writer committed to the table between reading it and committing: nothing was
+    committed; trying again (from the new state) may succeed."""
+
+    retryable = True
+
+
 class Lake:
     """Iceberg tables addressed as `zone.name` (e.g. `raw.orders`)."""
 
@@ -149,6 +156,7 @@ class Lake:
         properties: dict[str, Any],
         before_commit: Callable[[], None] | None = None,
         table_properties: Callable[[], dict[str, str]] | None = None,
+        base: Callable[[dict[str, Any]], None] | None = None,
     ) -> Snapshot:
         """Append `parts` and record `properties` in ONE commit (one snapshot); the table
         grows new columns. A part is Arrow, or `SelfWritten` data files.
@@ -159,8 +167,36 @@ class Lake:
         `table_properties` (read after the last part) are set on the table in the same
         commit (key prefixed `hw.`). `before_commit` runs after the data files are written
         and before the commit (to commit a dependent table first).
+
+        `base` is called with the properties of the snapshot the commit will follow, before
+        any part is read: a writer that must follow a given state (a stream's offsets) checks
+        it there, and raises to abort. The commit succeeds only if no other commit came in
+        between; if one did, `Conflict` is raised and nothing is committed.
         """
         table = self._ensure(name)
+        if base is not None:
+            current = table.current_snapshot()
+            summary = current.summary.additional_properties if current and current.summary else {}
+            base({k[len(PREFIX) :]: _decode(v) for k, v in summary.items() if k.startswith(PREFIX)})
+        from pyiceberg.exceptions import CommitFailedException
+
+        try:
+            return self._append(table, name, parts, properties, before_commit, table_properties)
+        except CommitFailedException as err:
+            raise Conflict(
+                f"{name} was committed to by another writer meanwhile ({err})",
+                hint="nothing was committed; land the batch again",
+            ) from err
+
+    def _append(
+        self,
+        table: Table,
+        name: str,
+        parts: Iterable[pa.Table | SelfWritten],
+        properties: dict[str, Any],
+        before_commit: Callable[[], None] | None,
+        table_properties: Callable[[], dict[str, str]] | None,
+    ) -> Snapshot:
         with writing(self.folder), table.transaction() as tx:
             with _DataFiles(table, tx) as files:
                 for part in parts:

@@ -12,6 +12,16 @@ RAW_METADATA = {
     "_hw_source": "varchar",  # file and record, offset or LSN
     "_hw_late": "boolean",  # older than the watermark allowed when it landed
 }
+# what a stream source's records carry besides their fields: where each came from in the
+# stream (Kafka's topic, partition, offset and timestamp, its key and headers as JSON)
+STREAM_METADATA = {
+    "_hw_topic": "varchar",
+    "_hw_partition": "integer",
+    "_hw_offset": "bigint",
+    "_hw_timestamp": "timestamptz",
+    "_hw_key": "varchar",
+    "_hw_headers": "varchar",
+}
 QUARANTINE = {
     "_hw_batch_id": "varchar",
     "_hw_ingested_at": "timestamptz",
