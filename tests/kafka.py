@@ -164,7 +164,7 @@ def _wait_ready(address: str, process: subprocess.Popen[bytes], folder: Path) ->
     from confluent_kafka.admin import AdminClient
 
     deadline = time.monotonic() + START_TIMEOUT_S
-    admin = AdminClient({"bootstrap.servers": address})
+    admin = AdminClient({"bootstrap.servers": address, "log_level": 0})
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = (folder / "broker.log").read_text(errors="replace")[-2000:]

@@ -168,8 +168,36 @@ def run_(
 
 
 @app.command()
-def ingest(project: ProjectDir = Path("."), fmt: Format = "table") -> None:
+def ingest(
+    contracts: Annotated[
+        list[str] | None,
+        typer.Argument(help="With --follow: the contracts to follow (default: every stream)"),
+    ] = None,
+    project: ProjectDir = Path("."),
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Keep landing stream contracts (Kafka) batch by batch until SIGTERM or "
+            "Ctrl-C, which finish the batch at hand",
+        ),
+    ] = False,
+    fmt: Format = "table",
+) -> None:
     """Land new source data into the raw zone (contract rules run on each batch)."""
+    if follow:
+        from headwater.cli.follow import following
+
+        _check_format(fmt)
+        with _errors():
+            code = following(project, contracts or [], fmt)
+        raise typer.Exit(code)
+    if contracts:
+        _stderr().print(
+            "[red]error:[/] naming contracts needs --follow: `headwater ingest` lands every "
+            "contract's new data"
+        )
+        raise typer.Exit(2)
     _run(project, ("ingest",), "ingest", fmt=fmt)
 
 

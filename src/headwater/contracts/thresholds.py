@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 _UNITS = {
+    "ms": 0.001,
+    "millisecond": 0.001,
+    "milliseconds": 0.001,
     "s": 1,
     "sec": 1,
     "second": 1,
@@ -34,7 +37,7 @@ def parse_duration(value: object) -> float:
     """
     match = _DURATION.match(str(value))
     if not match or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"{value!r} is not a duration; write e.g. 30m, 2h, 1 day")
+        raise ValueError(f"{value!r} is not a duration; write e.g. 500ms, 30m, 2h, 1 day")
     return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 

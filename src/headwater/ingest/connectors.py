@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from headwater.contracts.secrets import Secrets
 from headwater.errors import SpecError
-from headwater.ingest.source import Checkpoint, Reader
+from headwater.ingest.source import Checkpoint, Reader, StreamBatch
 
 
 def open_reader(
@@ -71,3 +71,48 @@ SOURCES: dict[str, Callable[..., Reader]] = {
     "sql": _database,
     "kafka": _kafka,
 }
+
+
+class Follower(Protocol):
+    """A stream source read for as long as a worker runs (`headwater ingest --follow`)."""
+
+    def next_batch(self, stop: Callable[[], bool]) -> StreamBatch | None:
+        """The next batch to land (None: nothing came for a moment, or `stop` said so)."""
+        ...
+
+    def rewind(self) -> None:
+        """Another worker landed meanwhile: drop what was read, read on from the lake."""
+        ...
+
+    def lag(self) -> dict[str, int]:
+        """Messages (or changes) the source holds that have not landed, per partition."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_follower(
+    connector: Any,
+    *,
+    root: Path,
+    secrets: Secrets,
+    group: str,
+    lake: Callable[[], Mapping[str, Any]],
+) -> Follower:
+    """A follower of a stream connector; `lake` reads what the raw table's newest commit
+    recorded (its checkpoint is where the follower resumes).
+
+    Raises:
+        SpecError: the connector's kind is not a stream (files, HTTP and databases land with
+            `headwater ingest`, batch by batch).
+    """
+    if connector.kind == "kafka":
+        from headwater.ingest.kafka import KafkaFollower, lake_offsets
+
+        return KafkaFollower(
+            connector, root=root, secrets=secrets, group=group, lake=lambda: lake_offsets(lake())
+        )
+    raise SpecError(
+        f"a {connector.kind} connector is not a stream: --follow reads kafka connectors",
+        hint="land it with `headwater ingest` (a schedule runs it regularly)",
+    )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,6 +50,9 @@ from headwater.errors import SourceError, SpecError, TransientSourceError
 from headwater.ingest.source import JSON, LINE, RECORD, Checkpoint, Part, Rejected
 from headwater.zones.lake import Conflict
 
+_QUIET = logging.getLogger("headwater.kafka")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 PART_ROWS = 50_000  # messages per part handed to the conform query
 UNIT = "offset"  # `_hw_source` reads "kafka orders[2] offset 1234"
 STALL_S = 30.0  # `headwater ingest`: no message for this long before a partition's end
@@ -105,7 +109,14 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "auto.offset.reset": connector.start,
         "isolation.level": "read_committed",  # a producer's aborted transaction never lands
+        # a worker killed without leaving the group holds its partitions this long: 10 s,
+        # not librdkafka's 45 s, so a restarted worker resumes soon
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 2_000,
         "socket.connection.setup.timeout.ms": int(_timeout(connector) * 1000),
+        # librdkafka's own log lines (a broker refusing, again and again) go to a logger that
+        # prints nothing: what matters reaches the user as one clear error
+        "logger": _QUIET,
         **more,
     }
     for name, value in connector.options.items():
@@ -437,6 +448,13 @@ class _BatchReader:
 
     def committed(self) -> None:
         self._acknowledge(self.batch)
+
+    @property
+    def redelivered(self) -> int:
+        return self.batch.redelivered
+
+    def produced(self) -> list[float]:
+        return [s[1] / 1000 for m in self.batch.messages if (s := m.timestamp())[0]]
 
 
 class KafkaReader(_BatchReader):

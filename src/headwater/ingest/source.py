@@ -210,3 +210,18 @@ def with_positions(table: pa.Table | pa.RecordBatch, offset: int) -> pa.Table:
 def cursor_text(value: Any) -> Any:
     """A cursor value as it is committed (JSON): datetimes as ISO text."""
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+@runtime_checkable
+class StreamBatch(Reader, Acknowledged, Protocol):
+    """A stream follower's batch: a reader of what it read, acknowledged once landed."""
+
+    @property
+    def redelivered(self) -> int:
+        """Messages read again that the lake already held (skipped)."""
+        ...
+
+    def produced(self) -> list[float]:
+        """When each record was produced at the source (epoch seconds; latency is measured
+        from there)."""
+        ...

@@ -82,6 +82,46 @@ class Stores:
                 self.privacy.exit()
 
 
+@dataclass
+class LakeStores:
+    """The catalog and the lake without the warehouse: what a long-running stream worker
+    holds, so that builds and `headwater sql` can open the warehouse while it runs."""
+
+    catalog: Catalog
+    lake: Lake
+    secrets: Secrets
+    privacy: Privacy
+
+    @classmethod
+    def open(cls, project: Project) -> LakeStores:
+        """Open the catalog and the lake `headwater.yml` names (see `Stores.open`)."""
+        secrets = project_secrets(project)
+        privacy = Privacy.enter(private=project.settings.private)
+        try:
+            url = project_catalog_url(project, secrets)
+            catalog = _opening(
+                project, "catalog", secrets, lambda: Catalog(url, scrub=secrets.scrub)
+            )
+            try:
+                location = _opening(
+                    project, "lake", secrets, lambda: _lake_location(project, secrets)
+                )
+                lake = _opening(project, "lake", secrets, lambda: Lake(url, location, project.root))
+            except BaseException:
+                catalog.close()
+                raise
+        except BaseException:
+            privacy.exit()
+            raise
+        return cls(catalog, lake, secrets, privacy)
+
+    def close(self) -> None:
+        try:
+            self.catalog.close()
+        finally:
+            self.privacy.exit()
+
+
 def pinned_columns(project: Project, url: str) -> dict[str, dict[str, str]]:
     """The columns pinned for each landed table whose contract declares none (inferred when
     it first landed, as a seed's are), from the lake whose catalog is at `url`."""

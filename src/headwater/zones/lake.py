@@ -89,6 +89,12 @@ class BatchStats:
     bounds_exact: bool = True
 
 
+# pyiceberg retries an append that lost a race on top of the winner's commit; a landing must not
+# (its checkpoint follows the snapshot it read: two landings of the same files or offsets would
+# both commit), so a lost race is a `Conflict` and the landing reads the new state again
+NO_RETRY = {"commit.retry.num-retries": "0"}
+
+
 class Conflict(StoreError):
     """Another writer committed to the table between reading it and committing: nothing was
     committed; trying again (from the new state) may succeed."""
@@ -175,9 +181,7 @@ class Lake:
         """
         table = self._ensure(name)
         if base is not None:
-            current = table.current_snapshot()
-            summary = current.summary.additional_properties if current and current.summary else {}
-            base({k[len(PREFIX) :]: _decode(v) for k, v in summary.items() if k.startswith(PREFIX)})
+            base(_properties(table.current_snapshot()))
         from pyiceberg.exceptions import CommitFailedException
 
         try:
@@ -209,11 +213,12 @@ class Lake:
             summary = {
                 PREFIX + k: _encode(v() if callable(v) else v) for k, v in properties.items()
             }
+            wanted = dict(NO_RETRY)
             if table_properties is not None:
-                wanted = {PREFIX + k: v for k, v in table_properties().items()}
-                changed = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
-                if changed:
-                    tx.set_properties(changed)
+                wanted |= {PREFIX + k: v for k, v in table_properties().items()}
+            changed = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
+            if changed:
+                tx.set_properties(changed)
             with tx.update_snapshot(snapshot_properties=summary).fast_append() as append:
                 for data_file in files.written:
                     append.append_data_file(data_file)
@@ -274,14 +279,16 @@ class Lake:
         table = self.table(name)
         if table is None:
             return []
-        out = []
-        for snap in table.snapshots():
-            summary = snap.summary.additional_properties if snap.summary else {}
-            props = {
-                k[len(PREFIX) :]: _decode(v) for k, v in summary.items() if k.startswith(PREFIX)
-            }
-            out.append(Snapshot(snap.snapshot_id, snap.timestamp_ms, props))
-        return out
+        return [
+            Snapshot(snap.snapshot_id, snap.timestamp_ms, _properties(snap))
+            for snap in table.snapshots()
+        ]
+
+    def current_properties(self, name: str) -> dict[str, Any]:
+        """What the table's newest commit recorded (its summary properties); {} for a table
+        without commits."""
+        table = self.table(name)
+        return {} if table is None else _properties(table.current_snapshot())
 
     def version(self, name: str) -> str | None:
         """The table's current metadata file: it changes with every commit, and reading it
@@ -434,7 +441,9 @@ class Lake:
         self._catalog.create_namespace_if_not_exists(namespace)
         table = self.table(name)
         if table is None:
-            table = self._catalog.create_table_if_not_exists(name, schema=schema or pa.schema([]))
+            table = self._catalog.create_table_if_not_exists(
+                name, schema=schema or pa.schema([]), properties=NO_RETRY
+            )
         return table
 
 
@@ -560,6 +569,12 @@ def _align(part: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _local(uri: str) -> str:
     return unquote(urlparse(uri).path) if uri.startswith("file://") else uri
+
+
+def _properties(snapshot: Any) -> dict[str, Any]:
+    """headwater's properties of a pyiceberg snapshot's summary (None: no snapshot)."""
+    summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
+    return {k[len(PREFIX) :]: _decode(v) for k, v in summary.items() if k.startswith(PREFIX)}
 
 
 def _encode(value: Any) -> str:
