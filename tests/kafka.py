@@ -134,7 +134,8 @@ def broker(partitions: int = 3) -> Iterator[str]:
         encoding="utf-8",
     )
     java = ["java", "-Xmx384m", "-Xss1m", "-XX:+UseSerialGC", "-cp", classpath]
-    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # a cluster id starting with "-" would be read as an option
+    cluster = "k" + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")[1:]
     subprocess.run(
         [*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)],
         check=True,
@@ -197,16 +198,23 @@ def produce(
     """Send `values` (and `keys`), round-robin over partitions unless `partition` is given."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": address, "linger.ms": 5, "acks": "all"})
+    producer = Producer(
+        {"bootstrap.servers": address, "linger.ms": 5, "acks": "all", "log_level": 0}
+    )
+    where = {} if partition is None else {"partition": partition}
     for i, value in enumerate(values):
         key = keys[i] if keys is not None else None
-        if partition is None:
-            producer.produce(topic, value=value, key=key)
-        else:
-            producer.produce(topic, value=value, key=key, partition=partition)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, **where)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.1)
         if i % 10_000 == 0:
             producer.poll(0)
-    producer.flush(30)
+    left = producer.flush(60)
+    if left:
+        raise RuntimeError(f"{left} message(s) to {topic} were not delivered")
 
 
 if __name__ == "__main__":

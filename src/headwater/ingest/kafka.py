@@ -113,6 +113,9 @@ def consumer_config(
         # not librdkafka's 45 s, so a restarted worker resumes soon
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 2_000,
+        # larger fetches: a backlog arrives in fewer round trips (librdkafka's 1 MB per
+        # partition per request leaves the consumer waiting on the broker)
+        "max.partition.fetch.bytes": 8 << 20,
         "socket.connection.setup.timeout.ms": int(_timeout(connector) * 1000),
         # librdkafka's own log lines (a broker refusing, again and again) go to a logger that
         # prints nothing: what matters reaches the user as one clear error
@@ -265,30 +268,36 @@ def _json_default(value: Any) -> Any:
 def parts_of(messages: Sequence[Message], values: _Values, rejected: Rejected) -> Iterator[Part]:
     """Messages (of any partitions) as parts, one partition's messages per part, in offset
     order; unreadable values go to `rejected` with where they were."""
-    by_partition: dict[tuple[str, int], list[Message]] = {}
+    by_partition: dict[str, list[Message]] = {}
     for message in messages:
-        by_partition.setdefault(_split_key(_key(message)), []).append(message)
-    for (topic, partition), group in sorted(by_partition.items()):
-        origin = f"kafka {topic}[{partition}]"
+        by_partition.setdefault(_key(message), []).append(message)
+    for key, group in sorted(by_partition.items()):
         for start in range(0, len(group), PART_ROWS):
-            chunk = group[start : start + PART_ROWS]
-            lines, errors = values.lines([m.value() for m in chunk])
-            keep = [i for i, e in enumerate(errors) if e is None]
-            for i, error in enumerate(errors):
-                if error is not None:
-                    message = chunk[i]
-                    rejected.add(
-                        f"{origin} {UNIT} {_offset(message)}", error, _shown(message.value())
-                    )
-            if not keep:
-                continue
-            if len(keep) < len(chunk):
-                chunk = [chunk[i] for i in keep]
-                lines = [lines[i] for i in keep]
-            yield Part(_table(chunk, lines), JSON, origin, unit=UNIT)
+            yield from _part(key, group[start : start + PART_ROWS], values, rejected)
 
 
-def _table(messages: list[Message], lines: list[str | None]) -> pa.Table:
+def _part(key: str, chunk: list[Message], values: _Values, rejected: Rejected) -> Iterator[Part]:
+    """One partition's messages as a part (none if none of them can be read)."""
+    topic, partition = _split_key(key)
+    origin = f"kafka {topic}[{partition}]"
+    lines, errors = values.lines([m.value() for m in chunk])
+    keep = [i for i, e in enumerate(errors) if e is None]
+    for i, error in enumerate(errors):
+        if error is not None:
+            message = chunk[i]
+            rejected.add(f"{origin} {UNIT} {_offset(message)}", error, _shown(message.value()))
+    if not keep:
+        return
+    if len(keep) < len(chunk):
+        chunk = [chunk[i] for i in keep]
+        lines = [lines[i] for i in keep]
+    yield Part(_table(topic, partition, chunk, lines), JSON, origin, unit=UNIT)
+
+
+def _table(
+    topic: str, partition: int, messages: list[Message], lines: list[str | None]
+) -> pa.Table:
+    n = len(messages)
     offsets = [_offset(m) for m in messages]
     stamps = [m.timestamp() for m in messages]
     keys = [m.key() for m in messages]
@@ -296,8 +305,8 @@ def _table(messages: list[Message], lines: list[str | None]) -> pa.Table:
     columns = {
         LINE: pa.array(lines, pa.string()),
         RECORD: pa.array(offsets, pa.int64()),
-        "_hw_topic": pa.array([m.topic() for m in messages], pa.string()),
-        "_hw_partition": pa.array([m.partition() for m in messages], pa.int32()),
+        "_hw_topic": pa.array([topic] * n, pa.string()),
+        "_hw_partition": pa.array([partition] * n, pa.int32()),
         "_hw_offset": pa.array(offsets, pa.int64()),
         "_hw_timestamp": pa.array([s[1] * 1000 if s[0] else None for s in stamps], pa.int64()).cast(
             pa.timestamp("us", tz="UTC")
@@ -398,6 +407,24 @@ class _Batch:
         )
 
 
+def _followed(starts: Mapping[str, int | None], properties: Mapping[str, Any]) -> dict[str, int]:
+    """The offsets of the raw snapshot a commit will follow, if each partition read starts
+    where that snapshot left it.
+
+    Raises:
+        Conflict: another worker landed some of the partitions meanwhile.
+    """
+    offsets = lake_offsets(properties)
+    moved = [k for k, start in starts.items() if offsets.get(k) != start]
+    if moved:
+        raise Conflict(
+            f"partition(s) {', '.join(sorted(moved))} were landed by another worker while "
+            "this batch was read",
+            hint="nothing of this batch was committed; it is read again from the lake's offsets",
+        )
+    return offsets
+
+
 class _BatchReader:
     """A batch of messages as landing reads it (`Reader` and `Acknowledged`)."""
 
@@ -435,16 +462,7 @@ class _BatchReader:
         return f"{len(self.batch.messages):,} messages from {partitions} partition(s){again}"
 
     def base(self, properties: Mapping[str, Any]) -> None:
-        offsets = lake_offsets(properties)
-        moved = [k for k, start in self.batch.starts.items() if offsets.get(k) != start]
-        if moved:
-            raise Conflict(
-                f"partition(s) {', '.join(sorted(moved))} were landed by another worker while "
-                "this batch was read",
-                hint="nothing of this batch was committed; it is read again from the lake's "
-                "offsets",
-            )
-        self._base = offsets
+        self._base = _followed(self.batch.starts, properties)
 
     def committed(self) -> None:
         self._acknowledge(self.batch)
@@ -457,56 +475,87 @@ class _BatchReader:
         return [s[1] / 1000 for m in self.batch.messages if (s := m.timestamp())[0]]
 
 
-class KafkaReader(_BatchReader):
+class KafkaReader:
     """`headwater ingest` of a Kafka contract: every partition from the lake's offset up to
-    the end it had when the run started, as one batch."""
+    the end it had when the run started, as one batch, streamed part by part (memory holds a
+    part, not the backlog)."""
+
+    direct = None
 
     def __init__(
         self, connector: KafkaConnector, *, root: Path, state: Checkpoint, secrets: Secrets
     ):
         self.connector = connector
         self.secrets = secrets
-        group = connector.group or "headwater"
+        self.values = _Values(connector, root=root, secrets=secrets)
+        self.rejected = Rejected()
+        self.warnings: list[str] = []
+        self.already_landed = 0  # messages delivered again below the lake's offsets
+        self.read = 0
+        self._base = dict(state.offsets)
         self.consumer = Consumer(
-            consumer_config(connector, secrets, group=group, **{"enable.partition.eof": True})
+            consumer_config(
+                connector,
+                secrets,
+                group=connector.group or "headwater",
+                **{"enable.partition.eof": True},
+            )
         )
         try:
-            batch = self._read(dict(state.offsets))
+            self.starts, self.ends, self._assign = self._plan(dict(state.offsets))
         except BaseException:
             self.consumer.close()
             raise
-        super().__init__(
-            batch, _Values(connector, root=root, secrets=secrets), state.offsets, self._commit
+        self.key = (
+            "kafka "
+            + " ".join(
+                f"{k}@{_shown_offset(self.starts[k])}-{e}" for k, e in sorted(self.ends.items())
+            )
+            if self.ends
+            else ""
         )
-        if not batch.messages:
+        if not self.ends:
             self.consumer.close()
 
-    def _read(self, lake: dict[str, int]) -> _Batch:
-        """Read every partition up to the end it has now (bounded memory is the caller's:
-        messages are small next to a file; a backlog of millions lands in one batch)."""
+    def _plan(
+        self, lake: dict[str, int]
+    ) -> tuple[dict[str, int | None], dict[str, int], list[TopicPartition]]:
+        """Per partition with something new: the lake's offset, the end it has now, and where
+        to start reading (the lake's offset, or the topic's first/next per `start:`)."""
+        starts: dict[str, int | None] = {}
         ends: dict[str, int] = {}
         assign: list[TopicPartition] = []
         for topic, count in _topics(self.consumer, self.connector, self.secrets).items():
             for partition in range(count):
-                tp = TopicPartition(topic, partition)
                 try:
                     low, high = self.consumer.get_watermark_offsets(
-                        tp, timeout=_timeout(self.connector)
+                        TopicPartition(topic, partition), timeout=_timeout(self.connector)
                     )
                 except KafkaException as err:
                     raise _connect_error(self.connector, self.secrets, err) from None
                 key = offset_key(topic, partition)
-                start = lake.get(key)
-                if start is None:
-                    start = low if self.connector.start == "earliest" else high
-                if start < high:
-                    ends[key] = high
-                    assign.append(TopicPartition(topic, partition, max(start, low)))
-        batch = _Batch()
-        if not assign:
-            return batch
-        self.consumer.assign(assign)
-        open_ = set(ends)
+                begin = lake.get(key)
+                if begin is None:
+                    begin = low if self.connector.start == "earliest" else high
+                if begin >= high:
+                    continue
+                if begin < low:
+                    self.warnings.append(
+                        f"{key}: offsets {begin:,} to {low - 1:,} were gone from the topic (its "
+                        "retention deleted them) before they landed"
+                    )
+                starts[key] = lake.get(key)
+                ends[key] = high
+                assign.append(TopicPartition(topic, partition, max(begin, low)))
+        return starts, ends, assign
+
+    def parts(self) -> Iterator[Part]:
+        if not self._assign:
+            return
+        self.consumer.assign(self._assign)
+        first = {tp_key(tp): tp.offset for tp in self._assign}
+        buffers: dict[str, list[Message]] = {}
+        open_ = set(self.ends)
         last = time.monotonic()
         while open_:
             messages = self.consumer.consume(10_000, 1.0)
@@ -525,25 +574,50 @@ class KafkaReader(_BatchReader):
                         open_.discard(key)
                         continue
                     _raise(error, self.connector, self.secrets)
-                if key not in ends:
+                if key not in self.ends:
                     continue
-                if _offset(message) < ends[key]:
-                    batch.add(message, lake.get(key))
-                if _offset(message) + 1 >= ends[key]:
+                offset = _offset(message)
+                if offset < first[key]:
+                    self.already_landed += 1
+                elif offset < self.ends[key]:
+                    buffer = buffers.setdefault(key, [])
+                    buffer.append(message)
+                    self.read += 1
+                    if len(buffer) >= PART_ROWS:
+                        yield from _part(key, buffers.pop(key), self.values, self.rejected)
+                if offset + 1 >= self.ends[key]:
                     open_.discard(key)  # at the end it had when the run started
-        return batch
+        for key, buffer in sorted(buffers.items()):
+            yield from _part(key, buffer, self.values, self.rejected)
 
-    def _commit(self, batch: _Batch) -> None:
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(offsets={**self._base, **self.ends})
+
+    def describe(self) -> str:
+        return f"{self.read:,} messages from {len(self.ends)} partition(s)"
+
+    def base(self, properties: Mapping[str, Any]) -> None:
+        self._base = _followed(self.starts, properties)
+
+    def committed(self) -> None:
         """Tell Kafka where the group stands (a hint: the lake's offsets are the truth)."""
         try:
             self.consumer.commit(
-                offsets=[TopicPartition(*_split_key(k), end) for k, end in batch.ends.items()],
+                offsets=[TopicPartition(*_split_key(k), end) for k, end in self.ends.items()],
                 asynchronous=False,
             )
         except KafkaException as err:
             self.warnings.append(f"landed, but Kafka did not take the group's offsets: {err}")
         finally:
             self.consumer.close()
+
+
+def tp_key(tp: TopicPartition) -> str:
+    return offset_key(str(tp.topic), int(tp.partition))
+
+
+def _shown_offset(offset: int | None) -> str:
+    return "-" if offset is None else str(offset)
 
 
 def _raise(error: KafkaError, connector: KafkaConnector, secrets: Secrets) -> None:

@@ -1,0 +1,221 @@
+"""Stream benchmark: Kafka messages into raw, headwater vs a plain consumer loop, and latency.
+
+    .venv/bin/python bench/stream/run.py [--messages 500000] [--rounds 3] [--rate 5000]
+
+Starts a real single-node Kafka broker (tests/kafka.py), then:
+
+1. **Throughput**: `--messages` JSON messages (5 fields) on a 3-partition topic, drained by
+   - headwater: `ingest` of a Kafka contract (conform to the contract, quarantine, one Iceberg
+     commit with the offsets, offsets committed to Kafka after it);
+   - plain: a confluent-kafka consumer loop parsing the values with Arrow's JSON reader into the
+     same types, written to one Parquet file, offsets committed after it (the physical limit);
+   each in a fresh process (`measure.py`), `--rounds` times on fresh topics (median), which side
+   goes first alternating. Goal: headwater >= 0.7x the plain loop's messages/s.
+2. **Latency**: `headwater ingest --follow` (max_wait 1 s) while a producer sends `--rate`
+   messages/s for `--seconds`; each message's latency is its raw commit's time minus its
+   producer timestamp. Goal: p99 under 2 x max_wait.
+
+Writes out/results.json (or --out) with every sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE.parent))  # bench/machine.py
+from machine import describe  # noqa: E402
+from tests import kafka  # noqa: E402
+
+OUT = HERE / "out"
+MEASURE = HERE / "measure.py"
+MAX_WAIT_S = 1.0
+GOALS = {"throughput_ratio": 0.7, "p99_latency_s": 2 * MAX_WAIT_S}
+
+
+def message(i: int) -> bytes:
+    at = datetime.fromtimestamp(1_700_000_000 + i, UTC).isoformat()
+    return json.dumps(
+        {"id": i, "user_id": i % 9973, "page": f"/p/{i % 101}", "amount": i % 1000 / 10, "at": at}
+    ).encode()
+
+
+def produce(broker: str, topic: str, count: int) -> None:
+    kafka.produce(broker, topic, [message(i) for i in range(count)])
+
+
+def measure(kind: str, broker: str, topic: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="hw-stream-bench-") as folder:
+        done = subprocess.run(
+            [sys.executable, str(MEASURE), kind, broker, topic, folder],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def throughput(broker: str, messages: int, rounds: int) -> dict[str, Any]:
+    samples: dict[str, list[dict[str, Any]]] = {"headwater": [], "plain": []}
+    for r in range(rounds):
+        order = ["headwater", "plain"] if r % 2 == 0 else ["plain", "headwater"]
+        for kind in order:
+            topic = f"bench-{uuid.uuid4().hex[:8]}"
+            kafka.create_topic(broker, topic, partitions=3)
+            produce(broker, topic, messages)
+            result = measure(kind, broker, topic)
+            if result["rows"] != messages:
+                raise SystemExit(f"{kind} landed {result['rows']:,} of {messages:,} messages")
+            samples[kind].append(result)
+            print(
+                f"  round {r + 1}: {kind:9} {result['wall_s']:.2f} s "
+                f"({messages / result['wall_s']:,.0f} msg/s, cpu {result['cpu_s']:.2f} s)",
+                flush=True,
+            )
+    wall = {k: statistics.median(s["wall_s"] for s in v) for k, v in samples.items()}
+    cpu = {k: statistics.median(s["cpu_s"] for s in v) for k, v in samples.items()}
+    return {
+        "messages": messages,
+        "headwater_msgs_per_s": messages / wall["headwater"],
+        "plain_msgs_per_s": messages / wall["plain"],
+        "throughput_ratio": wall["plain"] / wall["headwater"],
+        "cpu_ratio": cpu["headwater"] / cpu["plain"],
+        "peak_rss_mb": {k: max(s["peak_rss_mb"] for s in v) for k, v in samples.items()},
+        "samples": samples,
+    }
+
+
+def latency(broker: str, rate: int, seconds: float) -> dict[str, Any]:
+    topic = f"latency-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(broker, topic, partitions=3)
+    with tempfile.TemporaryDirectory(prefix="hw-stream-latency-") as folder:
+        root = Path(folder)
+        (root / "contracts").mkdir()
+        (root / "headwater.yml").write_text("name: latency\n", encoding="utf-8")
+        sys.path.insert(0, str(HERE))
+        from measure import contract
+
+        spec = contract(broker, topic)
+        spec["connector"] |= {"max_wait": f"{int(MAX_WAIT_S * 1000)}ms", "max_rows": 100_000}
+        (root / "contracts" / "clicks.yml").write_text(json.dumps(spec), encoding="utf-8")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "headwater", "ingest", "--follow", "-p", folder],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(4)  # started and in the group
+        total = _produce_at(broker, topic, rate, seconds)
+        deadline = time.monotonic() + 60
+        while _landed(root) < total and time.monotonic() < deadline:
+            time.sleep(0.5)
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
+        latencies = _latencies(root)
+    ordered = sorted(latencies)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "messages": total,
+        "landed": len(latencies),
+        "max_wait_s": MAX_WAIT_S,
+        "p50_s": at(0.5),
+        "p99_s": at(0.99),
+        "max_s": ordered[-1],
+    }
+
+
+def _produce_at(broker: str, topic: str, rate: int, seconds: float) -> int:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": broker, "linger.ms": 5})
+    sent, started = 0, time.monotonic()
+    tick = 0.05
+    while time.monotonic() - started < seconds:
+        due = int((time.monotonic() - started) * rate)
+        while sent < due:
+            producer.produce(topic, value=message(sent))
+            sent += 1
+        producer.poll(0)
+        time.sleep(tick)
+    producer.flush(30)
+    return sent
+
+
+def _lake(root: Path) -> Any:
+    from headwater.zones.lake import Lake
+
+    return Lake(f"sqlite:///{root / '.headwater' / 'catalog.db'}", ".headwater/lake", root)
+
+
+def _landed(root: Path) -> int:
+    lake = _lake(root)
+    return lake.row_count("raw.clicks") if lake.table("raw.clicks") is not None else 0
+
+
+def _latencies(root: Path) -> list[float]:
+    """Each landed message's commit time minus its producer timestamp, in seconds."""
+    import duckdb
+
+    lake = _lake(root)
+    committed = {s.properties["batch_id"]: s.timestamp_ms for s in lake.snapshots("raw.clicks")}
+    rows = duckdb.sql(
+        "select _hw_batch_id, epoch_ms(_hw_timestamp) from read_parquet($f)",
+        params={"f": lake.files("raw.clicks")},
+    ).fetchall()
+    return [(committed[b] - produced) / 1000 for b, produced in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=500_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=int, default=5_000, help="messages/s for latency")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=OUT / "results.json")
+    args = parser.parse_args()
+    with kafka.broker() as broker:
+        print(f"broker {broker}; throughput: {args.messages:,} messages, 3 partitions", flush=True)
+        result: dict[str, Any] = {"throughput": throughput(broker, args.messages, args.rounds)}
+        print(f"latency: {args.rate:,} msg/s for {args.seconds:g} s, max_wait 1 s", flush=True)
+        result["latency"] = latency(broker, args.rate, args.seconds)
+    result["goals"] = GOALS
+    result["machine"] = describe()
+    t, lat = result["throughput"], result["latency"]
+    print(
+        f"\nheadwater {t['headwater_msgs_per_s']:,.0f} msg/s, plain loop "
+        f"{t['plain_msgs_per_s']:,.0f} msg/s: {t['throughput_ratio']:.2f}x "
+        f"(goal >= {GOALS['throughput_ratio']}x), cpu {t['cpu_ratio']:.2f}x"
+    )
+    print(
+        f"latency at {lat['rate']:,} msg/s: p50 {lat['p50_s']:.2f} s, p99 {lat['p99_s']:.2f} s "
+        f"(goal < {GOALS['p99_latency_s']:g} s), {lat['landed']:,}/{lat['messages']:,} landed"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
