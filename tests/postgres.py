@@ -31,7 +31,7 @@ def require() -> None:
 
 
 @contextmanager
-def cluster() -> Iterator[str]:
+def cluster(wal_level: str = "logical") -> Iterator[str]:
     """Start a cluster on a free 127.0.0.1 port; yields a SQLAlchemy URL (psycopg 3)."""
     folder = Path(tempfile.mkdtemp(prefix="hw-pg-", dir="/tmp"))
     data = folder / "data"
@@ -40,7 +40,8 @@ def cluster() -> Iterator[str]:
     _postgres(f"{BIN}/initdb -D {data} -A trust -U postgres --no-sync -E UTF8 >/dev/null")
     _postgres(
         f"{BIN}/pg_ctl -D {data} -w -l {folder}/log -o "
-        f"'-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off' start "
+        f"'-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+        f"-c wal_level={wal_level} -c max_replication_slots=20 -c max_wal_senders=20' start "
         ">/dev/null"
     )
     try:

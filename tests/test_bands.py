@@ -39,6 +39,7 @@ DRIVERS = {
     "fsspec": {"ingest/files"},
     "confluent_kafka": {"ingest/kafka"},
     "fastavro": {"ingest/kafka"},
+    "psycopg2": {"ingest/cdc"},
     "typer": {"cli"},
     "rich": {"cli"},
     "jinja2": {"change/dbt"},

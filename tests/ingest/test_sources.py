@@ -21,7 +21,11 @@ def _spec_kinds() -> set[str]:
 
 
 def test_the_sources_are_exactly_the_connector_kinds_of_the_spec() -> None:
-    assert set(SOURCES) == _spec_kinds() == {"files", "http", "postgres", "sql", "kafka"}
+    assert (
+        set(SOURCES)
+        == _spec_kinds()
+        == {"files", "http", "postgres", "sql", "kafka", "postgres_cdc"}
+    )
 
 
 def test_an_unregistered_kind_is_an_error_with_the_kinds_there_are(tmp_path: Path) -> None:

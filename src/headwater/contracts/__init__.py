@@ -5,6 +5,7 @@ from headwater.contracts.connectors import (
     HttpConnector,
     Incremental,
     KafkaConnector,
+    PostgresCdcConnector,
     PostgresConnector,
     SqlConnector,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ModelKind",
     "ModelSidecar",
     "OnFail",
+    "PostgresCdcConnector",
     "PostgresConnector",
     "PrivacyLevel",
     "Rule",

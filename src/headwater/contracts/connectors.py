@@ -285,7 +285,55 @@ class KafkaConnector(Spec):
         return self
 
 
+class PostgresCdcConnector(Spec):
+    """A PostgreSQL table's changes by logical replication (pgoutput): a snapshot at the
+    slot's starting point, then every committed insert, update, delete and truncate. The
+    lake's LSN is the truth; the slot is told only after each batch lands."""
+
+    kind: Literal["postgres_cdc"]
+    url: str = Field(description="Connection URL; put the password in ${ENV_VAR}")
+    table: str = Field(description="schema.table to replicate, e.g. public.orders")
+    slot: str | None = Field(
+        default=None, description="The replication slot (default: headwater_<schema>_<table>)"
+    )
+    publication: str | None = Field(
+        default=None, description="The publication (default: the slot's name)"
+    )
+    snapshot: bool = Field(
+        default=True, description="Land the table's rows first (op r), then its changes"
+    )
+    max_rows: int = Field(default=10_000, ge=1, description="A batch closes at this many changes")
+    max_wait: Duration = Field(
+        default="1s", description="… or this long after its first change, whichever is first"
+    )
+    connect_timeout: Duration = Field(
+        default="10s", description="How long to wait for the server to answer"
+    )
+
+    @field_validator("table")
+    @classmethod
+    def _qualified(cls, value: str) -> str:
+        if value.count(".") != 1 or not all(value.split(".")):
+            raise ValueError(f"table {value!r}: write schema.table, e.g. public.orders")
+        return value
+
+    @field_validator("slot", "publication")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+            raise ValueError(
+                f"{value!r}: a slot or publication name is lower-case letters, digits and _ "
+                "(at most 63), not starting with a digit"
+            )
+        return value
+
+
 Connector = Annotated[
-    FilesConnector | HttpConnector | PostgresConnector | SqlConnector | KafkaConnector,
+    FilesConnector
+    | HttpConnector
+    | PostgresConnector
+    | SqlConnector
+    | KafkaConnector
+    | PostgresCdcConnector,
     Field(discriminator="kind"),
 ]

@@ -23,6 +23,8 @@ from headwater.zones.layout import STREAM_METADATA
 INPUT = "_hw_in"
 RESERVED = "_hw_"  # the prefix of the raw zone's metadata columns: no source key may use it
 UNKNOWN = "_hw_unknown"  # under `evolve`, JSON keys of each record the query did not expect
+OP = "_hw_op"  # a change log's operation: only r, c and u carry a whole row
+WHOLE_ROW_OPS = ("r", "c", "u")
 _JSON = "_hw_json"
 _KEYS = "_hw_keys"
 _FIELDS = "_hw_fields"
@@ -52,6 +54,13 @@ def conform_query(
     declared = [c.name for c in contract.columns]
     carried = [c for c in columns if c in STREAM_METADATA]
     columns = [c for c in columns if c not in STREAM_METADATA]
+    whole = (
+        exp.func("coalesce", exp.column(OP, quoted=True), exp.Literal.string("c")).isin(
+            *[exp.Literal.string(op) for op in WHOLE_ROW_OPS]
+        )
+        if OP in carried
+        else None
+    )
     inner = exp.select(exp.Star())
     outer: list[exp.Expr] = []
     reasons: list[exp.Expr] = []
@@ -72,7 +81,7 @@ def conform_query(
             typed = exp.TryCast(this=raw.copy(), to=sql_type(col.type))
         inner = inner.select(raw.as_(f"_s{i}"), typed.as_(f"_v{i}"))
         outer.append(exp.column(f"_v{i}").as_(col.name, quoted=True))
-        reasons.extend(_column_reasons(col, f"_s{i}", f"_v{i}"))
+        reasons.extend(_column_reasons(col, f"_s{i}", f"_v{i}", whole))
         if _is_nested(col) and (json_input or col.name in columns):
             # the JSON of the value as it arrived: from the line, or of a typed (Parquet,
             # Arrow) input value
@@ -222,10 +231,18 @@ def _arrow_type(kind: exp.DataType) -> pa.DataType | None:
 SHOWN = 80  # characters of a value a cast failure's reason quotes
 
 
-def _column_reasons(col: Column, raw: str, value: str) -> list[exp.Expr]:
+def _column_reasons(
+    col: Column, raw: str, value: str, whole: exp.Expr | None = None
+) -> list[exp.Expr]:
+    """Why a column's value breaks the contract; `whole` says whether the record carries the
+    whole row (a change log's delete carries the key, a truncate nothing: no value of theirs
+    is required)."""
     out = []
     if not col.nullable:
-        out.append(_when(exp.column(raw).is_(exp.null()), f"{col.name}: required value is missing"))
+        missing: exp.Expr = exp.column(raw).is_(exp.null())
+        if whole is not None:
+            missing = exp.and_(missing, whole.copy())
+        out.append(_when(missing, f"{col.name}: required value is missing"))
     bad_cast = exp.and_(exp.column(raw).is_(exp.null()).not_(), exp.column(value).is_(exp.null()))
     # the value as the record had it, cut to SHOWN characters: a reason is read by a person
     # (and groups the quarantine's counts), the record itself keeps the whole value

@@ -62,6 +62,12 @@ def _kafka(connector: Any, *, root: Path, state: Checkpoint, secrets: Secrets, *
     return KafkaReader(connector, root=root, state=state, secrets=secrets)
 
 
+def _cdc(connector: Any, *, root: Path, state: Checkpoint, secrets: Secrets, **_: Any) -> Reader:
+    from headwater.ingest.cdc import CdcReader
+
+    return CdcReader(connector, root=root, state=state, secrets=secrets)
+
+
 # connector kind → what opens its reader (each kind's driver is imported only when used); a
 # new source registers here, and `contracts.connectors` gives its spec the same `kind`
 SOURCES: dict[str, Callable[..., Reader]] = {
@@ -70,6 +76,7 @@ SOURCES: dict[str, Callable[..., Reader]] = {
     "postgres": _database,
     "sql": _database,
     "kafka": _kafka,
+    "postgres_cdc": _cdc,
 }
 
 
@@ -112,7 +119,12 @@ def open_follower(
         return KafkaFollower(
             connector, root=root, secrets=secrets, group=group, lake=lambda: lake_offsets(lake())
         )
+    if connector.kind == "postgres_cdc":
+        from headwater.ingest.cdc import CdcFollower
+
+        return CdcFollower(connector, root=root, secrets=secrets, lake=lake)
     raise SpecError(
-        f"a {connector.kind} connector is not a stream: --follow reads kafka connectors",
+        f"a {connector.kind} connector is not a stream: --follow reads kafka and postgres_cdc "
+        "connectors",
         hint="land it with `headwater ingest` (a schedule runs it regularly)",
     )

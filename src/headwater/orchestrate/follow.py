@@ -48,7 +48,8 @@ class StreamStats:
     redelivered: int = 0  # read again though the lake held them: skipped
     conflicts: int = 0  # batches another worker landed first: read again
     restarts: int = 0
-    lag_messages: int = 0
+    # what the source holds that raw does not: messages per Kafka partition, or "wal_bytes"
+    lag: dict[str, int] = field(default_factory=dict)
     lag_seconds: float = 0.0
     last_error: str | None = None
     stopped: str | None = None  # why the worker gave up (a spec error), None while it runs
@@ -69,7 +70,7 @@ class StreamStats:
             "redelivered": self.redelivered,
             "conflicts": self.conflicts,
             "restarts": self.restarts,
-            "lag_messages": self.lag_messages,
+            "lag": dict(self.lag),
             "lag_seconds": round(self.lag_seconds, 3),
             "latency_p50_s": _rounded(self.percentile(0.5)),
             "latency_p99_s": _rounded(self.percentile(0.99)),
@@ -278,11 +279,10 @@ class _Worker:
         )
 
     def _lagging(self, lag: dict[str, int]) -> None:
-        self.stats.lag_messages = sum(lag.values())
+        self.stats.lag = lag
         newest = self.stats._newest
-        self.stats.lag_seconds = (
-            max(0.0, time.time() - newest) if self.stats.lag_messages and newest else 0.0
-        )
+        behind = any(v > 0 for v in lag.values())
+        self.stats.lag_seconds = max(0.0, time.time() - newest) if behind and newest else 0.0
 
     def _failed(self, err: HeadwaterError) -> None:
         if err.where is None:

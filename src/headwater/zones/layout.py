@@ -21,6 +21,15 @@ STREAM_METADATA = {
     "_hw_timestamp": "timestamptz",
     "_hw_key": "varchar",
     "_hw_headers": "varchar",
+    # a change log's envelope (PostgreSQL CDC): the operation (r: snapshot read, c: insert,
+    # u: update, d: delete, t: truncate), the change's LSN, its transaction's commit LSN,
+    # commit time and id, and the row before (JSON, where the replica identity gives it)
+    "_hw_op": "varchar",
+    "_hw_lsn": "bigint",
+    "_hw_commit_lsn": "bigint",
+    "_hw_commit_time": "timestamptz",
+    "_hw_xid": "bigint",
+    "_hw_before": "varchar",
 }
 QUARANTINE = {
     "_hw_batch_id": "varchar",

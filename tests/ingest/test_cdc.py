@@ -1,0 +1,199 @@
+"""PostgreSQL change data capture on a real cluster (wal_level=logical): the snapshot at the
+slot's starting point, then committed changes in commit order, the slot confirmed only after
+the landing, and every missing prerequisite named with its fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from headwater.contracts import Contract
+from headwater.errors import SourceError, TransientSourceError
+from headwater.ingest import ingest
+from headwater.zones.lake import Lake
+from tests import postgres
+from tests.ingest.raw import orders_contract, rows
+
+pytestmark = pytest.mark.postgres
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+COLUMNS = [
+    {"name": "id", "type": "bigint", "nullable": False},
+    {"name": "amount", "type": "decimal(10,2)"},
+    {"name": "status", "type": "varchar"},
+    {"name": "paid", "type": "boolean"},
+]
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    postgres.require()
+    pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
+    with postgres.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def source(pg_url: str, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for slot in conn.execute(sa.text("SELECT slot_name FROM pg_replication_slots")):
+            conn.execute(sa.text("SELECT pg_drop_replication_slot(:s)"), {"s": slot[0]})
+        conn.execute(sa.text("DROP PUBLICATION IF EXISTS headwater_public_orders"))
+        conn.execute(sa.text("DROP TABLE IF EXISTS orders"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(10,2), "
+                "status text, paid boolean)"
+            )
+        )
+    yield engine
+    engine.dispose()
+
+
+def sql(engine: sa.Engine, *statements: str) -> None:
+    with engine.connect() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+
+
+def contract(url: str, **connector: Any) -> Contract:
+    return orders_contract(
+        {"kind": "postgres_cdc", "url": url, "table": "public.orders", **connector},
+        columns=COLUMNS,
+        delivery="stream",
+        primary_key=["id"],
+    )
+
+
+def confirmed(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT confirmed_flush_lsn::text FROM pg_replication_slots")
+        ).first()
+    return row[0] if row else None
+
+
+def test_a_snapshot_then_committed_changes_in_commit_order(
+    pg_url: str, source: sa.Engine, lake: Lake, tmp_path: Path
+) -> None:
+    sql(source, "INSERT INTO orders SELECT g, g * 1.5, 'new', false FROM generate_series(1, 5) g")
+    spec = contract(pg_url)
+    first = ingest(spec, root=tmp_path, lake=lake, now=NOW)
+    assert first.rows == 5 and "snapshot" in first.read
+    got = rows(lake, "raw.orders", "id, amount, status, paid, _hw_op")
+    assert [r[4] for r in got] == ["r"] * 5
+    assert got[0][:4] == (1, 1.5, "new", False)
+    lsn = lake.snapshots("raw.orders")[-1].properties["checkpoint"]["lsn"]
+
+    sql(
+        source,
+        "INSERT INTO orders VALUES (6, 9.99, 'new', false)",
+        "UPDATE orders SET status = 'paid', paid = true WHERE id = 1",
+        "DELETE FROM orders WHERE id = 2",
+        # one transaction of two statements, and one rolled back
+        "BEGIN; UPDATE orders SET amount = 0 WHERE id = 3; "
+        "UPDATE orders SET amount = 1 WHERE id = 3; COMMIT",
+        "BEGIN; INSERT INTO orders VALUES (99, 1, 'never', false); ROLLBACK",
+        "ALTER TABLE orders ADD COLUMN note text",
+        "UPDATE orders SET note = 'hello' WHERE id = 4",
+        "TRUNCATE orders",
+    )
+    second = ingest(spec, root=tmp_path, lake=lake, now=NOW)
+    assert (second.rows, second.quarantined) == (7, 0), second
+    changes = rows(
+        lake,
+        "raw.orders",
+        "_hw_commit_lsn, _hw_lsn, _hw_op, id, amount, note, _hw_before",
+    )
+    changes = sorted([c for c in changes if c[2] != "r"], key=lambda c: (c[0], c[1]))
+    assert [(c[2], c[3]) for c in changes] == [
+        ("c", 6),
+        ("u", 1),
+        ("d", 2),
+        ("u", 3),  # the two updates of one transaction keep their order
+        ("u", 3),
+        ("u", 4),
+        ("t", None),
+    ]
+    assert [c[4] for c in changes if c[3] == 3] == [0, 1]
+    assert [c[5] for c in changes if c[3] == 4] == ["hello"]  # the added column arrived
+    assert 99 not in [c[3] for c in changes]
+    # the slot was told only what landed: its confirmed LSN is the lake's
+    new_lsn = lake.snapshots("raw.orders")[-1].properties["checkpoint"]["lsn"]
+    assert new_lsn != lsn and confirmed(source) == new_lsn
+    # nothing new: no commit
+    before = len(lake.snapshots("raw.orders"))
+    assert ingest(spec, root=tmp_path, lake=lake, now=NOW).batch_id is None
+    assert len(lake.snapshots("raw.orders")) == before
+
+
+def test_a_run_that_never_landed_its_snapshot_begins_again(
+    pg_url: str, source: sa.Engine, lake: Lake, tmp_path: Path
+) -> None:
+    """A slot without a landed snapshot (the first run was killed) is made again: the rows
+    land once, as of the new slot."""
+    sql(source, "INSERT INTO orders VALUES (1, 1, 'a', false)")
+    with source.connect() as conn:
+        conn.execute(sa.text("CREATE PUBLICATION headwater_public_orders FOR TABLE orders"))
+        conn.execute(
+            sa.text(
+                "SELECT pg_create_logical_replication_slot('headwater_public_orders', 'pgoutput')"
+            )
+        )
+    sql(source, "INSERT INTO orders VALUES (2, 2, 'b', false)")
+    assert ingest(contract(pg_url), root=tmp_path, lake=lake, now=NOW).rows == 2
+    sql(source, "UPDATE orders SET status = 'c' WHERE id = 2")
+    assert ingest(contract(pg_url), root=tmp_path, lake=lake, now=NOW).rows == 1
+    assert [r[0] for r in rows(lake, "raw.orders", "_hw_op")] == ["r", "r", "u"]
+
+
+def test_missing_prerequisites_are_named_with_their_fix(
+    pg_url: str, source: sa.Engine, lake: Lake, tmp_path: Path
+) -> None:
+    sql(
+        source,
+        "CREATE TABLE IF NOT EXISTS keyless (id bigint, note text)",
+        "DROP ROLE IF EXISTS reader",
+        "CREATE ROLE reader LOGIN",
+        "GRANT SELECT ON orders TO reader",
+    )
+    keyless = orders_contract(
+        {"kind": "postgres_cdc", "url": pg_url, "table": "public.keyless"}, delivery="stream"
+    )
+    with pytest.raises(SourceError) as err:
+        ingest(keyless, root=tmp_path, lake=lake, now=NOW)
+    assert "no primary key" in err.value.message and "REPLICA IDENTITY FULL" in str(err.value.hint)
+    as_reader = pg_url.replace("postgres@", "reader@")
+    with pytest.raises(SourceError) as err:
+        ingest(contract(as_reader), root=tmp_path, lake=lake, now=NOW)
+    assert "may not replicate" in err.value.message
+    assert "ALTER ROLE reader WITH REPLICATION" in str(err.value.hint)
+    missing = orders_contract(
+        {"kind": "postgres_cdc", "url": pg_url, "table": "public.nope"}, delivery="stream"
+    )
+    with pytest.raises(SourceError, match=r"public\.nope does not exist"):
+        ingest(missing, root=tmp_path, lake=lake, now=NOW)
+
+
+def test_wal_level_not_logical_is_named_with_its_fix(lake: Lake, tmp_path: Path) -> None:
+    postgres.require()
+    pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
+    with postgres.cluster(wal_level="replica") as url:
+        sql(sa.create_engine(url, isolation_level="AUTOCOMMIT"), "CREATE TABLE orders (id int)")
+        with pytest.raises(SourceError) as err:
+            ingest(contract(url), root=tmp_path, lake=lake, now=NOW)
+    assert "wal_level = replica" in err.value.message
+    assert "ALTER SYSTEM SET wal_level = logical" in str(err.value.hint)
+
+
+def test_an_unreachable_server_is_retryable_and_named(lake: Lake, tmp_path: Path) -> None:
+    pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
+    url = f"postgresql://postgres@127.0.0.1:{postgres._free_port()}/postgres"
+    with pytest.raises(TransientSourceError) as err:
+        ingest(contract(url, connect_timeout="2s"), root=tmp_path, lake=lake, now=NOW)
+    assert "cannot reach PostgreSQL at postgresql://postgres@127.0.0.1:" in err.value.message
