@@ -197,3 +197,37 @@ def test_an_unreachable_server_is_retryable_and_named(lake: Lake, tmp_path: Path
     with pytest.raises(TransientSourceError) as err:
         ingest(contract(url, connect_timeout="2s"), root=tmp_path, lake=lake, now=NOW)
     assert "cannot reach PostgreSQL at postgresql://postgres@127.0.0.1:" in err.value.message
+
+
+def test_status_shows_the_bytes_of_wal_the_slot_holds(
+    pg_url: str, source: sa.Engine, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    root = tmp_path / "p"
+    (root / "contracts").mkdir(parents=True)
+    (root / "headwater.yml").write_text("name: cdc\n", encoding="utf-8")
+    spec = contract(pg_url).model_dump(mode="json", exclude={"name", "zone"})
+    (root / "contracts" / "orders.yml").write_text(json.dumps(spec), encoding="utf-8")
+
+    def status() -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "headwater", "status", "-p", str(root), "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        streams = json.loads(done.stdout)["streams"]
+        assert [s["table"] for s in streams] == ["raw.orders"]
+        return dict(streams[0])
+
+    assert status()["position"] == {}  # nothing landed, no slot yet
+    ingest_cli = [sys.executable, "-m", "headwater", "ingest", "-p", str(root)]
+    subprocess.run(ingest_cli, capture_output=True, check=True)
+    sql(source, *[f"INSERT INTO orders VALUES ({i}, 1, 'x', false)" for i in range(1, 200)])
+    held = status()
+    assert held["position"]["lsn"] and held["lag"]["wal_bytes"] > 0
+    subprocess.run(ingest_cli, capture_output=True, check=True)
+    assert status()["lag"]["wal_bytes"] < held["lag"]["wal_bytes"]

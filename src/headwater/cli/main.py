@@ -121,17 +121,29 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")],
     events: Annotated[int, typer.Option(help="How many events to generate.")] = 200_000,
     force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
+    kafka: Annotated[
+        str | None,
+        typer.Option(
+            help="Kafka bootstrap servers: add the optional stream source live_events (topic "
+            "shop.events), for `headwater ingest --follow`"
+        ),
+    ] = None,
 ) -> None:
     """Scaffold the example project "shop" with generated data."""
     from headwater.cli.scaffold import scaffold
 
     with _errors():
-        counts = scaffold(directory, events=events, force=force, now=datetime.now(UTC))
+        counts = scaffold(directory, events=events, force=force, now=datetime.now(UTC), kafka=kafka)
     _console().print(
         f"Created the example project in [bold]{directory}[/] "
         f"({', '.join(f'{v:,} {k}' for k, v in counts.items())})."
     )
     _console().print(f"Next: [bold]headwater run -p {directory}[/]")
+    if kafka:
+        _console().print(
+            f"Stream: produce JSON events to topic shop.events on {kafka}, then "
+            f"[bold]headwater ingest --follow live_events -p {directory}[/]"
+        )
 
 
 FullRefresh = Annotated[
@@ -299,17 +311,21 @@ app.add_typer(importer, name="import")
 
 @app.command()
 def status(
-    project: ProjectDir = Path("."), limit: Annotated[int, typer.Option(help="How many runs.")] = 10
+    project: ProjectDir = Path("."),
+    limit: Annotated[int, typer.Option(help="How many runs.")] = 10,
+    fmt: Format = "table",
 ) -> None:
-    """Show recent runs."""
+    """Show recent runs, and where each stream stands (Kafka consumer lag, CDC slot lag)."""
     from headwater.cli import render
     from headwater.orchestrate.stores import project_catalog_url, project_secrets
     from headwater.project import load_project
     from headwater.zones.catalog import Catalog
 
+    _check_format(fmt)
     with _errors():
         loaded = load_project(project)
-        # the catalog is all it reads: no warehouse (another process may be writing it)
+        # the catalog (and the lake, for streams) is all it reads: no warehouse (another
+        # process may be writing it)
         secrets = project_secrets(loaded)
         _state["scrub"] = secrets.scrub
         catalog = Catalog(project_catalog_url(loaded, secrets), scrub=secrets.scrub)
@@ -317,7 +333,26 @@ def status(
             runs = catalog.recent_runs(limit)
         finally:
             catalog.close()
+        streams = _stream_states(loaded)
+    if fmt == "json":
+        _print_json({"runs": runs, "streams": [s.as_dict() for s in streams]})
+        return
     _console().print(render.runs_table(runs))
+    if streams:
+        _console().print(render.streams_table(streams))
+
+
+def _stream_states(loaded: Project) -> list[Any]:
+    if not any(c.connector.kind in ("kafka", "postgres_cdc") for c in loaded.contracts.values()):
+        return []  # no lake to open
+    from headwater.orchestrate.follow import stream_states
+    from headwater.orchestrate.stores import LakeStores
+
+    stores = LakeStores.open(loaded)
+    try:
+        return stream_states(loaded, stores)
+    finally:
+        stores.close()
 
 
 @app.command()

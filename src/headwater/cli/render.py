@@ -313,6 +313,27 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     return table
 
 
+def streams_table(streams: list[Any]) -> Table:
+    """Each stream contract: where raw stands in its source, when it last landed, its lag."""
+    table = _titled("Streams", "raw table", "source", "position", "last landed", "lag")
+    for s in streams:
+        if s.position.get("lsn"):
+            position = f"LSN {s.position['lsn']}"
+        elif s.position.get("offsets"):
+            position = f"{len(s.position['offsets'])} partition(s)"
+        else:
+            position = "nothing landed yet"
+        if s.error:
+            lag = f"[red]{s.error}[/]"
+        elif "wal_bytes" in s.lag:
+            lag = f"{s.lag['wal_bytes']:,} bytes of WAL held by the slot"
+        else:
+            lag = f"{sum(s.lag.values()):,} message(s)"
+        landed = f"{s.landed_at:%Y-%m-%d %H:%M:%S}" if s.landed_at else ""
+        table.add_row(s.table, s.kind, position, landed, lag)
+    return table
+
+
 def arrow_table(data: pa.Table) -> Table:
     """Query results, every value whole (wrapped in its cell when the terminal is narrow)."""
     table = Table(box=box.SIMPLE_HEAD)

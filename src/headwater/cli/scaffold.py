@@ -69,10 +69,42 @@ LAST = [
 ]
 
 
+STREAM_CONTRACT = """# Live clickstream from Kafka (optional: `headwater init --kafka BROKERS`).
+# Land what the topic holds with `headwater ingest`, or keep landing with
+# `headwater ingest --follow live_events`.
+source: shop_web.live_events
+schema_version: "1"
+delivery: stream
+privacy_level: internal
+owner: web-analytics@example.com
+description: Storefront events as they happen, one JSON message each on topic shop.events.
+connector:
+  kind: kafka
+  brokers: "{brokers}"
+  topics: [shop.events]
+  max_rows: 10000
+  max_wait: 1s
+primary_key: [event_id]
+columns:
+  - {{name: event_id, type: varchar, nullable: false}}
+  - {{name: customer_id, type: bigint}}
+  - {{name: event_type, type: varchar, nullable: false}}
+  - {{name: page, type: varchar}}
+  - {{name: occurred_at, type: timestamptz, nullable: false}}
+"""
+
+
 def scaffold(
-    directory: Path, *, events: int = 200_000, force: bool = False, now: datetime, seed: int = 7
+    directory: Path,
+    *,
+    events: int = 200_000,
+    force: bool = False,
+    now: datetime,
+    seed: int = 7,
+    kafka: str | None = None,
 ) -> dict[str, int]:
-    """Create the example project in `directory`; returns how many records each source got."""
+    """Create the example project in `directory`; returns how many records each source got.
+    `kafka` (bootstrap servers) adds the optional stream source `live_events`."""
     if directory.exists() and any(directory.iterdir()) and not force:
         raise SpecError(f"{directory} is not empty", hint="choose a new folder or pass --force")
     shutil.copytree(
@@ -85,6 +117,10 @@ def scaffold(
     orders = _orders(directory / "data" / "orders", rng, start, end, customers)
     n_events = _events(directory / "data" / "events", rng, start, events, customers)
     (directory / ".gitignore").write_text(".headwater/\n", encoding="utf-8")
+    if kafka:
+        (directory / "contracts" / "live_events.yml").write_text(
+            STREAM_CONTRACT.format(brokers=kafka), encoding="utf-8"
+        )
     return {"customers": customers, "orders": orders, "events": n_events}
 
 
@@ -162,12 +198,15 @@ def _orders(
 
 def _events(folder: Path, rng: random.Random, start: datetime, total: int, customers: int) -> int:
     folder.mkdir(parents=True, exist_ok=True)
-    per_day = max(1, total // DAYS)
+    # at least 10 a day: the deliberate defects below need their lines (a small --events
+    # writes a few more than asked; the count written is what `init` reports)
+    per_day = max(10, total // DAYS)
     written = 0
     for day in range(DAYS):
         base = start + timedelta(days=day)
         lines = []
-        for _ in range(per_day if day < DAYS - 1 else total - per_day * (DAYS - 1)):
+        last = max(per_day, total - per_day * (DAYS - 1))
+        for _ in range(per_day if day < DAYS - 1 else last):
             at = base + timedelta(seconds=rng.randint(0, 86399))
             anonymous = rng.random() < 0.3
             lines.append(

@@ -33,6 +33,7 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 import pyarrow as pa
+from psycopg2 import sql
 
 from headwater.contracts import PostgresCdcConnector
 from headwater.contracts.secrets import Secrets
@@ -236,9 +237,9 @@ class _Server:
                 "tried again (with backoff under --follow)",
             ) from None
 
-    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    def query(self, statement: str | sql.Composed, *params: Any) -> list[tuple[Any, ...]]:
         with self.conn.cursor() as cur:
-            cur.execute(sql, params or None)
+            cur.execute(statement, params or None)
             return list(cur.fetchall()) if cur.description else []
 
     def check(self) -> None:
@@ -290,15 +291,16 @@ class _Server:
         if not self.query("SELECT 1 FROM pg_publication WHERE pubname = %s", self.publication):
             try:
                 self.query(
-                    f'CREATE PUBLICATION "{self.publication}" FOR TABLE '
-                    f'"{self.schema}"."{self.table}"'
+                    sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                        sql.Identifier(self.publication), sql.Identifier(self.schema, self.table)
+                    )
                 )
             except psycopg2.Error as err:
                 raise SourceError(
                     f"cannot create publication {self.publication} on {self.shown}: "
                     f"{_first_line(err, self.secrets)}",
-                    hint=f"create it as the table's owner: CREATE PUBLICATION {self.publication} "
-                    f"FOR TABLE {self.connector.table};",
+                    hint=f"as the table's owner, run `CREATE PUBLICATION {self.publication} "
+                    f"FOR TABLE {self.connector.table};`",
                 ) from None
 
     def slot_exists(self) -> bool:
@@ -569,7 +571,11 @@ class _Snapshot:
         cursor = self.replication.cursor()
         mode = "EXPORT_SNAPSHOT" if export else "NOEXPORT_SNAPSHOT"
         try:
-            cursor.execute(f'CREATE_REPLICATION_SLOT "{server.slot}" LOGICAL pgoutput {mode}')
+            cursor.execute(
+                sql.SQL("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput {}").format(
+                    sql.Identifier(server.slot), sql.SQL(mode)
+                )
+            )
             _slot, point, name, _plugin = cursor.fetchone()
         except psycopg2.Error as err:
             raise SourceError(
@@ -601,10 +607,16 @@ class _Snapshot:
         ]
         relation = Relation(server.schema, server.table, columns, [])
         txn = Transaction(0, datetime.now(UTC), self.point, self.point)
-        select_list = ", ".join(f'"{c}"::text' for c in columns)
+        select_list = sql.SQL(", ").join(
+            sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns
+        )
         with self.reading.cursor(name="headwater_snapshot") as cur:
             cur.itersize = PART_ROWS
-            cur.execute(f'SELECT {select_list} FROM "{server.schema}"."{server.table}"')
+            cur.execute(
+                sql.SQL("SELECT {} FROM {}").format(
+                    select_list, sql.Identifier(server.schema, server.table)
+                )
+            )
             while True:
                 rows = cur.fetchmany(PART_ROWS)
                 if not rows:

@@ -128,3 +128,22 @@ def open_follower(
         "connectors",
         hint="land it with `headwater ingest` (a schedule runs it regularly)",
     )
+
+
+def source_lag(connector: Any, secrets: Secrets, properties: Mapping[str, Any]) -> dict[str, int]:
+    """What a stream source holds that raw does not, as of the raw table's newest commit
+    (`properties`): messages per Kafka partition, or the bytes of WAL a CDC slot keeps.
+
+    Raises:
+        HeadwaterError: the source cannot be reached (a `SourceError` naming it).
+    """
+    if connector.kind == "kafka":
+        from headwater.ingest.kafka import consumer_lag, lake_offsets
+
+        return consumer_lag(connector, secrets, lake_offsets(properties))
+    if connector.kind == "postgres_cdc":
+        from headwater.ingest.cdc import slot_lag
+
+        held = slot_lag(connector, secrets)
+        return {} if held is None else {"wal_bytes": held}
+    return {}

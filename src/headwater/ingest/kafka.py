@@ -759,3 +759,26 @@ class KafkaFollower:
     def close(self) -> None:
         with contextlib.suppress(KafkaException, RuntimeError):
             self.consumer.close()
+
+
+def consumer_lag(
+    connector: KafkaConnector, secrets: Secrets, offsets: Mapping[str, int]
+) -> dict[str, int]:
+    """Messages each partition holds past the lake's offsets (`offsets`)."""
+    consumer = Consumer(consumer_config(connector, secrets, group=connector.group or "headwater"))
+    try:
+        out: dict[str, int] = {}
+        for topic, count in _topics(consumer, connector, secrets).items():
+            for partition in range(count):
+                try:
+                    low, high = consumer.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=_timeout(connector)
+                    )
+                except KafkaException as err:
+                    raise _connect_error(connector, secrets, err) from None
+                key = offset_key(topic, partition)
+                start = offsets.get(key, low if connector.start == "earliest" else high)
+                out[key] = max(0, high - max(start, low))
+        return out
+    finally:
+        consumer.close()

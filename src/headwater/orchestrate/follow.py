@@ -297,3 +297,52 @@ class _Worker:
                 run_id=self.run_id,
             )
         )
+
+
+@dataclass
+class StreamState:
+    """Where a stream contract stands: its raw table's newest commit and the source's lag."""
+
+    table: str
+    kind: str
+    position: dict[str, Any]  # the lake's checkpoint: offsets or LSN
+    landed_at: datetime | None
+    lag: dict[str, int]
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "kind": self.kind,
+            "position": self.position,
+            "landed_at": self.landed_at.isoformat() if self.landed_at else None,
+            "lag": self.lag,
+            "error": self.error,
+        }
+
+
+def stream_states(project: Project, stores: LakeStores) -> list[StreamState]:
+    """Each stream contract's position in the lake and what its source still holds (a source
+    that cannot be reached gives its error instead of a lag)."""
+    from headwater.ingest.connectors import source_lag
+
+    out = []
+    for contract in project.contracts.values():
+        if contract.connector.kind not in ("kafka", "postgres_cdc"):
+            continue
+        properties = stores.lake.current_properties(contract.table)
+        stored = properties.get("checkpoint")
+        position: dict[str, Any] = {}
+        if isinstance(stored, dict):
+            position = {k: stored[k] for k in ("offsets", "lsn") if stored.get(k) is not None}
+        snapshots = stores.lake.snapshots(contract.table)[-1:]
+        landed = (
+            datetime.fromtimestamp(snapshots[0].timestamp_ms / 1000, UTC) if snapshots else None
+        )
+        state = StreamState(contract.table, contract.connector.kind, position, landed, {})
+        try:
+            state.lag = source_lag(contract.connector, stores.secrets, properties)
+        except HeadwaterError as err:
+            state.error = err.render()
+        out.append(state)
+    return out
