@@ -280,3 +280,16 @@ def test_a_random_workload_replicates_exactly_while_the_worker_is_killed(
         conn.execute(sa.text("SELECT pg_drop_replication_slot('verify')"))
         conn.commit()
     engine.dispose()
+
+
+def test_an_unreachable_database_is_named_and_retried_with_backoff(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
+    dead = f"postgresql://postgres@127.0.0.1:{postgres._free_port()}/postgres"
+    root = project(tmp_path / "p", dead)
+    process = worker(root)
+    time.sleep(6)  # tries at once, then after ~1 s and ~2 s
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert err.count("cannot reach PostgreSQL at postgresql://postgres@127.0.0.1:") >= 2, err
+    assert "restarting with backoff" in err

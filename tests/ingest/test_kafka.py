@@ -226,3 +226,29 @@ def test_avro_values_in_the_registrys_wire_format(
     reasons = [r[0] for r in rows(lake, "raw.orders__quarantine", "_hw_reason")]
     assert any("schema id 8 is not in the registry" in r for r in reasons)
     assert any("wire format" in r for r in reasons)
+
+
+def test_a_pattern_reads_every_matching_topic_and_headers_are_kept(
+    broker: str, lake: Lake, tmp_path: Path
+) -> None:
+    from confluent_kafka import Producer
+
+    prefix = f"shop-{uuid.uuid4().hex[:6]}"
+    for name in ("eu", "us"):
+        kafka.create_topic(broker, f"{prefix}.{name}", partitions=1)
+    kafka.create_topic(broker, f"other-{prefix}", partitions=1)
+    producer = Producer({"bootstrap.servers": broker})
+    for i, topic in enumerate([f"{prefix}.eu", f"{prefix}.us", f"other-{prefix}"]):
+        producer.produce(
+            topic, value=json.dumps({"id": i, "amount": 1}).encode(), headers=[("trace", b"t1")]
+        )
+    producer.flush(10)
+    spec = orders_contract(
+        {"kind": "kafka", "brokers": broker, "pattern": f"^{prefix}\\."},
+        columns=COLUMNS,
+        delivery="stream",
+    )
+    assert ingest(spec, root=tmp_path, lake=lake, now=NOW).rows == 2
+    got = rows(lake, "raw.orders", "_hw_topic, _hw_headers")
+    assert [r[0] for r in got] == [f"{prefix}.eu", f"{prefix}.us"]
+    assert json.loads(got[0][1]) == [["trace", "t1"]]
