@@ -5,6 +5,10 @@
     measure.py plain BROKER TOPIC FOLDER        the physical limit: a confluent-kafka consumer
                                                 loop, JSON parsed by Arrow, written to Parquet,
                                                 offsets committed after the write
+    measure.py headwater-cdc URL FOLDER         headwater's `ingest` of a CDC contract whose
+                                                snapshot FOLDER's lake holds: the changes since
+    measure.py plain-cdc URL SLOT PUB LSN       a replication loop reading the slot's messages
+                                                up to LSN, nothing decoded or written
 
 Prints one JSON object: wall and CPU seconds, messages landed, peak RSS.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import sys
 import time
 from datetime import UTC, datetime
@@ -132,6 +137,55 @@ def _result(started: float, cpu: float, rows: int, **more: Any) -> dict[str, Any
     }
 
 
+def headwater_cdc(url: str, folder: str) -> dict[str, Any]:
+    """The changes since the lake's LSN (the snapshot landed before the clock) into raw."""
+    from headwater.contracts import Contract
+    from headwater.ingest import cdc as _cdc  # noqa: F401 (imported before the clock)
+    from headwater.ingest import ingest
+    from headwater.zones.lake import Lake
+
+    root = Path(folder)
+    spec = Contract.model_validate(json.loads((root / "contract.json").read_text()))
+    lake = Lake(f"sqlite:///{root / 'catalog.db'}", "lake", root)
+    lake.table_names()
+    started, cpu = time.perf_counter(), time.process_time()
+    landed = ingest(spec, root=root, lake=lake, now=datetime.now(UTC))
+    return _result(started, cpu, landed.rows, quarantined=landed.quarantined)
+
+
+def plain_cdc(url: str, slot: str, publication: str, target: str) -> dict[str, Any]:
+    """The physical limit: every pgoutput message of the slot up to `target` off the server,
+    not decoded, not written."""
+    import psycopg2
+    import psycopg2.extras
+
+    started, cpu = time.perf_counter(), time.process_time()
+    conn = psycopg2.connect(url, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    cursor = conn.cursor()
+    cursor.start_replication(
+        slot_name=slot,
+        decode=False,
+        options={"proto_version": "1", "publication_names": publication},
+    )
+    high, _, low = target.partition("/")
+    end = (int(high, 16) << 32) | int(low, 16)
+    changes = 0
+    while True:
+        message = cursor.read_message()
+        if message is None:
+            if (cursor.wal_end or 0) >= end:
+                break
+            cursor.send_feedback(reply=True)
+            select.select([conn], [], [], 0.05)
+            continue
+        if bytes(message.payload[:1]) in (b"I", b"U", b"D"):
+            changes += 1
+    conn.close()
+    return _result(started, cpu, changes)
+
+
 if __name__ == "__main__":
     kind, *args = sys.argv[1:]
-    print(json.dumps({"headwater": headwater, "plain": plain}[kind](*args)))
+    kinds = {"headwater": headwater, "plain": plain, "headwater-cdc": headwater_cdc}
+    kinds["plain-cdc"] = plain_cdc
+    print(json.dumps(kinds[kind](*args)))

@@ -186,31 +186,217 @@ def _latencies(root: Path) -> list[float]:
     return [(committed[b] - produced) / 1000 for b, produced in rows]
 
 
+CDC_COLUMNS = [
+    {"name": "id", "type": "bigint", "nullable": False},
+    {"name": "amount", "type": "decimal(10,2)"},
+    {"name": "status", "type": "varchar"},
+]
+
+
+def cdc(changes: int, rate: int, seconds: float) -> dict[str, Any]:
+    """CDC changes/s (headwater's `ingest` vs a bare replication loop) and follow latency."""
+    import sqlalchemy as sa
+    from tests import postgres
+
+    with postgres.cluster() as url:
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        plain_url = url.replace("postgresql+psycopg://", "postgresql://")
+        with engine.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(10,2), status text)"
+                )
+            )
+            conn.execute(sa.text("CREATE PUBLICATION bare FOR TABLE orders"))
+            conn.execute(sa.text("SELECT pg_create_logical_replication_slot('bare', 'pgoutput')"))
+        with tempfile.TemporaryDirectory(prefix="hw-cdc-bench-") as folder:
+            root = Path(folder)
+            spec = {
+                "name": "orders",
+                "source": "shop.orders",
+                "schema_version": "1",
+                "delivery": "stream",
+                "privacy_level": "internal",
+                "primary_key": ["id"],
+                "connector": {"kind": "postgres_cdc", "url": url, "table": "public.orders"},
+                "columns": CDC_COLUMNS,
+            }
+            (root / "contract.json").write_text(json.dumps(spec), encoding="utf-8")
+            _land_cdc(root, spec)  # the (empty) snapshot: the slot starts here
+            with engine.connect() as conn:  # inserts, then updates, 1,000 to a transaction
+                for start in range(0, changes // 2, 1000):
+                    conn.execute(
+                        sa.text(
+                            "INSERT INTO orders SELECT g, g / 100.0, 'new' "
+                            "FROM generate_series(CAST(:a AS bigint), CAST(:b AS bigint)) g"
+                        ),
+                        {"a": start + 1, "b": min(start + 1000, changes // 2)},
+                    )
+                for start in range(0, changes - changes // 2, 1000):
+                    conn.execute(
+                        sa.text("UPDATE orders SET status = 'paid' WHERE id BETWEEN :a AND :b"),
+                        {"a": start + 1, "b": start + 1000},
+                    )
+                target = conn.execute(sa.text("SELECT pg_current_wal_lsn()::text")).scalar_one()
+            ours = _measure_cdc(["headwater-cdc", url, folder])
+            bare = _measure_cdc(["plain-cdc", plain_url, "bare", "bare", str(target)])
+        for result in (ours, bare):
+            if result["rows"] != changes:
+                raise SystemExit(f"CDC landed {result['rows']:,} of {changes:,} changes")
+        latency = _cdc_latency(url, engine, rate, seconds)
+        engine.dispose()
+    return {
+        "changes": changes,
+        "headwater_changes_per_s": changes / ours["wall_s"],
+        "bare_changes_per_s": changes / bare["wall_s"],
+        "ratio": bare["wall_s"] / ours["wall_s"],
+        "samples": {"headwater": ours, "bare": bare},
+        "latency": latency,
+    }
+
+
+def _land_cdc(root: Path, spec: dict[str, Any]) -> Any:
+    from headwater.contracts import Contract
+    from headwater.ingest import ingest
+
+    return ingest(
+        Contract.model_validate(spec),
+        root=root,
+        lake=_lake_at(root),
+        now=datetime.now(UTC),
+    )
+
+
+def _lake_at(root: Path) -> Any:
+    from headwater.zones.lake import Lake
+
+    return Lake(f"sqlite:///{root / 'catalog.db'}", "lake", root)
+
+
+def _measure_cdc(args: list[str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(MEASURE), *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{args[0]} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _cdc_latency(url: str, engine: Any, rate: int, seconds: float) -> dict[str, Any]:
+    """A follow worker while single-row transactions commit at `rate` a second: each change's
+    latency is its raw commit's time minus its transaction's commit time."""
+    import duckdb
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        conn.execute(sa.text("CREATE TABLE live (id bigint PRIMARY KEY, note text)"))
+    with tempfile.TemporaryDirectory(prefix="hw-cdc-latency-") as folder:
+        root = Path(folder)
+        (root / "contracts").mkdir()
+        (root / "headwater.yml").write_text("name: latency\n", encoding="utf-8")
+        spec = {
+            "source": "shop.live",
+            "schema_version": "1",
+            "delivery": "stream",
+            "privacy_level": "internal",
+            "connector": {
+                "kind": "postgres_cdc",
+                "url": url,
+                "table": "public.live",
+                "max_wait": f"{int(MAX_WAIT_S * 1000)}ms",
+            },
+            "columns": [{"name": "id", "type": "bigint"}, {"name": "note", "type": "varchar"}],
+        }
+        (root / "contracts" / "live.yml").write_text(json.dumps(spec), encoding="utf-8")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "headwater", "ingest", "--follow", "-p", folder],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(4)  # started, its snapshot (empty) landed
+        sent, started = 0, time.monotonic()
+        with engine.connect() as conn:
+            while time.monotonic() - started < seconds:
+                due = int((time.monotonic() - started) * rate)
+                while sent < due:
+                    conn.execute(sa.text("INSERT INTO live VALUES (:i, 'x')"), {"i": sent})
+                    sent += 1
+                time.sleep(0.01)
+        lake = _lake_in(root)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if lake.table("raw.live") is not None and lake.row_count("raw.live") >= sent:
+                break
+            time.sleep(0.3)
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
+        committed = {s.properties["batch_id"]: s.timestamp_ms for s in lake.snapshots("raw.live")}
+        found = duckdb.sql(
+            "select _hw_batch_id, epoch_ms(_hw_commit_time) from read_parquet($f) "
+            "where _hw_op = 'c'",
+            params={"f": lake.files("raw.live")},
+        ).fetchall()
+    latencies = sorted((committed[b] - at) / 1000 for b, at in found)
+
+    def at(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "changes": sent,
+        "landed": len(latencies),
+        "p50_s": at(0.5),
+        "p99_s": at(0.99),
+        "max_s": latencies[-1],
+    }
+
+
+def _lake_in(root: Path) -> Any:
+    from headwater.zones.lake import Lake
+
+    return Lake(f"sqlite:///{root / '.headwater' / 'catalog.db'}", ".headwater/lake", root)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=int, default=5_000, help="messages/s for latency")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--changes", type=int, default=200_000, help="CDC changes")
+    parser.add_argument("--cdc-rate", type=int, default=500, help="CDC transactions/s")
     parser.add_argument("--out", type=Path, default=OUT / "results.json")
+    parser.add_argument("--only", choices=("kafka", "cdc"), help="one of the two parts")
     args = parser.parse_args()
-    with kafka.broker() as broker:
-        print(f"broker {broker}; throughput: {args.messages:,} messages, 3 partitions", flush=True)
-        result: dict[str, Any] = {"throughput": throughput(broker, args.messages, args.rounds)}
-        print(f"latency: {args.rate:,} msg/s for {args.seconds:g} s, max_wait 1 s", flush=True)
-        result["latency"] = latency(broker, args.rate, args.seconds)
-    result["goals"] = GOALS
-    result["machine"] = describe()
-    t, lat = result["throughput"], result["latency"]
-    print(
-        f"\nheadwater {t['headwater_msgs_per_s']:,.0f} msg/s, plain loop "
-        f"{t['plain_msgs_per_s']:,.0f} msg/s: {t['throughput_ratio']:.2f}x "
-        f"(goal >= {GOALS['throughput_ratio']}x), cpu {t['cpu_ratio']:.2f}x"
-    )
-    print(
-        f"latency at {lat['rate']:,} msg/s: p50 {lat['p50_s']:.2f} s, p99 {lat['p99_s']:.2f} s "
-        f"(goal < {GOALS['p99_latency_s']:g} s), {lat['landed']:,}/{lat['messages']:,} landed"
-    )
+    result: dict[str, Any] = {"goals": GOALS, "machine": describe()}
+    if args.only != "cdc":
+        with kafka.broker() as broker:
+            print(f"broker {broker}; {args.messages:,} messages, 3 partitions", flush=True)
+            result["throughput"] = throughput(broker, args.messages, args.rounds)
+            print(f"latency: {args.rate:,} msg/s for {args.seconds:g} s, max_wait 1 s", flush=True)
+            result["latency"] = latency(broker, args.rate, args.seconds)
+        t, lat = result["throughput"], result["latency"]
+        print(
+            f"\nheadwater {t['headwater_msgs_per_s']:,.0f} msg/s, plain loop "
+            f"{t['plain_msgs_per_s']:,.0f} msg/s: {t['throughput_ratio']:.2f}x "
+            f"(goal >= {GOALS['throughput_ratio']}x), cpu {t['cpu_ratio']:.2f}x"
+        )
+        print(
+            f"latency at {lat['rate']:,} msg/s: p50 {lat['p50_s']:.2f} s, p99 {lat['p99_s']:.2f} "
+            f"s (goal < {GOALS['p99_latency_s']:g} s), {lat['landed']:,}/{lat['messages']:,} landed"
+        )
+    if args.only != "kafka":
+        print(f"CDC: {args.changes:,} changes, then {args.cdc_rate:,} commits/s", flush=True)
+        c = result["cdc"] = cdc(args.changes, args.cdc_rate, args.seconds)
+        print(
+            f"CDC: headwater {c['headwater_changes_per_s']:,.0f} changes/s, a bare replication "
+            f"loop (nothing decoded or written) {c['bare_changes_per_s']:,.0f}/s: "
+            f"{c['ratio']:.2f}x; latency at {c['latency']['rate']:,} commits/s: "
+            f"p50 {c['latency']['p50_s']:.2f} s, p99 {c['latency']['p99_s']:.2f} s "
+            f"(goal < {GOALS['p99_latency_s']:g} s)"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     print(f"wrote {args.out}")
