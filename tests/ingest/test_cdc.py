@@ -4,6 +4,7 @@ the landing, and every missing prerequisite named with its fix."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -231,3 +232,31 @@ def test_status_shows_the_bytes_of_wal_the_slot_holds(
     assert held["position"]["lsn"] and held["lag"]["wal_bytes"] > 0
     subprocess.run(ingest_cli, capture_output=True, check=True)
     assert status()["lag"]["wal_bytes"] < held["lag"]["wal_bytes"]
+
+
+def test_a_contract_without_columns_takes_the_tables_types(
+    pg_url: str, source: sa.Engine, lake: Lake, tmp_path: Path
+) -> None:
+    sql(
+        source,
+        "ALTER TABLE orders ADD COLUMN placed timestamptz, ADD COLUMN tags text[], "
+        "ADD COLUMN ratio double precision",
+        "INSERT INTO orders VALUES (1, 2.50, 'new', true, '2026-01-02 03:04:05+00', '{a,b}', 0.5)",
+    )
+    bare = orders_contract(
+        {"kind": "postgres_cdc", "url": pg_url, "table": "public.orders"}, delivery="stream"
+    )
+    assert ingest(bare, root=tmp_path, lake=lake, now=NOW).rows == 1
+    pinned = json.loads(lake.properties("raw.orders")["schema.1"])
+    assert {c["name"]: c["type"] for c in pinned} == {
+        "id": "BIGINT",
+        "amount": "DECIMAL(10, 2)",
+        "status": "TEXT",
+        "paid": "BOOLEAN",
+        "placed": "TIMESTAMPTZ",
+        "tags": "TEXT",
+        "ratio": "DOUBLE",
+    }
+    got = rows(lake, "raw.orders", "id, amount, paid, placed, tags, ratio")
+    assert got[0][2] is True and got[0][4] == "{a,b}" and got[0][5] == 0.5
+    assert got[0][3] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

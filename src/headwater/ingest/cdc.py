@@ -35,7 +35,7 @@ import psycopg2.extras
 import pyarrow as pa
 from psycopg2 import sql
 
-from headwater.contracts import PostgresCdcConnector
+from headwater.contracts import Column, PostgresCdcConnector
 from headwater.contracts.secrets import Secrets
 from headwater.contracts.thresholds import parse_duration
 from headwater.errors import SourceError, TransientSourceError
@@ -319,6 +319,55 @@ class _Server:
             self.conn.close()
 
 
+_TYPES = {
+    "smallint": "smallint",
+    "integer": "integer",
+    "bigint": "bigint",
+    "real": "float",
+    "double precision": "double",
+    "boolean": "boolean",
+    "text": "varchar",
+    "date": "date",
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz",
+    "time without time zone": "time",
+    "uuid": "uuid",
+    "json": "json",
+    "jsonb": "json",
+    "interval": "interval",
+    "numeric": "double",  # no precision given: any number
+}
+
+
+def source_columns(server: _Server) -> list[Column]:
+    """The table's columns, typed as PostgreSQL declares them (varchar where DuckDB has no
+    cast from PostgreSQL's text form: arrays, bytea, geometric types …)."""
+    found = server.query(
+        "SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        f'"{server.schema}"."{server.table}"',
+    )
+    return [
+        Column(name=name, type=_duckdb_type(kind), nullable=not required)
+        for name, kind, required in found
+    ]
+
+
+def _duckdb_type(kind: str) -> str:
+    if kind in _TYPES:
+        return _TYPES[kind]
+    decimal = re.fullmatch(r"numeric\((\d+),(\d+)\)", kind)
+    if decimal and int(decimal[1]) <= 38:
+        return f"decimal({decimal[1]},{decimal[2]})"
+    if re.fullmatch(r"(character varying|character|varchar|char)(\(\d+\))?", kind):
+        return "varchar"
+    if kind.startswith(("timestamp(", "timestamp with")) and "with time zone" in kind:
+        return "timestamptz"
+    if kind.startswith("timestamp("):
+        return "timestamp"
+    return "varchar"
+
+
 def _default_name(table: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", f"headwater_{table.replace('.', '_')}".lower())[:63]
 
@@ -498,6 +547,12 @@ class CdcReader:
         )
         if self.key == "":
             self.close()
+
+    @property
+    def source_columns(self) -> list[Column]:
+        """The table's columns with their types as PostgreSQL has them (what a contract that
+        declares none takes on its first load)."""
+        return source_columns(self.server)
 
     def parts(self) -> Iterator[Part]:
         table = self.connector.table

@@ -166,7 +166,7 @@ def _land(
         parts = files.parts([f for f in files.new if f not in direct])
     else:
         parts = reader.parts()
-    contract, parts = _inferred(contract, parts)
+    contract, parts = _inferred(contract, parts, reader)
     job = _Job(contract, result, now=now, cutoff=_late_cutoff(contract, lake), state=state)
     landed_files = lake.files(table) if state.since is not None else []
     if incremental is not None and landed_files:
@@ -552,11 +552,17 @@ def _pinned(contract: Contract, lake: Lake) -> Contract:
     return contract.model_copy(update={"columns": columns})
 
 
-def _inferred(contract: Contract, parts: Iterator[Part]) -> tuple[Contract, Iterator[Part]]:
-    """The first load of a schema_version with no columns infers them from its first part
-    (landing pins them)."""
+def _inferred(
+    contract: Contract, parts: Iterator[Part], reader: Reader | None = None
+) -> tuple[Contract, Iterator[Part]]:
+    """The first load of a schema_version with no columns takes the source's own (a database
+    table's, from a reader with `source_columns`) or infers them from its first part (landing
+    pins them)."""
     if contract.columns:
         return contract, parts
+    known: list[Column] | None = getattr(reader, "source_columns", None)
+    if known:
+        return contract.model_copy(update={"columns": known}), parts
     first = next(parts, None)
     if first is None:
         return contract, parts
