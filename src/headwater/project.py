@@ -295,6 +295,7 @@ def _check_config_columns(root: Path, model: Model, columns: tuple[str, ...]) ->
         "time_column": [cfg.time_column] if cfg.time_column else [],
         "updated_column": [cfg.updated_column] if cfg.updated_column else [],
         "deleted_column": [cfg.deleted_column] if cfg.deleted_column else [],
+        "truncated_column": [cfg.truncated_column] if cfg.truncated_column else [],
     }
     for key, names in named.items():
         for name in names:

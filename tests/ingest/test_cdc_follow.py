@@ -26,15 +26,16 @@ from tests.ingest.raw import rows
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 HEADWATER = [sys.executable, "-m", "headwater"]
+NO_KEY = -(10**18)  # a truncate's key, to sort with the others
 MODEL = """/* headwater
 kind: incremental_by_key
 unique_key: [id]
 updated_column: _hw_lsn
 deleted_column: deleted
+truncated_column: truncated
 */
-select id, amount, status, note, _hw_op = 'd' as deleted, _hw_lsn
+select id, amount, status, note, _hw_op = 'd' as deleted, _hw_op = 't' as truncated, _hw_lsn
 from raw.orders
-where _hw_op <> 't'
 """
 
 
@@ -85,6 +86,7 @@ class Workload:
         self.next_id = 1
         self.changes = 0
         self.noted = False
+        self.truncated = False
         self.stop = threading.Event()
 
     def seed_rows(self, count: int) -> None:
@@ -100,6 +102,11 @@ class Workload:
                 with self.engine.begin() as conn:
                     conn.execute(sa.text("ALTER TABLE orders ADD COLUMN note text"))
                 self.noted = True
+            if not self.truncated and time.monotonic() > ended - seconds / 3:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.text("TRUNCATE orders"))
+                self.truncated, self.ids = True, []
+                self.changes += 1
             statements = self.chance.randint(1, 5)
             rollback = self.chance.random() < 0.15
             conn = self.engine.connect()
@@ -196,6 +203,8 @@ def changes_after(engine: sa.Engine, point: int) -> list[tuple[int, str, int]]:
             elif data.startswith("COMMIT"):
                 if lsn > point:
                     out.extend(pending)
+            elif data.startswith("table public.orders: TRUNCATE"):
+                pending.append((int(lsn), "t", NO_KEY))
             elif data.startswith("table public.orders: "):
                 op = data.split(": ")[1]
                 key = re.search(r"id\[bigint\]:(-?\d+)", data)
@@ -253,7 +262,7 @@ def test_a_random_workload_replicates_exactly_while_the_worker_is_killed(
     snapshot = [r for r in landed if r[2] == "r"]
     point = snapshot[0][0]
     assert len({r[3] for r in snapshot}) == len(snapshot)  # each row of the snapshot once
-    changes = sorted((r[1], r[2], r[3]) for r in landed if r[2] != "r")
+    changes = sorted((r[1], r[2], NO_KEY if r[3] is None else r[3]) for r in landed if r[2] != "r")
     assert changes == sorted(changes_after(engine, point))  # each change once, none missing
     # the slot was confirmed batch by batch, and never past what the lake holds
     lake_lsn = lake.snapshots("raw.orders")[-1].properties["checkpoint"]["lsn"]

@@ -30,6 +30,7 @@ INCREMENTAL = [
     "marts.positive",
     "marts.latest",
     "marts.history",
+    "marts.current",
 ]
 
 FILES = {
@@ -87,6 +88,17 @@ updated_column: occurred_at
 deleted_column: deleted
 */
 select event_id, kind, amount, occurred_at, amount < 0 as deleted
+from raw.events
+""",
+    "models/marts/current.sql": """/* headwater
+kind: incremental_by_key
+unique_key: [event_id]
+updated_column: occurred_at
+deleted_column: deleted
+truncated_column: truncated
+*/
+select case when amount = 0 then null else event_id end as event_id, kind, amount, occurred_at,
+       amount < 0 as deleted, amount = 0 as truncated
 from raw.events
 """,
     "models/marts/history.sql": """/* headwater
@@ -310,3 +322,21 @@ def test_a_first_build_writes_every_interval_in_one_statement(
         assert later.models["marts.daily_whole"].intervals == 1
         assert writes("marts.daily_whole") == ["Insert"]
     assert _rows(root, "marts.daily_whole") == _rows(root, "marts.daily")
+
+
+def test_a_truncation_removes_every_row_it_does_not_predate(engine: str, tmp_path: Path) -> None:
+    """A change log's TRUNCATE (here: amount 0) empties what came before it; what comes after,
+    or arrives late but is newer, stays; an older row arriving late does not come back."""
+    root = _project(tmp_path / "p")
+    _arrive(root, 0, [(1, "a", 10, 0), (2, "a", 20, 1)])
+    _run(root, full_refresh=False, minutes=0)
+    _arrive(root, 1, [(9, "a", 0, 5), (3, "b", 30, 6)])  # truncated at hour 5, then e3
+    _run(root, full_refresh=False, minutes=1)
+    h = lambda n: T0 + timedelta(hours=n)  # noqa: E731
+    assert [r[0] for r in _rows(root, "marts.current")] == ["e3"]
+    _arrive(root, 2, [(1, "z", 11, 4), (4, "c", 40, 7)])  # e1 older than the truncation: gone
+    _run(root, full_refresh=False, minutes=2)
+    assert _rows(root, "marts.current") == [
+        ("e3", "b", 30, h(6), False, False),
+        ("e4", "c", 40, h(7), False, False),
+    ]

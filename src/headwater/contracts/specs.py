@@ -603,6 +603,11 @@ class ModelConfig(Spec):
     deleted_column: str | None = Field(
         default=None, description="incremental_by_key: a boolean column; true deletes the key"
     )
+    truncated_column: str | None = Field(
+        default=None,
+        description="incremental_by_key: a boolean column; a true row (a source's TRUNCATE) "
+        "removes every row whose version is not newer than its own",
+    )
     start: datetime | None = Field(
         default=None,
         description="incremental_by_time: first interval (default: the "
@@ -624,6 +629,15 @@ class ModelConfig(Spec):
             raise ValueError(
                 f"kind {self.kind.value} needs `unique_key:` and `updated_column:` (versions "
                 "of a key are ordered by it, whatever order the data arrives in)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _truncated_by_key(self) -> ModelConfig:
+        if self.truncated_column and self.kind is not ModelKind.INCREMENTAL_BY_KEY:
+            raise ValueError(
+                "truncated_column is an incremental_by_key setting (a change log's TRUNCATE "
+                "removes the rows before it)"
             )
         return self
 

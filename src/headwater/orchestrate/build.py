@@ -454,7 +454,12 @@ class _Builder:
         self.built.append((version, intervals.done_after if intervals else None))
         if self.pointers.get(model.name) != physical or model.name not in self.existing_views:
             # an incremental model written in place keeps its view as it is
-            hide = model.config.deleted_column if kind is ModelKind.INCREMENTAL_BY_KEY else None
+            config = model.config
+            hide = (
+                tuple(c for c in (config.deleted_column, config.truncated_column) if c)
+                if kind is ModelKind.INCREMENTAL_BY_KEY
+                else ()
+            )
             self.views.append(view_sql(model.name, physical, self.dialect, hide=hide))
         outcome = ModelOutcome(model.name, TaskStatus.BUILT, physical, rows, data_key=key)
         outcome.quarantined = quarantined

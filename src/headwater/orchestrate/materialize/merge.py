@@ -37,6 +37,98 @@ def newest_per_key(query: exp.Query, model: Model, engine: Engine) -> exp.Select
     )
 
 
+def after_truncation(query: exp.Query, model: Model) -> exp.Select:
+    """`query` less the rows a truncation removed: every row whose version is not newer than
+    the newest truncation's (whose own row stays, as the marker the view hides)."""
+    truncated = _flag(model.config.truncated_column)
+    version = exp.column(model.config.updated_column or "", quoted=True)
+    cut = exp.Subquery(
+        this=exp.select(exp.func("max", version.copy())).from_("_q").where(truncated.copy())
+    )
+    kept = exp.or_(
+        truncated,
+        exp.Is(this=cut, expression=exp.null()),
+        exp.GT(this=version, expression=cut.copy()),
+    )
+    return exp.select(exp.Star()).from_("_q").where(kept).with_("_q", as_=query)
+
+
+def _flag(column: str | None) -> exp.Expr:
+    return exp.func("coalesce", exp.column(column or "", quoted=True), exp.false())
+
+
+CUT = "_hw_cut"
+
+
+def _truncate(cursor: Engine, target: str, model: Model) -> None:
+    """Apply the truncations among the incoming rows (`INCOMING`) to `target` as
+    `after_truncation` applies the newest one to a whole rebuild: a truncation newer than the
+    target's marker removes the rows it does not predate and becomes the marker; an older or
+    repeated one is dropped, with the incoming rows the marker does not predate."""
+    version = exp.column(model.config.updated_column or "", quoted=True)
+    truncated = _flag(model.config.truncated_column)
+
+    def newest(table: str) -> exp.Select:
+        return exp.select(exp.func("max", version.copy())).from_(table).where(truncated.copy())
+
+    marker_in, marker = exp.Subquery(this=newest(INCOMING)), exp.Subquery(this=newest(target))
+    # the cut: the incoming truncation if it beats the target's marker (in `newest_per_key`'s
+    # order: the version, then the content, as a rebuild picks among tied truncations), else
+    # the marker; each table holds one truncation at most (they share the NULL key)
+    flag = model.config.truncated_column or ""
+    beaten = exp.Exists(
+        this=exp.select("1")
+        .from_(_aliased(target, "t"))
+        .where(
+            exp.and_(
+                exp.func("coalesce", exp.column(flag, "t", quoted=True), exp.false()),
+                exp.not_(_wins(cursor, model.config.updated_column or "", "i", "t")),
+            )
+        )
+    )
+    newer = exp.Exists(
+        this=exp.select("1")
+        .from_(exp.to_table(INCOMING).as_("i"))
+        .where(
+            exp.and_(
+                exp.func("coalesce", exp.column(flag, "i", quoted=True), exp.false()),
+                exp.not_(beaten),
+            )
+        )
+    )
+    cursor.execute(
+        exp.Create(
+            this=exp.to_table(CUT),
+            kind="TABLE",
+            replace=True,
+            expression=exp.select(
+                exp.Case().when(newer, marker_in.copy()).else_(marker.copy()).as_("v"),
+                newer.copy().as_("newer"),
+            ),
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+    )
+    cut = exp.Subquery(this=exp.select("v").from_(CUT))
+    is_newer = exp.Subquery(this=exp.select("newer").from_(CUT))
+    not_newer = exp.LTE(this=version.copy(), expression=cut)
+    # the target: a newer truncation removes every row it does not predate, and the old marker
+    cursor.execute(
+        exp.delete(exp.to_table(target)).where(
+            exp.and_(is_newer, exp.or_(truncated.copy(), exp.and_(not_newer.copy())))
+        )
+    )
+    # the incoming: rows the cut does not predate go; so does a truncation that is not newer
+    cursor.execute(
+        exp.delete(exp.to_table(INCOMING)).where(
+            exp.or_(
+                exp.and_(exp.not_(truncated.copy()), not_newer.copy()),
+                exp.and_(truncated.copy(), exp.not_(is_newer.copy())),
+            )
+        )
+    )
+    cursor.execute(exp.Drop(tables=[exp.to_table(CUT)], kind="TABLE", exists=True))
+
+
 def merge_into(cursor: Engine, target: str, incoming: exp.Query, model: Model) -> None:
     """Merge the winning versions of `incoming` into `target` (in the caller's transaction)."""
     cursor.execute(
@@ -48,6 +140,8 @@ def merge_into(cursor: Engine, target: str, incoming: exp.Query, model: Model) -
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
         )
     )
+    if model.config.truncated_column:
+        _truncate(cursor, target, model)
     same_key = exp.and_(
         *[
             exp.EQ(this=exp.column(k, "t", quoted=True), expression=exp.column(k, "i", quoted=True))
