@@ -128,21 +128,23 @@ def latency(broker: str, rate: int, seconds: float) -> dict[str, Any]:
         worker.send_signal(signal.SIGTERM)
         worker.communicate(timeout=60)
         latencies = _latencies(root)
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "messages": total,
+        "max_wait_s": MAX_WAIT_S,
+        **spread(latencies),
+    }
+
+
+def spread(latencies: list[float]) -> dict[str, Any]:
+    """How many, and the p50, p99 and largest of `latencies` (seconds)."""
     ordered = sorted(latencies)
 
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    return {
-        "rate": rate,
-        "seconds": seconds,
-        "messages": total,
-        "landed": len(latencies),
-        "max_wait_s": MAX_WAIT_S,
-        "p50_s": at(0.5),
-        "p99_s": at(0.99),
-        "max_s": ordered[-1],
-    }
+    return {"landed": len(ordered), "p50_s": at(0.5), "p99_s": at(0.99), "max_s": ordered[-1]}
 
 
 def _produce_at(broker: str, topic: str, rate: int, seconds: float) -> int:
@@ -323,7 +325,7 @@ def _cdc_latency(url: str, engine: Any, rate: int, seconds: float) -> dict[str, 
                     conn.execute(sa.text("INSERT INTO live VALUES (:i, 'x')"), {"i": sent})
                     sent += 1
                 time.sleep(0.01)
-        lake = _lake_in(root)
+        lake = _lake(root)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if lake.table("raw.live") is not None and lake.row_count("raw.live") >= sent:
@@ -337,26 +339,13 @@ def _cdc_latency(url: str, engine: Any, rate: int, seconds: float) -> dict[str, 
             "where _hw_op = 'c'",
             params={"f": lake.files("raw.live")},
         ).fetchall()
-    latencies = sorted((committed[b] - at) / 1000 for b, at in found)
-
-    def at(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-
+    latencies = [(committed[b] - at) / 1000 for b, at in found]
     return {
         "rate": rate,
         "seconds": seconds,
         "changes": sent,
-        "landed": len(latencies),
-        "p50_s": at(0.5),
-        "p99_s": at(0.99),
-        "max_s": latencies[-1],
+        **spread(latencies),
     }
-
-
-def _lake_in(root: Path) -> Any:
-    from headwater.zones.lake import Lake
-
-    return Lake(f"sqlite:///{root / '.headwater' / 'catalog.db'}", ".headwater/lake", root)
 
 
 def main() -> None:

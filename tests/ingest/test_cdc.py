@@ -30,14 +30,6 @@ COLUMNS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    postgres.require()
-    pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
-    with postgres.cluster() as url:
-        yield url
-
-
 @pytest.fixture
 def source(pg_url: str, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -37,14 +36,6 @@ truncated_column: truncated
 select id, amount, status, note, _hw_op = 'd' as deleted, _hw_op = 't' as truncated, _hw_lsn
 from raw.orders
 """
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    postgres.require()
-    pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
-    with postgres.cluster() as url:
-        yield url
 
 
 def project(folder: Path, url: str) -> Path:

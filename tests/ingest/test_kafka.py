@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,6 @@ COLUMNS = [
     {"name": "id", "type": "bigint", "nullable": False},
     {"name": "amount", "type": "double"},
 ]
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    kafka.require()
-    pytest.importorskip("confluent_kafka", reason="the kafka extra is not installed")
-    with kafka.broker() as address:
-        yield address
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ from tests.ingest.raw import rows
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 HEADWATER = [sys.executable, "-m", "headwater"]
 TOTAL = 100_000
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    kafka.require()
-    pytest.importorskip("confluent_kafka", reason="the kafka extra is not installed")
-    with kafka.broker() as address:
-        yield address
 
 
 def project(folder: Path, broker: str, topic: str, **connector: object) -> Path:

@@ -348,12 +348,12 @@ def source_columns(server: _Server) -> list[Column]:
         f'"{server.schema}"."{server.table}"',
     )
     return [
-        Column(name=name, type=_duckdb_type(kind), nullable=not required)
+        Column(name=name, type=_column_type(kind), nullable=not required)
         for name, kind, required in found
     ]
 
 
-def _duckdb_type(kind: str) -> str:
+def _column_type(kind: str) -> str:
     if kind in _TYPES:
         return _TYPES[kind]
     decimal = re.fullmatch(r"numeric\((\d+),(\d+)\)", kind)

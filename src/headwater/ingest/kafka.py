@@ -56,16 +56,6 @@ _QUIET.propagate = False
 PART_ROWS = 50_000  # messages per part handed to the conform query
 UNIT = "offset"  # `_hw_source` reads "kafka orders[2] offset 1234"
 STALL_S = 30.0  # `headwater ingest`: no message for this long before a partition's end
-_STREAM_SCHEMA = pa.schema(
-    [
-        ("_hw_topic", pa.string()),
-        ("_hw_partition", pa.int32()),
-        ("_hw_offset", pa.int64()),
-        ("_hw_timestamp", pa.timestamp("us", tz="UTC")),
-        ("_hw_key", pa.string()),
-        ("_hw_headers", pa.string()),
-    ]
-)
 
 
 def offset_key(topic: str, partition: int) -> str:
