@@ -343,9 +343,10 @@ def status(
 
 
 def _stream_states(loaded: Project) -> list[Any]:
-    if not any(c.connector.kind in ("kafka", "postgres_cdc") for c in loaded.contracts.values()):
+    from headwater.orchestrate.follow import STREAM_KINDS, stream_states
+
+    if not any(c.connector.kind in STREAM_KINDS for c in loaded.contracts.values()):
         return []  # no lake to open
-    from headwater.orchestrate.follow import stream_states
     from headwater.orchestrate.stores import LakeStores
 
     stores = LakeStores.open(loaded)

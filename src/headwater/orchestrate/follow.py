@@ -33,6 +33,7 @@ from headwater.project import Project
 from headwater.zones.catalog import TaskRecord
 from headwater.zones.lake import Conflict
 
+STREAM_KINDS = ("kafka", "postgres_cdc")  # the connectors a follow worker reads
 BACKOFF_S = (1.0, 60.0)  # the first restart's delay, doubled up to this (jittered)
 WINDOW = 10_000  # latencies kept for the percentiles
 
@@ -100,7 +101,15 @@ def stream_contracts(project: Project, names: Sequence[str] = ()) -> list[Contra
                 f"no contract named {', '.join(map(repr, unknown))}",
                 hint=f"contracts are: {', '.join(known)}",
             )
-        return [by_name[n] for n in dict.fromkeys(names)]
+        chosen = [by_name[n] for n in dict.fromkeys(names)]
+        batch = [c.name for c in chosen if c.connector.kind not in STREAM_KINDS]
+        if batch:
+            raise SpecError(
+                f"{', '.join(map(repr, batch))} read(s) no stream: --follow reads "
+                f"{' and '.join(STREAM_KINDS)} connectors",
+                hint="land it with `headwater ingest` (a schedule runs it regularly)",
+            )
+        return chosen
     streams = [c for c in project.contracts.values() if c.delivery.value == "stream"]
     if not streams:
         raise SpecError(
@@ -328,7 +337,7 @@ def stream_states(project: Project, stores: LakeStores) -> list[StreamState]:
 
     out = []
     for contract in project.contracts.values():
-        if contract.connector.kind not in ("kafka", "postgres_cdc"):
+        if contract.connector.kind not in STREAM_KINDS:
             continue
         properties = stores.lake.current_properties(contract.table)
         stored = properties.get("checkpoint")
