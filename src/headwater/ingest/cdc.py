@@ -779,10 +779,14 @@ class CdcFollower:
         self.secrets = secrets
         self.lake = lake
         self.server = _Server(connector, secrets)
-        self.server.check()
-        self.server.ensure_publication()
-        self.position = self._lake_lsn()
         self.stream: _Stream | None = None
+        try:
+            self.server.check()
+            self.server.ensure_publication()
+            self.position = self._lake_lsn()
+        except BaseException:
+            self.server.close()
+            raise
         self._idle_since = time.monotonic()
 
     def _lake_lsn(self) -> int | None:

@@ -642,7 +642,11 @@ class KafkaFollower:
         self.positions: dict[str, int | None] = {}  # assigned partitions → the lake's offset
         self.batch = _Batch()
         self.rebalances = 0
-        _topics(self.consumer, connector, secrets)  # the brokers answer, the topics exist
+        try:
+            _topics(self.consumer, connector, secrets)  # the brokers answer, the topics exist
+        except BaseException:
+            self.close()
+            raise
         topics = [f"^{connector.pattern.lstrip('^')}"] if connector.pattern else connector.topics
         self.consumer.subscribe(
             topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
