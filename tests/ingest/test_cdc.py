@@ -36,7 +36,7 @@ def source(pg_url: str, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     with engine.connect() as conn:
         for slot in conn.execute(sa.text("SELECT slot_name FROM pg_replication_slots")):
             conn.execute(sa.text("SELECT pg_drop_replication_slot(:s)"), {"s": slot[0]})
-        conn.execute(sa.text("DROP PUBLICATION IF EXISTS headwater_public_orders"))
+        conn.execute(sa.text("DROP PUBLICATION IF EXISTS headwater_public__orders"))
         conn.execute(sa.text("DROP TABLE IF EXISTS orders"))
         conn.execute(
             sa.text(
@@ -78,8 +78,9 @@ def test_a_snapshot_then_committed_changes_in_commit_order(
     spec = contract(pg_url)
     first = ingest(spec, root=tmp_path, lake=lake, now=NOW)
     assert first.rows == 5 and "snapshot" in first.read
-    got = rows(lake, "raw.orders", "id, amount, status, paid, _hw_op")
+    got = rows(lake, "raw.orders", "id, amount, status, paid, _hw_op, _hw_lsn")
     assert [r[4] for r in got] == ["r"] * 5
+    assert {r[5] for r in got} == {0}  # older than any change streamed after the snapshot
     assert got[0][:4] == (1, 1.5, "new", False)
     lsn = lake.snapshots("raw.orders")[-1].properties["checkpoint"]["lsn"]
 
@@ -132,10 +133,10 @@ def test_a_run_that_never_landed_its_snapshot_begins_again(
     land once, as of the new slot."""
     sql(source, "INSERT INTO orders VALUES (1, 1, 'a', false)")
     with source.connect() as conn:
-        conn.execute(sa.text("CREATE PUBLICATION headwater_public_orders FOR TABLE orders"))
+        conn.execute(sa.text("CREATE PUBLICATION headwater_public__orders FOR TABLE orders"))
         conn.execute(
             sa.text(
-                "SELECT pg_create_logical_replication_slot('headwater_public_orders', 'pgoutput')"
+                "SELECT pg_create_logical_replication_slot('headwater_public__orders', 'pgoutput')"
             )
         )
     sql(source, "INSERT INTO orders VALUES (2, 2, 'b', false)")

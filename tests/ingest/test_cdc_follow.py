@@ -169,7 +169,7 @@ def confirmed(engine: sa.Engine) -> int | None:
         found = conn.execute(
             sa.text(
                 "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint "
-                "FROM pg_replication_slots WHERE slot_name = 'headwater_public_orders'"
+                "FROM pg_replication_slots WHERE slot_name = 'headwater_public__orders'"
             )
         ).first()
     return None if found is None or found[0] is None else int(found[0])

@@ -243,3 +243,65 @@ def test_a_pattern_reads_every_matching_topic_and_headers_are_kept(
     got = rows(lake, "raw.orders", "_hw_topic, _hw_headers")
     assert [r[0] for r in got] == [f"{prefix}.eu", f"{prefix}.us"]
     assert json.loads(got[0][1]) == [["trace", "t1"]]
+
+
+def test_start_latest_lands_only_what_comes_after_the_first_run(
+    broker: str, topic: str, lake: Lake, tmp_path: Path
+) -> None:
+    kafka.produce(broker, topic, records(10), partition=0)
+    spec = contract(broker, topic, start="latest")
+    first = ingest(spec, root=tmp_path, lake=lake, now=NOW)
+    assert first.rows == 0 and first.batch_id is not None  # the position is recorded
+    kafka.produce(broker, topic, records(3, start=100), partition=0)
+    assert ingest(spec, root=tmp_path, lake=lake, now=NOW).rows == 3
+    assert [r[0] for r in rows(lake, "raw.orders", "id")] == [100, 101, 102]
+
+
+def test_an_open_producer_transaction_lands_once_it_commits(
+    broker: str, topic: str, lake: Lake, tmp_path: Path
+) -> None:
+    """Under read_committed a partition ends, for now, where an open transaction begins: its
+    messages are not skipped, they land on the run after it commits."""
+    from confluent_kafka import Producer
+
+    kafka.produce(broker, topic, records(2), partition=0)
+    producer = Producer(
+        {"bootstrap.servers": broker, "transactional.id": f"tx-{topic}", "log_level": 0}
+    )
+    producer.init_transactions(10)
+    producer.begin_transaction()
+    for value in records(3, start=10):
+        producer.produce(topic, value=value, partition=0)
+    producer.flush(10)
+    spec = contract(broker, topic)
+    assert ingest(spec, root=tmp_path, lake=lake, now=NOW).rows == 2
+    producer.commit_transaction(10)
+    assert ingest(spec, root=tmp_path, lake=lake, now=NOW).rows == 3
+    assert [r[0] for r in rows(lake, "raw.orders", "id")] == [0, 1, 10, 11, 12]
+
+
+def test_a_follower_reads_a_dropped_batch_again(broker: str, topic: str, tmp_path: Path) -> None:
+    """After a conflict the batch read is dropped and read again, also from a partition the
+    lake holds nothing of yet."""
+    from headwater.contracts.secrets import Secrets
+    from headwater.ingest.kafka import KafkaFollower
+
+    kafka.produce(broker, topic, records(5), partition=0)
+    connector = contract(broker, topic, max_wait="200ms").connector
+    follower = KafkaFollower(
+        connector, root=tmp_path, secrets=Secrets({}), group=f"g-{topic}", lake=lambda: {}
+    )
+    try:
+
+        def offsets() -> list[int]:
+            for _ in range(100):
+                batch = follower.next_batch(lambda: False)
+                if batch is not None:
+                    return sorted(int(m.offset() or 0) for m in batch.batch.messages)
+            raise AssertionError("no batch")
+
+        assert offsets() == [0, 1, 2, 3, 4]
+        follower.rewind()
+        assert offsets() == [0, 1, 2, 3, 4]
+    finally:
+        follower.close()

@@ -238,9 +238,22 @@ class _Server:
             ) from None
 
     def query(self, statement: str | sql.Composed, *params: Any) -> list[tuple[Any, ...]]:
-        with self.conn.cursor() as cur:
-            cur.execute(statement, params or None)
-            return list(cur.fetchall()) if cur.description else []
+        """Rows of `statement`; the driver's errors as headwater's (a lost connection may be
+        retried, anything else is the source refusing)."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(statement, params or None)
+                return list(cur.fetchall()) if cur.description else []
+        except psycopg2.OperationalError as err:
+            raise TransientSourceError(
+                f"PostgreSQL at {self.shown}: {_first_line(err, self.secrets)}",
+                hint="nothing was landed; it is tried again",
+            ) from None
+        except psycopg2.Error as err:
+            raise SourceError(
+                f"PostgreSQL at {self.shown} refused: {_first_line(err, self.secrets)}",
+                hint="nothing was landed",
+            ) from None
 
     def check(self) -> None:
         """What logical replication of the table needs, each missing piece with its fix.
@@ -302,6 +315,13 @@ class _Server:
                     hint=f"as the table's owner, run `CREATE PUBLICATION {self.publication} "
                     f"FOR TABLE {self.connector.table};`",
                 ) from None
+
+    def slot_active(self) -> bool:
+        """Whether a connection is streaming from the slot (another worker)."""
+        found = self.query(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = %s", self.slot
+        )
+        return bool(found and found[0][0])
 
     def slot_exists(self) -> bool:
         return bool(
@@ -369,7 +389,9 @@ def _column_type(kind: str) -> str:
 
 
 def _default_name(table: str) -> str:
-    return re.sub(r"[^a-z0-9_]", "_", f"headwater_{table.replace('.', '_')}".lower())[:63]
+    """`public.orders` → `headwater_public__orders` (the double underscore keeps `public.a_b`
+    and `public_a.b` apart)."""
+    return re.sub(r"[^a-z0-9_]", "_", f"headwater_{table.replace('.', '__')}".lower())[:63]
 
 
 def _first_line(err: Exception, secrets: Secrets) -> str:
@@ -502,9 +524,16 @@ class CdcReader:
     direct = None
 
     def __init__(
-        self, connector: PostgresCdcConnector, *, root: Path, state: Checkpoint, secrets: Secrets
+        self,
+        connector: PostgresCdcConnector,
+        *,
+        root: Path,
+        state: Checkpoint,
+        secrets: Secrets,
+        lake: Callable[[], Mapping[str, Any]] | None = None,
     ):
         self.connector = connector
+        self._lake = lake
         self.rejected = Rejected()
         self.warnings: list[str] = []
         self.already_landed = 0
@@ -525,9 +554,18 @@ class CdcReader:
 
     def _open(self) -> None:
         server = self.server
+        if self.lake_lsn is None and server.slot_exists():
+            if server.slot_active():
+                raise TransientSourceError(
+                    f"replication slot {server.slot} on {server.shown} is in use: another "
+                    "worker is taking the table's snapshot",
+                    hint="it is tried again; run one worker per CDC contract",
+                )
+            # the lake again: another worker may have landed the snapshot meanwhile
+            self.lake_lsn = _lake_lsn(self._lake()) if self._lake is not None else None
+            if self.lake_lsn is None:
+                server.drop_slot()  # a first run that never landed its snapshot: begin again
         if self.lake_lsn is None:
-            if server.slot_exists():  # a first run that never landed: begin again
-                server.drop_slot()
             self._snapshot = _Snapshot(server, export=self.connector.snapshot)
             self.key = f"cdc {self.connector.table} snapshot at {lsn_text(self._snapshot.point)}"
             return
@@ -643,10 +681,17 @@ class _Snapshot:
         self.reading = None
         if export:
             # import the snapshot before the replication connection does anything else
-            self.reading = server.connect()
-            with self.reading.cursor() as cur:
-                cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                cur.execute("SET TRANSACTION SNAPSHOT %s", (name,))
+            try:
+                self.reading = server.connect()
+                with self.reading.cursor() as cur:
+                    cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    cur.execute("SET TRANSACTION SNAPSHOT %s", (name,))
+            except (psycopg2.Error, TransientSourceError) as err:
+                self.close()
+                raise TransientSourceError(
+                    f"cannot read the snapshot of slot {server.slot} on {server.shown}: {err}",
+                    hint="nothing was landed; the slot is made again next time",
+                ) from None
 
     def parts(self, table: str, reader: CdcReader) -> Iterator[Part]:
         if self.reading is None:
@@ -676,9 +721,11 @@ class _Snapshot:
                 rows = cur.fetchmany(PART_ROWS)
                 if not rows:
                     break
+                # LSN 0: every change streamed after the snapshot is newer, even one of a
+                # transaction that began before the slot (its changes' LSNs are below the
+                # slot's starting point)
                 txn.changes = [
-                    Change("r", self.point, relation, dict(zip(columns, row, strict=True)))
-                    for row in rows
+                    Change("r", 0, relation, dict(zip(columns, row, strict=True))) for row in rows
                 ]
                 reader.changes += len(rows)
                 yield from _change_parts(table, [txn], reader.rejected)
@@ -690,12 +737,16 @@ class _Snapshot:
                     conn.close()
 
 
-def _followed(lake_lsn: int | None, properties: Mapping[str, Any]) -> None:
-    """Raises Conflict unless the raw snapshot a commit will follow is at `lake_lsn`."""
+def _lake_lsn(properties: Mapping[str, Any]) -> int | None:
+    """The LSN a raw snapshot's checkpoint records (its summary properties)."""
     stored = properties.get("checkpoint")
     lsn = stored.get("lsn") if isinstance(stored, Mapping) else None
-    now = lsn_int(lsn) if lsn else None
-    if now != lake_lsn:
+    return lsn_int(lsn) if lsn else None
+
+
+def _followed(lake_lsn: int | None, properties: Mapping[str, Any]) -> None:
+    """Raises Conflict unless the raw snapshot a commit will follow is at `lake_lsn`."""
+    if _lake_lsn(properties) != lake_lsn:
         raise Conflict(
             "another worker landed changes of this table while this batch was read",
             hint="nothing of this batch was committed; it is read again from the lake's LSN",
@@ -790,15 +841,19 @@ class CdcFollower:
         self._idle_since = time.monotonic()
 
     def _lake_lsn(self) -> int | None:
-        stored = self.lake().get("checkpoint")
-        lsn = stored.get("lsn") if isinstance(stored, Mapping) else None
-        return lsn_int(lsn) if lsn else None
+        return _lake_lsn(self.lake())
 
     def next_batch(self, stop: Callable[[], bool]) -> Any:
         if self.position is None:
-            state = Checkpoint()
+            self.position = self._lake_lsn()  # another worker may have landed the snapshot
+        if self.position is None:
             return _SnapshotBatch(
-                self, connector=self.connector, root=self.root, state=state, secrets=self.secrets
+                self,
+                connector=self.connector,
+                root=self.root,
+                state=Checkpoint(),
+                secrets=self.secrets,
+                lake=self.lake,
             )
         if self.stream is None:
             if not self.server.slot_exists():

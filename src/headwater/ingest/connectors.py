@@ -20,6 +20,8 @@ def open_reader(
     secrets: Secrets,
     columns: Sequence[str] = (),
     whole: bool = False,
+    name: str = "",
+    lake: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Reader:
     """The reader of one run of `connector`, resuming from `state` (`columns`: the contract's
     declared columns, which a CSV header must name some of; `whole`: a files connector reads
@@ -35,10 +37,19 @@ def open_reader(
             f"no source reads connectors of kind {connector.kind!r}",
             hint=f"did you mean {close[0]!r}?" if close else f"kinds are: {', '.join(SOURCES)}",
         )
-    return opener(connector, root=root, state=state, secrets=secrets, columns=columns, whole=whole)
+    return opener(
+        connector,
+        root=root,
+        state=state,
+        secrets=secrets,
+        columns=columns,
+        whole=whole,
+        name=name,
+        lake=lake,
+    )
 
 
-def _files(connector: Any, **options: Any) -> Reader:
+def _files(connector: Any, *, name: str = "", lake: Any = None, **options: Any) -> Reader:
     from headwater.ingest.files import FilesReader
 
     return FilesReader(connector, **options)
@@ -56,16 +67,26 @@ def _database(connector: Any, *, state: Checkpoint, secrets: Secrets, **_: Any) 
     return DatabaseReader(connector, state=state, secrets=secrets)
 
 
-def _kafka(connector: Any, *, root: Path, state: Checkpoint, secrets: Secrets, **_: Any) -> Reader:
+def _kafka(
+    connector: Any, *, root: Path, state: Checkpoint, secrets: Secrets, name: str, **_: Any
+) -> Reader:
     from headwater.ingest.kafka import KafkaReader
 
-    return KafkaReader(connector, root=root, state=state, secrets=secrets)
+    return KafkaReader(connector, root=root, state=state, secrets=secrets, name=name)
 
 
-def _cdc(connector: Any, *, root: Path, state: Checkpoint, secrets: Secrets, **_: Any) -> Reader:
+def _cdc(
+    connector: Any,
+    *,
+    root: Path,
+    state: Checkpoint,
+    secrets: Secrets,
+    lake: Callable[[], Mapping[str, Any]] | None = None,
+    **_: Any,
+) -> Reader:
     from headwater.ingest.cdc import CdcReader
 
-    return CdcReader(connector, root=root, state=state, secrets=secrets)
+    return CdcReader(connector, root=root, state=state, secrets=secrets, lake=lake)
 
 
 # connector kind → what opens its reader (each kind's driver is imported only when used); a

@@ -118,7 +118,24 @@ def consumer_config(
             if isinstance(value, str)
             else value
         )
+    if "cooperative" in str(config.get("partition.assignment.strategy", "")):
+        raise SpecError(
+            "connector.options: cooperative rebalancing is not supported: a worker drops the "
+            "batch it gathers when partitions move, which needs the eager protocol",
+            hint="remove partition.assignment.strategy (the default, range/roundrobin, is eager)",
+        )
     return config
+
+
+def _consumer(config: dict[str, Any]) -> Consumer:
+    """A consumer; a setting librdkafka does not know is a SpecError naming it."""
+    try:
+        return Consumer(config)
+    except KafkaException as err:
+        raise SpecError(
+            f"connector.options: {err.args[0].str() if err.args else err}",
+            hint="see librdkafka's CONFIGURATION.md for the settings a consumer takes",
+        ) from None
 
 
 class _Values:
@@ -220,6 +237,8 @@ class _Values:
                     f"{schema_id} ({self.secrets.scrub(url)})",
                     hint="nothing of this batch was landed; it is read again next time",
                 )
+            if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
+                raise _Unreadable(f"the registry's answer for schema id {schema_id} has no schema")
             self._schemas[schema_id] = fastavro.parse_schema(json.loads(body["schema"]))
         return self._schemas[schema_id]
 
@@ -363,12 +382,14 @@ class _Batch:
 
     messages: list[Message] = field(default_factory=list)
     starts: dict[str, int | None] = field(default_factory=dict)
+    firsts: dict[str, int] = field(default_factory=dict)  # each partition's first offset read
     ends: dict[str, int] = field(default_factory=dict)
     redelivered: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def add(self, message: Message, lake_offset: int | None) -> bool:
-        """Keep `message` unless the lake already holds its offset."""
+        """Keep `message` unless the lake already holds its offset (a gap after the lake's
+        offset is no loss: transaction markers and compaction leave them)."""
         key = _key(message)
         offset = _offset(message)
         if lake_offset is not None and offset < lake_offset:
@@ -376,11 +397,7 @@ class _Batch:
             return False
         if key not in self.starts:
             self.starts[key] = lake_offset
-            if lake_offset is not None and offset > lake_offset:
-                self.warnings.append(
-                    f"{key}: offsets {lake_offset:,} to {offset - 1:,} were gone from the topic "
-                    "(its retention deleted them) before they landed"
-                )
+            self.firsts[key] = offset
         elif offset < self.ends[key]:
             self.redelivered += 1
             return False
@@ -468,44 +485,47 @@ class _BatchReader:
 class KafkaReader:
     """`headwater ingest` of a Kafka contract: every partition from the lake's offset up to
     the end it had when the run started, as one batch, streamed part by part (memory holds a
-    part, not the backlog)."""
+    part, not the backlog).
+
+    The end recorded is where reading stopped: the partition's end, or, under a producer's
+    open transaction, the last stable offset before it (its messages land once committed). A
+    partition nothing has landed from with `start: latest` records its end and lands from
+    there on."""
 
     direct = None
 
     def __init__(
-        self, connector: KafkaConnector, *, root: Path, state: Checkpoint, secrets: Secrets
+        self,
+        connector: KafkaConnector,
+        *,
+        root: Path,
+        state: Checkpoint,
+        secrets: Secrets,
+        name: str = "",
     ):
         self.connector = connector
         self.secrets = secrets
         self.values = _Values(connector, root=root, secrets=secrets)
         self.rejected = Rejected()
         self.warnings: list[str] = []
-        self.already_landed = 0  # messages delivered again below the lake's offsets
+        self.already_landed = 0
         self.read = 0
         self._base = dict(state.offsets)
-        self.consumer = Consumer(
+        self.consumer = _consumer(
             consumer_config(
                 connector,
                 secrets,
-                group=connector.group or "headwater",
+                group=connector.group or default_group(name),
                 **{"enable.partition.eof": True},
             )
         )
         try:
             self.starts, self.ends, self._assign = self._plan(dict(state.offsets))
         except BaseException:
-            self.consumer.close()
+            self.close()
             raise
-        self.key = (
-            "kafka "
-            + " ".join(
-                f"{k}@{_shown_offset(self.starts[k])}-{e}" for k, e in sorted(self.ends.items())
-            )
-            if self.ends
-            else ""
-        )
-        if not self.ends:
-            self.consumer.close()
+        ranges = [f"{k}@{_shown_offset(self.starts[k])}-{e}" for k, e in sorted(self.ends.items())]
+        self.key = "kafka " + " ".join(ranges) if ranges else ""
 
     def _plan(
         self, lake: dict[str, int]
@@ -525,8 +545,10 @@ class KafkaReader:
                     raise _connect_error(self.connector, self.secrets, err) from None
                 key = offset_key(topic, partition)
                 begin = lake.get(key)
-                if begin is None:
-                    begin = low if self.connector.start == "earliest" else high
+                if begin is None and self.connector.start == "latest":
+                    starts[key], ends[key] = None, high  # from here on: recorded, not read
+                    continue
+                begin = low if begin is None else begin
                 if begin >= high:
                     continue
                 if begin < low:
@@ -542,10 +564,18 @@ class KafkaReader:
     def parts(self) -> Iterator[Part]:
         if not self._assign:
             return
+        try:
+            yield from self._parts()
+        except KafkaException as err:
+            raise TransientSourceError(
+                f"Kafka ({self.secrets.scrub(self.connector.brokers)}): {err}",
+                hint="nothing of this batch was landed; the next run reads from the same offsets",
+            ) from None
+
+    def _parts(self) -> Iterator[Part]:
         self.consumer.assign(self._assign)
-        first = {tp_key(tp): tp.offset for tp in self._assign}
         buffers: dict[str, list[Message]] = {}
-        open_ = set(self.ends)
+        open_ = {tp_key(tp) for tp in self._assign}
         last = time.monotonic()
         while open_:
             messages = self.consumer.consume(10_000, 1.0)
@@ -558,18 +588,18 @@ class KafkaReader:
                 )
             for message in messages:
                 key = _key(message)
+                if key not in open_:
+                    continue
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
+                        # the end under read_committed: an open transaction's first offset
+                        self.ends[key] = min(self.ends[key], _offset(message))
                         open_.discard(key)
                         continue
                     _raise(error, self.connector, self.secrets)
-                if key not in self.ends:
-                    continue
                 offset = _offset(message)
-                if offset < first[key]:
-                    self.already_landed += 1
-                elif offset < self.ends[key]:
+                if offset < self.ends[key]:
                     buffer = buffers.setdefault(key, [])
                     buffer.append(message)
                     self.read += 1
@@ -598,8 +628,15 @@ class KafkaReader:
             )
         except KafkaException as err:
             self.warnings.append(f"landed, but Kafka did not take the group's offsets: {err}")
-        finally:
+
+    def close(self) -> None:
+        with contextlib.suppress(KafkaException, RuntimeError):
             self.consumer.close()
+
+
+def default_group(contract: str) -> str:
+    """The consumer group of a contract that names none: `headwater-<contract>`."""
+    return f"headwater-{contract}" if contract else "headwater"
 
 
 def tp_key(tp: TopicPartition) -> str:
@@ -638,22 +675,22 @@ class KafkaFollower:
         self.secrets = secrets
         self.values = _Values(connector, root=root, secrets=secrets)
         self.lake = lake
-        self.consumer = Consumer(consumer_config(connector, secrets, group=group))
+        self.consumer = _consumer(consumer_config(connector, secrets, group=group))
         self.positions: dict[str, int | None] = {}  # assigned partitions → the lake's offset
         self.batch = _Batch()
-        self.rebalances = 0
+        self._last: _Batch | None = None  # the batch handed out last (dropped on a conflict)
         try:
-            _topics(self.consumer, connector, secrets)  # the brokers answer, the topics exist
+            # the brokers answer, the topics exist; a pattern is resolved here, as
+            # `headwater ingest` resolves it (a topic created later is read after a restart)
+            topics = list(_topics(self.consumer, connector, secrets))
         except BaseException:
             self.close()
             raise
-        topics = [f"^{connector.pattern.lstrip('^')}"] if connector.pattern else connector.topics
         self.consumer.subscribe(
             topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
         )
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.rebalances += 1
         offsets = self.lake()
         for tp in partitions:
             key = offset_key(tp.topic, tp.partition)
@@ -665,18 +702,11 @@ class KafkaFollower:
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions leave: what was read of them and not landed is dropped (their next
-        owner reads it again from the lake's offsets)."""
-        self.rebalances += 1
-        gone = {offset_key(tp.topic, tp.partition) for tp in partitions}
-        for key in gone:
-            self.positions.pop(key, None)
-        if gone & set(self.batch.ends):
-            kept = _Batch(redelivered=self.batch.redelivered, warnings=self.batch.warnings)
-            for message in self.batch.messages:
-                key = _key(message)
-                if key not in gone:
-                    kept.add(message, self.positions.get(key))
-            self.batch = kept
+        owner reads it again from the lake's offsets). The eager protocol revokes every
+        partition at once, so the batch being gathered is dropped whole."""
+        for tp in partitions:
+            self.positions.pop(offset_key(str(tp.topic), int(tp.partition)), None)
+        self.batch = _Batch()
         consumer.unassign()
 
     def next_batch(self, stop: Callable[[], bool]) -> _BatchReader | None:
@@ -710,6 +740,7 @@ class KafkaFollower:
         if not self.batch.messages:
             return None
         batch, self.batch = self.batch, _Batch()
+        self._last = batch
         return _BatchReader(batch, self.values, {}, self._landed)
 
     def _landed(self, batch: _Batch) -> None:
@@ -723,16 +754,19 @@ class KafkaFollower:
             )
 
     def rewind(self) -> None:
-        """After a conflict: drop what was read, and read on from the lake's offsets."""
+        """After a conflict: drop what was read, and read on from the lake's offsets (or, for
+        a partition the lake has none of, from the first offset the dropped batch read)."""
+        dropped, self._last = self._last or _Batch(), None
         self.batch = _Batch()
         offsets = self.lake()
         for key in list(self.positions):
             topic, partition = _split_key(key)
             self.positions[key] = offsets.get(key)
-            if key in offsets:
+            start = offsets.get(key, dropped.firsts.get(key))
+            if start is not None:
                 # not assigned any more: its next owner starts from the lake
                 with contextlib.suppress(KafkaException):
-                    self.consumer.seek(TopicPartition(topic, partition, offsets[key]))
+                    self.consumer.seek(TopicPartition(topic, partition, start))
 
     def lag(self) -> dict[str, int]:
         """Messages not landed yet, per assigned partition (from the last fetch's high
@@ -759,7 +793,7 @@ def consumer_lag(
     connector: KafkaConnector, secrets: Secrets, offsets: Mapping[str, int]
 ) -> dict[str, int]:
     """Messages each partition holds past the lake's offsets (`offsets`)."""
-    consumer = Consumer(consumer_config(connector, secrets, group=connector.group or "headwater"))
+    consumer = _consumer(consumer_config(connector, secrets, group=connector.group or "headwater"))
     try:
         out: dict[str, int] = {}
         for topic, count in _topics(consumer, connector, secrets).items():

@@ -142,7 +142,31 @@ def _land(
             secrets=secrets,
             columns=[c.name for c in contract.columns],
             whole=whole,
+            name=contract.name,
+            lake=lambda: lake.current_properties(table),
         )
+    try:
+        return _read_and_commit(contract, reader, lake, state, history, removed, now=now)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()  # a stream reader's consumer or connection, however the landing ended
+
+
+def _read_and_commit(
+    contract: Contract,
+    reader: Reader,
+    lake: Lake,
+    state: Checkpoint,
+    history: list[dict[str, Any]],
+    removed: list[Any],
+    *,
+    now: datetime,
+) -> Landed:
+    table = contract.table
+    quarantine = f"{table}__quarantine"
+    whole = contract.load is Load.SNAPSHOT
+    incremental = getattr(contract.connector, "incremental", None)
     result = Landed(table, already_landed=reader.already_landed)
     if removed:
         size = sum(o.bytes for o in removed)

@@ -189,6 +189,7 @@ class _Worker:
     def run(self, stop: threading.Event) -> None:
         delay = BACKOFF_S[0]
         while not stop.is_set():
+            landed = self.stats.batches
             try:
                 self._follow(stop)
                 return
@@ -201,6 +202,8 @@ class _Worker:
             except Exception as err:  # a bug, or a driver's error we do not know: restart
                 self._failed(HeadwaterError(f"{type(err).__name__}: {err}"))
             self.stats.restarts += 1
+            if self.stats.batches > landed:
+                delay = BACKOFF_S[0]  # it worked for a while: start the backoff over
             stop.wait(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, BACKOFF_S[1])
 

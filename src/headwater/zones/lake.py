@@ -180,6 +180,12 @@ class Lake:
         between; if one did, `Conflict` is raised and nothing is committed.
         """
         table = self._ensure(name)
+        if any(table.properties.get(k) != v for k, v in NO_RETRY.items()):
+            # a table made before landings turned pyiceberg's replay off: off first, in its own
+            # commit (a commit reads the setting from the metadata it starts from)
+            with table.transaction() as tx:
+                tx.set_properties(NO_RETRY)
+            table = self._ensure(name)
         if base is not None:
             base(_properties(table.current_snapshot()))
         from pyiceberg.exceptions import CommitFailedException
@@ -213,7 +219,7 @@ class Lake:
             summary = {
                 PREFIX + k: _encode(v() if callable(v) else v) for k, v in properties.items()
             }
-            wanted = dict(NO_RETRY)
+            wanted: dict[str, str] = {}
             if table_properties is not None:
                 wanted |= {PREFIX + k: v for k, v in table_properties().items()}
             changed = {k: v for k, v in wanted.items() if table.properties.get(k) != v}

@@ -110,11 +110,15 @@ def _truncate(cursor: Engine, target: str, model: Model) -> None:
     )
     cut = exp.Subquery(this=exp.select("v").from_(CUT))
     is_newer = exp.Subquery(this=exp.select("newer").from_(CUT))
-    not_newer = exp.LTE(this=version.copy(), expression=cut)
+    # as the rebuild keeps only rows newer than the cut, a row without a version goes too
+    not_newer = exp.and_(
+        exp.not_(exp.Is(this=cut.copy(), expression=exp.null())),
+        exp.not_(exp.func("coalesce", exp.GT(this=version.copy(), expression=cut), exp.false())),
+    )
     # the target: a newer truncation removes every row it does not predate, and the old marker
     cursor.execute(
         exp.delete(exp.to_table(target)).where(
-            exp.and_(is_newer, exp.or_(truncated.copy(), exp.and_(not_newer.copy())))
+            exp.and_(is_newer, exp.or_(truncated.copy(), not_newer.copy()))
         )
     )
     # the incoming: rows the cut does not predate go; so does a truncation that is not newer
