@@ -294,7 +294,7 @@ class PostgresCdcConnector(Spec):
     url: str = Field(description="Connection URL; put the password in ${ENV_VAR}")
     table: str = Field(description="schema.table to replicate, e.g. public.orders")
     slot: str | None = Field(
-        default=None, description="The replication slot (default: headwater_<schema>_<table>)"
+        default=None, description="The replication slot (default: headwater_<schema>__<table>)"
     )
     publication: str | None = Field(
         default=None, description="The publication (default: the slot's name)"
