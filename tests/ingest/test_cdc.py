@@ -253,3 +253,35 @@ def test_a_contract_without_columns_takes_the_tables_types(
     got = rows(lake, "raw.orders", "id, amount, paid, placed, tags, ratio")
     assert got[0][2] is True and got[0][4] == "{a,b}" and got[0][5] == 0.5
     assert got[0][3] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_a_large_value_an_update_left_alone_is_named_and_full_identity_sends_it(
+    pg_url: str, source: sa.Engine, lake: Lake, tmp_path: Path
+) -> None:
+    """PostgreSQL does not send a TOASTed value an update did not change: under the default
+    replica identity it lands as NULL and the run says so, with the fix; under REPLICA
+    IDENTITY FULL the old row carries it and it lands whole."""
+    big = "x" * 50_000  # stored out of line (TOAST), not compressible below the threshold
+    sql(
+        source,
+        "ALTER TABLE orders ADD COLUMN doc text",
+        "ALTER TABLE orders ALTER COLUMN doc SET STORAGE EXTERNAL",
+        f"INSERT INTO orders VALUES (1, 1, 'new', false, '{big}')",
+    )
+    spec = contract(pg_url)
+    ingest(spec, root=tmp_path, lake=lake, now=NOW)
+    sql(source, "UPDATE orders SET status = 'paid' WHERE id = 1")
+    default = ingest(spec, root=tmp_path, lake=lake, now=NOW)
+    assert any(
+        "left its large value of 'doc'" in w and "REPLICA IDENTITY FULL" in w
+        for w in default.warnings
+    ), default.warnings
+    sql(
+        source,
+        "ALTER TABLE orders REPLICA IDENTITY FULL",
+        "UPDATE orders SET status = 'shipped' WHERE id = 1",
+    )
+    full = ingest(spec, root=tmp_path, lake=lake, now=NOW)
+    assert full.warnings == []
+    docs = rows(lake, "raw.orders", "_hw_lsn, status, length(doc)")
+    assert [d[1:] for d in sorted(docs)] == [("new", 50_000), ("paid", None), ("shipped", 50_000)]

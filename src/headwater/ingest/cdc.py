@@ -88,6 +88,9 @@ class Change:
     relation: Relation
     values: dict[str, str | None]  # the new row (c, u), the key or old row (d), {} (t)
     before: dict[str, str | None] | None = None
+    # large (TOASTed) values the update left as they were, which the server did not send and
+    # no old row holds: they land as NULL (REPLICA IDENTITY FULL sends them)
+    unchanged: tuple[str, ...] = ()
 
 
 @dataclass
@@ -159,17 +162,20 @@ class Decoder:
         pos = 5
         before: dict[str, str | None] | None = None
         marker = payload[pos : pos + 1]
+        whole_before = marker == b"O"  # the old row ('O'), not only its key ('K')
         if kind in (b"U", b"D") and marker in (b"K", b"O"):
-            before, pos = _tuple(payload, pos + 1, relation, None)
+            before, pos, _ = _tuple(payload, pos + 1, relation, None)
             marker = payload[pos : pos + 1]
         if kind == b"D":
             if self.open is not None and self._ours(relation):
                 self.open.changes.append(Change("d", lsn, relation, before or {}, before))
             return
-        values, pos = _tuple(payload, pos + 1, relation, before)
+        values, pos, unchanged = _tuple(
+            payload, pos + 1, relation, before if whole_before else None
+        )
         if self.open is not None and self._ours(relation):
             op = "c" if kind == b"I" else "u"
-            self.open.changes.append(Change(op, lsn, relation, values, before))
+            self.open.changes.append(Change(op, lsn, relation, values, before, unchanged))
 
 
 def _string(payload: bytes, pos: int) -> tuple[str, int]:
@@ -179,12 +185,14 @@ def _string(payload: bytes, pos: int) -> tuple[str, int]:
 
 def _tuple(
     payload: bytes, pos: int, relation: Relation, before: dict[str, str | None] | None
-) -> tuple[dict[str, str | None], int]:
+) -> tuple[dict[str, str | None], int, tuple[str, ...]]:
     """A TupleData: each column's text, None for NULL; a TOASTed value the change left
-    unchanged ('u') is taken from the old row when the replica identity sent it."""
+    unchanged ('u') is taken from the old row when the replica identity sent it whole, else
+    named in the columns returned last."""
     (count,) = struct.unpack_from(">H", payload, pos)
     pos += 2
     out: dict[str, str | None] = {}
+    missing: list[str] = []
     for i in range(count):
         kind = payload[pos : pos + 1]
         pos += 1
@@ -197,9 +205,11 @@ def _tuple(
         elif kind == b"u":
             if before is not None and name in before:
                 out[name] = before[name]
+            else:
+                missing.append(name)
         else:  # 'n': NULL
             out[name] = None
-    return out, pos
+    return out, pos, tuple(missing)
 
 
 # ---- the server ------------------------------------------------------------------------------
@@ -416,6 +426,21 @@ def slot_lag(connector: PostgresCdcConnector, secrets: Secrets) -> int | None:
 # ---- batches as parts ------------------------------------------------------------------------
 
 
+def unchanged_warnings(table: str, transactions: list[Transaction]) -> list[str]:
+    """What a user must know of large values the source did not send (they land as NULL)."""
+    counts: dict[str, int] = {}
+    for txn in transactions:
+        for change in txn.changes:
+            for name in change.unchanged:
+                counts[name] = counts.get(name, 0) + 1
+    return [
+        f"{n:,} update(s) of {table} left its large value of {name!r} as it was: PostgreSQL "
+        "did not send it, so it landed as NULL (run `ALTER TABLE "
+        f"{table} REPLICA IDENTITY FULL;` and the old value is sent with each update)"
+        for name, n in sorted(counts.items())
+    ]
+
+
 def _change_parts(
     table: str, transactions: list[Transaction], rejected: Rejected
 ) -> Iterator[Part]:
@@ -612,9 +637,12 @@ class CdcReader:
             return False
 
         pending: list[Transaction] = []
+        flagged: list[Transaction] = []  # with large values the server did not send
         count = 0
         for txn in stream.transactions(caught_up, wait=0.2):
             pending.append(txn)
+            if any(c.unchanged for c in txn.changes):
+                flagged.append(txn)
             count += len(txn.changes)
             self._end = txn.end_lsn
             if count >= PART_ROWS:
@@ -623,6 +651,7 @@ class CdcReader:
                 pending, count = [], 0
         self.changes += count
         yield from _change_parts(table, pending, self.rejected)
+        self.warnings += unchanged_warnings(table, flagged)
         if self._end is None and stream.wal_end > self.lake_lsn:
             # nothing of this table committed: the slot may still let go of the WAL it holds
             stream.confirm(stream.wal_end)
@@ -770,7 +799,7 @@ class _ChangeBatch:
         table = follower.connector.table
         self.key = f"cdc {table} from {lsn_text(start)} to {lsn_text(self.end)}"
         self.rejected = Rejected()
-        self.warnings: list[str] = []
+        self.warnings: list[str] = unchanged_warnings(table, transactions)
         self.already_landed = 0
 
     def parts(self) -> Iterator[Part]:
