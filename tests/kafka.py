@@ -222,8 +222,16 @@ if __name__ == "__main__":
     if command == "fetch":
         print(jars())
     elif command == "run":
+
+        def stopped(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        # SIGTERM too (a background job ignores Ctrl-C): the broker is stopped either way
+        signal.signal(signal.SIGTERM, stopped)
         with broker() as bootstrap:
-            print(f"Kafka broker on {bootstrap} (Ctrl-C stops it)", flush=True)
+            print(
+                f"Kafka broker on {bootstrap} (Ctrl-C or kill {os.getpid()} stops it)", flush=True
+            )
             with suppress(KeyboardInterrupt):
                 signal.pause()
     else:
