@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,32 +103,18 @@ def throughput(broker: str, messages: int, rounds: int) -> dict[str, Any]:
 
 
 def latency(broker: str, rate: int, seconds: float) -> dict[str, Any]:
+    """A follow worker while a producer sends `rate` messages a second: a message's latency is
+    its raw commit's time minus its producer timestamp."""
     topic = f"latency-{uuid.uuid4().hex[:8]}"
     kafka.create_topic(broker, topic, partitions=3)
-    with tempfile.TemporaryDirectory(prefix="hw-stream-latency-") as folder:
-        root = Path(folder)
-        (root / "contracts").mkdir()
-        (root / "headwater.yml").write_text("name: latency\n", encoding="utf-8")
-        sys.path.insert(0, str(HERE))
-        from measure import contract
+    sys.path.insert(0, str(HERE))
+    from measure import contract
 
-        spec = contract(broker, topic)
-        spec["connector"] |= {"max_wait": f"{int(MAX_WAIT_S * 1000)}ms", "max_rows": 100_000}
-        (root / "contracts" / "clicks.yml").write_text(json.dumps(spec), encoding="utf-8")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "headwater", "ingest", "--follow", "-p", folder],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(4)  # started and in the group
-        total = _produce_at(broker, topic, rate, seconds)
-        deadline = time.monotonic() + 60
-        while _landed(root) < total and time.monotonic() < deadline:
-            time.sleep(0.5)
-        worker.send_signal(signal.SIGTERM)
-        worker.communicate(timeout=60)
-        latencies = _latencies(root)
+    spec = contract(broker, topic)
+    spec["connector"] |= {"max_wait": f"{int(MAX_WAIT_S * 1000)}ms", "max_rows": 100_000}
+    total, latencies = follow_latency(
+        "clicks", spec, lambda: _produce_at(broker, topic, rate, seconds), "_hw_timestamp"
+    )
     return {
         "rate": rate,
         "seconds": seconds,
@@ -135,6 +122,44 @@ def latency(broker: str, rate: int, seconds: float) -> dict[str, Any]:
         "max_wait_s": MAX_WAIT_S,
         **spread(latencies),
     }
+
+
+def follow_latency(
+    name: str, spec: dict[str, Any], produce: Callable[[], int], produced_at: str, where: str = ""
+) -> tuple[int, list[float]]:
+    """`headwater ingest --follow` on a project of the one stream contract `name` while
+    `produce()` sends records (it returns how many); then each landed record's latency: its raw
+    commit's time minus its `produced_at` column (rows matching `where`, if given)."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="hw-stream-latency-") as folder:
+        root = Path(folder)
+        (root / "contracts").mkdir()
+        (root / "headwater.yml").write_text("name: latency\n", encoding="utf-8")
+        (root / "contracts" / f"{name}.yml").write_text(json.dumps(spec), encoding="utf-8")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "headwater", "ingest", "--follow", "-p", folder],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(4)  # started: in the consumer group, or its (empty) snapshot landed
+        total = produce()
+        lake, table = _lake(root), f"raw.{name}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if lake.table(table) is not None and lake.row_count(table) >= total:
+                break
+            time.sleep(0.3)
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
+        committed = {s.properties["batch_id"]: s.timestamp_ms for s in lake.snapshots(table)}
+        found = duckdb.sql(
+            f"select _hw_batch_id, epoch_ms({produced_at}) from read_parquet($f) "
+            f"where {where or 'true'}",
+            params={"f": lake.files(table)},
+        ).fetchall()
+    return total, [(committed[b] - at) / 1000 for b, at in found]
 
 
 def spread(latencies: list[float]) -> dict[str, Any]:
@@ -168,24 +193,6 @@ def _lake(root: Path) -> Any:
     from headwater.zones.lake import Lake
 
     return Lake(f"sqlite:///{root / '.headwater' / 'catalog.db'}", ".headwater/lake", root)
-
-
-def _landed(root: Path) -> int:
-    lake = _lake(root)
-    return lake.row_count("raw.clicks") if lake.table("raw.clicks") is not None else 0
-
-
-def _latencies(root: Path) -> list[float]:
-    """Each landed message's commit time minus its producer timestamp, in seconds."""
-    import duckdb
-
-    lake = _lake(root)
-    committed = {s.properties["batch_id"]: s.timestamp_ms for s in lake.snapshots("raw.clicks")}
-    rows = duckdb.sql(
-        "select _hw_batch_id, epoch_ms(_hw_timestamp) from read_parquet($f)",
-        params={"f": lake.files("raw.clicks")},
-    ).fetchall()
-    return [(committed[b] - produced) / 1000 for b, produced in rows]
 
 
 CDC_COLUMNS = [
@@ -287,36 +294,25 @@ def _measure_cdc(args: list[str]) -> dict[str, Any]:
 def _cdc_latency(url: str, engine: Any, rate: int, seconds: float) -> dict[str, Any]:
     """A follow worker while single-row transactions commit at `rate` a second: each change's
     latency is its raw commit's time minus its transaction's commit time."""
-    import duckdb
     import sqlalchemy as sa
 
     with engine.connect() as conn:
         conn.execute(sa.text("CREATE TABLE live (id bigint PRIMARY KEY, note text)"))
-    with tempfile.TemporaryDirectory(prefix="hw-cdc-latency-") as folder:
-        root = Path(folder)
-        (root / "contracts").mkdir()
-        (root / "headwater.yml").write_text("name: latency\n", encoding="utf-8")
-        spec = {
-            "source": "shop.live",
-            "schema_version": "1",
-            "delivery": "stream",
-            "privacy_level": "internal",
-            "connector": {
-                "kind": "postgres_cdc",
-                "url": url,
-                "table": "public.live",
-                "max_wait": f"{int(MAX_WAIT_S * 1000)}ms",
-            },
-            "columns": [{"name": "id", "type": "bigint"}, {"name": "note", "type": "varchar"}],
-        }
-        (root / "contracts" / "live.yml").write_text(json.dumps(spec), encoding="utf-8")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "headwater", "ingest", "--follow", "-p", folder],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(4)  # started, its snapshot (empty) landed
+    spec = {
+        "source": "shop.live",
+        "schema_version": "1",
+        "delivery": "stream",
+        "privacy_level": "internal",
+        "connector": {
+            "kind": "postgres_cdc",
+            "url": url,
+            "table": "public.live",
+            "max_wait": f"{int(MAX_WAIT_S * 1000)}ms",
+        },
+        "columns": [{"name": "id", "type": "bigint"}, {"name": "note", "type": "varchar"}],
+    }
+
+    def commit() -> int:
         sent, started = 0, time.monotonic()
         with engine.connect() as conn:
             while time.monotonic() - started < seconds:
@@ -325,27 +321,10 @@ def _cdc_latency(url: str, engine: Any, rate: int, seconds: float) -> dict[str, 
                     conn.execute(sa.text("INSERT INTO live VALUES (:i, 'x')"), {"i": sent})
                     sent += 1
                 time.sleep(0.01)
-        lake = _lake(root)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if lake.table("raw.live") is not None and lake.row_count("raw.live") >= sent:
-                break
-            time.sleep(0.3)
-        worker.send_signal(signal.SIGTERM)
-        worker.communicate(timeout=60)
-        committed = {s.properties["batch_id"]: s.timestamp_ms for s in lake.snapshots("raw.live")}
-        found = duckdb.sql(
-            "select _hw_batch_id, epoch_ms(_hw_commit_time) from read_parquet($f) "
-            "where _hw_op = 'c'",
-            params={"f": lake.files("raw.live")},
-        ).fetchall()
-    latencies = [(committed[b] - at) / 1000 for b, at in found]
-    return {
-        "rate": rate,
-        "seconds": seconds,
-        "changes": sent,
-        **spread(latencies),
-    }
+        return sent
+
+    sent, latencies = follow_latency("live", spec, commit, "_hw_commit_time", "_hw_op = 'c'")
+    return {"rate": rate, "seconds": seconds, "changes": sent, **spread(latencies)}
 
 
 def main() -> None:
