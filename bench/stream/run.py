@@ -112,7 +112,7 @@ def latency(broker: str, rate: int, seconds: float) -> dict[str, Any]:
 
     spec = contract(broker, topic)
     spec["connector"] |= {"max_wait": f"{int(MAX_WAIT_S * 1000)}ms", "max_rows": 100_000}
-    total, latencies = follow_latency(
+    total, landed = follow_latency(
         "clicks", spec, lambda: _produce_at(broker, topic, rate, seconds), "_hw_timestamp"
     )
     return {
@@ -120,16 +120,61 @@ def latency(broker: str, rate: int, seconds: float) -> dict[str, Any]:
         "seconds": seconds,
         "messages": total,
         "max_wait_s": MAX_WAIT_S,
-        **spread(latencies),
+        **spread([latency for _, latency in landed]),
     }
 
 
+def endurance(broker: str, rate: int, minutes: float, wait_ms: int) -> dict[str, Any]:
+    """A follow worker committing every `wait_ms` for `minutes`: the latency of each minute's
+    messages, so a worker that slows as its table grows shows it (the goal: the last minute's
+    p99 within 1.25x of the first's, and under 2 x max_wait throughout)."""
+    topic = f"endurance-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(broker, topic, partitions=3)
+    sys.path.insert(0, str(HERE))
+    from measure import contract
+
+    spec = contract(broker, topic)
+    spec["connector"] |= {"max_wait": f"{wait_ms}ms", "max_rows": 100_000}
+    total, landed = follow_latency(
+        "clicks",
+        spec,
+        lambda: _produce_at(broker, topic, rate, minutes * 60),
+        "_hw_timestamp",
+        stats=True,
+    )
+    first = min(at for at, _ in landed)
+    windows: dict[int, list[float]] = {}
+    for at, latency in landed:
+        windows.setdefault(int((at - first) // 60), []).append(latency)
+    per_minute = [{"minute": m + 1, **spread(v)} for m, v in sorted(windows.items())]
+    return {
+        "rate": rate,
+        "minutes": minutes,
+        "max_wait_s": wait_ms / 1000,
+        "messages": total,
+        "overall": spread([latency for _, latency in landed]),
+        "per_minute": per_minute,
+        "steady_ratio": per_minute[-1]["p99_s"] / per_minute[0]["p99_s"],
+        **FOLLOWED,
+    }
+
+
+FOLLOWED: dict[str, Any] = {}  # what the last follow_latency(stats=True) found in the lake
+
+
 def follow_latency(
-    name: str, spec: dict[str, Any], produce: Callable[[], int], produced_at: str, where: str = ""
-) -> tuple[int, list[float]]:
+    name: str,
+    spec: dict[str, Any],
+    produce: Callable[[], int],
+    produced_at: str,
+    where: str = "",
+    *,
+    stats: bool = False,
+) -> tuple[int, list[tuple[float, float]]]:
     """`headwater ingest --follow` on a project of the one stream contract `name` while
-    `produce()` sends records (it returns how many); then each landed record's latency: its raw
-    commit's time minus its `produced_at` column (rows matching `where`, if given)."""
+    `produce()` sends records (it returns how many); then each landed record's production time
+    (epoch seconds) and latency: its raw commit's time minus its `produced_at` column (rows
+    matching `where`, if given). `stats`: keep the table's commit counts in FOLLOWED."""
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="hw-stream-latency-") as folder:
@@ -153,13 +198,17 @@ def follow_latency(
             time.sleep(0.3)
         worker.send_signal(signal.SIGTERM)
         worker.communicate(timeout=60)
-        committed = {s.properties["batch_id"]: s.timestamp_ms for s in lake.snapshots(table)}
+        snapshots = lake.snapshots(table)
+        committed = {s.properties["batch_id"]: s.timestamp_ms for s in snapshots}
+        if stats:
+            FOLLOWED.update(commits=len(snapshots), kept=len(lake.recent(table)))
+            FOLLOWED["data_files"] = len(lake.files(table))
         found = duckdb.sql(
             f"select _hw_batch_id, epoch_ms({produced_at}) from read_parquet($f) "
             f"where {where or 'true'}",
             params={"f": lake.files(table)},
         ).fetchall()
-    return total, [(committed[b] - at) / 1000 for b, at in found]
+    return total, [(at / 1000, (committed[b] - at) / 1000) for b, at in found]
 
 
 def spread(latencies: list[float]) -> dict[str, Any]:
@@ -323,8 +372,13 @@ def _cdc_latency(url: str, engine: Any, rate: int, seconds: float) -> dict[str, 
                 time.sleep(0.01)
         return sent
 
-    sent, latencies = follow_latency("live", spec, commit, "_hw_commit_time", "_hw_op = 'c'")
-    return {"rate": rate, "seconds": seconds, "changes": sent, **spread(latencies)}
+    sent, landed = follow_latency("live", spec, commit, "_hw_commit_time", "_hw_op = 'c'")
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "changes": sent,
+        **spread([latency for _, latency in landed]),
+    }
 
 
 def main() -> None:
@@ -336,9 +390,34 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=200_000, help="CDC changes")
     parser.add_argument("--cdc-rate", type=int, default=500, help="CDC transactions/s")
     parser.add_argument("--out", type=Path, default=OUT / "results.json")
-    parser.add_argument("--only", choices=("kafka", "cdc"), help="one of the two parts")
+    parser.add_argument(
+        "--only", choices=("kafka", "cdc", "endurance"), help="one part (endurance: only by name)"
+    )
+    parser.add_argument("--minutes", type=float, default=20.0, help="endurance run length")
+    parser.add_argument("--wait-ms", type=int, default=250, help="endurance max_wait")
+    parser.add_argument("--endurance-rate", type=int, default=1_000, help="endurance msg/s")
     args = parser.parse_args()
     result: dict[str, Any] = {"goals": GOALS, "machine": describe()}
+    if args.only == "endurance":
+        with kafka.broker() as broker:
+            print(
+                f"endurance: {args.endurance_rate:,} msg/s for {args.minutes:g} min, "
+                f"max_wait {args.wait_ms} ms",
+                flush=True,
+            )
+            e = result["endurance"] = endurance(
+                broker, args.endurance_rate, args.minutes, args.wait_ms
+            )
+        for w in e["per_minute"]:
+            print(f"  minute {w['minute']:3}: p50 {w['p50_s']:.2f} s, p99 {w['p99_s']:.2f} s")
+        print(
+            f"{e['commits']:,} commits ({e['kept']} kept in Iceberg, {e['data_files']:,} data "
+            f"files); p99 last/first minute {e['steady_ratio']:.2f}x (goal <= 1.25x), "
+            f"overall p99 {e['overall']['p99_s']:.2f} s (goal < {2 * e['max_wait_s']:g} s)"
+        )
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        return
     if args.only != "cdc":
         with kafka.broker() as broker:
             print(f"broker {broker}; {args.messages:,} messages, 3 partitions", flush=True)

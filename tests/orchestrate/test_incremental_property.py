@@ -19,7 +19,9 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from headwater.orchestrate import Stores, run
+from headwater.orchestrate.stores import LakeStores
 from headwater.project import load_project
+from headwater.zones import history
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -190,6 +192,41 @@ def test_incremental_runs_equal_a_full_rebuild_under_every_load(
                 assert _rows(incremental, model) == _rows(full, model), (
                     f"{model} differs after batch {number} ({load})"
                 )
+
+
+@pytest.mark.parametrize("load", ["append", "snapshot", "merge"])
+@settings(
+    max_examples=max(1, int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "10")) // 5),
+    deadline=None,
+    derandomize=CI,
+    phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(st.lists(event, min_size=1, max_size=10), min_size=4, max_size=6))
+@example([[(0, "a", 1, 50)], [(1, "b", 2, 60)], [(2, "a", 3, 1)], [(0, "c", 4, 70)]])
+def test_incremental_runs_equal_a_full_rebuild_once_snapshots_expire(
+    load: str, batches: list[list[tuple[int, str, int, int]]]
+) -> None:
+    """Raw tables keeping one snapshot in Iceberg: every older one is read from the batch
+    index (its batch id, event range and late rows), so nothing a build decides changes."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(history, "KEEP", 1)
+        incremental, full = (_project(Path(tmp) / n, load=load) for n in ("inc", "full"))
+        for number, batch in enumerate(batches):
+            for root in (incremental, full):
+                _arrive(root, number, batch, copy=load == "snapshot")
+            _run(incremental, full_refresh=False, minutes=number)
+            _run(full, full_refresh=True, minutes=number)
+            for model in INCREMENTAL:
+                assert _rows(incremental, model) == _rows(full, model), (
+                    f"{model} differs after batch {number} ({load})"
+                )
+        stores = LakeStores.open(load_project(incremental))
+        try:
+            kept, every = stores.lake.recent("raw.events"), stores.lake.snapshots("raw.events")
+        finally:
+            stores.close()
+        assert len(kept) <= 2 < len(batches) == len(every)
 
 
 def test_a_late_batch_restates_only_the_intervals_it_touched(engine: str, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from headwater.contracts import Column, Contract, Load
+from headwater.contracts import Column, Contract, Delivery, Load
 from headwater.contracts.secrets import Secrets
 from headwater.contracts.specs import parse_watermark
 from headwater.contracts.thresholds import parse_duration
@@ -37,6 +37,7 @@ from headwater.ingest.direct import DirectLane, direct_files
 from headwater.ingest.files import batch_id
 from headwater.ingest.infer import infer_columns
 from headwater.ingest.source import (
+    CHECKPOINT_VERSION,
     ORIGIN,
     RECORD,
     Acknowledged,
@@ -47,6 +48,7 @@ from headwater.ingest.source import (
     Rejected,
     cursor_text,
 )
+from headwater.zones import history
 from headwater.zones.lake import Lake, SelfWritten
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
@@ -92,6 +94,7 @@ def ingest(
     now: datetime,
     environ: Mapping[str, str] | None = None,
     reader: Reader | None = None,
+    tidy: bool = True,
 ) -> Landed:
     """Land what `contract`'s connector has that raw does not, as one raw batch.
 
@@ -105,7 +108,9 @@ def ingest(
     """
     secrets = Secrets(os.environ if environ is None else environ)
     try:
-        return _land(contract, root=root, lake=lake, now=now, secrets=secrets, reader=reader)
+        return _land(
+            contract, root=root, lake=lake, now=now, secrets=secrets, reader=reader, tidy=tidy
+        )
     except HeadwaterError as err:
         raise type(err)(
             secrets.scrub(err.message),
@@ -122,15 +127,16 @@ def _land(
     now: datetime,
     secrets: Secrets,
     reader: Reader | None = None,
+    tidy: bool = True,
 ) -> Landed:
     table = contract.table
     quarantine = f"{table}__quarantine"
     _create_tables(contract, lake)
     # data files a killed run wrote and never committed (never those of a live writer)
-    removed = lake.gc([table, quarantine], only_untidy=True)
-    history = [s.properties for s in lake.snapshots(table)]
+    removed = lake.gc([table, quarantine], only_untidy=True) if tidy else []
+    newest = lake.current_properties(table)
     whole = contract.load is Load.SNAPSHOT
-    state = Checkpoint.resume(history, lambda path: _files_aside(lake, table, path))
+    state = _resume(lake, table, newest)
     incremental = getattr(contract.connector, "incremental", None)
     if incremental is not None:
         state = replace(state, since=_since(state.cursor, incremental.initial, incremental.lag))
@@ -146,7 +152,7 @@ def _land(
             lake=lambda: lake.current_properties(table),
         )
     try:
-        return _read_and_commit(contract, reader, lake, state, history, removed, now=now)
+        return _read_and_commit(contract, reader, lake, state, newest, removed, now=now)
     finally:
         close = getattr(reader, "close", None)
         if close is not None:
@@ -158,7 +164,7 @@ def _read_and_commit(
     reader: Reader,
     lake: Lake,
     state: Checkpoint,
-    history: list[dict[str, Any]],
+    newest: dict[str, Any],
     removed: list[Any],
     *,
     now: datetime,
@@ -180,7 +186,7 @@ def _read_and_commit(
         return result
     # a snapshot may repeat an earlier copy's files (an object put back): chained to the
     # previous batch, its id is still new
-    before = (history[-1].get("batch_id") or "") if whole and history else ""
+    before = (newest.get("batch_id") or "") if whole else ""
     result.batch_id = batch_id(f"{reader.key}\n{state.cursor}{before}")
     files = reader.direct
     result.files = [f.shown for f in files.new] if files is not None else []
@@ -191,7 +197,8 @@ def _read_and_commit(
     else:
         parts = reader.parts()
     contract, parts = _inferred(contract, parts, reader)
-    job = _Job(contract, result, now=now, cutoff=_late_cutoff(contract, lake), state=state)
+    high = _event_high(contract, lake, newest)
+    job = _Job(contract, result, now=now, cutoff=_late_cutoff(contract, high), state=state)
     landed_files = lake.files(table) if state.since is not None else []
     if incremental is not None and landed_files:
         job.load_seen(landed_files, incremental.column, since=state.since)
@@ -234,6 +241,7 @@ def _read_and_commit(
             "rows": lambda: result.rows,
             "event_min": lambda: result.event_min,
             "event_max": lambda: result.event_max,
+            "event_high": lambda: _max(high, result.event_max) if result.event_max else high,
             "late": lambda: result.late,
             "event_ranges": job.event_ranges,
             "schema_version": contract.schema_version,
@@ -242,7 +250,7 @@ def _read_and_commit(
             "pii": {c.name: c.pii for c in contract.columns if c.pii},
         },
     )
-    stale = _aside_path(history[-1]) if history else None
+    stale = _aside_path(newest) if newest else None
     if stale and Path(stale).name != _aside_file(result):
         lake.remove_aside(table, stale)  # the newest commit no longer needs it
     if acknowledged is not None:
@@ -389,7 +397,8 @@ class _Job:
         if not self.bad:
             return []
         bad = pa.concat_tables(self.bad)
-        done = [s for s in lake.snapshots(quarantine) if s.batch_id == self.result.batch_id]
+        # a rerun's batch is the newest: its quarantine commit is among those Iceberg keeps
+        done = [s for s in lake.recent(quarantine) if s.batch_id == self.result.batch_id]
         if not done:
             return [bad]
         self.engine.register(INPUT, bad)
@@ -613,7 +622,9 @@ def _table_properties(contract: Contract) -> dict[str, str]:
     """What the raw table records of its contract: privacy, PII tags and the schema pinned
     under the contract's schema_version (declared or inferred)."""
     columns = [c.model_dump(mode="json", exclude_defaults=True) for c in contract.columns]
+    stream = contract.delivery is Delivery.STREAM
     return {
+        "keep_snapshots": str(history.STREAM_KEEP if stream else history.KEEP),
         "source": contract.source,
         "schema_version": contract.schema_version,
         "privacy_level": contract.privacy_level.value,
@@ -634,20 +645,34 @@ def _create_tables(contract: Contract, lake: Lake) -> None:
         lake.create(f"{contract.table}__quarantine", QUARANTINE_SCHEMA)
 
 
-def _late_cutoff(contract: Contract, lake: Lake) -> datetime | None:
+def _resume(lake: Lake, table: str, newest: dict[str, Any]) -> Checkpoint:
+    """Where the table's source stands: the newest commit's checkpoint, or (a table last
+    written before checkpoints were whole) every commit's, folded."""
+    read = lambda path: _files_aside(lake, table, path)  # noqa: E731
+    stored = newest.get("checkpoint")
+    if isinstance(stored, Mapping) and stored.get("version", 0) >= CHECKPOINT_VERSION:
+        return Checkpoint.resume([newest], read)
+    return Checkpoint.resume([s.properties for s in lake.snapshots(table)] or [newest], read)
+
+
+def _event_high(contract: Contract, lake: Lake, newest: dict[str, Any]) -> str | None:
+    """The highest event time landed so far: kept in each commit (`event_high`), else (a
+    table last written by an earlier release) the highest of every commit's."""
+    if not contract.watermark or not newest:
+        return None
+    if "event_high" in newest:
+        return newest["event_high"]  # type: ignore[no-any-return]
+    highs = [s.properties.get("event_max") for s in lake.snapshots(contract.table)]
+    return max((h for h in highs if h), default=None)
+
+
+def _late_cutoff(contract: Contract, high: str | None) -> datetime | None:
     """Rows with event time before (highest event time landed so far - lateness) are late;
     never in a snapshot, whose every copy holds the old times again."""
-    if not contract.watermark or contract.load is Load.SNAPSHOT:
-        return None
-    highs = [
-        s.properties["event_max"]
-        for s in lake.snapshots(contract.table)
-        if s.properties.get("event_max")
-    ]
-    if not highs:
+    if not contract.watermark or contract.load is Load.SNAPSHOT or not high:
         return None
     _, lateness = parse_watermark(contract.watermark)
-    return datetime.fromisoformat(max(highs)) - timedelta(seconds=lateness)
+    return datetime.fromisoformat(high) - timedelta(seconds=lateness)
 
 
 def _since(cursor: Any, initial: str | None, lag: str) -> Any:

@@ -219,6 +219,7 @@ class _Worker:
             group=f"headwater-{self.contract.name}",
             lake=lambda: self.stores.lake.current_properties(table),
         )
+        tidy = True  # look for a killed run's files at the start and after a lost race only
         try:
             while not stop.is_set():
                 batch = follower.next_batch(stop.is_set)
@@ -233,11 +234,14 @@ class _Worker:
                         lake=self.stores.lake,
                         now=started,
                         reader=batch,
+                        tidy=tidy,
                     )
                 except Conflict:
                     self.stats.conflicts += 1
                     follower.rewind()
+                    tidy = True
                     continue
+                tidy = False
                 done = time.time()
                 self._landed(landed, batch.produced(), batch.redelivered, started, done)
                 self._lagging(follower.lag())
@@ -347,7 +351,7 @@ def stream_states(project: Project, stores: LakeStores) -> list[StreamState]:
         position: dict[str, Any] = {}
         if isinstance(stored, dict):
             position = {k: stored[k] for k in ("offsets", "lsn") if stored.get(k) is not None}
-        snapshots = stores.lake.snapshots(contract.table)[-1:]
+        snapshots = stores.lake.recent(contract.table)[-1:]
         landed = (
             datetime.fromtimestamp(snapshots[0].timestamp_ms / 1000, UTC) if snapshots else None
         )

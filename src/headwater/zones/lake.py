@@ -22,6 +22,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from headwater.errors import StoreError
+from headwater.zones import history
 from headwater.zones.orphans import Orphan, collect, untidy, writing
 
 if TYPE_CHECKING:
@@ -93,6 +94,16 @@ class BatchStats:
 # (its checkpoint follows the snapshot it read: two landings of the same files or offsets would
 # both commit), so a lost race is a `Conflict` and the landing reads the new state again
 NO_RETRY = {"commit.retry.num-retries": "0"}
+# what every lake table is made with: no replay; manifests merged once 32 pile up (a stream
+# adds one a commit, and planning a scan reads them all); and metadata files beyond the newest
+# 20 deleted (each commit writes one, a stream thousands a day)
+WRITE_PROPERTIES = {
+    **NO_RETRY,
+    "commit.manifest-merge.enabled": "true",
+    "commit.manifest.min-count-to-merge": "32",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
 
 
 class Conflict(StoreError):
@@ -180,23 +191,25 @@ class Lake:
         between; if one did, `Conflict` is raised and nothing is committed.
         """
         table = self._ensure(name)
-        if any(table.properties.get(k) != v for k, v in NO_RETRY.items()):
-            # a table made before landings turned pyiceberg's replay off: off first, in its own
-            # commit (a commit reads the setting from the metadata it starts from)
+        if any(table.properties.get(k) != v for k, v in WRITE_PROPERTIES.items()):
+            # a table made by an earlier release (e.g. with pyiceberg's replay on): set first,
+            # in its own commit (a commit reads them from the metadata it starts from)
             with table.transaction() as tx:
-                tx.set_properties(NO_RETRY)
+                tx.set_properties(WRITE_PROPERTIES)
             table = self._ensure(name)
         if base is not None:
             base(_properties(table.current_snapshot()))
         from pyiceberg.exceptions import CommitFailedException
 
         try:
-            return self._append(table, name, parts, properties, before_commit, table_properties)
+            landed = self._append(table, name, parts, properties, before_commit, table_properties)
         except CommitFailedException as err:
             raise Conflict(
                 f"{name} was committed to by another writer meanwhile ({err})",
                 hint="nothing was committed; land the batch again",
             ) from err
+        self.expire(name)
+        return landed
 
     def _append(
         self,
@@ -211,11 +224,11 @@ class Lake:
             with _DataFiles(table, tx) as files:
                 for part in parts:
                     if isinstance(part, SelfWritten):
-                        _grow_schema(tx, part.schema)
+                        files.grow(part.schema)
                         files.add(part)
                     elif part.num_rows:
-                        _grow_schema(tx, part.schema)
-                        files.write(_align(part, tx.table_metadata.schema().as_arrow()))
+                        files.grow(part.schema)
+                        files.write(_align(part, files.arrow_schema))
             summary = {
                 PREFIX + k: _encode(v() if callable(v) else v) for k, v in properties.items()
             }
@@ -225,12 +238,12 @@ class Lake:
             changed = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
             if changed:
                 tx.set_properties(changed)
-            with tx.update_snapshot(snapshot_properties=summary).fast_append() as append:
+            with tx.update_snapshot(snapshot_properties=summary).merge_append() as append:
                 for data_file in files.written:
                     append.append_data_file(data_file)
             if before_commit is not None:
                 before_commit()
-        return self.snapshots(name)[-1]
+        return self.recent(name)[-1]
 
     def write_aside(self, name: str, file: str, data: bytes) -> str:
         """Write `data` as `file` beside the table's metadata, for a commit to name in its
@@ -282,6 +295,19 @@ class Lake:
         return table
 
     def snapshots(self, name: str) -> list[Snapshot]:
+        """Every commit of the table, oldest first: those expired from Iceberg (kept in the
+        batch index, `zones.history`) and those it still holds."""
+        live = self.recent(name)
+        ids = {s.snapshot_id for s in live}
+        old = [
+            Snapshot(e.snapshot_id, e.timestamp_ms, e.properties)
+            for e in history.expired(self._engine(), name)
+            if e.snapshot_id not in ids
+        ]
+        return old + live
+
+    def recent(self, name: str) -> list[Snapshot]:
+        """The commits Iceberg still holds (the newest ones), oldest first."""
         table = self.table(name)
         if table is None:
             return []
@@ -289,6 +315,47 @@ class Lake:
             Snapshot(snap.snapshot_id, snap.timestamp_ms, _properties(snap))
             for snap in table.snapshots()
         ]
+
+    def expire(self, name: str, *, keep: int | None = None) -> int:
+        """Move the table's older snapshots from Iceberg to the batch index once it holds
+        twice `keep` (default: the table's `hw.keep_snapshots`, else `history.KEEP`); returns
+        how many moved. Another writer committing meanwhile makes it a no-op (the next
+        commit tries again)."""
+        table = self.table(name)
+        if table is None:
+            return 0
+        keep = keep or int(table.properties.get(history.KEEP_PROPERTY, history.KEEP))
+        snaps = table.snapshots()
+        if len(snaps) <= 2 * keep:
+            return 0
+        current = table.current_snapshot()
+        cutoff = snaps[-keep].timestamp_ms  # snapshots strictly older than the keep-th newest
+        old = [
+            s
+            for s in snaps
+            if s.timestamp_ms < cutoff and (current is None or s.snapshot_id != current.snapshot_id)
+        ]
+        if not old:
+            return 0
+        expired = [
+            history.Expired(s.snapshot_id, s.sequence_number or 0, s.timestamp_ms, _properties(s))
+            for s in old
+        ]
+        history.record(self._engine(), name, expired)
+        from pyiceberg.exceptions import CommitFailedException
+
+        try:
+            # by time, not by id: pyiceberg copies the whole metadata for each id it is given
+            expiry = table.maintenance.expire_snapshots()
+            expiry.older_than(_EPOCH + timedelta(milliseconds=cutoff)).commit()
+        except CommitFailedException:
+            return 0
+        folder = self.folder
+        table = self.table(name)
+        if folder is not None and table is not None:
+            for path in history.unreferenced_metadata(table, folder):
+                path.unlink(missing_ok=True)
+        return len(old)
 
     def current_properties(self, name: str) -> dict[str, Any]:
         """What the table's newest commit recorded (its summary properties); {} for a table
@@ -448,7 +515,7 @@ class Lake:
         table = self.table(name)
         if table is None:
             table = self._catalog.create_table_if_not_exists(
-                name, schema=schema or pa.schema([]), properties=NO_RETRY
+                name, schema=schema or pa.schema([]), properties=WRITE_PROPERTIES
             )
         return table
 
@@ -471,6 +538,30 @@ class _DataFiles:
         self._bytes = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hw-lake-write")
         self._pending: Future[None] | None = None
+        self._metadata: Any = None
+        self._arrow: pa.Schema | None = None
+
+    @property
+    def metadata(self) -> Any:
+        """The transaction's table metadata, read once and again only after the schema grew
+        (pyiceberg deep-copies the whole metadata, every snapshot in it, on each read)."""
+        if self._metadata is None:
+            self._metadata = self.tx.table_metadata
+        return self._metadata
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        if self._arrow is None:
+            self._arrow = self.metadata.schema().as_arrow()
+        return self._arrow
+
+    def grow(self, schema: pa.Schema) -> None:
+        """Add the columns of `schema` the table lacks (in this transaction)."""
+        known = set(self.metadata.schema().column_names)
+        missing = [f for f in schema if f.name not in known]
+        if missing:
+            self.tx.update_schema().union_by_name(pa.schema(missing)).commit()
+            self._metadata = self._arrow = None
 
     def __enter__(self) -> _DataFiles:
         return self
@@ -488,11 +579,11 @@ class _DataFiles:
         from pyiceberg.table.locations import load_location_provider
 
         self._wait()
-        schema = self.tx.table_metadata.schema()
+        schema = self.metadata.schema()
         if self._writer is not None and (schema != self._schema or self._bytes >= FILE_BYTES):
             self._close()
         if self._writer is None:
-            metadata = self.tx.table_metadata
+            metadata = self.metadata
             locations = load_location_provider(metadata.location, metadata.properties)
             self._path = locations.new_data_location(f"{uuid.uuid4()}.parquet")
             self._writer = ParquetFormatWriter(
@@ -508,7 +599,7 @@ class _DataFiles:
         from pyiceberg.io.pyarrow import parquet_file_to_data_file, schema_to_pyarrow
         from pyiceberg.table.locations import load_location_provider
 
-        metadata = self.tx.table_metadata
+        metadata = self.metadata
         locations = load_location_provider(metadata.location, metadata.properties)
         uris: dict[str, str] = {}
 
@@ -537,7 +628,7 @@ class _DataFiles:
         if self._writer is None:
             return
         stats = self._writer.close()
-        metadata = self.tx.table_metadata
+        metadata = self.metadata
         self.written.append(
             DataFile.from_args(
                 content=DataFileContent.DATA,
@@ -553,13 +644,6 @@ class _DataFiles:
             )
         )
         self._writer = None
-
-
-def _grow_schema(tx: Any, schema: pa.Schema) -> None:
-    known = set(tx.table_metadata.schema().column_names)
-    missing = [f for f in schema if f.name not in known]
-    if missing:
-        tx.update_schema().union_by_name(pa.schema(missing)).commit()
 
 
 def _align(part: pa.Table, schema: pa.Schema) -> pa.Table:
