@@ -84,3 +84,20 @@ def test_a_table_without_the_property_keeps_the_default(tmp_path: Path) -> None:
     assert len(target.recent("raw.t")) == 5  # history.KEEP (100) is far off
     assert target.expire("raw.t", keep=1) == 4  # asked for: all but the newest
     assert [s.batch_id for s in target.snapshots("raw.t")] == [f"b{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("batch", ["60789286803551e8", "1234567890123456", "00000000000000e0"])
+def test_a_batch_id_that_reads_as_a_number_stays_text(tmp_path: Path, batch: str) -> None:
+    target = lake(tmp_path)
+    target.append("raw.t", [pa.table({"x": [1]})], properties={"batch_id": batch, "rows": 1})
+    table = target.table("raw.t")
+    assert table is not None
+    # as an earlier release wrote it: bare, not JSON
+    table.append(
+        pa.table({"x": pa.array([2], pa.int64())}), snapshot_properties={"hw.batch_id": batch}
+    )
+    ids = [s.batch_id for s in target.snapshots("raw.t")]
+    assert ids == [batch, batch] and all(isinstance(b, str) for b in ids)
+    assert target.snapshots("raw.t")[0].properties["rows"] == 1
+    target.expire("raw.t", keep=1)
+    assert [s.batch_id for s in target.snapshots("raw.t")] == [batch, batch]

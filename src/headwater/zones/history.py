@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from headwater.zones.orphans import _SLACK_S, oldest_live_writer
 
 KEEP = 100  # snapshots a table keeps in Iceberg after an expiry (a batch table's default)
-STREAM_KEEP = 16  # a stream's: it commits every few seconds
+STREAM_KEEP = 8  # a stream's: it commits every second or so
 KEEP_PROPERTY = "hw.keep_snapshots"  # a table's own KEEP (set from its contract)
 METADATA_GRACE_S = 300.0  # metadata files younger than this are never removed
 

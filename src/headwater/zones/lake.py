@@ -661,21 +661,33 @@ def _local(uri: str) -> str:
     return unquote(urlparse(uri).path) if uri.startswith("file://") else uri
 
 
+# properties that are text: summaries written before every value was JSON hold them bare, and
+# a bare batch id such as 60789286803551e8 must not come back as the number 6.08e+21
+_TEXT = {"batch_id", "schema_version", "load", "privacy_level", "event_min", "event_max"}
+
+
 def _properties(snapshot: Any) -> dict[str, Any]:
     """headwater's properties of a pyiceberg snapshot's summary (None: no snapshot)."""
     summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
-    return {k[len(PREFIX) :]: _decode(v) for k, v in summary.items() if k.startswith(PREFIX)}
+    return {
+        k[len(PREFIX) :]: _decode(v, text=k[len(PREFIX) :] in _TEXT)
+        for k, v in summary.items()
+        if k.startswith(PREFIX)
+    }
 
 
 def _encode(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    return json.dumps(value)
 
 
-def _decode(value: str) -> Any:
+def _decode(value: str, *, text: bool = False) -> Any:
     try:
-        return json.loads(value)
+        decoded = json.loads(value)
     except ValueError:
+        return value  # written bare by an earlier release
+    if text and decoded is not None and not isinstance(decoded, str):
         return value
+    return decoded
 
 
 def _exact_bounds() -> tuple[type[IcebergType], ...]:
