@@ -6,6 +6,7 @@
     │   └── ModelError             a model's SQL is wrong: syntax, cycle, unknown table/column
     ├── DataError                  records break their contract beyond what quarantine absorbs
     ├── EngineError                the engine refused or failed a statement
+    ├── TimedOut                   a task ran past its timeout and was stopped
     ├── StoreError                 a store (catalog, lake, warehouse) cannot be opened
     ├── SourceError                a source cannot be read (missing path, unreadable file)
     │   └── TransientSourceError   ... but may be readable on retry (timeouts, 5xx)   retryable
@@ -82,6 +83,11 @@ class DataError(HeadwaterError):
 
 class EngineError(HeadwaterError):
     """The engine failed a statement headwater sent it."""
+
+
+class TimedOut(HeadwaterError):
+    """A task ran past its `timeout` and was stopped (its statement interrupted, its
+    transaction rolled back): nothing it did is kept."""
 
 
 class StoreError(HeadwaterError):

@@ -103,3 +103,27 @@ def test_a_run_lands_an_api_that_failed_once_when_the_project_allows_a_retry(
         assert "5 rows" in flat and "landed on attempt 2, after:" in flat and "503" in flat
     else:
         assert outcome.code == 1 and "503" in outcome.output, outcome
+
+
+def test_a_contract_s_own_retries_win_over_the_project_default(tmp_path: Path) -> None:
+    records = [{"id": i, "updated_at": (T0 + timedelta(hours=i)).isoformat()} for i in range(3)]
+    with Api(records) as api:
+        api.fail(503, times=1)
+        write(tmp_path, "headwater.yml", "name: shop\ndefaults: {retries: 0}\n")
+        write(tmp_path, "contracts/orders.yml", CONTRACT.format(url=api.url) + "retries: 1\n")
+        outcome = hw(tmp_path, "ingest")
+    assert outcome.code == 0, outcome
+    assert "landed on attempt 2" in " ".join(outcome.output.split())
+
+
+def test_a_bad_contract_timeout_names_the_field(tmp_path: Path) -> None:
+    write(tmp_path, "headwater.yml", "name: shop\n")
+    write(
+        tmp_path,
+        "contracts/orders.yml",
+        CONTRACT.format(url="http://127.0.0.1:9") + "timeout: soon\n",
+    )
+    outcome = hw(tmp_path, "ingest")
+    assert outcome.code == 3 and "orders.yml" in outcome.output and "timeout" in outcome.output, (
+        outcome
+    )

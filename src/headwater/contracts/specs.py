@@ -398,6 +398,25 @@ class Contract(Spec):
     )
     evolution: Evolution = Evolution.EVOLVE
     rules: list[Rule] = Field(default_factory=list)
+    retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="ours: attempts after a retryable failure "
+        "(default: headwater.yml's defaults.retries)",
+    )
+    timeout: str | None = Field(
+        default=None,
+        description="ours: no new attempt starts this long after the first, "
+        "e.g. '10m' (default: headwater.yml's defaults.timeout)",
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
 
     @field_validator("columns")
     @classmethod
@@ -614,7 +633,13 @@ class ModelConfig(Spec):
         "earliest event time landed upstream)",
     )
 
-    @field_validator("lookback")
+    timeout: str | None = Field(
+        default=None,
+        description="a build running longer is stopped (its statement interrupted, nothing "
+        "published), e.g. '2h' (default: headwater.yml's defaults.timeout)",
+    )
+
+    @field_validator("lookback", "timeout")
     @classmethod
     def _lookback_duration(cls, value: str | None) -> str | None:
         if value is not None:

@@ -174,6 +174,11 @@ class Engine(Protocol):
         """A connection of its own to the same database, for one worker thread."""
         ...
 
+    def interrupt(self) -> None:
+        """Stop the statement this cursor runs now (called from another thread): it fails
+        with an `EngineError`, and its transaction rolls back."""
+        ...
+
     def close(self) -> None: ...
 
 

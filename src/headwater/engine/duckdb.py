@@ -244,6 +244,9 @@ class DuckDBEngine:
     def cursor(self) -> DuckDBEngine:
         return DuckDBEngine(self.path, _conn=self._conn.cursor())
 
+    def interrupt(self) -> None:
+        self._conn.interrupt()
+
     def close(self) -> None:
         self._conn.close()
 

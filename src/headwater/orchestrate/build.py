@@ -30,13 +30,15 @@ from headwater.change.versions import (
     view_sql,
 )
 from headwater.contracts import ModelKind, OnFail
+from headwater.contracts.thresholds import parse_duration
 from headwater.engine import Engine, ObjectKind, verbatim
-from headwater.errors import EngineError, HeadwaterError, Location
+from headwater.errors import EngineError, HeadwaterError, Location, TimedOut
 from headwater.govern.pii import ModelPii
 from headwater.models import Model, Renderer
 from headwater.models.intervals import Range, count
 from headwater.observe import Event, EventSink, TaskStatus, stamped
 from headwater.orchestrate.checks import evaluate_in, record_checks
+from headwater.orchestrate.deadline import Watch, deadline
 from headwater.orchestrate.incremental import IntervalPlan, plan
 from headwater.orchestrate.materialize import Job, route, strategy
 from headwater.orchestrate.plan import Task
@@ -403,35 +405,46 @@ class _Builder:
         seen: dict[str, int] = {}
         intervals = None
         new: dict[str, list[str]] | None = None
+        timeout = model.config.timeout or self.project.settings.defaults.timeout
+        watch: Watch | None = None
         try:
-            if kind is ModelKind.INCREMENTAL_BY_TIME:
-                intervals = self._plan(model)
-                seen = intervals.seen
-            elif kind in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY, ModelKind.SCD2):
-                new, seen = self._new_batches(model)
-            job = self._job(cursor, model, physical, new, intervals)
-            materialization = strategy(model)
-            # one statement commits alone; several, or an audit that may roll back, need a
-            # transaction (BEGIN/COMMIT cost the engine about as much as a small statement)
-            single = not model.rules and materialization.one_statement(job)
-            routed = [r for r in model.rules if r.action is OnFail.QUARANTINE]
-            quarantined = 0
-            with nullcontext() if single else cursor.transaction():
-                rows = materialization.write(job)
-                if routed:
-                    quarantined = route(job, routed)
-                    rows = None if rows is None else rows - quarantined
-                if model.rules:
-                    # the statistics of a table written whole, nothing routed out of it, are
-                    # its exact bounds; of one written in place, bounds its values lie within
-                    whole = kind is ModelKind.TABLE and not routed
-                    results = self._audit(model, physical, cursor, rows, exact=whole)
-                if any(r.blocking for r in results):
-                    failed = ", ".join(r.rule.name for r in results if r.blocking)
-                    raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
+            with deadline(cursor, parse_duration(timeout), timeout) as watch:
+                if kind is ModelKind.INCREMENTAL_BY_TIME:
+                    intervals = self._plan(model)
+                    seen = intervals.seen
+                elif kind in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY, ModelKind.SCD2):
+                    new, seen = self._new_batches(model)
+                job = self._job(cursor, model, physical, new, intervals)
+                materialization = strategy(model)
+                # one statement commits alone; several, or an audit that may roll back, need a
+                # transaction (BEGIN/COMMIT cost the engine about as much as a small statement)
+                single = not model.rules and materialization.one_statement(job)
+                routed = [r for r in model.rules if r.action is OnFail.QUARANTINE]
+                quarantined = 0
+                with nullcontext() if single else cursor.transaction():
+                    rows = materialization.write(job)
+                    if routed:
+                        quarantined = route(job, routed)
+                        rows = None if rows is None else rows - quarantined
+                    if model.rules:
+                        # the statistics of a table written whole, nothing routed out of it, are
+                        # its exact bounds; of one written in place, bounds its values lie within
+                        whole = kind is ModelKind.TABLE and not routed
+                        results = self._audit(model, physical, cursor, rows, exact=whole)
+                    if any(r.blocking for r in results):
+                        failed = ", ".join(r.rule.name for r in results if r.blocking)
+                        raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
         except _Blocked as blocked:
             return ModelOutcome(model.name, TaskStatus.BLOCKED, physical, error=str(blocked))
-        except HeadwaterError as err:
+        except HeadwaterError as raised:
+            err = raised
+            if watch is not None and watch.fired:
+                err = TimedOut(
+                    f"{model.name} ran past its timeout ({watch.text}) and was stopped; "
+                    "nothing was published",
+                    where=Location(model.path),
+                    hint="set a longer `timeout:` in its header, or make it cheaper",
+                )
             if err.where is None:
                 line = (
                     _line_of_column(model, cursor.missing_column(err))

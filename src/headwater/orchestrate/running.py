@@ -150,7 +150,8 @@ def land_one(
         recheck_held(contract, project, stores, now=now)
     try:
         defaults = project.settings.defaults
-        retrying = Retrying(defaults.retries, parse_duration(defaults.timeout))
+        retries = defaults.retries if contract.retries is None else contract.retries
+        retrying = Retrying(retries, parse_duration(contract.timeout or defaults.timeout))
         landed = retrying.call(
             lambda: ingest(contract, root=project.root, lake=stores.lake, now=now)
         )
