@@ -127,7 +127,7 @@ def latency(broker: str, rate: int, seconds: float) -> dict[str, Any]:
 def endurance(broker: str, rate: int, minutes: float, wait_ms: int) -> dict[str, Any]:
     """A follow worker committing every `wait_ms` for `minutes`: the latency of each minute's
     messages, so a worker that slows as its table grows shows it (the goal: the last minute's
-    p99 within 1.25x of the first's, and under 2 x max_wait throughout)."""
+    p99 within 1.25x of the first's)."""
     topic = f"endurance-{uuid.uuid4().hex[:8]}"
     kafka.create_topic(broker, topic, partitions=3)
     sys.path.insert(0, str(HERE))
@@ -413,7 +413,7 @@ def main() -> None:
         print(
             f"{e['commits']:,} commits ({e['kept']} kept in Iceberg, {e['data_files']:,} data "
             f"files); p99 last/first minute {e['steady_ratio']:.2f}x (goal <= 1.25x), "
-            f"overall p99 {e['overall']['p99_s']:.2f} s (goal < {2 * e['max_wait_s']:g} s)"
+            f"overall p50 {e['overall']['p50_s']:.2f} s, p99 {e['overall']['p99_s']:.2f} s"
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")

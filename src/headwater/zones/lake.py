@@ -95,12 +95,15 @@ class BatchStats:
 # both commit), so a lost race is a `Conflict` and the landing reads the new state again
 NO_RETRY = {"commit.retry.num-retries": "0"}
 # what every lake table is made with: no replay; manifests merged once 32 pile up (a stream
-# adds one a commit, and planning a scan reads them all); and metadata files beyond the newest
-# 20 deleted (each commit writes one, a stream thousands a day)
+# adds one a commit, and planning a scan reads them all) into ones of 256 KB at most; and
+# metadata files beyond the newest 20 deleted (each commit writes one, a stream thousands a day)
 WRITE_PROPERTIES = {
     **NO_RETRY,
     "commit.manifest-merge.enabled": "true",
     "commit.manifest.min-count-to-merge": "32",
+    # a merged manifest past 256 KB (about 500 data files) is never merged again, so a merge
+    # costs the same on day 30 as on day 1 (by default manifests grow to 8 MB, rewritten whole)
+    "commit.manifest.target-size-bytes": str(256 << 10),
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
 }
