@@ -105,13 +105,7 @@ def throughput(broker: str, messages: int, rounds: int) -> dict[str, Any]:
 def latency(broker: str, rate: int, seconds: float) -> dict[str, Any]:
     """A follow worker while a producer sends `rate` messages a second: a message's latency is
     its raw commit's time minus its producer timestamp."""
-    topic = f"latency-{uuid.uuid4().hex[:8]}"
-    kafka.create_topic(broker, topic, partitions=3)
-    sys.path.insert(0, str(HERE))
-    from measure import contract
-
-    spec = contract(broker, topic)
-    spec["connector"] |= {"max_wait": f"{int(MAX_WAIT_S * 1000)}ms", "max_rows": 100_000}
+    topic, spec = _stream(broker, "latency", int(MAX_WAIT_S * 1000))
     total, landed = follow_latency(
         "clicks", spec, lambda: _produce_at(broker, topic, rate, seconds), "_hw_timestamp"
     )
@@ -124,17 +118,24 @@ def latency(broker: str, rate: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def endurance(broker: str, rate: int, minutes: float, wait_ms: int) -> dict[str, Any]:
-    """A follow worker committing every `wait_ms` for `minutes`: the latency of each minute's
-    messages, so a worker that slows as its table grows shows it (the goal: the last minute's
-    p99 within 1.25x of the first's)."""
-    topic = f"endurance-{uuid.uuid4().hex[:8]}"
+def _stream(broker: str, prefix: str, wait_ms: int) -> tuple[str, dict[str, Any]]:
+    """A fresh 3-partition topic and the Kafka contract of the throughput runs reading it,
+    batches closing after `wait_ms`."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
     kafka.create_topic(broker, topic, partitions=3)
     sys.path.insert(0, str(HERE))
     from measure import contract
 
     spec = contract(broker, topic)
     spec["connector"] |= {"max_wait": f"{wait_ms}ms", "max_rows": 100_000}
+    return topic, spec
+
+
+def endurance(broker: str, rate: int, minutes: float, wait_ms: int) -> dict[str, Any]:
+    """A follow worker committing every `wait_ms` for `minutes`: the latency of each minute's
+    messages, so a worker that slows as its table grows shows it (the goal: the last minute's
+    p99 within 1.25x of the first's)."""
+    topic, spec = _stream(broker, "endurance", wait_ms)
     total, landed = follow_latency(
         "clicks",
         spec,

@@ -182,16 +182,7 @@ def test_incremental_runs_equal_a_full_rebuild_under_every_load(
     """A snapshot source's every batch is a full copy that replaces the one before (the file
     is rewritten); a merge source's are new versions by key, newest by event time."""
     with tempfile.TemporaryDirectory() as tmp:
-        incremental, full = (_project(Path(tmp) / n, load=load) for n in ("inc", "full"))
-        for number, batch in enumerate(batches):
-            for root in (incremental, full):
-                _arrive(root, number, batch, copy=load == "snapshot")
-            _run(incremental, full_refresh=False, minutes=number)
-            _run(full, full_refresh=True, minutes=number)
-            for model in INCREMENTAL:
-                assert _rows(incremental, model) == _rows(full, model), (
-                    f"{model} differs after batch {number} ({load})"
-                )
+        _agree(Path(tmp), batches, load)
 
 
 @pytest.mark.parametrize("load", ["append", "snapshot", "merge"])
@@ -211,16 +202,7 @@ def test_incremental_runs_equal_a_full_rebuild_once_snapshots_expire(
     index (its batch id, event range and late rows), so nothing a build decides changes."""
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         patch.setattr(history, "KEEP", 1)
-        incremental, full = (_project(Path(tmp) / n, load=load) for n in ("inc", "full"))
-        for number, batch in enumerate(batches):
-            for root in (incremental, full):
-                _arrive(root, number, batch, copy=load == "snapshot")
-            _run(incremental, full_refresh=False, minutes=number)
-            _run(full, full_refresh=True, minutes=number)
-            for model in INCREMENTAL:
-                assert _rows(incremental, model) == _rows(full, model), (
-                    f"{model} differs after batch {number} ({load})"
-                )
+        incremental = _agree(Path(tmp), batches, load)
         stores = LakeStores.open(load_project(incremental))
         try:
             kept, every = stores.lake.recent("raw.events"), stores.lake.snapshots("raw.events")
@@ -242,6 +224,22 @@ def test_a_late_batch_restates_only_the_intervals_it_touched(engine: str, tmp_pa
     assert report.models["marts.positive"].rows == 20 + 2
     again = _run(root, full_refresh=False, minutes=2)
     assert {m.status for m in again.models.values()} == {"up_to_date"}
+
+
+def _agree(tmp: Path, batches: list[list[tuple[int, str, int, int]]], load: str) -> Path:
+    """After each batch, an incremental run and a full rebuild of twin projects hold the same
+    rows in every incremental model; returns the incremental project."""
+    incremental, full = (_project(tmp / n, load=load) for n in ("inc", "full"))
+    for number, batch in enumerate(batches):
+        for root in (incremental, full):
+            _arrive(root, number, batch, copy=load == "snapshot")
+        _run(incremental, full_refresh=False, minutes=number)
+        _run(full, full_refresh=True, minutes=number)
+        for model in INCREMENTAL:
+            assert _rows(incremental, model) == _rows(full, model), (
+                f"{model} differs after batch {number} ({load})"
+            )
+    return incremental
 
 
 def _project(root: Path, *, load: str = "append") -> Path:
