@@ -652,7 +652,7 @@ def _resume(lake: Lake, table: str, newest: dict[str, Any]) -> Checkpoint:
     stored = newest.get("checkpoint")
     if isinstance(stored, Mapping) and stored.get("version", 0) >= CHECKPOINT_VERSION:
         return Checkpoint.resume([newest], read)
-    return Checkpoint.resume([s.properties for s in lake.snapshots(table)] or [newest], read)
+    return Checkpoint.resume([s.properties for s in lake.snapshots(table)], read)
 
 
 def _event_high(contract: Contract, lake: Lake, newest: dict[str, Any]) -> str | None:

@@ -19,7 +19,6 @@ from headwater.engine import Engine
 
 @dataclass
 class Watch:
-    seconds: float
     text: str  # the timeout as the user wrote it
     fired: bool = False
 
@@ -28,7 +27,7 @@ class Watch:
 def deadline(cursor: Engine, seconds: float, text: str) -> Iterator[Watch]:
     """Interrupt `cursor` if the block is still running after `seconds`; `Watch.fired` then
     tells the block's error apart from any other."""
-    watch = Watch(seconds, text)
+    watch = Watch(text)
 
     def stop() -> None:
         watch.fired = True

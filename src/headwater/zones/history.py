@@ -19,16 +19,11 @@ expired snapshots, manifests merged into others), removed once no writer can nee
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import sqlalchemy as sa
-
-from headwater.zones.orphans import _SLACK_S, oldest_live_writer
 
 KEEP = 100  # snapshots a table keeps in Iceberg after an expiry (a batch table's default)
 STREAM_KEEP = 8  # a stream's: it commits every second or so
@@ -66,8 +61,9 @@ def create(engine: sa.Engine) -> None:
 def expired(engine: sa.Engine, name: str) -> list[Expired]:
     """The expired snapshots of table `name`, oldest first (none when nothing ever expired)."""
     query = (
-        sa.select(HISTORY.c.snapshot_id, HISTORY.c.sequence, HISTORY.c.timestamp_ms)
-        .add_columns(HISTORY.c.properties)
+        sa.select(
+            HISTORY.c.snapshot_id, HISTORY.c.sequence, HISTORY.c.timestamp_ms, HISTORY.c.properties
+        )
         .where(HISTORY.c.table_name == name)
         .order_by(HISTORY.c.sequence)
     )
@@ -103,26 +99,3 @@ def record(engine: sa.Engine, name: str, snapshots: Iterable[Expired]) -> None:
             sa.delete(HISTORY).where(HISTORY.c.table_name == name, HISTORY.c.snapshot_id.in_(ids))
         )
         conn.execute(sa.insert(HISTORY), rows)
-
-
-def unreferenced_metadata(table: Any, lake: Path, *, grace_s: float | None = None) -> list[Path]:
-    """Manifest lists and manifests in a local table's metadata folder that no snapshot names,
-    last modified before `grace_s` ago and before any live writer of the lake started (one may
-    be about to commit the files it just wrote)."""
-    folder = Path(_local(table.location())) / "metadata"
-    if not folder.is_dir():
-        return []
-    listed = [(p, p.stat().st_mtime) for p in folder.glob("*.avro")]
-    cutoff = time.time() - (METADATA_GRACE_S if grace_s is None else grace_s)
-    oldest = oldest_live_writer(lake)
-    if oldest is not None:
-        cutoff = min(cutoff, oldest - _SLACK_S)
-    referenced: set[str] = set()
-    for snapshot in table.snapshots():
-        referenced.add(_local(snapshot.manifest_list))
-        referenced.update(_local(m.manifest_path) for m in snapshot.manifests(table.io))
-    return [p for p, mtime in listed if str(p) not in referenced and mtime < cutoff]
-
-
-def _local(uri: str) -> str:
-    return unquote(urlparse(uri).path) if uri.startswith("file://") else uri

@@ -16,14 +16,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import sqlalchemy as sa
 
 from headwater.errors import StoreError
 from headwater.zones import history
-from headwater.zones.orphans import Orphan, collect, untidy, writing
+from headwater.zones.orphans import (
+    Orphan,
+    collect,
+    local_path,
+    unreferenced_metadata,
+    untidy,
+    writing,
+)
 
 if TYPE_CHECKING:
     from pyiceberg.catalog.sql import SqlCatalog
@@ -122,7 +128,7 @@ class Lake:
     def __init__(self, catalog_url: str, location: str, root: Path):
         warehouse = location if "://" in location else (root / location).resolve().as_uri()
         if warehouse.startswith("file://"):
-            Path(unquote(urlparse(warehouse).path)).mkdir(parents=True, exist_ok=True)
+            Path(local_path(warehouse)).mkdir(parents=True, exist_ok=True)
         self._warehouse, self._url = warehouse, catalog_url
         self._iceberg: SqlCatalog | None = None
         self._sql: sa.Engine | None = None
@@ -280,7 +286,7 @@ class Lake:
         table = self._ensure(name)
         target = f"{table.location()}/{path}"
         folder = self.folder
-        if folder is not None and not Path(_local(target)).resolve().is_relative_to(
+        if folder is not None and not Path(local_path(target)).resolve().is_relative_to(
             folder.resolve()
         ):
             return
@@ -331,13 +337,9 @@ class Lake:
         snaps = table.snapshots()
         if len(snaps) <= 2 * keep:
             return 0
-        current = table.current_snapshot()
+        current_id = table.metadata.current_snapshot_id
         cutoff = snaps[-keep].timestamp_ms  # snapshots strictly older than the keep-th newest
-        old = [
-            s
-            for s in snaps
-            if s.timestamp_ms < cutoff and (current is None or s.snapshot_id != current.snapshot_id)
-        ]
+        old = [s for s in snaps if s.timestamp_ms < cutoff and s.snapshot_id != current_id]
         if not old:
             return 0
         expired = [
@@ -356,7 +358,7 @@ class Lake:
         folder = self.folder
         table = self.table(name)
         if folder is not None and table is not None:
-            for path in history.unreferenced_metadata(table, folder):
+            for path in unreferenced_metadata(table, folder, grace_s=history.METADATA_GRACE_S):
                 path.unlink(missing_ok=True)
         return len(old)
 
@@ -391,7 +393,7 @@ class Lake:
     @property
     def folder(self) -> Path | None:
         """The lake's local folder (None for object storage)."""
-        return Path(_local(self._warehouse)) if self.local else None
+        return Path(local_path(self._warehouse)) if self.local else None
 
     def table_names(self) -> list[str]:
         """Every table of the lake, as `zone.name`."""
@@ -437,7 +439,7 @@ class Lake:
         table = self.table(name)
         if table is None or table.current_snapshot() is None:
             return []
-        return [_local(task.file.file_path) for task in table.scan().plan_files()]
+        return [local_path(task.file.file_path) for task in table.scan().plan_files()]
 
     def batch_stats(self, name: str, batch_id: str) -> BatchStats | None:
         """Statistics of the data files one batch added (found by their `_hw_batch_id`
@@ -608,7 +610,7 @@ class _DataFiles:
 
         def new_path() -> str:
             uri = locations.new_data_location(f"{uuid.uuid4()}.parquet")
-            local = _local(uri)
+            local = local_path(uri)
             if local == uri:
                 raise ValueError(f"self-written data files need a local lake, not {uri}")
             Path(local).parent.mkdir(parents=True, exist_ok=True)
@@ -658,10 +660,6 @@ def _align(part: pa.Table, schema: pa.Schema) -> pa.Table:
         for f in schema
     ]
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _local(uri: str) -> str:
-    return unquote(urlparse(uri).path) if uri.startswith("file://") else uri
 
 
 # properties that are text: summaries written before every value was JSON hold them bare, and

@@ -1,4 +1,5 @@
-"""Orphan data files: Parquet files in a table's data folder that no snapshot references.
+"""Orphan files: Parquet files in a table's data folder that no snapshot references (and
+metadata files no snapshot names once snapshots expire).
 
 A run killed after writing data files and before committing them leaves them behind. `collect`
 removes them, but never a file a live writer may still commit: every `Lake.append` holds a
@@ -84,7 +85,7 @@ def oldest_live_writer(folder: Path) -> float | None:
 
 def data_files(table: Any) -> list[Path]:
     """The Parquet files in a table's local data folder."""
-    folder = Path(_local(table.location())) / "data"
+    folder = Path(local_path(table.location())) / "data"
     return sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
 
 
@@ -104,10 +105,7 @@ def collect(
     references, last modified before `grace_s` ago and before any live writer started.
     `reload(name)` gives a table as of its latest commit."""
     listed = {name: [(p, p.stat()) for p in data_files(t)] for name, t in tables.items()}
-    oldest = oldest_live_writer(folder)
-    cutoff = time.time() - grace_s
-    if oldest is not None:
-        cutoff = min(cutoff, oldest - _SLACK_S)
+    cutoff = _cutoff(folder, grace_s)
     found = []
     for name, files in listed.items():
         if not files:
@@ -132,9 +130,33 @@ def _referenced(table: Any) -> set[str]:
                 continue
             seen.add(manifest.manifest_path)
             for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
-                paths.add(_local(entry.data_file.file_path))
+                paths.add(local_path(entry.data_file.file_path))
     return paths
 
 
-def _local(uri: str) -> str:
+def unreferenced_metadata(table: Any, lake: Path, *, grace_s: float) -> list[Path]:
+    """Manifest lists and manifests in a local table's metadata folder that no snapshot of it
+    names (those of expired snapshots, manifests merged into others), modified over `grace_s`
+    ago and before any live writer of the `lake` folder started (one may be about to commit
+    the files it just wrote)."""
+    folder = Path(local_path(table.location())) / "metadata"
+    if not folder.is_dir():
+        return []
+    listed = [(p, p.stat().st_mtime) for p in folder.glob("*.avro")]
+    cutoff = _cutoff(lake, grace_s)
+    referenced: set[str] = set()
+    for snapshot in table.snapshots():
+        referenced.add(local_path(snapshot.manifest_list))
+        referenced.update(local_path(m.manifest_path) for m in snapshot.manifests(table.io))
+    return [p for p, mtime in listed if str(p) not in referenced and mtime < cutoff]
+
+
+def _cutoff(lake: Path, grace_s: float) -> float:
+    """Files modified from this time on may be a live writer's: never removed."""
+    cutoff = time.time() - grace_s
+    oldest = oldest_live_writer(lake)
+    return cutoff if oldest is None else min(cutoff, oldest - _SLACK_S)
+
+
+def local_path(uri: str) -> str:
     return unquote(urlparse(uri).path) if uri.startswith("file://") else uri
