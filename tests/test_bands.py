@@ -34,7 +34,8 @@ DRIVERS = {
     "pyiceberg": {"zones"},
     "sqlalchemy": {"zones", "ingest/databases"},
     "adbc_driver_postgresql": {"ingest/databases"},
-    "httpx": {"ingest/http"},
+    "httpx": {"ingest/http", "observe/alerts"},  # sources; alert webhooks
+    "openlineage": {"orchestrate/openlineage"},
     "tenacity": {"ingest/http"},
     "fsspec": {"ingest/files"},
     "confluent_kafka": {"ingest/kafka"},

@@ -6,11 +6,16 @@
     │   └── ModelError             a model's SQL is wrong: syntax, cycle, unknown table/column
     ├── DataError                  records break their contract beyond what quarantine absorbs
     ├── EngineError                the engine refused or failed a statement
+    │   └── TransientEngineError   ... because of another transaction (a write conflict) retryable
     ├── TimedOut                   a task ran past its timeout and was stopped
     ├── StoreError                 a store (catalog, lake, warehouse) cannot be opened
     ├── SourceError                a source cannot be read (missing path, unreadable file)
     │   └── TransientSourceError   ... but may be readable on retry (timeouts, 5xx)   retryable
     └── UserCodeError              the user's own Python raised; reported as theirs, not ours
+
+`retryable` is the transient/permanent axis: the executor retries a task only after a
+transient error (with exponential backoff and full jitter), never after a permanent one (a
+wrong spec, SQL, contract breach, user code, a timeout), which would fail the same way again.
 
 Each error carries a `where` (file, line, field) so the CLI prints one line a user can act on,
 and an `exit_code`, the CLI's exit status when it stops a command:
@@ -83,6 +88,13 @@ class DataError(HeadwaterError):
 
 class EngineError(HeadwaterError):
     """The engine failed a statement headwater sent it."""
+
+
+class TransientEngineError(EngineError):
+    """The engine failed a statement in a way a retry may fix: a write conflict with another
+    transaction, which is gone once that one commits."""
+
+    retryable = True
 
 
 class TimedOut(HeadwaterError):

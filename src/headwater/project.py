@@ -66,7 +66,27 @@ def load_project(root: Path | str) -> Project:
     _check_refs(models, {v for c in contracts.values() for v in c.views})
     dag = Dag(models)
     _check_columns(root, models, dag, contracts)
+    _check_pools(root, settings.pools, contracts, models)
     return Project(root, settings, contracts, models, dag)
+
+
+def _check_pools(
+    root: Path, pools: dict[str, int], contracts: dict[str, Contract], models: dict[str, Model]
+) -> None:
+    """A contract's or model's `pool:` names a pool of headwater.yml's `pools:`."""
+    named = [(project_file(root, c), c.pool) for c in contracts.values()]
+    named += [(str(m.path), m.config.pool) for m in models.values()]
+    for file, pool in named:
+        if pool is not None and pool not in pools:
+            close = difflib.get_close_matches(pool, list(pools), n=1)
+            known = ", ".join(sorted(pools)) or "none"
+            raise SpecError(
+                f"pool {pool!r} is not one of headwater.yml's pools ({known})",
+                where=Location(file, field="pool"),
+                hint=f"did you mean {close[0]!r}?"
+                if close
+                else f"add it to headwater.yml: pools: {{{pool}: 1}}",
+            )
 
 
 def _contracts(root: Path, cache: ModelCache) -> dict[str, Contract]:

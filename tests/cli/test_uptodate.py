@@ -155,7 +155,8 @@ def test_a_copied_project_decides_from_its_own_state(ran: Path, tmp_path: Path) 
     "change",
     [
         "update iceberg_tables set metadata_location = metadata_location || '?'",
-        "insert into hw_held_batches values ('raw.orders', 'b1', 'why', '2026-01-01', null)",
+        "insert into hw_held_batches (table_name, batch_id, reason, held_at) "
+        "values ('raw.orders', 'b1', 'why', '2026-01-01')",
         "update hw_env_pointers set fingerprint = 'other'",
         "update hw_model_versions set rows = rows + 1",
         'insert into hw_intervals (name, fingerprint, start, "end") '

@@ -35,6 +35,31 @@ def test_a_selection_plans_only_its_models(shop: Path) -> None:
     assert [t.id for t in plan.tasks.values()] == ["build:clean.orders", "publish:prod"]
 
 
+def test_a_task_runs_in_the_pool_its_contract_its_model_or_a_model_tag_names(shop: Path) -> None:
+    settings = shop / "headwater.yml"
+    settings.write_text(settings.read_text() + "pools: {postgres: 1, heavy: 2}\n")
+    with (shop / "contracts" / "orders.yml").open("a") as contract:
+        contract.write("pool: postgres\n")
+    _header(shop / "models" / "clean" / "orders.sql", "pool: heavy\ntags: [postgres]")
+    _header(shop / "models" / "marts" / "revenue_daily.sql", "tags: [daily, heavy, postgres]")
+    _header(shop / "models" / "clean" / "customers.sql", "tags: [nightly]")
+    project = load_project(shop)
+    tables = [c.table for c in project.contracts.values()]
+    plan = plan_run(project, ingest=tables, build=project.dag.order, publish="prod")
+
+    pools = {t.id: t.pool for t in plan.tasks.values() if t.pool}
+    assert pools == {
+        "ingest:raw.orders": "postgres",  # the contract's pool:
+        "build:clean.orders": "heavy",  # the model's pool: wins over its tags
+        "build:marts.revenue_daily": "heavy",  # its first tag naming a pool
+    }
+
+
+def _header(model: Path, lines: str) -> None:
+    """Add `lines` to the header of a model's SQL file."""
+    model.write_text(model.read_text().replace("/* headwater\n", f"/* headwater\n{lines}\n", 1))
+
+
 class _Recorder:
     """Tasks whose subject starts with "now" settle at once; the others wait at a barrier
     of two, so they finish only if two run at the same time."""

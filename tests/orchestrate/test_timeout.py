@@ -71,3 +71,34 @@ def test_a_bad_timeout_names_the_model_file(tmp_path: Path) -> None:
     root = project(tmp_path, "timeout: forever")
     with pytest.raises(SpecError, match=r"slow\.sql.*timeout"):
         load_project(root)
+
+
+def test_a_landing_past_its_timeout_stops_between_pages_and_commits_nothing(
+    tmp_path: Path,
+) -> None:
+    from tests.badinput.harness import hw, write
+    from tests.httpapi import Api
+
+    records = [{"id": i} for i in range(30)]
+    contract = (
+        "source: api.items\nschema_version: '1'\ndelivery: batch\nprivacy_level: internal\n"
+        "timeout: 1s\nretries: 3\n"
+        "connector:\n  kind: http\n  url: {url}/cursor/orders\n  records: data\n"
+        "  pagination: {{kind: cursor, path: meta.next, param: cursor}}\n"
+        "columns:\n  - {{name: id, type: bigint}}\n"
+    )
+    with Api(records, page_size=3) as api:
+        api.stall(0.4, times=10)  # each page slow, none failing: only the timeout stops it
+        write(tmp_path, "headwater.yml", "name: t\n")
+        write(tmp_path, "contracts/items.yml", contract.format(url=api.url))
+        outcome = hw(tmp_path, "ingest")
+        pages = len([r for r in api.requests if r.listing])
+    flat = " ".join(outcome.output.split())
+    assert outcome.code == 1, outcome
+    assert "the landing ran past its timeout after" in flat and "nothing was committed" in flat
+    assert pages < 10  # it stopped asking for pages; a timeout is not retried
+    stores = Stores.open(load_project(tmp_path))
+    try:
+        assert stores.lake.snapshots("raw.items") == []  # nothing landed
+    finally:
+        stores.close()

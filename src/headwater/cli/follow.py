@@ -50,7 +50,7 @@ def following(project_dir: Path, names: Sequence[str], fmt: str) -> int:
     tables = ", ".join(c.table for c in contracts)
     err.print(f"following {tables} (Ctrl-C or SIGTERM: finish the batch at hand and stop)")
     try:
-        with _stopping(stop, err):
+        with stopping(stop, err):
             stats = follow(project, stores, contracts, stop=stop, sink=sink)
     finally:
         stores.close()
@@ -79,13 +79,13 @@ def _print(out: Any, err: Any, event: Event) -> None:
 
 
 @contextmanager
-def _stopping(stop: threading.Event, err: Any) -> Any:
+def stopping(stop: threading.Event, err: Any, finishing: str = "landing the batch at hand") -> Any:
     """SIGTERM and the first Ctrl-C set `stop`; a second Ctrl-C interrupts at once."""
 
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        err.print("stopping: landing the batch at hand…")
+        err.print(f"stopping: {finishing}…")
         stop.set()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}

@@ -22,9 +22,14 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from headwater import __version__
+from headwater.cli.backfill import backfill
+from headwater.cli.batches import batches
 from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
+from headwater.cli.runs import runs
+from headwater.cli.scheduler import scheduler
+from headwater.cli.status import status
 from headwater.cli.testing import run_model_tests
 from headwater.errors import HeadwaterError, SpecError
 
@@ -305,55 +310,13 @@ def dag(project: ProjectDir = Path(".")) -> None:
 
 app.command()(lineage)
 app.command()(gc)
+app.command()(status)
+app.command()(runs)
+app.command()(batches)
+app.command()(backfill)
+app.command()(scheduler)
 app.command(name="test")(run_model_tests)
 app.add_typer(importer, name="import")
-
-
-@app.command()
-def status(
-    project: ProjectDir = Path("."),
-    limit: Annotated[int, typer.Option(help="How many runs.")] = 10,
-    fmt: Format = "table",
-) -> None:
-    """Show recent runs, and where each stream stands (Kafka consumer lag, CDC slot lag)."""
-    from headwater.cli import render
-    from headwater.orchestrate.stores import project_catalog_url, project_secrets
-    from headwater.project import load_project
-    from headwater.zones.catalog import Catalog
-
-    _check_format(fmt)
-    with _errors():
-        loaded = load_project(project)
-        # the catalog (and the lake, for streams) is all it reads: no warehouse (another
-        # process may be writing it)
-        secrets = project_secrets(loaded)
-        _state["scrub"] = secrets.scrub
-        catalog = Catalog(project_catalog_url(loaded, secrets), scrub=secrets.scrub)
-        try:
-            runs = catalog.recent_runs(limit)
-        finally:
-            catalog.close()
-        streams = _stream_states(loaded)
-    if fmt == "json":
-        _print_json({"runs": runs, "streams": [s.as_dict() for s in streams]})
-        return
-    _console().print(render.runs_table(runs))
-    if streams:
-        _console().print(render.streams_table(streams))
-
-
-def _stream_states(loaded: Project) -> list[Any]:
-    from headwater.orchestrate.follow import STREAM_KINDS, stream_states
-
-    if not any(c.connector.kind in STREAM_KINDS for c in loaded.contracts.values()):
-        return []  # no lake to open
-    from headwater.orchestrate.stores import LakeStores
-
-    stores = LakeStores.open(loaded)
-    try:
-        return stream_states(loaded, stores)
-    finally:
-        stores.close()
 
 
 @app.command()

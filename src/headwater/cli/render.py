@@ -73,6 +73,11 @@ class Progress:
             return
         if event.status == "start":
             self._bar.update(task, current=event.subject)
+        elif event.status == "retrying":
+            wait = event.detail.get("wait", 0)
+            self._bar.update(task, current=f"{event.subject} (retry in {wait:.1f} s)")
+        elif event.status == "waiting":
+            self._bar.update(task, current=f"{event.subject} waits: {event.detail['waiting']}")
         else:
             self._bar.advance(task)
 
@@ -99,7 +104,8 @@ def report(console: Console, result: RunReport, project: Project) -> None:
         for batch, why in batches.items():
             console.print(
                 f"[red]held[/] {table} batch {batch}: {why}; it stays in the lake, out of "
-                f"{table} and what reads it, until its rules pass",
+                f"{table} and what reads it, until its rules pass or `headwater batches "
+                f"release|discard {batch[:12]}` decides",
                 highlight=False,
             )
     for outcome in result.models.values():
@@ -115,6 +121,8 @@ def report(console: Console, result: RunReport, project: Project) -> None:
             f"removed the views of models no longer in the project: {', '.join(result.removed)}",
             highlight=False,
         )
+    for note in result.notes:
+        console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
     for outcome in result.models.values():
         if outcome.status == "built" and outcome.error:  # a version changed outside headwater
             console.print(f"[yellow]rebuilt[/] {outcome.name}: {outcome.error}", highlight=False)
@@ -173,10 +181,12 @@ def report_json(result: RunReport) -> dict[str, Any]:
                 "restated": m.restated,
                 "quarantined": m.quarantined,
                 "audited": m.audited,
+                "attempts": m.attempts,
             }
             for m in result.models.values()
         ],
         "removed": result.removed,
+        "notes": result.notes,
         "checks": [check_json(c) for c in result.checks],
         "zone_rows": result.zone_rows,
     }
@@ -205,11 +215,13 @@ def nothing_to_do(result: RunReport, project: Project) -> dict[str, Any]:
                 "restated": 0,
                 "quarantined": 0,
                 "audited": False,
+                "attempts": 1,
             }
             for name in project.dag.order
             if (m := result.models.get(name)) is not None
         ],
         "removed": [],
+        "notes": [],
         "checks": [],
         "zone_rows": result.zone_rows,
         "kinds": {name: project.models[name].config.kind.value for name in result.models},

@@ -25,6 +25,7 @@ import headwater.engine.dialect as authored
 from headwater.contracts.base import IDENTIFIER as _IDENTIFIER
 from headwater.contracts.base import FieldError, Identifier, Spec
 from headwater.contracts.connectors import Connector
+from headwater.contracts.orchestration import AlertChannel, Lineage, RunSla, Schedule, Sla
 from headwater.contracts.thresholds import parse_duration, parse_threshold
 
 
@@ -410,6 +411,17 @@ class Contract(Spec):
         description="ours: no new attempt starts this long after the first, "
         "e.g. '10m' (default: headwater.yml's defaults.timeout)",
     )
+    schedule: Schedule | None = Field(
+        default=None,
+        description="ours: when `headwater scheduler` lands it, a cron expression or "
+        "{cron, timezone, catch_up}; what reads it is built when new data lands",
+    )
+    sla: Sla | None = Field(
+        default=None, description="ours: how fresh raw.<name> must be ({fresh_by, max_age})"
+    )
+    pool: str | None = Field(
+        default=None, description="ours: the pool (headwater.yml's pools:) its landing runs in"
+    )
 
     @field_validator("timeout")
     @classmethod
@@ -563,8 +575,13 @@ class Defaults(Spec):
     retries: int = Field(default=2, ge=0, le=100)
     timeout: str = "30m"
     threads: int | None = Field(default=None, ge=1, le=1024, description="Parallel model builds")
+    backoff: str = Field(
+        default="1s",
+        description="wait before the first retry; each next one waits up to twice as long "
+        "(full jitter), at most 10 minutes",
+    )
 
-    @field_validator("timeout")
+    @field_validator("timeout", "backoff")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
@@ -585,6 +602,31 @@ class Settings(Spec):
         description="ours: create the catalog, lake and warehouse files 0600 and their "
         "folders 0700 whatever the umask (raw data holds PII); false keeps the umask's modes",
     )
+    schedule: Schedule | None = Field(
+        default=None,
+        description="ours: when `headwater scheduler` runs the whole project (ingest and build)",
+    )
+    sla: RunSla = Field(default_factory=RunSla, description="ours: {max_duration} of a run")
+    pools: dict[str, int] = Field(
+        default_factory=dict,
+        description="ours: how many tasks of each pool run at once, e.g. {postgres: 1}; a "
+        "contract's or model's `pool:`, or a model's tag, names its pool",
+    )
+    alerts: list[AlertChannel] = Field(
+        default_factory=list,
+        description="ours: where alert events go besides .headwater/alerts.log",
+    )
+    lineage: Lineage | None = Field(
+        default=None, description="ours: send OpenLineage events (file, http or console)"
+    )
+
+    @field_validator("pools")
+    @classmethod
+    def _pools(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, size in value.items():
+            if not isinstance(size, int) or size < 1:
+                raise ValueError(f"pool {name!r}: {size!r} is not a number of tasks (1 or more)")
+        return value
 
 
 class ModelConfig(Spec):
@@ -637,6 +679,21 @@ class ModelConfig(Spec):
         default=None,
         description="a build running longer is stopped (its statement interrupted, nothing "
         "published), e.g. '2h' (default: headwater.yml's defaults.timeout)",
+    )
+    retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="builds again after a retryable failure, this many times at most "
+        "(default: headwater.yml's defaults.retries)",
+    )
+    schedule: Schedule | None = Field(
+        default=None,
+        description="when `headwater scheduler` builds it (and what it reads that is stale)",
+    )
+    sla: Sla | None = Field(default=None, description="how fresh it must be ({fresh_by, max_age})")
+    pool: str | None = Field(
+        default=None, description="the pool (headwater.yml's pools:) its build runs in"
     )
 
     @field_validator("lookback", "timeout")

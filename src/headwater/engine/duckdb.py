@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from headwater.engine.base import (
     Statement,
     StoredObject,
 )
-from headwater.errors import EngineError
+from headwater.errors import EngineError, TransientEngineError
 
 DIALECT = "duckdb"
 _FILE = "_hw_file"  # read_parquet's filename column, while `scan` numbers the files
@@ -124,7 +124,9 @@ class DuckDBEngine:
             return relation.limit(rows).to_arrow_table()
 
     def rows(self, statement: Statement, params: Params = None) -> list[tuple[Any, ...]]:
-        return self._run(statement, params).fetchall()
+        result = self._run(statement, params)
+        with _engine_errors(statement):  # execution errors may surface while fetching
+            return result.fetchall()
 
     def statement_kinds(self, sql: str) -> list[str]:
         """What DuckDB's own parser says each statement of `sql` is: `SELECT`, `COPY`, …
@@ -132,7 +134,7 @@ class DuckDBEngine:
         try:
             statements = self._conn.extract_statements(sql)
         except duckdb.Error as err:
-            raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
+            raise _error(err, sql) from err
         kinds = []
         for statement in statements:
             try:
@@ -239,7 +241,12 @@ class DuckDBEngine:
         except BaseException:
             self._conn.rollback()
             raise
-        self._conn.commit()
+        try:
+            self._conn.commit()
+        except duckdb.Error as err:  # a write conflict is found at commit, too
+            with suppress(duckdb.Error):  # leave the cursor usable, whatever DuckDB kept
+                self._conn.rollback()
+            raise _error(err, "COMMIT") from err
 
     def cursor(self) -> DuckDBEngine:
         return DuckDBEngine(self.path, _conn=self._conn.cursor())
@@ -257,7 +264,7 @@ class DuckDBEngine:
         try:
             return self._conn.sql(sql, params=dict(params) if params else None)
         except duckdb.Error as err:
-            raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
+            raise _error(err, sql) from err
 
     def _run(
         self, statement: Statement, params: Mapping[str, Any] | None
@@ -266,7 +273,7 @@ class DuckDBEngine:
         try:
             return self._conn.execute(sql, dict(params) if params else None)
         except duckdb.Error as err:
-            raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
+            raise _error(err, sql) from err
 
 
 def _sandbox(conn: duckdb.DuckDBPyConnection, directories: Sequence[str | Path]) -> None:
@@ -286,7 +293,15 @@ def _engine_errors(statement: Statement) -> Iterator[None]:
         yield
     except duckdb.Error as err:
         sql = statement if isinstance(statement, str) else statement.sql(dialect=DIALECT)
-        raise EngineError(_message(err), hint=f"while running: {_short(sql)}") from err
+        raise _error(err, sql) from err
+
+
+def _error(err: duckdb.Error, sql: str) -> EngineError:
+    """DuckDB's error as ours: a write conflict between two transactions (another worker
+    touched the same rows) is transient, as trying again after the other commits succeeds."""
+    transient = isinstance(err, duckdb.TransactionException) and "conflict" in str(err).lower()
+    kind = TransientEngineError if transient else EngineError
+    return kind(_message(err), hint=f"while running: {_short(sql)}")
 
 
 def _message(err: duckdb.Error) -> str:

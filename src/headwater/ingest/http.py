@@ -35,7 +35,7 @@ from headwater.contracts.connectors import (
 )
 from headwater.contracts.secrets import Secrets
 from headwater.contracts.thresholds import parse_duration
-from headwater.errors import SourceError, TransientSourceError
+from headwater.errors import SourceError, TimedOut, TransientSourceError
 from headwater.ingest.source import (
     JSON,
     LINE,
@@ -65,6 +65,7 @@ class HttpReader:
         self._state = state
         self.key = f"{connector.url}|since={cursor_text(state.since)}"
         self.pages = 0
+        self.deadline: float | None = None  # time.monotonic(): ask for no page after it
         self._since = state.since
         self._secrets = secrets
 
@@ -115,6 +116,14 @@ class HttpReader:
                 params[paging.size_param] = paging.size
         asked: set[str] = set()
         while True:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise TimedOut(
+                    f"the landing ran past its timeout after {self.pages:,} page(s) and was "
+                    "stopped; nothing was committed (the next landing starts from the same "
+                    "checkpoint)",
+                    hint="set a longer `timeout:` in the contract, or headwater.yml's "
+                    "defaults.timeout",
+                )
             response = session.get(url, params)
             shown = session.shown(response.request.url)
             if shown in asked:

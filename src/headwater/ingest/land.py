@@ -14,6 +14,7 @@ import gzip
 import itertools
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -30,11 +31,12 @@ from headwater.contracts.secrets import Secrets
 from headwater.contracts.specs import parse_watermark
 from headwater.contracts.thresholds import parse_duration
 from headwater.engine import Engine, scratch
-from headwater.errors import HeadwaterError
+from headwater.errors import HeadwaterError, TimedOut
 from headwater.ingest.conform import INPUT, RESERVED, UNKNOWN, arrow_types, conform_query
 from headwater.ingest.connectors import open_reader
 from headwater.ingest.direct import DirectLane, direct_files
 from headwater.ingest.files import batch_id
+from headwater.ingest.http import HttpReader
 from headwater.ingest.infer import infer_columns
 from headwater.ingest.source import (
     CHECKPOINT_VERSION,
@@ -95,12 +97,15 @@ def ingest(
     environ: Mapping[str, str] | None = None,
     reader: Reader | None = None,
     tidy: bool = True,
+    deadline: float | None = None,
 ) -> Landed:
     """Land what `contract`'s connector has that raw does not, as one raw batch.
 
     `environ` expands `${VAR}` references (default: the process environment); their values
     never appear in an error, a location or the catalog. `reader` lands what an open reader
-    holds instead of opening the connector (a stream worker's batch).
+    holds instead of opening the connector (a stream worker's batch). Past `deadline` (a
+    `time.monotonic()` value) reading stops before the next part (an HTTP page, a file, a
+    chunk of rows) with `TimedOut`, and nothing is committed.
 
     Example:
         >>> ingest(contract, root=Path("shop"), lake=lake, now=now).rows   # doctest: +SKIP
@@ -109,7 +114,14 @@ def ingest(
     secrets = Secrets(os.environ if environ is None else environ)
     try:
         return _land(
-            contract, root=root, lake=lake, now=now, secrets=secrets, reader=reader, tidy=tidy
+            contract,
+            root=root,
+            lake=lake,
+            now=now,
+            secrets=secrets,
+            reader=reader,
+            tidy=tidy,
+            deadline=deadline,
         )
     except HeadwaterError as err:
         raise type(err)(
@@ -128,6 +140,7 @@ def _land(
     secrets: Secrets,
     reader: Reader | None = None,
     tidy: bool = True,
+    deadline: float | None = None,
 ) -> Landed:
     table = contract.table
     quarantine = f"{table}__quarantine"
@@ -151,8 +164,12 @@ def _land(
             name=contract.name,
             lake=lambda: lake.current_properties(table),
         )
+    if isinstance(reader, HttpReader):
+        reader.deadline = deadline  # stops between pages, not only between parts
     try:
-        return _read_and_commit(contract, reader, lake, state, newest, removed, now=now)
+        return _read_and_commit(
+            contract, reader, lake, state, newest, removed, now=now, deadline=deadline
+        )
     finally:
         close = getattr(reader, "close", None)
         if close is not None:
@@ -168,6 +185,7 @@ def _read_and_commit(
     removed: list[Any],
     *,
     now: datetime,
+    deadline: float | None = None,
 ) -> Landed:
     table = contract.table
     quarantine = f"{table}__quarantine"
@@ -208,7 +226,7 @@ def _read_and_commit(
             params = {"batch_id": result.batch_id, "now": now, "cutoff": job.cutoff}
             with DirectLane(contract, direct, params=params) as lane:
                 yield from job.direct(lane, files)
-        yield from job.conformed(parts)
+        yield from _before(deadline, job.conformed(parts), contract)
         job.keep_rejected(reader.rejected)
         job.reconcile()
         result.warnings += reader.warnings
@@ -239,6 +257,7 @@ def _read_and_commit(
             "batch_id": result.batch_id,
             "checkpoint": lambda: _record_checkpoint(lake, table, result, job.checkpoint(reader)),
             "rows": lambda: result.rows,
+            "landed_at": now.isoformat(),  # the run's clock: what freshness SLAs read
             "event_min": lambda: result.event_min,
             "event_max": lambda: result.event_max,
             "event_high": lambda: _max(high, result.event_max) if result.event_max else high,
@@ -699,3 +718,18 @@ def _min(a: str | None, b: str) -> str:
 
 def _max(a: str | None, b: str) -> str:
     return b if a is None or b > a else a
+
+
+def _before(
+    deadline: float | None, parts: Iterator[pa.Table | SelfWritten], contract: Contract
+) -> Iterator[pa.Table | SelfWritten]:
+    """`parts`, stopping with `TimedOut` once `deadline` has passed (nothing is committed:
+    the commit follows the last part)."""
+    for part in parts:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimedOut(
+                f"landing {contract.table} ran past its timeout and was stopped; nothing was "
+                "committed (the next landing starts from the same checkpoint)",
+                hint="set a longer `timeout:` in the contract, or headwater.yml's defaults.timeout",
+            )
+        yield part

@@ -20,6 +20,8 @@ class TaskStatus(StrEnum):
     FAILED = "failed"  # it raised: nothing it wrote is published
     BLOCKED = "blocked"  # an error rule failed on what it wrote: nothing is published
     SKIPPED = "skipped"  # something it reads failed or was blocked in this run
+    RETRYING = "retrying"  # an attempt failed in a way another may fix: waiting to retry
+    WAITING = "waiting"  # ready, but its pool or every worker is busy (`detail["waiting"]`)
 
     @property
     def ok(self) -> bool:

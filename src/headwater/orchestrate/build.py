@@ -43,6 +43,7 @@ from headwater.orchestrate.incremental import IntervalPlan, plan
 from headwater.orchestrate.materialize import Job, route, strategy
 from headwater.orchestrate.plan import Task
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
+from headwater.orchestrate.retry import Retrying
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.quality import CheckResult, written
@@ -52,6 +53,15 @@ from headwater.zones.lake import Snapshot
 # keys of a version's recorded inputs beside the raw snapshots it has seen
 AUDIT = "#audit"  # what its last passing audit depended on (see _Builder._audit_key)
 QUARANTINE_RULES = "#quarantine"  # its on_fail: quarantine rules, which shape its data
+# kinds whose new version is the old one's table, written to in place
+IN_PLACE = frozenset(
+    {
+        ModelKind.APPEND,
+        ModelKind.INCREMENTAL_BY_KEY,
+        ModelKind.INCREMENTAL_BY_TIME,
+        ModelKind.SCD2,
+    }
+)
 
 
 class BuildStage:
@@ -95,8 +105,37 @@ class BuildStage:
         return builder.settle(name)
 
     def work(self, task: Task) -> ModelOutcome:
-        assert self._builder is not None
-        return self._builder.build(task.subject)
+        """Build the model; again, with growing jittered waits, after a failure another
+        attempt may fix (a write conflict), as its `retries:` and `timeout:` allow."""
+        builder = self._builder
+        assert builder is not None
+        name = task.subject
+        config, defaults = self.project.models[name].config, self.project.settings.defaults
+
+        def attempt() -> ModelOutcome:
+            outcome = builder.build(name)
+            if outcome.status is TaskStatus.FAILED and outcome.retryable:
+                raise _Retryable(outcome)
+            return outcome
+
+        def waiting(err: HeadwaterError, wait: float) -> None:
+            detail = {"error": err.message, "wait": round(wait, 3)}
+            self.sink(Event("build", name, TaskStatus.RETRYING, detail))
+
+        retrying = Retrying(
+            defaults.retries if config.retries is None else config.retries,
+            parse_duration(config.timeout or defaults.timeout),
+            first_wait=parse_duration(defaults.backoff),
+            on_retry=waiting,
+        )
+        started = now_after(self.now)
+        try:
+            outcome = retrying.call(attempt)
+        except _Retryable as failed:
+            outcome = failed.outcome
+        outcome.attempts = len(retrying.failures) + 1
+        outcome.started_at, outcome.ended_at = started, now_after(started)
+        return outcome
 
     def done(self, task: Task, outcome: ModelOutcome) -> None:
         self.report.models[task.subject] = outcome
@@ -119,7 +158,17 @@ class BuildStage:
         self.stores.catalog.record_tasks(
             self.report.run_id,
             [
-                TaskRecord(task=o.name, stage="build", status=o.status, rows=o.rows, error=o.error)
+                TaskRecord(
+                    task=o.name,
+                    stage="build",
+                    status=o.status,
+                    rows=o.rows,
+                    error=o.error,
+                    attempts=o.attempts,
+                    quarantined=o.quarantined or None,
+                    started_at=o.started_at,
+                    ended_at=o.ended_at,
+                )
                 for o in self.report.models.values()
             ],
         )
@@ -135,37 +184,59 @@ class BuildStage:
         return self._builder
 
     def _make_builder(self) -> _Builder | None:
-        project, stores = self.project, self.stores
-        self.report.removed = remove_stale(project, stores)
+        self.report.removed = remove_stale(self.project, self.stores)
         if not self.chosen:
             return None
-        fps = fingerprints(project)
-        for zone in {m.zone for m in project.models.values()}:
-            for schema in (f"hw_{zone}", view_schema(zone)):
-                create = exp.Create(this=exp.to_identifier(schema, quoted=True), kind="SCHEMA")
-                create.set("exists", True)
-                stores.engine.execute(create)
-        # what a raw table holds is named by its metadata file, which every commit replaces:
-        # one catalog query, where the snapshot id would load the table's metadata
-        # ... and by the batches held out of it and released back into it
-        releases = stores.catalog.releases()
-        held = stores.catalog.held_all()
-        raw_keys = {
-            t: f"{stores.lake.version(t)}|{sorted(held.get(t, {}))}|{releases.get(t, 0)}"
-            for t in project.raw_tables
-        }
-        return _Builder(
-            project,
-            stores,
+        return open_builder(
+            self.project,
+            self.stores,
             self.report,
-            fps=fps,
-            raw_keys=raw_keys,
-            releases=releases,
             now=self.now,
             sink=self.sink,
             full_refresh=self.full_refresh,
             chosen=self.chosen,
         )
+
+
+def open_builder(
+    project: Project,
+    stores: Stores,
+    report: RunReport,
+    *,
+    now: datetime,
+    sink: EventSink,
+    chosen: Collection[str],
+    full_refresh: bool = False,
+) -> _Builder:
+    """A builder of the `chosen` models (the others are read as published), their zones'
+    schemas made: a build's, or a backfill's (which unpublishes nothing)."""
+    fps = fingerprints(project)
+    for zone in {m.zone for m in project.models.values()}:
+        for schema in (f"hw_{zone}", view_schema(zone)):
+            create = exp.Create(this=exp.to_identifier(schema, quoted=True), kind="SCHEMA")
+            create.set("exists", True)
+            stores.engine.execute(create)
+    # what a raw table holds is named by its metadata file, which every commit replaces:
+    # one catalog query, where the snapshot id would load the table's metadata
+    # ... and by the batches held out of it and released back into it
+    releases = stores.catalog.releases()
+    held = stores.catalog.held_all()
+    raw_keys = {
+        t: f"{stores.lake.version(t)}|{sorted(held.get(t, {}))}|{releases.get(t, 0)}"
+        for t in project.raw_tables
+    }
+    return _Builder(
+        project,
+        stores,
+        report,
+        fps=fps,
+        raw_keys=raw_keys,
+        releases=releases,
+        now=now,
+        sink=sink,
+        full_refresh=full_refresh,
+        chosen=set(chosen),
+    )
 
 
 def remove_stale(project: Project, stores: Stores) -> list[str]:
@@ -268,7 +339,11 @@ class _Builder:
             self.inline[name] = self.renderer.query(model.query, self.physical, self.inline)
             return ModelOutcome(name, TaskStatus.INLINED, data_key=key)
         known = self._current(model, key)
-        changed = self._changed_outside(model, known) if known is not None else None
+        # an incremental model continues from the table it holds: that table must be what the
+        # catalog recorded (a run killed between the warehouse's commit and the catalog's
+        # leaves rows the catalog never saw, which continuing would add again)
+        held = known or self._continued(model)
+        changed = self._changed_outside(model, held) if held is not None else None
         if changed:
             # rebuilt whole: an incremental model must not continue from what it holds now
             self.changed_outside[name] = changed
@@ -278,6 +353,15 @@ class _Builder:
             return None  # to build, or to audit again: its rules or what they read changed
         self.sink(Event("build", name, TaskStatus.UP_TO_DATE, {"rows": known.rows}))
         return ModelOutcome(name, TaskStatus.UP_TO_DATE, known.physical, known.rows, data_key=key)
+
+    def _continued(self, model: Model) -> ModelVersion | None:
+        """The published version an incremental model written in place continues from."""
+        if model.config.kind not in IN_PLACE or self.full_refresh:
+            return None
+        known = self.versions.get((model.name, self.fps[model.name]))
+        if known is None or self.pointers.get(model.name) != known.physical:
+            return None
+        return known
 
     def _current(self, model: Model, key: str) -> ModelVersion | None:
         """The published version of `model` when it is up to date (None: build it)."""
@@ -349,7 +433,10 @@ class _Builder:
             outcome = self._write_audit_publish(model, self.physical[name], key)
         outcome.seconds = time.perf_counter() - started
         if outcome.ok and name in self.changed_outside:
-            outcome.error = f"{self.changed_outside[name]} (changed outside headwater)"
+            outcome.error = (
+                f"{self.changed_outside[name]} (changed outside headwater, or by a run killed "
+                "before it recorded its build)"
+            )
         self.sink(
             Event(
                 "build",
@@ -452,7 +539,9 @@ class _Builder:
                     else None
                 )
                 err.where = Location(model.path, line)
-            return ModelOutcome(model.name, TaskStatus.FAILED, physical, error=err.render())
+            broken = ModelOutcome(model.name, TaskStatus.FAILED, physical, error=err.render())
+            broken.retryable = err.retryable
+            return broken
         finally:
             self._record_checks(results)
             cursor.close()
@@ -617,9 +706,52 @@ class _Builder:
             self.report.checks.extend(results)
             record_checks(self.stores, self.report.run_id, results, now=self.now)
 
+    # what a backfill (orchestrate/backfill.py) asks of the builder of its one model
+
+    def job(self, cursor: Engine, model: Model, intervals: IntervalPlan | None = None) -> Job:
+        """The job of writing intervals of `model`'s version on `cursor`: its query over the
+        versions it reads, the ephemeral models it reads inlined."""
+        self._inline_ephemeral(model)
+        return self._job(cursor, model, self.physical[model.name], None, intervals)
+
+    def whole(self, model: Model) -> IntervalPlan:
+        """What a full build of `model` would write now: every interval its upstream data
+        covers (`work`), from the raw snapshots it would have seen (`seen`)."""
+        snapshots = {t: self._raw_snapshots(t) for t in self.sources[model.name]}
+        return plan(model, done=[], seen={}, snapshots=snapshots)
+
+    def new_version(self, model: Model, seen: Mapping[str, int]) -> ModelVersion:
+        """The record of a version of `model` written from the raw snapshots `seen`, keyed as
+        a build now would key it; no rows yet."""
+        released = {_released(t): self.releases.get(t, 0) for t in self.sources[model.name]}
+        inputs: dict[str, Any] = {**seen, **released, AUDIT: self._audit_key(model)}
+        name = model.name
+        kind = model.config.kind.value
+        key = self._data_key(model)
+        return ModelVersion(name, self.fps[name], self.physical[name], kind, key, 0, inputs)
+
+    def changed_since(self, model: Model, known: ModelVersion) -> str | None:
+        """Why the published version of `model` no longer holds what the catalog recorded
+        (changed outside headwater); None if it does."""
+        return self._changed_outside(model, known)
+
+    def audit(self, model: Model, cursor: Engine) -> list[CheckResult]:
+        """`model`'s rules on its version as `cursor` sees it (in its transaction)."""
+        return self._audit(model, self.physical[model.name], cursor, None)
+
 
 class _Blocked(Exception):
     """An error rule failed on a new version: roll back and publish nothing."""
+
+
+class _Retryable(HeadwaterError):
+    """A build failed in a way another attempt may fix (its outcome says how)."""
+
+    retryable = True
+
+    def __init__(self, outcome: ModelOutcome):
+        super().__init__(outcome.error or "failed")
+        self.outcome = outcome
 
 
 def _line_of_column(model: Model, name: str | None) -> int | None:

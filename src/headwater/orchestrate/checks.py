@@ -110,8 +110,9 @@ def contract_checks(
 
 
 def recheck_held(contract: Contract, project: Project, stores: Stores, *, now: datetime) -> None:
-    """Evaluate the contract's rules again on each batch held back from `raw.<name>`, and
-    release the batches they now pass (the rule was fixed, or made a warning)."""
+    """Evaluate the contract's rules again on each batch held back from `raw.<name>` awaiting
+    a decision, and release the batches they now pass (the rule was fixed, or made a
+    warning). A batch an operator discarded is never checked again."""
     held = stores.catalog.held(contract.table)
     if not held:
         return
@@ -127,7 +128,7 @@ def recheck_held(contract: Contract, project: Project, stores: Stores, *, now: d
         finally:
             stores.engine.execute(exp.Drop(tables=[exp.to_table(_HELD)], kind="VIEW", exists=True))
         if not any(r.blocking for r in results):
-            stores.catalog.release(contract.table, batch, now=now)
+            stores.catalog.release(contract.table, batch, now=now, note="its rules pass now")
     refresh_raw_view(contract, stores)
 
 

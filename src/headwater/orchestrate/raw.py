@@ -28,15 +28,16 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
 
     What the view shows follows the contract's `load:` — every batch (append), the latest
     batch (snapshot) or each key's newest version (merge); the latter two get a
-    `raw.<name>__history` view of every batch. Batches held by a blocking rule are never
-    shown. A table nothing has landed in yet is an empty table of the contract's declared
-    columns; returns why there is no view when the contract declares none (they are inferred
-    when data first lands), else None.
+    `raw.<name>__history` view of every batch. Batches held by a blocking rule (or
+    discarded) are never shown. A table nothing has landed in yet is an empty table of the
+    contract's declared columns; returns why there is no view when the contract declares none
+    (they are inferred when data first lands), else None.
     """
     engine = stores.engine
     engine.execute(exp.Create(this=exp.to_identifier(contract.zone), kind="SCHEMA", exists=True))
-    # batches a blocking rule failed on stay in the lake, out of the readers' view
-    held = sorted(stores.catalog.held(contract.table))
+    # batches a blocking rule failed on stay in the lake, out of the readers' view (those held
+    # awaiting a decision, and those an operator discarded)
+    held = sorted(stores.catalog.withheld(contract.table))
     landed: list[str] | None = None  # the shown batches in landing order, read when needed
     changed = False
     for table in contract.views:

@@ -32,6 +32,10 @@ class ModelOutcome:
     late_rows: int = 0  # late rows among the new upstream data
     quarantined: int = 0  # rows routed to <model>__quarantine by on_fail: quarantine rules
     audited: bool = False  # up to date, but audited again: its rules or what they read changed
+    retryable: bool = False  # it failed in a way another attempt may fix
+    attempts: int = 1
+    started_at: datetime | None = None  # wall clock, when a worker built it (retries included)
+    ended_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -50,6 +54,7 @@ class RunReport:
     zone_rows: dict[str, int] = field(default_factory=dict)
     held: dict[str, dict[str, str]] = field(default_factory=dict)  # table → batch → why
     removed: list[str] = field(default_factory=list)  # models gone from the project: unpublished
+    notes: list[str] = field(default_factory=list)  # what the user should know about the run
     # wall seconds of the run's fixed steps (start, raw_views, prepare, publish, record,
     # zone_rows, end) and of its tasks (`tasks`, which holds prepare, publish and record)
     timings: dict[str, float] = field(default_factory=dict)
@@ -83,6 +88,7 @@ class RunReport:
             "ingest_errors": self.ingest_errors,
             "held": {t: sorted(b) for t, b in self.held.items() if b},
             "warnings": {x.table: x.warnings for x in self.landed if x.warnings},
+            "notes": self.notes,
         }
 
 

@@ -23,6 +23,8 @@ from headwater.observe import Event, EventSink, RunStatus, TaskStatus, discard, 
 from headwater.orchestrate.build import BuildStage
 from headwater.orchestrate.checks import contract_checks, recheck_held
 from headwater.orchestrate.executor import Executor
+from headwater.orchestrate.lease import held
+from headwater.orchestrate.openlineage import lineage_sink
 from headwater.orchestrate.plan import Task, TaskKind, plan_run
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
@@ -30,6 +32,7 @@ from headwater.orchestrate.retry import Retrying
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.catalog import TaskRecord
+from headwater.zones.catalog.holds import REASON_PREFIX
 
 STAGES = ("ingest", "build")
 
@@ -45,25 +48,73 @@ def run(
     full_refresh: bool = False,
     select: Sequence[str] | None = None,
     zones: Collection[str] | None = None,
+    tables: Collection[str] | None = None,
 ) -> RunReport:
-    """Run the chosen `stages` of `project` and record the run in the catalog.
+    """Run the chosen `stages` of `project` and record the run in the catalog, holding the
+    project's run lease throughout (one run of a project at a time).
 
     `select` limits the build to the models it names (see `models.selection`); `zones` the
-    ingest to the contracts landing in them (`("seed",)`: the seeds only).
+    ingest to the contracts landing in them (`("seed",)`: the seeds only); `tables` to
+    the contracts of those tables.
+
+    Raises:
+        Busy: another run of the project is under way.
     """
+    with held(stores.catalog, command) as lease:
+        report = _run(
+            project,
+            stores,
+            now=now,
+            sink=sink,
+            stages=stages,
+            command=command,
+            full_refresh=full_refresh,
+            select=select,
+            zones=zones,
+            tables=tables,
+            took_over=lease.took_over,
+        )
+        if lease.lost:
+            report.notes.append(
+                "another run took this run's lease over while it ran (it had stopped renewing "
+                "it): check `headwater runs` for runs that overlapped"
+            )
+    return report
+
+
+def _run(
+    project: Project,
+    stores: Stores,
+    *,
+    now: datetime,
+    sink: EventSink,
+    stages: Iterable[str],
+    command: str,
+    full_refresh: bool,
+    select: Sequence[str] | None,
+    zones: Collection[str] | None,
+    tables: Collection[str] | None,
+    took_over: str | None,
+) -> RunReport:
     selected = select_models(project.dag, select) if select else None
     started = time.perf_counter()
     report = RunReport(stores.catalog.start_run(command, now=now))
     report.timings["start"] = time.perf_counter() - started
-    sink = stamped(sink, report.run_id)
+    if took_over:  # the run before was killed: what it left is resumed below
+        report.notes.append(f"this run {took_over}")
+    sink = lineage_sink(project, stores, stamped(sink, report.run_id))  # OpenLineage, if set
     chosen = set(stages)
     finished = False
     try:
         blocked: dict[str, str] = {}
         if "ingest" in chosen:
-            tables = [c for c in project.contracts.values() if zones is None or c.zone in zones]
+            landing = [
+                c
+                for c in project.contracts.values()
+                if (zones is None or c.zone in zones) and (tables is None or c.table in tables)
+            ]
         else:
-            tables = []
+            landing = []
             with report.timed("raw_views"):
                 blocked.update(refresh_raw_views(project, stores))
         models = set(project.dag.order) if selected is None else set(selected)
@@ -79,7 +130,7 @@ def run(
         )
         plan = plan_run(
             project,
-            ingest=[c.table for c in tables],
+            ingest=[c.table for c in landing],
             build=building.chosen,
             publish=PROD if "build" in chosen else None,
         )
@@ -90,7 +141,13 @@ def run(
 
         workers = project.settings.defaults.threads or 4
         with report.timed("tasks"):
-            Executor[object](workers).run(plan, _Stages(land, building))
+            Executor[object](
+                workers,
+                pools=project.settings.pools,
+                on_wait=lambda task, why: sink(
+                    Event(task.kind.value, task.subject, TaskStatus.WAITING, {"waiting": why})
+                ),
+            ).run(plan, _Stages(land, building))
         with report.timed("zone_rows"):
             report.zone_rows = zone_rows(project, stores)
         finished = True
@@ -151,9 +208,26 @@ def land_one(
     try:
         defaults = project.settings.defaults
         retries = defaults.retries if contract.retries is None else contract.retries
-        retrying = Retrying(retries, parse_duration(contract.timeout or defaults.timeout))
+        budget = parse_duration(contract.timeout or defaults.timeout)
+        deadline = time.monotonic() + budget  # every attempt stops at it, not only the first
+        retrying = Retrying(
+            retries,
+            budget,
+            first_wait=parse_duration(defaults.backoff),
+            on_retry=lambda err, wait: sink(
+                Event(
+                    "ingest",
+                    contract.table,
+                    TaskStatus.RETRYING,
+                    {"error": err.message, "wait": round(wait, 3)},
+                    run_id=report.run_id,
+                )
+            ),
+        )
         landed = retrying.call(
-            lambda: ingest(contract, root=project.root, lake=stores.lake, now=now)
+            lambda: ingest(
+                contract, root=project.root, lake=stores.lake, now=now, deadline=deadline
+            )
         )
         landed.warnings += [
             f"landed on attempt {len(retrying.failures) + 1}, after: {e.render()}"
@@ -172,6 +246,7 @@ def land_one(
             TaskStatus.FAILED,
             started,
             error=err.render(),
+            attempts=len(retrying.failures) + 1,
         )
         sink(
             Event(
@@ -200,7 +275,7 @@ def land_one(
             stores.catalog.hold(
                 contract.table,
                 landed.batch_id,
-                reason=f"error rule(s) failed: {', '.join(failed)}",
+                reason=f"{REASON_PREFIX}{', '.join(failed)}",
                 now=now,
             )
             refresh_raw_view(contract, stores)
@@ -215,6 +290,7 @@ def land_one(
         started,
         rows=landed.rows,
         quarantined=landed.quarantined,
+        attempts=retrying.attempts,
     )
     sink(
         Event(

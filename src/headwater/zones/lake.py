@@ -664,7 +664,15 @@ def _align(part: pa.Table, schema: pa.Schema) -> pa.Table:
 
 # properties that are text: summaries written before every value was JSON hold them bare, and
 # a bare batch id such as 60789286803551e8 must not come back as the number 6.08e+21
-_TEXT = {"batch_id", "schema_version", "load", "privacy_level", "event_min", "event_max"}
+_TEXT = {
+    "batch_id",
+    "schema_version",
+    "load",
+    "privacy_level",
+    "event_min",
+    "event_max",
+    "landed_at",
+}
 
 
 def _properties(snapshot: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from headwater.models.intervals import batches, intersect
+from headwater.models.intervals import Range, batches, intersect
 from headwater.orchestrate.incremental import IntervalPlan
 from headwater.orchestrate.materialize.base import Job, count_star, replace_table
 
@@ -31,8 +31,7 @@ class ByTime:
             return rows if rows is not None else int(cursor.rows(count_star(job.target))[0][0])
         fresh = is_fresh(intervals)
         if fresh:
-            empty = exp.select(exp.Star()).from_(exp.Subquery(this=job.query, alias="_q")).limit(0)
-            cursor.execute(replace_table(job.target, empty), {"start": EPOCH, "end": EPOCH})
+            create_empty(job)
         delete = exp.delete(job.target).where(within(job.model.config.time_column))
         insert = exp.insert(job.query, job.target)
         # the row count follows from what each statement reports: no COUNT(*) afterwards
@@ -62,6 +61,23 @@ class ByTime:
         cfg = job.model.config
         chunks = batches(job.intervals.work, cfg.interval, cfg.batch_size)
         return len(chunks) <= 1 and not intersect(chunks, job.intervals.done)
+
+
+def create_empty(job: Job) -> None:
+    """Make the version's table, empty, with the columns its query returns."""
+    empty = exp.select(exp.Star()).from_(exp.Subquery(this=job.query, alias="_q")).limit(0)
+    job.cursor.execute(replace_table(job.target, empty), {"start": EPOCH, "end": EPOCH})
+
+
+def replace_interval(job: Job, span: Range) -> tuple[int | None, int | None]:
+    """Delete the rows of the intervals in `span`, then insert them again, in the caller's
+    transaction (a backfill's unit): the rows deleted and inserted, as the engine reports
+    them. It always deletes: a write whose catalog record a crash lost may have committed."""
+    assert job.model.config.time_column is not None
+    bounds = {"start": span[0], "end": span[1]}
+    delete = exp.delete(job.target).where(within(job.model.config.time_column))
+    deleted = job.cursor.execute(delete, bounds)
+    return deleted, job.cursor.execute(exp.insert(job.query, job.target), bounds)
 
 
 def within(column: str) -> exp.Expr:

@@ -10,20 +10,36 @@ a catalog migrates it to the newest schema (`migrations.py`).
     runs.py        runs and tasks         checks.py      rule results and history
     versions.py    versions, intervals, environments
     holds.py       batches held from readers              lineage.py     column lineage
+    lease.py       one run of a project at a time         alerts.py      incidents, events
+    schedules.py   what the scheduler fired and saw       backfills.py   backfill progress
 """
 
 from __future__ import annotations
 
+from headwater.zones.catalog.alerts import AlertsStore
+from headwater.zones.catalog.backfills import BackfillsStore
 from headwater.zones.catalog.base import catalog_url, utcnow
 from headwater.zones.catalog.checks import ChecksStore
 from headwater.zones.catalog.holds import HoldsStore
+from headwater.zones.catalog.lease import LeaseStore
 from headwater.zones.catalog.lineage import LineageStore
 from headwater.zones.catalog.records import CheckRecord, LineageRecord, ModelVersion, TaskRecord
 from headwater.zones.catalog.runs import RunsStore
+from headwater.zones.catalog.schedules import SchedulesStore
 from headwater.zones.catalog.versions import VersionsStore
 
 
-class Catalog(RunsStore, ChecksStore, VersionsStore, HoldsStore, LineageStore):
+class Catalog(
+    RunsStore,
+    ChecksStore,
+    VersionsStore,
+    HoldsStore,
+    LineageStore,
+    LeaseStore,
+    AlertsStore,
+    SchedulesStore,
+    BackfillsStore,
+):
     """State headwater keeps between runs. Every write is its own short transaction."""
 
 

@@ -21,7 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from headwater.errors import StoreError
-from headwater.zones.catalog.schema import SCHEMA_TABLES, metadata, schema_versions
+from headwater.zones.catalog.schema import (
+    ORCHESTRATION_TABLES,
+    SCHEMA_TABLES,
+    held_batches,
+    metadata,
+    schema_versions,
+    tasks,
+)
 
 MIGRATION_LOCK = 0x6877_6D69_6772  # PostgreSQL advisory lock key: "hwmigr"
 
@@ -66,8 +73,24 @@ def add_column(conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> 
     conn.execute(add.against(table))
 
 
+def _orchestration(conn: sa.Connection) -> None:
+    """Leases, alerts, the scheduler's state and backfills; attempts per task and an
+    operator's decision on a held batch."""
+    metadata.create_all(conn, tables=ORCHESTRATION_TABLES)
+    inspector = sa.inspect(conn)
+    for table, names in (
+        (tasks, ["attempts"]),
+        (held_batches, ["discarded_at", "decided_by", "decision_note"]),
+    ):
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for name in names:
+            if name not in have:
+                add_column(conn, table, table.c[name])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the tables of the first release", _tables_of_the_first_release),
+    Migration(2, "orchestration: leases, alerts, schedules, backfills", _orchestration),
 ]
 
 

@@ -28,6 +28,7 @@ class TaskRecord:
     error: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    attempts: int | None = None  # 2 or more: it was retried
 
 
 @dataclass(frozen=True)

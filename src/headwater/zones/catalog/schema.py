@@ -33,6 +33,7 @@ tasks = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("attempts", sa.Integer),  # migration 2
 )
 
 check_results = sa.Table(
@@ -83,6 +84,10 @@ held_batches = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("held_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("released_at", sa.DateTime(timezone=True)),  # NULL while held
+    # migration 2: an operator's decision (`headwater batches release|discard`)
+    sa.Column("discarded_at", sa.DateTime(timezone=True)),  # held out for good
+    sa.Column("decided_by", sa.String(200)),
+    sa.Column("decision_note", sa.Text),
 )
 
 env_pointers = sa.Table(
@@ -108,6 +113,82 @@ column_lineage = sa.Table(
     sa.Column("lineage_key", sa.String(64), nullable=False),
     sa.Index("ix_hw_column_lineage_upstream", "upstream_table", "upstream_column"),
 )
+
+
+# migration 2: orchestration
+
+# one row per lease: the run that holds the project (see zones/catalog/lease.py)
+leases = sa.Table(
+    "hw_leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("token", sa.String(40), nullable=False),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("command", sa.String(200), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# one incident per problem: opened once, resolved once (see zones/catalog/alerts.py)
+alerts = sa.Table(
+    "hw_alerts",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(300), nullable=False, index=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),  # NULL while open
+)
+
+# what each alert channel is sent: an incident's opening and its resolution, kept until sent
+alert_events = sa.Table(
+    "hw_alert_events",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.Integer, nullable=False, index=True),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON, as sent
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),  # NULL until every channel took it
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+)
+
+# the scheduler's memory: when each job last fired, what raw data it last saw
+schedule_state = sa.Table(
+    "hw_schedule",
+    metadata,
+    sa.Column("job", sa.String(200), primary_key=True),
+    sa.Column("fired_at", sa.DateTime(timezone=True)),
+    sa.Column("seen", sa.Text),  # JSON: raw table -> its version when last looked at
+)
+
+# backfills: what was asked, and which of its intervals are done (resumable)
+backfills = sa.Table(
+    "hw_backfills",
+    metadata,
+    sa.Column("backfill_id", sa.String(40), primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("end", sa.DateTime, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("requested_by", sa.String(200)),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+)
+backfill_intervals = sa.Table(
+    "hw_backfill_intervals",
+    metadata,
+    sa.Column("backfill_id", sa.String(40), nullable=False, index=True),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("end", sa.DateTime, nullable=False),
+)
+
+ORCHESTRATION_TABLES = [leases, alerts, alert_events, schedule_state, backfills, backfill_intervals]
 
 
 # which migration made each schema change: one row per migration applied
