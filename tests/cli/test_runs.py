@@ -20,23 +20,9 @@ from headwater.zones.catalog import Catalog
 from tests.badinput.harness import write
 from tests.cli.test_imports import heavy_imports
 from tests.httpapi import Api
+from tests.orchestrate.test_retry import CONTRACT
 
-# an API that fails once: the landing succeeds on its second attempt (the project allows one)
-ORDERS = """\
-source: shop_api.orders
-schema_version: "1"
-delivery: batch
-privacy_level: internal
-connector:
-  kind: http
-  url: {url}/cursor/orders
-  records: data
-  pagination: {{kind: cursor, path: meta.next, param: cursor}}
-  retries: 0
-columns:
-  - {{name: id, type: bigint, nullable: false}}
-  - {{name: updated_at, type: timestamptz}}
-"""
+ORDERS = CONTRACT  # an API that may fail once: the project allows one retry
 COUNTED = "select count(*) as n from raw.orders\n"
 # a warn rule that fails: the model is built, the rule is reported
 COUNTED_RULES = """\

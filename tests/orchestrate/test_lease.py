@@ -82,40 +82,32 @@ def test_the_lease_of_a_killed_run_is_taken_over_by_the_next_run(tmp_path: Path)
     assert f"its process {holder.pid} is no longer running" in flat
 
 
+def elsewhere(cat: Catalog, command: str, heard: datetime) -> None:
+    """A lease held by process 1 of another host, last heard from at `heard`."""
+    with cat.engine.begin() as conn:
+        conn.execute(
+            leases.insert().values(
+                name=RUN,
+                token="elsewhere",
+                host="another-host.example",
+                pid=1,
+                command=command,
+                acquired_at=heard,
+                heartbeat_at=heard,
+            )
+        )
+
+
 def test_a_lease_whose_heartbeat_stopped_on_another_host_is_taken_over(tmp_path: Path) -> None:
     root = project(tmp_path)
     hw(root, "build")
     cat = catalog(root)
     try:
-        long_ago = datetime.now(UTC) - timedelta(hours=1)
-        with cat.engine.begin() as conn:
-            conn.execute(
-                leases.insert().values(
-                    name=RUN,
-                    token="elsewhere",
-                    host="another-host.example",
-                    pid=1,
-                    command="run",
-                    acquired_at=long_ago,
-                    heartbeat_at=long_ago,
-                )
-            )
+        elsewhere(cat, "run", datetime.now(UTC) - timedelta(hours=1))
         outcome = hw(root, "build")
         assert outcome.code == 0, outcome
         assert "has not renewed its lease for" in " ".join(outcome.output.split())
-        recent = datetime.now(UTC) - timedelta(seconds=5)
-        with cat.engine.begin() as conn:
-            conn.execute(
-                leases.insert().values(
-                    name=RUN,
-                    token="elsewhere",
-                    host="another-host.example",
-                    pid=1,
-                    command="backfill",
-                    acquired_at=recent,
-                    heartbeat_at=recent,
-                )
-            )
+        elsewhere(cat, "backfill", datetime.now(UTC) - timedelta(seconds=5))
         with pytest.raises(Busy, match="`headwater backfill` \\(process 1 on another-host"):
             cat.acquire_lease(RUN, command="run")
     finally:

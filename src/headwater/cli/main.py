@@ -27,6 +27,7 @@ from headwater.cli.batches import batches
 from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
+from headwater.cli.plan import plan
 from headwater.cli.runs import runs
 from headwater.cli.scheduler import scheduler
 from headwater.cli.status import status
@@ -312,6 +313,7 @@ app.command()(lineage)
 app.command()(gc)
 app.command()(status)
 app.command()(runs)
+app.command()(plan)
 app.command()(batches)
 app.command()(backfill)
 app.command()(scheduler)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,8 +103,26 @@ class Model:
         """Hash of the normalized query: formatting and comments do not change it."""
         if self.source_hash is not None:
             return self.source_hash
-        text = authored.shown(self.query, comments=False, normalize=True)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return hashlib.sha256(self.normalized_sql.encode()).hexdigest()
+
+    @functools.cached_property
+    def normalized_sql(self) -> str:
+        """The query without formatting or comments, in the authored dialect (what a version
+        records, so a later plan can say what changed); "" for a Python model."""
+        if self.source_hash is not None:
+            return ""
+        return authored.shown(self.query, comments=False, normalize=True)
+
+    @functools.cached_property
+    def meta_key(self) -> str:
+        """Hash of what documents the model but never shapes its data: descriptions, owners,
+        tags, column docs (a change to them rebuilds nothing)."""
+        payload = {
+            "header": [self.config.description, self.config.owner, sorted(self.config.tags)],
+            "sidecar": self.sidecar.model_dump(mode="json", exclude={"rules"}),
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def parse_model(path: Path, *, root: Path) -> Model:

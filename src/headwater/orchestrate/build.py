@@ -351,6 +351,11 @@ class _Builder:
             return None
         if known is None or known.inputs.get(AUDIT) != self._audit_key(model):
             return None  # to build, or to audit again: its rules or what they read changed
+        if known.meta != model.meta_key or known.sql is None:
+            # its docs changed (or it predates recording them): recorded, nothing rebuilt
+            self.built.append(
+                (dataclasses.replace(known, sql=model.normalized_sql, meta=model.meta_key), None)
+            )
         self.sink(Event("build", name, TaskStatus.UP_TO_DATE, {"rows": known.rows}))
         return ModelOutcome(name, TaskStatus.UP_TO_DATE, known.physical, known.rows, data_key=key)
 
@@ -548,7 +553,15 @@ class _Builder:
         released = {_released(t): self.releases.get(t, 0) for t in self.sources[model.name]}
         inputs: dict[str, Any] = {**seen, **released, AUDIT: self._audit_key(model)}
         version = ModelVersion(
-            model.name, self.fps[model.name], physical, kind.value, key, rows, inputs
+            model.name,
+            self.fps[model.name],
+            physical,
+            kind.value,
+            key,
+            rows,
+            inputs,
+            model.normalized_sql,
+            model.meta_key,
         )
         # recorded in the catalog once for the whole build: the warehouse view, swapped in the
         # transaction above, is what readers see; a crash before the catalog write only means
@@ -728,7 +741,17 @@ class _Builder:
         name = model.name
         kind = model.config.kind.value
         key = self._data_key(model)
-        return ModelVersion(name, self.fps[name], self.physical[name], kind, key, 0, inputs)
+        return ModelVersion(
+            name,
+            self.fps[name],
+            self.physical[name],
+            kind,
+            key,
+            0,
+            inputs,
+            model.normalized_sql,
+            model.meta_key,
+        )
 
     def changed_since(self, model: Model, known: ModelVersion) -> str | None:
         """Why the published version of `model` no longer holds what the catalog recorded

@@ -26,6 +26,7 @@ from headwater.zones.catalog.schema import (
     SCHEMA_TABLES,
     held_batches,
     metadata,
+    model_versions,
     schema_versions,
     tasks,
 )
@@ -88,9 +89,18 @@ def _orchestration(conn: sa.Connection) -> None:
                 add_column(conn, table, table.c[name])
 
 
+def _what_versions_were_built_from(conn: sa.Connection) -> None:
+    """A version's normalized query and docs hash, so a plan can classify what changed."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(model_versions.name)}
+    for name in ("sql", "meta"):
+        if name not in have:
+            add_column(conn, model_versions, model_versions.c[name])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the tables of the first release", _tables_of_the_first_release),
     Migration(2, "orchestration: leases, alerts, schedules, backfills", _orchestration),
+    Migration(3, "what each version was built from", _what_versions_were_built_from),
 ]
 
 

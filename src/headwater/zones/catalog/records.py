@@ -16,6 +16,8 @@ class ModelVersion:
     data_key: str | None = None
     rows: int | None = None
     inputs: dict[str, Any] = field(default_factory=dict)  # raw snapshots seen, and #keys
+    sql: str | None = None  # the model's normalized query when built (a plan diffs it)
+    meta: str | None = None  # the hash of its docs, owners and tags (`Model.meta_key`)
 
 
 @dataclass(frozen=True)

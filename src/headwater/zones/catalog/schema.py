@@ -65,6 +65,8 @@ model_versions = sa.Table(
     sa.Column("rows", sa.BigInteger),
     sa.Column("built_at", sa.DateTime(timezone=True)),
     sa.Column("run_id", sa.String(40)),
+    sa.Column("sql", sa.Text),  # migration 3: the normalized query it was built from
+    sa.Column("meta", sa.String(64)),  # migration 3: the hash of its docs, owners, tags
 )
 
 intervals = sa.Table(

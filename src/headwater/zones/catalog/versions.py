@@ -150,4 +150,6 @@ def _version_of(m: Any) -> ModelVersion:
         m["data_key"],
         m["rows"],
         json.loads(m["inputs"]) if m["inputs"] else {},
+        m.get("sql"),
+        m.get("meta"),
     )
