@@ -27,10 +27,12 @@ import sqlglot
 from sqlglot import exp
 
 import headwater.engine.dialect as authored
+from headwater.change.contracts import ContractChange, compare
 from headwater.change.versions import PROD, fingerprint
 from headwater.models import Model
 from headwater.project import Project
 from headwater.zones.catalog import Catalog, ModelVersion
+from headwater.zones.lake import Lake
 
 
 class Change(StrEnum):
@@ -83,6 +85,12 @@ class ModelPlan:
 class Plan:
     env: str
     models: list[ModelPlan]
+    contracts: list[ContractChange] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[ContractChange]:
+        """Breaking contract changes without a new schema_version: nothing may land."""
+        return [c for c in self.contracts if c.refused]
 
     @property
     def to_build(self) -> list[str]:
@@ -96,8 +104,9 @@ class Plan:
         return [m for m in self.models if m.change is change]
 
 
-def plan(project: Project, catalog: Catalog, env: str = PROD) -> Plan:
-    """Compare `project` with what `env` points at."""
+def plan(project: Project, catalog: Catalog, env: str = PROD, lake: Lake | None = None) -> Plan:
+    """Compare `project` with what `env` points at (and, given the lake, each contract with
+    what its raw table recorded)."""
     pointers = catalog.pointers(env)
     versions = {(v.name, v.fingerprint): v for v in catalog.model_versions().values()}
     by_physical = {v.physical: v for v in versions.values()}
@@ -115,7 +124,9 @@ def plan(project: Project, catalog: Catalog, env: str = PROD) -> Plan:
         reasons = ["no longer in the project: its view is dropped (its table is kept)"]
         out.append(ModelPlan(name, Change.REMOVED, reasons))
     _indirect(out, project)
-    return Plan(env, out)
+    contracts = [] if lake is None else [compare(c, lake) for c in project.raw_tables.values()]
+    changed = [c for c in contracts if c is not None and (c.breaking or c.compatible)]
+    return Plan(env, out, changed)
 
 
 def _compare(model: Model, fp: str, published: ModelVersion | None) -> tuple[Change, list[str]]:

@@ -27,21 +27,20 @@ def plan(
     from headwater.change.plan import Change
     from headwater.change.plan import plan as make_plan
     from headwater.cli.main import _check_format, _console, _errors, _print_json, _state
-    from headwater.orchestrate.stores import project_catalog_url, project_secrets
+    from headwater.orchestrate.stores import LakeStores
     from headwater.project import load_project
-    from headwater.zones.catalog import Catalog
 
     _check_format(fmt)
     with _errors():
         loaded = load_project(project)
-        secrets = project_secrets(loaded)
-        _state["scrub"] = secrets.scrub
-        catalog = Catalog(project_catalog_url(loaded, secrets), scrub=secrets.scrub)
+        stores = LakeStores.open(loaded)  # no warehouse: a run may be writing it
+        _state["scrub"] = stores.secrets.scrub
         try:
-            planned = make_plan(loaded, catalog, env)
+            planned = make_plan(loaded, stores.catalog, env, lake=stores.lake)
         finally:
-            catalog.close()
+            stores.close()
     shown = [m for m in planned.models if m.change is not Change.UNCHANGED]
+    refused = 3 if planned.refused else 0  # a project file must change: exit as SpecError
     if fmt == "json":
         _print_json(
             {
@@ -58,13 +57,33 @@ def plan(
                     }
                     for m in shown
                 ],
+                "contracts": [
+                    {
+                        "table": c.table,
+                        "schema_version": c.version,
+                        "recorded_schema_version": c.recorded_version,
+                        "breaking": c.breaking,
+                        "compatible": c.compatible,
+                        "impossible": c.impossible,
+                        "refused": c.refused,
+                    }
+                    for c in planned.contracts
+                ],
             }
         )
-        return
+        raise typer.Exit(refused)
     console = _console()
+    for c in planned.contracts:
+        if c.refused:
+            console.print(f"[red]refused[/] {escape(c.explain())}", highlight=False)
+            console.print(f"  {c.hint}", highlight=False)
+        else:
+            bump = f" (schema_version {c.recorded_version} → {c.version})" if c.breaking else ""
+            what = "; ".join([*c.breaking, *c.compatible])
+            console.print(f"contract {c.table}{bump}: {escape(what)}", highlight=False)
     if not shown:
-        console.print(f"No changes: every model is as {env} has it.", highlight=False)
-        return
+        console.print(f"No model changes: every model is as {env} has it.", highlight=False)
+        raise typer.Exit(refused)
     table = Table(title=f"Plan against {env}", title_justify="left")
     for column in ("model", "change", "why", "what reads it"):
         table.add_column(column, overflow="fold")
@@ -84,3 +103,4 @@ def plan(
         f"`headwater build` applies it to {env}.",
         highlight=False,
     )
+    raise typer.Exit(refused)

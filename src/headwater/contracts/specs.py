@@ -532,6 +532,14 @@ class Contract(Spec):
     def table(self) -> str:
         return f"{self.zone}.{self.name}"
 
+    def allowed_values(self) -> dict[str, list[str]]:
+        """Column → the values its `valid_values` rules allow everywhere (as text, sorted)."""
+        out: dict[str, list[str]] = {}
+        for rule in self.rules:
+            if rule.type is RuleType.VALID_VALUES and rule.values is not None and not rule.where:
+                out[rule.target] = sorted({str(v) for v in rule.values})
+        return out
+
     @property
     def history(self) -> str | None:
         """The view of every batch when `raw.<name>` shows fewer (snapshot, merge)."""

@@ -650,6 +650,10 @@ def _table_properties(contract: Contract) -> dict[str, str]:
         "owner": contract.owner or "",
         "pii": json.dumps({c.name: c.pii for c in contract.columns if c.pii}, sort_keys=True),
         f"schema.{contract.schema_version}": json.dumps(columns, sort_keys=True),
+        # what a later contract may not narrow under the same schema_version (change.contracts)
+        f"valid_values.{contract.schema_version}": json.dumps(
+            contract.allowed_values(), sort_keys=True
+        ),
     }
 
 

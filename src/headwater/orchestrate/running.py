@@ -12,12 +12,13 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from headwater.change.contracts import compare
 from headwater.change.versions import (
     PROD,
 )
 from headwater.contracts import Contract
 from headwater.contracts.thresholds import parse_duration
-from headwater.errors import HeadwaterError, Location
+from headwater.errors import HeadwaterError, Location, SpecError
 from headwater.models.selection import select as select_models
 from headwater.observe import Event, EventSink, RunStatus, TaskStatus, discard, stamped
 from headwater.orchestrate.build import BuildStage
@@ -205,7 +206,17 @@ def land_one(
     started = now_after(now)
     if contract.rules:
         recheck_held(contract, project, stores, now=now)
+    retrying: Retrying | None = None
     try:
+        changed = compare(contract, stores.lake)
+        if changed is not None and changed.refused:
+            hint = (
+                changed.hint
+                if changed.impossible
+                else f"raise its schema_version (e.g. {_next(contract.schema_version)!r}) to "
+                "land under the new schema — readers see it as a new version — or undo it"
+            )
+            raise SpecError(changed.explain(), hint=hint)
         defaults = project.settings.defaults
         retries = defaults.retries if contract.retries is None else contract.retries
         budget = parse_duration(contract.timeout or defaults.timeout)
@@ -246,7 +257,7 @@ def land_one(
             TaskStatus.FAILED,
             started,
             error=err.render(),
-            attempts=len(retrying.failures) + 1,
+            attempts=retrying.attempts if retrying is not None else 1,
         )
         sink(
             Event(
@@ -346,3 +357,11 @@ def _task(
             **values,
         ),
     )
+
+
+def _next(version: str) -> str:
+    """The schema_version after `version`: "3" → "4", "1.2" → "1.3", else `version`-2."""
+    head, _, last = version.rpartition(".")
+    if last.isdigit():
+        return f"{head}.{int(last) + 1}" if head else str(int(last) + 1)
+    return f"{version}-2"
