@@ -24,6 +24,7 @@ import typer
 from headwater import __version__
 from headwater.cli.backfill import backfill
 from headwater.cli.batches import batches
+from headwater.cli.environments import envs, promote
 from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
@@ -231,11 +232,23 @@ def build(
     full_refresh: FullRefresh = False,
     select: Select = None,
     fmt: Format = "table",
+    env: Annotated[
+        str,
+        typer.Option(
+            "--env",
+            help="Build into this environment (e.g. dev): it starts as a copy of prod, and "
+            "only models it does not show yet are built; prod is untouched until promoted.",
+        ),
+    ] = "prod",
 ) -> None:
     """Build the models in dependency order (each audited by its rules before publishing).
 
     When nothing the last build decided from has changed (files, catalog, warehouse), the
     answer is that build's, at once, and no run is recorded."""
+    _check_env(env)
+    if env != "prod":
+        _run(project, ("build",), "build", select=select, fmt=fmt, env=env)
+        return
     if not full_refresh and not select:
         from headwater.orchestrate import uptodate
 
@@ -314,6 +327,8 @@ app.command()(gc)
 app.command()(status)
 app.command()(runs)
 app.command()(plan)
+app.command()(envs)
+app.command()(promote)
 app.command()(batches)
 app.command()(backfill)
 app.command()(scheduler)
@@ -390,6 +405,7 @@ def _run(
     select: list[str] | None = None,
     fmt: str = "table",
     zones: tuple[str, ...] | None = None,
+    env: str = "prod",
 ) -> None:
     from headwater.cli import render
     from headwater.orchestrate import run, uptodate
@@ -399,7 +415,7 @@ def _run(
     root = project_dir.resolve()
     uptodate.forget(root)  # what this command changes, the stamp no longer answers for
     # taken before the project loads: a file edited while this runs counts as changed
-    stamping = "build" in stages and not select and zones is None
+    stamping = "build" in stages and not select and zones is None and env == "prod"
     key = uptodate.project_key(root) if stamping else None
     with _errors(), _opened(project_dir) as (loaded, stores):
         # the progress bar goes to stderr when stdout carries JSON
@@ -415,6 +431,7 @@ def _run(
                 full_refresh=full_refresh,
                 select=select,
                 zones=zones,
+                env=env,
             )
         catalog = project_catalog_url(loaded, stores.secrets)
         if fmt == "json":
@@ -432,6 +449,17 @@ def _run(
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _check_env(env: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", env):
+        _stderr().print(
+            f"[red]error:[/] --env {env!r}: an environment's name is lower-case letters, digits "
+            "and _ (it names the views' schemas, e.g. marts__dev)"
+        )
+        raise typer.Exit(2)
 
 
 def _check_format(fmt: str) -> None:

@@ -84,10 +84,11 @@ class BuildStage:
         blocked: Mapping[str, str],
         full_refresh: bool = False,
         chosen: Collection[str] = (),
+        env: str = PROD,
     ):
         self.project, self.stores, self.report = project, stores, report
         self.now, self.sink, self.blocked = now, stamped(sink, report.run_id), blocked
-        self.full_refresh, self.chosen = full_refresh, set(chosen)
+        self.full_refresh, self.chosen, self.env = full_refresh, set(chosen), env
         self._builder: _Builder | None = None
         self._prepared = False
 
@@ -148,7 +149,7 @@ class BuildStage:
         if builder is None:
             return
         with self.report.timed("publish"):
-            Environment(self.stores.engine, self.stores.catalog, PROD).release(
+            Environment(self.stores.engine, self.stores.catalog, self.env).release(
                 builder.built, builder.views, run_id=self.report.run_id, now=now_after(self.now)
             )
         with self.report.timed("record"):
@@ -184,7 +185,7 @@ class BuildStage:
         return self._builder
 
     def _make_builder(self) -> _Builder | None:
-        self.report.removed = remove_stale(self.project, self.stores)
+        self.report.removed = remove_stale(self.project, self.stores, self.env)
         if not self.chosen:
             return None
         return open_builder(
@@ -195,6 +196,7 @@ class BuildStage:
             sink=self.sink,
             full_refresh=self.full_refresh,
             chosen=self.chosen,
+            env=self.env,
         )
 
 
@@ -207,12 +209,13 @@ def open_builder(
     sink: EventSink,
     chosen: Collection[str],
     full_refresh: bool = False,
+    env: str = PROD,
 ) -> _Builder:
-    """A builder of the `chosen` models (the others are read as published), their zones'
-    schemas made: a build's, or a backfill's (which unpublishes nothing)."""
+    """A builder of the `chosen` models (the others are read as `env` has them), their
+    zones' schemas made: a build's, or a backfill's (which unpublishes nothing)."""
     fps = fingerprints(project)
     for zone in {m.zone for m in project.models.values()}:
-        for schema in (f"hw_{zone}", view_schema(zone)):
+        for schema in (f"hw_{zone}", view_schema(zone, env)):
             create = exp.Create(this=exp.to_identifier(schema, quoted=True), kind="SCHEMA")
             create.set("exists", True)
             stores.engine.execute(create)
@@ -236,13 +239,14 @@ def open_builder(
         sink=sink,
         full_refresh=full_refresh,
         chosen=set(chosen),
+        env=env,
     )
 
 
-def remove_stale(project: Project, stores: Stores) -> list[str]:
+def remove_stale(project: Project, stores: Stores, env: str = PROD) -> list[str]:
     """Drop the views of models no longer in the project (deleted, or moved to another zone)
     and their pointers; their versions' tables stay, as every version's do."""
-    environment = Environment(stores.engine, stores.catalog, PROD)
+    environment = Environment(stores.engine, stores.catalog, env)
     stale = sorted(set(environment.pointers()) - set(project.models))
     environment.withdraw(stale)
     return stale
@@ -274,11 +278,12 @@ class _Builder:
         sink: EventSink,
         full_refresh: bool = False,
         chosen: set[str],
+        env: str = PROD,
     ):
         self.project, self.stores, self.report = project, stores, report
         self.fps, self.raw_keys, self.now, self.sink = fps, raw_keys, now, sink
-        self.full_refresh = full_refresh
-        self.pointers = stores.catalog.pointers(PROD)
+        self.full_refresh, self.env = full_refresh, env
+        self.pointers = stores.catalog.pointers(env)
         self.versions = stores.catalog.model_versions()
         self.done = stores.catalog.all_intervals()
         self.existing_views = {
@@ -569,18 +574,13 @@ class _Builder:
         self.built.append((version, intervals.done_after if intervals else None))
         if self.pointers.get(model.name) != physical or model.name not in self.existing_views:
             # an incremental model written in place keeps its view as it is
-            config = model.config
-            hide = (
-                tuple(c for c in (config.deleted_column, config.truncated_column) if c)
-                if kind is ModelKind.INCREMENTAL_BY_KEY
-                else ()
-            )
-            self.views.append(view_sql(model.name, physical, self.dialect, hide=hide))
+            hide = hidden(model)
+            self.views.append(view_sql(model.name, physical, self.dialect, self.env, hide=hide))
         outcome = ModelOutcome(model.name, TaskStatus.BUILT, physical, rows, data_key=key)
         outcome.quarantined = quarantined
         if routed:
             quarantine = (f"{model.name}__quarantine", f"{physical}__quarantine")
-            self.views.append(view_sql(*quarantine, self.dialect))
+            self.views.append(view_sql(*quarantine, self.dialect, self.env))
         if intervals is not None:
             outcome.intervals = count(intervals.work, model.config.interval)
             outcome.restated, outcome.late_rows = intervals.restated, intervals.late_rows
@@ -820,3 +820,24 @@ def _upstream_problem(model: Model, report: RunReport, blocked: Mapping[str, str
             who = f"rule {rule!r} reads" if rule else "its rules read"
             return f"{who} {dep}, which {status} in this run"
     return None
+
+
+def hidden(model: Model) -> tuple[str, ...]:
+    """The columns whose true rows `model`'s view leaves out (tombstones, truncations)."""
+    config = model.config
+    if config.kind is not ModelKind.INCREMENTAL_BY_KEY:
+        return ()
+    return tuple(c for c in (config.deleted_column, config.truncated_column) if c)
+
+
+def environment_views(
+    project: Project, pointers: Mapping[str, str], dialect: str, env: str
+) -> list[str]:
+    """The views that show `pointers` (model → physical version) in `env`, quarantines too."""
+    views = []
+    for name, physical in pointers.items():
+        model = project.models.get(name)
+        views.append(view_sql(name, physical, dialect, env, hide=hidden(model) if model else ()))
+        if model is not None and any(r.action is OnFail.QUARANTINE for r in model.rules):
+            views.append(view_sql(f"{name}__quarantine", f"{physical}__quarantine", dialect, env))
+    return views

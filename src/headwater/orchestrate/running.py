@@ -18,11 +18,12 @@ from headwater.change.versions import (
 )
 from headwater.contracts import Contract
 from headwater.contracts.thresholds import parse_duration
-from headwater.errors import HeadwaterError, Location, SpecError
+from headwater.errors import HeadwaterError, Location, SpecError, UsageError
 from headwater.models.selection import select as select_models
 from headwater.observe import Event, EventSink, RunStatus, TaskStatus, discard, stamped
 from headwater.orchestrate.build import BuildStage
 from headwater.orchestrate.checks import contract_checks, recheck_held
+from headwater.orchestrate.environments import changed, fork
 from headwater.orchestrate.executor import Executor
 from headwater.orchestrate.lease import held
 from headwater.orchestrate.openlineage import lineage_sink
@@ -50,13 +51,16 @@ def run(
     select: Sequence[str] | None = None,
     zones: Collection[str] | None = None,
     tables: Collection[str] | None = None,
+    env: str = PROD,
 ) -> RunReport:
     """Run the chosen `stages` of `project` and record the run in the catalog, holding the
     project's run lease throughout (one run of a project at a time).
 
     `select` limits the build to the models it names (see `models.selection`); `zones` the
     ingest to the contracts landing in them (`("seed",)`: the seeds only); `tables` to
-    the contracts of those tables.
+    the contracts of those tables. `env` other than prod builds (never lands) into that
+    environment: it starts as a copy of prod's pointers, and only models whose version it
+    does not show yet are built.
 
     Raises:
         Busy: another run of the project is under way.
@@ -73,6 +77,7 @@ def run(
             select=select,
             zones=zones,
             tables=tables,
+            env=env,
             took_over=lease.took_over,
         )
         if lease.lost:
@@ -95,9 +100,15 @@ def _run(
     select: Sequence[str] | None,
     zones: Collection[str] | None,
     tables: Collection[str] | None,
+    env: str,
     took_over: str | None,
 ) -> RunReport:
     selected = select_models(project.dag, select) if select else None
+    if env != PROD and "ingest" in stages:
+        raise UsageError(
+            f"environment {env!r} shares prod's raw zone and lands nothing",
+            hint=f"land with `headwater ingest`, then `headwater build --env {env}`",
+        )
     started = time.perf_counter()
     report = RunReport(stores.catalog.start_run(command, now=now))
     report.timings["start"] = time.perf_counter() - started
@@ -107,6 +118,10 @@ def _run(
     chosen = set(stages)
     finished = False
     try:
+        if env != PROD:  # a copy of prod's pointers first; then only what it lacks is built
+            fork(project, stores, env, run_id=report.run_id, now=now)
+            differs = changed(project, stores.catalog, env)
+            selected = differs if selected is None else selected & differs
         blocked: dict[str, str] = {}
         if "ingest" in chosen:
             landing = [
@@ -128,12 +143,13 @@ def _run(
             blocked=blocked,
             full_refresh=full_refresh,
             chosen=models if "build" in chosen else (),
+            env=env,
         )
         plan = plan_run(
             project,
             ingest=[c.table for c in landing],
             build=building.chosen,
-            publish=PROD if "build" in chosen else None,
+            publish=env if "build" in chosen else None,
         )
 
         def land(table: str) -> TaskStatus:

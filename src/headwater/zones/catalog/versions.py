@@ -130,6 +130,11 @@ class VersionsStore(CatalogBase):
         with self.engine.connect() as conn:
             return {name: physical for name, physical in conn.execute(query)}
 
+    def environments(self) -> list[str]:
+        """Every environment that points at something."""
+        with self.engine.connect() as conn:
+            return [e for (e,) in conn.execute(sa.select(env_pointers.c.env).distinct())]
+
     def unpublish(self, names: Sequence[str], *, env: str) -> None:
         """Remove the pointers of `names` from `env` (models removed from the project)."""
         if names:
