@@ -33,6 +33,8 @@ def test_a_change_built_in_dev_leaves_prod_alone_until_promoted(tmp_path: Path) 
     prod_total = rows(root, "select * from marts.total")
     write(root, "models/clean/orders.sql", "select id, amount from raw.orders where id > 1\n")
 
+    planned = json.loads(hw(root, "plan", "--env", "dev", "--format", "json").output)
+    assert planned["build"] == ["clean.orders", "marts.total"]  # dev starts as prod
     outcome = hw(root, "build", "--env", "dev", "--format", "json")
     assert outcome.code == 0, outcome
     report = json.loads(outcome.output[outcome.output.index("{") :])

@@ -107,7 +107,8 @@ class Plan:
 def plan(project: Project, catalog: Catalog, env: str = PROD, lake: Lake | None = None) -> Plan:
     """Compare `project` with what `env` points at (and, given the lake, each contract with
     what its raw table recorded)."""
-    pointers = catalog.pointers(env)
+    # a new environment starts as a copy of prod's pointers: compare with those
+    pointers = catalog.pointers(env) or (catalog.pointers(PROD) if env != PROD else {})
     versions = {(v.name, v.fingerprint): v for v in catalog.model_versions().values()}
     by_physical = {v.physical: v for v in versions.values()}
     readers = _readers(project)
