@@ -148,6 +148,20 @@ class Outcome:
         return f"exit {self.code}\n{self.output}\n{self.crashed!r}"
 
 
+def csv_contract(source: str, **columns: str) -> str:
+    """A batch contract landing `data/*.csv` with these columns (name=type), the first one
+    required."""
+    lines = [
+        f"  - {{name: {name}, type: {kind}{', nullable: false' if i == 0 else ''}}}"
+        for i, (name, kind) in enumerate(columns.items())
+    ]
+    head = (
+        f'source: {source}\nschema_version: "1"\ndelivery: batch\nprivacy_level: internal\n'
+        'connector: {kind: files, path: "data/*.csv", format: csv}\ncolumns:\n'
+    )
+    return head + "\n".join(lines) + "\n"
+
+
 def hw(root: Path, *args: str, env: dict[str, str] | None = None) -> Outcome:
     """Run `headwater ARGS -p ROOT` in process, 80 columns wide as a CI log is."""
     result = runner.invoke(

@@ -13,7 +13,7 @@ from headwater.change.plan import classify
 from headwater.models.parse import parse_model
 from headwater.orchestrate import Stores, run
 from headwater.project import load_project
-from tests.badinput.harness import hw, write
+from tests.badinput.harness import csv_contract, hw, write
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -73,16 +73,7 @@ def test_reformatting_and_comments_are_no_change(tmp_path: Path) -> None:
     assert one == other
 
 
-ORDERS = """\
-source: shop.orders
-schema_version: "1"
-delivery: batch
-privacy_level: internal
-connector: {kind: files, path: "data/*.csv", format: csv}
-columns:
-  - {name: id, type: bigint, nullable: false}
-  - {name: amount, type: bigint}
-"""
+ORDERS = csv_contract("shop.orders", id="bigint", amount="bigint")
 
 
 def project(root: Path) -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from headwater.errors import SourceError, SpecError, TransientEngineError, TransientSourceError
 from headwater.orchestrate.retry import Retrying
-from tests.badinput.harness import hw, write
+from tests.badinput.harness import csv_contract, hw, write
 from tests.httpapi import Api
 
 
@@ -153,16 +153,7 @@ def test_a_bad_contract_timeout_names_the_field(tmp_path: Path) -> None:
     )
 
 
-ITEMS = """\
-source: shop.items
-schema_version: "1"
-delivery: batch
-privacy_level: internal
-connector: {kind: files, path: "data/*.csv", format: csv}
-columns:
-  - {name: id, type: bigint, nullable: false}
-  - {name: v, type: bigint}
-"""
+ITEMS = csv_contract("shop.items", id="bigint", v="bigint")
 LATEST = """\
 /* headwater
 kind: incremental_by_key

@@ -19,18 +19,10 @@ from headwater.orchestrate.lease import held
 from headwater.orchestrate.scheduler import Scheduler, fire_times
 from headwater.orchestrate.stores import LakeStores
 from headwater.project import load_project
-from tests.badinput.harness import write
+from tests.badinput.harness import csv_contract, write
 
 T0 = datetime(2026, 12, 10, 8, 5, tzinfo=UTC)
-ORDERS = """\
-source: shop.orders
-schema_version: "1"
-delivery: batch
-privacy_level: internal
-connector: {kind: files, path: "data/*.csv", format: csv}
-columns:
-  - {name: id, type: bigint, nullable: false}
-"""
+ORDERS = csv_contract("shop.orders", id="bigint")
 
 
 class Clock:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from sqlglot import exp
-
 from headwater.contracts import Contract
+from headwater.contracts.specs import sql_type
+from headwater.engine.dialect import AUTHORED
 from headwater.zones.lake import PREFIX, Lake
 
 # widenings Iceberg allows in place (and readers never lose a value by)
@@ -108,5 +108,6 @@ def compare(contract: Contract, lake: Lake) -> ContractChange | None:
 
 
 def _type(text: str) -> str:
-    shown = exp.DataType.build(text, dialect="duckdb").sql(dialect="duckdb").upper()
+    """A contract's column type as people write it (`VARCHAR`, `DECIMAL(12, 2)`)."""
+    shown = sql_type(text).sql(dialect=AUTHORED).upper()
     return "VARCHAR" if shown == "TEXT" else shown
