@@ -217,3 +217,33 @@ def test_a_pool_no_setting_defines_is_refused_with_a_suggestion(tmp_path: Path) 
         load_project(tmp_path)
     assert "pool 'postgre' is not one of headwater.yml's pools (postgres)" in str(raised.value)
     assert "did you mean 'postgres'?" in str(raised.value) and "one.sql" in str(raised.value)
+
+
+def test_a_tick_that_fails_is_reported_and_the_scheduler_goes_on(tmp_path: Path) -> None:
+    import threading
+
+    root = project(tmp_path, "{cron: '0 0 1 1 *'}")
+    loaded = load_project(root)
+    stores = LakeStores.open(loaded)
+    seen: list[object] = []
+    stop = threading.Event()
+    calls = {"n": 0}
+
+    def clock() -> datetime:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("catalog unreachable")  # the first tick fails
+        return T0
+
+    def shown(tick: object) -> None:
+        seen.append(tick)
+        if len(seen) == 2:
+            stop.set()
+
+    try:
+        Scheduler(loaded, stores, clock=clock, on_tick=shown).serve(stop, every=0.01)
+    finally:
+        stores.close()
+    first, second = seen
+    assert first.waiting == ["tick failed: OSError: catalog unreachable"]  # type: ignore[attr-defined]
+    assert second.checked is not None  # type: ignore[attr-defined]

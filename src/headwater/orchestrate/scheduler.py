@@ -137,7 +137,13 @@ class Scheduler:
         """Tick until `stop` is set, every `every` seconds (sooner when a job is due); a run
         under way when `stop` is set finishes first."""
         while not stop.is_set():
-            self.tick()
+            try:
+                self.tick()
+            except Exception as err:  # a store hiccup (catalog busy, lake unreachable): a
+                # long-running scheduler says so and tries again, it does not die
+                failed = Tick(self.clock(), waiting=[f"tick failed: {type(err).__name__}: {err}"])
+                if self.on_tick is not None:
+                    self.on_tick(failed)
             stop.wait(min(every, self._until_next()))
 
     def _until_next(self) -> float:
