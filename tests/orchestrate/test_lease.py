@@ -146,3 +146,32 @@ def test_a_run_that_raises_gives_the_lease_back(tmp_path: Path) -> None:
         assert run(loaded, stores, now=NOW).ok
     finally:
         stores.close()
+
+
+def test_a_run_whose_lease_was_taken_over_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+    import time
+
+    import headwater.orchestrate.running as running
+    from headwater.orchestrate.lease import LeaseLost
+
+    root = project(tmp_path)
+    write(root, "models/marts/two.sql", "select 2 as two\n")
+    loaded = load_project(root)
+    stores = Stores.open(loaded)
+    monkeypatch.setattr(running, "held", functools.partial(held, every=0.01))
+
+    def thief(event: object) -> None:
+        if getattr(event, "status", None) == "start":  # a build began: another run takes over
+            with stores.catalog.engine.begin() as conn:
+                conn.execute(leases.update().values(token="thief"))
+            time.sleep(0.3)  # the heartbeat finds out
+
+    try:
+        with pytest.raises(LeaseLost, match="another run took this run's lease over"):
+            run(loaded, stores, now=NOW, sink=thief)
+        assert stores.catalog.pointers("prod") == {}  # nothing published
+    finally:
+        stores.close()

@@ -195,3 +195,25 @@ def test_a_run_past_the_project_s_max_duration_alerts_until_it_ends(tmp_path: Pa
     assert [b["event"] for b in hook.bodies] == ["open", "resolved"]
     assert hook.bodies[0]["kind"] == "sla_run_duration"
     assert "past the project's max_duration 1h: `headwater backfill`" in hook.bodies[0]["message"]
+
+
+def test_a_webhook_that_was_down_gets_the_open_before_the_resolve(tmp_path: Path) -> None:
+    with Receiver() as hook:
+        root = make(tmp_path, "{max_age: 1h}", hook.url)
+        land(root, "first", datetime(2026, 12, 9, 10, 0, tzinfo=UTC))
+        hook.failing = 2  # down for the open, and again on the next check
+        clock = Clock(datetime(2026, 12, 9, 12, 0, tzinfo=UTC))
+        project = load_project(root)
+        stores = LakeStores.open(project)
+        try:
+            scheduler = Scheduler(project, stores, clock=clock)
+            scheduler.tick()  # opened; not delivered
+            land(root, "second", datetime(2026, 12, 9, 12, 5, tzinfo=UTC))
+            clock.now = datetime(2026, 12, 9, 12, 10, tzinfo=UTC)
+            scheduler.tick()  # resolved; the open is refused again, so the resolve waits
+            assert hook.bodies == []
+            clock.now += timedelta(minutes=1)
+            scheduler.tick()
+        finally:
+            stores.close()
+        assert [b["event"] for b in hook.bodies] == ["open", "resolved"]

@@ -427,7 +427,7 @@ def _run(
                 now=datetime.now(UTC),
                 sink=progress.sink,
                 stages=stages,
-                command=command,
+                command=command if env == "prod" else f"{command} --env {env}",
                 full_refresh=full_refresh,
                 select=select,
                 zones=zones,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
+from headwater.errors import HeadwaterError
 from headwater.zones.catalog import Catalog
 
 RUN = "run"
@@ -27,6 +28,10 @@ class Lease:
     token: str
     took_over: str | None
     lost: bool = False
+
+
+class LeaseLost(HeadwaterError):
+    """Another run took over this run's lease: it must not land or publish any more."""
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from headwater.orchestrate.build import BuildStage
 from headwater.orchestrate.checks import contract_checks, recheck_held
 from headwater.orchestrate.environments import changed, fork
 from headwater.orchestrate.executor import Executor
-from headwater.orchestrate.lease import held
+from headwater.orchestrate.lease import Lease, LeaseLost, held
 from headwater.orchestrate.openlineage import lineage_sink
 from headwater.orchestrate.plan import Task, TaskKind, plan_run
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
@@ -78,7 +78,7 @@ def run(
             zones=zones,
             tables=tables,
             env=env,
-            took_over=lease.took_over,
+            lease=lease,
         )
         if lease.lost:
             report.notes.append(
@@ -101,7 +101,7 @@ def _run(
     zones: Collection[str] | None,
     tables: Collection[str] | None,
     env: str,
-    took_over: str | None,
+    lease: Lease,
 ) -> RunReport:
     selected = select_models(project.dag, select) if select else None
     if env != PROD and "ingest" in stages:
@@ -112,8 +112,8 @@ def _run(
     started = time.perf_counter()
     report = RunReport(stores.catalog.start_run(command, now=now))
     report.timings["start"] = time.perf_counter() - started
-    if took_over:  # the run before was killed: what it left is resumed below
-        report.notes.append(f"this run {took_over}")
+    if lease.took_over:  # the run before was killed: what it left is resumed below
+        report.notes.append(f"this run {lease.took_over}")
     sink = lineage_sink(project, stores, stamped(sink, report.run_id))  # OpenLineage, if set
     chosen = set(stages)
     finished = False
@@ -164,7 +164,7 @@ def _run(
                 on_wait=lambda task, why: sink(
                     Event(task.kind.value, task.subject, TaskStatus.WAITING, {"waiting": why})
                 ),
-            ).run(plan, _Stages(land, building))
+            ).run(plan, _Stages(land, building, lease))
         with report.timed("zone_rows"):
             report.zone_rows = zone_rows(project, stores)
         finished = True
@@ -183,10 +183,17 @@ class _Stages:
     """Each task of a run's plan to the stage that does it: landing in plan order, building
     on the executor's workers, publishing once every build is done."""
 
-    def __init__(self, land: Callable[[str], TaskStatus], building: BuildStage):
-        self.land, self.building = land, building
+    def __init__(self, land: Callable[[str], TaskStatus], building: BuildStage, lease: Lease):
+        self.land, self.building, self.lease = land, building, lease
 
     def settle(self, task: Task) -> object | None:
+        if self.lease.lost and task.kind is not TaskKind.BUILD:
+            # another run holds the project now: landing or publishing more would race it
+            raise LeaseLost(
+                "another run took this run's lease over (this one had stopped renewing it); "
+                "it stops before landing or publishing anything more",
+                hint="see `headwater runs` for the run that took over",
+            )
         if task.kind is TaskKind.INGEST:
             return self.land(task.subject)
         if task.kind is TaskKind.PUBLISH:

@@ -189,8 +189,9 @@ class Scheduler:
         if models:
             job = Job(ARRIVAL, Schedule(cron="* * * * *"), ("build",), select=tuple(models))
             why = f"new data in {', '.join(arrived)}"
-            if self._run(ARRIVAL, why, tick, at=now, job=job) is None:
-                return
+            report = self._run(ARRIVAL, why, tick, at=now, job=job)
+            if report is None or not report.ok:
+                return  # not seen yet: what failed is built again on the next tick
         if arrived:
             catalog.see_versions(ARRIVAL, {**seen, **{t: versions[t] for t in arrived}})
 
@@ -233,7 +234,7 @@ class Scheduler:
         finally:
             stores.close()
         tick.runs.append((f"{name}: {why}", report))
-        if "build" in job.stages and job.select is None:  # it built from all there is
+        if "build" in job.stages and job.select is None and report.ok:  # built from all there is
             lake = self.stores.lake
             self.stores.catalog.see_versions(
                 ARRIVAL, {t: lake.version(t) for t in self.project.raw_tables}

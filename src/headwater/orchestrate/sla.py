@@ -124,7 +124,10 @@ class Alerting:
         """Send every event not yet sent; why those that failed did (they are kept)."""
         by_name = {c.name: c for c in self.channels}
         failed = []
+        down: set[str] = set()  # a channel that refused one event gets no later one this pass
         for pending in catalog.pending_alert_events():
+            if pending.channel in down:
+                continue  # (events reach it in order: never a resolve before its open)
             channel = by_name.get(pending.channel)
             if channel is None:  # a channel removed from headwater.yml since
                 error: str | None = "the channel is no longer configured"
@@ -133,6 +136,7 @@ class Alerting:
             catalog.alert_event_sent(pending.event_id, error=error, now=now)
             if error is not None and channel is not None:
                 failed.append(f"{pending.channel}: {error}")
+                down.add(pending.channel)
         return failed
 
 

@@ -82,11 +82,12 @@ class RunsStore(CatalogBase):
             return {task: (status, error) for task, status, error in conn.execute(query)}
 
     def last_success(self, stage: str) -> dict[str, datetime]:
-        """Task → when the newest run that built it or found it up to date ended."""
+        """Task → when the newest run that built it or found it up to date in prod ended."""
         query = (
             sa.select(tasks.c.task, sa.func.max(runs.c.ended_at))
             .select_from(tasks.join(runs, tasks.c.run_id == runs.c.run_id))
             .where(tasks.c.stage == stage, tasks.c.status.in_(("built", "up_to_date")))
+            .where(~runs.c.command.contains("--env", autoescape=True))  # prod's builds only
             .group_by(tasks.c.task)
         )
         with self.engine.connect() as conn:
