@@ -17,12 +17,14 @@ from typing import Any
 class Receiver:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, dict[str, str]]] = []  # (path, headers) of each POST
         self.failing = 0  # answer this many POSTs with 503
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests.append((self.path, dict(self.headers.items())))
                 if receiver.failing:
                     receiver.failing -= 1
                     self.send_response(503)

@@ -217,3 +217,33 @@ def test_a_webhook_that_was_down_gets_the_open_before_the_resolve(tmp_path: Path
         finally:
             stores.close()
         assert [b["event"] for b in hook.bodies] == ["open", "resolved"]
+
+
+def test_a_webhook_s_secrets_come_from_the_environment_and_are_never_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_PATH", "hook-s3cr3t-path")
+    monkeypatch.setenv("HOOK_TOKEN", "t0k3n-value")
+    with Receiver() as hook:
+        base = hook.url.rsplit("/", 1)[0]
+        write(
+            tmp_path,
+            "headwater.yml",
+            "name: shop\nalerts:\n  - kind: webhook\n"
+            f"    url: '{base}/${{HOOK_PATH}}'\n"
+            "    headers: {Authorization: 'Bearer ${HOOK_TOKEN}'}\n",
+        )
+        write(tmp_path, "contracts/orders.yml", ORDERS.format(sla="{max_age: 1h}"))
+        project = load_project(tmp_path)
+        stores = LakeStores.open(project)
+        try:
+            Scheduler(project, stores, clock=lambda: datetime.now(UTC)).tick()
+            stored = json.dumps(stores.catalog.alert_history(), default=str)
+        finally:
+            stores.close()
+        [(path, headers)] = hook.requests
+    assert path == "/hook-s3cr3t-path" and headers["Authorization"] == "Bearer t0k3n-value"
+    log = (tmp_path / ".headwater/alerts.log").read_text()
+    catalog = (tmp_path / ".headwater/catalog.db").read_bytes()
+    for secret in ("hook-s3cr3t-path", "t0k3n-value"):
+        assert secret not in log and secret not in stored and secret.encode() not in catalog

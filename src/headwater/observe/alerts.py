@@ -26,13 +26,14 @@ class Channel(Protocol):
 
 @dataclass(frozen=True)
 class Webhook:
-    url: str
+    url: str  # as sent: `${VAR}`s expanded
     headers: dict[str, str] = field(default_factory=dict)
     timeout_s: float = 10.0
+    written: str = ""  # the URL as headwater.yml writes it (a secret stays a `${VAR}`)
 
     @property
     def name(self) -> str:
-        return f"webhook:{self.url}"
+        return f"webhook:{self.written or self.url}"
 
     def send(self, body: dict[str, Any]) -> str | None:
         import httpx

@@ -117,7 +117,7 @@ class Scheduler:
         self.open_stores = open_stores or (lambda: Stores.open(project))
         self.on_tick = on_tick
         self.jobs = jobs(project)
-        self.alerting = Alerting.of(project)
+        self.alerting = Alerting.of(project, stores.secrets)
         self._downstream = _downstream_of_raw(project)
 
     def tick(self) -> Tick:

@@ -13,12 +13,14 @@ alerts at its deadline, not when someone next looks.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from headwater.contracts.orchestration import Sla, fresh_by
+from headwater.contracts.secrets import Secrets
 from headwater.contracts.thresholds import parse_duration
 from headwater.observe.alerts import Channel, LogFile, Webhook
 from headwater.orchestrate.lease import RUN
@@ -107,11 +109,24 @@ class Alerting:
     extra: dict[str, Any]  # in every event: the project
 
     @classmethod
-    def of(cls, project: Project) -> Alerting:
+    def of(cls, project: Project, secrets: Secrets | None = None) -> Alerting:
+        """The channels, `${VAR}`s in a webhook's URL and headers expanded from `secrets`
+        (default: the process environment).
+
+        Raises:
+            SpecError: a variable a channel uses is not set.
+        """
+        secrets = secrets or Secrets(os.environ)
         channels: list[Channel] = [LogFile(project.root / ALERT_LOG)]
-        for spec in project.settings.alerts:
+        for i, spec in enumerate(project.settings.alerts):
+            where = f"headwater.yml: alerts[{i}]"
             if spec.kind == "webhook" and spec.url:
-                channels.append(Webhook(spec.url, dict(spec.headers)))
+                url = secrets.expand(spec.url, where=f"{where}.url")
+                headers = {
+                    k: secrets.expand(v, where=f"{where}.headers.{k}")
+                    for k, v in spec.headers.items()
+                }
+                channels.append(Webhook(url, headers, written=spec.url))
             elif spec.path:
                 channels.append(LogFile(project.root / spec.path))
         return cls(channels, {"project": project.settings.name})

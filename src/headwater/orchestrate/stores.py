@@ -172,6 +172,9 @@ def project_secrets(project: Project) -> Secrets:
     for contract in project.contracts.values():
         for text in _strings(contract.connector.model_dump()):
             secrets.learn(text)
+    for channel in settings.alerts:  # a webhook's token, in its URL or a header
+        for text in _strings(channel.model_dump()):
+            secrets.learn(text)
     return secrets
 
 
