@@ -204,7 +204,7 @@ class Scheduler:
             landed = landed_at(self.stores.lake, table)
             for model in self._downstream.get(table, ()):
                 last = built.get(model)
-                if landed is None or last is None or _utc(last) < landed:
+                if landed is None or last is None or last < landed:
                     out.add(model)
         return sorted(out)
 
@@ -249,7 +249,3 @@ def _downstream_of_raw(project: Project) -> dict[str, set[str]]:
         for table in tables:
             out.setdefault(table, set()).add(model)
     return out
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

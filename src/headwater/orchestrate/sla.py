@@ -48,7 +48,7 @@ def freshness(project: Project, catalog: Catalog, lake: Lake, now: datetime) -> 
     for table, contract in sorted(project.raw_tables.items()):
         out.append(_judge(table, contract.sla, landed_at(lake, table), now))
     for name, model in sorted(project.models.items()):
-        out.append(_judge(name, model.config.sla, _aware(built.get(name)), now))
+        out.append(_judge(name, model.config.sla, built.get(name), now))
     return out
 
 
@@ -200,7 +200,7 @@ def _run_duration(project: Project, catalog: Catalog, now: datetime) -> list[Inc
     if limit is None or holder is None:
         return []
     wall = datetime.now(UTC)
-    took = wall - _aware_now(holder.acquired_at)
+    took = wall - holder.acquired_at
     if holder.gone(wall) or took <= timedelta(seconds=parse_duration(limit)):
         return []
     return [
@@ -223,14 +223,6 @@ def _resolution(key: str, states: list[Freshness]) -> str:
     if key.startswith("run:"):
         return "the run ended"
     return f"{table} no longer has a breached sla"
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _aware_now(moment)
-
-
-def _aware_now(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _at(moment: datetime) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -171,7 +171,4 @@ class AlertsStore(CatalogBase):
 
 
 def _iso(moment: datetime | None) -> str | None:
-    """ISO 8601 with its zone (SQLite hands back UTC times without one)."""
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return None if moment is None else moment.isoformat()

@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -37,13 +37,13 @@ class Holder:
         """Why this holder no longer holds anything (None: it may still be running)."""
         if self.host == socket.gethostname() and not _alive(self.pid):
             return f"its process {self.pid} is no longer running"
-        if now - _aware(self.heartbeat_at) > stale_after:
-            return f"it has not renewed its lease for {now - _aware(self.heartbeat_at)}"
+        if now - self.heartbeat_at > stale_after:
+            return f"it has not renewed its lease for {now - self.heartbeat_at}"
         return None
 
     def describe(self, now: datetime) -> str:
-        since = _aware(self.acquired_at).strftime("%Y-%m-%d %H:%M:%S UTC")
-        seen = int((now - _aware(self.heartbeat_at)).total_seconds())
+        since = self.acquired_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        seen = int((now - self.heartbeat_at).total_seconds())
         return (
             f"`headwater {self.command}` (process {self.pid} on {self.host}, started {since}, "
             f"last heard from {seen} s ago)"
@@ -150,8 +150,3 @@ def _zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes for aware columns: they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

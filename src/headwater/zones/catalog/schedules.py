@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -23,7 +23,7 @@ class SchedulesStore(CatalogBase):
         if found is None or found[0] is None:
             return None
         moment: datetime = found[0]
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment
 
     def mark_fired(self, job: str, moment: datetime) -> None:
         self._upsert(job, fired_at=moment)

@@ -6,17 +6,31 @@ get it only from one.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A moment in UTC. SQLite hands back what it stored without its zone: it was written
+    in UTC, so it comes back aware, as PostgreSQL gives it, and callers never patch it."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
 
 runs = sa.Table(
     "hw_runs",
     metadata,
     sa.Column("run_id", sa.String(40), primary_key=True),
     sa.Column("command", sa.String(40), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("ended_at", UtcDateTime()),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("summary", sa.Text),
 )
@@ -31,8 +45,8 @@ tasks = sa.Table(
     sa.Column("rows", sa.BigInteger),
     sa.Column("quarantined", sa.BigInteger),
     sa.Column("error", sa.Text),
-    sa.Column("started_at", sa.DateTime(timezone=True)),
-    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", UtcDateTime()),
+    sa.Column("ended_at", UtcDateTime()),
     sa.Column("attempts", sa.Integer),  # migration 2
 )
 
@@ -49,7 +63,7 @@ check_results = sa.Table(
     sa.Column("threshold", sa.String(100)),
     sa.Column("sql", sa.Text),
     sa.Column("samples", sa.Text),
-    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("checked_at", UtcDateTime(), nullable=False),
     sa.Index("ix_hw_check_results_target_rule", "target", "rule", "checked_at"),
 )
 
@@ -63,7 +77,7 @@ model_versions = sa.Table(
     sa.Column("data_key", sa.String(64)),
     sa.Column("inputs", sa.Text),  # JSON: raw table -> last snapshot id this version has seen
     sa.Column("rows", sa.BigInteger),
-    sa.Column("built_at", sa.DateTime(timezone=True)),
+    sa.Column("built_at", UtcDateTime()),
     sa.Column("run_id", sa.String(40)),
     sa.Column("sql", sa.Text),  # migration 3: the normalized query it was built from
     sa.Column("meta", sa.String(64)),  # migration 3: the hash of its docs, owners, tags
@@ -84,10 +98,10 @@ held_batches = sa.Table(
     sa.Column("table_name", sa.String(200), primary_key=True),
     sa.Column("batch_id", sa.String(40), primary_key=True),
     sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("held_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("released_at", sa.DateTime(timezone=True)),  # NULL while held
+    sa.Column("held_at", UtcDateTime(), nullable=False),
+    sa.Column("released_at", UtcDateTime()),  # NULL while held
     # migration 2: an operator's decision (`headwater batches release|discard`)
-    sa.Column("discarded_at", sa.DateTime(timezone=True)),  # held out for good
+    sa.Column("discarded_at", UtcDateTime()),  # held out for good
     sa.Column("decided_by", sa.String(200)),
     sa.Column("decision_note", sa.Text),
 )
@@ -99,7 +113,7 @@ env_pointers = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("physical", sa.String(300), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # one hop of column lineage per row: a model's output column and one column it derives from
@@ -128,8 +142,8 @@ leases = sa.Table(
     sa.Column("host", sa.String(200), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("command", sa.String(200), nullable=False),
-    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("acquired_at", UtcDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
 )
 
 # one incident per problem: opened once, resolved once (see zones/catalog/alerts.py)
@@ -142,8 +156,8 @@ alerts = sa.Table(
     sa.Column("subject", sa.String(200), nullable=False),
     sa.Column("severity", sa.String(10), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
-    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("resolved_at", sa.DateTime(timezone=True)),  # NULL while open
+    sa.Column("opened_at", UtcDateTime(), nullable=False),
+    sa.Column("resolved_at", UtcDateTime()),  # NULL while open
 )
 
 # what each alert channel is sent: an incident's opening and its resolution, kept until sent
@@ -153,8 +167,8 @@ alert_events = sa.Table(
     sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("alert_id", sa.Integer, nullable=False, index=True),
     sa.Column("payload", sa.Text, nullable=False),  # JSON, as sent
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("delivered_at", sa.DateTime(timezone=True)),  # NULL until every channel took it
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("delivered_at", UtcDateTime()),  # NULL until every channel took it
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
 )
@@ -164,7 +178,7 @@ schedule_state = sa.Table(
     "hw_schedule",
     metadata,
     sa.Column("job", sa.String(200), primary_key=True),
-    sa.Column("fired_at", sa.DateTime(timezone=True)),
+    sa.Column("fired_at", UtcDateTime()),
     sa.Column("seen", sa.Text),  # JSON: raw table -> its version when last looked at
 )
 
@@ -179,8 +193,8 @@ backfills = sa.Table(
     sa.Column("end", sa.DateTime, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("requested_by", sa.String(200)),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("ended_at", UtcDateTime()),
 )
 backfill_intervals = sa.Table(
     "hw_backfill_intervals",
@@ -199,7 +213,7 @@ schema_versions = sa.Table(
     metadata,
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("applied_at", UtcDateTime(), nullable=False),
 )
 # the tables of the first release, made by migration 1
 SCHEMA_TABLES = [
