@@ -128,9 +128,11 @@ def test_the_gc_command(tmp_path: Path) -> None:
     wrong = hw(root, "gc", "--format", "yamlx")  # refused before anything is removed
     assert wrong.code == 2 and "expected table or json" in wrong.output, wrong
     assert stray.exists()
-    kept = hw(root, "gc", "--grace", "3h")
+    listed = hw(root, "gc")  # listing is the default
+    assert listed.code == 0 and "would remove 1" in listed.output and stray.exists(), listed
+    kept = hw(root, "gc", "--delete", "--grace", "3h")
     assert kept.code == 0 and "removed 0" in kept.output, kept
-    done = hw(root, "gc")
+    done = hw(root, "gc", "--delete")
     assert done.code == 0 and "removed 1" in done.output and "raw.orders" in done.output, done
     assert not stray.exists()
     bad = hw(root, "gc", "--grace", "soon")

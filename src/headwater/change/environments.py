@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from headwater.change.versions import PROD, view_schema
 from headwater.engine import Engine, verbatim
-from headwater.zones.catalog import Catalog, ModelVersion
+from headwater.zones.catalog import Catalog, ModelVersion, NewRelease
 
 Intervals = Sequence[tuple[datetime, datetime]] | None
 
@@ -39,15 +39,18 @@ class Environment:
         *,
         run_id: str,
         now: datetime,
-    ) -> None:
+        release: NewRelease | None = None,
+    ) -> int | None:
         """Point the environment at every version `built` at once: the warehouse's `views`
         (`view_sql`) in one transaction, sent as one text (the engine parses it once, and a
         statement's round trip costs about what the view does), then the catalog's pointers
-        in one."""
+        in one — which, given `release`, records them as a new release (its id)."""
         if views:
             with self.engine.transaction():
                 self.engine.execute(verbatim(";\n".join(views)))
-        self.catalog.publish_all(built, env=self.name, run_id=run_id, now=now)
+        return self.catalog.publish_all(
+            built, env=self.name, run_id=run_id, now=now, release=release
+        )
 
     def withdraw(self, models: Sequence[str]) -> None:
         """Drop the views of `models` (and their quarantines) and their pointers; their

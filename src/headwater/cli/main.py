@@ -29,6 +29,7 @@ from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
 from headwater.cli.plan import plan
+from headwater.cli.releases import apply, releases, rollback
 from headwater.cli.runs import runs
 from headwater.cli.scheduler import scheduler
 from headwater.cli.status import status
@@ -329,6 +330,9 @@ app.command()(runs)
 app.command()(plan)
 app.command()(envs)
 app.command()(promote)
+app.command()(apply)
+app.command()(releases)
+app.command()(rollback)
 app.command()(batches)
 app.command()(backfill)
 app.command()(scheduler)
@@ -406,6 +410,7 @@ def _run(
     fmt: str = "table",
     zones: tuple[str, ...] | None = None,
     env: str = "prod",
+    apply: bool = False,
 ) -> None:
     from headwater.cli import render
     from headwater.orchestrate import run, uptodate
@@ -432,6 +437,7 @@ def _run(
                 select=select,
                 zones=zones,
                 env=env,
+                apply=apply,
             )
         catalog = project_catalog_url(loaded, stores.secrets)
         if fmt == "json":

@@ -100,7 +100,8 @@ def plan(
     console.print(table)
     console.print(
         f"{len(planned.to_build)} model(s) to build, {len(planned.reused)} reused; "
-        f"`headwater build` applies it to {env}.",
+        f"`headwater apply{'' if env == 'prod' else f' --env {env}'}` applies it to {env} "
+        "as one release.",
         highlight=False,
     )
     raise typer.Exit(refused)

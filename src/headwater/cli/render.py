@@ -144,6 +144,12 @@ def report(console: Console, result: RunReport, project: Project) -> None:
         f"{quarantined:,} quarantined, {built} models built, "
         f"{len(result.checks) - failed}/{len(result.checks)} rules passed."
     )
+    if result.release is not None:
+        console.print(
+            f"Release {result.release} written (`headwater releases` lists them; "
+            "`headwater rollback` goes back to the one before).",
+            highlight=False,
+        )
     warehouse = project.root / project.settings.warehouse
     published = [n for n, m in result.models.items() if m.status in ("built", "up_to_date")]
     landed_tables = [x.table for x in result.landed if x.rows]
@@ -157,6 +163,7 @@ def report_json(result: RunReport) -> dict[str, Any]:
     return {
         "run_id": result.run_id,
         "ok": result.ok,
+        "release": result.release,
         "landed": [
             {
                 "table": x.table,
@@ -201,6 +208,7 @@ def nothing_to_do(result: RunReport, project: Project) -> dict[str, Any]:
         "run_id": None,
         "recorded": False,
         "ok": True,
+        "release": None,
         "landed": [],
         "ingest_errors": {},
         "held": {},

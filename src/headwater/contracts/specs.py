@@ -596,6 +596,21 @@ class Defaults(Spec):
         return value
 
 
+class Releases(Spec):
+    """`releases:` in `headwater.yml`: which releases stay restorable (`headwater rollback`)
+    and so what `headwater gc` keeps. A release is retained while it is one of the newest
+    `keep` of its environment, or younger than `retention`."""
+
+    keep: int = Field(default=10, ge=1, le=100_000)
+    retention: str = Field(default="7d", description="e.g. 0s, 12h, 7d, 4w")
+
+    @field_validator("retention")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class Settings(Spec):
     """`headwater.yml`."""
 
@@ -626,6 +641,10 @@ class Settings(Spec):
     )
     lineage: Lineage | None = Field(
         default=None, description="ours: send OpenLineage events (file, http or console)"
+    )
+    releases: Releases = Field(
+        default_factory=Releases,
+        description="ours: {keep, retention} — which releases `rollback` can restore",
     )
 
     @field_validator("pools")

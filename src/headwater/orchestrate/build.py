@@ -21,6 +21,7 @@ from typing import Any
 from sqlglot import exp
 
 from headwater.change.environments import Environment
+from headwater.change.releases import check_summary, code_version, pinned, who
 from headwater.change.versions import (
     PROD,
     data_key,
@@ -47,7 +48,7 @@ from headwater.orchestrate.retry import Retrying
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.quality import CheckResult, written
-from headwater.zones.catalog import ModelVersion, TaskRecord
+from headwater.zones.catalog import ModelVersion, NewRelease, TaskRecord
 from headwater.zones.lake import Snapshot
 
 # keys of a version's recorded inputs beside the raw snapshots it has seen
@@ -85,10 +86,14 @@ class BuildStage:
         full_refresh: bool = False,
         chosen: Collection[str] = (),
         env: str = PROD,
+        release_kind: str = "run",
+        atomic: bool = False,
     ):
         self.project, self.stores, self.report = project, stores, report
         self.now, self.sink, self.blocked = now, stamped(sink, report.run_id), blocked
         self.full_refresh, self.chosen, self.env = full_refresh, set(chosen), env
+        # `atomic` (apply): publish every version or, if any failed, none
+        self.release_kind, self.atomic = release_kind, atomic
         self._builder: _Builder | None = None
         self._prepared = False
 
@@ -148,12 +153,52 @@ class BuildStage:
         builder = self._prepare()
         if builder is None:
             return
-        with self.report.timed("publish"):
-            Environment(self.stores.engine, self.stores.catalog, self.env).release(
-                builder.built, builder.views, run_id=self.report.run_id, now=now_after(self.now)
+        failed = sorted(n for n, o in self.report.models.items() if not o.ok)
+        if self.atomic and failed:
+            self.report.notes.append(
+                f"nothing was published and no release written: {', '.join(failed)} did not "
+                f"build or pass its rules; {self.env} shows what it showed before"
             )
+        else:
+            with self.report.timed("publish"):
+                self.report.release = Environment(
+                    self.stores.engine, self.stores.catalog, self.env
+                ).release(
+                    builder.built,
+                    builder.views,
+                    run_id=self.report.run_id,
+                    now=now_after(self.now),
+                    release=self._release(builder),
+                )
         with self.report.timed("record"):
             self._record_tasks()
+
+    def _release(self, builder: _Builder) -> NewRelease | None:
+        """The release this publish writes: when the environment shows another version of
+        any model than before (a data refresh of the same versions is not a release)."""
+        moved = [v.name for v, _ in builder.built if builder.pointers.get(v.name) != v.physical]
+        if not moved and not self.report.removed:
+            return None
+        snapshots: dict[str, int | None] = {}
+
+        def snapshot(table: str) -> int | None:
+            if table not in snapshots:
+                snapshots[table] = self.stores.lake.current_snapshot_id(table)
+            return snapshots[table]
+
+        raw = {
+            v.name: {
+                t: sid for t in sorted(builder.sources.get(v.name, ())) if (sid := snapshot(t))
+            }
+            for v, _ in builder.built
+        }
+        return NewRelease(
+            kind=self.release_kind,
+            created_by=who(),
+            code_version=code_version(self.project.root),
+            checks=check_summary(self.report.checks),
+            raw=raw,
+        )
 
     def _record_tasks(self) -> None:
         self.stores.catalog.record_tasks(
@@ -286,8 +331,9 @@ class _Builder:
         self.pointers = stores.catalog.pointers(env)
         self.versions = stores.catalog.model_versions()
         self.done = stores.catalog.all_intervals()
+        self.objects = stores.engine.objects()
         self.existing_views = {
-            name for name, kind in stores.engine.objects().items() if kind is ObjectKind.VIEW
+            name for name, kind in self.objects.items() if kind is ObjectKind.VIEW
         }
         # a model outside the selection is read as published, at the data key it was built at
         self.physical = {
@@ -505,6 +551,7 @@ class _Builder:
         timeout = model.config.timeout or self.project.settings.defaults.timeout
         watch: Watch | None = None
         try:
+            self._freeze(model, physical, cursor)
             with deadline(cursor, parse_duration(timeout), timeout) as watch:
                 if kind is ModelKind.INCREMENTAL_BY_TIME:
                     intervals = self._plan(model)
@@ -585,6 +632,37 @@ class _Builder:
             outcome.intervals = count(intervals.work, model.config.interval)
             outcome.restated, outcome.late_rows = intervals.restated, intervals.late_rows
         return outcome
+
+    @cached_property
+    def _pinned(self) -> set[tuple[str, str | None]]:
+        """The data retained releases show (asked once a build first writes a table)."""
+        return pinned(self.stores.catalog, self.project.settings.releases, now=self.now)
+
+    @cached_property
+    def _frozen(self) -> dict[tuple[str, str], tuple[str, int | None]]:
+        return self.stores.catalog.frozen_copies()
+
+    def _freeze(self, model: Model, physical: str, cursor: Engine) -> None:
+        """Copy the data of `physical` aside before it is written in place, if a retained
+        release shows it (so rolling back to that release restores exactly that data)."""
+        known = self.versions.get((model.name, self.fps[model.name]))
+        if known is None or known.physical != physical or not known.data_key:
+            return
+        key = (physical, known.data_key)
+        if physical not in self.objects or key not in self._pinned or key in self._frozen:
+            return
+        copy = f"{physical}__{known.data_key[:8]}"
+        with cursor.transaction():
+            for source, target in (
+                (physical, copy),
+                (f"{physical}__quarantine", f"{copy}__quarantine"),
+            ):
+                if source in self.objects:
+                    cursor.execute(copy_table(source, target))
+        self.stores.catalog.record_frozen(
+            physical, known.data_key, copy, known.rows, now=now_after(self.now)
+        )
+        self._frozen[key] = (copy, known.rows)
 
     def _inline_ephemeral(self, model: Model) -> None:
         """Render the ephemeral models `model` reads (also those outside a selection)."""
@@ -787,6 +865,14 @@ def _line_of_column(model: Model, name: str | None) -> int | None:
         if c.name == name and isinstance(c.this, exp.Identifier)
     ]
     return min((line for line in lines if line), default=None)
+
+
+def copy_table(source: str, target: str) -> exp.Create:
+    """`CREATE OR REPLACE TABLE target AS SELECT * FROM source`."""
+    select = exp.select(exp.Star()).from_(exp.to_table(source, quoted=True))
+    return exp.Create(
+        this=exp.to_table(target, quoted=True), kind="TABLE", replace=True, expression=select
+    )
 
 
 def _released(table: str) -> str:

@@ -14,20 +14,21 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from headwater.change.environments import Environment
+from headwater.change.releases import code_version, restorable, who
 from headwater.change.versions import PROD, physical_name, view_schema
+from headwater.engine import verbatim
 from headwater.errors import UsageError
 from headwater.orchestrate.build import environment_views, fingerprints
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
-from headwater.zones.catalog import Catalog, ModelVersion
+from headwater.zones.catalog import Catalog, NewRelease, Pointer, Release
 
 
 def fork(project: Project, stores: Stores, env: str, *, run_id: str, now: datetime) -> bool:
     """Start `env` as a copy of prod's pointers, if it has none yet; whether it did."""
     if env == PROD or stores.catalog.pointers(env):
         return False
-    repoint(project, stores, PROD, env, run_id=run_id, now=now)
+    repoint(project, stores, PROD, env, run_id=run_id, now=now, kind="fork")
     return True
 
 
@@ -60,25 +61,128 @@ def promote(
     if source == target:
         raise UsageError(f"cannot promote {source!r} to itself")
     before = stores.catalog.pointers(target)
-    repoint(project, stores, source, target, run_id=run_id, now=now)
+    repoint(project, stores, source, target, run_id=run_id, now=now, kind="promote")
     after = stores.catalog.pointers(target)
     return sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
 
 
 def repoint(
-    project: Project, stores: Stores, source: str, target: str, *, run_id: str, now: datetime
-) -> None:
-    """Make `target` show exactly what `source` shows."""
-    pointers = stores.catalog.pointers(source)
-    versions = {v.physical: v for v in stores.catalog.model_versions().values()}
-    built: list[tuple[ModelVersion, None]] = [
-        (versions[p], None) for p in pointers.values() if p in versions
-    ]
-    environment = Environment(stores.engine, stores.catalog, target)
-    environment.withdraw(sorted(set(environment.pointers()) - set(pointers)))
-    _schemas(project, stores, target)
-    views = environment_views(project, pointers, stores.engine.dialect, target)
-    environment.release(built, views, run_id=run_id, now=now)
+    project: Project,
+    stores: Stores,
+    source: str,
+    target: str,
+    *,
+    run_id: str,
+    now: datetime,
+    kind: str,
+) -> int:
+    """Make `target` show exactly what `source` shows; the release that records it."""
+    note = f"{kind} from {source}"
+    pointers = stores.catalog.pointer_rows(source)
+    return _show(project, stores, target, pointers, kind=kind, note=note, run_id=run_id, now=now)
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    target: Release  # the release restored
+    release: int  # the release the rollback wrote
+    changed: list[str]  # models whose data or version changed
+
+
+def rollback(
+    project: Project,
+    stores: Stores,
+    release_id: int | None,
+    env: str,
+    *,
+    run_id: str,
+    now: datetime,
+) -> RolledBack:
+    """Point `env` at exactly what an earlier release showed (by default, the release
+    before its newest), its data included: every view swaps at once, no model runs.
+
+    Raises:
+        UsageError: no such release, one of another environment, or one past the retention
+            horizon (nothing is changed).
+    """
+    catalog = stores.catalog
+    if release_id is None:
+        log = catalog.release_log(env, limit=2)
+        if len(log) < 2:
+            raise UsageError(
+                f"{env!r} has {'one release' if log else 'no release'}: nothing to roll back to",
+                hint="see `headwater releases`",
+            )
+        wanted = log[1]
+    else:
+        found = catalog.release_by_id(release_id)
+        if found is None:
+            known = [str(r.id) for r in catalog.release_log(env, limit=10)]
+            raise UsageError(
+                f"there is no release {release_id}",
+                hint=f"the newest of {env!r}: {', '.join(known) or 'none'} (`headwater releases`)",
+            )
+        if found.env != env:
+            raise UsageError(
+                f"release {release_id} is of {found.env!r}, not {env!r}",
+                hint=f"use --env {found.env}, or promote that environment instead",
+            )
+        wanted = found
+    existing = set(stores.engine.objects())
+    restored = restorable(
+        catalog,
+        wanted,
+        catalog.model_versions(),
+        existing,
+        project.settings.releases,
+        now=now,
+    )
+    before = catalog.pointers(env)
+    pointers = list(restored.tables.values())
+    note = f"rollback to {wanted.id}"
+    new = _show(project, stores, env, pointers, kind="rollback", note=note, run_id=run_id, now=now)
+    after = {p.name: p.physical for p in pointers}
+    moved = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
+    return RolledBack(wanted, new, moved)
+
+
+def _show(
+    project: Project,
+    stores: Stores,
+    env: str,
+    pointers: list[Pointer],
+    *,
+    kind: str,
+    note: str,
+    run_id: str,
+    now: datetime,
+) -> int:
+    """Swap `env`'s views to `pointers` in one warehouse transaction (dropping those of
+    models not among them), then record them as its pointers and a new release in one
+    catalog transaction."""
+    shown = {p.name: p.physical for p in pointers}
+    gone = sorted(set(stores.catalog.pointers(env)) - set(shown))
+    _schemas(project, stores, env)
+    dialect = stores.engine.dialect
+    statements = [drop.sql(dialect=dialect) for drop in _drops(gone, env)]
+    statements += environment_views(project, shown, dialect, env)
+    if statements:
+        with stores.engine.transaction():
+            stores.engine.execute(verbatim(";\n".join(statements)))
+    new = NewRelease(
+        kind=kind, created_by=who(), code_version=code_version(project.root), note=note
+    )
+    return stores.catalog.restore_release(env, pointers, new, run_id=run_id, now=now)
+
+
+def _drops(models: list[str], env: str) -> list[exp.Drop]:
+    out = []
+    for name in models:
+        zone, short = name.split(".")
+        for view in (short, f"{short}__quarantine"):
+            target = exp.table_(view, view_schema(zone, env), quoted=True)
+            out.append(exp.Drop(tables=[target], kind="VIEW", exists=True))
+    return out
 
 
 def _schemas(project: Project, stores: Stores, env: str) -> None:

@@ -55,6 +55,7 @@ class RunReport:
     held: dict[str, dict[str, str]] = field(default_factory=dict)  # table → batch → why
     removed: list[str] = field(default_factory=list)  # models gone from the project: unpublished
     notes: list[str] = field(default_factory=list)  # what the user should know about the run
+    release: int | None = None  # the release the run wrote (it moved the environment's pointers)
     # wall seconds of the run's fixed steps (start, raw_views, prepare, publish, record,
     # zone_rows, end) and of its tasks (`tasks`, which holds prepare, publish and record)
     timings: dict[str, float] = field(default_factory=dict)
@@ -89,6 +90,7 @@ class RunReport:
             "held": {t: sorted(b) for t, b in self.held.items() if b},
             "warnings": {x.table: x.warnings for x in self.landed if x.warnings},
             "notes": self.notes,
+            **({"release": self.release} if self.release is not None else {}),
         }
 
 

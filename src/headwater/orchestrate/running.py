@@ -52,6 +52,7 @@ def run(
     zones: Collection[str] | None = None,
     tables: Collection[str] | None = None,
     env: str = PROD,
+    apply: bool = False,
 ) -> RunReport:
     """Run the chosen `stages` of `project` and record the run in the catalog, holding the
     project's run lease throughout (one run of a project at a time).
@@ -60,10 +61,13 @@ def run(
     ingest to the contracts landing in them (`("seed",)`: the seeds only); `tables` to
     the contracts of those tables. `env` other than prod builds (never lands) into that
     environment: it starts as a copy of prod's pointers, and only models whose version it
-    does not show yet are built.
+    does not show yet are built. `apply` builds only the models whose version `env` does
+    not show, and publishes them all as one release or, if any fails to build or pass its
+    blocking rules, none; a contract change the plan refuses stops it before anything runs.
 
     Raises:
         Busy: another run of the project is under way.
+        SpecError: (apply) a contract changed incompatibly under the same schema_version.
     """
     with held(stores.catalog, command) as lease:
         report = _run(
@@ -79,6 +83,7 @@ def run(
             tables=tables,
             env=env,
             lease=lease,
+            apply=apply,
         )
         if lease.lost:
             report.notes.append(
@@ -102,8 +107,11 @@ def _run(
     tables: Collection[str] | None,
     env: str,
     lease: Lease,
+    apply: bool = False,
 ) -> RunReport:
     selected = select_models(project.dag, select) if select else None
+    if apply:
+        _refuse_incompatible(project, stores)
     if env != PROD and "ingest" in stages:
         raise UsageError(
             f"environment {env!r} shares prod's raw zone and lands nothing",
@@ -120,6 +128,7 @@ def _run(
     try:
         if env != PROD:  # a copy of prod's pointers first; then only what it lacks is built
             fork(project, stores, env, run_id=report.run_id, now=now)
+        if env != PROD or apply:
             differs = changed(project, stores.catalog, env)
             selected = differs if selected is None else selected & differs
         blocked: dict[str, str] = {}
@@ -144,6 +153,8 @@ def _run(
             full_refresh=full_refresh,
             chosen=models if "build" in chosen else (),
             env=env,
+            release_kind="apply" if apply else "run",
+            atomic=apply,
         )
         plan = plan_run(
             project,
@@ -177,6 +188,18 @@ def _run(
                 now=now_after(now),
             )
     return report
+
+
+def _refuse_incompatible(project: Project, stores: Stores) -> None:
+    """Stop an apply whose contracts changed in a way their schema_version does not allow."""
+    from headwater.change.plan import plan
+
+    refused = plan(project, stores.catalog, lake=stores.lake).refused
+    if refused:
+        raise SpecError(
+            "; ".join(c.explain() for c in refused) + "; nothing was built",
+            hint=refused[0].hint + " (see `headwater plan`)",
+        )
 
 
 class _Stages:

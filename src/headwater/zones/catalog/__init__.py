@@ -9,6 +9,7 @@ a catalog migrates it to the newest schema (`migrations.py`).
     base.py        the database           records.py     what goes in and comes out
     runs.py        runs and tasks         checks.py      rule results and history
     versions.py    versions, intervals, environments
+    releases.py    releases, frozen copies of released data, the catalog's own facts
     holds.py       batches held from readers              lineage.py     column lineage
     lease.py       one run of a project at a time         alerts.py      incidents, events
     schedules.py   what the scheduler fired and saw       backfills.py   backfill progress
@@ -24,6 +25,7 @@ from headwater.zones.catalog.holds import HoldsStore
 from headwater.zones.catalog.lease import LeaseStore
 from headwater.zones.catalog.lineage import LineageStore
 from headwater.zones.catalog.records import CheckRecord, LineageRecord, ModelVersion, TaskRecord
+from headwater.zones.catalog.releases import NewRelease, Pointer, Release
 from headwater.zones.catalog.runs import RunsStore
 from headwater.zones.catalog.schedules import SchedulesStore
 from headwater.zones.catalog.versions import VersionsStore
@@ -48,6 +50,9 @@ __all__ = [
     "CheckRecord",
     "LineageRecord",
     "ModelVersion",
+    "NewRelease",
+    "Pointer",
+    "Release",
     "TaskRecord",
     "catalog_url",
     "utcnow",

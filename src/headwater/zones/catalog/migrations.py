@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from headwater.errors import StoreError
 from headwater.zones.catalog.schema import (
+    CHANGE_TABLES,
     ORCHESTRATION_TABLES,
     SCHEMA_TABLES,
     held_batches,
@@ -97,10 +98,16 @@ def _what_versions_were_built_from(conn: sa.Connection) -> None:
             add_column(conn, model_versions, model_versions.c[name])
 
 
+def _change_management(conn: sa.Connection) -> None:
+    """Releases with their pointers, frozen copies of released data, the catalog's facts."""
+    metadata.create_all(conn, tables=CHANGE_TABLES)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the tables of the first release", _tables_of_the_first_release),
     Migration(2, "orchestration: leases, alerts, schedules, backfills", _orchestration),
     Migration(3, "what each version was built from", _what_versions_were_built_from),
+    Migration(4, "change management: releases, frozen copies", _change_management),
 ]
 
 

@@ -207,6 +207,56 @@ backfill_intervals = sa.Table(
 ORCHESTRATION_TABLES = [leases, alerts, alert_events, schedule_state, backfills, backfill_intervals]
 
 
+# change management (migration 4): a release is one immutable set of an environment's
+# pointers, written in the transaction that moves them; a frozen copy keeps the data a
+# release showed of a version that has since been written in place
+releases = sa.Table(
+    "hw_releases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("env", sa.String(100), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # apply | promote | rollback | run
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("run_id", sa.String(40)),
+    sa.Column("code_version", sa.String(80)),  # the git commit, "+dirty" if edited since
+    sa.Column("note", sa.Text),  # e.g. "rollback to 3"
+    sa.Column("changed", sa.Text, nullable=False),  # JSON: added, removed, changed models
+    sa.Column("checks", sa.Text, nullable=False),  # JSON: the rule results of the run
+)
+
+release_pointers = sa.Table(
+    "hw_release_pointers",
+    metadata,
+    sa.Column("release_id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("physical", sa.String(300), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("data_key", sa.String(64)),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("raw", sa.Text),  # JSON: raw table → the Iceberg snapshot id it was built from
+)
+
+frozen = sa.Table(
+    "hw_frozen",
+    metadata,
+    sa.Column("physical", sa.String(300), primary_key=True),
+    sa.Column("data_key", sa.String(64), primary_key=True),
+    sa.Column("copy", sa.String(300), nullable=False),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# facts about the catalog itself: which project it belongs to
+catalog_facts = sa.Table(
+    "hw_facts",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+CHANGE_TABLES = [releases, release_pointers, frozen, catalog_facts]
+
 # which migration made each schema change: one row per migration applied
 schema_versions = sa.Table(
     "hw_schema",

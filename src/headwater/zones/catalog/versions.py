@@ -9,12 +9,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from headwater.zones.catalog.base import CatalogBase
 from headwater.zones.catalog.records import ModelVersion
+from headwater.zones.catalog.releases import NewRelease, Pointer, ReleasesStore
 from headwater.zones.catalog.schema import env_pointers, intervals, model_versions
 
 
-class VersionsStore(CatalogBase):
+class VersionsStore(ReleasesStore):
     """Model versions, their done intervals, and the environments that point at them."""
 
     def model_versions(self) -> dict[tuple[str, str], ModelVersion]:
@@ -59,16 +59,21 @@ class VersionsStore(CatalogBase):
         env: str,
         run_id: str,
         now: datetime,
-    ) -> None:
+        release: NewRelease | None = None,
+    ) -> int | None:
         """Record built versions with their done intervals and point `env` at them, in ONE
-        catalog transaction (per-model transactions would queue on SQLite's write lock)."""
-        if not built:
-            return
+        catalog transaction (per-model transactions would queue on SQLite's write lock) —
+        with `release`, the one that records the environment's pointers as a new release
+        (its id is returned)."""
+        if not built and release is None:
+            return None
         names = [v.name for v, _ in built]
         keys = [(v.name, v.fingerprint) for v, _ in built]
         incremental = [(v.name, v.fingerprint) for v, done in built if done is not None]
         # deletes by key run as one executemany each, not one statement per model
         with self._tx() as conn:
+            if not built and release is not None:  # the pointers stand; they are released
+                return self.write_release(conn, env, release, run_id=run_id, now=now)
             if incremental:
                 conn.execute(
                     intervals.delete().where(
@@ -121,6 +126,9 @@ class VersionsStore(CatalogBase):
                     for v, _ in built
                 ],
             )
+            if release is None:
+                return None
+            return self.write_release(conn, env, release, run_id=run_id, now=now)
 
     def pointers(self, env: str) -> dict[str, str]:
         """Logical name → physical table for every model of `env`."""
@@ -129,6 +137,14 @@ class VersionsStore(CatalogBase):
         )
         with self.engine.connect() as conn:
             return {name: physical for name, physical in conn.execute(query)}
+
+    def pointer_rows(self, env: str) -> list[Pointer]:
+        """The pointers of `env` with the fingerprint of each version."""
+        query = sa.select(
+            env_pointers.c.name, env_pointers.c.physical, env_pointers.c.fingerprint
+        ).where(env_pointers.c.env == env)
+        with self.engine.connect() as conn:
+            return [Pointer(n, p, f) for n, p, f in conn.execute(query)]
 
     def environments(self) -> list[str]:
         """Every environment that points at something."""

@@ -1,0 +1,186 @@
+"""`headwater apply`, `headwater releases` and `headwater rollback`: changing an environment
+as one release, the release log, and going back to an earlier release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ProjectDir = Annotated[
+    Path, typer.Option("--project", "-p", help="The project folder.", show_default="current folder")
+]
+Format = Annotated[str, typer.Option("--format", help="table | json")]
+Env = Annotated[str, typer.Option("--env", help="The environment (prod, dev, a branch's).")]
+
+
+def apply(project: ProjectDir = Path("."), env: Env = "prod", fmt: Format = "table") -> None:
+    """Build what `headwater plan` says changed, audit every new version with all its rules
+    and, only if every blocking rule passes, publish them all at once as one release; if
+    any fails, nothing is published. A contract change the plan refuses stops it first."""
+    from headwater.cli.main import _check_env, _run
+
+    _check_env(env)
+    _run(project, ("build",), "apply", fmt=fmt, env=env, apply=True)
+
+
+def releases(
+    project: ProjectDir = Path("."),
+    env: Annotated[
+        str | None, typer.Option("--env", help="Only this environment's releases.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 20,
+    fmt: Format = "table",
+) -> None:
+    """List releases, newest first: when, who, from which code, what changed, and whether a
+    rollback can still restore each."""
+    # main registers this command: what it needs is imported when it runs (`--help` stays fast)
+    from datetime import UTC, datetime
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from headwater.change.releases import retained
+    from headwater.cli.main import _check_format, _console, _errors, _print_json, _state
+    from headwater.orchestrate.stores import LakeStores
+    from headwater.project import load_project
+
+    _check_format(fmt)
+    with _errors():
+        loaded = load_project(project)
+        stores = LakeStores.open(loaded)  # no warehouse: a run may be writing it
+        _state["scrub"] = stores.secrets.scrub
+        try:
+            log = stores.catalog.release_log(env, limit=limit)
+            kept = retained(
+                stores.catalog.release_heads(), loaded.settings.releases, now=datetime.now(UTC)
+            )
+            current = {
+                e: next((r.id for r in stores.catalog.release_log(e, limit=1)), None)
+                for e in {r.env for r in log}
+            }
+        finally:
+            stores.close()
+    if fmt == "json":
+        _print_json(
+            [
+                {
+                    "id": r.id,
+                    "env": r.env,
+                    "kind": r.kind,
+                    "created_at": r.created_at.isoformat(),
+                    "created_by": r.created_by,
+                    "code_version": r.code_version,
+                    "note": r.note,
+                    "run_id": r.run_id,
+                    "changed": r.changed,
+                    "checks": r.checks,
+                    "current": current.get(r.env) == r.id,
+                    "retained": r.id in kept,
+                    "models": {
+                        p.name: {"physical": p.physical, "rows": p.rows, "raw": p.raw}
+                        for p in r.pointers.values()
+                    },
+                }
+                for r in log
+            ]
+        )
+        return
+    if not log:
+        _console().print("No releases yet: `headwater run` or `headwater apply` writes one.")
+        return
+    table = Table(title="Releases", title_justify="left")
+    for column in ("id", "env", "when (UTC)", "who", "kind", "code", "what changed", "rules"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("when (UTC)", "env"))
+    for r in log:
+        marks = " (current)" if current.get(r.env) == r.id else ""
+        marks += "" if r.id in kept else " (expired)"
+        changed = [
+            f"{label}{_names(r.changed[key])}"
+            for key, label in (
+                ("added", "+"),
+                ("changed", "~"),
+                ("refreshed", "data "),
+                ("removed", "-"),
+            )
+            if r.changed.get(key)
+        ]
+        failed = r.checks.get("failed", [])
+        rules = f"{r.checks.get('passed', 0)} ok" + (f", {len(failed)} failed" if failed else "")
+        table.add_row(
+            f"{r.id}{marks}",
+            r.env,
+            r.created_at.strftime("%Y-%m-%d %H:%M"),
+            escape(r.created_by),
+            escape(r.note or r.kind),
+            r.code_version or "-",
+            escape("; ".join(changed) or "nothing"),
+            rules if r.checks else "-",
+        )
+    _console().print(table)
+
+
+def rollback(
+    release: Annotated[
+        int | None,
+        typer.Argument(help="The release to go back to (default: the one before the newest)."),
+    ] = None,
+    env: Env = "prod",
+    project: ProjectDir = Path("."),
+    fmt: Format = "table",
+) -> None:
+    """Point an environment at exactly what an earlier release showed — its versions and
+    their data of then — at once: every view swaps in one transaction, no model runs."""
+    from datetime import UTC, datetime
+
+    from headwater.cli.main import (
+        _check_env,
+        _check_format,
+        _console,
+        _errors,
+        _opened,
+        _print_json,
+    )
+    from headwater.orchestrate import uptodate
+    from headwater.orchestrate.environments import rollback as restore
+    from headwater.orchestrate.lease import held
+
+    _check_env(env)
+    _check_format(fmt)
+    uptodate.forget(project.resolve())  # what the last build decided no longer holds
+    with _errors(), _opened(project) as (loaded, stores), held(stores.catalog, "rollback"):
+        command = "rollback" + (f" {release}" if release is not None else "")
+        run_id = stores.catalog.start_run(
+            command + ("" if env == "prod" else f" --env {env}"), now=datetime.now(UTC)
+        )
+        status = "failed"
+        try:
+            done = restore(loaded, stores, release, env, run_id=run_id, now=datetime.now(UTC))
+            status = "success"
+        finally:
+            stores.catalog.end_run(run_id, status=status, summary={}, now=datetime.now(UTC))
+    if fmt == "json":
+        _print_json(
+            {
+                "env": env,
+                "restored": done.target.id,
+                "release": done.release,
+                "changed": done.changed,
+                "run_id": run_id,
+            }
+        )
+        return
+    when = done.target.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    shown = ", ".join(done.changed) if done.changed else "nothing (it showed the same already)"
+    _console().print(
+        f"{env} now shows release {done.target.id} (of {when}) as release {done.release}; "
+        f"changed: {shown}. Its data is as it was then: `headwater build` brings it up to "
+        "date with the raw zone, from the project's code as it is now.",
+        highlight=False,
+    )
+
+
+def _names(models: list[str]) -> str:
+    """A few model names, or how many when there are more."""
+    return ", ".join(models) if len(models) <= 3 else f"{len(models)} models"

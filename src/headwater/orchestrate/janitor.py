@@ -1,0 +1,63 @@
+"""The janitor: which model versions no environment and no retained release reads, and
+dropping them.
+
+A version's table (or view) in the warehouse is kept while an environment points at it or a
+retained release (`change.releases.retained`) names it or reads a frozen copy of it; anything
+else in the `hw_<zone>` schemas — versions replaced long ago, frozen copies of expired
+releases, tables of an apply that published nothing — is unreferenced. Dropping one forgets
+its version in the catalog too, so a later build makes it again if it is ever needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlglot import exp
+
+from headwater.change.releases import retained
+from headwater.engine import ObjectKind
+from headwater.orchestrate.stores import Stores
+from headwater.project import Project
+
+QUARANTINE = "__quarantine"
+
+
+@dataclass(frozen=True)
+class Unreferenced:
+    table: str  # schema.name in the warehouse
+    kind: ObjectKind
+    rows: int | None  # None for a view
+
+
+def unreferenced(project: Project, stores: Stores, *, now: datetime) -> list[Unreferenced]:
+    """The versions (and their quarantines) nothing needs any more, oldest names first."""
+    catalog = stores.catalog
+    keep: set[str] = set()
+    for env in catalog.environments():
+        keep.update(catalog.pointers(env).values())
+    kept = retained(catalog.release_heads(), project.settings.releases, now=now)
+    copies = catalog.frozen_copies()
+    for physical, key in catalog.released_data(kept):
+        keep.add(physical)
+        if key is not None and (physical, key) in copies:
+            keep.add(copies[(physical, key)][0])
+    found = {
+        name: kind
+        for name, kind in stores.engine.objects().items()
+        if name.startswith("hw_") and name.removesuffix(QUARANTINE) not in keep
+    }
+    rows = stores.engine.row_counts([n for n, k in found.items() if k is ObjectKind.TABLE])
+    return [Unreferenced(name, kind, rows.get(name)) for name, kind in sorted(found.items())]
+
+
+def drop(stores: Stores, found: list[Unreferenced]) -> None:
+    """Drop `found` in one warehouse transaction, then forget them in the catalog."""
+    if not found:
+        return
+    with stores.engine.transaction():
+        for item in found:
+            kind = "VIEW" if item.kind is ObjectKind.VIEW else "TABLE"
+            target = exp.to_table(item.table, quoted=True)
+            stores.engine.execute(exp.Drop(tables=[target], kind=kind, exists=True))
+    stores.catalog.forget_tables([f.table for f in found])
