@@ -245,3 +245,20 @@ def test_gc_after_20_releases_frees_the_unreferenced_and_keeps_retained_ones_res
         assert shown(root) == seen[release], release
     outcome = hw(root, "rollback", "15")
     assert outcome.code == 2 and "past the retention horizon" in " ".join(outcome.output.split())
+
+
+def test_a_plan_against_another_projects_catalog_is_refused(tmp_path: Path) -> None:
+    first = project(tmp_path / "first")
+    ok(first, "run")
+    log = releases(first)
+    other = project(tmp_path / "other")
+    shared = (first / ".headwater/catalog.db").resolve()
+    write(other, "headwater.yml", f"name: other\ncatalog: {shared}\n")
+    for command in (("plan",), ("apply",), ("rollback", "1"), ("releases",)):
+        outcome = hw(other, *command)
+        assert outcome.code == 4, outcome
+        flat = " ".join(outcome.output.split())
+        assert "the catalog belongs to project 't', not 'other'" in flat, outcome
+        assert "headwater.yml" in flat
+    assert releases(first) == log  # nothing read or changed
+    assert not (other / ".headwater/warehouse.duckdb").exists()

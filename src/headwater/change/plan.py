@@ -28,7 +28,7 @@ from sqlglot import exp
 
 import headwater.engine.dialect as authored
 from headwater.change.contracts import ContractChange, compare
-from headwater.change.versions import PROD, fingerprint
+from headwater.change.versions import PROD, model_fingerprint
 from headwater.models import Model
 from headwater.project import Project
 from headwater.zones.catalog import Catalog, ModelVersion
@@ -117,7 +117,13 @@ def plan(project: Project, catalog: Catalog, env: str = PROD, lake: Lake | None 
     for name in project.dag.order:
         model = project.models[name]
         upstream = {dep: fps.get(dep, dep) for dep in model.depends_on}
-        fps[name] = fingerprint(model.sql_hash, model.config.kind.value, upstream)
+        fps[name] = model_fingerprint(
+            name,
+            model.sql_hash,
+            model.config.kind.value,
+            upstream,
+            forward_only=model.config.forward_only,
+        )
         published = by_physical.get(pointers.get(name, ""))
         change, reasons = _compare(model, fps[name], published)
         out.append(ModelPlan(name, change, reasons, readers.get(name, [])))
@@ -133,6 +139,10 @@ def plan(project: Project, catalog: Catalog, env: str = PROD, lake: Lake | None 
 def _compare(model: Model, fp: str, published: ModelVersion | None) -> tuple[Change, list[str]]:
     if published is None:
         return Change.ADDED, ["not in the environment yet"]
+    forward = model.config.forward_only and published.fingerprint == fp
+    if forward and published.sql is not None and published.sql != model.normalized_sql:
+        change, reasons = classify(published.sql, model.normalized_sql)
+        return change, [*reasons, *forward_only(reasons)]
     if published.fingerprint == fp:
         if published.meta is not None and published.meta != model.meta_key:
             return Change.METADATA, ["its docs, owner or tags changed; nothing is rebuilt"]
@@ -146,6 +156,25 @@ def _compare(model: Model, fp: str, published: ModelVersion | None) -> tuple[Cha
     if published.sql == model.normalized_sql:
         return Change.INDIRECT, []  # filled in below: what it reads changed
     return classify(published.sql, model.normalized_sql)
+
+
+def forward_only(reasons: list[str]) -> list[str]:
+    """What applying a forward-only model's change does, given why it changed."""
+    added = [
+        r.removeprefix("column ").removesuffix(" added") for r in reasons if r.endswith(" added")
+    ]
+    out = [
+        "forward-only: applied to its table in place"
+        + (f" (ALTER TABLE ADD COLUMN {', '.join(added)})" if added else "")
+        + "; the intervals already written are kept as the old query wrote them, only new "
+        "ones use the new query"
+    ]
+    if any("computed differently" in r or "removed" in r for r in reasons):
+        out.append(
+            "a removed column stays in the table (NULL from now on); a retyped one cannot "
+            "change in place: `headwater run --full-refresh -s <model>` rebuilds it whole"
+        )
+    return out
 
 
 def classify(old_sql: str, new_sql: str) -> tuple[Change, list[str]]:

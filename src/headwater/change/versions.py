@@ -26,6 +26,16 @@ def fingerprint(sql_hash: str, kind: str, upstream: Mapping[str, str]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def model_fingerprint(
+    name: str, sql_hash: str, kind: str, upstream: Mapping[str, str], *, forward_only: bool
+) -> str:
+    """A model's fingerprint: a `forward_only` model keeps one version whatever its query
+    or what it reads (changes are applied to that table in place)."""
+    if forward_only:
+        return fingerprint(f"forward-only {name}", kind, {})
+    return fingerprint(sql_hash, kind, upstream)
+
+
 def physical_name(model: str, fp: str) -> str:
     """`marts.events_daily`, `a1b2…` → `hw_marts.events_daily__a1b2…`."""
     zone, name = model.split(".")

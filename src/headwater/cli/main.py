@@ -29,7 +29,7 @@ from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
 from headwater.cli.plan import plan
-from headwater.cli.releases import apply, releases, rollback
+from headwater.cli.releases import apply, diff, releases, rollback
 from headwater.cli.runs import runs
 from headwater.cli.scheduler import scheduler
 from headwater.cli.status import status
@@ -333,6 +333,7 @@ app.command()(promote)
 app.command()(apply)
 app.command()(releases)
 app.command()(rollback)
+app.command()(diff)
 app.command()(batches)
 app.command()(backfill)
 app.command()(scheduler)
@@ -411,6 +412,7 @@ def _run(
     zones: tuple[str, ...] | None = None,
     env: str = "prod",
     apply: bool = False,
+    approve: bool = False,
 ) -> None:
     from headwater.cli import render
     from headwater.orchestrate import run, uptodate
@@ -438,6 +440,7 @@ def _run(
                 zones=zones,
                 env=env,
                 apply=apply,
+                approve=approve,
             )
         catalog = project_catalog_url(loaded, stores.secrets)
         if fmt == "json":

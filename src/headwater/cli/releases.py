@@ -4,7 +4,7 @@ as one release, the release log, and going back to an earlier release."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,14 +15,27 @@ Format = Annotated[str, typer.Option("--format", help="table | json")]
 Env = Annotated[str, typer.Option("--env", help="The environment (prod, dev, a branch's).")]
 
 
-def apply(project: ProjectDir = Path("."), env: Env = "prod", fmt: Format = "table") -> None:
+def apply(
+    project: ProjectDir = Path("."),
+    env: Env = "prod",
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve", help="Flip the versions staged as green (critical models) after review."
+        ),
+    ] = False,
+    fmt: Format = "table",
+) -> None:
     """Build what `headwater plan` says changed, audit every new version with all its rules
     and, only if every blocking rule passes, publish them all at once as one release; if
-    any fails, nothing is published. A contract change the plan refuses stops it first."""
+    any fails, nothing is published. A contract change the plan refuses stops it first.
+    A change to a `critical: true` model is staged as green and flips only once approved
+    (--approve, or the releases.auto_approve policy); `headwater diff` compares it first."""
     from headwater.cli.main import _check_env, _run
 
     _check_env(env)
-    _run(project, ("build",), "apply", fmt=fmt, env=env, apply=True)
+    command = "apply --approve" if approve else "apply"
+    _run(project, ("build",), command, fmt=fmt, env=env, apply=True, approve=approve)
 
 
 def releases(
@@ -184,3 +197,125 @@ def rollback(
 def _names(models: list[str]) -> str:
     """A few model names, or how many when there are more."""
     return ", ".join(models) if len(models) <= 3 else f"{len(models)} models"
+
+
+def diff(project: ProjectDir = Path("."), env: Env = "prod", fmt: Format = "table") -> None:
+    """Compare the versions staged as green with what the environment shows (blue) — or,
+    for an environment other than prod with nothing staged, with prod: row counts, schema,
+    per-column metrics, and a sampled row diff by each model's grain."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from headwater.cli.main import (
+        _check_env,
+        _check_format,
+        _console,
+        _errors,
+        _opened,
+        _print_json,
+    )
+    from headwater.orchestrate.bluegreen import diffs, green_of
+
+    _check_env(env)
+    _check_format(fmt)
+    with _errors(), _opened(project) as (loaded, stores):
+        blue, green = env, green_of(env)
+        if not stores.catalog.pointers(green):
+            blue, green = "prod", env
+        found = [] if blue == green else diffs(loaded, stores, blue, green)
+    if fmt == "json":
+        _print_json(
+            {
+                "blue": blue,
+                "green": green,
+                "models": [
+                    {
+                        **{k: v for k, v in d.__dict__.items() if k != "columns"},
+                        "row_change": d.row_change,
+                        "columns": [
+                            {
+                                "name": c.name,
+                                "blue_type": c.blue_type,
+                                "green_type": c.green_type,
+                                "blue": c.blue.__dict__ if c.blue else None,
+                                "green": c.green.__dict__ if c.green else None,
+                            }
+                            for c in d.columns
+                        ],
+                    }
+                    for d in found
+                ],
+            }
+        )
+        return
+    console = _console()
+    if not found:
+        console.print(f"Nothing to compare: {green} shows the same versions as {blue}.")
+        return
+    console.print(f"{green} (green) against {blue} (blue):", highlight=False)
+    for d in found:
+        rows = (
+            f"{d.green_rows:,} rows"
+            if d.blue_rows is None
+            else (
+                f"{d.blue_rows:,} → {d.green_rows:,} rows"
+                + (f" ({d.row_change:+.1%})" if d.row_change is not None else "")
+            )
+        )
+        parts = [rows]
+        if d.only_blue is not None:
+            parts.append(
+                f"by {', '.join(d.key)}: {d.only_blue:,} only in blue, {d.only_green:,} only in "
+                f"green, {d.changed:,} changed"
+            )
+        console.print(f"[bold]{escape(d.model)}[/] — {escape('; '.join(parts))}")
+        table = Table(show_edge=False, pad_edge=False)
+        for column in ("column", "type", "nulls", "distinct≈", "min", "max", "mean"):
+            table.add_column(column, overflow="fold")
+        for c in d.columns:
+            if c.blue == c.green and c.blue_type == c.green_type:
+                continue  # the same in both: not shown
+
+            if c.blue_type is None:
+                kind = f"{c.green_type} (added)"
+            elif c.green_type is None:
+                kind = f"{c.blue_type} (removed)"
+            elif c.blue_type != c.green_type:
+                kind = f"{c.blue_type} → {c.green_type}"
+            else:
+                kind = str(c.green_type)
+            table.add_row(
+                escape(c.name),
+                escape(str(kind)),
+                _pair(c, "nulls"),
+                _pair(c, "distinct"),
+                escape(_pair(c, "min")),
+                escape(_pair(c, "max")),
+                _pair(c, "mean"),
+            )
+        if table.row_count:
+            console.print(table)
+        for sample in d.samples:
+            console.print(f"  {escape(_sample(sample))}", highlight=False)
+
+
+def _sample(sample: dict[str, Any]) -> str:
+    """One sampled row of a diff: its key, and what differs."""
+    key = ", ".join(f"{k}={v}" for k, v in sample["key"].items())
+    if sample["side"] != "changed":
+        return f"only in {sample['side']}: {key}"
+    blue, green = sample["blue"] or {}, sample["green"] or {}
+    differs = [f"{c} {blue.get(c)} → {green.get(c)}" for c in green if blue.get(c) != green.get(c)]
+    return f"changed {key}: {'; '.join(differs)}"
+
+
+def _pair(column: Any, metric: str) -> str:
+    """A metric of a column in blue and green: one value when equal, else `old → new`."""
+    old = getattr(column.blue, metric) if column.blue else None
+    new = getattr(column.green, metric) if column.green else None
+    if isinstance(old, float):
+        old = round(old, 4)
+    if isinstance(new, float):
+        new = round(new, 4)
+    shown = ["-" if v is None else str(v) for v in (old, new)]
+    return shown[1] if old == new else f"{shown[0]} → {shown[1]}"

@@ -164,6 +164,7 @@ def report_json(result: RunReport) -> dict[str, Any]:
         "run_id": result.run_id,
         "ok": result.ok,
         "release": result.release,
+        "staged": result.staged,
         "landed": [
             {
                 "table": x.table,
@@ -209,6 +210,7 @@ def nothing_to_do(result: RunReport, project: Project) -> dict[str, Any]:
         "recorded": False,
         "ok": True,
         "release": None,
+        "staged": None,
         "landed": [],
         "ingest_errors": {},
         "held": {},

@@ -596,6 +596,23 @@ class Defaults(Spec):
         return value
 
 
+class AutoApprove(Spec):
+    """When `headwater apply` flips staged (green) versions of `critical: true` models by
+    itself: every green version's row count within `rows_within` of blue's, and (with
+    `no_failed_rules`) none of its rules failed, warnings included."""
+
+    rows_within: str = Field(default="5%", description="e.g. 5% or 0.05")
+    no_failed_rules: bool = True
+
+    @field_validator("rows_within")
+    @classmethod
+    def _share(cls, value: str) -> str:
+        share = parse_threshold(value)
+        if not share >= 0:
+            raise ValueError(f"{value!r}: a share of rows, e.g. 5%")
+        return value
+
+
 class Releases(Spec):
     """`releases:` in `headwater.yml`: which releases stay restorable (`headwater rollback`)
     and so what `headwater gc` keeps. A release is retained while it is one of the newest
@@ -603,6 +620,11 @@ class Releases(Spec):
 
     keep: int = Field(default=10, ge=1, le=100_000)
     retention: str = Field(default="7d", description="e.g. 0s, 12h, 7d, 4w")
+    auto_approve: AutoApprove | None = Field(
+        default=None,
+        description="flip staged versions of critical models without `apply --approve` "
+        "when they pass this policy; without it a person approves",
+    )
 
     @field_validator("retention")
     @classmethod
@@ -722,6 +744,17 @@ class ModelConfig(Spec):
     pool: str | None = Field(
         default=None, description="the pool (headwater.yml's pools:) its build runs in"
     )
+    forward_only: bool = Field(
+        default=False,
+        description="incremental_by_time or append: a change of its query is applied to the "
+        "table in place (added columns by ALTER TABLE ADD COLUMN), the intervals already "
+        "written kept as they are; only what is written next uses the new query",
+    )
+    critical: bool = Field(
+        default=False,
+        description="blue/green: `headwater apply` stages a new version as green and flips "
+        "only once approved (`apply --approve`, or headwater.yml's releases.auto_approve)",
+    )
 
     @field_validator("lookback", "timeout")
     @classmethod
@@ -756,6 +789,19 @@ class ModelConfig(Spec):
             raise ValueError(
                 "kind incremental_by_time needs `time_column:`, the output column each "
                 "interval owns (e.g. time_column: day)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _forward_only_in_place(self) -> ModelConfig:
+        if self.forward_only and self.kind not in (
+            ModelKind.INCREMENTAL_BY_TIME,
+            ModelKind.APPEND,
+        ):
+            raise ValueError(
+                f"forward_only is for incremental_by_time and append models (their next "
+                f"writes add to the table in place); a {self.kind.value} model is rebuilt as a "
+                "new version on every change, so it needs none"
             )
         return self
 

@@ -123,9 +123,9 @@ class Engine(Protocol):
         …; `UNKNOWN` when it cannot name it): the read-only guard of `headwater sql`."""
         ...
 
-    def columns(self, relation: str | exp.Query) -> dict[str, str]:
-        """The columns of a table, view or query and their types, in order (type text of the
-        engine's dialect)."""
+    def columns(self, relation: str | exp.Expr, params: Params = None) -> dict[str, str]:
+        """The columns of a table, view or query (its AST or rendered text, with the values of
+        its parameters) and their types, in order (type text of the engine's dialect)."""
         ...
 
     def objects(self) -> dict[str, ObjectKind]:

@@ -143,10 +143,14 @@ class DuckDBEngine:
                 kinds.append("UNKNOWN")
         return kinds
 
-    def columns(self, relation: str | exp.Query) -> dict[str, str]:
-        source = exp.to_table(relation) if isinstance(relation, str) else relation.subquery("_q")
+    def columns(self, relation: str | exp.Expr, params: Params = None) -> dict[str, str]:
+        source = (
+            exp.to_table(relation)
+            if isinstance(relation, str)
+            else exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier("_q")))
+        )
         described = exp.Describe(this=exp.select(exp.Star()).from_(source))
-        return {str(name): str(kind) for name, kind, *_ in self.rows(described)}
+        return {str(name): str(kind) for name, kind, *_ in self.rows(described, params)}
 
     def objects(self) -> dict[str, ObjectKind]:
         query = (

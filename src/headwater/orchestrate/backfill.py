@@ -346,6 +346,8 @@ class _Backfill:
         try:
             if state is VersionState.NEW:
                 self._make()
+            else:  # written in place: data a retained release shows is copied aside first
+                self.builder.freeze(self.model, self.physical, self.stores.engine)
             self._quarantine_table()
             self._write_all(units)
             self._finish(state)

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Collection, Mapping
 from contextlib import nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -25,7 +25,7 @@ from headwater.change.releases import check_summary, code_version, pinned, who
 from headwater.change.versions import (
     PROD,
     data_key,
-    fingerprint,
+    model_fingerprint,
     physical_name,
     view_schema,
     view_sql,
@@ -33,7 +33,7 @@ from headwater.change.versions import (
 from headwater.contracts import ModelKind, OnFail
 from headwater.contracts.thresholds import parse_duration
 from headwater.engine import Engine, ObjectKind, verbatim
-from headwater.errors import EngineError, HeadwaterError, Location, TimedOut
+from headwater.errors import EngineError, HeadwaterError, Location, ModelError, TimedOut
 from headwater.govern.pii import ModelPii
 from headwater.models import Model, Renderer
 from headwater.models.intervals import Range, count
@@ -54,6 +54,7 @@ from headwater.zones.lake import Snapshot
 # keys of a version's recorded inputs beside the raw snapshots it has seen
 AUDIT = "#audit"  # what its last passing audit depended on (see _Builder._audit_key)
 QUARANTINE_RULES = "#quarantine"  # its on_fail: quarantine rules, which shape its data
+FORWARD_SQL = "#sql"  # a forward-only model's query: part of its data key, not its version
 # kinds whose new version is the old one's table, written to in place
 IN_PLACE = frozenset(
     {
@@ -175,9 +176,12 @@ class BuildStage:
 
     def _release(self, builder: _Builder) -> NewRelease | None:
         """The release this publish writes: when the environment shows another version of
-        any model than before (a data refresh of the same versions is not a release)."""
+        any model than before, or an apply wrote anything (a data refresh of the same
+        versions by a run is not a release)."""
         moved = [v.name for v, _ in builder.built if builder.pointers.get(v.name) != v.physical]
-        if not moved and not self.report.removed:
+        # an apply that wrote anything releases it (a forward-only model changes in place)
+        applied = self.release_kind != "run" and bool(builder.built)
+        if not moved and not self.report.removed and not applied:
             return None
         snapshots: dict[str, int | None] = {}
 
@@ -303,7 +307,13 @@ def fingerprints(project: Project) -> dict[str, str]:
     for name in project.dag.order:
         model = project.models[name]
         upstream = {dep: fps.get(dep, dep) for dep in model.depends_on}
-        fps[name] = fingerprint(model.sql_hash, model.config.kind.value, upstream)
+        fps[name] = model_fingerprint(
+            name,
+            model.sql_hash,
+            model.config.kind.value,
+            upstream,
+            forward_only=model.config.forward_only,
+        )
     return fps
 
 
@@ -510,6 +520,8 @@ class _Builder:
         routed = [r.model_dump(mode="json") for r in model.rules if r.action is OnFail.QUARANTINE]
         if routed:  # rules that move rows out of the version shape its data
             inputs[QUARANTINE_RULES] = json.dumps(routed, sort_keys=True)
+        if model.config.forward_only:  # its one version's data follows its query too
+            inputs[FORWARD_SQL] = model.sql_hash
         return data_key(self.fps[model.name], inputs)
 
     def _audit_again(self, model: Model, known: ModelVersion, key: str) -> ModelOutcome:
@@ -550,8 +562,9 @@ class _Builder:
         new: dict[str, list[str]] | None = None
         timeout = model.config.timeout or self.project.settings.defaults.timeout
         watch: Watch | None = None
+        reshaped = False
         try:
-            self._freeze(model, physical, cursor)
+            self.freeze(model, physical, cursor)
             with deadline(cursor, parse_duration(timeout), timeout) as watch:
                 if kind is ModelKind.INCREMENTAL_BY_TIME:
                     intervals = self._plan(model)
@@ -560,12 +573,16 @@ class _Builder:
                     new, seen = self._new_batches(model)
                 job = self._job(cursor, model, physical, new, intervals)
                 materialization = strategy(model)
+                # a forward-only model's query changed since its table was made
+                evolving = model.config.forward_only and physical in self.objects
                 # one statement commits alone; several, or an audit that may roll back, need a
                 # transaction (BEGIN/COMMIT cost the engine about as much as a small statement)
-                single = not model.rules and materialization.one_statement(job)
+                single = not model.rules and not evolving and materialization.one_statement(job)
                 routed = [r for r in model.rules if r.action is OnFail.QUARANTINE]
                 quarantined = 0
                 with nullcontext() if single else cursor.transaction():
+                    if evolving:
+                        job, reshaped = evolve(job)
                     rows = materialization.write(job)
                     if routed:
                         quarantined = route(job, routed)
@@ -619,8 +636,13 @@ class _Builder:
         # transaction above, is what readers see; a crash before the catalog write only means
         # the version is (idempotently) built again next run
         self.built.append((version, intervals.done_after if intervals else None))
-        if self.pointers.get(model.name) != physical or model.name not in self.existing_views:
-            # an incremental model written in place keeps its view as it is
+        if (
+            self.pointers.get(model.name) != physical
+            or model.name not in self.existing_views
+            or reshaped
+        ):
+            # an incremental model written in place keeps its view as it is (unless its
+            # table gained columns: a view's columns are fixed when it is made)
             hide = hidden(model)
             self.views.append(view_sql(model.name, physical, self.dialect, self.env, hide=hide))
         outcome = ModelOutcome(model.name, TaskStatus.BUILT, physical, rows, data_key=key)
@@ -642,7 +664,7 @@ class _Builder:
     def _frozen(self) -> dict[tuple[str, str], tuple[str, int | None]]:
         return self.stores.catalog.frozen_copies()
 
-    def _freeze(self, model: Model, physical: str, cursor: Engine) -> None:
+    def freeze(self, model: Model, physical: str, cursor: Engine) -> None:
         """Copy the data of `physical` aside before it is written in place, if a retained
         release shows it (so rolling back to that release restores exactly that data)."""
         known = self.versions.get((model.name, self.fps[model.name]))
@@ -865,6 +887,61 @@ def _line_of_column(model: Model, name: str | None) -> int | None:
         if c.name == name and isinstance(c.this, exp.Identifier)
     ]
     return min((line for line in lines if line), default=None)
+
+
+def evolve(job: Job) -> tuple[Job, bool]:
+    """A forward-only model's job over its table as it stands: columns the query added are
+    added to the table (`ALTER TABLE … ADD COLUMN`), and what the query writes is laid out
+    in the table's column order (NULL for a column it no longer has); whether the table
+    gained columns.
+
+    Raises:
+        ModelError: a column's type changed (it cannot change in place).
+    """
+    cursor = job.cursor
+    table = cursor.columns(job.physical)
+    # an interval's bounds are parameters: any values tell the columns
+    moment = datetime(2000, 1, 1, tzinfo=UTC)
+    bounds = {"start": moment, "end": moment} if job.intervals is not None else None
+    wanted = cursor.columns(job.query, bounds)
+    retyped = [
+        f"{c} ({table[c]} → {wanted[c]})" for c in wanted if c in table and wanted[c] != table[c]
+    ]
+    if retyped:
+        raise ModelError(
+            f"{job.model.name} is forward_only and its query changed the type of "
+            f"{', '.join(retyped)}: a column's type cannot change in place",
+            hint=f"`headwater run --full-refresh -s {job.model.name}` rebuilds it whole, or "
+            "keep the type and add a new column",
+        )
+    added = [c for c in wanted if c not in table]
+    target = exp.to_table(job.physical, quoted=True)
+    for column in added:
+        kind = exp.DataType.build(wanted[column], dialect=cursor.dialect)
+        definition = exp.ColumnDef(this=exp.to_identifier(column, quoted=True), kind=kind)
+        cursor.execute(exp.Alter(this=target.copy(), kind="TABLE", actions=[definition]))
+    order = [*table, *added]
+    if order == list(wanted):
+        return job, bool(added)
+
+    def shaped(query: exp.Expr) -> exp.Query:
+        alias = exp.TableAlias(this=exp.to_identifier("q"))
+        return exp.select(
+            *(
+                exp.column(c, "q", quoted=True)
+                if c in wanted
+                else exp.alias_(exp.null(), c, quoted=True)
+                for c in order
+            )
+        ).from_(exp.Subquery(this=query, alias=alias))
+
+    reshaped = dataclasses.replace(
+        job,
+        query=shaped(job.query),
+        everything=lambda: shaped(job.everything()),
+        over_new=lambda: shaped(job.over_new()),
+    )
+    return reshaped, bool(added)
 
 
 def copy_table(source: str, target: str) -> exp.Create:

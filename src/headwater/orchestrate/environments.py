@@ -24,23 +24,40 @@ from headwater.project import Project
 from headwater.zones.catalog import Catalog, NewRelease, Pointer, Release
 
 
-def fork(project: Project, stores: Stores, env: str, *, run_id: str, now: datetime) -> bool:
-    """Start `env` as a copy of prod's pointers, if it has none yet; whether it did."""
-    if env == PROD or stores.catalog.pointers(env):
+def fork(
+    project: Project,
+    stores: Stores,
+    env: str,
+    *,
+    run_id: str,
+    now: datetime,
+    source: str = PROD,
+) -> bool:
+    """Start `env` as a copy of `source`'s pointers, if it has none yet; whether it did."""
+    if env == source or stores.catalog.pointers(env):
         return False
-    repoint(project, stores, PROD, env, run_id=run_id, now=now, kind="fork")
+    repoint(project, stores, source, env, run_id=run_id, now=now, kind="fork")
     return True
 
 
 def changed(project: Project, catalog: Catalog, env: str) -> set[str]:
     """The models whose version `env` does not show: what a build in it builds (a changed
-    model's fingerprint changes every fingerprint downstream, so what reads it is in too)."""
+    model's fingerprint changes every fingerprint downstream, so what reads it is in too) —
+    and the forward-only models whose query changed (their one version changes in place)."""
     pointers = catalog.pointers(env)
-    return {
+    out = {
         name
         for name, fp in fingerprints(project).items()
         if pointers.get(name) != physical_name(name, fp)
     }
+    forward = [n for n, m in project.models.items() if m.config.forward_only and n not in out]
+    if forward:
+        versions = {v.physical: v for v in catalog.model_versions().values()}
+        for name in forward:
+            shown = versions.get(pointers.get(name, ""))
+            if shown is not None and shown.sql != project.models[name].normalized_sql:
+                out.add(name)
+    return out
 
 
 def promote(
@@ -75,9 +92,10 @@ def repoint(
     run_id: str,
     now: datetime,
     kind: str,
+    note: str | None = None,
 ) -> int:
     """Make `target` show exactly what `source` shows; the release that records it."""
-    note = f"{kind} from {source}"
+    note = note or f"{kind} from {source}"
     pointers = stores.catalog.pointer_rows(source)
     return _show(project, stores, target, pointers, kind=kind, note=note, run_id=run_id, now=now)
 

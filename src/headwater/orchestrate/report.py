@@ -56,6 +56,7 @@ class RunReport:
     removed: list[str] = field(default_factory=list)  # models gone from the project: unpublished
     notes: list[str] = field(default_factory=list)  # what the user should know about the run
     release: int | None = None  # the release the run wrote (it moved the environment's pointers)
+    staged: str | None = None  # (apply) the green environment awaiting approval
     # wall seconds of the run's fixed steps (start, raw_views, prepare, publish, record,
     # zone_rows, end) and of its tasks (`tasks`, which holds prepare, publish and record)
     timings: dict[str, float] = field(default_factory=dict)
@@ -91,6 +92,7 @@ class RunReport:
             "warnings": {x.table: x.warnings for x in self.landed if x.warnings},
             "notes": self.notes,
             **({"release": self.release} if self.release is not None else {}),
+            **({"staged": self.staged} if self.staged is not None else {}),
         }
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from headwater.change.contracts import compare
+from headwater.change.releases import who
 from headwater.change.versions import (
     PROD,
 )
@@ -21,6 +22,14 @@ from headwater.contracts.thresholds import parse_duration
 from headwater.errors import HeadwaterError, Location, SpecError, UsageError
 from headwater.models.selection import select as select_models
 from headwater.observe import Event, EventSink, RunStatus, TaskStatus, discard, stamped
+from headwater.orchestrate.bluegreen import (
+    Verdict,
+    critical_changes,
+    flip,
+    green_of,
+    judge,
+    staged,
+)
 from headwater.orchestrate.build import BuildStage
 from headwater.orchestrate.checks import contract_checks, recheck_held
 from headwater.orchestrate.environments import changed, fork
@@ -53,6 +62,7 @@ def run(
     tables: Collection[str] | None = None,
     env: str = PROD,
     apply: bool = False,
+    approve: bool = False,
 ) -> RunReport:
     """Run the chosen `stages` of `project` and record the run in the catalog, holding the
     project's run lease throughout (one run of a project at a time).
@@ -64,6 +74,8 @@ def run(
     does not show yet are built. `apply` builds only the models whose version `env` does
     not show, and publishes them all as one release or, if any fails to build or pass its
     blocking rules, none; a contract change the plan refuses stops it before anything runs.
+    When a `critical: true` model changes, apply stages the change in `env`'s green
+    environment and flips `env` to it only if `approve`d or the auto-approve policy passes.
 
     Raises:
         Busy: another run of the project is under way.
@@ -84,6 +96,7 @@ def run(
             env=env,
             lease=lease,
             apply=apply,
+            approve=approve,
         )
         if lease.lost:
             report.notes.append(
@@ -108,6 +121,7 @@ def _run(
     env: str,
     lease: Lease,
     apply: bool = False,
+    approve: bool = False,
 ) -> RunReport:
     selected = select_models(project.dag, select) if select else None
     if apply:
@@ -125,9 +139,17 @@ def _run(
     sink = lineage_sink(project, stores, stamped(sink, report.run_id))  # OpenLineage, if set
     chosen = set(stages)
     finished = False
+    blue = env
+    staging = apply and (
+        bool(critical_changes(project, stores.catalog, env))
+        or (approve and bool(stores.catalog.pointers(green_of(env))))
+    )
     try:
         if env != PROD:  # a copy of prod's pointers first; then only what it lacks is built
             fork(project, stores, env, run_id=report.run_id, now=now)
+        if staging:  # built into green, a copy of blue's pointers; blue flips once approved
+            env = green_of(env)
+            fork(project, stores, env, run_id=report.run_id, now=now, source=blue)
         if env != PROD or apply:
             differs = changed(project, stores.catalog, env)
             selected = differs if selected is None else selected & differs
@@ -153,7 +175,7 @@ def _run(
             full_refresh=full_refresh,
             chosen=models if "build" in chosen else (),
             env=env,
-            release_kind="apply" if apply else "run",
+            release_kind=("stage" if staging else "apply") if apply else "run",
             atomic=apply,
         )
         plan = plan_run(
@@ -176,6 +198,8 @@ def _run(
                     Event(task.kind.value, task.subject, TaskStatus.WAITING, {"waiting": why})
                 ),
             ).run(plan, _Stages(land, building, lease))
+        if staging and report.ok:
+            _approve(project, stores, report, blue, approve=approve, now=now)
         with report.timed("zone_rows"):
             report.zone_rows = zone_rows(project, stores)
         finished = True
@@ -188,6 +212,34 @@ def _run(
                 now=now_after(now),
             )
     return report
+
+
+def _approve(
+    project: Project, stores: Stores, report: RunReport, env: str, *, approve: bool, now: datetime
+) -> None:
+    """Flip `env` to what its green environment holds, if approved; else say what waits."""
+    green = green_of(env)
+    waiting = staged(project, stores.catalog, env)
+    if not waiting:
+        return
+    if approve:
+        verdict = Verdict(True, [f"approved by {who()} (apply --approve)"])
+    else:
+        verdict = judge(project, stores, env, report, project.settings.releases.auto_approve)
+    if verdict.approved:
+        report.release = flip(
+            project, stores, env, run_id=report.run_id, now=now, note="; ".join(verdict.reasons)
+        )
+        report.notes.append(f"{env} flipped to the green versions: {'; '.join(verdict.reasons)}")
+        return
+    report.staged = green
+    report.release = None  # green's own release is in the log; `env` has no new one
+    report.notes.append(
+        f"staged as green, not published: {', '.join(waiting)} (critical: true); {env} shows "
+        f"what it showed. Why not flipped: {'; '.join(verdict.reasons)}. Compare with "
+        f"`headwater diff{'' if env == PROD else f' --env {env}'}`, then `headwater apply "
+        f"--approve{'' if env == PROD else f' --env {env}'}` flips it"
+    )
 
 
 def _refuse_incompatible(project: Project, stores: Stores) -> None:

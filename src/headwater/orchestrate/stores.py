@@ -56,9 +56,7 @@ class Stores:
         opened: list[Catalog | Engine] = []
         try:
             url = project_catalog_url(project, secrets)
-            catalog = _opening(
-                project, "catalog", secrets, lambda: Catalog(url, scrub=secrets.scrub)
-            )
+            catalog = _opening(project, "catalog", secrets, lambda: _owned(project, url, secrets))
             opened.append(catalog)
             location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
             lake = _opening(project, "lake", secrets, lambda: Lake(url, location, project.root))
@@ -99,9 +97,7 @@ class LakeStores:
         privacy = Privacy.enter(private=project.settings.private)
         try:
             url = project_catalog_url(project, secrets)
-            catalog = _opening(
-                project, "catalog", secrets, lambda: Catalog(url, scrub=secrets.scrub)
-            )
+            catalog = _opening(project, "catalog", secrets, lambda: _owned(project, url, secrets))
             try:
                 location = _opening(
                     project, "lake", secrets, lambda: _lake_location(project, secrets)
@@ -120,6 +116,36 @@ class LakeStores:
             self.catalog.close()
         finally:
             self.privacy.exit()
+
+
+PROJECT_FACT = "project"
+
+
+def _owned(project: Project, url: str, secrets: Secrets) -> Catalog:
+    """The catalog at `url`, claimed for `project` on first use: one project's plan, build or
+    rollback never reads or moves another's pointers.
+
+    Raises:
+        StoreError: the catalog belongs to another project (another `name:`).
+    """
+    catalog = Catalog(url, scrub=secrets.scrub)
+    name = project.settings.name
+    try:
+        owner = catalog.fact(PROJECT_FACT)
+        if owner is None:
+            catalog.set_fact(PROJECT_FACT, name)
+            owner = catalog.fact(PROJECT_FACT)
+        if owner != name:
+            raise StoreError(
+                f"the catalog belongs to project {owner!r}, not {name!r}: its environments, "
+                "versions and releases are that project's; nothing was read or changed",
+                hint=f"give this project its own `catalog:` (e.g. .headwater/catalog.db); if "
+                f"you renamed the project, set `name: {owner}` back in headwater.yml",
+            )
+    except BaseException:
+        catalog.close()
+        raise
+    return catalog
 
 
 def pinned_columns(project: Project, url: str) -> dict[str, dict[str, str]]:
