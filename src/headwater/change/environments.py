@@ -20,6 +20,32 @@ from headwater.engine import Engine, verbatim
 from headwater.zones.catalog import Catalog, ModelVersion, NewRelease
 
 Intervals = Sequence[tuple[datetime, datetime]] | None
+# which release each environment's views show, written in the transaction that flips them
+MARKER = "headwater.releases"
+
+
+def marker_table(dialect: str) -> list[str]:
+    """Make the marker table if it is missing."""
+    schema = exp.Create(this=exp.to_identifier("headwater"), kind="SCHEMA", exists=True)
+    columns = [
+        exp.ColumnDef(this=exp.to_identifier("env"), kind=exp.DataType.build("varchar")),
+        exp.ColumnDef(this=exp.to_identifier("release"), kind=exp.DataType.build("bigint")),
+    ]
+    table = exp.Create(
+        this=exp.Schema(this=exp.to_table(MARKER), expressions=columns), kind="TABLE", exists=True
+    )
+    return [schema.sql(dialect=dialect), table.sql(dialect=dialect)]
+
+
+def marker(env: str, release_id: int, dialect: str) -> list[str]:
+    """Set `env`'s marker to `release_id`."""
+    where = exp.column("env").eq(exp.Literal.string(env))
+    delete = exp.delete(exp.to_table(MARKER), where=where)
+    insert = exp.insert(
+        exp.values([(exp.Literal.string(env), exp.Literal.number(release_id))]),
+        exp.to_table(MARKER),
+    )
+    return [delete.sql(dialect=dialect), insert.sql(dialect=dialect)]
 
 
 class Environment:
@@ -43,14 +69,45 @@ class Environment:
     ) -> int | None:
         """Point the environment at every version `built` at once: the warehouse's `views`
         (`view_sql`) in one transaction, sent as one text (the engine parses it once, and a
-        statement's round trip costs about what the view does), then the catalog's pointers
-        in one — which, given `release`, records them as a new release (its id)."""
-        if views:
-            with self.engine.transaction():
-                self.engine.execute(verbatim(";\n".join(views)))
-        return self.catalog.publish_all(
+        statement's round trip costs about what the view does), and the catalog's pointers
+        in one.
+
+        Given `release`, the catalog goes first, recording the pointers as a pending release;
+        the views flip with the release's marker; then the release is done (its id is
+        returned). Without one (a data refresh of the same versions), the views go first."""
+        if release is None:
+            self.flip(views)
+            self.catalog.publish_all(built, env=self.name, run_id=run_id, now=now)
+            return None
+        release_id = self.catalog.publish_all(
             built, env=self.name, run_id=run_id, now=now, release=release
         )
+        assert release_id is not None
+        self.flip(views, release_id)
+        self.catalog.finish_release(release_id)
+        return release_id
+
+    def flip(self, statements: Sequence[str], release_id: int | None = None) -> None:
+        """Run `statements` (views made or dropped) in one warehouse transaction, with the
+        marker that the environment now shows `release_id`."""
+        if release_id is not None:
+            self.engine.execute(verbatim(";\n".join(marker_table(self.engine.dialect))))
+            statements = [*statements, *marker(self.name, release_id, self.engine.dialect)]
+        if statements:
+            with self.engine.transaction():
+                self.engine.execute(verbatim(";\n".join(statements)))
+
+    def shown_release(self) -> int | None:
+        """The release the warehouse's views of the environment show (its marker)."""
+        if MARKER not in self.engine.objects():
+            return None
+        query = (
+            exp.select("release")
+            .from_(exp.to_table(MARKER))
+            .where(exp.column("env").eq(exp.Literal.string(self.name)))
+        )
+        found = self.engine.rows(query)
+        return int(found[0][0]) if found else None
 
     def withdraw(self, models: Sequence[str]) -> None:
         """Drop the views of `models` (and their quarantines) and their pointers; their

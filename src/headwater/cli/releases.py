@@ -120,7 +120,10 @@ def releases(
             if r.changed.get(key)
         ]
         failed = r.checks.get("failed", [])
-        rules = f"{r.checks.get('passed', 0)} ok" + (f", {len(failed)} failed" if failed else "")
+        errors = sum(1 for f in failed if f.get("blocking"))
+        rules = f"{r.checks.get('passed', 0)} ok"
+        rules += f", {len(failed) - errors} warned" if len(failed) > errors else ""
+        rules += f", {errors} failed" if errors else ""
         table.add_row(
             f"{r.id}{marks}",
             r.env,
@@ -252,7 +255,9 @@ def diff(project: ProjectDir = Path("."), env: Env = "prod", fmt: Format = "tabl
     if not found:
         console.print(f"Nothing to compare: {green} shows the same versions as {blue}.")
         return
-    console.print(f"{green} (green) against {blue} (blue):", highlight=False)
+    staged = green.endswith("_green")
+    shown = f"{green} (green) against {blue} (blue)" if staged else f"{green} against {blue}"
+    console.print(f"{shown}:", highlight=False)
     for d in found:
         rows = (
             f"{d.green_rows:,} rows"

@@ -14,9 +14,9 @@ from datetime import datetime
 
 from sqlglot import exp
 
+from headwater.change.environments import Environment
 from headwater.change.releases import code_version, restorable, who
 from headwater.change.versions import PROD, physical_name, view_schema
-from headwater.engine import verbatim
 from headwater.errors import UsageError
 from headwater.orchestrate.build import environment_views, fingerprints
 from headwater.orchestrate.stores import Stores
@@ -70,6 +70,7 @@ def promote(
     Raises:
         UsageError: `source` is not an environment, or is `target`.
     """
+    recover(stores, now=now)
     known = environments(stores.catalog)
     if source not in known:
         close = difflib.get_close_matches(source, known, n=1)
@@ -124,6 +125,7 @@ def rollback(
             horizon (nothing is changed).
     """
     catalog = stores.catalog
+    recover(stores, now=now)
     if release_id is None:
         log = catalog.release_log(env, limit=2)
         if len(log) < 2:
@@ -175,22 +177,42 @@ def _show(
     run_id: str,
     now: datetime,
 ) -> int:
-    """Swap `env`'s views to `pointers` in one warehouse transaction (dropping those of
-    models not among them), then record them as its pointers and a new release in one
-    catalog transaction."""
+    """Record `pointers` as `env`'s and as a new, pending release in one catalog
+    transaction; swap the views to them (dropping those of models not among them) with the
+    release's marker in one warehouse transaction; then the release is done."""
     shown = {p.name: p.physical for p in pointers}
     gone = sorted(set(stores.catalog.pointers(env)) - set(shown))
     _schemas(project, stores, env)
     dialect = stores.engine.dialect
     statements = [drop.sql(dialect=dialect) for drop in _drops(gone, env)]
     statements += environment_views(project, shown, dialect, env)
-    if statements:
-        with stores.engine.transaction():
-            stores.engine.execute(verbatim(";\n".join(statements)))
     new = NewRelease(
         kind=kind, created_by=who(), code_version=code_version(project.root), note=note
     )
-    return stores.catalog.restore_release(env, pointers, new, run_id=run_id, now=now)
+    release = stores.catalog.restore_release(env, pointers, new, run_id=run_id, now=now)
+    Environment(stores.engine, stores.catalog, env).flip(statements, release)
+    stores.catalog.finish_release(release)
+    return release
+
+
+def recover(stores: Stores, *, now: datetime) -> list[str]:
+    """Settle the releases a crash left pending (between the catalog's write and the
+    warehouse's flip): done if the warehouse shows them, else their pointers are put back;
+    what was settled, in words. Run under the lease, before anything reads the pointers."""
+    notes = []
+    for release, env, undo in stores.catalog.pending_releases():
+        if Environment(stores.engine, stores.catalog, env).shown_release() == release:
+            stores.catalog.finish_release(release)
+            notes.append(
+                f"release {release} of {env}, interrupted after its views flipped, is done"
+            )
+        else:
+            stores.catalog.abandon_release(release, env, undo, now=now)
+            notes.append(
+                f"release {release} of {env} was interrupted before its views flipped: "
+                f"abandoned, {env} shows what it showed before"
+            )
+    return notes
 
 
 def _drops(models: list[str], env: str) -> list[exp.Drop]:

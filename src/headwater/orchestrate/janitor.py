@@ -17,6 +17,7 @@ from sqlglot import exp
 
 from headwater.change.releases import retained
 from headwater.engine import ObjectKind
+from headwater.orchestrate.environments import recover
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 
@@ -33,6 +34,7 @@ class Unreferenced:
 def unreferenced(project: Project, stores: Stores, *, now: datetime) -> list[Unreferenced]:
     """The versions (and their quarantines) nothing needs any more, oldest names first."""
     catalog = stores.catalog
+    recover(stores, now=now)  # a release a crash left pending: its pointers count
     keep: set[str] = set()
     for env in catalog.environments():
         keep.update(catalog.pointers(env).values())

@@ -32,7 +32,7 @@ from headwater.orchestrate.bluegreen import (
 )
 from headwater.orchestrate.build import BuildStage
 from headwater.orchestrate.checks import contract_checks, recheck_held
-from headwater.orchestrate.environments import changed, fork
+from headwater.orchestrate.environments import changed, fork, recover
 from headwater.orchestrate.executor import Executor
 from headwater.orchestrate.lease import Lease, LeaseLost, held
 from headwater.orchestrate.openlineage import lineage_sink
@@ -136,6 +136,7 @@ def _run(
     report.timings["start"] = time.perf_counter() - started
     if lease.took_over:  # the run before was killed: what it left is resumed below
         report.notes.append(f"this run {lease.took_over}")
+    report.notes += recover(stores, now=now)  # a release a crash left half done
     sink = lineage_sink(project, stores, stamped(sink, report.run_id))  # OpenLineage, if set
     chosen = set(stages)
     finished = False

@@ -1,7 +1,11 @@
 """Releases: immutable sets of an environment's pointers, and frozen copies of released data.
 
-A release is written in the catalog transaction that moves the environment's pointers, so
-the log never disagrees with what the environment showed. A version written in place after
+A release is written in the catalog transaction that moves the environment's pointers, as
+pending; the warehouse's views flip with a marker of the release in one warehouse
+transaction; then the release is done. A crash between the two is settled on the next start
+(`orchestrate.environments.recover`): the marker tells whether the warehouse shows the
+release (it is done) or not (the pointers are put back, and it is abandoned), so the log
+never disagrees with what readers saw. A version written in place after
 a release pinned its data (an incremental model's next run) is first copied aside: the
 release then reads the copy (`hw_frozen`), so a rollback restores exactly what it showed.
 """
@@ -71,10 +75,18 @@ class ReleasesStore(CatalogBase):
     """The release log, frozen copies, and the facts of the catalog itself."""
 
     def write_release(
-        self, conn: sa.Connection, env: str, new: NewRelease, *, run_id: str, now: datetime
+        self,
+        conn: sa.Connection,
+        env: str,
+        new: NewRelease,
+        *,
+        run_id: str,
+        now: datetime,
+        undo: Mapping[str, tuple[str, str] | None] | None = None,
     ) -> int:
         """Record `env`'s pointers as they stand in `conn`'s transaction as a new release;
-        its id. Called inside the transaction that moved them."""
+        its id. Called inside the transaction that moved them; with `undo` (each moved
+        pointer as it was before) the release is pending until `finish_release`."""
         join = env_pointers.outerjoin(
             model_versions,
             sa.and_(
@@ -137,6 +149,8 @@ class ReleasesStore(CatalogBase):
                 note=self._text(new.note),
                 changed=json.dumps(changed),
                 checks=json.dumps(new.checks, default=str),
+                state="done" if undo is None else "pending",
+                undo=None if undo is None else json.dumps(undo),
             )
         ).inserted_primary_key
         assert inserted is not None
@@ -168,9 +182,12 @@ class ReleasesStore(CatalogBase):
         run_id: str,
         now: datetime,
     ) -> int:
-        """Make `env` point at exactly `pointers` and record that as a new release, in one
-        transaction (a rollback: no version is recorded or rebuilt)."""
+        """Make `env` point at exactly `pointers` and record that as a new, pending release,
+        in one transaction (a rollback: no version is recorded or rebuilt)."""
         with self._tx() as conn:
+            undo = self.pointers_before(conn, env, None)
+            for p in pointers:
+                undo.setdefault(p.name, None)
             conn.execute(env_pointers.delete().where(env_pointers.c.env == env))
             if pointers:
                 conn.execute(
@@ -188,12 +205,77 @@ class ReleasesStore(CatalogBase):
                 )
             raw = {p.name: p.raw for p in pointers if p.raw}
             return self.write_release(
-                conn, env, NewRelease(**{**new.__dict__, "raw": raw}), run_id=run_id, now=now
+                conn,
+                env,
+                NewRelease(**{**new.__dict__, "raw": raw}),
+                run_id=run_id,
+                now=now,
+                undo=undo,
+            )
+
+    def pointers_before(
+        self, conn: sa.Connection, env: str, names: Collection[str] | None
+    ) -> dict[str, tuple[str, str] | None]:
+        """`env`'s pointers of `names` (all, if None) as they stand: a pending release's undo."""
+        query = sa.select(
+            env_pointers.c.name, env_pointers.c.physical, env_pointers.c.fingerprint
+        ).where(env_pointers.c.env == env)
+        found: dict[str, tuple[str, str] | None] = {
+            n: (p, f) for n, p, f in conn.execute(query) if names is None or n in names
+        }
+        for name in names or ():
+            found.setdefault(name, None)
+        return found
+
+    def pending_releases(self) -> list[tuple[int, str, dict[str, list[str] | None]]]:
+        """(id, env, undo) of every release a crash left pending."""
+        query = sa.select(releases.c.id, releases.c.env, releases.c.undo).where(
+            releases.c.state == "pending"
+        )
+        with self.engine.connect() as conn:
+            return [(i, e, json.loads(u or "{}")) for i, e, u in conn.execute(query)]
+
+    def finish_release(self, release_id: int) -> None:
+        """The warehouse shows the release: it is done."""
+        with self._tx() as conn:
+            conn.execute(
+                releases.update().where(releases.c.id == release_id).values(state="done", undo=None)
+            )
+
+    def abandon_release(
+        self, release_id: int, env: str, undo: Mapping[str, list[str] | None], *, now: datetime
+    ) -> None:
+        """The warehouse never showed the release: put `env`'s pointers back as they were
+        and mark it abandoned, in one transaction."""
+        with self._tx() as conn:
+            if undo:
+                conn.execute(
+                    env_pointers.delete().where(
+                        env_pointers.c.env == env, env_pointers.c.name.in_(list(undo))
+                    )
+                )
+                before = [
+                    {
+                        "env": env,
+                        "name": n,
+                        "physical": p[0],
+                        "fingerprint": p[1],
+                        "updated_at": now,
+                    }
+                    for n, p in undo.items()
+                    if p is not None
+                ]
+                if before:
+                    conn.execute(env_pointers.insert(), before)
+            conn.execute(
+                releases.update()
+                .where(releases.c.id == release_id)
+                .values(state="abandoned", undo=None)
             )
 
     def release_log(self, env: str | None = None, *, limit: int | None = None) -> list[Release]:
         """Releases, newest first (of `env` only, if given), with their pointers."""
-        query = sa.select(releases).order_by(releases.c.id.desc())
+        query = sa.select(releases).where(releases.c.state == "done").order_by(releases.c.id.desc())
         if env is not None:
             query = query.where(releases.c.env == env)
         if limit is not None:
@@ -204,14 +286,19 @@ class ReleasesStore(CatalogBase):
 
     def release_by_id(self, release_id: int) -> Release | None:
         with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(releases).where(releases.c.id == release_id)))
+            query = sa.select(releases).where(
+                releases.c.id == release_id, releases.c.state == "done"
+            )
+            rows = list(conn.execute(query))
             found = self._with_pointers(conn, rows)
         return found[0] if found else None
 
     def release_heads(self) -> list[tuple[int, str, datetime]]:
         """(id, env, created_at) of every release, newest first: what retention looks at."""
-        query = sa.select(releases.c.id, releases.c.env, releases.c.created_at).order_by(
-            releases.c.id.desc()
+        query = (
+            sa.select(releases.c.id, releases.c.env, releases.c.created_at)
+            .where(releases.c.state == "done")
+            .order_by(releases.c.id.desc())
         )
         with self.engine.connect() as conn:
             return [(i, e, at) for i, e, at in conn.execute(query)]
@@ -291,7 +378,10 @@ class ReleasesStore(CatalogBase):
 
     def _latest(self, conn: sa.Connection, env: str) -> Release | None:
         query = (
-            sa.select(releases).where(releases.c.env == env).order_by(releases.c.id.desc()).limit(1)
+            sa.select(releases)
+            .where(releases.c.env == env, releases.c.state == "done")
+            .order_by(releases.c.id.desc())
+            .limit(1)
         )
         found = self._with_pointers(conn, list(conn.execute(query)))
         return found[0] if found else None

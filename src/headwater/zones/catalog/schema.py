@@ -223,6 +223,10 @@ releases = sa.Table(
     sa.Column("note", sa.Text),  # e.g. "rollback to 3"
     sa.Column("changed", sa.Text, nullable=False),  # JSON: added, removed, changed models
     sa.Column("checks", sa.Text, nullable=False),  # JSON: the rule results of the run
+    # pending until the warehouse shows it (its views flipped), then done; abandoned when a
+    # crash between the two left the warehouse showing what it showed before
+    sa.Column("state", sa.String(10), nullable=False, server_default="done"),
+    sa.Column("undo", sa.Text),  # JSON: name → [physical, fingerprint] | null, while pending
 )
 
 release_pointers = sa.Table(

@@ -63,8 +63,8 @@ class VersionsStore(ReleasesStore):
     ) -> int | None:
         """Record built versions with their done intervals and point `env` at them, in ONE
         catalog transaction (per-model transactions would queue on SQLite's write lock) —
-        with `release`, the one that records the environment's pointers as a new release
-        (its id is returned)."""
+        with `release`, the one that records the environment's pointers as a new, pending
+        release (its id is returned; `finish_release` once the warehouse shows it)."""
         if not built and release is None:
             return None
         names = [v.name for v, _ in built]
@@ -72,8 +72,11 @@ class VersionsStore(ReleasesStore):
         incremental = [(v.name, v.fingerprint) for v, done in built if done is not None]
         # deletes by key run as one executemany each, not one statement per model
         with self._tx() as conn:
+            # a release stays pending until the warehouse shows it; its undo puts back
+            # the pointers this transaction moves, should it never
+            undo = None if release is None else self.pointers_before(conn, env, names)
             if not built and release is not None:  # the pointers stand; they are released
-                return self.write_release(conn, env, release, run_id=run_id, now=now)
+                return self.write_release(conn, env, release, run_id=run_id, now=now, undo=undo)
             if incremental:
                 conn.execute(
                     intervals.delete().where(
@@ -128,7 +131,7 @@ class VersionsStore(ReleasesStore):
             )
             if release is None:
                 return None
-            return self.write_release(conn, env, release, run_id=run_id, now=now)
+            return self.write_release(conn, env, release, run_id=run_id, now=now, undo=undo)
 
     def pointers(self, env: str) -> dict[str, str]:
         """Logical name → physical table for every model of `env`."""
