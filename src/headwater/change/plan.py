@@ -28,7 +28,7 @@ from sqlglot import exp
 
 import headwater.engine.dialect as authored
 from headwater.change.contracts import ContractChange, compare
-from headwater.change.versions import PROD, model_fingerprint
+from headwater.change.versions import PROD, fingerprints
 from headwater.models import Model
 from headwater.project import Project
 from headwater.zones.catalog import Catalog, ModelVersion
@@ -112,18 +112,10 @@ def plan(project: Project, catalog: Catalog, env: str = PROD, lake: Lake | None 
     versions = {(v.name, v.fingerprint): v for v in catalog.model_versions().values()}
     by_physical = {v.physical: v for v in versions.values()}
     readers = _readers(project)
-    fps: dict[str, str] = {}
+    fps = fingerprints(project)
     out: list[ModelPlan] = []
     for name in project.dag.order:
         model = project.models[name]
-        upstream = {dep: fps.get(dep, dep) for dep in model.depends_on}
-        fps[name] = model_fingerprint(
-            name,
-            model.sql_hash,
-            model.config.kind.value,
-            upstream,
-            forward_only=model.config.forward_only,
-        )
         published = by_physical.get(pointers.get(name, ""))
         change, reasons = _compare(model, fps[name], published)
         out.append(ModelPlan(name, change, reasons, readers.get(name, [])))

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from sqlglot import exp
 
 from headwater.models.renderer import table_sql
+from headwater.project import Project
 
 PROD = "prod"
 
@@ -34,6 +35,22 @@ def model_fingerprint(
     if forward_only:
         return fingerprint(f"forward-only {name}", kind, {})
     return fingerprint(sql_hash, kind, upstream)
+
+
+def fingerprints(project: Project) -> dict[str, str]:
+    """Fingerprint of every model of `project`, upstream first."""
+    fps: dict[str, str] = {}
+    for name in project.dag.order:
+        model = project.models[name]
+        upstream = {dep: fps.get(dep, dep) for dep in model.depends_on}
+        fps[name] = model_fingerprint(
+            name,
+            model.sql_hash,
+            model.config.kind.value,
+            upstream,
+            forward_only=model.config.forward_only,
+        )
+    return fps
 
 
 def physical_name(model: str, fp: str) -> str:

@@ -25,7 +25,7 @@ from headwater.change.releases import check_summary, code_version, pinned, who
 from headwater.change.versions import (
     PROD,
     data_key,
-    model_fingerprint,
+    fingerprints,
     physical_name,
     view_schema,
     view_sql,
@@ -299,22 +299,6 @@ def remove_stale(project: Project, stores: Stores, env: str = PROD) -> list[str]
     stale = sorted(set(environment.pointers()) - set(project.models))
     environment.withdraw(stale)
     return stale
-
-
-def fingerprints(project: Project) -> dict[str, str]:
-    """Fingerprint of every model, upstream first."""
-    fps: dict[str, str] = {}
-    for name in project.dag.order:
-        model = project.models[name]
-        upstream = {dep: fps.get(dep, dep) for dep in model.depends_on}
-        fps[name] = model_fingerprint(
-            name,
-            model.sql_hash,
-            model.config.kind.value,
-            upstream,
-            forward_only=model.config.forward_only,
-        )
-    return fps
 
 
 class _Builder:

@@ -16,9 +16,9 @@ from sqlglot import exp
 
 from headwater.change.environments import Environment
 from headwater.change.releases import code_version, restorable, who
-from headwater.change.versions import PROD, physical_name, view_schema
+from headwater.change.versions import PROD, fingerprints, physical_name, view_schema
 from headwater.errors import UsageError
-from headwater.orchestrate.build import environment_views, fingerprints
+from headwater.orchestrate.build import environment_views
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.catalog import Catalog, NewRelease, Pointer, Release
