@@ -109,6 +109,14 @@ class StoreError(HeadwaterError):
     exit_code = 4
 
 
+class StoreBusy(StoreError):
+    """A store is held by another process (DuckDB lets one process open a warehouse file at a
+    time) for longer than headwater waits: the same command may succeed once it lets go."""
+
+    retryable = True
+    exit_code = 75
+
+
 class SourceError(HeadwaterError):
     """A source cannot be read."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from headwater.errors import StoreError
+from headwater.errors import StoreBusy
 from headwater.orchestrate import Stores
 from headwater.project import load_project
 from tests.badinput.harness import SETTINGS, assert_clean_error, hw, probe_project, write
@@ -98,22 +98,41 @@ def test_a_warehouse_that_is_a_folder_is_not_blamed_on_another_process(tmp_path:
     assert "another headwater process" not in outcome.output
 
 
-def test_a_locked_warehouse_says_another_process_may_hold_it(tmp_path: Path) -> None:
+def test_a_locked_warehouse_is_waited_for_then_refused_as_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = probe_project(tmp_path / "probe")
     assert hw(root, "run").code == 0
+    monkeypatch.setenv("HEADWATER_LOCK_WAIT", "0.5")
     holder = _hold(root / ".headwater/warehouse.duckdb")
     try:
-        with pytest.raises(StoreError) as caught:
+        with pytest.raises(StoreBusy) as caught:
             Stores.open(load_project(root))
+        outcome = hw(root, "run")
     finally:
         holder.kill()
         holder.wait()
-    assert "another headwater process may be writing it" in caught.value.render()
-    assert caught.value.render().startswith("headwater.yml:5: warehouse: ")
+    text = caught.value.render()
+    assert text.startswith("headwater.yml:5: warehouse: cannot open the warehouse")
+    assert "another process holds it" in text and "still after 0.5s" in text
+    assert outcome.code == 75, outcome  # temporary: the same command may succeed later
 
 
-def _hold(path: Path):  # type: ignore[no-untyped-def]
-    """Another process with the DuckDB file open for writing (DuckDB locks it per process)."""
+def test_a_warehouse_held_briefly_is_waited_for(tmp_path: Path) -> None:
+    root = probe_project(tmp_path / "probe")
+    assert hw(root, "run").code == 0
+    holder = _hold(root / ".headwater/warehouse.duckdb", seconds=0.5)
+    try:
+        stores = Stores.open(load_project(root))  # waits for it (up to 10 s by default)
+        stores.close()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _hold(path: Path, seconds: float = 60):  # type: ignore[no-untyped-def]
+    """Another process with the DuckDB file open for writing (DuckDB locks it per process)
+    for `seconds`."""
     import subprocess
     import sys
 
@@ -122,8 +141,9 @@ def _hold(path: Path):  # type: ignore[no-untyped-def]
             sys.executable,
             "-c",
             "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
-            "time.sleep(60)",
+            "time.sleep(float(sys.argv[2])); c.close()",
             str(path),
+            str(seconds),
         ],
         stdout=subprocess.PIPE,
         text=True,

@@ -65,7 +65,7 @@ def releases(
         stores = LakeStores.open(loaded)  # no warehouse: a run may be writing it
         _state["scrub"] = stores.secrets.scrub
         try:
-            log = stores.catalog.release_log(env, limit=limit)
+            log = stores.catalog.release_log(env, limit=limit, pending=True)
             kept = retained(
                 stores.catalog.release_heads(), loaded.settings.releases, now=datetime.now(UTC)
             )
@@ -73,6 +73,10 @@ def releases(
                 e: next((r.id for r in stores.catalog.release_log(e, limit=1)), None)
                 for e in {r.env for r in log}
             }
+            # a release a crash left pending is current if the warehouse's views show it
+            for release in (r for r in log if r.state == "pending"):
+                if shown_release(loaded, release.env) == release.id:
+                    current[release.env] = release.id
         finally:
             stores.close()
     if fmt == "json":
@@ -90,6 +94,7 @@ def releases(
                     "changed": r.changed,
                     "checks": r.checks,
                     "current": current.get(r.env) == r.id,
+                    "state": r.state,
                     "retained": r.id in kept,
                     "models": {
                         p.name: {"physical": p.physical, "rows": p.rows, "raw": p.raw}
@@ -108,7 +113,8 @@ def releases(
         table.add_column(column, overflow="fold", no_wrap=column in ("when (UTC)", "env"))
     for r in log:
         marks = " (current)" if current.get(r.env) == r.id else ""
-        marks += "" if r.id in kept else " (expired)"
+        marks += " (pending)" if r.state == "pending" else ""
+        marks += "" if r.id in kept or r.state == "pending" else " (expired)"
         changed = [
             f"{label}{_names(r.changed[key])}"
             for key, label in (
@@ -195,6 +201,24 @@ def rollback(
         "date with the raw zone, from the project's code as it is now.",
         highlight=False,
     )
+
+
+def shown_release(project: Any, env: str) -> int | None:
+    """The release the warehouse's views of `env` show, read without waiting (None when the
+    warehouse is busy: a run is writing it, and will settle the release itself)."""
+    from headwater.change.environments import Environment
+    from headwater.engine import open_engine
+    from headwater.errors import HeadwaterError
+
+    path = project.root / project.settings.warehouse
+    try:
+        engine = open_engine(project.settings.engine, path, read_only=True, lock_wait=0)
+    except HeadwaterError:
+        return None
+    try:
+        return Environment(engine, None, env).shown_release()  # type: ignore[arg-type]
+    finally:
+        engine.close()
 
 
 def _names(models: list[str]) -> str:

@@ -7,6 +7,7 @@ serves which engine name. Adapters are imported when an engine is opened, never 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from headwater.engine.base import (
     StoredObject,
     verbatim,
 )
-from headwater.errors import SpecError
+from headwater.errors import SpecError, UsageError
 
 __all__ = [
     "Capabilities",
@@ -42,16 +43,32 @@ def open_engine(
     threads: int | None = None,
     read_only: bool = False,
     files_under: Sequence[str | Path] | None = None,
+    lock_wait: float | None = None,
 ) -> Engine:
     """The engine `headwater.yml` names, on its warehouse at `path`.
 
     `read_only`: any number of readers, no writer. `files_under`: no file outside those
     directories can be read or written by SQL (None: every file the process can reach).
+    While another process holds the file, opening waits up to `lock_wait` seconds (default:
+    `HEADWATER_LOCK_WAIT`, else 10).
     """
     if name == "duckdb":
-        from headwater.engine.duckdb import DuckDBEngine
+        from headwater.engine.duckdb import LOCK_WAIT, DuckDBEngine
 
-        return DuckDBEngine(path, threads=threads, read_only=read_only, files_under=files_under)
+        wait = os.environ.get("HEADWATER_LOCK_WAIT", "")
+        try:
+            lock_wait = lock_wait if lock_wait is not None else float(wait) if wait else LOCK_WAIT
+        except ValueError:
+            raise UsageError(
+                f"HEADWATER_LOCK_WAIT={wait!r} is not a number of seconds", hint="e.g. 30"
+            ) from None
+        return DuckDBEngine(
+            path,
+            threads=threads,
+            read_only=read_only,
+            files_under=files_under,
+            lock_wait=lock_wait,
+        )
     raise SpecError(
         f"engine {name!r} is not available in this version",
         hint="use `engine: duckdb` (Spark and PostgreSQL engines come later)",

@@ -7,6 +7,7 @@ connection sharing the same database), so independent models build in parallel.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -26,7 +27,7 @@ from headwater.engine.base import (
     Statement,
     StoredObject,
 )
-from headwater.errors import EngineError, TransientEngineError
+from headwater.errors import EngineError, StoreBusy, TransientEngineError
 
 DIALECT = "duckdb"
 _FILE = "_hw_file"  # read_parquet's filename column, while `scan` numbers the files
@@ -39,6 +40,41 @@ _BOUNDED = re.compile(
 _MISSING_COLUMN = re.compile(
     r'Referenced column "(?P<a>[^"]+)" not found|does not have a column named "(?P<b>[^"]+)"'
 )
+
+
+LOCK_WAIT = 10.0  # seconds to wait for another process to let go of the warehouse file
+
+
+def _connect(
+    path: str, *, read_only: bool, config: dict[str, Any], wait: float
+) -> duckdb.DuckDBPyConnection:
+    """Open the database file, waiting up to `wait` seconds while another process holds it
+    (a reader polling it, a run writing it): a lock held briefly is not a failure.
+
+    Raises:
+        StoreBusy: another process still holds it after `wait` seconds.
+        EngineError: the file cannot be opened at all.
+    """
+    deadline = time.monotonic() + wait
+    pause = 0.02
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only, config=config)
+        except duckdb.Error as err:
+            if "lock" not in str(err).lower():
+                raise EngineError(
+                    f"cannot open the warehouse {path}: {_message(err)}",
+                    hint="point `warehouse:` at a DuckDB file headwater can write",
+                ) from err
+            if time.monotonic() + pause > deadline:
+                raise StoreBusy(
+                    f"cannot open the warehouse {path}: another process holds it "
+                    f"({_message(err)}), still after {wait:g}s",
+                    hint="wait for that process (a run, `headwater sql`, a notebook) to finish "
+                    "or close the file, then run this again",
+                ) from err
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
 
 class DuckDBEngine:
@@ -60,6 +96,7 @@ class DuckDBEngine:
         threads: int | None = None,
         read_only: bool = False,
         files_under: Sequence[str | Path] | None = None,
+        lock_wait: float = LOCK_WAIT,
         _conn: duckdb.DuckDBPyConnection | None = None,
     ):
         if _conn is None:
@@ -72,16 +109,7 @@ class DuckDBEngine:
                 config |= dict.fromkeys(
                     ("autoinstall_known_extensions", "autoload_known_extensions"), False
                 )
-            try:
-                _conn = duckdb.connect(str(path), read_only=read_only, config=config)
-            except duckdb.Error as err:
-                locked = "lock" in str(err).lower()
-                raise EngineError(
-                    f"cannot open the warehouse {path}: {_message(err)}",
-                    hint="another headwater process may be writing it"
-                    if locked
-                    else "point `warehouse:` at a DuckDB file headwater can write",
-                ) from err
+            _conn = _connect(str(path), read_only=read_only, config=config, wait=lock_wait)
             # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC);
             # GLOBAL so that every cursor of this database inherits it
             _conn.execute("SET GLOBAL TimeZone = 'UTC'")

@@ -388,10 +388,10 @@ def _opening(project: Project, setting: str, secrets: Secrets, open_: Callable[[
     where = _where(project, setting)
     try:
         return open_()
-    except StoreError as err:
+    except StoreError as err:  # StoreBusy stays what it is (exit 75: try again later)
         if err.where is not None:
             raise
-        raise StoreError(err.message, where=where, hint=err.hint) from None
+        raise type(err)(err.message, where=where, hint=err.hint) from None
     except SpecError as err:
         if err.where is None:  # an unset ${VAR}
             raise SpecError(err.message, where=where, hint=err.hint) from None

@@ -57,6 +57,7 @@ class Release:
     changed: dict[str, list[str]]  # added, removed, changed (another version), refreshed (data)
     checks: dict[str, Any]
     pointers: dict[str, Pointer]
+    state: str = "done"  # or pending: written, its views not yet known to have flipped
 
 
 @dataclass(frozen=True)
@@ -273,9 +274,15 @@ class ReleasesStore(CatalogBase):
                 .values(state="abandoned", undo=None)
             )
 
-    def release_log(self, env: str | None = None, *, limit: int | None = None) -> list[Release]:
-        """Releases, newest first (of `env` only, if given), with their pointers."""
-        query = sa.select(releases).where(releases.c.state == "done").order_by(releases.c.id.desc())
+    def release_log(
+        self, env: str | None = None, *, limit: int | None = None, pending: bool = False
+    ) -> list[Release]:
+        """Releases, newest first (of `env` only, if given), with their pointers; `pending`:
+        with those a crash left pending too."""
+        states = ["done", "pending"] if pending else ["done"]
+        query = (
+            sa.select(releases).where(releases.c.state.in_(states)).order_by(releases.c.id.desc())
+        )
         if env is not None:
             query = query.where(releases.c.env == env)
         if limit is not None:
@@ -409,6 +416,7 @@ class ReleasesStore(CatalogBase):
                 json.loads(r.changed),
                 json.loads(r.checks),
                 pointers[r.id],
+                r.state,
             )
             for r in rows
         ]
