@@ -120,3 +120,22 @@ def test_a_change_to_no_critical_model_is_applied_at_once(tmp_path: Path) -> Non
     assert read(root, "select n from marts.other") == [(41,)]
     # nothing staged: diff says so
     assert "Nothing to compare" in hw(root, "diff").output
+
+
+def test_a_run_leaves_a_changed_critical_model_for_apply_to_stage(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    write(root, "models/marts/reads_paid.sql", "select count(*) as n from marts.paid\n")
+    assert hw(root, "run").code == 0
+    blue = read(root, "select * from marts.paid order by id")
+    write(root, "models/marts/paid.sql", CRITICAL + "select id, 0 as amount from clean.orders\n")
+    write(root, "models/marts/other.sql", "select count(*) + 2 as n from clean.orders\n")
+    outcome = hw(root, "run", "--format", "json")
+    assert outcome.code == 0, outcome
+    report = json.loads(outcome.output[outcome.output.index("{") :])
+    built = {m["model"] for m in report["models"]}
+    assert "marts.paid" not in built and "marts.reads_paid" not in built
+    assert "marts.other" in built  # the rest of the project runs as usual
+    assert any("marts.paid changed and is critical: true" in n for n in report["notes"])
+    assert read(root, "select * from marts.paid order by id") == blue
+    assert read(root, "select n from marts.other") == [(42,)]
+    assert apply(root)["staged"] == "prod_green"

@@ -154,6 +154,10 @@ def _run(
         if env != PROD or apply:
             differs = changed(project, stores.catalog, env)
             selected = differs if selected is None else selected & differs
+        elif "build" in chosen:  # a run never publishes an unreviewed critical change
+            held_back = _critical_held_back(project, stores, report)
+            if held_back:
+                selected = (set(project.dag.order) if selected is None else selected) - held_back
         blocked: dict[str, str] = {}
         if "ingest" in chosen:
             landing = [
@@ -213,6 +217,22 @@ def _run(
                 now=now_after(now),
             )
     return report
+
+
+def _critical_held_back(project: Project, stores: Stores, report: RunReport) -> set[str]:
+    """The `critical: true` models prod shows another version of than the project says
+    (and what reads them): a run leaves them as they are, for `headwater apply` to stage."""
+    pointers = stores.catalog.pointers(PROD)
+    critical = [n for n in critical_changes(project, stores.catalog, PROD) if n in pointers]
+    if not critical:
+        return set()
+    held = select_models(project.dag, [f"{name}+" for name in critical])
+    report.notes.append(
+        f"{', '.join(critical)} changed and is critical: true, so this run left it (and what "
+        f"reads it: {len(held) - len(critical)} model(s)) as prod shows it; `headwater apply` "
+        "stages the change for approval"
+    )
+    return held
 
 
 def _approve(
