@@ -52,3 +52,15 @@ def test_base_sees_the_state_the_commit_follows_and_may_refuse_it(tmp_path: Path
         lake.append("raw.t", [part(2)], properties={}, base=refuse)
     assert seen[0]["checkpoint"] == {"offsets": {"t:0": 1}}
     assert len(lake.snapshots("raw.t")) == 1
+
+
+def test_the_current_snapshot_id_read_from_metadata_is_pyicebergs(tmp_path: Path) -> None:
+    lake, _ = lakes(tmp_path)
+    assert lake.current_snapshot_id("raw.t") is None  # no table yet
+    for value in (1, 2, 3):
+        lake.append("raw.t", [part(value)], properties={"checkpoint": {"n": value}})
+        table = lake.table("raw.t")
+        assert table is not None
+        snapshot = table.current_snapshot()
+        assert snapshot is not None
+        assert lake.current_snapshot_id("raw.t") == snapshot.snapshot_id
