@@ -60,6 +60,8 @@ def test_an_added_column_is_applied_in_place_and_old_intervals_are_kept(tmp_path
         for r in change["reasons"]
     )
     assert planned["build"] == ["marts.daily"]
+    # its intervals are kept: nothing to write again
+    assert planned["intervals"]["marts.daily"]["intervals"] == 0
 
     outcome = hw(root, "apply")
     assert outcome.code == 0, outcome
@@ -75,6 +77,17 @@ def test_an_added_column_is_applied_in_place_and_old_intervals_are_kept(tmp_path
         (_day(2), 20, None),
     ]
     write(root, "data/b.csv", "id,amount,at\n3,30,2026-01-03T10:00:00Z\n4,5,2026-01-03T11:00:00Z\n")
+    assert hw(root, "ingest").code == 0
+    write(root, "models/marts/daily.sql", HEAD + DAILY.format(extra=", count(*) as orders, 1 as x"))
+    planned = json.loads(hw(root, "plan", "--format", "json").output)
+    assert planned["intervals"]["marts.daily"] == {
+        "intervals": 1,  # the day the new batch touched
+        "restated": 0,
+        "from": "2026-01-03T00:00:00+00:00",
+        "to": "2026-01-04T00:00:00+00:00",
+        "unknown": None,
+    }
+    write(root, "models/marts/daily.sql", HEAD + DAILY.format(extra=", count(*) as orders"))
     assert hw(root, "run").code == 0
     assert read(root, "select * from marts.daily order by day") == [
         (_day(1), 10, None),

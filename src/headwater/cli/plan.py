@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +27,7 @@ def plan(
     from headwater.change.plan import Change
     from headwater.change.plan import plan as make_plan
     from headwater.cli.main import _check_format, _console, _errors, _print_json, _state
+    from headwater.orchestrate.incremental import preview
     from headwater.orchestrate.stores import LakeStores
     from headwater.project import load_project
 
@@ -37,6 +38,7 @@ def plan(
         _state["scrub"] = stores.secrets.scrub
         try:
             planned = make_plan(loaded, stores.catalog, env, lake=stores.lake)
+            intervals = preview(loaded, stores.catalog, stores.lake, planned.to_build)
         finally:
             stores.close()
     shown = [m for m in planned.models if m.change is not Change.UNCHANGED]
@@ -47,6 +49,16 @@ def plan(
                 "env": planned.env,
                 "build": planned.to_build,
                 "reuse": planned.reused,
+                "intervals": {
+                    name: {
+                        "intervals": p.intervals,
+                        "restated": p.restated,
+                        "from": _utc(p.first),
+                        "to": _utc(p.last),
+                        "unknown": p.unknown,
+                    }
+                    for name, p in intervals.items()
+                },
                 "changes": [
                     {
                         "model": m.name,
@@ -98,6 +110,17 @@ def plan(
             ", ".join(m.downstream) or "-",
         )
     console.print(table)
+    for name, p in intervals.items():
+        unit = loaded.models[name].config.interval.value
+        if p.unknown:
+            what = f"cannot tell yet: {p.unknown}"
+        elif not p.intervals:
+            what = "no interval to write"
+        else:
+            span = f"{p.first:%Y-%m-%d %H:%M} to {p.last:%Y-%m-%d %H:%M}"
+            again = f", {p.restated} of them written before" if p.restated else ""
+            what = f"{p.intervals} interval(s) of a {unit}, {span}{again}"
+        console.print(f"intervals {name}: {escape(what)}", highlight=False)
     console.print(
         f"{len(planned.to_build)} model(s) to build, {len(planned.reused)} reused; "
         f"`headwater apply{'' if env == 'prod' else f' --env {env}'}` applies it to {env} "
@@ -105,3 +128,10 @@ def plan(
         highlight=False,
     )
     raise typer.Exit(refused)
+
+
+def _utc(moment: Any) -> str | None:
+    """An interval bound (UTC, kept without its zone) in ISO 8601 with its zone."""
+    from datetime import UTC
+
+    return None if moment is None else moment.replace(tzinfo=moment.tzinfo or UTC).isoformat()

@@ -10,10 +10,11 @@ may supersede a version anywhere, so every interval done is written again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from headwater.contracts import ModelKind
 from headwater.errors import Location, ModelError
 from headwater.models import Model
 from headwater.models.intervals import (
@@ -26,7 +27,9 @@ from headwater.models.intervals import (
     subtract,
     utc,
 )
-from headwater.zones.lake import Snapshot
+from headwater.project import Project
+from headwater.zones.catalog import Catalog
+from headwater.zones.lake import Lake, Snapshot
 
 
 @dataclass(frozen=True)
@@ -109,3 +112,55 @@ def _event_ranges(snap: Snapshot) -> list[Range]:
         return [(utc(lo), utc(hi)) for lo, hi in ranges]
     lo, hi = snap.properties.get("event_min"), snap.properties.get("event_max")
     return [(utc(lo), utc(hi) + timedelta(microseconds=1))] if lo and hi else []
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a build would write of an incremental_by_time model, as `headwater plan` shows it."""
+
+    intervals: int  # to (re)write
+    restated: int  # ... of which were written before
+    first: datetime | None
+    last: datetime | None  # the end of the last one
+    unknown: str | None = None  # why it cannot tell (no watermark, no start)
+
+
+def preview(
+    project: Project, catalog: Catalog, lake: Lake, names: Iterable[str]
+) -> dict[str, Preview]:
+    """The intervals each incremental_by_time model among `names` would (re)write if built
+    now: every one its upstream data covers for a new version, else those not done yet, those
+    new batches touched, and the lookback."""
+    from headwater.change.versions import fingerprints
+    from headwater.orchestrate.build import raw_sources
+
+    fps, sources = fingerprints(project), raw_sources(project)
+    versions, done_all = catalog.model_versions(), catalog.all_intervals()
+    snapshots: dict[str, list[Snapshot]] = {}
+    out: dict[str, Preview] = {}
+    for name in names:
+        model = project.models[name]
+        if model.config.kind is not ModelKind.INCREMENTAL_BY_TIME:
+            continue
+        known = versions.get((name, fps[name]))
+        for table in sources[name]:
+            if table not in snapshots:
+                snapshots[table] = lake.snapshots(table)
+        try:
+            planned = plan(
+                model,
+                done=done_all.get((name, fps[name]), []) if known else [],
+                seen=known.inputs if known else {},
+                snapshots={t: snapshots[t] for t in sources[name]},
+            )
+        except ModelError as err:
+            out[name] = Preview(0, 0, None, None, err.message)
+            continue
+        work = planned.work
+        out[name] = Preview(
+            count(work, model.config.interval),
+            planned.restated,
+            work[0][0] if work else None,
+            work[-1][1] if work else None,
+        )
+    return out
