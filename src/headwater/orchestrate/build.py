@@ -547,8 +547,8 @@ class _Builder:
         timeout = model.config.timeout or self.project.settings.defaults.timeout
         watch: Watch | None = None
         reshaped = False
+        frozen = self.to_freeze(model, physical)
         try:
-            self.freeze(model, physical, cursor)
             with deadline(cursor, parse_duration(timeout), timeout) as watch:
                 if kind is ModelKind.INCREMENTAL_BY_TIME:
                     intervals = self._plan(model)
@@ -561,10 +561,17 @@ class _Builder:
                 evolving = model.config.forward_only and physical in self.objects
                 # one statement commits alone; several, or an audit that may roll back, need a
                 # transaction (BEGIN/COMMIT cost the engine about as much as a small statement)
-                single = not model.rules and not evolving and materialization.one_statement(job)
+                single = (
+                    not model.rules
+                    and not evolving
+                    and frozen is None
+                    and materialization.one_statement(job)
+                )
                 routed = [r for r in model.rules if r.action is OnFail.QUARANTINE]
                 quarantined = 0
                 with nullcontext() if single else cursor.transaction():
+                    if frozen is not None:  # a retained release shows what is written over
+                        self.set_aside(cursor, frozen, rename=kind is ModelKind.TABLE)
                     if evolving:
                         job, reshaped = evolve(job)
                     rows = materialization.write(job)
@@ -579,6 +586,8 @@ class _Builder:
                     if any(r.blocking for r in results):
                         failed = ", ".join(r.rule.name for r in results if r.blocking)
                         raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
+            if frozen is not None:  # committed with the write
+                self.record_frozen(frozen)
         except _Blocked as blocked:
             return ModelOutcome(model.name, TaskStatus.BLOCKED, physical, error=str(blocked))
         except HeadwaterError as raised:
@@ -648,27 +657,52 @@ class _Builder:
     def _frozen(self) -> dict[tuple[str, str], tuple[str, int | None]]:
         return self.stores.catalog.frozen_copies()
 
-    def freeze(self, model: Model, physical: str, cursor: Engine) -> None:
-        """Copy the data of `physical` aside before it is written in place, if a retained
-        release shows it (so rolling back to that release restores exactly that data)."""
+    def to_freeze(self, model: Model, physical: str) -> Frozen | None:
+        """The copy to make of `physical` before it is written in place, if a retained release
+        shows its data (so rolling back to that release restores exactly that data)."""
         known = self.versions.get((model.name, self.fps[model.name]))
         if known is None or known.physical != physical or not known.data_key:
-            return
+            return None
         key = (physical, known.data_key)
         if physical not in self.objects or key not in self._pinned or key in self._frozen:
-            return
-        copy = f"{physical}__{known.data_key[:8]}"
-        with cursor.transaction():
-            for source, target in (
-                (physical, copy),
-                (f"{physical}__quarantine", f"{copy}__quarantine"),
-            ):
-                if source in self.objects:
-                    cursor.execute(copy_table(source, target))
+            return None
+        return Frozen(physical, known.data_key, f"{physical}__{known.data_key[:8]}", known.rows)
+
+    def set_aside(self, cursor: Engine, frozen: Frozen, *, rename: bool) -> None:
+        """Keep the data `frozen` names under its copy's name, in the caller's transaction:
+        renamed when the write replaces the table whole (nothing to copy), else copied."""
+        for source, target in (
+            (frozen.physical, frozen.copy),
+            (f"{frozen.physical}__quarantine", f"{frozen.copy}__quarantine"),
+        ):
+            if source not in self.objects:
+                continue
+            if rename:
+                new_name = exp.to_table(target, quoted=True).args["this"]
+                action = exp.AlterRename(this=exp.Table(this=new_name))
+                alter = exp.Alter(
+                    this=exp.to_table(source, quoted=True), kind="TABLE", actions=[action]
+                )
+                cursor.execute(alter)
+            else:
+                cursor.execute(copy_table(source, target))
+
+    def record_frozen(self, frozen: Frozen) -> None:
+        """The copy is committed: a rollback reads it from now on."""
         self.stores.catalog.record_frozen(
-            physical, known.data_key, copy, known.rows, now=now_after(self.now)
+            frozen.physical, frozen.data_key, frozen.copy, frozen.rows, now=now_after(self.now)
         )
-        self._frozen[key] = (copy, known.rows)
+        self._frozen[(frozen.physical, frozen.data_key)] = (frozen.copy, frozen.rows)
+
+    def freeze(self, model: Model, physical: str, cursor: Engine) -> None:
+        """Copy released data of `physical` aside in a transaction of its own (a backfill's
+        writes commit unit by unit)."""
+        frozen = self.to_freeze(model, physical)
+        if frozen is None:
+            return
+        with cursor.transaction():
+            self.set_aside(cursor, frozen, rename=False)
+        self.record_frozen(frozen)
 
     def _inline_ephemeral(self, model: Model) -> None:
         """Render the ephemeral models `model` reads (also those outside a selection)."""
@@ -871,6 +905,16 @@ def _line_of_column(model: Model, name: str | None) -> int | None:
         if c.name == name and isinstance(c.this, exp.Identifier)
     ]
     return min((line for line in lines if line), default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    """Released data of a version about to be written in place, and where it is kept."""
+
+    physical: str
+    data_key: str
+    copy: str
+    rows: int | None
 
 
 def evolve(job: Job) -> tuple[Job, bool]:
