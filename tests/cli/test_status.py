@@ -140,7 +140,9 @@ def test_exit_zero_shows_the_same_and_exits_0(troubled: Path) -> None:
 
 def test_json_has_tables_alerts_runs_and_streams(troubled: Path) -> None:
     answer = status_json(troubled)
-    assert set(answer) == {"ok", "problems", "tables", "alerts", "runs", "streams"}
+    assert set(answer) == {"ok", "problems", "tables", "alerts", "runs", "streams", "releases"}
+    [(env, release)] = answer["releases"].items()  # what prod shows: its first run's release
+    assert env == "prod" and release["id"] == 1 and release["kind"] == "run"
     assert [t["table"] for t in answer["tables"]] == [
         "raw.events",
         "raw.orders",

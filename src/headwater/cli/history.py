@@ -141,6 +141,13 @@ def status(console: Console, shown: dict[str, Any], streams: list[Any]) -> None:
             )
         console.print(table)
     console.print(run_history_table(shown["runs"]) if shown["runs"] else "No run recorded yet.")
+    for env, r in shown.get("releases", {}).items():
+        code = f", code {r['code_version']}" if r["code_version"] else ""
+        console.print(
+            f"{escape(env)} shows release {r['id']} ({escape(r['kind'])}, {_when(r['created_at'])} "
+            f"UTC by {escape(r['created_by'])}{code})",
+            highlight=False,
+        )
     if streams:
         console.print(streams_table(streams))
     warned = sum(not r["blocking"] for t in shown["tables"] for r in t["failing_rules"])

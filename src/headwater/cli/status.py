@@ -86,7 +86,25 @@ def _status(loaded: Project, stores: LakeStores, limit: int) -> dict[str, Any]:
         "tables": tables,
         "alerts": alerts,
         "runs": run_history(catalog, limit),
+        "releases": _releases(catalog),
     }
+
+
+def _releases(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """Each environment's newest release: what it shows now."""
+    from headwater.cli.runs import iso
+
+    out: dict[str, dict[str, Any]] = {}
+    for release in catalog.release_log(limit=200):
+        if release.env not in out:
+            out[release.env] = {
+                "id": release.id,
+                "kind": release.note or release.kind,
+                "created_at": iso(release.created_at),
+                "created_by": release.created_by,
+                "code_version": release.code_version,
+            }
+    return out
 
 
 def _tables(loaded: Project, catalog: Catalog, states: list[Freshness]) -> list[dict[str, Any]]:
