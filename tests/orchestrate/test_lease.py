@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -82,15 +83,17 @@ def test_the_lease_of_a_killed_run_is_taken_over_by_the_next_run(tmp_path: Path)
     assert f"its process {holder.pid} is no longer running" in flat
 
 
-def elsewhere(cat: Catalog, command: str, heard: datetime) -> None:
-    """A lease held by process 1 of another host, last heard from at `heard`."""
+def elsewhere(
+    cat: Catalog, command: str, heard: datetime, host: str = "another-host.example", pid: int = 1
+) -> None:
+    """A lease held by process `pid` of `host`, last heard from at `heard`."""
     with cat.engine.begin() as conn:
         conn.execute(
             leases.insert().values(
                 name=RUN,
                 token="elsewhere",
-                host="another-host.example",
-                pid=1,
+                host=host,
+                pid=pid,
                 command=command,
                 acquired_at=heard,
                 heartbeat_at=heard,
@@ -110,6 +113,26 @@ def test_a_lease_whose_heartbeat_stopped_on_another_host_is_taken_over(tmp_path:
         elsewhere(cat, "backfill", datetime.now(UTC) - timedelta(seconds=5))
         with pytest.raises(Busy, match="`headwater backfill` \\(process 1 on another-host"):
             cat.acquire_lease(RUN, command="run")
+    finally:
+        cat.close()
+
+
+def test_a_holder_in_another_container_of_the_same_hostname_is_not_taken_for_dead(
+    tmp_path: Path,
+) -> None:
+    """Its pid means nothing here (another pid namespace, or one this process cannot confirm
+    is its own): only its heartbeat tells."""
+    root = project(tmp_path)
+    hw(root, "build")
+    cat = catalog(root)
+    try:
+        missing = 2**22 + 17  # no process here has this pid
+        for container in (f"{socket.gethostname()} #0bad0b00/[4026532999]", socket.gethostname()):
+            elsewhere(cat, "run", datetime.now(UTC) - timedelta(seconds=5), container, missing)
+            with pytest.raises(Busy, match=f"process {missing} on {socket.gethostname()},"):
+                cat.acquire_lease(RUN, command="run")
+            with cat.engine.begin() as conn:
+                conn.execute(leases.delete())
     finally:
         cat.close()
 

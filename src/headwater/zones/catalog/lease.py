@@ -7,11 +7,14 @@ Times here are the wall clock (`utcnow`), not a run's `now`: staleness is real t
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -20,6 +23,20 @@ from headwater.zones.catalog.base import CatalogBase, utcnow
 from headwater.zones.catalog.schema import leases
 
 STALE_AFTER = timedelta(minutes=5)  # a holder silent this long is gone, wherever it ran
+PLACE = " #"  # between a host's name and where on it its pids mean something
+
+
+@functools.cache
+def here() -> str:
+    """This host's name, with its boot and pid namespace where the system tells them (Linux):
+    a pid is only checked by a process that sees the same ones."""
+    parts = []
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8])
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid").removeprefix("pid:"))
+    name = socket.gethostname()
+    return f"{name}{PLACE}{'/'.join(parts)}" if parts else name
 
 
 @dataclass(frozen=True)
@@ -34,8 +51,10 @@ class Holder:
     heartbeat_at: datetime
 
     def gone(self, now: datetime, stale_after: timedelta = STALE_AFTER) -> str | None:
-        """Why this holder no longer holds anything (None: it may still be running)."""
-        if self.host == socket.gethostname() and not _alive(self.pid):
+        """Why this holder no longer holds anything (None: it may still be running). Its pid
+        is looked at only where it means the same process: this host, this boot, this pid
+        namespace (two containers may share a hostname, not their processes)."""
+        if self.host == here() and not _alive(self.pid):
             return f"its process {self.pid} is no longer running"
         if now - self.heartbeat_at > stale_after:
             return f"it has not renewed its lease for {now - self.heartbeat_at}"
@@ -45,7 +64,8 @@ class Holder:
         since = self.acquired_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         seen = int((now - self.heartbeat_at).total_seconds())
         return (
-            f"`headwater {self.command}` (process {self.pid} on {self.host}, started {since}, "
+            f"`headwater {self.command}` (process {self.pid} on {self.host.split(PLACE)[0]}, "
+            f"started {since}, "
             f"last heard from {seen} s ago)"
         )
 
@@ -78,7 +98,7 @@ class LeaseStore(CatalogBase):
         token = uuid.uuid4().hex
         mine = {
             "token": token,
-            "host": socket.gethostname(),
+            "host": here(),
             "pid": os.getpid(),
             "command": command[:200],
             "acquired_at": now,
