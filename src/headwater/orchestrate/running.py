@@ -222,6 +222,8 @@ def _run(
 def _critical_held_back(project: Project, stores: Stores, report: RunReport) -> set[str]:
     """The `critical: true` models prod shows another version of than the project says
     (and what reads them): a run leaves them as they are, for `headwater apply` to stage."""
+    if not any(m.config.critical for m in project.models.values()):
+        return set()
     pointers = stores.catalog.pointers(PROD)
     critical = [n for n in critical_changes(project, stores.catalog, PROD) if n in pointers]
     if not critical:
