@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 
+from headwater.zones.catalog import Catalog, catalog_url
 from tests.badinput.harness import csv_contract, hw, write
 
 CRITICAL = "/* headwater\ncritical: true\ngrain: [id]\n*/\n"
@@ -40,6 +41,15 @@ def releases(root: Path) -> list[dict[str, Any]]:
     return list(json.loads(hw(root, "releases", "--format", "json").output))
 
 
+def last_built(root: Path) -> dict[str, Any]:
+    """When prod last built (or found up to date) each model, as SLAs read it."""
+    catalog = Catalog(catalog_url(".headwater/catalog.db", root))
+    try:
+        return catalog.last_success("build")
+    finally:
+        catalog.close()
+
+
 def tables(root: Path) -> list[tuple[Any, ...]]:
     return read(root, "select schema_name, table_name from duckdb_tables() order by all")
 
@@ -48,6 +58,7 @@ def test_a_critical_change_is_staged_until_approved(tmp_path: Path) -> None:
     root = project(tmp_path)
     assert hw(root, "run").code == 0
     blue = read(root, "select * from marts.paid order by id")
+    fresh = last_built(root)
     # a wrong change to a critical model: ids past 30 dropped, amounts doubled
     write(
         root,
@@ -58,6 +69,7 @@ def test_a_critical_change_is_staged_until_approved(tmp_path: Path) -> None:
     assert report["staged"] == "prod_green" and report["release"] is None
     assert any("staged as green, not published: marts.paid" in n for n in report["notes"])
     assert read(root, "select * from marts.paid order by id") == blue  # readers see blue
+    assert last_built(root) == fresh  # building green made nothing in prod fresher
     green = read(root, "select * from marts__prod_green.paid order by id")
     assert green == [(i, i * 20) for i in range(1, 31)]
     [newest, *_] = releases(root)

@@ -132,7 +132,12 @@ def _run(
             hint=f"land with `headwater ingest`, then `headwater build --env {env}`",
         )
     started = time.perf_counter()
-    report = RunReport(stores.catalog.start_run(command, now=now))
+    staging = apply and (
+        bool(critical_changes(project, stores.catalog, env))
+        or (approve and bool(stores.catalog.pointers(green_of(env))))
+    )
+    built_env = green_of(env) if staging else env
+    report = RunReport(stores.catalog.start_run(command, now=now, env=built_env))
     report.timings["start"] = time.perf_counter() - started
     if lease.took_over:  # the run before was killed: what it left is resumed below
         report.notes.append(f"this run {lease.took_over}")
@@ -141,10 +146,6 @@ def _run(
     chosen = set(stages)
     finished = False
     blue = env
-    staging = apply and (
-        bool(critical_changes(project, stores.catalog, env))
-        or (approve and bool(stores.catalog.pointers(green_of(env))))
-    )
     try:
         if env != PROD:  # a copy of prod's pointers first; then only what it lacks is built
             fork(project, stores, env, run_id=report.run_id, now=now)

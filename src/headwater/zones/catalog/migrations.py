@@ -28,6 +28,7 @@ from headwater.zones.catalog.schema import (
     held_batches,
     metadata,
     model_versions,
+    runs,
     schema_versions,
     tasks,
 )
@@ -99,8 +100,11 @@ def _what_versions_were_built_from(conn: sa.Connection) -> None:
 
 
 def _change_management(conn: sa.Connection) -> None:
-    """Releases with their pointers, frozen copies of released data, the catalog's facts."""
+    """Releases with their pointers, frozen copies of released data, the catalog's facts;
+    the environment each run built."""
     metadata.create_all(conn, tables=CHANGE_TABLES)
+    if "env" not in {c["name"] for c in sa.inspect(conn).get_columns(runs.name)}:
+        add_column(conn, runs, runs.c.env)
 
 
 MIGRATIONS: list[Migration] = [

@@ -18,12 +18,17 @@ from headwater.zones.catalog.schema import check_results, runs, tasks
 class RunsStore(CatalogBase):
     """Runs and their tasks."""
 
-    def start_run(self, command: str, *, now: datetime) -> str:
+    def start_run(self, command: str, *, now: datetime, env: str | None = None) -> str:
+        """Record a run starting; `env`: the environment it builds, if not prod."""
         run_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         with self._tx() as conn:
             conn.execute(
                 runs.insert().values(
-                    run_id=run_id, command=command, started_at=now, status="running"
+                    run_id=run_id,
+                    command=command,
+                    started_at=now,
+                    status="running",
+                    env=None if env == "prod" else env,
                 )
             )
         return run_id
@@ -87,7 +92,10 @@ class RunsStore(CatalogBase):
             sa.select(tasks.c.task, sa.func.max(runs.c.ended_at))
             .select_from(tasks.join(runs, tasks.c.run_id == runs.c.run_id))
             .where(tasks.c.stage == stage, tasks.c.status.in_(("built", "up_to_date")))
-            .where(~runs.c.command.contains("--env", autoescape=True))  # prod's builds only
+            # prod's builds only (a run from before runs recorded their environment: its
+            # command says)
+            .where(runs.c.env.is_(None))
+            .where(~runs.c.command.contains("--env", autoescape=True))
             .group_by(tasks.c.task)
         )
         with self.engine.connect() as conn:

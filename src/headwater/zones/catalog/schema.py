@@ -33,6 +33,7 @@ runs = sa.Table(
     sa.Column("ended_at", UtcDateTime()),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("summary", sa.Text),
+    sa.Column("env", sa.String(100)),  # migration 4: the environment it built (None: prod)
 )
 
 tasks = sa.Table(
