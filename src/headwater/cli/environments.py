@@ -69,14 +69,14 @@ def promote(
     from headwater.orchestrate.lease import held
 
     _check_format(fmt)
-    with _errors(), _opened(project) as (loaded, stores), held(stores.catalog, "promote"):
-        run_id = stores.catalog.start_run(f"promote {source} --to {to}", now=datetime.now(UTC))
-        status = "failed"
-        try:
-            moved = repoint(loaded, stores, source, to, run_id=run_id, now=datetime.now(UTC))
-            status = "success"
-        finally:
-            stores.catalog.end_run(run_id, status=status, summary={}, now=datetime.now(UTC))
+    command = f"promote {source} --to {to}"
+    with (
+        _errors(),
+        _opened(project) as (loaded, stores),
+        held(stores.catalog, "promote"),
+        stores.catalog.recorded(command, env=to) as run_id,
+    ):
+        moved = repoint(loaded, stores, source, to, run_id=run_id, now=datetime.now(UTC))
     if fmt == "json":
         _print_json({"from": source, "to": to, "changed": moved, "run_id": run_id})
         return

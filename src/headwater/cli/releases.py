@@ -173,15 +173,9 @@ def rollback(
     uptodate.forget(project.resolve())  # what the last build decided no longer holds
     with _errors(), _opened(project) as (loaded, stores), held(stores.catalog, "rollback"):
         command = "rollback" + (f" {release}" if release is not None else "")
-        run_id = stores.catalog.start_run(
-            command + ("" if env == "prod" else f" --env {env}"), now=datetime.now(UTC)
-        )
-        status = "failed"
-        try:
+        command += "" if env == "prod" else f" --env {env}"
+        with stores.catalog.recorded(command, env=env) as run_id:
             done = restore(loaded, stores, release, env, run_id=run_id, now=datetime.now(UTC))
-            status = "success"
-        finally:
-            stores.catalog.end_run(run_id, status=status, summary={}, now=datetime.now(UTC))
     if fmt == "json":
         _print_json(
             {

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from headwater.zones.catalog.base import CatalogBase
+from headwater.zones.catalog.base import CatalogBase, utcnow
 from headwater.zones.catalog.records import TaskRecord
 from headwater.zones.catalog.schema import check_results, runs, tasks
 
@@ -32,6 +33,18 @@ class RunsStore(CatalogBase):
                 )
             )
         return run_id
+
+    @contextmanager
+    def recorded(self, command: str, *, env: str | None = None) -> Iterator[str]:
+        """A run of a command that runs no task (promote, rollback): its id, ended as a
+        success unless the block raises."""
+        run_id = self.start_run(command, now=utcnow(), env=env)
+        status = "failed"
+        try:
+            yield run_id
+            status = "success"
+        finally:
+            self.end_run(run_id, status=status, summary={}, now=utcnow())
 
     def end_run(self, run_id: str, *, status: str, summary: dict[str, Any], now: datetime) -> None:
         with self._tx() as conn:
