@@ -262,3 +262,32 @@ def test_a_plan_against_another_projects_catalog_is_refused(tmp_path: Path) -> N
         assert "headwater.yml" in flat
     assert releases(first) == log  # nothing read or changed
     assert not (other / ".headwater/warehouse.duckdb").exists()
+
+
+def test_a_copy_set_aside_by_a_run_killed_before_recording_it_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run dies after the write that set released data aside committed in the warehouse,
+    before the catalog recorded the copy: the next run must not set newer data aside under
+    the old data's name, and a rollback must still find the copy."""
+    from headwater.errors import StoreError
+    from headwater.orchestrate import build
+
+    root = project(tmp_path)
+    ok(root, "run")
+    first = shown(root)
+    write(root, "data/b.csv", "id,amount\n3,30\n")
+
+    def crash(self: object, frozen: object) -> None:
+        raise StoreError("the process died here")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(build._Builder, "record_frozen", crash)
+        assert hw(root, "run").code == 1  # clean.orders and clean.order_log written, unrecorded
+    ok(root, "run")  # finds the copies, records them, and goes on
+    write(root, "data/c.csv", "id,amount\n4,40\n")
+    ok(root, "run")
+    assert shown(root)["clean.order_log"] == [(1, 10), (2, 20), (3, 30), (4, 40)]
+    ok(root, "gc", "--delete")  # the copies are a retained release's: kept
+    ok(root, "rollback", "1")
+    assert shown(root) == first

@@ -332,8 +332,10 @@ def _tables(root: Path) -> Tables:
         ).fetchall()
         out = {}
         for schema, name in names:
-            if schema.startswith("hw_") or schema == "main":
-                continue  # versioned physical tables: reached through the views above
+            if schema.startswith("hw_") or schema in ("main", "headwater"):
+                # versioned physical tables (reached through the views above), and which
+                # release the views show (ids a killed run's abandoned release used up)
+                continue
             relation = conn.table(f"{schema}.{name}")
             keep = [duckdb.ColumnExpression(c) for c in relation.columns if c not in VOLATILE]
             out[f"{schema}.{name}"] = sorted(relation.select(*keep).fetchall(), key=repr)

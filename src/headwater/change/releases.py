@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from headwater.change.versions import copy_name
 from headwater.contracts.specs import Releases
 from headwater.contracts.thresholds import parse_duration
 from headwater.errors import UsageError
@@ -146,6 +147,8 @@ def restorable(
             table = pointer.physical
         elif pointer.data_key is not None and (pointer.physical, pointer.data_key) in copies:
             table = copies[(pointer.physical, pointer.data_key)][0]
+        elif pointer.data_key is not None:  # set aside by a run killed before recording it
+            table = copy_name(pointer.physical, pointer.data_key)
         if table is None or table not in existing:
             raise UsageError(
                 f"release {release.id} can no longer be restored exactly: the data "

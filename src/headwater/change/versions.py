@@ -59,6 +59,13 @@ def physical_name(model: str, fp: str) -> str:
     return f"hw_{zone}.{name}__{fp}"
 
 
+def copy_name(physical: str, data_key: str) -> str:
+    """Where the data `physical` held at `data_key` is kept once written over (a release
+    shows it): `hw_marts.daily__a1b2…__c3d4e5f6`. Made in the transaction that writes over
+    it, so the table existing means the copy was committed."""
+    return f"{physical}__{data_key[:8]}"
+
+
 def view_schema(zone: str, env: str = PROD) -> str:
     """Where an environment's views of a zone live: `marts` in prod, `marts__dev` in dev."""
     return zone if env == PROD else f"{zone}__{env}"

@@ -24,6 +24,7 @@ from headwater.change.environments import Environment
 from headwater.change.releases import check_summary, code_version, pinned, who
 from headwater.change.versions import (
     PROD,
+    copy_name,
     data_key,
     fingerprints,
     physical_name,
@@ -666,7 +667,13 @@ class _Builder:
         key = (physical, known.data_key)
         if physical not in self.objects or key not in self._pinned or key in self._frozen:
             return None
-        return Frozen(physical, known.data_key, f"{physical}__{known.data_key[:8]}", known.rows)
+        frozen = Frozen(physical, known.data_key, copy_name(physical, known.data_key), known.rows)
+        if frozen.copy in self.objects:
+            # set aside by a run killed after its write committed, before the catalog heard
+            # of it: the copy holds the released data, and the table what that run wrote
+            self.record_frozen(frozen)
+            return None
+        return frozen
 
     def set_aside(self, cursor: Engine, frozen: Frozen, *, rename: bool) -> None:
         """Keep the data `frozen` names under its copy's name, in the caller's transaction:

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlglot import exp
 
 from headwater.change.releases import retained
+from headwater.change.versions import copy_name
 from headwater.engine import ObjectKind
 from headwater.orchestrate.environments import recover
 from headwater.orchestrate.stores import Stores
@@ -42,8 +43,12 @@ def unreferenced(project: Project, stores: Stores, *, now: datetime) -> list[Unr
     copies = catalog.frozen_copies()
     for physical, key in catalog.released_data(kept):
         keep.add(physical)
-        if key is not None and (physical, key) in copies:
-            keep.add(copies[(physical, key)][0])
+        if key is not None:  # its copy, recorded or not (a run killed before recording it)
+            keep.add(
+                copies[(physical, key)][0]
+                if (physical, key) in copies
+                else copy_name(physical, key)
+            )
     found = {
         name: kind
         for name, kind in stores.engine.objects().items()
