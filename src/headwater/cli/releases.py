@@ -108,13 +108,19 @@ def releases(
     if not log:
         _console().print("No releases yet: `headwater run` or `headwater apply` writes one.")
         return
-    table = Table(title="Releases", title_justify="left")
+    table = Table(
+        title="Releases",
+        title_justify="left",
+        caption="* current · ! pending (a run was killed mid-release) · x expired (past "
+        "`releases: {keep, retention}`: rollback cannot restore it)",
+        caption_justify="left",
+    )
     for column in ("id", "env", "when (UTC)", "who", "kind", "code", "what changed", "rules"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("when (UTC)", "env"))
+        table.add_column(column, overflow="fold", no_wrap=column in ("id", "when (UTC)", "env"))
     for r in log:
-        marks = " (current)" if current.get(r.env) == r.id else ""
-        marks += " (pending)" if r.state == "pending" else ""
-        marks += "" if r.id in kept or r.state == "pending" else " (expired)"
+        marks = "*" if current.get(r.env) == r.id else ""
+        marks += "!" if r.state == "pending" else ""
+        marks += "" if r.id in kept or r.state == "pending" else "x"
         changed = [
             f"{label}{_names(r.changed[key])}"
             for key, label in (
@@ -131,12 +137,12 @@ def releases(
         rules += f", {len(failed) - errors} warned" if len(failed) > errors else ""
         rules += f", {errors} failed" if errors else ""
         table.add_row(
-            f"{r.id}{marks}",
+            f"{r.id}{marks and ' ' + marks}",
             r.env,
-            r.created_at.strftime("%Y-%m-%d %H:%M"),
+            r.created_at.strftime("%m-%d %H:%M"),
             escape(r.created_by),
             escape(r.note or r.kind),
-            r.code_version or "-",
+            _short(r.code_version),
             escape("; ".join(changed) or "nothing"),
             rules if r.checks else "-",
         )
@@ -320,6 +326,14 @@ def diff(project: ProjectDir = Path("."), env: Env = "prod", fmt: Format = "tabl
             console.print(table)
         for sample in d.samples:
             console.print(f"  {escape(_sample(sample))}", highlight=False)
+
+
+def _short(code: str | None) -> str:
+    """A commit as a table shows it: 8 characters, `+` when it was edited since."""
+    if not code:
+        return "-"
+    commit, dirty, _ = code.partition("+")
+    return commit[:8] + ("+" if dirty else "")
 
 
 def _sample(sample: dict[str, Any]) -> str:
