@@ -37,6 +37,19 @@ def marker_table(dialect: str) -> list[str]:
     return [schema.sql(dialect=dialect), table.sql(dialect=dialect)]
 
 
+def shown_release(engine: Engine, env: str) -> int | None:
+    """The release the warehouse's views of `env` show, by its marker (None: none yet)."""
+    if MARKER not in engine.objects():
+        return None
+    query = (
+        exp.select("release")
+        .from_(exp.to_table(MARKER))
+        .where(exp.column("env").eq(exp.Literal.string(env)))
+    )
+    found = engine.rows(query)
+    return int(found[0][0]) if found else None
+
+
 def marker(env: str, release_id: int, dialect: str) -> list[str]:
     """Set `env`'s marker to `release_id`."""
     where = exp.column("env").eq(exp.Literal.string(env))
@@ -99,15 +112,7 @@ class Environment:
 
     def shown_release(self) -> int | None:
         """The release the warehouse's views of the environment show (its marker)."""
-        if MARKER not in self.engine.objects():
-            return None
-        query = (
-            exp.select("release")
-            .from_(exp.to_table(MARKER))
-            .where(exp.column("env").eq(exp.Literal.string(self.name)))
-        )
-        found = self.engine.rows(query)
-        return int(found[0][0]) if found else None
+        return shown_release(self.engine, self.name)
 
     def withdraw(self, models: Sequence[str]) -> None:
         """Drop the views of `models` (and their quarantines) and their pointers; their

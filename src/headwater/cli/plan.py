@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -27,6 +27,7 @@ def plan(
     from headwater.change.plan import Change
     from headwater.change.plan import plan as make_plan
     from headwater.cli.main import _check_format, _console, _errors, _print_json, _state
+    from headwater.cli.runs import iso, utc
     from headwater.orchestrate.incremental import preview
     from headwater.orchestrate.stores import LakeStores
     from headwater.project import load_project
@@ -53,8 +54,8 @@ def plan(
                     name: {
                         "intervals": p.intervals,
                         "restated": p.restated,
-                        "from": _utc(p.first),
-                        "to": _utc(p.last),
+                        "from": iso(utc(p.first)),
+                        "to": iso(utc(p.last)),
                         "unknown": p.unknown,
                     }
                     for name, p in intervals.items()
@@ -128,10 +129,3 @@ def plan(
         highlight=False,
     )
     raise typer.Exit(refused)
-
-
-def _utc(moment: Any) -> str | None:
-    """An interval bound (UTC, kept without its zone) in ISO 8601 with its zone."""
-    from datetime import UTC
-
-    return None if moment is None else moment.replace(tzinfo=moment.tzinfo or UTC).isoformat()

@@ -75,7 +75,7 @@ def releases(
             }
             # a release a crash left pending is current if the warehouse's views show it
             for release in (r for r in log if r.state == "pending"):
-                if shown_release(loaded, release.env) == release.id:
+                if _shown_release(loaded, release.env) == release.id:
                     current[release.env] = release.id
         finally:
             stores.close()
@@ -203,10 +203,10 @@ def rollback(
     )
 
 
-def shown_release(project: Any, env: str) -> int | None:
+def _shown_release(project: Any, env: str) -> int | None:
     """The release the warehouse's views of `env` show, read without waiting (None when the
     warehouse is busy: a run is writing it, and will settle the release itself)."""
-    from headwater.change.environments import Environment
+    from headwater.change.environments import shown_release
     from headwater.engine import open_engine
     from headwater.errors import HeadwaterError
 
@@ -216,7 +216,7 @@ def shown_release(project: Any, env: str) -> int | None:
     except HeadwaterError:
         return None
     try:
-        return Environment(engine, None, env).shown_release()  # type: ignore[arg-type]
+        return shown_release(engine, env)
     finally:
         engine.close()
 

@@ -72,6 +72,20 @@ class NewRelease:
     raw: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # model → its snapshots
 
 
+def point(
+    conn: sa.Connection, env: str, pointers: Sequence[tuple[str, str, str]], now: datetime
+) -> None:
+    """Insert `env`'s pointers (name, physical, fingerprint) in `conn`'s transaction."""
+    if pointers:
+        conn.execute(
+            env_pointers.insert(),
+            [
+                {"env": env, "name": n, "physical": p, "fingerprint": f, "updated_at": now}
+                for n, p, f in pointers
+            ],
+        )
+
+
 class ReleasesStore(CatalogBase):
     """The release log, frozen copies, and the facts of the catalog itself."""
 
@@ -190,20 +204,7 @@ class ReleasesStore(CatalogBase):
             for p in pointers:
                 undo.setdefault(p.name, None)
             conn.execute(env_pointers.delete().where(env_pointers.c.env == env))
-            if pointers:
-                conn.execute(
-                    env_pointers.insert(),
-                    [
-                        {
-                            "env": env,
-                            "name": p.name,
-                            "physical": p.physical,
-                            "fingerprint": p.fingerprint,
-                            "updated_at": now,
-                        }
-                        for p in pointers
-                    ],
-                )
+            point(conn, env, [(p.name, p.physical, p.fingerprint) for p in pointers], now)
             raw = {p.name: p.raw for p in pointers if p.raw}
             return self.write_release(
                 conn,
@@ -255,19 +256,7 @@ class ReleasesStore(CatalogBase):
                         env_pointers.c.env == env, env_pointers.c.name.in_(list(undo))
                     )
                 )
-                before = [
-                    {
-                        "env": env,
-                        "name": n,
-                        "physical": p[0],
-                        "fingerprint": p[1],
-                        "updated_at": now,
-                    }
-                    for n, p in undo.items()
-                    if p is not None
-                ]
-                if before:
-                    conn.execute(env_pointers.insert(), before)
+                point(conn, env, [(n, p[0], p[1]) for n, p in undo.items() if p], now)
             conn.execute(
                 releases.update()
                 .where(releases.c.id == release_id)

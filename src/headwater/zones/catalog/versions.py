@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from headwater.zones.catalog.records import ModelVersion
-from headwater.zones.catalog.releases import NewRelease, Pointer, ReleasesStore
+from headwater.zones.catalog.releases import NewRelease, Pointer, ReleasesStore, point
 from headwater.zones.catalog.schema import env_pointers, intervals, model_versions
 
 
@@ -116,19 +116,7 @@ class VersionsStore(ReleasesStore):
                     env_pointers.c.env == env, env_pointers.c.name.in_(names)
                 )
             )
-            conn.execute(
-                env_pointers.insert(),
-                [
-                    {
-                        "env": env,
-                        "name": v.name,
-                        "physical": v.physical,
-                        "fingerprint": v.fingerprint,
-                        "updated_at": now,
-                    }
-                    for v, _ in built
-                ],
-            )
+            point(conn, env, [(v.name, v.physical, v.fingerprint) for v, _ in built], now)
             if release is None:
                 return None
             return self.write_release(conn, env, release, run_id=run_id, now=now, undo=undo)
