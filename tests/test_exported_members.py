@@ -20,6 +20,7 @@ EXPECTED = [
     "UserCodeError",
     "check_all",
     "load_project",
+    "read",
     "run",
 ]
 

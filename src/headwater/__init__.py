@@ -29,6 +29,7 @@ _EXPORTS = {
     "SourceError": "headwater.errors",
     "TransientSourceError": "headwater.errors",
     "UserCodeError": "headwater.errors",
+    "read": "headwater.serve.client",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from headwater.contracts import Contract, Rule, Settings
 from headwater.contracts.load import load_spec, locate
+from headwater.contracts.policies import POLICIES_FILE, Policies
 from headwater.contracts.seeds import ZONE as SEED
 from headwater.contracts.seeds import load_seeds, seed_file
 from headwater.errors import Location, ModelError, SpecError
@@ -35,6 +36,7 @@ class Project:
     contracts: dict[str, Contract]
     models: dict[str, Model]
     dag: Dag
+    policies: Policies | None = None  # policies.yml; None: the data API's open default
 
     @property
     def raw_tables(self) -> dict[str, Contract]:
@@ -67,7 +69,28 @@ def load_project(root: Path | str) -> Project:
     dag = Dag(models)
     _check_columns(root, models, dag, contracts)
     _check_pools(root, settings.pools, contracts, models)
-    return Project(root, settings, contracts, models, dag)
+    policies = _policies(root, models)
+    return Project(root, settings, contracts, models, dag, policies)
+
+
+def _policies(root: Path, models: dict[str, Model]) -> Policies | None:
+    """policies.yml, its masks and row policies checked against the project's models."""
+    path = root / POLICIES_FILE
+    if not path.exists():
+        return None
+    policies = load_spec(Policies, path, root=root)
+    for role_name, role in policies.roles.items():
+        named = [(k.rsplit(".", 1)[0], "masks", k) for k in role.masks]
+        named += [(m, "rows", m) for m in role.rows]
+        for model, field, key in named:
+            if model not in models:
+                close = difflib.get_close_matches(model, list(models), n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else "name a model of the project"
+                raise SpecError(
+                    f"{POLICIES_FILE}: roles.{role_name}.{field}: {key!r} names no model",
+                    hint=hint,
+                )
+    return policies
 
 
 def _check_pools(

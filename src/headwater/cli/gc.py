@@ -42,7 +42,12 @@ def gc(
     from headwater.cli.main import _check_format, _console, _errors, _opened, _print_json
     from headwater.contracts.secrets import Secrets
     from headwater.contracts.thresholds import parse_duration
-    from headwater.orchestrate.janitor import drop, unreferenced
+    from headwater.orchestrate.janitor import (
+        drop,
+        drop_products,
+        unreferenced,
+        unreferenced_products,
+    )
     from headwater.orchestrate.lease import held
     from headwater.orchestrate.stores import project_catalog_url
     from headwater.zones.lake import Lake
@@ -58,8 +63,10 @@ def gc(
     # the run lease: no build may be writing a version while the janitor decides
     with _errors(), _opened(project) as (loaded, stores), held(stores.catalog, "gc"):
         versions = unreferenced(loaded, stores, now=datetime.now(UTC))
+        products = unreferenced_products(loaded, stores, now=datetime.now(UTC))
         if not listing:
             drop(stores, versions)
+            drop_products(stores, products)
         location = Secrets(os.environ).expand(loaded.settings.lake, where="headwater.yml: lake")
         lake = Lake(project_catalog_url(loaded), location, loaded.root)
         orphans = lake.gc(grace_s=grace_s, dry_run=listing)
@@ -67,7 +74,15 @@ def gc(
     if fmt == "json":
         files = [{"table": o.table, "path": o.path, "bytes": o.bytes} for o in orphans]
         tables = [{"table": v.table, "kind": v.kind.value, "rows": v.rows} for v in versions]
-        _print_json({"dry_run": listing, "versions": tables, "removed": files, "bytes": size})
+        _print_json(
+            {
+                "dry_run": listing,
+                "versions": tables,
+                "products": products,
+                "removed": files,
+                "bytes": size,
+            }
+        )
         return
     verb = "would remove" if listing else "removed"
     rows = sum(v.rows or 0 for v in versions)
@@ -78,11 +93,18 @@ def gc(
         highlight=False,
         soft_wrap=True,
     )
+    if products:
+        _console().print(
+            f"gc {verb} {len(products)} unserved data product(s): {', '.join(products[:10])}"
+            + (" …" if len(products) > 10 else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     owners = sorted({o.table for o in orphans})
     where = f" of {', '.join(owners)}" if owners else ""
     _console().print(
         f"gc {verb} {len(orphans)} uncommitted data file(s){where} ({size:,} bytes).",
         highlight=False,
     )
-    if listing and (versions or orphans):
+    if listing and (versions or orphans or products):
         _console().print("Run `headwater gc --delete` to remove them.", highlight=False)

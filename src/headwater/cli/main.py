@@ -32,6 +32,7 @@ from headwater.cli.plan import plan
 from headwater.cli.releases import apply, diff, releases, rollback
 from headwater.cli.runs import runs
 from headwater.cli.scheduler import scheduler
+from headwater.cli.serve import keys, serve
 from headwater.cli.status import status
 from headwater.cli.testing import run_model_tests
 from headwater.errors import HeadwaterError, SpecError
@@ -339,6 +340,8 @@ app.command()(backfill)
 app.command()(scheduler)
 app.command(name="test")(run_model_tests)
 app.add_typer(importer, name="import")
+app.command()(serve)
+app.add_typer(keys, name="keys")
 
 
 @app.command()

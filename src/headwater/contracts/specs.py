@@ -821,6 +821,26 @@ class ColumnDoc(Spec):
         return None if value is None else authored.shown(sql_type(value))
 
 
+class Serving(Spec):
+    """How the data API serves a model (`serve: true` takes every default)."""
+
+    aggregates: bool = Field(
+        default=False, description="allow `group_by=` and `aggregate=` (sum, avg, …) requests"
+    )
+    max_limit: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="the most rows one page may ask for"
+    )
+    default_limit: int = Field(default=100, ge=1, description="rows per page unless asked")
+
+    @model_validator(mode="after")
+    def _limits(self) -> Serving:
+        if self.default_limit > self.max_limit:
+            raise ValueError(
+                f"default_limit {self.default_limit} is above max_limit {self.max_limit}"
+            )
+        return self
+
+
 class ModelSidecar(Spec):
     """The optional YAML file next to a model: docs, owner, rules."""
 
@@ -832,7 +852,18 @@ class ModelSidecar(Spec):
         description="column → its description, or {description, type, pii}",
     )
     rules: list[Rule] = Field(default_factory=list)
-    serve: bool = False
+    serve: Serving | None = Field(
+        default=None,
+        description="publish the model as a data product and serve it: true, or "
+        "{aggregates, max_limit, default_limit}",
+    )
+
+    @field_validator("serve", mode="before")
+    @classmethod
+    def _serve_flag(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @field_validator("rules")
     @classmethod

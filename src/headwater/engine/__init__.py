@@ -75,12 +75,15 @@ def open_engine(
     )
 
 
-def scratch(*, threads: int | None = None) -> Engine:
+def scratch(
+    *, threads: int | None = None, files_under: Sequence[str | Path] | None = None
+) -> Engine:
     """An in-memory engine for work on Arrow data inside this process (conforming a batch,
-    inferring types, running a model's unit test): the embedded default's engine."""
+    inferring types, running a model's unit test, reading the lake's data products): the
+    embedded default's engine. `files_under`: SQL may read no file outside those folders."""
     from headwater.engine.duckdb import DuckDBEngine
 
-    return DuckDBEngine(threads=threads)
+    return DuckDBEngine(threads=threads, files_under=files_under)
 
 
 def file_loader(workers: int) -> FileLoader:

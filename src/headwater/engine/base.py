@@ -151,6 +151,11 @@ class Engine(Protocol):
         `FILE_ROW` (the row's place in its file), to order rows as they landed."""
         ...
 
+    def export(self, query: exp.Query, path: str, schema: pa.Schema) -> int:
+        """Write `query`'s result as ONE Parquet file at `path` (a local path) with the
+        columns of `schema` and the Iceberg field ids in its fields' metadata; its rows."""
+        ...
+
     def content_hash(self, alias: str) -> exp.Expr:
         """A deterministic text hash of the whole row of `alias` (a table alias in scope):
         the tie-break that makes merging versions independent of their arrival order."""

@@ -252,6 +252,20 @@ class DuckDBEngine:
         ).from_(exp.func("read_parquet", listed, *options))
         return numbered.subquery("_hw_scan")
 
+    def export(self, query: exp.Query, path: str, schema: pa.Schema) -> int:
+        from headwater.engine.duckdb_files import copy_options
+
+        ordered = exp.select(*[exp.column(f.name, quoted=True) for f in schema]).from_(
+            query.subquery("_hw_export")
+        )
+        copy = exp.Copy(
+            this=ordered.subquery(),
+            kind=False,
+            files=[exp.Literal.string(path)],
+            params=copy_options(schema),
+        )
+        return self.execute(copy) or 0
+
     def content_hash(self, alias: str) -> exp.Expr:
         return exp.func("md5", exp.cast(exp.func("to_json", exp.column(alias)), "varchar"))
 

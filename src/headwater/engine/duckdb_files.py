@@ -137,7 +137,7 @@ class DuckDBFiles:
             return _column_types(self._connection().sql(query.sql(dialect=DIALECT)))
 
     def copy(self, query: exp.Select, schema: pa.Schema) -> exp.Copy:
-        return exp.Copy(this=query.subquery(), kind=False, params=_copy_options(schema))
+        return exp.Copy(this=query.subquery(), kind=False, params=copy_options(schema))
 
     def write(self, copy: exp.Copy, path: str, params: dict[str, Any]) -> int:
         statement = copy.copy()
@@ -199,7 +199,7 @@ def _column_types(relation: duckdb.DuckDBPyRelation) -> dict[str, str]:
     return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
 
 
-def _copy_options(table: pa.Schema) -> list[exp.CopyParameter]:
+def copy_options(table: pa.Schema) -> list[exp.CopyParameter]:
     """Parquet as the careful lane writes it (zstd), with the table's Iceberg field ids."""
     ids = exp.Struct(expressions=[_field_id(f) for f in table])
     options: list[tuple[str, exp.Expr]] = [

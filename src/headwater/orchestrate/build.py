@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from headwater.change import products
 from headwater.change.environments import Environment
 from headwater.change.releases import check_summary, code_version, pinned, who
 from headwater.change.versions import (
@@ -50,6 +51,7 @@ from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.quality import CheckResult, written
 from headwater.zones.catalog import ModelVersion, NewRelease, TaskRecord
+from headwater.zones.catalog.products import Shown
 from headwater.zones.lake import Snapshot
 
 # keys of a version's recorded inputs beside the raw snapshots it has seen
@@ -162,6 +164,8 @@ class BuildStage:
                 f"build or pass its rules; {self.env} shows what it showed before"
             )
         else:
+            with self.report.timed("products"):
+                self._products(builder)
             with self.report.timed("publish"):
                 self.report.release = Environment(
                     self.stores.engine, self.stores.catalog, self.env
@@ -174,6 +178,25 @@ class BuildStage:
                 )
         with self.report.timed("record"):
             self._record_tasks()
+
+    def _products(self, builder: _Builder) -> None:
+        """Publish the data products of the served models, as the environment is about to
+        show them (before it does: serving never finds data it cannot read)."""
+        if not any(m.sidecar.serve for m in self.project.models.values()):
+            return
+        catalog = self.stores.catalog
+        shown = catalog.shown(self.env)
+        shown.update(
+            {v.name: Shown(v.name, v.physical, v.fingerprint, v.data_key) for v, _ in builder.built}
+        )
+        products.publish(
+            self.project,
+            self.stores.engine,
+            self.stores.lake,
+            catalog,
+            shown,
+            now=now_after(self.now),
+        )
 
     def _release(self, builder: _Builder) -> NewRelease | None:
         """The release this publish writes: when the environment shows another version of

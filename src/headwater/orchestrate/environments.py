@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlglot import exp
 
+from headwater.change import products
 from headwater.change.environments import Environment
 from headwater.change.releases import code_version, restorable, who
 from headwater.change.versions import PROD, fingerprints, physical_name, view_schema
@@ -22,6 +23,7 @@ from headwater.orchestrate.build import environment_views
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.catalog import Catalog, NewRelease, Pointer, Release
+from headwater.zones.catalog.products import Shown
 
 
 def fork(
@@ -189,6 +191,9 @@ def _show(
     new = NewRelease(
         kind=kind, created_by=who(), code_version=code_version(project.root), note=note
     )
+    if any(m.sidecar.serve for m in project.models.values()):
+        states = {p.name: Shown(p.name, p.physical, p.fingerprint, p.data_key) for p in pointers}
+        products.publish(project, stores.engine, stores.lake, stores.catalog, states, now=now)
     release = stores.catalog.restore_release(env, pointers, new, run_id=run_id, now=now)
     Environment(stores.engine, stores.catalog, env).flip(statements, release)
     stores.catalog.finish_release(release)

@@ -58,6 +58,24 @@ def unreferenced(project: Project, stores: Stores, *, now: datetime) -> list[Unr
     return [Unreferenced(name, kind, rows.get(name)) for name, kind in sorted(found.items())]
 
 
+def unreferenced_products(project: Project, stores: Stores, *, now: datetime) -> list[str]:
+    """The product tables (lake) holding no data an environment serves or a retained
+    release served: those of versions gone from every environment and kept release."""
+    catalog = stores.catalog
+    keys = {s.data_key for env in catalog.environments() for s in catalog.shown(env).values()}
+    kept = retained(catalog.release_heads(), project.settings.releases, now=now)
+    keys |= {k for _, k in catalog.released_data(kept)}
+    held = catalog.product_tables()
+    return sorted(t for t, data in held.items() if not data & keys)
+
+
+def drop_products(stores: Stores, tables: list[str]) -> None:
+    """Drop product tables from the lake, then forget their products."""
+    for table in tables:
+        stores.lake.drop(table)
+    stores.catalog.forget_products(tables)
+
+
 def drop(stores: Stores, found: list[Unreferenced]) -> None:
     """Drop `found` in one warehouse transaction, then forget them in the catalog."""
     if not found:

@@ -255,6 +255,77 @@ class Lake:
                 before_commit()
         return self.recent(name)[-1]
 
+    def replace(
+        self,
+        name: str,
+        parts: Iterable[pa.Table | SelfWritten],
+        *,
+        schema: pa.Schema,
+        properties: dict[str, Any],
+    ) -> Snapshot:
+        """Make `parts` the table's whole content in ONE commit (an Iceberg overwrite: every
+        data file of the current snapshot out, the parts' in), with `properties` in its
+        summary; created with `schema` if new, grown by its new columns.
+
+        Earlier snapshots stay readable by id (a data product's older states, which
+        releases still serve): nothing here expires them."""
+        table = self._ensure(name, schema)
+        current = table.current_snapshot()
+        old = [t.file for t in table.scan().plan_files()] if current is not None else []
+        from pyiceberg.exceptions import CommitFailedException
+
+        try:
+            with writing(self.folder), table.transaction() as tx:
+                with _DataFiles(table, tx) as files:
+                    files.grow(schema)
+                    for part in parts:
+                        if isinstance(part, SelfWritten):
+                            files.add(part)
+                        elif part.num_rows:
+                            files.write(_align(part, files.arrow_schema))
+                summary = {PREFIX + k: _encode(v) for k, v in properties.items()}
+                with tx.update_snapshot(snapshot_properties=summary).overwrite() as overwrite:
+                    for data_file in old:
+                        overwrite.delete_data_file(data_file)
+                    for data_file in files.written:
+                        overwrite.append_data_file(data_file)
+        except CommitFailedException as err:
+            raise Conflict(
+                f"{name} was committed to by another writer meanwhile ({err})",
+                hint="nothing was committed; publish again",
+            ) from err
+        return self.recent(name)[-1]
+
+    def snapshot_files(self, name: str, snapshot_id: int) -> list[str]:
+        """Paths (local, or the object store's URIs) of the data files of one snapshot.
+
+        Raises:
+            StoreError: the table or that snapshot is gone (expired or dropped).
+        """
+        table = self.table(name)
+        if table is None or table.snapshot_by_id(snapshot_id) is None:
+            raise StoreError(
+                f"{name} holds no snapshot {snapshot_id} any more",
+                hint="it was expired or dropped (headwater gc); read a newer release",
+            )
+        return [
+            local_path(t.file.file_path) for t in table.scan(snapshot_id=snapshot_id).plan_files()
+        ]
+
+    def drop(self, name: str) -> None:
+        """Drop the table and its files (a local lake's folder goes too)."""
+        table = self.table(name)
+        if table is None:
+            return
+        location = local_path(table.location())
+        self._catalog.drop_table(name)
+        self._loaded.pop(name, None)
+        folder = self.folder
+        if folder is not None and Path(location).resolve().is_relative_to(folder.resolve()):
+            import shutil
+
+            shutil.rmtree(location, ignore_errors=True)
+
     def write_aside(self, name: str, file: str, data: bytes) -> str:
         """Write `data` as `file` beside the table's metadata, for a commit to name in its
         summary; returns the path to record (relative to the table). Every metadata file

@@ -13,6 +13,7 @@ a catalog migrates it to the newest schema (`migrations.py`).
     holds.py       batches held from readers              lineage.py     column lineage
     lease.py       one run of a project at a time         alerts.py      incidents, events
     schedules.py   what the scheduler fired and saw       backfills.py   backfill progress
+    products.py    published data products, API keys, the audit log of the data API
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from headwater.zones.catalog.checks import ChecksStore
 from headwater.zones.catalog.holds import HoldsStore
 from headwater.zones.catalog.lease import LeaseStore
 from headwater.zones.catalog.lineage import LineageStore
+from headwater.zones.catalog.products import ProductsStore
 from headwater.zones.catalog.records import CheckRecord, LineageRecord, ModelVersion, TaskRecord
 from headwater.zones.catalog.releases import NewRelease, Pointer, Release
 from headwater.zones.catalog.runs import RunsStore
@@ -41,6 +43,7 @@ class Catalog(
     AlertsStore,
     SchedulesStore,
     BackfillsStore,
+    ProductsStore,
 ):
     """State headwater keeps between runs. Every write is its own short transaction."""
 

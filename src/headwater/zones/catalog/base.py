@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,6 +31,8 @@ class CatalogBase:
 
     def __init__(self, url: str, *, scrub: Callable[[str], str] | None = None):
         self.url = url
+        self._watch: sqlite3.Connection | None = None
+        self._watching = threading.Lock()
         # applied to every free text stored (errors, summaries, reasons, samples), so a secret
         # that reached a message never reaches the database
         self._scrub = scrub or (lambda text: text)
@@ -46,6 +50,22 @@ class CatalogBase:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._watch is not None:
+            self._watch.close()
+
+    def changed(self) -> int | None:
+        """A number that moves whenever another connection commits to a SQLite catalog
+        (its `PRAGMA data_version`, read on a connection of its own: well under a
+        millisecond); None for another database, where a reader must ask every time."""
+        if not self.url.startswith("sqlite"):
+            return None
+        with self._watching:
+            if self._watch is None:
+                path = sa.engine.make_url(self.url).database
+                if not path or path == ":memory:":
+                    return None
+                self._watch = sqlite3.connect(path, check_same_thread=False)
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
 
     def _text(self, text: str | None) -> str | None:
         return None if text is None else self._scrub(text)

@@ -25,6 +25,7 @@ from headwater.zones.catalog.schema import (
     CHANGE_TABLES,
     ORCHESTRATION_TABLES,
     SCHEMA_TABLES,
+    SERVING_TABLES,
     held_batches,
     metadata,
     model_versions,
@@ -107,11 +108,17 @@ def _change_management(conn: sa.Connection) -> None:
         add_column(conn, runs, runs.c.env)
 
 
+def _serving(conn: sa.Connection) -> None:
+    """Published data products, API keys and the audit log of the data API."""
+    metadata.create_all(conn, tables=SERVING_TABLES)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the tables of the first release", _tables_of_the_first_release),
     Migration(2, "orchestration: leases, alerts, schedules, backfills", _orchestration),
     Migration(3, "what each version was built from", _what_versions_were_built_from),
     Migration(4, "change management: releases, frozen copies", _change_management),
+    Migration(5, "serving: data products, API keys, audit log", _serving),
 ]
 
 

@@ -262,6 +262,47 @@ catalog_facts = sa.Table(
 
 CHANGE_TABLES = [releases, release_pointers, frozen, catalog_facts]
 
+# every published data product: one data state of a served model (its name and data key) as
+# one snapshot of an Iceberg table in the lake's `products` namespace; serving reads these
+products = sa.Table(
+    "hw_products",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("data_key", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("product", sa.String(300), nullable=False),  # the Iceberg table, `products.x`
+    sa.Column("snapshot_id", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("published_at", UtcDateTime(), nullable=False),
+)
+
+# API keys of the data API: only a key's SHA-256 is kept; its role is one of policies.yml's
+api_keys = sa.Table(
+    "hw_api_keys",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("role", sa.String(100), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime()),
+)
+
+# who read or did what: one row per request of the data API (the governance issue adds more)
+audit_log = sa.Table(
+    "hw_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("actor", sa.String(100)),  # the API key's name (None: anonymous)
+    sa.Column("role", sa.String(100)),
+    sa.Column("action", sa.String(40), nullable=False),  # e.g. read
+    sa.Column("subject", sa.String(300)),  # e.g. the model read
+    sa.Column("status", sa.Integer),  # the HTTP status answered
+    sa.Column("detail", sa.Text),  # JSON: filters, rows, release, …
+)
+
+SERVING_TABLES = [products, api_keys, audit_log]
+
 # which migration made each schema change: one row per migration applied
 schema_versions = sa.Table(
     "hw_schema",

@@ -1,0 +1,116 @@
+"""Who is asking, and what they may see: API keys → roles → grants, masks and row policies.
+
+A key is `hw_` and 43 random URL-safe characters; the catalog keeps its SHA-256 only (a key
+is high-entropy, so a fast hash is as safe as a slow one, and a lookup is one dict probe). A
+request gives it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+from sqlglot import exp
+
+from headwater.contracts.policies import OPEN, Mask, Policies, Role, row_condition
+from headwater.project import Project
+from headwater.serve.errors import ApiError
+from headwater.serve.query import Columns
+from headwater.zones.catalog import Catalog
+
+KEY_PREFIX = "hw_"
+_KEYS_TTL = 2.0  # seconds a server trusts its copy of the key hashes (a revoked key: ≤ 2 s)
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request's key name (None: anonymous) and role."""
+
+    key: str | None
+    role_name: str
+    role: Role
+
+
+class Access:
+    """The project's policies and the catalog's keys, as the data API enforces them."""
+
+    def __init__(self, project: Project, catalog: Catalog):
+        self.project, self.catalog = project, catalog
+        self.policies: Policies = project.policies or OPEN
+        self.open = project.policies is None
+        self._keys: dict[str, tuple[str, str]] = {}
+        self._keys_at = -_KEYS_TTL
+        self._lock = threading.Lock()
+
+    def caller(self, key: str | None) -> Caller:
+        """The caller a key (or no key) stands for.
+
+        Raises:
+            ApiError(401): no key where one is needed, or a key that is not (or no more) one.
+        """
+        if not key:
+            if self.policies.anonymous is None:
+                raise ApiError(
+                    401,
+                    "an API key is needed",
+                    hint="send `Authorization: Bearer <key>` (headwater keys create NAME --role R)",
+                )
+            name = self.policies.anonymous
+            return Caller(None, name, self.policies.roles[name])
+        found = self._known().get(key_hash(key))
+        if found is None:
+            raise ApiError(401, "the API key is not valid (unknown or revoked)")
+        key_name, role_name = found
+        role = self.policies.roles.get(role_name)
+        if role is None:  # its role left policies.yml: the key grants nothing
+            raise ApiError(403, f"the key's role {role_name!r} is not in policies.yml")
+        return Caller(key_name, role_name, role)
+
+    def view(
+        self, caller: Caller, model: str, schema: pa.Schema
+    ) -> tuple[Columns, exp.Expr | None]:
+        """The columns `caller` sees of `model` (masked ones as text) and the row policy.
+
+        Raises:
+            ApiError(403): the role has no grant on the model.
+        """
+        if not caller.role.granted(model):
+            raise ApiError(
+                403,
+                f"role {caller.role_name!r} may not read {model}",
+                hint="a grant in policies.yml gives it (roles.<role>.grants)",
+            )
+        masks: dict[str, Mask] = {}
+        sidecar = self.project.models[model].sidecar
+        for column, doc in sidecar.columns.items():
+            tag = getattr(doc, "pii", None)
+            if tag and not caller.role.sees(tag):
+                masks[column] = Mask.HASH
+        prefix = model + "."
+        for key, mask in caller.role.masks.items():
+            if key.startswith(prefix):
+                masks[key[len(prefix) :]] = mask
+        types = {f.name: (pa.string() if f.name in masks else f.type) for f in schema}
+        masked = {n: m for n, m in masks.items() if n in types}
+        condition = caller.role.rows.get(model)
+        policy = None if condition is None else row_condition(condition, where=model)
+        return Columns(types, masked), policy
+
+    def _known(self) -> dict[str, tuple[str, str]]:
+        with self._lock:
+            if time.monotonic() - self._keys_at >= _KEYS_TTL:
+                self._keys = self.catalog.key_hashes()
+                self._keys_at = time.monotonic()
+            return self._keys

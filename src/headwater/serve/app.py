@@ -1,0 +1,476 @@
+"""The data API: one FastAPI app per project and environment (`headwater serve`).
+
+    GET /v1/{zone}/{model}     rows of a served model (filters, sort, fields, pages, formats)
+    GET /v1/models             the models the caller may read, with their columns
+    GET /v1/health             liveness, the release served, cache figures
+    GET /openapi.json, /docs   the OpenAPI document (its parameters follow the data served)
+
+Every answer names the release it was read from (`X-Headwater-Release`, and `release` in a
+JSON body) and the product snapshot (`X-Headwater-Snapshot`); `?as_of=RELEASE` reads an
+earlier retained release. An `ETag` (release, snapshot, query) makes `If-None-Match` answer
+304 without reading anything. Each request is audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+
+from headwater.change.versions import PROD
+from headwater.errors import HeadwaterError
+from headwater.project import Project
+from headwater.serve.access import Access, Caller
+from headwater.serve.audit import AuditTrail
+from headwater.serve.cache import Cache, Entry
+from headwater.serve.errors import ApiError
+from headwater.serve.query import (
+    FORMATS,
+    FUNCTIONS,
+    OPERATORS,
+    Columns,
+    Position,
+    decode_cursor,
+    encode_cursor,
+    parse,
+    release_param,
+)
+from headwater.serve.reader import Reader, Source
+
+log = logging.getLogger("headwater.serve")
+API = "/v1"
+_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "hint": {"type": "string"}},
+    "required": ["error"],
+}
+_PAGE = {
+    "type": "object",
+    "properties": {
+        "model": {"type": "string"},
+        "release": {"type": ["integer", "null"]},
+        "snapshot": {"type": "integer"},
+        "count": {"type": "integer"},
+        "next": {"type": ["string", "null"]},
+        "data": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["model", "release", "snapshot", "count", "next", "data"],
+}
+
+
+def model_path(model: str) -> str:
+    return f"{API}/{model.replace('.', '/')}"
+
+
+def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 20) -> FastAPI:
+    """The data API of `project`'s environment `env` (its stores opened here, closed when
+    the app shuts down)."""
+    reader = Reader(project, env=env)
+    access = Access(project, reader.catalog)
+    cache = Cache(cache_bytes)
+    audit = AuditTrail(reader.catalog)
+
+    def moved(model: str, snapshot: int) -> None:  # its entries can never be asked for again
+        cache.drop((model, snapshot))
+
+    reader.on_moved = moved
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        audit.close()
+        reader.close()
+
+    app = FastAPI(
+        title=f"{project.settings.name} data API",
+        version="1",
+        description=f"Published data products of environment `{env}`.",
+        lifespan=lifespan,
+    )
+    app.state.reader, app.state.access, app.state.cache, app.state.audit = (
+        reader,
+        access,
+        cache,
+        audit,
+    )
+
+    @app.exception_handler(ApiError)
+    async def _refused(_: Request, err: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+        return JSONResponse(err.body(), status_code=err.status, headers=headers)
+
+    for model in sorted(reader.served):
+        app.add_api_route(
+            model_path(model),
+            _endpoint(model, project, reader, access, cache, audit),
+            methods=["GET"],
+            name=model,
+            summary=f"Rows of {model}",
+            description=project.models[model].sidecar.description or "",
+            tags=[model.split(".")[0]],
+            responses=_responses(),
+            openapi_extra={"parameters": []},
+        )
+
+    @app.get(f"{API}/models", tags=["meta"], responses=_responses(page=False))
+    def models(request: Request) -> Response:
+        caller = access.caller(_key(request))
+        out = []
+        for model in sorted(reader.served):
+            if not caller.role.granted(model):
+                continue
+            try:
+                source = reader.source(model)
+            except ApiError:
+                out.append({"name": model, "path": model_path(model), "published": False})
+                continue
+            columns, _ = access.view(caller, model, source.schema)
+            out.append(_described(project, model, source, columns))
+        return _json({"release": reader.release, "models": out})
+
+    @app.get(f"{API}/health", tags=["meta"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "env": env, "release": reader.release, "cache": cache.stats()}
+
+    served_at: list[Any] = [object(), None]
+
+    def openapi() -> dict[str, Any]:
+        """The document, made again when the release served moved on (its columns may
+        have changed)."""
+        release = reader.release
+        if served_at[0] != release or served_at[1] is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for model in sorted(reader.served):
+                operation = document["paths"][model_path(model)]["get"]
+                operation["parameters"] = _parameters(project, reader, model)
+                operation["security"] = [{"bearer": []}, {"apiKey": []}, {}]
+            document.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            served_at[:] = [release, document]
+        return dict(served_at[1])
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _endpoint(
+    model: str,
+    project: Project,
+    reader: Reader,
+    access: Access,
+    cache: Cache,
+    audit: AuditTrail,
+) -> Callable[[Request], Response]:
+    serving = project.models[model].sidecar.serve
+    assert serving is not None
+
+    def read(request: Request) -> Response:
+        started = time.perf_counter()
+        caller: Caller | None = None
+        detail: dict[str, Any] = {}
+        status = 500
+        try:
+            caller = access.caller(_key(request))
+            params = list(request.query_params.multi_items())
+            source, position = _source(reader, model, params)
+            columns, policy = access.view(caller, model, source.schema)
+            asked = parse(params, columns, serving)
+            fmt = asked.format or _accepted(request.headers.get("accept"))
+            detail = {
+                "release": source.release,
+                "snapshot": source.product.snapshot_id,
+                "as_of": asked.as_of,
+                "format": fmt,
+                **asked.shape(),
+            }
+            shape = json.dumps(
+                [
+                    model,
+                    source.product.snapshot_id,
+                    caller.role_name,
+                    asked.shape(),
+                    None if position is None else list(position.keys),
+                    fmt,
+                ],
+                separators=(",", ":"),
+                default=str,
+            )
+            digest = hashlib.sha256(shape.encode()).hexdigest()
+            etag = f'"{source.release}-{source.product.snapshot_id}-{digest[:24]}"'
+            headers = {
+                "ETag": etag,
+                "Cache-Control": "no-cache",
+                "X-Headwater-Release": str(source.release),
+                "X-Headwater-Snapshot": str(source.product.snapshot_id),
+            }
+            if etag in _tags(request.headers.get("if-none-match")):
+                status = 304
+                detail["cache"] = "not modified"
+                return Response(status_code=304, headers=headers)
+            entry = cache.get(digest)
+            detail["cache"] = "hit" if entry is not None else "miss"
+            if entry is None:
+                try:
+                    page = reader.page(source, asked, columns, row_policy=policy, after=position)
+                except HeadwaterError as err:
+                    raise ApiError(500, f"the read failed: {err.message}") from err
+                entry = Entry(
+                    _encode(page.data, fmt, source),
+                    page.data.num_rows,
+                    None if page.next is None else page.next.keys,
+                )
+                tag = ("as_of", model, source.product.snapshot_id) if source.as_of else None
+                cache.put(digest, entry, tag or (model, source.product.snapshot_id))
+            following = None
+            if entry.next_keys is not None:
+                at = Position(
+                    source.release, source.product.snapshot_id, asked.sort, entry.next_keys
+                )
+                following = encode_cursor(at, reader.secret)
+            detail["rows"] = entry.rows
+            status = 200
+            if fmt == "json":
+                return Response(
+                    _envelope(model, source, entry, following),
+                    media_type=FORMATS["json"],
+                    headers=headers,
+                )
+            if following is not None:
+                headers["X-Headwater-Next-Cursor"] = following
+            return Response(entry.body, media_type=FORMATS[fmt], headers=headers)
+        except ApiError as err:
+            status = err.status
+            detail["error"] = err.message
+            raise
+        finally:
+            detail["ms"] = round((time.perf_counter() - started) * 1000, 3)
+            audit.record(
+                actor=None if caller is None else caller.key,
+                role=None if caller is None else caller.role_name,
+                subject=model,
+                status=status,
+                detail=detail,
+            )
+
+    read.__name__ = "read_" + model.replace(".", "_")
+    return read
+
+
+def _source(
+    reader: Reader, model: str, params: list[tuple[str, str]]
+) -> tuple[Source, Position | None]:
+    """The data a request reads: a cursor's pinned snapshot, a release's, or the current."""
+    cursor = [v for k, v in params if k == "cursor"]
+    as_of = [v for k, v in params if k == "as_of"]
+    if len(cursor) > 1 or len(as_of) > 1:
+        raise ApiError(400, "cursor and as_of are given once each")
+    if cursor and cursor[0]:
+        position = decode_cursor(cursor[0], reader.secret)
+        return reader.pinned(model, position), position
+    release = release_param(as_of[0]) if as_of else None
+    return reader.source(model, as_of=release), None
+
+
+def _key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "Authorization must be `Bearer <key>`")
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def _tags(header: str | None) -> set[str]:
+    if not header:
+        return set()
+    return {t.strip().removeprefix("W/") for t in header.split(",")}
+
+
+def _accepted(accept: str | None) -> str:
+    """The format an `Accept` header asks for (JSON unless it names another we make)."""
+    if accept:
+        for fmt, media in FORMATS.items():
+            if media in accept:
+                return fmt
+    return "json"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
+def _encode(table: pa.Table, fmt: str, source: Source) -> bytes:
+    """A page in `fmt` (for JSON the `data` array only: the envelope is made per answer)."""
+    if fmt == "json":
+        return orjson.dumps(table.to_pylist(), default=_default)
+    meta = {
+        b"headwater.model": source.model.encode(),
+        b"headwater.snapshot": str(source.product.snapshot_id).encode(),
+    }
+    table = table.replace_schema_metadata(meta)
+    buffer = io.BytesIO()
+    try:
+        if fmt == "csv":
+            import pyarrow.csv as csv
+
+            csv.write_csv(table, buffer)
+        elif fmt == "arrow":
+            import pyarrow.ipc as ipc
+
+            with ipc.new_stream(buffer, table.schema) as writer:
+                writer.write_table(table)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, buffer)
+    except (pa.ArrowException, ValueError) as err:
+        raise ApiError(400, f"format {fmt} cannot hold this page: {err}", hint="use json") from None
+    return buffer.getvalue()
+
+
+def _envelope(model: str, source: Source, entry: Entry, following: str | None) -> bytes:
+    head = orjson.dumps(
+        {
+            "model": model,
+            "release": source.release,
+            "snapshot": source.product.snapshot_id,
+            "count": entry.rows,
+            "next": following,
+        }
+    )
+    return head[:-1] + b',"data":' + entry.body + b"}"
+
+
+def _json(data: Any) -> Response:
+    return Response(orjson.dumps(data, default=_default), media_type="application/json")
+
+
+def _described(project: Project, model: str, source: Source, columns: Columns) -> dict[str, Any]:
+    sidecar = project.models[model].sidecar
+    docs = {
+        name: (doc if isinstance(doc, str) else doc.description)
+        for name, doc in sidecar.columns.items()
+    }
+    return {
+        "name": model,
+        "path": model_path(model),
+        "published": True,
+        "description": sidecar.description,
+        "rows": source.product.rows,
+        "snapshot": source.product.snapshot_id,
+        "aggregates": bool(sidecar.serve and sidecar.serve.aggregates),
+        "columns": [
+            {
+                "name": name,
+                "type": str(kind),
+                "masked": name in columns.masked,
+                "description": docs.get(name),
+            }
+            for name, kind in columns.types.items()
+        ],
+    }
+
+
+def _responses(*, page: bool = True) -> dict[int | str, dict[str, Any]]:
+    error = {"content": {"application/json": {"schema": _ERROR}}}
+    out: dict[int | str, dict[str, Any]] = {
+        400: {"description": "A parameter or value is not valid", **error},
+        401: {"description": "No API key, or not a valid one", **error},
+        403: {"description": "The key's role may not read this", **error},
+    }
+    if page:
+        out[200] = {
+            "description": "One page of rows",
+            "content": {
+                "application/json": {"schema": _PAGE},
+                "text/csv": {"schema": {"type": "string"}},
+                FORMATS["arrow"]: {"schema": {"type": "string", "format": "binary"}},
+                FORMATS["parquet"]: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+        out[304] = {"description": "Not modified (If-None-Match named the ETag)"}
+        out[404] = {"description": "No such release of this environment", **error}
+        out[410] = {"description": "The release or the data read is no longer kept", **error}
+        out[503] = {"description": "Not published in this environment yet", **error}
+    return out
+
+
+def _parameters(project: Project, reader: Reader, model: str) -> list[dict[str, Any]]:
+    """The documented query parameters of a model's endpoint: one filter per column it has
+    now, then the reserved ones."""
+    serving = project.models[model].sidecar.serve
+    assert serving is not None
+    try:
+        names = reader.source(model).schema.names
+    except ApiError:
+        names = []
+    pattern = "^(" + "|".join(OPERATORS) + r")\..*$"
+    out: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": f"filter on {name}: eq.v, neq.v, gt.v, gte.v, lt.v, lte.v, "
+            "in.(a,b), like.a*, ilike.a*, is.null, is.notnull",
+            "schema": {"type": "string", "pattern": pattern},
+        }
+        for name in names
+    ]
+
+    def param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": description,
+            "schema": schema,
+        }
+
+    out += [
+        param("fields", {"type": "string"}, "columns to return, comma-separated"),
+        param("sort", {"type": "string"}, "columns to sort by; -name sorts descending"),
+        param(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": serving.max_limit},
+            f"rows per page (default {serving.default_limit})",
+        ),
+        param("cursor", {"type": "string"}, "`next` of the previous page"),
+        param("format", {"type": "string", "enum": list(FORMATS)}, "the answer's format"),
+        param("as_of", {"type": "integer", "minimum": 1}, "read an earlier retained release"),
+    ]
+    if serving.aggregates:
+        out += [
+            param("group_by", {"type": "string"}, "columns to group by, comma-separated"),
+            param(
+                "aggregate",
+                {"type": "string"},
+                f"aggregates: count, or {', '.join(FUNCTIONS[1:])} of a column, e.g. sum(x)",
+            ),
+        ]
+    return out

@@ -1,0 +1,275 @@
+"""Reading published products: which snapshot a read goes to, and the page it gets.
+
+A `Reader` holds the catalog and the lake (never the warehouse file: a run writes that) and
+an in-memory DuckDB that may read only the lake's folder. The current product of each served
+model is looked up again only when the catalog changed (SQLite's `data_version`, one pragma
+per request; another catalog database is asked every time), and the files of a snapshot are
+planned once (a snapshot never changes).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from sqlglot import exp
+
+from headwater.change.products import served_models
+from headwater.change.releases import retained
+from headwater.change.versions import PROD
+from headwater.engine import Engine, scratch
+from headwater.engine.base import FILE_INDEX, FILE_ROW
+from headwater.errors import StoreError
+from headwater.orchestrate.stores import LakeStores
+from headwater.project import Project
+from headwater.serve.errors import ApiError
+from headwater.serve.query import (
+    KEY,
+    Columns,
+    Position,
+    Request,
+    build,
+    key_names,
+    key_text,
+    kinds,
+    value,
+)
+from headwater.zones.catalog.products import Product
+
+TIEBREAK = (FILE_INDEX, FILE_ROW)  # a row's place in its snapshot: unique, and stable
+_SECRET_FACT = "serve.cursor_secret"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The data one read goes to: a model's product snapshot, and the release serving it."""
+
+    model: str
+    release: int | None
+    product: Product
+    files: tuple[str, ...]
+    schema: pa.Schema
+    as_of: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    data: pa.Table
+    next: Position | None
+
+
+class Reader:
+    """Reads of one environment's served products (`as_of`: of its earlier releases)."""
+
+    def __init__(self, project: Project, *, env: str = PROD):
+        self.project, self.env = project, env
+        self.served = set(served_models(project))
+        self.stores = LakeStores.open(project)
+        self.catalog, self.lake = self.stores.catalog, self.stores.lake
+        folder = self.lake.folder
+        self.engine = scratch(files_under=[folder] if folder else None)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._planned: dict[tuple[str, int], tuple[tuple[str, ...], pa.Schema]] = {}
+        self._current: dict[str, Source | None] = {}
+        self._seen: object = None
+        self._release: int | None = None
+        self.on_moved: Callable[[str, int], None] = lambda model, snapshot: None
+        self.secret = self._secret()
+
+    def close(self) -> None:
+        self.engine.close()
+        self.stores.close()
+
+    # ---- which data ----------------------------------------------------------------------
+
+    def source(self, model: str, *, as_of: int | None = None) -> Source:
+        """The product a read of `model` goes to now (or as release `as_of` served it).
+
+        Raises:
+            ApiError: 404 (not served, no such release), 410 (release expired),
+                503 (not published yet).
+        """
+        if model not in self.served:
+            raise ApiError(404, f"{model} is not served", hint="its sidecar would say serve: true")
+        if as_of is not None:
+            return self._released(model, as_of)
+        with self._lock:
+            self._refresh()
+            found = self._current.get(model)
+        if found is None:
+            raise ApiError(
+                503,
+                f"{model} is not published in {self.env} yet",
+                hint=f"run `headwater run` (or apply --env {self.env}) to publish it",
+            )
+        return found
+
+    def pinned(self, model: str, position: Position) -> Source:
+        """The source a cursor's position read (its snapshot, even if newer data landed)."""
+        current = self.source(model)
+        if current.product.snapshot_id == position.snapshot:
+            return current
+        product = self.catalog.product_at(model, position.snapshot)
+        if product is None:
+            raise ApiError(410, "the data this cursor read is gone", hint="start over")
+        return self._source(model, position.release, product, as_of=True)
+
+    @property
+    def release(self) -> int | None:
+        with self._lock:
+            self._refresh()
+            return self._release
+
+    def _refresh(self) -> None:
+        counter = self.catalog.changed()
+        seen: object = object() if counter is None else counter
+        if seen == self._seen:
+            return
+        release = self.catalog.latest_release(self.env)
+        products = self.catalog.served(self.env, sorted(self.served))
+        current: dict[str, Source | None] = {}
+        for model in sorted(self.served):
+            product = products.get(model)
+            was = self._current.get(model)
+            if product is None:
+                current[model] = None
+            elif was is not None and was.product == product:
+                current[model] = Source(model, release, product, was.files, was.schema)
+            else:
+                current[model] = self._source(model, release, product)
+            if was is not None and (product is None or was.product != product):
+                self.on_moved(model, was.product.snapshot_id)
+        self._current, self._release, self._seen = current, release, seen
+
+    def _released(self, model: str, release_id: int) -> Source:
+        found = self.catalog.release_env(release_id)
+        if found is None or found[0] != self.env:
+            where = "" if found is None else f" (it is one of {found[0]})"
+            raise ApiError(404, f"no release {release_id} of {self.env}{where}")
+        if found[1] != "done":
+            raise ApiError(404, f"release {release_id} never finished ({found[1]})")
+        policy = self.project.settings.releases
+        if release_id not in retained(self.catalog.release_heads(), policy, now=datetime.now(UTC)):
+            raise ApiError(
+                410,
+                f"release {release_id} is no longer retained",
+                hint=f"releases: keep {policy.keep}, retention {policy.retention} "
+                "(headwater releases lists those kept)",
+            )
+        products = self.catalog.released_products(release_id)
+        if model not in products:
+            raise ApiError(404, f"release {release_id} has no {model}")
+        product = products[model]
+        if product is None:
+            raise ApiError(410, f"{model} was not published as of release {release_id}")
+        return self._source(model, release_id, product, as_of=True)
+
+    def _source(
+        self, model: str, release: int | None, product: Product, *, as_of: bool = False
+    ) -> Source:
+        key = (product.product, product.snapshot_id)
+        planned = self._planned.get(key)
+        if planned is None:
+            try:
+                files = tuple(sorted(self.lake.snapshot_files(*key)))
+            except StoreError as err:
+                raise ApiError(410, err.message, hint=err.hint) from None
+            if files:
+                query = exp.select(exp.Star()).from_(self.engine.scan(files))
+                schema = self._cursor().head(query, 0).schema
+            else:  # an empty data state: no data file at all
+                schema = self.lake.schema(product.product) or pa.schema([])
+            planned = self._planned[key] = (files, schema)
+        return Source(model, release, product, planned[0], planned[1], as_of)
+
+    def scan(self, source: Source, *, positions: bool) -> exp.Expr:
+        """The FROM source of a read of `source` (an empty one for a snapshot without files)."""
+        if source.files:
+            return self.engine.scan(source.files, positions=positions)
+        name = f"_hw_empty_{source.product.snapshot_id}"
+        fields = list(source.schema) + [pa.field(t, pa.int64()) for t in TIEBREAK]
+        self._cursor().register(name, pa.schema(fields).empty_table())  # per connection
+        return exp.to_table(name)
+
+    # ---- the page ------------------------------------------------------------------------
+
+    def page(
+        self,
+        source: Source,
+        request: Request,
+        columns: Columns,
+        *,
+        row_policy: exp.Expr | None = None,
+        after: Position | None = None,
+    ) -> Page:
+        """One page of `request` from `source`, with the position of the next (if any)."""
+        keys = key_names(request, TIEBREAK)
+        values = None
+        if after is not None:
+            if after.sort != request.sort or len(after.keys) != len(keys):
+                raise ApiError(400, "the cursor was made for another sort", hint="start over")
+            types = kinds(columns, request, dict.fromkeys(TIEBREAK, pa.int64()))
+            values = [
+                None if text is None else value(name, types[name], str(text))
+                for name, text in zip(keys, after.keys, strict=True)
+            ]
+        scan = self.scan(source, positions=not request.grouped)
+        query = build(
+            request,
+            scan,
+            columns,
+            row_policy=row_policy,
+            tiebreak=() if request.grouped else TIEBREAK,
+            after=values,
+        )
+        table = self._cursor().read(query)
+        following = None
+        assert request.limit is not None, "a page has a limit"
+        if table.num_rows > request.limit:
+            table = table.slice(0, request.limit)
+            last = [table.column(f"{KEY}{i}")[request.limit - 1].as_py() for i in range(len(keys))]
+            following = Position(
+                source.release,
+                source.product.snapshot_id,
+                request.sort,
+                tuple(key_text(v) for v in last),
+            )
+        return Page(table.select(list(request.fields)), following)
+
+    def everything(
+        self,
+        source: Source,
+        request: Request,
+        columns: Columns,
+        *,
+        row_policy: exp.Expr | None = None,
+    ) -> pa.Table:
+        """Every row of `request` (no page): what Python's `headwater.read` returns."""
+        scan = self.scan(source, positions=False)
+        query = build(request, scan, columns, row_policy=row_policy, tiebreak=(), paged=False)
+        return self._cursor().read(query)
+
+    def _cursor(self) -> Engine:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self.engine.cursor()
+        return cursor
+
+    def _secret(self) -> bytes:
+        """The key cursors are signed with: one per catalog, so any server of it reads them."""
+        found = self.catalog.fact(_SECRET_FACT)
+        if found is None:
+            self.catalog.set_fact(_SECRET_FACT, secrets.token_hex(32))
+            found = self.catalog.fact(_SECRET_FACT)
+        assert found is not None
+        return bytes.fromhex(found)
+
+
+def columns_of(schema: pa.Schema) -> Columns:
+    """Every column unmasked (the project owner's view)."""
+    return Columns({f.name: f.type for f in schema})
