@@ -87,7 +87,7 @@ def _policies(root: Path, models: dict[str, Model]) -> Policies | None:
                 close = difflib.get_close_matches(model, list(models), n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}?" if close else "name a model of the project"
                 raise SpecError(
-                    f"{POLICIES_FILE}: roles.{role_name}.{field}: {key!r} names no model",
+                    f"{POLICIES_FILE}: roles.{role_name}.{field}: {key!r}: no model {model!r}",
                     hint=hint,
                 )
     return policies

@@ -39,6 +39,9 @@ def serve(
             )
             raise typer.Exit(2)
         import asyncio
+        import contextlib
+        import signal
+        import sys
 
         import anyio.to_thread
         import uvicorn
@@ -66,7 +69,12 @@ def serve(
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         await server.serve()
 
-    asyncio.run(main())
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again: a stop asked
+    # for is a clean exit (0), as for any service manager
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    _console().print("stopped", highlight=False)
 
 
 def _bytes(text: str) -> int:

@@ -316,7 +316,11 @@ def _accepted(accept: str | None) -> str:
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal):  # a JSON number when one holds it exactly, else text
+        if value == value.to_integral_value() and abs(value) < 2**53:
+            return int(value)
+        if Decimal(repr(float(value))) == value:
+            return float(value)
         return str(value)
     if isinstance(value, bytes):
         import base64
