@@ -1,11 +1,11 @@
 """Publishing data products: what serving reads.
 
-Every model whose sidecar says `serve:` is published, before an environment shows new data of
-it, as an Iceberg table in the lake: one table per version (`products.marts__daily__<fp>`),
-one snapshot per data state of that version. The catalog records which snapshot holds which
-data state (`hw_products`), so an environment serves the product of the data its pointer
-shows, and a release the products of the data it held — exactly, and without ever opening the
-warehouse file a run is writing.
+Every model whose sidecar says `serve:` (or declares `features:` or `vectors:`) is published,
+before an environment shows new data of it, as an Iceberg table in the lake: one table per
+version (`products.marts__daily__<fp>`), one snapshot per data state of that version. The
+catalog records which snapshot holds which data state (`hw_products`), so an environment
+serves the product of the data its pointer shows, and a release the products of the data it
+held — exactly, and without ever opening the warehouse file a run is writing.
 """
 
 from __future__ import annotations
@@ -34,8 +34,13 @@ def product_table(name: str, fingerprint: str) -> str:
 
 
 def served_models(project: Project) -> list[str]:
-    """The models the project serves, in name order."""
+    """The models the data API serves rows of, in name order."""
     return sorted(n for n, m in project.models.items() if m.sidecar.serve)
+
+
+def published_models(project: Project) -> list[str]:
+    """The models published as data products: served, or with feature views or indexes."""
+    return sorted(n for n, m in project.models.items() if m.sidecar.published)
 
 
 def publish(
@@ -54,8 +59,8 @@ def publish(
         StoreError: a product cannot be written (the message names the model); nothing is
             recorded for it, so the environment is not moved on to data serving lacks.
     """
-    served = set(served_models(project))
-    wanted = {n: s for n, s in shown.items() if n in served and s.data_key}
+    published = set(published_models(project))
+    wanted = {n: s for n, s in shown.items() if n in published and s.data_key}
     have = catalog.products_of([(n, s.data_key or "") for n, s in wanted.items()])
     written = []
     for name, state in sorted(wanted.items()):

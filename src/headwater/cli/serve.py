@@ -49,7 +49,7 @@ def serve(
         from headwater.serve.app import create_app
 
         app = create_app(loaded, env=env, cache_bytes=_bytes(cache))
-        served = sorted(app.state.reader.served)
+        served = app.state.served
     if not served:
         _stderr().print(
             "[yellow]warning:[/] no model says `serve: true` in its sidecar; only /v1/health "

@@ -664,6 +664,13 @@ class Settings(Spec):
     lineage: Lineage | None = Field(
         default=None, description="ours: send OpenLineage events (file, http or console)"
     )
+    online: str = Field(
+        default=".headwater/online.db",
+        min_length=1,
+        max_length=4096,
+        description="the online feature store: a SQLite file (relative to the project) or a "
+        "redis:// URL",
+    )
     releases: Releases = Field(
         default_factory=Releases,
         description="ours: {keep, retention} — which releases `rollback` can restore",
@@ -841,6 +848,59 @@ class Serving(Spec):
         return self
 
 
+class FeatureView(Spec):
+    """Features of an entity over time, read from a model's rows: for training, the values
+    as of each label's time (point in time); online, the latest values."""
+
+    entity: list[str] = Field(description="the key column(s) of the entity, e.g. customer_id")
+    event_time: str = Field(description="the column saying when each row's values became true")
+    features: list[str] = Field(
+        default_factory=list, description="the feature columns (default: every other column)"
+    )
+    ttl: str | None = Field(
+        default=None,
+        description="how long a value stays valid after its event time, e.g. 30d "
+        "(older: EXPIRED online, NULL in training); none: forever",
+    )
+    description: str | None = None
+
+    @field_validator("entity", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("ttl")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        return None if self.ttl is None else parse_duration(self.ttl)
+
+
+class VectorIndex(Spec):
+    """A nearest-neighbour index over a model's embedding column (a list of floats)."""
+
+    column: str = Field(description="the embedding column: a fixed-length list of numbers")
+    metric: Literal["cos", "l2sq", "ip"] = Field(
+        default="cos", description="cos (cosine), l2sq (squared Euclidean), ip (inner product)"
+    )
+    exact_below: int = Field(
+        default=20_000,
+        ge=0,
+        description="search exactly (every vector compared) when at most this many rows are "
+        "candidates; an HNSW graph above it",
+    )
+    connectivity: int = Field(default=16, ge=2, le=128, description="HNSW links per node")
+    expansion: int = Field(
+        default=128, ge=8, le=4096, description="HNSW candidates kept while searching"
+    )
+    description: str | None = None
+
+
 class ModelSidecar(Spec):
     """The optional YAML file next to a model: docs, owner, rules."""
 
@@ -857,6 +917,18 @@ class ModelSidecar(Spec):
         description="publish the model as a data product and serve it: true, or "
         "{aggregates, max_limit, default_limit}",
     )
+
+    features: dict[Identifier, FeatureView] = Field(
+        default_factory=dict, description="feature views over the model's rows, by name"
+    )
+    vectors: dict[Identifier, VectorIndex] = Field(
+        default_factory=dict, description="vector indexes over embedding columns, by name"
+    )
+
+    @property
+    def published(self) -> bool:
+        """Whether the model is published as a data product (served, features, vectors)."""
+        return self.serve is not None or bool(self.features) or bool(self.vectors)
 
     @field_validator("serve", mode="before")
     @classmethod

@@ -182,7 +182,7 @@ class BuildStage:
     def _products(self, builder: _Builder) -> None:
         """Publish the data products of the served models, as the environment is about to
         show them (before it does: serving never finds data it cannot read)."""
-        if not any(m.sidecar.serve for m in self.project.models.values()):
+        if not any(m.sidecar.published for m in self.project.models.values()):
             return
         catalog = self.stores.catalog
         shown = catalog.shown(self.env)

@@ -191,7 +191,7 @@ def _show(
     new = NewRelease(
         kind=kind, created_by=who(), code_version=code_version(project.root), note=note
     )
-    if any(m.sidecar.serve for m in project.models.values()):
+    if any(m.sidecar.published for m in project.models.values()):
         states = {p.name: Shown(p.name, p.physical, p.fingerprint, p.data_key) for p in pointers}
         products.publish(project, stores.engine, stores.lake, stores.catalog, states, now=now)
     release = stores.catalog.restore_release(env, pointers, new, run_id=run_id, now=now)

@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
+from headwater.change.products import served_models
 from headwater.change.versions import PROD
 from headwater.errors import HeadwaterError
 from headwater.project import Project
@@ -78,6 +79,7 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
     """The data API of `project`'s environment `env` (its stores opened here, closed when
     the app shuts down)."""
     reader = Reader(project, env=env)
+    served = served_models(project)
     access = Access(project, reader.catalog)
     cache = Cache(cache_bytes)
     audit = AuditTrail(reader.catalog)
@@ -99,6 +101,7 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
         description=f"Published data products of environment `{env}`.",
         lifespan=lifespan,
     )
+    app.state.served = served
     app.state.reader, app.state.access, app.state.cache, app.state.audit = (
         reader,
         access,
@@ -111,7 +114,7 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
         headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
         return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
-    for model in sorted(reader.served):
+    for model in sorted(served):
         app.add_api_route(
             model_path(model),
             _endpoint(model, project, reader, access, cache, audit),
@@ -128,7 +131,7 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
     def models(request: Request) -> Response:
         caller = access.caller(_key(request))
         out = []
-        for model in sorted(reader.served):
+        for model in sorted(served):
             if not caller.role.granted(model):
                 continue
             try:
@@ -157,7 +160,7 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
                 description=app.description,
                 routes=app.routes,
             )
-            for model in sorted(reader.served):
+            for model in sorted(served):
                 operation = document["paths"][model_path(model)]["get"]
                 operation["parameters"] = _parameters(project, reader, model)
                 operation["security"] = [{"bearer": []}, {"apiKey": []}, {}]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from sqlglot import exp
 
-from headwater.change.products import served_models
+from headwater.change.products import published_models
 from headwater.change.releases import retained
 from headwater.change.versions import PROD
 from headwater.engine import Engine, scratch
@@ -67,7 +67,7 @@ class Reader:
 
     def __init__(self, project: Project, *, env: str = PROD):
         self.project, self.env = project, env
-        self.served = set(served_models(project))
+        self.published = set(published_models(project))
         self.stores = LakeStores.open(project)
         self.catalog, self.lake = self.stores.catalog, self.stores.lake
         folder = self.lake.folder
@@ -94,7 +94,7 @@ class Reader:
             ApiError: 404 (not served, no such release), 410 (release expired),
                 503 (not published yet).
         """
-        if model not in self.served:
+        if model not in self.published:
             raise ApiError(404, f"{model} is not served", hint="its sidecar would say serve: true")
         if as_of is not None:
             return self._released(model, as_of)
@@ -131,9 +131,9 @@ class Reader:
         if seen == self._seen:
             return
         release = self.catalog.latest_release(self.env)
-        products = self.catalog.served(self.env, sorted(self.served))
+        products = self.catalog.served(self.env, sorted(self.published))
         current: dict[str, Source | None] = {}
-        for model in sorted(self.served):
+        for model in sorted(self.published):
             product = products.get(model)
             was = self._current.get(model)
             if product is None:
