@@ -51,6 +51,7 @@ DRIVERS = {
     "starlette": {"serve"},
     "uvicorn": {"serve", "cli/serve"},
     "schemathesis": set(),
+    "usearch": {"change/vectors"},
 }
 # modules with a band of their own, below their folder's: the dialect people write SQL in
 # is read by every band (pure sqlglot, nothing of headwater)

@@ -16,6 +16,7 @@ from datetime import datetime
 import pyarrow as pa
 from sqlglot import exp
 
+from headwater.change import vectors
 from headwater.engine.base import Engine
 from headwater.errors import HeadwaterError, StoreError
 from headwater.project import Project
@@ -73,9 +74,22 @@ def publish(
                 f"cannot publish {name} as a data product: {err.message}",
                 hint=err.hint or "nothing was released; fix the cause and run again",
             ) from err
+        _indexes(project, engine, lake, product)
         catalog.record_product(product, now=now)
         written.append(product)
     return written
+
+
+def _indexes(project: Project, engine: Engine, lake: Lake, product: Product) -> None:
+    """Build the vector indexes of a product just written (a run pays for them once)."""
+    specs = project.models[product.name].sidecar.vectors
+    if not specs:
+        return
+    files = lake.snapshot_files(product.product, product.snapshot_id)
+    for name, spec in sorted(specs.items()):
+        found = vectors.read_vectors(engine, files, spec.column, model=product.name)
+        path = vectors.index_path(project.root, product.product, product.snapshot_id, name)
+        vectors.build(spec, found, path)
 
 
 def _write(engine: Engine, lake: Lake, state: Shown) -> Product:
@@ -133,16 +147,33 @@ def _schema(schema: pa.Schema) -> pa.Schema:
 def _iceberg(kind: pa.DataType) -> pa.DataType:
     if pa.types.is_unsigned_integer(kind):
         return pa.decimal128(20, 0) if kind.bit_width == 64 else pa.int64()
+    if pa.types.is_fixed_size_list(kind):  # Iceberg lists have no fixed size
+        return pa.list_(_iceberg(kind.value_type))
     return kind
 
 
 def _recast(schema: pa.Schema) -> set[str]:
-    """The columns exported with an explicit cast: decimals and (unsigned) integers."""
-    return {f.name for f in schema if pa.types.is_decimal(f.type) or pa.types.is_integer(f.type)}
+    """The columns exported with an explicit cast: decimals, integers and lists of numbers
+    (an embedding `FLOAT[384]`)."""
+    return {f.name for f in schema if _castable(f.type)}
+
+
+def _castable(kind: pa.DataType) -> bool:
+    if pa.types.is_list(kind):
+        return _castable(kind.value_type)
+    return bool(
+        pa.types.is_decimal(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    )
 
 
 def _sql_type(kind: pa.DataType) -> exp.DataType:
+    if pa.types.is_list(kind):
+        return exp.DataType(
+            this=exp.DataType.Type.ARRAY, expressions=[_sql_type(kind.value_type)], nested=True
+        )
     if pa.types.is_decimal(kind):
         return exp.DataType.build(f"DECIMAL({kind.precision}, {kind.scale})")
+    if pa.types.is_floating(kind):
+        return exp.DataType.build("FLOAT" if kind.bit_width == 32 else "DOUBLE")
     names = {8: "TINYINT", 16: "SMALLINT", 32: "INT", 64: "BIGINT"}
     return exp.DataType.build(names[kind.bit_width])

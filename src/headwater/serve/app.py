@@ -26,8 +26,10 @@ from typing import Any
 import orjson
 import pyarrow as pa
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from headwater.change.products import served_models
 from headwater.change.versions import PROD
@@ -49,6 +51,7 @@ from headwater.serve.query import (
     release_param,
 )
 from headwater.serve.reader import Reader, Source
+from headwater.serve.vectors import MAX_K, Search
 
 log = logging.getLogger("headwater.serve")
 API = "/v1"
@@ -126,6 +129,26 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
             responses=_responses(),
             openapi_extra={"parameters": []},
         )
+
+    search = Search(project, reader)
+    for name, (model, spec) in sorted(search.indexes.items()):
+        app.add_api_route(
+            f"{API}/search/{name}",
+            _searching(name, model, search, reader, access, audit),
+            methods=["POST"],
+            name=f"search {name}",
+            summary=f"Nearest rows of {model} by {spec.column}",
+            description=spec.description or "",
+            tags=["search"],
+            responses=_responses(page=False, found=True),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else "the body is not valid"
+        return JSONResponse({"error": message}, status_code=400)
 
     @app.get(f"{API}/models", tags=["meta"], responses=_responses(page=False))
     def models(request: Request) -> Response:
@@ -278,6 +301,72 @@ def _endpoint(
     return read
 
 
+class SearchBody(BaseModel):
+    """A nearest-neighbour search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vector: list[float] = Field(description="the query embedding", min_length=1, max_length=65536)
+    k: int = Field(default=10, ge=1, le=MAX_K, description="rows to return")
+    where: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="filters as the rows API writes them: {col: 'eq.x'}"
+    )
+    fields: list[str] | None = Field(default=None, description="columns to return")
+
+
+def _searching(
+    name: str,
+    model: str,
+    search: Search,
+    reader: Reader,
+    access: Access,
+    audit: AuditTrail,
+) -> Callable[[Request, SearchBody], Response]:
+    def find(request: Request, body: SearchBody) -> Response:
+        started = time.perf_counter()
+        caller: Caller | None = None
+        status, detail = 500, {"k": body.k, "where": body.where}
+        try:
+            caller = access.caller(_key(request))
+            source = reader.source(model)
+            columns, policy = access.view(caller, model, source.schema)
+            found = search.search(
+                name,
+                source,
+                columns,
+                policy,
+                vector=body.vector,
+                k=body.k,
+                where=body.where,
+                fields=body.fields,
+            )
+            status = 200
+            detail |= {"rows": len(found["results"]), "release": source.release}
+            headers = {
+                "X-Headwater-Release": str(source.release),
+                "X-Headwater-Snapshot": str(source.product.snapshot_id),
+            }
+            return Response(
+                orjson.dumps(found, default=_default), media_type=FORMATS["json"], headers=headers
+            )
+        except ApiError as err:
+            status, detail["error"] = err.status, err.message
+            raise
+        finally:
+            detail["ms"] = round((time.perf_counter() - started) * 1000, 3)
+            audit.record(
+                actor=None if caller is None else caller.key,
+                role=None if caller is None else caller.role_name,
+                subject=model,
+                status=status,
+                detail=detail,
+                action="search",
+            )
+
+    find.__name__ = "search_" + name
+    return find
+
+
 def _source(
     reader: Reader, model: str, params: list[tuple[str, str]]
 ) -> tuple[Source, Position | None]:
@@ -404,13 +493,16 @@ def _described(project: Project, model: str, source: Source, columns: Columns) -
     }
 
 
-def _responses(*, page: bool = True) -> dict[int | str, dict[str, Any]]:
+def _responses(*, page: bool = True, found: bool = False) -> dict[int | str, dict[str, Any]]:
     error = {"content": {"application/json": {"schema": _ERROR}}}
     out: dict[int | str, dict[str, Any]] = {
         400: {"description": "A parameter or value is not valid", **error},
         401: {"description": "No API key, or not a valid one", **error},
         403: {"description": "The key's role may not read this", **error},
     }
+    if found:
+        out[503] = {"description": "Not published in this environment yet", **error}
+        out[422] = {"description": "Not used: a body that is not valid is a 400", **error}
     if page:
         out[200] = {
             "description": "One page of rows",

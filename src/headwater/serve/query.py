@@ -496,6 +496,30 @@ def _after(keys: Sequence[tuple[exp.Expr, bool]], values: Sequence[Any]) -> exp.
     return exp.or_(*branches) if branches else exp.false()
 
 
+def filtered(
+    request: Request,
+    source: exp.Expr,
+    columns: Columns,
+    *,
+    row_policy: exp.Expr | None,
+    carry: Sequence[str] = (),
+) -> exp.Select:
+    """The rows a role may see (row policy, then masks) that pass the request's filters, as a
+    SELECT without its projection yet; `carry`: source columns kept unmasked beside them
+    (a row's position)."""
+    visible = [
+        masked(n, columns.masked[n]).as_(n, quoted=True) if n in columns.masked else _column(n)
+        for n in columns.types
+    ]
+    base = exp.select(*visible, *[_column(t) for t in carry]).from_(source)
+    if row_policy is not None:
+        base = base.where(row_policy.copy())
+    rows = exp.select().from_(base.subquery("_hw_base"))
+    for f in request.filters:
+        rows = rows.where(_condition(f))
+    return rows
+
+
 def build(
     request: Request,
     source: exp.Expr,
@@ -509,17 +533,8 @@ def build(
     """The query of one page: the product's rows as the role may see them (row policy,
     masks), the request's filters, then keyset order and `limit + 1` rows (one more tells
     whether a page follows). Hidden `_hw_k<i>` columns carry each row's keys."""
-    visible = [
-        masked(n, columns.masked[n]).as_(n, quoted=True) if n in columns.masked else _column(n)
-        for n in columns.types
-    ]
     tiebreak = tiebreak if paged else ()
-    base = exp.select(*visible, *[_column(t) for t in tiebreak]).from_(source)
-    if row_policy is not None:
-        base = base.where(row_policy.copy())
-    rows = exp.select().from_(base.subquery("_hw_base"))
-    for f in request.filters:
-        rows = rows.where(_condition(f))
+    rows = filtered(request, source, columns, row_policy=row_policy, carry=tiebreak)
     if request.grouped:
         rows = rows.select(*[_column(g) for g in request.group_by])
         rows = rows.select(*[_aggregate(a).as_(a.name, quoted=True) for a in request.aggregates])

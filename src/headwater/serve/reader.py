@@ -181,7 +181,7 @@ class Reader:
                 raise ApiError(410, err.message, hint=err.hint) from None
             if files:
                 query = exp.select(exp.Star()).from_(self.engine.scan(files))
-                schema = self._cursor().head(query, 0).schema
+                schema = self.cursor().head(query, 0).schema
             else:  # an empty data state: no data file at all
                 schema = self.lake.schema(product.product) or pa.schema([])
             planned = self._planned[key] = (files, schema)
@@ -193,7 +193,7 @@ class Reader:
             return self.engine.scan(source.files, positions=positions)
         name = f"_hw_empty_{source.product.snapshot_id}"
         fields = list(source.schema) + [pa.field(t, pa.int64()) for t in TIEBREAK]
-        self._cursor().register(name, pa.schema(fields).empty_table())  # per connection
+        self.cursor().register(name, pa.schema(fields).empty_table())  # per connection
         return exp.to_table(name)
 
     # ---- the page ------------------------------------------------------------------------
@@ -227,7 +227,7 @@ class Reader:
             tiebreak=() if request.grouped else TIEBREAK,
             after=values,
         )
-        table = self._cursor().read(query)
+        table = self.cursor().read(query)
         following = None
         assert request.limit is not None, "a page has a limit"
         if table.num_rows > request.limit:
@@ -252,9 +252,9 @@ class Reader:
         """Every row of `request` (no page): what Python's `headwater.read` returns."""
         scan = self.scan(source, positions=False)
         query = build(request, scan, columns, row_policy=row_policy, tiebreak=(), paged=False)
-        return self._cursor().read(query)
+        return self.cursor().read(query)
 
-    def _cursor(self) -> Engine:
+    def cursor(self) -> Engine:
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             cursor = self._local.cursor = self.engine.cursor()
