@@ -93,6 +93,9 @@ class ModelKind(StrEnum):
     APPEND = "append"  # each run appends what the query makes of the new raw batches
     INCREMENTAL_BY_KEY = "incremental_by_key"  # new raw batches merged by a unique key
     SCD2 = "scd2"  # every version of each key, with valid_from / valid_to
+    # a kept result, refreshed when its inputs change (only the touched time buckets of an
+    # aggregate over an incremental_by_time model)
+    MATERIALIZED_VIEW = "materialized_view"
 
 
 class IntervalUnit(StrEnum):

@@ -43,7 +43,8 @@ from headwater.observe import Event, EventSink, TaskStatus, stamped
 from headwater.orchestrate.checks import evaluate_in, record_checks
 from headwater.orchestrate.deadline import Watch, deadline
 from headwater.orchestrate.incremental import IntervalPlan, plan
-from headwater.orchestrate.materialize import Job, route, strategy
+from headwater.orchestrate.materialize import Job, mview, route, strategy
+from headwater.orchestrate.materialize.mview import Refresh
 from headwater.orchestrate.plan import Task
 from headwater.orchestrate.report import ModelOutcome, RunReport, now_after
 from headwater.orchestrate.retry import Retrying
@@ -580,6 +581,8 @@ class _Builder:
                 elif kind in (ModelKind.APPEND, ModelKind.INCREMENTAL_BY_KEY, ModelKind.SCD2):
                     new, seen = self._new_batches(model)
                 job = self._job(cursor, model, physical, new, intervals)
+                if kind is ModelKind.MATERIALIZED_VIEW:
+                    job.refresh = self._refresh(model, physical)
                 materialization = strategy(model)
                 # a forward-only model's query changed since its table was made
                 evolving = model.config.forward_only and physical in self.objects
@@ -638,6 +641,8 @@ class _Builder:
             cursor.close()
         released = {_released(t): self.releases.get(t, 0) for t in self.sources[model.name]}
         inputs: dict[str, Any] = {**seen, **released, AUDIT: self._audit_key(model)}
+        if kind is ModelKind.MATERIALIZED_VIEW:  # what it was refreshed from, to go on from
+            inputs |= {_refreshed(d): self._input_key(d) for d in model.depends_on}
         version = ModelVersion(
             model.name,
             self.fps[model.name],
@@ -670,6 +675,10 @@ class _Builder:
         if intervals is not None:
             outcome.intervals = count(intervals.work, model.config.interval)
             outcome.restated, outcome.late_rows = intervals.restated, intervals.late_rows
+            outcome.written = list(intervals.work)
+        if job.refresh is not None:  # the buckets refreshed, not the whole view
+            outcome.written = list(job.refresh.ranges)
+            outcome.intervals = len(job.refresh.ranges)
         return outcome
 
     @cached_property
@@ -765,6 +774,30 @@ class _Builder:
             intervals=intervals,
             continued_rows=known.rows if known else None,
         )
+
+    def _refresh(self, model: Model, physical: str) -> Refresh | None:
+        """The buckets of a materialized view to refresh, when only the input rows written
+        this run can have changed them; None: recompute it whole."""
+        found = mview.buckets(model, self.project.models)
+        known = self._known(model)
+        if found is None or known is None or physical not in self.objects:
+            return None
+        source = self.report.models.get(found.source)
+        before = self.versions.get((found.source, self.fps[found.source]))
+        if (
+            source is None
+            or source.status is not TaskStatus.BUILT
+            or before is None
+            or known.inputs.get(_refreshed(found.source)) != before.data_key
+        ):
+            return None  # the view did not follow its input's last state: recompute it
+        ranges = mview.spans(source.written, found.unit)
+        if not ranges:  # the input was written whole (not by intervals): recompute
+            return None
+        over = exp.select(exp.Star()).from_(exp.to_table(self.physical[found.source], quoted=True))
+        only = over.where(mview.within(found.time_column, ranges))
+        query = self.renderer.query(model.query, self.physical, {**self.inline, found.source: only})
+        return Refresh(found.column, ranges, query)
 
     def _query(self, model: Model, dialect: str) -> exp.Expr:
         """The model's query over the physical tables, in the engine's dialect."""
@@ -1008,6 +1041,11 @@ def copy_table(source: str, target: str) -> exp.Create:
     return exp.Create(
         this=exp.to_table(target, quoted=True), kind="TABLE", replace=True, expression=select
     )
+
+
+def _refreshed(model: str) -> str:
+    """The key under which a materialized view records the data key of what it read."""
+    return f"{model}#refreshed"
 
 
 def _released(table: str) -> str:

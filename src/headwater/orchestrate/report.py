@@ -30,6 +30,7 @@ class ModelOutcome:
     intervals: int = 0  # incremental models: intervals written this run
     restated: int = 0  # ... of which were done before and written again (late data, lookback)
     late_rows: int = 0  # late rows among the new upstream data
+    written: list[tuple[datetime, datetime]] = field(default_factory=list)  # ranges written
     quarantined: int = 0  # rows routed to <model>__quarantine by on_fail: quarantine rules
     audited: bool = False  # up to date, but audited again: its rules or what they read changed
     retryable: bool = False  # it failed in a way another attempt may fix

@@ -28,7 +28,7 @@ from headwater.contracts.load import Loc
 ROOT_ZONE = "marts"  # the zone of models at the root of a model path
 _RESERVED_ZONES = {"raw", "seed"}
 _MATERIALIZED = {"view": "view", "table": "table", "ephemeral": "ephemeral"}
-_MATERIALIZED |= {"materialized_view": "view"}
+_MATERIALIZED |= {"materialized_view": "materialized_view"}
 _UNCONVERTED_CONFIGS = {
     "pre_hook": "a hook runs SQL around the build; headwater runs none: do it in a model",
     "post_hook": "a hook runs SQL around the build; headwater runs none: do it in a model",

@@ -9,6 +9,7 @@ from headwater.orchestrate.materialize.base import Job, Materialization
 from headwater.orchestrate.materialize.by_key import ByKey
 from headwater.orchestrate.materialize.by_time import ByTime
 from headwater.orchestrate.materialize.ephemeral import Ephemeral
+from headwater.orchestrate.materialize.mview import MaterializedView
 from headwater.orchestrate.materialize.python import Python
 from headwater.orchestrate.materialize.quarantine import route
 from headwater.orchestrate.materialize.scd2 import Scd2
@@ -23,6 +24,7 @@ STRATEGIES: dict[ModelKind, Materialization] = {
     ModelKind.APPEND: Append(),
     ModelKind.INCREMENTAL_BY_KEY: ByKey(),
     ModelKind.SCD2: Scd2(),
+    ModelKind.MATERIALIZED_VIEW: MaterializedView(),
 }
 PYTHON = Python()
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlglot import exp
 
 from headwater.engine import Engine
 from headwater.models import Model
 from headwater.orchestrate.incremental import IntervalPlan
+
+if TYPE_CHECKING:
+    from headwater.orchestrate.materialize.mview import Refresh
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Job:
     new: dict[str, list[str]] | None = None  # append family: unseen batches (None: all)
     intervals: IntervalPlan | None = None  # incremental_by_time: what to write
     continued_rows: int | None = None  # rows of the version an incremental write continues
+    refresh: Refresh | None = None  # materialized_view: the buckets to refresh (None: all)
 
     @property
     def target(self) -> exp.Table:
