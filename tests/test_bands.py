@@ -52,6 +52,7 @@ DRIVERS = {
     "uvicorn": {"serve", "cli/serve"},
     "schemathesis": set(),
     "usearch": {"change/vectors"},
+    "redis": {"change/online"},
 }
 # modules with a band of their own, below their folder's: the dialect people write SQL in
 # is read by every band (pure sqlglot, nothing of headwater)

@@ -69,8 +69,24 @@ def load_project(root: Path | str) -> Project:
     dag = Dag(models)
     _check_columns(root, models, dag, contracts)
     _check_pools(root, settings.pools, contracts, models)
+    _check_served_names(models)
     policies = _policies(root, models)
     return Project(root, settings, contracts, models, dag, policies)
+
+
+def _check_served_names(models: dict[str, Model]) -> None:
+    """Feature views and vector indexes are looked up by name: one name, one model."""
+    for field in ("features", "vectors"):
+        seen: dict[str, Model] = {}
+        for name, model in sorted(models.items()):
+            for item in getattr(model.sidecar, field):
+                if item in seen:
+                    raise SpecError(
+                        f"{field}: {item!r} is declared by {seen[item].name} and by {name}",
+                        where=Location(model.sidecar_path or model.path),
+                        hint="the API looks them up by name: rename one of them",
+                    )
+                seen[item] = model
 
 
 def _policies(root: Path, models: dict[str, Model]) -> Policies | None:

@@ -176,3 +176,24 @@ def test_bucket_bounds_match_date_trunc(moment: datetime, unit: str, start: date
         assert truncated.fetchone()[0] == start  # type: ignore[index]
     [(lo, hi)] = spans([(moment, moment + timedelta(minutes=1))], unit)
     assert lo == start and hi > moment
+
+
+def test_an_incremental_model_with_start_and_no_watermark_upstream_is_not_left_empty(
+    tmp_path: Path,
+) -> None:
+    """Without a watermark no batch says which times it holds: `start:` to now is built (and
+    every new batch restates what is done), never an empty table."""
+    root = project(tmp_path)
+    contract = root / "contracts/events.yml"
+    contract.write_text(
+        contract.read_text().replace('watermark: "occurred_at - interval 1 hour"\n', "")
+    )
+    build(root)
+    with duckdb.connect(str(root / ".headwater/warehouse.duckdb"), read_only=True) as conn:
+        assert conn.execute("select count(*) from clean.events").fetchone() == (1200,)
+    land(root, "b", events(10_000, 5, 60))
+    build(root)
+    with duckdb.connect(str(root / ".headwater/warehouse.duckdb"), read_only=True) as conn:
+        assert conn.execute("select count(*) from clean.events").fetchone() == (1205,)
+    for name in VIEWS:
+        assert table(root, name) == recomputed(root, name), name

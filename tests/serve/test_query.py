@@ -4,7 +4,6 @@ value is parsed to its column's type and reaches SQL only as a literal sqlglot q
 from __future__ import annotations
 
 import dataclasses
-
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -65,7 +64,7 @@ def test_values_are_parsed_to_their_column_type() -> None:
     [
         ("id=eq.1; drop table x", "'1; drop table x' is not a whole number"),
         ("small=eq.200", "is not a whole number (int8)"),
-        ("amount=eq.123456789.5", "is not a decimal128(10, 2)"),
+        ("amount=eq.123456789.5", "amount: '123456789.5' has more digits than a decimal128"),
         ("score=gt.nan", "is not a double"),
         ("day=eq.yesterday", "is not a date32"),
         ("ok=eq.1", "is not a bool"),

@@ -25,6 +25,7 @@ from headwater import __version__
 from headwater.cli.backfill import backfill
 from headwater.cli.batches import batches
 from headwater.cli.environments import envs, promote
+from headwater.cli.features import features
 from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
@@ -342,6 +343,7 @@ app.command(name="test")(run_model_tests)
 app.add_typer(importer, name="import")
 app.command()(serve)
 app.add_typer(keys, name="keys")
+app.add_typer(features, name="features")
 
 
 @app.command()

@@ -33,7 +33,7 @@ POLICIES_FILE = "policies.yml"
 class Mask(StrEnum):
     HASH = "hash"  # SHA-256 of the value, hex: joinable, not readable
     REDACT = "redact"  # the text ****
-    PARTIAL = "partial"  # all but the last 4 characters replaced by *
+    PARTIAL = "partial"  # * for all but the last characters: 4 at most, a third at most
     NULLIFY = "nullify"  # NULL
 
 

@@ -76,14 +76,21 @@ def open_engine(
 
 
 def scratch(
-    *, threads: int | None = None, files_under: Sequence[str | Path] | None = None
+    *,
+    threads: int | None = None,
+    files_under: Sequence[str | Path] | None = None,
+    memory_limit: str | None = None,
+    spill_to: str | Path | None = None,
 ) -> Engine:
     """An in-memory engine for work on Arrow data inside this process (conforming a batch,
     inferring types, running a model's unit test, reading the lake's data products): the
-    embedded default's engine. `files_under`: SQL may read no file outside those folders."""
+    embedded default's engine. `files_under`: SQL may read no file outside those folders.
+    `memory_limit` (e.g. "1GB"): joins and sorts beyond it spill to `spill_to`."""
     from headwater.engine.duckdb import DuckDBEngine
 
-    return DuckDBEngine(threads=threads, files_under=files_under)
+    return DuckDBEngine(
+        threads=threads, files_under=files_under, memory_limit=memory_limit, spill_to=spill_to
+    )
 
 
 def file_loader(workers: int) -> FileLoader:

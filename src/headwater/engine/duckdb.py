@@ -97,6 +97,8 @@ class DuckDBEngine:
         read_only: bool = False,
         files_under: Sequence[str | Path] | None = None,
         lock_wait: float = LOCK_WAIT,
+        memory_limit: str | None = None,
+        spill_to: str | Path | None = None,
         _conn: duckdb.DuckDBPyConnection | None = None,
     ):
         if _conn is None:
@@ -109,7 +111,19 @@ class DuckDBEngine:
                 config |= dict.fromkeys(
                     ("autoinstall_known_extensions", "autoload_known_extensions"), False
                 )
+            if memory_limit is not None:  # bounded: spill joins and sorts to disk instead
+                config |= {
+                    "memory_limit": memory_limit,
+                    "preserve_insertion_order": False,
+                    # a streamed Arrow input is estimated at ~1 row: without this an ASOF
+                    # join over it becomes a nested loop over every pair
+                    "asof_loop_join_threshold": 0,
+                }
+            if spill_to is not None:
+                config["temp_directory"] = str(spill_to)
             _conn = _connect(str(path), read_only=read_only, config=config, wait=lock_wait)
+            # never DuckDB's progress bar on our stdout (the CLI draws its own)
+            _conn.execute("SET enable_progress_bar = false")
             # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC);
             # GLOBAL so that every cursor of this database inherits it
             _conn.execute("SET GLOBAL TimeZone = 'UTC'")

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from headwater.change import products
+from headwater.change import online, products
 from headwater.change.environments import Environment
 from headwater.change.releases import check_summary, code_version, pinned, who
 from headwater.change.versions import (
@@ -177,8 +177,30 @@ class BuildStage:
                     now=now_after(self.now),
                     release=self._release(builder),
                 )
+            with self.report.timed("online"):
+                self._online()
         with self.report.timed("record"):
             self._record_tasks()
+
+    def _online(self) -> None:
+        """Bring the online feature store up to what the environment now serves. The release
+        stands whatever happens here: a failure is reported, and the next run tries again."""
+        if not any(m.sidecar.features for m in self.project.models.values()):
+            return
+        try:
+            online.refresh(
+                self.project,
+                self.stores.engine,
+                self.stores.lake,
+                self.stores.catalog,
+                self.env,
+                now=now_after(self.now),
+            )
+        except HeadwaterError as err:
+            self.report.notes.append(
+                f"the online feature store was not refreshed: {err.message} (the next run "
+                "tries again; what is published stands)"
+            )
 
     def _products(self, builder: _Builder) -> None:
         """Publish the data products of the served models, as the environment is about to
@@ -861,7 +883,8 @@ class _Builder:
         known = self._known(model)
         done = self.done.get((name, fp), []) if known else []
         snapshots = {t: self._raw_snapshots(t) for t in self.sources[name]}
-        return plan(model, done=done, seen=known.inputs if known else {}, snapshots=snapshots)
+        seen = known.inputs if known else {}
+        return plan(model, done=done, seen=seen, snapshots=snapshots, now=self.now)
 
     def _raw_snapshots(self, table: str) -> list[Snapshot]:
         if table not in self._snapshots:
@@ -912,7 +935,7 @@ class _Builder:
         """What a full build of `model` would write now: every interval its upstream data
         covers (`work`), from the raw snapshots it would have seen (`seen`)."""
         snapshots = {t: self._raw_snapshots(t) for t in self.sources[model.name]}
-        return plan(model, done=[], seen={}, snapshots=snapshots)
+        return plan(model, done=[], seen={}, snapshots=snapshots, now=self.now)
 
     def new_version(self, model: Model, seen: Mapping[str, int]) -> ModelVersion:
         """The record of a version of `model` written from the raw snapshots `seen`, keyed as

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from headwater.change import products
+from headwater.change import online, products
 from headwater.change.environments import Environment
 from headwater.change.releases import code_version, restorable, who
 from headwater.change.versions import PROD, fingerprints, physical_name, view_schema
@@ -197,6 +197,8 @@ def _show(
     release = stores.catalog.restore_release(env, pointers, new, run_id=run_id, now=now)
     Environment(stores.engine, stores.catalog, env).flip(statements, release)
     stores.catalog.finish_release(release)
+    if any(m.sidecar.features for m in project.models.values()):
+        online.refresh(project, stores.engine, stores.lake, stores.catalog, env, now=now)
     return release
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from headwater.contracts import ModelKind
 from headwater.errors import Location, ModelError
@@ -50,6 +50,7 @@ def plan(
     done: Sequence[Range],
     seen: Mapping[str, int],
     snapshots: Mapping[str, Sequence[Snapshot]],
+    now: datetime | None = None,
 ) -> IntervalPlan:
     """Plan the intervals of `model` given what it has done and the raw snapshots upstream.
 
@@ -90,7 +91,9 @@ def plan(
             hint="declare a `watermark:` on the upstream contracts, or set `start:` here",
         )
     lo = utc(model.config.start) if model.config.start else min(r[0] for r in every)
-    hi = max((r[1] for r in every), default=lo)
+    # no batch says which times it holds (no watermark upstream): every interval from
+    # `start:` up to now, lest the model stay empty
+    hi = max((r[1] for r in every), default=max(lo, utc(now)) if now is not None else lo)
     full = covering(lo, hi, unit)
     missing = subtract([full], done)
     touched = (
@@ -152,6 +155,7 @@ def preview(
                 done=done_all.get((name, fps[name]), []) if known else [],
                 seen=known.inputs if known else {},
                 snapshots={t: snapshots[t] for t in sources[name]},
+                now=datetime.now(UTC),
             )
         except ModelError as err:
             out[name] = Preview(0, 0, None, None, err.message)

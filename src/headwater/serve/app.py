@@ -1,6 +1,8 @@
 """The data API: one FastAPI app per project and environment (`headwater serve`).
 
     GET /v1/{zone}/{model}     rows of a served model (filters, sort, fields, pages, formats)
+    POST /v1/search/{index}    nearest rows by an embedding (vector indexes)
+    GET /v1/features/{view}    latest feature values of entities, each with its status
     GET /v1/models             the models the caller may read, with their columns
     GET /v1/health             liveness, the release served, cache figures
     GET /openapi.json, /docs   the OpenAPI document (its parameters follow the data served)
@@ -20,6 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,19 +33,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from headwater.change.online import OnlineStore, feature_views
 from headwater.change.products import served_models
 from headwater.change.versions import PROD
-from headwater.errors import HeadwaterError
+from headwater.errors import HeadwaterError, StoreError, UsageError
 from headwater.project import Project
 from headwater.serve.access import Access, Caller
 from headwater.serve.audit import AuditTrail
 from headwater.serve.cache import Cache, Entry
 from headwater.serve.errors import ApiError
+from headwater.serve.features import online_features
 from headwater.serve.query import (
     FORMATS,
     FUNCTIONS,
     OPERATORS,
+    RESERVED,
     Columns,
     Position,
     decode_cursor,
@@ -93,10 +100,12 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
     reader.on_moved = moved
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         audit.close()
         reader.close()
+        for opened in app.state.online:
+            opened.close()
 
     app = FastAPI(
         title=f"{project.settings.name} data API",
@@ -105,6 +114,7 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
         lifespan=lifespan,
     )
     app.state.served = served
+    app.state.online = []
     app.state.reader, app.state.access, app.state.cache, app.state.audit = (
         reader,
         access,
@@ -143,6 +153,40 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
             responses=_responses(page=False, found=True),
         )
 
+    views = feature_views(project)
+    store: list[OnlineStore] = app.state.online  # opened on first use, closed with the app
+    for name, view in sorted(views.items()):
+        app.add_api_route(
+            f"{API}/features/{name}",
+            _looking_up(name, view.model, project, reader, access, audit, store, env),
+            methods=["GET"],
+            name=f"features {name}",
+            summary=f"Latest features of {name} ({view.model}) by entity key",
+            description=view.spec.description or "",
+            tags=["features"],
+            responses=_responses(page=False, found=True),
+            openapi_extra={
+                "parameters": [
+                    {
+                        "name": "key",
+                        "in": "query",
+                        "required": True,
+                        "description": "an entity key (repeat for several; a key of several "
+                        "columns is its parts joined by |)",
+                        "schema": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+                        "style": "form",
+                        "explode": True,
+                    }
+                ]
+            },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        message = "no such path" if err.status_code == 404 else str(err.detail)
+        hint = f"see {API}/models and /docs" if err.status_code == 404 else None
+        return JSONResponse(ApiError(err.status_code, message, hint=hint).body(), err.status_code)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0] if err.errors() else {}
@@ -162,8 +206,11 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
             except ApiError:
                 out.append({"name": model, "path": model_path(model), "published": False})
                 continue
-            columns, _ = access.view(caller, model, source.schema)
-            out.append(_described(project, model, source, columns))
+            columns, policy = access.view(caller, model, source.schema)
+            described = _described(project, model, source, columns)
+            if policy is not None:  # the role sees some rows only: no count of them all
+                described["rows"] = None
+            out.append(described)
         return _json({"release": reader.release, "models": out})
 
     @app.get(f"{API}/health", tags=["meta"])
@@ -256,7 +303,14 @@ def _endpoint(
             detail["cache"] = "hit" if entry is not None else "miss"
             if entry is None:
                 try:
-                    page = reader.page(source, asked, columns, row_policy=policy, after=position)
+                    page = reader.page(
+                        source,
+                        asked,
+                        columns,
+                        row_policy=policy,
+                        after=position,
+                        view=(model, caller.role_name),
+                    )
                 except HeadwaterError as err:
                     raise ApiError(500, f"the read failed: {err.message}") from err
                 entry = Entry(
@@ -365,6 +419,74 @@ def _searching(
 
     find.__name__ = "search_" + name
     return find
+
+
+def _looking_up(
+    name: str,
+    model: str,
+    project: Project,
+    reader: Reader,
+    access: Access,
+    audit: AuditTrail,
+    store: list[OnlineStore],
+    env: str,
+) -> Callable[[Request], Response]:
+    def lookup(request: Request) -> Response:
+        started = time.perf_counter()
+        caller: Caller | None = None
+        keys = request.query_params.getlist("key")
+        status = 500
+        detail: dict[str, Any] = {"keys": len(keys)}
+        try:
+            caller = access.caller(_key(request))
+            unknown = sorted({k for k in request.query_params if k != "key"})
+            if unknown:
+                raise ApiError(400, f"unknown parameter {unknown[0][:80]!r}", hint="key=…")
+            if not 1 <= len(keys) <= 1000:
+                raise ApiError(400, "give 1 to 1000 `key=` parameters")
+            source = reader.source(model)
+            columns, policy = access.view(caller, model, source.schema)
+            masked = sorted(columns.masked)
+            if policy is not None or masked:
+                what = "a row policy" if policy is not None else f"masked {', '.join(masked)}"
+                raise ApiError(
+                    403,
+                    f"role {caller.role_name!r} reads {model} with {what}: online features are "
+                    "served whole or not at all",
+                    hint="a role with no row policy or mask on it (unmask its PII tags)",
+                )
+            if not store:
+                store.append(OnlineStore.open(project))
+            try:
+                found = online_features(
+                    project, name, keys, env=env, now=datetime.now(UTC), store=store[0]
+                )
+            except UsageError as err:
+                raise ApiError(400, err.message, hint=err.hint) from None
+            except StoreError as err:
+                raise ApiError(503, err.message, hint=err.hint) from None
+            status, detail["release"] = 200, source.release
+            body = {"view": name, "model": model, "release": source.release, "results": found}
+            headers = {"X-Headwater-Release": str(source.release)}
+            return Response(
+                orjson.dumps(body, default=_default), media_type=FORMATS["json"], headers=headers
+            )
+        except ApiError as err:
+            status, detail["error"] = err.status, err.message
+            raise
+        finally:
+            detail["ms"] = round((time.perf_counter() - started) * 1000, 3)
+            audit.record(
+                actor=None if caller is None else caller.key,
+                role=None if caller is None else caller.role_name,
+                subject=model,
+                status=status,
+                detail=detail,
+                action="features",
+            )
+
+    lookup.__name__ = "features_" + name
+    return lookup
 
 
 def _source(
@@ -532,7 +654,7 @@ def _parameters(project: Project, reader: Reader, model: str) -> list[dict[str, 
     pattern = "^(" + "|".join(OPERATORS) + r")\..*$"
     out: list[dict[str, Any]] = [
         {
-            "name": name,
+            "name": f"where.{name}" if name in RESERVED else name,
             "in": "query",
             "required": False,
             "description": f"filter on {name}: eq.v, neq.v, gt.v, gte.v, lt.v, lte.v, "

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
@@ -133,7 +133,7 @@ def parse(params: Sequence[tuple[str, str]], columns: Columns, serving: Serving)
             continue
         column = name.removeprefix("where.")
         if column not in columns.types:
-            raise ApiError(400, f"unknown parameter {name!r}", hint=_known(column, columns))
+            raise ApiError(400, f"unknown parameter {_shown(name)}", hint=_known(column, columns))
         filters.append(_filter(column, columns.types[column], value))
     group_by = _names(reserved.get("group_by"), columns, "group_by")
     aggregates = _aggregates(reserved.get("aggregate"), columns)
@@ -166,6 +166,11 @@ def parse(params: Sequence[tuple[str, str]], columns: Columns, serving: Serving)
     )
 
 
+def _shown(text: str, most: int = 80) -> str:
+    """A client's text quoted in a message, cut short (an error never echoes a megabyte)."""
+    return repr(text if len(text) <= most else text[:most] + "…")
+
+
 def _known(column: str, columns: Columns) -> str:
     names = list(columns.types)
     close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
@@ -180,10 +185,10 @@ def _names(text: str | None, columns: Columns, param: str) -> list[str]:
         return []
     names = [n.strip() for n in text.split(",")]
     if not all(names):
-        raise ApiError(400, f"{param}={text!r} lists an empty name", hint="e.g. a,b")
+        raise ApiError(400, f"{param}={_shown(text)} lists an empty name", hint="e.g. a,b")
     for name in names:
         if name not in columns.types:
-            raise ApiError(400, f"{param}: no column {name!r}", hint=_known(name, columns))
+            raise ApiError(400, f"{param}: no column {_shown(name)}", hint=_known(name, columns))
     if len(set(names)) < len(names):
         raise ApiError(400, f"{param}={text!r} names a column twice")
     return names
@@ -227,7 +232,7 @@ def _sort(text: str | None, sortable: list[str]) -> tuple[tuple[str, bool], ...]
         if name not in sortable:
             close = difflib.get_close_matches(name, sortable, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else "sort=-a,b sorts by a desc, b"
-            raise ApiError(400, f"sort: no column {name!r} to sort by", hint=hint)
+            raise ApiError(400, f"sort: no column {_shown(name)} to sort by", hint=hint)
         out.append((name, item.startswith("-")))
     if len({n for n, _ in out}) < len(out):
         raise ApiError(400, f"sort={text!r} names a column twice")
@@ -240,7 +245,7 @@ def _limit(text: str | None, serving: Serving) -> int:
     try:
         limit = int(text)
     except ValueError:
-        raise ApiError(400, f"limit={text!r} is not a whole number") from None
+        raise ApiError(400, f"limit={_shown(text)} is not a whole number") from None
     if not 1 <= limit <= serving.max_limit:
         raise ApiError(400, f"limit={limit} is outside 1..{serving.max_limit}")
     return limit
@@ -258,15 +263,15 @@ def _format(text: str | None) -> str | None:
     if text is None:
         return None
     if text not in FORMATS:
-        raise ApiError(400, f"format={text!r} is not one", hint=f"use {', '.join(FORMATS)}")
+        raise ApiError(400, f"format={_shown(text)} is not one", hint=f"use {', '.join(FORMATS)}")
     return text
 
 
 def release_param(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 18:
-        raise ApiError(400, f"as_of={text!r} is not a release id", hint="headwater releases")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise ApiError(400, f"as_of={_shown(text)} is not a release id", hint="headwater releases")
     return int(text)
 
 
@@ -275,7 +280,7 @@ def _filter(column: str, kind: pa.DataType, text: str) -> Filter:
     if not dot or op not in OPERATORS:
         raise ApiError(
             400,
-            f"{column}={text!r}: no operator",
+            f"{column}={_shown(text)}: no operator",
             hint=f"write {column}=op.value with op one of {', '.join(OPERATORS)}, e.g. "
             f"{column}=eq.1",
         )
@@ -334,6 +339,8 @@ def value(column: str, kind: pa.DataType, text: str) -> Any:
         ApiError(400): it is not one (naming the column and its type)."""
     try:
         return _value(kind, text)
+    except _TooPrecise as err:
+        raise ApiError(400, f"{column}: {err}", hint=err.hint) from None
     except (ValueError, ArithmeticError, InvalidOperation):
         raise ApiError(
             400,
@@ -342,9 +349,17 @@ def value(column: str, kind: pa.DataType, text: str) -> Any:
         ) from None
 
 
+class _TooPrecise(ValueError):
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+
+
 def _value(kind: pa.DataType, text: str) -> Any:
     if "\x00" in text:
         raise ValueError("NUL")
+    if not _text(kind) and not text.isascii():  # Python reads fullwidth digits as digits
+        raise ValueError(text)
     if pa.types.is_boolean(kind):
         if text.lower() not in ("true", "false"):
             raise ValueError(text)
@@ -373,10 +388,17 @@ def _value(kind: pa.DataType, text: str) -> Any:
         if not exact.is_finite():
             raise ValueError(text)
         digits = exact.as_tuple()
-        scale = -int(digits.exponent)
-        if len(digits.digits) - scale > kind.precision - kind.scale:
-            raise ValueError(text)
-        return exact
+        places = max(0, -int(digits.exponent))
+        whole = kind.precision - kind.scale  # digits before the point the column holds
+        # compared in DECIMAL(38, places): the column's own digits must still fit
+        if len(digits.digits) - places > whole or places > 38 - whole:
+            raise _TooPrecise(
+                f"{_shown(text)} has more digits than a {kind} column is compared with",
+                f"at most {whole} before the point and {38 - whole} after it",
+            )
+        # at least the column's places, so comparing never rounds the column's values
+        wide = Context(prec=40)  # the default 28 digits cannot hold DECIMAL(38, …)
+        return exact.quantize(Decimal(1).scaleb(-max(places, kind.scale)), context=wide)
     if pa.types.is_date(kind):
         return date.fromisoformat(text.strip())
     if pa.types.is_timestamp(kind):
@@ -466,34 +488,82 @@ def masked(name: str, mask: Mask) -> exp.Expr:
     )
 
 
-def _condition(f: Filter) -> exp.Expr:
+def _bind(value: Any, name: str, params: dict[str, Any] | None) -> exp.Expr:
+    """A value as a placeholder `name` (its value put in `params`), or inline as a literal
+    when there are no `params`."""
+    if params is None or value is None:
+        return literal(value)
+    params[name] = value
+    return exp.Placeholder(this=name)
+
+
+def _condition(f: Filter, first: int, params: dict[str, Any] | None) -> exp.Expr:
+    """The SQL of one filter; its values are parameters f<first>, f<first + 1>, …"""
     column = _column(f.column)
     if f.op == "is":
         null = column.is_(exp.null())
         return null if f.values[0] == "null" else exp.not_(null)
+    values = [_bind(v, f"f{first + i}", params) for i, v in enumerate(f.values)]
     if f.op == "in":
-        return column.isin(*[literal(v) for v in f.values])
+        return column.isin(*values)
     if f.op == "like":
-        return exp.Like(this=column, expression=literal(f.values[0]))
+        return exp.Like(this=column, expression=values[0])
     if f.op == "ilike":
-        return exp.ILike(this=column, expression=literal(f.values[0]))
-    return _COMPARE[f.op](this=column, expression=literal(f.values[0]))
+        return exp.ILike(this=column, expression=values[0])
+    return _COMPARE[f.op](this=column, expression=values[0])
 
 
-def _after(keys: Sequence[tuple[exp.Expr, bool]], values: Sequence[Any]) -> exp.Expr:
-    """Rows after the one whose keys were `values`, in the order of `keys` (NULLs last)."""
+def _after(
+    keys: Sequence[tuple[exp.Expr, bool]], values: Sequence[Any], params: dict[str, Any] | None
+) -> exp.Expr:
+    """Rows after the one whose keys were `values`, in the order of `keys` (NULLs last);
+    key i's value is the parameter k<i>."""
+    bound = [_bind(v, f"k{i}", params) for i, v in enumerate(values)]
     branches: list[exp.Expr] = []
     for i, ((key, desc), value) in enumerate(zip(keys, values, strict=True)):
         if value is None:
             continue  # after a NULL (last) come only rows equal to it so far
-        beyond = (exp.LT if desc else exp.GT)(this=key.copy(), expression=literal(value))
+        beyond = (exp.LT if desc else exp.GT)(this=key.copy(), expression=bound[i].copy())
         step: exp.Expr = exp.or_(beyond, key.copy().is_(exp.null()))
         equal = [
-            exp.NullSafeEQ(this=k.copy(), expression=literal(v))
-            for (k, _), v in zip(keys[:i], values[:i], strict=True)
+            exp.NullSafeEQ(this=k.copy(), expression=b.copy())
+            for (k, _), b in zip(keys[:i], bound[:i], strict=True)
         ]
         branches.append(exp.and_(*equal, step) if equal else step)
     return exp.or_(*branches) if branches else exp.false()
+
+
+def skeleton(request: Request, after: Sequence[Any] | None) -> tuple[Any, ...]:
+    """What the text of `build`'s query depends on besides the source, the role's columns
+    and row policy: the same skeleton, the same SQL, only the parameters differ."""
+    return (
+        request.fields,
+        # an `is` filter's value is part of the text (IS NULL, NOT … IS NULL)
+        tuple(
+            (f.column, f.op, f.values if f.op == "is" else len(f.values)) for f in request.filters
+        ),
+        request.sort,
+        request.limit,
+        request.group_by,
+        tuple(a.name for a in request.aggregates),
+        None if after is None else tuple(v is None for v in after),
+    )
+
+
+def bound(request: Request, after: Sequence[Any] | None) -> dict[str, Any]:
+    """The parameters of `build`'s query, as `build(..., params=)` names them."""
+    out: dict[str, Any] = {}
+    first = 0
+    for f in request.filters:
+        if f.op != "is":
+            for i, v in enumerate(f.values):
+                if v is not None:
+                    out[f"f{first + i}"] = v
+            first += len(f.values)
+    for i, v in enumerate(after or ()):
+        if v is not None:
+            out[f"k{i}"] = v
+    return out
 
 
 def filtered(
@@ -503,6 +573,7 @@ def filtered(
     *,
     row_policy: exp.Expr | None,
     carry: Sequence[str] = (),
+    params: dict[str, Any] | None = None,
 ) -> exp.Select:
     """The rows a role may see (row policy, then masks) that pass the request's filters, as a
     SELECT without its projection yet; `carry`: source columns kept unmasked beside them
@@ -515,8 +586,10 @@ def filtered(
     if row_policy is not None:
         base = base.where(row_policy.copy())
     rows = exp.select().from_(base.subquery("_hw_base"))
+    first = 0
     for f in request.filters:
-        rows = rows.where(_condition(f))
+        rows = rows.where(_condition(f, first, params))
+        first += 0 if f.op == "is" else len(f.values)
     return rows
 
 
@@ -529,12 +602,14 @@ def build(
     tiebreak: Sequence[str],
     after: Sequence[Any] | None = None,
     paged: bool = True,
+    params: dict[str, Any] | None = None,
 ) -> exp.Select:
     """The query of one page: the product's rows as the role may see them (row policy,
     masks), the request's filters, then keyset order and `limit + 1` rows (one more tells
-    whether a page follows). Hidden `_hw_k<i>` columns carry each row's keys."""
+    whether a page follows). Hidden `_hw_k<i>` columns carry each row's keys. Given `params`,
+    every value is a parameter put there (the text then depends only on `skeleton`)."""
     tiebreak = tiebreak if paged else ()
-    rows = filtered(request, source, columns, row_policy=row_policy, carry=tiebreak)
+    rows = filtered(request, source, columns, row_policy=row_policy, carry=tiebreak, params=params)
     if request.grouped:
         rows = rows.select(*[_column(g) for g in request.group_by])
         rows = rows.select(*[_aggregate(a).as_(a.name, quoted=True) for a in request.aggregates])
@@ -562,7 +637,7 @@ def build(
     if after is not None:
         if len(after) != len(keys):
             raise ApiError(400, "the cursor is not one of this request", hint="start over")
-        page = page.where(_after(key_columns, after))
+        page = page.where(_after(key_columns, after, params))
     if key_columns:  # none: a grouped page without groups is one row
         page = page.order_by(
             *[exp.Ordered(this=k.copy(), desc=d, nulls_first=False) for k, d in key_columns]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
@@ -23,7 +25,7 @@ from headwater.change.releases import retained
 from headwater.change.versions import PROD
 from headwater.engine import Engine, scratch
 from headwater.engine.base import FILE_INDEX, FILE_ROW
-from headwater.errors import StoreError
+from headwater.errors import HeadwaterError, StoreError
 from headwater.orchestrate.stores import LakeStores
 from headwater.project import Project
 from headwater.serve.errors import ApiError
@@ -32,14 +34,17 @@ from headwater.serve.query import (
     Columns,
     Position,
     Request,
+    bound,
     build,
     key_names,
     key_text,
     kinds,
+    skeleton,
     value,
 )
 from headwater.zones.catalog.products import Product
 
+TEMPLATES = 4096  # query texts kept (see `page`)
 TIEBREAK = (FILE_INDEX, FILE_ROW)  # a row's place in its snapshot: unique, and stable
 _SECRET_FACT = "serve.cursor_secret"
 
@@ -75,7 +80,8 @@ class Reader:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._planned: dict[tuple[str, int], tuple[tuple[str, ...], pa.Schema]] = {}
-        self._current: dict[str, Source | None] = {}
+        self._templates: OrderedDict[Hashable, str] = OrderedDict()
+        self._current: dict[str, Product | None] = {}
         self._seen: object = None
         self._release: int | None = None
         self.on_moved: Callable[[str, int], None] = lambda model, snapshot: None
@@ -100,14 +106,14 @@ class Reader:
             return self._released(model, as_of)
         with self._lock:
             self._refresh()
-            found = self._current.get(model)
-        if found is None:
+            product, release = self._current.get(model), self._release
+        if product is None:
             raise ApiError(
                 503,
                 f"{model} is not published in {self.env} yet",
                 hint=f"run `headwater run` (or apply --env {self.env}) to publish it",
             )
-        return found
+        return self._source(model, release, product)
 
     def pinned(self, model: str, position: Position) -> Source:
         """The source a cursor's position read (its snapshot, even if newer data landed)."""
@@ -126,24 +132,16 @@ class Reader:
             return self._release
 
     def _refresh(self) -> None:
+        """Look up the current products again if the catalog changed (under the lock)."""
         counter = self.catalog.changed()
         seen: object = object() if counter is None else counter
         if seen == self._seen:
             return
         release = self.catalog.latest_release(self.env)
-        products = self.catalog.served(self.env, sorted(self.published))
-        current: dict[str, Source | None] = {}
-        for model in sorted(self.published):
-            product = products.get(model)
-            was = self._current.get(model)
-            if product is None:
-                current[model] = None
-            elif was is not None and was.product == product:
-                current[model] = Source(model, release, product, was.files, was.schema)
-            else:
-                current[model] = self._source(model, release, product)
-            if was is not None and (product is None or was.product != product):
-                self.on_moved(model, was.product.snapshot_id)
+        current = self.catalog.served(self.env, sorted(self.published))
+        for model, was in self._current.items():
+            if was is not None and current.get(model) != was:
+                self.on_moved(model, was.snapshot_id)
         self._current, self._release, self._seen = current, release, seen
 
     def _released(self, model: str, release_id: int) -> Source:
@@ -177,14 +175,22 @@ class Reader:
         if planned is None:
             try:
                 files = tuple(sorted(self.lake.snapshot_files(*key)))
-            except StoreError as err:
+                if files:
+                    query = exp.select(exp.Star()).from_(self.engine.scan(files))
+                    schema = self.cursor().head(query, 0).schema
+                else:  # an empty data state: no data file at all
+                    schema = self.lake.schema(product.product) or pa.schema([])
+            except StoreError as err:  # the snapshot is gone (expired, dropped)
                 raise ApiError(410, err.message, hint=err.hint) from None
-            if files:
-                query = exp.select(exp.Star()).from_(self.engine.scan(files))
-                schema = self.cursor().head(query, 0).schema
-            else:  # an empty data state: no data file at all
-                schema = self.lake.schema(product.product) or pa.schema([])
-            planned = self._planned[key] = (files, schema)
+            except HeadwaterError as err:  # its files are: moved, deleted by hand
+                raise ApiError(
+                    503,
+                    f"the data of {model} cannot be read: {err.message}",
+                    hint="the lake's files were moved or deleted by hand: restore them (the "
+                    "Iceberg metadata names absolute paths)",
+                ) from None
+            with self._lock:
+                self._planned[key] = planned = (files, schema)
         return Source(model, release, product, planned[0], planned[1], as_of)
 
     def scan(self, source: Source, *, positions: bool) -> exp.Expr:
@@ -206,8 +212,13 @@ class Reader:
         *,
         row_policy: exp.Expr | None = None,
         after: Position | None = None,
+        view: Hashable | None = None,
     ) -> Page:
-        """One page of `request` from `source`, with the position of the next (if any)."""
+        """One page of `request` from `source`, with the position of the next (if any).
+
+        `view` names what `columns` and `row_policy` are (a role): given one, the query's text
+        is made once per snapshot, view and request skeleton, and each page binds only its
+        values (building and rendering it costs more than DuckDB's lookup of one row)."""
         keys = key_names(request, TIEBREAK)
         values = None
         if after is not None:
@@ -218,16 +229,30 @@ class Reader:
                 None if text is None else value(name, types[name], str(text))
                 for name, text in zip(keys, after.keys, strict=True)
             ]
-        scan = self.scan(source, positions=not request.grouped)
-        query = build(
-            request,
-            scan,
-            columns,
-            row_policy=row_policy,
-            tiebreak=() if request.grouped else TIEBREAK,
-            after=values,
-        )
-        table = self.cursor().read(query)
+        template = None
+        if view is not None:
+            template = (source.product.snapshot_id, view, skeleton(request, values))
+        sql = None if template is None else self._templates.get(template)
+        if sql is None:
+            params: dict[str, Any] = {}
+            query = build(
+                request,
+                self.scan(source, positions=not request.grouped),
+                columns,
+                row_policy=row_policy,
+                tiebreak=() if request.grouped else TIEBREAK,
+                after=values,
+                params=params,
+            )
+            sql = self.engine.render(query, copy=False)
+            if template is not None:
+                with self._lock:
+                    self._templates[template] = sql
+                    while len(self._templates) > TEMPLATES:
+                        self._templates.popitem(last=False)
+        else:
+            params = bound(request, values)
+        table = self.cursor().read(sql, params or None)
         following = None
         assert request.limit is not None, "a page has a limit"
         if table.num_rows > request.limit:
