@@ -22,6 +22,7 @@ EXPECTED = [
     "load_project",
     "read",
     "run",
+    "training_set",
 ]
 
 

@@ -30,6 +30,7 @@ _EXPORTS = {
     "TransientSourceError": "headwater.errors",
     "UserCodeError": "headwater.errors",
     "read": "headwater.serve.client",
+    "training_set": "headwater.serve.features",
 }
 __all__ = sorted(_EXPORTS)
 
