@@ -257,18 +257,14 @@ def _endpoint(
     assert serving is not None
 
     def read(request: Request) -> Response:
-        started = time.perf_counter()
-        caller: Caller | None = None
-        detail: dict[str, Any] = {}
-        status = 500
-        try:
-            caller = access.caller(_key(request))
+        with _Trail(audit, model, "read", {}) as trail:
+            trail.caller = caller = access.caller(_key(request))
             params = list(request.query_params.multi_items())
             source, position = _source(reader, model, params)
             columns, policy = access.view(caller, model, source.schema)
             asked = parse(params, columns, serving)
             fmt = asked.format or _accepted(request.headers.get("accept"))
-            detail = {
+            trail.detail |= {
                 "release": source.release,
                 "snapshot": source.product.snapshot_id,
                 "as_of": asked.as_of,
@@ -296,11 +292,11 @@ def _endpoint(
                 "X-Headwater-Snapshot": str(source.product.snapshot_id),
             }
             if etag in _tags(request.headers.get("if-none-match")):
-                status = 304
-                detail["cache"] = "not modified"
+                trail.status = 304
+                trail.detail["cache"] = "not modified"
                 return Response(status_code=304, headers=headers)
             entry = cache.get(digest)
-            detail["cache"] = "hit" if entry is not None else "miss"
+            trail.detail["cache"] = "hit" if entry is not None else "miss"
             if entry is None:
                 try:
                     page = reader.page(
@@ -326,8 +322,8 @@ def _endpoint(
                     source.release, source.product.snapshot_id, asked.sort, entry.next_keys
                 )
                 following = encode_cursor(at, reader.secret)
-            detail["rows"] = entry.rows
-            status = 200
+            trail.detail["rows"] = entry.rows
+            trail.status = 200
             if fmt == "json":
                 return Response(
                     _envelope(model, source, entry, following),
@@ -337,19 +333,6 @@ def _endpoint(
             if following is not None:
                 headers["X-Headwater-Next-Cursor"] = following
             return Response(entry.body, media_type=FORMATS[fmt], headers=headers)
-        except ApiError as err:
-            status = err.status
-            detail["error"] = err.message
-            raise
-        finally:
-            detail["ms"] = round((time.perf_counter() - started) * 1000, 3)
-            audit.record(
-                actor=None if caller is None else caller.key,
-                role=None if caller is None else caller.role_name,
-                subject=model,
-                status=status,
-                detail=detail,
-            )
 
     read.__name__ = "read_" + model.replace(".", "_")
     return read
@@ -377,11 +360,8 @@ def _searching(
     audit: AuditTrail,
 ) -> Callable[[Request, SearchBody], Response]:
     def find(request: Request, body: SearchBody) -> Response:
-        started = time.perf_counter()
-        caller: Caller | None = None
-        status, detail = 500, {"k": body.k, "where": body.where}
-        try:
-            caller = access.caller(_key(request))
+        with _Trail(audit, model, "search", {"k": body.k, "where": body.where}) as trail:
+            trail.caller = caller = access.caller(_key(request))
             source = reader.source(model)
             columns, policy = access.view(caller, model, source.schema)
             found = search.search(
@@ -394,27 +374,14 @@ def _searching(
                 where=body.where,
                 fields=body.fields,
             )
-            status = 200
-            detail |= {"rows": len(found["results"]), "release": source.release}
+            trail.status = 200
+            trail.detail |= {"rows": len(found["results"]), "release": source.release}
             headers = {
                 "X-Headwater-Release": str(source.release),
                 "X-Headwater-Snapshot": str(source.product.snapshot_id),
             }
             return Response(
                 orjson.dumps(found, default=_default), media_type=FORMATS["json"], headers=headers
-            )
-        except ApiError as err:
-            status, detail["error"] = err.status, err.message
-            raise
-        finally:
-            detail["ms"] = round((time.perf_counter() - started) * 1000, 3)
-            audit.record(
-                actor=None if caller is None else caller.key,
-                role=None if caller is None else caller.role_name,
-                subject=model,
-                status=status,
-                detail=detail,
-                action="search",
             )
 
     find.__name__ = "search_" + name
@@ -432,13 +399,9 @@ def _looking_up(
     env: str,
 ) -> Callable[[Request], Response]:
     def lookup(request: Request) -> Response:
-        started = time.perf_counter()
-        caller: Caller | None = None
         keys = request.query_params.getlist("key")
-        status = 500
-        detail: dict[str, Any] = {"keys": len(keys)}
-        try:
-            caller = access.caller(_key(request))
+        with _Trail(audit, model, "features", {"keys": len(keys)}) as trail:
+            trail.caller = caller = access.caller(_key(request))
             unknown = sorted({k for k in request.query_params if k != "key"})
             if unknown:
                 raise ApiError(400, f"unknown parameter {unknown[0][:80]!r}", hint="key=…")
@@ -465,28 +428,42 @@ def _looking_up(
                 raise ApiError(400, err.message, hint=err.hint) from None
             except StoreError as err:
                 raise ApiError(503, err.message, hint=err.hint) from None
-            status, detail["release"] = 200, source.release
+            trail.status, trail.detail["release"] = 200, source.release
             body = {"view": name, "model": model, "release": source.release, "results": found}
             headers = {"X-Headwater-Release": str(source.release)}
             return Response(
                 orjson.dumps(body, default=_default), media_type=FORMATS["json"], headers=headers
             )
-        except ApiError as err:
-            status, detail["error"] = err.status, err.message
-            raise
-        finally:
-            detail["ms"] = round((time.perf_counter() - started) * 1000, 3)
-            audit.record(
-                actor=None if caller is None else caller.key,
-                role=None if caller is None else caller.role_name,
-                subject=model,
-                status=status,
-                detail=detail,
-                action="features",
-            )
 
     lookup.__name__ = "features_" + name
     return lookup
+
+
+class _Trail:
+    """One request's audit entry, written when the request ends however it ends: who asked
+    (`caller`, once known), the status answered, and what the handler put in `detail`."""
+
+    def __init__(self, audit: AuditTrail, subject: str, action: str, detail: dict[str, Any]):
+        self.audit, self.subject, self.action, self.detail = audit, subject, action, detail
+        self.caller: Caller | None = None
+        self.status = 500
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> _Trail:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, _: Any) -> None:
+        if isinstance(err, ApiError):
+            self.status, self.detail["error"] = err.status, err.message
+        self.detail["ms"] = round((time.perf_counter() - self.started) * 1000, 3)
+        self.audit.record(
+            actor=None if self.caller is None else self.caller.key,
+            role=None if self.caller is None else self.caller.role_name,
+            subject=self.subject,
+            status=self.status,
+            detail=self.detail,
+            action=self.action,
+        )
 
 
 def _source(

@@ -146,18 +146,26 @@ class Search:
         row_policy: exp.Expr | None,
         offsets: np.ndarray[Any, Any],
     ) -> np.ndarray[Any, Any]:
-        rows = filtered(
-            request,
-            self.reader.scan(source, positions=True),
-            columns,
-            row_policy=row_policy,
-            carry=(FILE_INDEX, FILE_ROW),
-        ).select(exp.column(FILE_INDEX), exp.column(FILE_ROW))
+        rows = self._visible(source, request, columns, row_policy).select(
+            exp.column(FILE_INDEX), exp.column(FILE_ROW)
+        )
         table = self.reader.cursor().read(rows)
         files = table.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
         within = table.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
         positions: np.ndarray[Any, Any] = offsets[files - 1] + within
         return positions
+
+    def _visible(
+        self, source: Source, request: Any, columns: Columns, row_policy: exp.Expr | None
+    ) -> exp.Select:
+        """The rows the role sees that pass the request's filters, with their positions."""
+        return filtered(
+            request,
+            self.reader.scan(source, positions=True),
+            columns,
+            row_policy=row_policy,
+            carry=(FILE_INDEX, FILE_ROW),
+        )
 
     def _rows(
         self,
@@ -182,13 +190,7 @@ class Search:
         )
         bare = type(request)(fields=request.fields)
         query = (
-            filtered(
-                bare,
-                self.reader.scan(source, positions=True),
-                columns,
-                row_policy=row_policy,
-                carry=(FILE_INDEX, FILE_ROW),
-            )
+            self._visible(source, bare, columns, row_policy)
             .select(*[exp.column(f, quoted=True) for f in request.fields])
             .select(place.as_("_hw_place"))
             .where(place.copy().isin(*[exp.Literal.number(p) for p in places]))
