@@ -53,7 +53,7 @@ def test_a_run_publishes_served_models_only_with_the_data_readers_see(tmp_path: 
     )
     for model in ("clean.order_log", "marts.total"):
         assert rows(headwater.read(model, project=root)) == warehouse(root, model)
-    with pytest.raises(UsageError, match="clean.orders is not served"):
+    with pytest.raises(UsageError, match=r"clean\.orders is not served"):
         headwater.read("clean.orders", project=root)
 
 
