@@ -32,6 +32,7 @@ demo: $(VENV)/.installed
 	@echo "  $(BIN)/headwater sql \"select _hw_source, _hw_reason from raw.orders__quarantine\" -p $(DEMO)"
 	@echo "  $(BIN)/headwater check -p $(DEMO)"
 	@echo "  duckdb $(DEMO)/.headwater/warehouse.duckdb   (models are plain views and tables)"
+	@echo "  $(BIN)/headwater serve -p $(DEMO)   (the data API: http://127.0.0.1:8000/docs)"
 
 ## test: install the dev dependencies and run the whole suite (lint and types included)
 test: $(VENV)/.dev-installed
