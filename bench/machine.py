@@ -82,3 +82,20 @@ def describe(**versions: str) -> dict[str, Any]:
         "commit": git("rev-parse", "--short", "HEAD"),
         "src_modified": bool(git("status", "--porcelain", "--", "../src")),
     }
+
+
+def run_project(project: Path) -> float:
+    """`headwater run -p PROJECT` with this interpreter's headwater; its wall seconds (a
+    failure stops the benchmark with the run's output)."""
+    import sys
+
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "headwater"), "run", "-p", str(project)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"headwater run failed:\n{done.stdout}\n{done.stderr}")
+    return time.perf_counter() - started

@@ -37,11 +37,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # bench/machine.py
-from machine import describe  # noqa: E402
+from machine import describe, run_project  # noqa: E402
 
 OUT = HERE / "out"
 PROJECT = OUT / "project"
-HEADWATER = Path(sys.executable).parent / "headwater"
 LIMIT_MB = 2048  # the issue's acceptance: peak memory under 2 GB
 MODEL_SQL = """select i % {customers} as customer_id,
        timestamp '2025-01-01' + to_seconds(((i * 2654435761) % 31536000)::bigint) as updated_at,
@@ -132,14 +131,9 @@ def build_project(rows: int, customers: int, say: Any) -> None:
     (PROJECT / "headwater.yml").write_text("name: bench\n")
     (PROJECT / "models/marts/activity.sql").write_text(sql)
     (PROJECT / "models/marts/activity.yml").write_text(SIDECAR)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(HEADWATER), "run", "-p", str(PROJECT)], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"headwater run failed:\n{done.stdout}\n{done.stderr}")
+    seconds = run_project(PROJECT)
     marker.write_text(json.dumps(wanted))
-    say(f"project: {PROJECT} (built, {rows:,} rows, {time.perf_counter() - started:.1f}s)")
+    say(f"project: {PROJECT} (built, {rows:,} rows, {seconds:.1f}s)")
 
 
 def write_entities(path: Path, entities: int, customers: int) -> None:

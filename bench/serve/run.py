@@ -72,7 +72,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # bench/machine.py
-from machine import describe, machine_cpu, wait_idle  # noqa: E402
+from machine import describe, machine_cpu, run_project, wait_idle  # noqa: E402
 
 OUT = HERE / "out"
 PROJECT = OUT / "project"
@@ -356,14 +356,9 @@ def build_project(rows: int, say: Callable[[str], None]) -> None:
     for name, text in files.items():
         (PROJECT / name).write_text(text)
     say(f"project: building {PROJECT} (the vector index takes a while) ...")
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(HEADWATER), "run", "-p", str(PROJECT)], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"headwater run failed:\n{done.stdout}\n{done.stderr}")
+    seconds = run_project(PROJECT)
     marker.write_text(json.dumps(wanted))
-    say(f"project: {PROJECT} (built, {rows:,} rows, {time.perf_counter() - started:.1f}s)")
+    say(f"project: {PROJECT} (built, {rows:,} rows, {seconds:.1f}s)")
 
 
 @dataclass(frozen=True)
