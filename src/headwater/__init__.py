@@ -25,6 +25,8 @@ _EXPORTS = {
     "SpecError": "headwater.errors",
     "ModelError": "headwater.errors",
     "DataError": "headwater.errors",
+    "Denied": "headwater.errors",
+    "LeakError": "headwater.errors",
     "EngineError": "headwater.errors",
     "SourceError": "headwater.errors",
     "TransientSourceError": "headwater.errors",

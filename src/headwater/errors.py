@@ -2,8 +2,10 @@
 
     HeadwaterError                 base; `retryable` says whether trying again may succeed
     ├── UsageError                 a command's argument names nothing there is (exit 2)
+    ├── Denied                     a policy refuses a read: no grant, a restricted column (exit 5)
     ├── SpecError                  a project file is wrong (YAML, contract, model header, rule)
-    │   └── ModelError             a model's SQL is wrong: syntax, cycle, unknown table/column
+    │   ├── ModelError             a model's SQL is wrong: syntax, cycle, unknown table/column
+    │   └── LeakError              a public model would show a PII column unmasked
     ├── DataError                  records break their contract beyond what quarantine absorbs
     ├── EngineError                the engine refused or failed a statement
     │   └── TransientEngineError   ... because of another transaction (a write conflict) retryable
@@ -23,6 +25,7 @@ and an `exit_code`, the CLI's exit status when it stops a command:
     0   done                    1   ran, and something failed (a model, a rule, an ingest)
     2   usage: a wrong flag     3   the project is wrong: fix a file (SpecError)
     4   a store or source cannot be reached or read
+    5   a policy refused it (policies.yml: a role without the grant)
     75  temporary: the same command may succeed later (`retryable`, EX_TEMPFAIL)
 """
 
@@ -80,6 +83,18 @@ class SpecError(HeadwaterError):
 
 class ModelError(SpecError):
     """A model's SQL cannot be used: syntax error, dependency cycle, unknown table or column."""
+
+
+class LeakError(SpecError):
+    """A model marked `privacy: public` (or a product served to a role without a PII grant)
+    would show a PII-tagged column unmasked; the message names the lineage path."""
+
+
+class Denied(HeadwaterError):
+    """A policy refuses a read: the role has no grant on the table, or the column is
+    restricted and the role does not unmask its tag."""
+
+    exit_code = 5
 
 
 class DataError(HeadwaterError):

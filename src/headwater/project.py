@@ -12,7 +12,7 @@ from pathlib import Path
 
 from headwater.contracts import Contract, Rule, Settings
 from headwater.contracts.load import load_spec, locate
-from headwater.contracts.policies import POLICIES_FILE, Policies
+from headwater.contracts.policies import POLICIES_FILE, TAG_PREFIX, Policies, condition_columns
 from headwater.contracts.seeds import ZONE as SEED
 from headwater.contracts.seeds import load_seeds, seed_file
 from headwater.errors import Location, ModelError, SpecError
@@ -67,10 +67,10 @@ def load_project(root: Path | str) -> Project:
         models = _parse_models(root, cache)
     _check_refs(models, {v for c in contracts.values() for v in c.views})
     dag = Dag(models)
-    _check_columns(root, models, dag, contracts)
+    outputs = _check_columns(root, models, dag, contracts)
     _check_pools(root, settings.pools, contracts, models)
     _check_served_names(models)
-    policies = _policies(root, models)
+    policies = _policies(root, outputs)
     return Project(root, settings, contracts, models, dag, policies)
 
 
@@ -89,24 +89,53 @@ def _check_served_names(models: dict[str, Model]) -> None:
                 seen[item] = model
 
 
-def _policies(root: Path, models: dict[str, Model]) -> Policies | None:
-    """policies.yml, its masks and row policies checked against the project's models."""
+def _policies(root: Path, tables: dict[str, Columns]) -> Policies | None:
+    """policies.yml, with every table, column and row condition it names checked against the
+    project's raw tables and models (`tables`: each one's columns, None where not yet known)."""
     path = root / POLICIES_FILE
     if not path.exists():
         return None
     policies = load_spec(Policies, path, root=root)
     for role_name, role in policies.roles.items():
-        named = [(k.rsplit(".", 1)[0], "masks", k) for k in role.masks]
-        named += [(m, "rows", m) for m in role.rows]
-        for model, field, key in named:
-            if model not in models:
-                close = difflib.get_close_matches(model, list(models), n=1, cutoff=0.6)
-                hint = f"did you mean {close[0]!r}?" if close else "name a model of the project"
-                raise SpecError(
-                    f"{POLICIES_FILE}: roles.{role_name}.{field}: {key!r}: no model {model!r}",
-                    hint=hint,
-                )
+        for key in role.masks:
+            if not key.startswith(TAG_PREFIX):
+                table, _, column = key.rpartition(".")
+                loc = ("roles", role_name, "masks", key)
+                _policy_column(path, loc, tables, table, {column}, what="masks")
+        for table, condition in role.rows.items():
+            loc = ("roles", role_name, "rows", table)
+            _policy_column(path, loc, tables, table, condition_columns(condition), what="rows")
     return policies
+
+
+def _policy_column(
+    path: Path,
+    loc: tuple[str, ...],
+    tables: dict[str, Columns],
+    table: str,
+    columns: set[str],
+    *,
+    what: str,
+) -> None:
+    """A table a policy names exists, and has the columns it names (where they are known)."""
+    where = Location(POLICIES_FILE, locate(path, loc), field=".".join(loc[:3]))
+    if table not in tables:
+        close = difflib.get_close_matches(table, list(tables), n=1, cutoff=0.6)
+        raise SpecError(
+            f"{what}: {loc[-1]!r}: no table {table!r} in the project",
+            where=where,
+            hint=f"did you mean {close[0]!r}?" if close else "name a raw table or a model",
+        )
+    known = tables[table]
+    for column in sorted(columns - set(known or columns)):
+        close = difflib.get_close_matches(column, list(known or ()), n=1, cutoff=0.6)
+        raise SpecError(
+            f"{what}: {loc[-1]!r}: {table} has no column {column!r}",
+            where=where,
+            hint=f"did you mean {close[0]!r}?"
+            if close
+            else f"its columns: {', '.join(known or ())}",
+        )
 
 
 def _check_pools(
@@ -306,7 +335,7 @@ def _check_refs(models: dict[str, Model], landed: set[str]) -> None:
 
 def _check_columns(
     root: Path, models: dict[str, Model], dag: Dag, contracts: dict[str, Contract]
-) -> None:
+) -> dict[str, Columns]:
     """Rules, `grain:` and keys name columns the model outputs, wherever its SQL says them
     (stars resolved through the DAG); a rule's `to:` names a table that exists."""
     raw: dict[str, Columns] = {}
@@ -330,6 +359,7 @@ def _check_columns(
                     where = (file, ("rules", index, "target"))
                     _known_column(root, where, rule.name, model.name, column, columns)
         _check_rule_tables(root, model.sidecar_path or model.path, model.rules, outputs)
+    return outputs
 
 
 def _check_rule_tables(

@@ -292,3 +292,28 @@ def test_the_chain_of_a_column_down_to_raw(stored: tuple[Project, Catalog, Linea
         "raw.events.event_type",
     }
     assert all(n.raw for n in tree.walk() if not n.children)
+
+
+def test_hashes_cuts_and_counts_take_identity_away_on_every_path(tmp_path: Path) -> None:
+    found = trace(
+        models(
+            tmp_path,
+            clean__c="select id, sha256(email) as h, email, phone from raw.c",
+            marts__m="select h, count(distinct email) as n, max(email) as top, "
+            "right(phone, 4) as last4, left(phone, 9) as prefix, "
+            "sha256(email) || email as both_ways, count(sha256(email)) as hashed_count "
+            "from clean.c group by h",
+        ),
+        {"raw.c": {"id": "bigint", "email": "varchar", "phone": "varchar"}},
+    )
+    clean, marts = found.models["clean.c"], found.models["marts.m"]
+    assert clean.effects["h"][Upstream("raw.c", "email")].kind == "pseudonymous"
+    assert "email" not in clean.effects  # passed through: keeps its identity
+    effects = marts.effects
+    assert effects["n"][Upstream("clean.c", "email")].kind == "dropped"
+    assert effects["n"][Upstream("clean.c", "email")].via == "COUNT(DISTINCT c.email)"
+    assert "top" not in effects  # max() returns one of the values
+    assert effects["last4"][Upstream("clean.c", "phone")].kind == "pseudonymous"
+    assert "prefix" not in effects  # nine characters of a phone number identify it
+    assert "both_ways" not in effects  # one use keeps it, so the column does
+    assert effects["hashed_count"][Upstream("clean.c", "email")].kind == "dropped"

@@ -102,8 +102,10 @@ def walk(api: Api, params: dict[str, Any], *, role: str = "admin") -> list[Row]:
     return rows
 
 
-def sha256(text: str | None) -> str | None:
-    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+def sha256(api: Api, text: str | None) -> str | None:
+    """The hash mask of `text`: SHA-256 of the project's salt and the value."""
+    salt = (api.root / ".headwater" / "salt").read_text(encoding="utf-8").strip()
+    return None if text is None else hashlib.sha256((salt + text).encode()).hexdigest()
 
 
 def partly_masked(shown: str | None, clear: str | None) -> bool:
@@ -725,7 +727,7 @@ def test_the_analyst_sees_masked_and_hashed_columns_and_only_its_rows(
     assert page["count"] == len(mine)
     shown = by_id(page["data"])
     assert [{**r, "full_name": None} for r in shown] == [
-        {**r, "email": sha256(r["email"]), "full_name": None} for r in mine
+        {**r, "email": sha256(api, r["email"]), "full_name": None} for r in mine
     ]
     for row, clear in zip(shown, mine, strict=True):
         assert partly_masked(row["full_name"], clear["full_name"]), (row, clear)
@@ -761,7 +763,7 @@ def test_filters_and_sorts_see_the_masked_values(api: Api, truth: list[Row]) -> 
     assert api.rows(role="analyst", email=f"eq.{someone['email']}")["count"] == 0
     assert api.rows(role="analyst", email="like.*@*")["count"] == 0
     # the hash joins: equal clear values, equal hashes
-    hashed = api.rows(role="analyst", email=f"eq.{sha256(someone['email'])}")
+    hashed = api.rows(role="analyst", email=f"eq.{sha256(api, someone['email'])}")
     assert {r["order_id"] for r in hashed["data"]} == {
         r["order_id"] for r in mine if r["email"] == someone["email"]
     }
@@ -772,7 +774,7 @@ def test_filters_and_sorts_see_the_masked_values(api: Api, truth: list[Row]) -> 
     assert known == sorted(known) and shown[len(known) :] == [None] * (len(shown) - len(known))
     grouped = api.rows(role="analyst", group_by="status", aggregate="min(email)", sort="status")
     for group in grouped["data"]:
-        emails = [sha256(r["email"]) for r in mine if r["status"] == group["status"]]
+        emails = [sha256(api, r["email"]) for r in mine if r["status"] == group["status"]]
         assert group["min_email"] == min(e for e in emails if e is not None)
 
 

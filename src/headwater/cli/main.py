@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from headwater import __version__
+from headwater.cli.audit import audit
 from headwater.cli.backfill import backfill
 from headwater.cli.batches import batches
 from headwater.cli.environments import envs, promote
@@ -326,6 +327,7 @@ def dag(project: ProjectDir = Path(".")) -> None:
 
 
 app.command()(lineage)
+app.command()(audit)
 app.command()(gc)
 app.command()(status)
 app.command()(runs)
@@ -367,25 +369,78 @@ def sql(
             "(read_csv, COPY … TO, ATTACH, INSTALL/LOAD).",
         ),
     ] = False,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the query as this policies.yml role sees the data: its grants, masks, "
+            "row policies; restricted columns refused.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Export every row of the result to FILE (.parquet, .csv, .jsonl)."),
+    ] = None,
+    fmt: Format = "table",
 ) -> None:
     """Query the warehouse's current environment and print the result as a table.
 
     The warehouse opens read-only, and SQL reads no file but the project's lake, unless
-    --write or --allow-files says otherwise.
+    --write or --allow-files says otherwise. With --role, one SELECT runs through the role's
+    policies. Every read is written to the audit log (`headwater audit`).
     """
     from headwater.cli import render
-    from headwater.cli.sql import first_rows, open_warehouse, refuse
+    from headwater.cli.sql import (
+        audit_read,
+        export,
+        first_rows,
+        open_warehouse,
+        refuse,
+        run_as_role,
+        shape,
+    )
+    from headwater.errors import Denied
     from headwater.project import load_project
 
+    _check_format(fmt)
+    if role is not None and (write or allow_files):
+        _stderr().print(
+            "[red]error:[/] --role reads only: it goes without --write and --allow-files"
+        )
+        raise typer.Exit(2)
+    detail: dict[str, Any] = {"query": shape(query)}
     with _errors():
         loaded = load_project(project)
         engine = open_warehouse(loaded, write=write, allow_files=allow_files)
         try:
-            refuse(engine.statement_kinds(query), write=write, allow_files=allow_files)
-            table = first_rows(engine, query, limit, allow_files=allow_files)
+            statement: Any = query
+            if role is not None:
+                try:
+                    statement, policy = run_as_role(loaded, engine, query, role)
+                except Denied as err:
+                    audit_read(
+                        loaded,
+                        role=role,
+                        status=Denied.exit_code,
+                        detail={**detail, "refused": err.message},
+                    )
+                    raise
+                detail.update(policy)
+            else:
+                refuse(engine.statement_kinds(query), write=write, allow_files=allow_files)
+            if out is not None:
+                detail["rows"] = export(engine, statement, out)
+                detail["out"] = str(out)
+            else:
+                table = first_rows(engine, statement, limit, allow_files=allow_files)
+                detail["rows"] = table.num_rows
         finally:
             engine.close()
-    if table.column_names in ([], ["Success"]):  # a statement that returns no rows
+        audit_read(loaded, role=role, status=0, detail=detail)
+    if out is not None:
+        _console().print(f"wrote {detail['rows']} rows to {out}")
+    elif fmt == "json":
+        _print_json(table.to_pylist())
+    elif table.column_names in ([], ["Success"]):  # a statement that returns no rows
         _console().print("done")
     else:
         _console().print(render.arrow_table(table))

@@ -28,6 +28,7 @@ def plan(
     from headwater.change.plan import plan as make_plan
     from headwater.cli.main import _check_format, _console, _errors, _print_json, _state
     from headwater.cli.runs import iso, utc
+    from headwater.govern import gate
     from headwater.orchestrate.incremental import preview
     from headwater.orchestrate.stores import LakeStores
     from headwater.project import load_project
@@ -35,6 +36,7 @@ def plan(
     _check_format(fmt)
     with _errors():
         loaded = load_project(project)
+        gate.check(loaded)  # a public model that would show PII: nothing to plan
         stores = LakeStores.open(loaded)  # no warehouse: a run may be writing it
         _state["scrub"] = stores.secrets.scrub
         try:

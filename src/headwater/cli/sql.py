@@ -1,5 +1,10 @@
 """`headwater sql QUERY`: the warehouse as its users query it, read-only and sandboxed.
 
+`--role R` runs one SELECT as a policies.yml role sees the data: every table it reads is
+replaced by the role's masked, row-filtered view of it (`govern/guard.py`). `--out FILE`
+exports the whole result through the same view. Every read is audited (its shape, not its
+values).
+
 By default the warehouse opens read-only and its SQL reads no file but the project's lake (the
 raw views read Parquet files there): `--write` lets statements modify the warehouse,
 `--allow-files` lets them read, write and attach other files. Each statement's kind comes from
@@ -11,10 +16,13 @@ misses one.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from headwater.errors import EngineError, HeadwaterError
+from sqlglot import exp
+
+from headwater.errors import EngineError, HeadwaterError, UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -93,3 +101,123 @@ def _lake_directories(project: Project) -> list[Path]:
     elif "://" in lake:
         return []  # object storage: DuckDB reads no s3:// path without --allow-files
     return [project.root / lake]
+
+
+def run_as_role(
+    project: Project, engine: Engine, query: str, role: str
+) -> tuple[exp.Query, dict[str, Any]]:
+    """`query` as `role` may run it (`govern/guard.py`), and what its policies did to it."""
+    from headwater.govern.guard import guard
+    from headwater.govern.masking import project_salt
+    from headwater.govern.pii import project_tags
+
+    if project.policies is None:
+        raise UsageError(
+            f"--role {role}: the project has no policies.yml, so it has no roles",
+            hint="declare roles, their grants and masks in policies.yml",
+        )
+    policies = project.policies
+    names = [t for c in project.contracts.values() for t in (c.table, c.quarantine, c.history)]
+    names += list(project.models)
+    tables = {name: _columns_of(engine, name) for name in names if name}
+    guarded = guard(
+        query,
+        policies=policies,
+        role=role,
+        tables=tables,
+        tags=lambda read: project_tags(project, [t for t in read if t in project.models]),
+        salt=project_salt(project),
+    )
+    detail = {"tables": guarded.tables, "masked": guarded.masked, "rows_policy": guarded.filtered}
+    return guarded.query, detail
+
+
+def _columns_of(engine: Engine, table: str) -> Callable[[], dict[str, str]]:
+    def columns() -> dict[str, str]:
+        try:
+            return engine.columns(table)
+        except HeadwaterError:
+            raise UsageError(f"{table} is not built yet", hint="run `headwater run`") from None
+
+    return columns
+
+
+def shape(query: str) -> str:
+    """The query with every literal a `?`: what the audit log keeps of a query (its values
+    may be a person's, and the log must not hold them)."""
+    import sqlglot
+
+    from headwater.engine.dialect import AUTHORED
+
+    try:
+        parsed = sqlglot.parse(query, dialect=AUTHORED)
+    except sqlglot.errors.ParseError:
+        return "(does not parse)"
+    shapes = []
+    for statement in parsed:
+        if statement is None:
+            continue
+        for literal in list(statement.find_all(exp.Literal)):
+            literal.replace(exp.Placeholder())
+        shapes.append(statement.sql(dialect=AUTHORED))
+    return "; ".join(shapes)
+
+
+def audit_read(project: Project, *, role: str | None, status: int, detail: dict[str, Any]) -> None:
+    """One entry in the audit log for a `headwater sql` read (the catalog may not exist yet:
+    a project never run has nothing to read, and nothing is logged)."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from headwater.orchestrate.stores import LakeStores
+    from headwater.zones.catalog.products import Audited
+
+    stores = LakeStores.open(project)
+    try:
+        entry = Audited(
+            at=datetime.now(UTC),
+            actor=getpass.getuser(),
+            role=role,
+            action="sql",
+            subject=",".join(detail.get("tables", [])) or None,
+            status=status,
+            detail=detail,
+        )
+        stores.catalog.audit([entry])
+    finally:
+        stores.close()
+
+
+def export(engine: Engine, query: str | exp.Query, out: Path) -> int:
+    """Every row of the query's result written to `out` (.parquet, .csv, .json/.jsonl), in
+    batches; the number of rows."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".json", ".jsonl"):
+        raise UsageError(
+            f"--out {out}: cannot tell the format from {suffix or 'no suffix'}",
+            hint="end the file name with .parquet, .csv, .json or .jsonl",
+        )
+    reader = engine.stream(query)
+    rows = 0
+    if suffix == ".parquet":
+        with pq.ParquetWriter(out, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    elif suffix == ".csv":
+        with pacsv.CSVWriter(out, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    else:
+        import orjson
+
+        with out.open("wb") as file:
+            for batch in reader:
+                for record in batch.to_pylist():
+                    file.write(orjson.dumps(record, default=str) + b"\n")
+                rows += batch.num_rows
+    return rows

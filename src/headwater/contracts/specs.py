@@ -823,7 +823,11 @@ class ColumnDoc(Spec):
     type: str | None = Field(
         default=None, description="A DuckDB SQL type; schema rules check the column has it"
     )
-    pii: str | None = Field(default=None, description="PII tag, e.g. email, phone, name")
+    pii: str | None = Field(
+        default=None,
+        description="PII tag, e.g. email, phone, name; `none`: the column holds no PII, "
+        "whatever its lineage says",
+    )
 
     @field_validator("type")
     @classmethod
@@ -910,6 +914,11 @@ class ModelSidecar(Spec):
     description: str | None = None
     owner: str | None = None
     tags: list[str] = Field(default_factory=list)
+    privacy: PrivacyLevel | None = Field(
+        default=None,
+        description="public: anyone may read the table, so no PII-tagged column may reach it "
+        "unmasked (build and plan refuse it); internal or restricted otherwise",
+    )
     columns: dict[str, str | ColumnDoc] = Field(
         default_factory=dict,
         description="column → its description, or {description, type, pii}",

@@ -16,6 +16,11 @@ columns is the hops followed one after another.
   subquery in the select list computes a value and counts as that column's lineage only).
 So `marts.events_daily.event_count` → `clean.events.*` → `raw.events.*`, `raw.events.event_type`
 (its WHERE), `raw.events.event_id` and `raw.events._hw_ingested_at` (its QUALIFY).
+
+What a column does to an upstream value is kept too, where it takes identity away (`effects`):
+a hash (`sha256(email)`) or a short prefix or suffix (`right(phone, 4)`) makes it
+`pseudonymous`; a count or a sum (`count(distinct email)`) leaves none of it (`dropped`). Any
+other use keeps the value's identity, so PII tags follow it (`govern/pii.py`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,24 @@ from headwater.models.dag import Dag
 from headwater.models.parse import Model
 
 ROWS = "*"
+PSEUDONYMOUS = "pseudonymous"  # an effect: the value is hashed or cut down to a few characters
+DROPPED = "dropped"  # an effect: the value is counted or summed, nothing of it is left
+_HASHES = (exp.SHA, exp.SHA2, exp.MD5, exp.MD5Digest)
+_HASH_NAMES = frozenset({"hash", "xxhash32", "xxhash64", "md5_number", "sha256", "sha1"})
+_CUTS = (exp.Left, exp.Right, exp.Substring)
+_CUT_MAX = 4  # characters a prefix or suffix may keep and still be pseudonymous
+_COUNTS = (
+    exp.Count,
+    exp.CountIf,
+    exp.ApproxDistinct,
+    exp.Sum,
+    exp.Avg,
+    exp.Stddev,
+    exp.StddevPop,
+    exp.StddevSamp,
+    exp.Variance,
+    exp.VariancePop,
+)
 DIALECT = authored.AUTHORED
 # part of every key: a change to how lineage is traced invalidates what was stored before
 FORMAT = "1"
@@ -55,16 +78,27 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class Effect:
+    """What a column does to an upstream value that takes its identity away: `PSEUDONYMOUS`
+    or `DROPPED`, and the SQL that does it (`via`)."""
+
+    kind: str
+    via: str
+
+
+@dataclass(frozen=True)
 class ModelLineage:
     """One model's lineage: each output column (in select order, then `ROWS`) → its upstream.
 
     `key` identifies what it was traced from (the SQL, the columns of what it reads); it is
-    empty when tracing reported issues.
+    empty when tracing reported issues. `effects`: per column, the upstream columns whose
+    identity it takes away on every path (traced now; lineage read from the catalog has none).
     """
 
     model: str
     key: str
     columns: dict[str, tuple[Upstream, ...]]
+    effects: dict[str, dict[Upstream, Effect]] = field(default_factory=dict, compare=False)
 
     @property
     def outputs(self) -> list[str]:
@@ -166,13 +200,14 @@ def _trace_one(
     try:
         tracer = _Tracer(model, schema)
         columns = tracer.columns()
+        effects = tracer.effects
     except Exception as err:
         # sqlglot's optimizer on user SQL can fail in many ways; one model must not stop the rest
         issues.append(_issue(model, f"column lineage cannot be traced: {err}"))
         return None
     issues.extend(_issue(model, problem) for problem in dict.fromkeys(tracer.problems))
     # with issues the key stays empty: never reused, so the issues are reported on every run
-    return ModelLineage(model.name, "" if tracer.problems else key, columns)
+    return ModelLineage(model.name, "" if tracer.problems else key, columns, effects)
 
 
 def _issue(model: Model, message: str) -> ModelError:
@@ -201,6 +236,7 @@ class _Tracer:
             raise ValueError("the query has no SELECT to trace")
         self.root = root
         self.scopes = {id(s.expression): s for s in root.traverse()}
+        self.effects: dict[str, dict[Upstream, Effect]] = {}
 
     def columns(self) -> dict[str, tuple[Upstream, ...]]:
         nodes = lineage(
@@ -220,6 +256,8 @@ class _Tracer:
             found = self._upstream(node, name)
             if found is not None:
                 out[name] = tuple(sorted(found))
+                if effects := _effects(node):
+                    self.effects[name] = effects
         out[ROWS] = tuple(sorted(self._rows()))
         for select in self.unnamed:
             self.problems.append(
@@ -276,6 +314,85 @@ class _Tracer:
             f"row lineage: cannot tell which table {column.sql(dialect=DIALECT)!r} comes from"
         )
         return set()
+
+
+def _effects(start: Node) -> dict[Upstream, Effect]:
+    """The upstream columns whose identity `start`'s column takes away on every path to them
+    (a value kept on one path keeps it)."""
+    found: dict[Upstream, Effect | None] = {}
+    stack: list[tuple[Node, Effect | None]] = [(start, None)]
+    while stack:
+        node, effect = stack.pop()
+        for child in node.downstream:
+            here = _weaker(effect, _effect_on(node.expression, child.name))
+            if isinstance(child.expression, exp.Table):
+                table = _table_name(child.expression)
+                if table:
+                    upstream = Upstream(table, _column_name(child.name))
+                    found[upstream] = _stronger(found.get(upstream, here), here)
+            else:
+                stack.append((child, here))
+    return {u: e for u, e in found.items() if e is not None}
+
+
+def _effect_on(expression: exp.Expr, name: str) -> Effect | None:
+    """What `expression` does to the column called `name` in it (None: keeps it); a column
+    used twice keeps what its most revealing use keeps."""
+    uses = [c for c in expression.find_all(exp.Column) if _named(c, name)]
+    effects = [_use(c, expression) for c in uses]
+    if not effects or None in effects:
+        return None
+    return next((e for e in effects if e is not None and e.kind == PSEUDONYMOUS), effects[0])
+
+
+def _use(column: exp.Column, top: exp.Expr) -> Effect | None:
+    """The weakest identity the functions around one use of a column leave."""
+    effect: Effect | None = None
+    node = column.parent
+    while node is not None and node is not top.parent:
+        if isinstance(node, _COUNTS):
+            return Effect(DROPPED, node.sql(dialect=DIALECT))
+        if _hashes(node) or _cuts(node):
+            effect = effect or Effect(PSEUDONYMOUS, node.sql(dialect=DIALECT))
+        node = node.parent
+    return effect
+
+
+def _hashes(node: exp.Expr) -> bool:
+    if isinstance(node, _HASHES):
+        return True
+    return isinstance(node, exp.Anonymous) and str(node.this).lower() in _HASH_NAMES
+
+
+def _cuts(node: exp.Expr) -> bool:
+    """A prefix or suffix of a few characters: `left(x, 3)`, `right(x, 4)`, `substr(x, 1, 4)`."""
+    if not isinstance(node, _CUTS):
+        return False
+    length = node.args.get("length") if isinstance(node, exp.Substring) else node.expression
+    return isinstance(length, exp.Literal) and length.is_int and int(length.this) <= _CUT_MAX
+
+
+def _named(column: exp.Column, name: str) -> bool:
+    plain = f"{column.table}.{column.name}" if column.table else column.name
+    return name in (plain, column.sql(dialect=DIALECT))
+
+
+_IDENTITY = {PSEUDONYMOUS: 1, DROPPED: 0}
+
+
+def _left(effect: Effect | None) -> int:
+    """How much of a value's identity is left after `effect` (None: all of it)."""
+    return 2 if effect is None else _IDENTITY[effect.kind]
+
+
+def _weaker(a: Effect | None, b: Effect | None) -> Effect | None:
+    """Two effects one after another: the one that leaves less."""
+    return a if _left(a) <= _left(b) else b
+
+
+def _stronger(a: Effect | None, b: Effect | None) -> Effect | None:
+    """Two paths to one column: the one that leaves more."""
+    return a if _left(a) >= _left(b) else b
 
 
 def _row_columns(scope: Scope) -> Iterator[exp.Column]:

@@ -7,6 +7,7 @@ that read it, and everything else goes on.
 
 from __future__ import annotations
 
+import getpass
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
@@ -19,7 +20,8 @@ from headwater.change.versions import (
 )
 from headwater.contracts import Contract
 from headwater.contracts.thresholds import parse_duration
-from headwater.errors import HeadwaterError, Location, SpecError, UsageError
+from headwater.errors import HeadwaterError, LeakError, Location, SpecError, UsageError
+from headwater.govern import gate
 from headwater.models.selection import select as select_models
 from headwater.observe import Event, EventSink, RunStatus, TaskStatus, discard, stamped
 from headwater.orchestrate.bluegreen import (
@@ -44,6 +46,7 @@ from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.catalog import TaskRecord
 from headwater.zones.catalog.holds import REASON_PREFIX
+from headwater.zones.catalog.products import Audited
 
 STAGES = ("ingest", "build")
 
@@ -80,7 +83,15 @@ def run(
     Raises:
         Busy: another run of the project is under way.
         SpecError: (apply) a contract changed incompatibly under the same schema_version.
+        LeakError: a model marked `privacy: public` would show a PII column unmasked.
     """
+    if "build" in stages:
+        try:
+            gate.check(project)  # before anything lands or builds
+        except LeakError as err:
+            refused = audited("gate", env, at=now, status=err.exit_code, refused=err.message)
+            stores.catalog.audit([refused])
+            raise
     with held(stores.catalog, command) as lease:
         report = _run(
             project,
@@ -217,7 +228,42 @@ def _run(
                 summary=report.summary(),
                 now=now_after(now),
             )
+            entry = _audit_entry(report, command, env, at=now_after(now), finished=finished)
+            stores.catalog.audit([entry])
     return report
+
+
+def audited(
+    action: str, subject: str | None, *, at: datetime, status: int, **detail: object
+) -> Audited:
+    """An audit log entry for what this process's user did."""
+    return Audited(
+        at=at,
+        actor=getpass.getuser(),
+        role=None,
+        action=action,
+        subject=subject,
+        status=status,
+        detail=dict(detail),
+    )
+
+
+def _audit_entry(
+    report: RunReport, command: str, env: str, *, at: datetime, finished: bool
+) -> Audited:
+    built = [n for n, o in report.models.items() if o.status is TaskStatus.BUILT]
+    failed = [n for n, o in report.models.items() if o.status is TaskStatus.FAILED]
+    return audited(
+        command,
+        env,
+        at=at,
+        status=0 if report.ok and finished else 1,
+        run_id=report.run_id,
+        release=report.release,
+        landed=sorted({landed.table for landed in report.landed}),
+        built=sorted(built),
+        failed=sorted(failed),
+    )
 
 
 def _critical_held_back(project: Project, stores: Stores, report: RunReport) -> set[str]:

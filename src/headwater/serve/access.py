@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 from sqlglot import exp
 
-from headwater.contracts.policies import OPEN, Mask, Policies, Role, row_condition
+from headwater.contracts.policies import OPEN, Policies, Role
+from headwater.govern.masking import project_salt, sight
+from headwater.govern.pii import Tag, project_tags
 from headwater.project import Project
 from headwater.serve.errors import ApiError
 from headwater.serve.query import Columns
@@ -53,6 +55,8 @@ class Access:
         self._keys: dict[str, tuple[str, str]] = {}
         self._keys_at = -_KEYS_TTL
         self._lock = threading.Lock()
+        self._salt: str | None = None
+        self._traced: dict[str, dict[str, Tag]] = {}
 
     def caller(self, key: str | None) -> Caller:
         """The caller a key (or no key) stands for.
@@ -81,7 +85,8 @@ class Access:
     def view(
         self, caller: Caller, model: str, schema: pa.Schema
     ) -> tuple[Columns, exp.Expr | None]:
-        """The columns `caller` sees of `model` (masked ones as text) and the row policy.
+        """The columns `caller` sees of `model` (masked ones as text, restricted ones left
+        out) and the row policy.
 
         Raises:
             ApiError(403): the role has no grant on the model.
@@ -92,21 +97,27 @@ class Access:
                 f"role {caller.role_name!r} may not read {model}",
                 hint="a grant in policies.yml gives it (roles.<role>.grants)",
             )
-        masks: dict[str, Mask] = {}
-        sidecar = self.project.models[model].sidecar
-        for column, doc in sidecar.columns.items():
-            tag = getattr(doc, "pii", None)
-            if tag and not caller.role.sees(tag):
-                masks[column] = Mask.HASH
-        prefix = model + "."
-        for key, mask in caller.role.masks.items():
-            if key.startswith(prefix):
-                masks[key[len(prefix) :]] = mask
-        types = {f.name: (pa.string() if f.name in masks else f.type) for f in schema}
-        masked = {n: m for n, m in masks.items() if n in types}
-        condition = caller.role.rows.get(model)
-        policy = None if condition is None else row_condition(condition, where=model)
-        return Columns(types, masked), policy
+        names = schema.names
+        seen = sight(self.policies, caller.role, model, names, self._tags(model, names))
+        types = {
+            f.name: (pa.string() if f.name in seen.masks else f.type)
+            for f in schema
+            if f.name not in seen.denied
+        }
+        kinds = {f.name: _family(f.type) for f in schema if f.name in seen.masks}
+        return Columns(types, seen.masks, self.salt(), kinds), seen.rows
+
+    def salt(self) -> str:
+        if self._salt is None:
+            self._salt = project_salt(self.project)
+        return self._salt
+
+    def _tags(self, model: str, columns: list[str]) -> dict[str, Tag]:
+        """The PII tags of a model's columns, traced through lineage once per model."""
+        with self._lock:
+            if model not in self._traced:
+                self._traced[model] = project_tags(self.project, [model]).of(model, columns)
+            return self._traced[model]
 
     def _known(self) -> dict[str, tuple[str, str]]:
         with self._lock:
@@ -114,3 +125,16 @@ class Access:
                 self._keys = self.catalog.key_hashes()
                 self._keys_at = time.monotonic()
             return self._keys
+
+
+def _family(kind: pa.DataType) -> str:
+    """An Arrow type's family as masks see it."""
+    if pa.types.is_timestamp(kind):
+        return "timestamp"
+    if pa.types.is_date(kind):
+        return "date"
+    if pa.types.is_boolean(kind):
+        return "boolean"
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return "number"
+    return "text"

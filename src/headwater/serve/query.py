@@ -32,6 +32,7 @@ from sqlglot import exp
 
 from headwater.contracts.policies import Mask
 from headwater.contracts.specs import Serving
+from headwater.govern.masking import masked
 from headwater.serve.errors import ApiError
 
 RESERVED = ("fields", "sort", "limit", "cursor", "format", "as_of", "group_by", "aggregate")
@@ -112,6 +113,8 @@ class Columns:
 
     types: dict[str, pa.DataType]
     masked: dict[str, Mask] = field(default_factory=dict)
+    salt: str = ""  # the hash mask's salt
+    kinds: dict[str, str] = field(default_factory=dict)  # a masked column's type family
 
 
 # ---- parsing ------------------------------------------------------------------------------
@@ -462,32 +465,6 @@ def _column(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def masked(name: str, mask: Mask) -> exp.Expr:
-    """What a role sees of column `name` under `mask` (NULL stays NULL)."""
-    text = exp.cast(_column(name), exp.DataType.build("VARCHAR"))
-    shown: exp.Expr
-    if mask is Mask.NULLIFY:
-        return exp.cast(exp.null(), exp.DataType.build("VARCHAR"))
-    if mask is Mask.HASH:
-        shown = exp.func("sha256", text)
-    elif mask is Mask.REDACT:
-        shown = exp.Literal.string("****")
-    else:  # partial: at most the last 4 characters, and never more than a third of them
-        length = exp.Length(this=text.copy())
-        kept = exp.func(
-            "least",
-            exp.Literal.number(4),
-            exp.IntDiv(this=length, expression=exp.Literal.number(3)),
-        )
-        stars = exp.func(
-            "repeat", exp.Literal.string("*"), exp.Sub(this=length.copy(), expression=kept)
-        )
-        shown = exp.DPipe(this=stars, expression=exp.func("right", text.copy(), kept.copy()))
-    return exp.Case(
-        ifs=[exp.If(this=_column(name).is_(exp.null()), true=exp.null())], default=shown
-    )
-
-
 def _bind(value: Any, name: str, params: dict[str, Any] | None) -> exp.Expr:
     """A value as a placeholder `name` (its value put in `params`), or inline as a literal
     when there are no `params`."""
@@ -579,7 +556,11 @@ def filtered(
     SELECT without its projection yet; `carry`: source columns kept unmasked beside them
     (a row's position)."""
     visible = [
-        masked(n, columns.masked[n]).as_(n, quoted=True) if n in columns.masked else _column(n)
+        masked(n, columns.masked[n], salt=columns.salt, kind=columns.kinds.get(n, "text")).as_(
+            n, quoted=True
+        )
+        if n in columns.masked
+        else _column(n)
         for n in columns.types
     ]
     base = exp.select(*visible, *[_column(t) for t in carry]).from_(source)

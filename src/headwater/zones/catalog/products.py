@@ -237,11 +237,22 @@ class ProductsStore(CatalogBase):
         with self._tx() as conn:
             conn.execute(audit_log.insert(), rows)
 
-    def audited(self, *, limit: int = 100, subject: str | None = None) -> list[Audited]:
-        """The newest audit entries first."""
+    def audited(
+        self,
+        *,
+        limit: int = 100,
+        subject: str | None = None,
+        since: datetime | None = None,
+        actions: Collection[str] = (),
+    ) -> list[Audited]:
+        """The newest audit entries first (`since`: at or after it; `actions`: these only)."""
         query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if subject is not None:
             query = query.where(audit_log.c.subject == subject)
+        if since is not None:
+            query = query.where(audit_log.c.at >= since)
+        if actions:
+            query = query.where(audit_log.c.action.in_(list(actions)))
         with self.engine.connect() as conn:
             rows = list(conn.execute(query))
         return [
