@@ -53,6 +53,8 @@ DRIVERS = {
     "schemathesis": set(),
     "usearch": {"change/vectors"},
     "redis": {"change/online"},
+    "ruamel": {"govern/tagging"},
+    "phonenumbers": {"govern/classify"},
 }
 # modules with a band of their own, below their folder's: the dialect people write SQL in
 # is read by every band (pure sqlglot, nothing of headwater)

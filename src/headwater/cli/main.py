@@ -25,6 +25,8 @@ from headwater import __version__
 from headwater.cli.audit import audit
 from headwater.cli.backfill import backfill
 from headwater.cli.batches import batches
+from headwater.cli.classify import classify
+from headwater.cli.docs import docs
 from headwater.cli.environments import envs, promote
 from headwater.cli.features import features
 from headwater.cli.gc import gc
@@ -328,6 +330,8 @@ def dag(project: ProjectDir = Path(".")) -> None:
 
 app.command()(lineage)
 app.command()(audit)
+app.command()(classify)
+app.command()(docs)
 app.command()(gc)
 app.command()(status)
 app.command()(runs)

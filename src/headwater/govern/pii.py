@@ -71,8 +71,10 @@ class Tags:
         """Column → tag of `table`, and for the `columns` lineage cannot say, `UNKNOWN` when
         anything above the table holds PII."""
         found = dict(self.tables.get(table, {}))
+        if table not in self.opaque and table not in self.lineage.models:
+            return found  # a raw table: its contract says it all
         traced = None if table in self.opaque else self.lineage.models.get(table)
-        if table in self.tainted and (traced is None or table in self.opaque):
+        if table in self.tainted and traced is None:
             for column in columns:
                 found.setdefault(column, Tag(UNKNOWN, (f"{table}.{column}",), _OPAQUE))
         elif traced is not None and table in self.tainted:

@@ -34,6 +34,7 @@ from headwater.orchestrate.bluegreen import (
 )
 from headwater.orchestrate.build import BuildStage
 from headwater.orchestrate.checks import contract_checks, recheck_held
+from headwater.orchestrate.classify import reclassify_batches
 from headwater.orchestrate.environments import changed, fork, recover
 from headwater.orchestrate.executor import Executor
 from headwater.orchestrate.lease import Lease, LeaseLost, held
@@ -217,6 +218,9 @@ def _run(
             ).run(plan, _Stages(land, building, lease))
         if staging and report.ok:
             _approve(project, stores, report, blue, approve=approve, now=now)
+        with report.timed("classify"):
+            landed = {x.table: x.batch_id for x in report.landed if x.batch_id and x.rows}
+            report.notes.extend(reclassify_batches(project, stores.engine, stores.catalog, landed))
         with report.timed("zone_rows"):
             report.zone_rows = zone_rows(project, stores)
         finished = True

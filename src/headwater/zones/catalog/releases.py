@@ -363,6 +363,12 @@ class ReleasesStore(CatalogBase):
             ).scalar()
         return None if found is None else str(found)
 
+    def put_fact(self, key: str, value: str) -> None:
+        """Record `key` as `value`, over what it held."""
+        with self._tx() as conn:
+            conn.execute(catalog_facts.delete().where(catalog_facts.c.key == key))
+            conn.execute(catalog_facts.insert().values(key=key, value=value))
+
     def set_fact(self, key: str, value: str) -> None:
         """Record `key` once; a second writer's value loses (the first one stands)."""
         with self._tx() as conn:
