@@ -45,11 +45,18 @@ def bad_rows(rule: Rule) -> exp.Expr:
     raise ValueError(f"{rule.type.value} is not a row-level rule")
 
 
-def failure_reason(rule: Rule) -> exp.Expr:
+HIDDEN = "(PII, not shown)"  # what a reason says in place of a PII-tagged column's value
+
+
+def failure_reason(rule: Rule, *, hidden: bool = False) -> exp.Expr:
     """`rule <name>: <column> = <value>` for a row failing `rule`, NULL for a row passing it
-    (so `concat_ws` over several rules names exactly the ones a row failed)."""
+    (so `concat_ws` over several rules names exactly the ones a row failed). `hidden`: the
+    column is PII-tagged, so the reason does not quote it (reasons are shown in run summaries
+    and counted by; the quarantined record keeps the value, under the policies)."""
     col = exp.column(rule.columns[0], quoted=True)
-    shown = exp.func("coalesce", exp.cast(col, "varchar"), exp.Literal.string("NULL"))
+    shown: exp.Expr = exp.func("coalesce", exp.cast(col, "varchar"), exp.Literal.string("NULL"))
+    if hidden:
+        shown = exp.Literal.string(HIDDEN)
     text = exp.DPipe(
         this=exp.Literal.string(f"rule {rule.name}: {rule.columns[0]} = "), expression=shown
     )

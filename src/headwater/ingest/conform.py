@@ -13,8 +13,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 import headwater.engine.dialect as authored
-from headwater.contracts import Column, Contract, Evolution, OnFail
-from headwater.contracts.predicates import failure_reason
+from headwater.contracts import Column, Contract, Evolution, OnFail, Rule
+from headwater.contracts.predicates import HIDDEN, failure_reason
 from headwater.contracts.specs import parse_watermark, sql_type
 from headwater.engine import scratch
 from headwater.ingest.source import JSON, LINE, ORIGIN, RECORD
@@ -161,7 +161,7 @@ def conform_query(
                 expressions=[
                     exp.Literal.string("; "),
                     reason_col,
-                    *[failure_reason(r) for r in routed],
+                    *[failure_reason(r, hidden=_pii(contract, r)) for r in routed],
                 ],
             ),
             exp.Literal.string(""),
@@ -247,7 +247,7 @@ def _column_reasons(
     # the value as the record had it, cut to SHOWN characters: a reason is read by a person
     # (and groups the quarantine's counts), the record itself keeps the whole value
     text = exp.cast(exp.column(raw), "varchar")
-    shown = (
+    shown: exp.Expr = (
         exp.Case()
         .when(
             exp.func("length", text.copy()) > exp.Literal.number(SHOWN),
@@ -258,6 +258,8 @@ def _column_reasons(
         )
         .else_(text)
     )
+    if col.pii:  # a PII value is not quoted: reasons are shown in run summaries
+        shown = exp.Literal.string(HIDDEN)
     message = exp.DPipe(
         this=exp.DPipe(this=exp.Literal.string(f"{col.name}: cannot cast '"), expression=shown),
         expression=exp.Literal.string(f"' to {col.type}"),
@@ -520,3 +522,9 @@ def _when(condition: exp.Expr, message: str) -> exp.Expr:
 
 def _is_nested(col: Column) -> bool:
     return sql_type(col.type).this in _NESTED
+
+
+def _pii(contract: Contract, rule: Rule) -> bool:
+    """Whether a rule's column is PII-tagged on the contract."""
+    tagged = {c.name for c in contract.columns if c.pii}
+    return bool(rule.columns) and rule.columns[0] in tagged

@@ -18,7 +18,9 @@ def route(job: Job, rules: list[Rule]) -> int:
     cursor, target = job.cursor, job.target
     aside = exp.to_table(f"{job.physical}__quarantine")
     failing = exp.or_(*[bad_rows(r) for r in rules])
-    reasons = [failure_reason(r) for r in rules]
+    declared = job.model.sidecar.columns
+    tagged = {c for c, doc in declared.items() if getattr(doc, "pii", None) not in (None, "none")}
+    reasons = [failure_reason(r, hidden=bool(r.columns) and r.columns[0] in tagged) for r in rules]
     why = exp.Anonymous(this="concat_ws", expressions=[exp.Literal.string("; "), *reasons]).as_(
         "_hw_reason"
     )
