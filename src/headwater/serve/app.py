@@ -410,6 +410,7 @@ def _looking_up(
             source = reader.source(model)
             columns, policy = access.view(caller, model, source.schema)
             masked = sorted(columns.masked)
+            masked += sorted(set(source.schema.names) - set(columns.types))  # restricted
             if policy is not None or masked:
                 what = "a row policy" if policy is not None else f"masked {', '.join(masked)}"
                 raise ApiError(
