@@ -341,7 +341,7 @@ def test_pii_none_lets_a_column_through_and_python_models_are_unknown(shop: Path
             ["policies.yml:3", "no column 'contry'", "country"],
         ),
         ("roles:\n  r:\n    masks: {email: hash}\n", ["policies.yml", "tag:email"]),
-        ("roles: {r: {}}\nanonymous: ghost\n", ["policies.yml", "'ghost' is not a role"]),
+        ("roles: {r: {}}\nanonymous: ghost\n", ["policies.yml:2", "'ghost' is not a role"]),
     ],
 )
 def test_bad_policies_are_refused_naming_file_and_line(
@@ -349,3 +349,15 @@ def test_bad_policies_are_refused_naming_file_and_line(
 ) -> None:
     write(shop, "policies.yml", text)
     assert_clean_error(hw(shop, "plan"), *says, code=3)
+
+
+def test_the_docs_site_shows_no_range_of_a_column_a_role_masks(
+    governed: Path, tmp_path: Path
+) -> None:
+    assert hw(governed, "docs", "--out", str(tmp_path / "site")).code == 0
+    data = (tmp_path / "site" / "catalog.js").read_text(encoding="utf-8")
+    payload = json.loads(data[data.index("{") : data.rindex("}") + 1])
+    tables = {t["name"]: t for t in payload["tables"]}
+    columns = {c["name"]: c for c in tables["clean.customers"]["columns"]}
+    assert "min" not in (columns["country"].get("profile") or {})  # support masks it by name
+    assert (columns["signed_up_at"].get("profile") or {}).get("min")  # nothing masks it

@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlglot
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from sqlglot import exp
 
 from headwater.contracts.base import Spec
@@ -129,12 +129,14 @@ class Policies(Spec):
         default=None, description="the role of requests without an API key (none: 401)"
     )
 
-    @model_validator(mode="after")
-    def _anonymous_role(self) -> Policies:
-        if self.anonymous is not None and self.anonymous not in self.roles:
-            known = ", ".join(sorted(self.roles)) or "none are declared"
-            raise ValueError(f"anonymous: {self.anonymous!r} is not a role ({known})")
-        return self
+    @field_validator("anonymous")
+    @classmethod
+    def _anonymous_role(cls, value: str | None, info: ValidationInfo) -> str | None:
+        roles = info.data.get("roles", {})
+        if value is not None and value not in roles:
+            known = ", ".join(sorted(roles)) or "none are declared"
+            raise ValueError(f"{value!r} is not a role ({known})")
+        return value
 
     def tag_mask(self, tag: str) -> Mask:
         """How a role that does not unmask `tag` sees it, unless it says otherwise."""

@@ -489,7 +489,9 @@ def classify_column(
         >>> classify_column("contact", ["ann@example.org"] * 9).tag
         'email'
     """
-    sample = [v for v in values if not _is_null(v)]
+    # a value longer than any PII value is none (and would cost the regexes dearly: a 1 MB
+    # field of one letter backtracks the address grammar for minutes)
+    sample = [_TOO_LONG if _too_long(v) else v for v in values if not _is_null(v)]
     if len(sample) < MIN_SAMPLED or _never_pii(type):
         return None
     tokens = _tokens(name)
@@ -512,6 +514,14 @@ def classify(
         for name, values in columns.items()
     )
     return [p for p in proposals if p is not None]
+
+
+MAX_LENGTH = 256  # characters: no email, phone, IBAN, card, address or name is longer
+_TOO_LONG = object()  # stands for a longer value: no detector reads it
+
+
+def _too_long(value: object) -> bool:
+    return isinstance(value, str) and len(value) > MAX_LENGTH
 
 
 def _never_pii(type_: str | None) -> bool:

@@ -367,10 +367,12 @@ def _why(tag: Tag) -> str:
 def _profile(
     ctx: _Context, table: str, shape: Mapping[str, str], tags: Mapping[str, Tag]
 ) -> Profile | None:
-    """The table's profile (one query): bounds only of the user's untagged columns."""
+    """The table's profile (one query): bounds only of the user's untagged columns that no
+    role of policies.yml masks by name (the site is read by every role)."""
     if ctx.engine is None or table not in ctx.objects or not shape:
         return None
-    ranged = [c for c in shape if c not in tags and not c.startswith(METADATA)]
+    masked = _masked_by_a_role(ctx.project, table)
+    ranged = [c for c in shape if c not in tags and c not in masked and not c.startswith(METADATA)]
     try:
         return profile(ctx.engine, table, shape, ranged=ranged)
     except HeadwaterError as err:
@@ -459,3 +461,10 @@ def _scrubbed(value: Any, scrub: Callable[[str], str]) -> Any:
     if isinstance(value, list):
         return [_scrubbed(v, scrub) for v in value]
     return value
+
+
+def _masked_by_a_role(project: Project, table: str) -> set[str]:
+    """The columns of `table` some role's policies mask or deny by name."""
+    if project.policies is None:
+        return set()
+    return {c for role in project.policies.roles.values() for c in role.column_masks(table)}

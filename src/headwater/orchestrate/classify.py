@@ -104,7 +104,12 @@ def reclassify_batches(
     notes = []
     for table, batch in sorted(batches.items()):
         where = exp.column("_hw_batch_id").eq(exp.Literal.string(batch))
-        found = {p.proposal.column: p for p in propose(project, engine, [table], where=where)}
+        try:
+            proposed = propose(project, engine, [table], where=where)
+        except Exception as err:  # a note, never a failed run: what landed stands
+            notes.append(f"{table}: the new batch was not classified ({type(err).__name__})")
+            continue
+        found = {p.proposal.column: p for p in proposed}
         seen = {c: p.proposal.tag for c, p in found.items()}
         before = json.loads(catalog.fact(FACT + table) or "{}")
         if seen != before:
