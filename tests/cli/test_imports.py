@@ -76,6 +76,7 @@ def heavy_imports(args: list[str], *, before: str = "") -> list[str]:
         ["docs", "--help"],
         ["classify", "--help"],
         ["audit", "--help"],
+        ["forget", "--help"],
         ["sql", "--help"],
         ["import", "dbt", "--help"],
     ],

@@ -275,6 +275,12 @@ class OnlineStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def compact(self) -> None:
+        """Rewrite the store's storage so no row it deleted stays in free space (the right to
+        erasure); nothing to do for a store that keeps none (Redis frees what it deletes;
+        the state a refresh replaced expires there after `RedisOnline.REPLACED_TTL`)."""
+        return None
+
     def get(self, env: str, view: str, keys: Sequence[str]) -> dict[str, Found]:
         """Each key (`entity_key`) → (event time, {feature: value}), None when not held."""
         return self.lookup(env, view, keys)[1]
@@ -354,6 +360,13 @@ class SqliteOnline(OnlineStore):
 
     def close(self) -> None:
         self._conn.close()
+
+    def compact(self) -> None:
+        """VACUUM, with the write-ahead log checkpointed and truncated before and after."""
+        with self._using():
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _forget_builds(self, env: str, view: str) -> None:
         """Delete the rows of every state of (env, view) but the current one: the one a swap

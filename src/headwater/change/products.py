@@ -22,7 +22,8 @@ from headwater.errors import HeadwaterError, StoreError
 from headwater.project import Project
 from headwater.zones.catalog import Catalog
 from headwater.zones.catalog.products import Product, Shown
-from headwater.zones.lake import Lake, SelfWritten
+from headwater.zones.datafiles import SelfWritten
+from headwater.zones.lake import Lake
 
 NAMESPACE = "products"
 

@@ -29,6 +29,7 @@ from headwater.cli.classify import classify
 from headwater.cli.docs import docs
 from headwater.cli.environments import envs, promote
 from headwater.cli.features import features
+from headwater.cli.forget import forget
 from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
@@ -332,6 +333,7 @@ app.command()(lineage)
 app.command()(audit)
 app.command()(classify)
 app.command()(docs)
+app.command()(forget)
 app.command()(gc)
 app.command()(status)
 app.command()(runs)

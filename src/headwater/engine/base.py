@@ -184,6 +184,13 @@ class Engine(Protocol):
         with an `EngineError`, and its transaction rolls back."""
         ...
 
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the database's storage so nothing deleted from it stays readable in free
+        space (the right to erasure), keeping everything it holds; its size before and after.
+        Cursors taken before are closed. An engine whose storage another system owns raises
+        `EngineError` saying what to run there instead."""
+        ...
+
     def close(self) -> None: ...
 
 

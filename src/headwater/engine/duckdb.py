@@ -101,6 +101,8 @@ class DuckDBEngine:
         spill_to: str | Path | None = None,
         _conn: duckdb.DuckDBPyConnection | None = None,
     ):
+        # how to open the file again (`compact`); None for a cursor, which shares a connection
+        self._reopen: tuple[bool, dict[str, Any], float, Sequence[str | Path] | None] | None = None
         if _conn is None:
             if str(path) != ":memory:" and not read_only:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -121,14 +123,8 @@ class DuckDBEngine:
                 }
             if spill_to is not None:
                 config["temp_directory"] = str(spill_to)
-            _conn = _connect(str(path), read_only=read_only, config=config, wait=lock_wait)
-            # never DuckDB's progress bar on our stdout (the CLI draws its own)
-            _conn.execute("SET enable_progress_bar = false")
-            # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC);
-            # GLOBAL so that every cursor of this database inherits it
-            _conn.execute("SET GLOBAL TimeZone = 'UTC'")
-            if files_under is not None:
-                _sandbox(_conn, files_under)
+            self._reopen = (read_only, config, lock_wait, files_under)
+            _conn = _open(str(path), *self._reopen)
         self.path = str(path)
         self._conn = _conn
 
@@ -308,6 +304,62 @@ class DuckDBEngine:
                 self._conn.rollback()
             raise _error(err, "COMMIT") from err
 
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the database file with only what it holds now, and reopen it.
+
+        DuckDB keeps a deleted row's bytes in blocks it marks free (neither CHECKPOINT nor
+        VACUUM clears them): every schema, table, view and comment is copied into a new file
+        beside it (`COPY FROM DATABASE`), which replaces the old one in one rename. The old
+        file is checkpointed and closed first, so no write-ahead log of it can be replayed
+        onto the new one; a crash leaves the old file or the new one (and at most a stray
+        `.compact` file, which the next compaction removes). Cursors taken before are
+        closed with the old connection.
+
+        Returns:
+            The file's size before and after, in bytes.
+
+        Raises:
+            EngineError: the database is in memory or read-only, or the copy failed (the
+                old file is left as it was).
+        """
+        if self._reopen is None or self._reopen[0] or self.path == ":memory:":
+            raise EngineError(
+                "only a database file open for writing can be compacted",
+                hint="open the warehouse for writing (not read-only, not in memory)",
+            )
+        old, new = Path(self.path), Path(self.path + ".compact")
+        self.execute("CHECKPOINT")  # what the log holds counts as the file's
+        before = old.stat().st_size
+        self._copy_into(new)
+        self._conn.close()
+        wal = Path(self.path + ".wal")
+        if wal.exists() and wal.stat().st_size:  # never swap a file under its own log
+            self._conn = _open(self.path, *self._reopen)
+            new.unlink(missing_ok=True)
+            raise EngineError(
+                f"{self.path} kept a write-ahead log after its checkpoint: not compacted",
+                hint="another process may hold the file; try again once it is closed",
+            )
+        new.replace(old)
+        self._conn = _open(self.path, *self._reopen)
+        return before, old.stat().st_size
+
+    def _copy_into(self, new: Path) -> None:
+        """Copy the whole database into the new file `new`, then checkpoint this one."""
+        for stray in (new, Path(f"{new}.wal")):
+            stray.unlink(missing_ok=True)
+        source = exp.to_identifier(self._conn.execute("SELECT current_database()").fetchall()[0][0])
+        target = exp.to_identifier("hw_compact")
+        attach = exp.Attach(this=exp.alias_(exp.Literal.string(str(new)), target.copy()))
+        # sqlglot has no node for COPY FROM DATABASE: the two names are rendered identifiers
+        copy = f"COPY FROM DATABASE {source.sql(DIALECT)} TO {target.sql(DIALECT)}"
+        self.execute(attach)
+        try:
+            self.execute(copy)
+        finally:
+            self.execute(exp.Detach(this=target.copy()))
+        self.execute("CHECKPOINT")
+
     def cursor(self) -> DuckDBEngine:
         return DuckDBEngine(self.path, _conn=self._conn.cursor())
 
@@ -334,6 +386,25 @@ class DuckDBEngine:
             return self._conn.execute(sql, dict(params) if params else None)
         except duckdb.Error as err:
             raise _error(err, sql) from err
+
+
+def _open(
+    path: str,
+    read_only: bool,
+    config: dict[str, Any],
+    lock_wait: float,
+    files_under: Sequence[str | Path] | None,
+) -> duckdb.DuckDBPyConnection:
+    """A connection to the database at `path`, set up as every one of ours is."""
+    conn = _connect(path, read_only=read_only, config=config, wait=lock_wait)
+    # never DuckDB's progress bar on our stdout (the CLI draws its own)
+    conn.execute("SET enable_progress_bar = false")
+    # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC);
+    # GLOBAL so that every cursor of this database inherits it
+    conn.execute("SET GLOBAL TimeZone = 'UTC'")
+    if files_under is not None:
+        _sandbox(conn, files_under)
+    return conn
 
 
 def _sandbox(conn: duckdb.DuckDBPyConnection, directories: Sequence[str | Path]) -> None:

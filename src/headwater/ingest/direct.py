@@ -41,7 +41,7 @@ from headwater.ingest.conform import RESERVED, metadata_columns
 from headwater.ingest.files import SourceFile
 from headwater.ingest.source import JSON, RECORD, FileSource
 from headwater.ingest.streams import plain
-from headwater.zones.lake import SelfWritten
+from headwater.zones.datafiles import SelfWritten
 
 # types DuckDB writes to Parquet as the raw table (made from Arrow by pyiceberg) holds them
 _WRITABLE = {

@@ -51,7 +51,8 @@ from headwater.ingest.source import (
     cursor_text,
 )
 from headwater.zones import history
-from headwater.zones.lake import Lake, SelfWritten
+from headwater.zones.datafiles import SelfWritten
+from headwater.zones.lake import Lake
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
 
 _ARROW = {

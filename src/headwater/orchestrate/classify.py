@@ -114,11 +114,10 @@ def reclassify_batches(
         before = json.loads(catalog.fact(FACT + table) or "{}")
         if seen != before:
             catalog.put_fact(FACT + table, json.dumps(seen, sort_keys=True))
-        for column, proposed in sorted(found.items()):
-            if before.get(column) != proposed.proposal.tag:
+        for column, new in sorted(found.items()):
+            if before.get(column) != new.proposal.tag:
                 notes.append(
-                    f"{table}.{column} now looks like {proposed.proposal.tag}: "
-                    f"{proposed.proposal.explain()}; `headwater classify {table} --accept` "
-                    "tags it"
+                    f"{table}.{column} now looks like {new.proposal.tag}: "
+                    f"{new.proposal.explain()}; `headwater classify {table} --accept` tags it"
                 )
     return notes

@@ -10,9 +10,7 @@ import contextlib
 import gzip
 import json
 import threading
-import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,7 +20,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from headwater.errors import StoreError
-from headwater.zones import history
+from headwater.zones import erasure, history
+from headwater.zones.datafiles import DataFiles, SelfWritten, align
 from headwater.zones.orphans import (
     Orphan,
     collect,
@@ -34,7 +33,6 @@ from headwater.zones.orphans import (
 
 if TYPE_CHECKING:
     from pyiceberg.catalog.sql import SqlCatalog
-    from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
     from pyiceberg.types import IcebergType
 
@@ -44,7 +42,6 @@ if TYPE_CHECKING:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 PREFIX = "hw."
-FILE_BYTES = 512 << 20  # Arrow bytes written to one data file before the next is started
 # pyiceberg's SQL catalog table, read directly for the cheap `version` check
 _ICEBERG_TABLES = sa.table(
     "iceberg_tables",
@@ -69,22 +66,6 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class SelfWritten:
-    """A part that writes its own Parquet data files (e.g. DuckDB's COPY) instead of handing
-    Arrow to the lake.
-
-    The lake first grows the table by `schema`, then calls `write(table_schema, new_path)`:
-    `table_schema` is the table's Arrow schema with each field's Iceberg id in its metadata
-    (`PARQUET:field_id`), `new_path()` gives a fresh local path in the table's data folder.
-    `write` returns the paths it wrote, each a Parquet file in `table_schema`; they join the
-    same commit as the other parts. What it did not write it must not leave behind.
-    """
-
-    schema: pa.Schema
-    write: Callable[[pa.Schema, Callable[[], str]], list[str]]
-
-
-@dataclass(frozen=True)
 class BatchStats:
     """What the manifests say about one landed batch's data files, without reading them:
     rows, nulls per column, and exact bounds of numeric, date and timestamp columns (or
@@ -95,6 +76,21 @@ class BatchStats:
     lower: dict[str, Any]
     upper: dict[str, Any]
     bounds_exact: bool = True
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What erasing rows from one table did: `rows` removed, the data `files` that held them
+    (out of the table's content, still in older snapshots until `expire_erased`), its
+    `overwrites` (commits whose manifests still list those files as deleted, with their
+    column bounds: they expire with the older snapshots) and the `snapshot_id` that holds
+    the table without the rows (None: nothing was committed)."""
+
+    table: str
+    rows: int
+    files: tuple[str, ...] = ()
+    overwrites: tuple[int, ...] = ()
+    snapshot_id: int | None = None
 
 
 # pyiceberg retries an append that lost a race on top of the winner's commit; a landing must not
@@ -231,14 +227,14 @@ class Lake:
         table_properties: Callable[[], dict[str, str]] | None,
     ) -> Snapshot:
         with writing(self.folder), table.transaction() as tx:
-            with _DataFiles(table, tx) as files:
+            with DataFiles(table, tx) as files:
                 for part in parts:
                     if isinstance(part, SelfWritten):
                         files.grow(part.schema)
                         files.add(part)
                     elif part.num_rows:
                         files.grow(part.schema)
-                        files.write(_align(part, files.arrow_schema))
+                        files.write(align(part, files.arrow_schema))
             summary = {
                 PREFIX + k: _encode(v() if callable(v) else v) for k, v in properties.items()
             }
@@ -276,13 +272,13 @@ class Lake:
 
         try:
             with writing(self.folder), table.transaction() as tx:
-                with _DataFiles(table, tx) as files:
+                with DataFiles(table, tx) as files:
                     files.grow(schema)
                     for part in parts:
                         if isinstance(part, SelfWritten):
                             files.add(part)
                         elif part.num_rows:
-                            files.write(_align(part, files.arrow_schema))
+                            files.write(align(part, files.arrow_schema))
                 summary = {PREFIX + k: _encode(v) for k, v in properties.items()}
                 with tx.update_snapshot(snapshot_properties=summary).overwrite() as overwrite:
                     for data_file in old:
@@ -295,6 +291,139 @@ class Lake:
                 hint="nothing was committed; publish again",
             ) from err
         return self.recent(name)[-1]
+
+    def erase(
+        self,
+        name: str,
+        doomed: erasure.Doomed,
+        *,
+        properties: dict[str, Any],
+        where: tuple[str, Any] | None = None,
+        snapshot_id: int | None = None,
+        dry_run: bool = False,
+        afresh: bool = False,
+    ) -> Erased:
+        """Make the content of snapshot `snapshot_id` (default: the current one) less the rows
+        `doomed` picks the table's content, rewriting only the data files that hold them;
+        `where` = (column, value) lets the manifests skip files that cannot hold a doomed row.
+
+        Two commits: an overwrite (its summary: the snapshot's own properties but those of a
+        batch, plus `properties`), then an empty append whose manifests no longer list the
+        old files as deleted (such an entry keeps a file's column bounds: a value of the
+        rows). Older snapshots keep the old files for time travel until `expire_erased`.
+        `dry_run` counts the rows and commits nothing; `afresh` commits even when no row is
+        doomed (a snapshot that names erased files as deleted is made again without them).
+
+        Raises:
+            Conflict: another writer committed meanwhile (nothing was committed).
+        """
+        table = self.table(name)
+        if table is None:
+            return Erased(name, 0)
+        if snapshot_id is None:
+            source = table.current_snapshot()
+        else:
+            source = table.snapshot_by_id(snapshot_id)
+        if source is None:
+            return Erased(name, 0)
+        plan = erasure.plan(table, doomed, snapshot_id=source.snapshot_id, where=where)
+        files = tuple(f.file_path for f in plan.rewritten)
+        if dry_run or not (plan.rows or afresh):
+            return Erased(name, plan.rows, files)
+        carried = {
+            k: v for k, v in _properties(source).items() if k not in erasure.BATCH_PROPERTIES
+        }
+        summary = {PREFIX + k: _encode(v) for k, v in (carried | properties).items()}
+        current = table.current_snapshot()
+        present = [t.file for t in table.scan().plan_files()] if current is not None else []
+        from pyiceberg.exceptions import CommitFailedException
+
+        try:
+            with writing(self.folder), table.transaction() as tx:
+                with DataFiles(table, tx) as written:
+                    for part in plan.remaining:
+                        if part.num_rows:
+                            written.write(align(part, written.arrow_schema))
+                kept = {f.file_path for f in plan.untouched}
+                with tx.update_snapshot(snapshot_properties=summary).overwrite() as overwrite:
+                    for data_file in present:
+                        if data_file.file_path not in kept:
+                            overwrite.delete_data_file(data_file)
+                    now = {f.file_path for f in present}
+                    for data_file in [*plan.untouched, *written.written]:
+                        if data_file.file_path not in now:
+                            overwrite.append_data_file(data_file)
+                with tx.update_snapshot(snapshot_properties=summary).fast_append():
+                    pass  # the tidy commit: the same content, no deleted entries
+        except CommitFailedException as err:
+            raise Conflict(
+                f"{name} was committed to by another writer meanwhile ({err})",
+                hint="nothing was erased from it; run the erasure again",
+            ) from err
+        # the table object holds what this transaction committed (another writer's commit
+        # since would be the newest snapshot of the catalog's table, not of this object)
+        tidy = table.current_snapshot()
+        assert tidy is not None and tidy.parent_snapshot_id is not None
+        return Erased(name, plan.rows, files, (tidy.parent_snapshot_id,), tidy.snapshot_id)
+
+    def holding(self, name: str, files: list[str]) -> list[int]:
+        """The snapshots of the table, the current one included, that still name any of
+        `files` (data files an erasure took out), oldest first."""
+        table = self.table(name)
+        if table is None:
+            return []
+        return [s.snapshot_id for s in erasure.holding(table, files, current=True)]
+
+    def expire_erased(self, name: str, files: list[str], overwrites: list[int]) -> int:
+        """Expire every snapshot of the table that still holds any of `files` (data files an
+        erasure took out of its content), then delete those files and the manifests and
+        manifest lists no snapshot names any more; returns the snapshots expired. Their
+        summaries stay in the batch index (`zones.history`), as any expired snapshot's do."""
+        table = self.table(name)
+        if table is None:
+            return 0
+        found = erasure.holding(table, files, overwrites)
+        if found:
+            expired = [
+                history.Expired(
+                    s.snapshot_id, s.sequence_number or 0, s.timestamp_ms, _properties(s)
+                )
+                for s in found
+            ]
+            history.record(self._engine(), name, expired)
+            ids = [s.snapshot_id for s in found]
+            from pyiceberg.exceptions import CommitFailedException
+
+            try:
+                table.maintenance.expire_snapshots().by_ids(ids).commit()
+            except CommitFailedException as err:
+                raise Conflict(
+                    f"{name} was committed to by another writer meanwhile ({err})",
+                    hint="nothing was expired of it; run `headwater forget --expire` again",
+                ) from err
+            table = self.table(name)
+        if table is None:
+            return len(found)
+        still = erasure.referenced(table, files)
+        for path in files:
+            if path not in still:
+                self._delete(table, path)
+        folder = self.folder
+        if folder is not None:
+            for stale in unreferenced_metadata(table, folder, grace_s=0.0):
+                stale.unlink(missing_ok=True)
+        return len(found)
+
+    def _delete(self, table: Table, path: str) -> None:
+        """Delete one data file of `table`; never one outside this lake's own folder (a
+        project copied with `cp -r` names the original's files)."""
+        folder = self.folder
+        if folder is not None and not Path(local_path(path)).resolve().is_relative_to(
+            folder.resolve()
+        ):
+            return
+        with contextlib.suppress(OSError, FileNotFoundError):
+            table.io.delete(path)
 
     def snapshot_files(self, name: str, snapshot_id: int) -> list[str]:
         """Paths (local, or the object store's URIs) of the data files of one snapshot.
@@ -610,143 +739,6 @@ class Lake:
                 name, schema=schema or pa.schema([]), properties=WRITE_PROPERTIES
             )
         return table
-
-
-class _DataFiles:
-    """Parquet data files of one commit, written part by part (a row group each) and rolled
-    over at FILE_BYTES or when the table's schema grows.
-
-    A part is written on a background thread while the caller makes the next one (Parquet
-    encoding and the caller's DuckDB queries both release the GIL); one write at a time.
-    """
-
-    def __init__(self, table: Table, tx: Any) -> None:
-        self.table = table
-        self.tx = tx
-        self.written: list[DataFile] = []
-        self._writer: Any = None
-        self._path = ""
-        self._schema: Any = None
-        self._bytes = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hw-lake-write")
-        self._pending: Future[None] | None = None
-        self._metadata: Any = None
-        self._arrow: pa.Schema | None = None
-
-    @property
-    def metadata(self) -> Any:
-        """The transaction's table metadata, read once and again only after the schema grew
-        (pyiceberg deep-copies the whole metadata, every snapshot in it, on each read)."""
-        if self._metadata is None:
-            self._metadata = self.tx.table_metadata
-        return self._metadata
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        if self._arrow is None:
-            self._arrow = self.metadata.schema().as_arrow()
-        return self._arrow
-
-    def grow(self, schema: pa.Schema) -> None:
-        """Add the columns of `schema` the table lacks (in this transaction)."""
-        known = set(self.metadata.schema().column_names)
-        missing = [f for f in schema if f.name not in known]
-        if missing:
-            self.tx.update_schema().union_by_name(pa.schema(missing)).commit()
-            self._metadata = self._arrow = None
-
-    def __enter__(self) -> _DataFiles:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self._wait()
-            if exc[0] is None:
-                self._close()
-        finally:
-            self._pool.shutdown(wait=True)
-
-    def write(self, part: pa.Table) -> None:
-        from pyiceberg.io.pyarrow import ParquetFormatWriter
-        from pyiceberg.table.locations import load_location_provider
-
-        self._wait()
-        schema = self.metadata.schema()
-        if self._writer is not None and (schema != self._schema or self._bytes >= FILE_BYTES):
-            self._close()
-        if self._writer is None:
-            metadata = self.metadata
-            locations = load_location_provider(metadata.location, metadata.properties)
-            self._path = locations.new_data_location(f"{uuid.uuid4()}.parquet")
-            self._writer = ParquetFormatWriter(
-                self.table.io.new_output(self._path), schema, metadata.properties
-            )
-            self._schema = schema
-            self._bytes = 0
-        self._pending = self._pool.submit(self._writer.write, part)
-        self._bytes += part.nbytes
-
-    def add(self, part: SelfWritten) -> None:
-        """Let `part` write its files into the table's data folder, and keep them."""
-        from pyiceberg.io.pyarrow import parquet_file_to_data_file, schema_to_pyarrow
-        from pyiceberg.table.locations import load_location_provider
-
-        metadata = self.metadata
-        locations = load_location_provider(metadata.location, metadata.properties)
-        uris: dict[str, str] = {}
-
-        def new_path() -> str:
-            uri = locations.new_data_location(f"{uuid.uuid4()}.parquet")
-            local = local_path(uri)
-            if local == uri:
-                raise ValueError(f"self-written data files need a local lake, not {uri}")
-            Path(local).parent.mkdir(parents=True, exist_ok=True)
-            uris[local] = uri
-            return local
-
-        for path in part.write(schema_to_pyarrow(metadata.schema()), new_path):
-            self.written.append(parquet_file_to_data_file(self.table.io, metadata, uris[path]))
-
-    def _wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def _close(self) -> None:
-        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
-        from pyiceberg.typedef import Record
-
-        self._wait()
-        if self._writer is None:
-            return
-        stats = self._writer.close()
-        metadata = self.metadata
-        self.written.append(
-            DataFile.from_args(
-                content=DataFileContent.DATA,
-                file_path=self._path,
-                file_format=FileFormat.PARQUET,
-                partition=Record(),
-                file_size_in_bytes=len(self.table.io.new_input(self._path)),
-                sort_order_id=None,
-                spec_id=metadata.default_spec_id,
-                equality_ids=None,
-                key_metadata=None,
-                **stats.to_serialized_dict(),
-            )
-        )
-        self._writer = None
-
-
-def _align(part: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Order columns as the table has them; add nulls for columns this part lacks."""
-    columns = [
-        part.column(f.name).cast(f.type)
-        if f.name in part.column_names
-        else pa.nulls(part.num_rows, f.type)
-        for f in schema
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 # properties that are text: summaries written before every value was JSON hold them bare, and

@@ -14,6 +14,7 @@ a catalog migrates it to the newest schema (`migrations.py`).
     lease.py       one run of a project at a time         alerts.py      incidents, events
     schedules.py   what the scheduler fired and saw       backfills.py   backfill progress
     products.py    published data products, API keys, the audit log of the data API
+    erasures.py    what `headwater forget` removed; the catalog's text scrubbed of a subject
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from headwater.zones.catalog.alerts import AlertsStore
 from headwater.zones.catalog.backfills import BackfillsStore
 from headwater.zones.catalog.base import catalog_url, utcnow
 from headwater.zones.catalog.checks import ChecksStore
+from headwater.zones.catalog.erasures import ErasuresStore
 from headwater.zones.catalog.holds import HoldsStore
 from headwater.zones.catalog.lease import LeaseStore
 from headwater.zones.catalog.lineage import LineageStore
@@ -44,6 +46,7 @@ class Catalog(
     SchedulesStore,
     BackfillsStore,
     ProductsStore,
+    ErasuresStore,
 ):
     """State headwater keeps between runs. Every write is its own short transaction."""
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from headwater.errors import StoreError
 from headwater.zones.catalog.schema import (
     CHANGE_TABLES,
+    ERASURE_TABLES,
     ORCHESTRATION_TABLES,
     SCHEMA_TABLES,
     SERVING_TABLES,
@@ -113,12 +114,18 @@ def _serving(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=SERVING_TABLES)
 
 
+def _erasures(conn: sa.Connection) -> None:
+    """What each `headwater forget` removed, and when its snapshots expire."""
+    metadata.create_all(conn, tables=ERASURE_TABLES)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the tables of the first release", _tables_of_the_first_release),
     Migration(2, "orchestration: leases, alerts, schedules, backfills", _orchestration),
     Migration(3, "what each version was built from", _what_versions_were_built_from),
     Migration(4, "change management: releases, frozen copies", _change_management),
     Migration(5, "serving: data products, API keys, audit log", _serving),
+    Migration(6, "the right to erasure: what forget removed", _erasures),
 ]
 
 

@@ -303,6 +303,27 @@ audit_log = sa.Table(
 
 SERVING_TABLES = [products, api_keys, audit_log]
 
+# the right to erasure (migration 6): one row per `headwater forget` — the subject's key and a
+# SHA-256 of its value (never the value), what was removed where, and when the snapshots that
+# still hold it expire (the lake's files and commits to expire, as JSON)
+erasures = sa.Table(
+    "hw_erasures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subject_key", sa.String(200), nullable=False),  # e.g. customer_id
+    sa.Column("value_sha256", sa.Text, nullable=False),  # one per subject, comma separated
+    sa.Column("reason", sa.Text),
+    sa.Column("requested_by", sa.String(200)),
+    sa.Column("requested_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("expire_after", UtcDateTime(), nullable=False),
+    sa.Column("done_at", UtcDateTime()),  # NULL until its snapshots expired
+    sa.Column("tables", sa.Text),  # JSON: table → rows removed (lake and warehouse)
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("lake", sa.Text),  # JSON: lake table → {files, overwrites} its expiry removes
+)
+
+ERASURE_TABLES = [erasures]
+
 # which migration made each schema change: one row per migration applied
 schema_versions = sa.Table(
     "hw_schema",
