@@ -34,6 +34,7 @@ roles:
     grants: ["clean.customers"]
     unmask: [name]
     masks: {clean.customers.country: redact}
+  hasher: {grants: ["clean.*"], masks: {tag:email: hash}}
   admin: {grants: ["*"], unmask: ["*"]}
 """
 # models below the example's customers: what a hash, a count and a rename do to a tag
@@ -361,3 +362,13 @@ def test_the_docs_site_shows_no_range_of_a_column_a_role_masks(
     columns = {c["name"]: c for c in tables["clean.customers"]["columns"]}
     assert "min" not in (columns["country"].get("profile") or {})  # support masks it by name
     assert (columns["signed_up_at"].get("profile") or {}).get("min")  # nothing masks it
+
+
+def test_an_error_as_a_role_shows_neither_the_rewrite_nor_the_salt(governed: Path) -> None:
+    outcome = hw(
+        governed, "sql", "select cast(email as int) from clean.customers", "--role", "hasher"
+    )
+    assert outcome.code == 1 and "Conversion Error" in outcome.output
+    salt = project_salt(load_project(governed))
+    assert salt not in outcome.output and "while running" not in outcome.output
+    assert mentions(outcome, "the query ran as role 'hasher'")

@@ -396,6 +396,7 @@ def sql(
     """
     from headwater.cli import render
     from headwater.cli.sql import (
+        as_role,
         audit_read,
         export,
         first_rows,
@@ -433,12 +434,13 @@ def sql(
                 detail.update(policy)
             else:
                 refuse(engine.statement_kinds(query), write=write, allow_files=allow_files)
-            if out is not None:
-                detail["rows"] = export(engine, statement, out)
-                detail["out"] = str(out)
-            else:
-                table = first_rows(engine, statement, limit, allow_files=allow_files)
-                detail["rows"] = table.num_rows
+            with as_role(loaded, role):
+                if out is not None:
+                    detail["rows"] = export(engine, statement, out)
+                    detail["out"] = str(out)
+                else:
+                    table = first_rows(engine, statement, limit, allow_files=allow_files)
+                    detail["rows"] = table.num_rows
         finally:
             engine.close()
         audit_read(loaded, role=role, status=0, detail=detail)

@@ -16,7 +16,8 @@ misses one.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +131,24 @@ def run_as_role(
     )
     detail = {"tables": guarded.tables, "masked": guarded.masked, "rows_policy": guarded.filtered}
     return guarded.query, detail
+
+
+@contextmanager
+def as_role(project: Project, role: str | None) -> Iterator[None]:
+    """An engine error of a query run as a role, without the query it ran: that is the
+    rewrite, whose masks hold the hash salt (and the role's row policies)."""
+    if role is None:
+        yield
+        return
+    try:
+        yield
+    except HeadwaterError as err:
+        from headwater.govern.masking import project_salt
+
+        message = err.message.replace(project_salt(project), "***")
+        raise type(err)(
+            message, hint=f"the query ran as role {role!r}, through its policies"
+        ) from None
 
 
 def _columns_of(engine: Engine, table: str) -> Callable[[], dict[str, str]]:
