@@ -343,6 +343,7 @@ def test_pii_none_lets_a_column_through_and_python_models_are_unknown(shop: Path
         ),
         ("roles:\n  r:\n    masks: {email: hash}\n", ["policies.yml", "tag:email"]),
         ("roles: {r: {}}\nanonymous: ghost\n", ["policies.yml:2", "'ghost' is not a role"]),
+        ("roles:\n  r: {grant: ['*']}\n", ["policies.yml:2", "unknown field 'grant'", "'grants'"]),
     ],
 )
 def test_bad_policies_are_refused_naming_file_and_line(
@@ -372,3 +373,10 @@ def test_an_error_as_a_role_shows_neither_the_rewrite_nor_the_salt(governed: Pat
     salt = project_salt(load_project(governed))
     assert salt not in outcome.output and "while running" not in outcome.output
     assert mentions(outcome, "the query ran as role 'hasher'")
+
+
+def test_an_export_to_a_missing_folder_is_a_clear_error(governed: Path, tmp_path: Path) -> None:
+    target = tmp_path / "nowhere" / "x.csv"
+    outcome = hw(governed, "sql", "select 1 as x", "--out", str(target))
+    assert_clean_error(outcome, "there is no folder", code=2)
+    assert not target.parent.exists()

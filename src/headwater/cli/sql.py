@@ -142,7 +142,7 @@ def as_role(project: Project, role: str | None) -> Iterator[None]:
         return
     try:
         yield
-    except HeadwaterError as err:
+    except EngineError as err:
         from headwater.govern.masking import project_salt
 
         message = err.message.replace(project_salt(project), "***")
@@ -219,24 +219,33 @@ def export(engine: Engine, query: str | exp.Query, out: Path) -> int:
             f"--out {out}: cannot tell the format from {suffix or 'no suffix'}",
             hint="end the file name with .parquet, .csv, .json or .jsonl",
         )
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: there is no folder {out.parent}", hint="make it first")
     reader = engine.stream(query)
     rows = 0
-    if suffix == ".parquet":
-        with pq.ParquetWriter(out, reader.schema) as writer:
-            for batch in reader:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-    elif suffix == ".csv":
-        with pacsv.CSVWriter(out, reader.schema) as writer:
-            for batch in reader:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-    else:
-        import orjson
+    part = out.with_name(f".{out.name}.part")  # the file appears whole, or not at all
+    try:
+        if suffix == ".parquet":
+            with pq.ParquetWriter(part, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        elif suffix == ".csv":
+            with pacsv.CSVWriter(part, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        else:
+            import orjson
 
-        with out.open("wb") as file:
-            for batch in reader:
-                for record in batch.to_pylist():
-                    file.write(orjson.dumps(record, default=str) + b"\n")
-                rows += batch.num_rows
+            with part.open("wb") as file:
+                for batch in reader:
+                    for record in batch.to_pylist():
+                        file.write(orjson.dumps(record, default=str) + b"\n")
+                    rows += batch.num_rows
+        part.replace(out)
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot write it ({err.strerror or err})") from None
+    finally:
+        part.unlink(missing_ok=True)
     return rows

@@ -289,7 +289,10 @@ def _field_names(cls: type[BaseModel], loc: Loc, data: Any) -> list[str]:
 
 
 def _field_type(annotation: Any, name: str) -> Any:
-    """The annotation of field `name` in the (first) model of `annotation` that has it."""
+    """The annotation of field `name` in the (first) model of `annotation` that has it, or
+    of any key's value in a mapping (`roles: {analyst: Role}`)."""
+    if typing.get_origin(annotation) is dict:
+        return typing.get_args(annotation)[1]
     for model in _models_of(annotation):
         if name in model.model_fields:
             return model.model_fields[name].annotation
