@@ -25,11 +25,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-import typer
 from sqlglot import exp
 from typer.testing import CliRunner
 
-from headwater.cli.forget import forget as forget_command
+from headwater.cli.main import app
 from headwater.engine import scratch
 from headwater.errors import StoreError, UsageError
 from headwater.orchestrate import Stores, run
@@ -326,14 +325,6 @@ def test_forgetting_again_finds_nothing_and_says_where_it_looked(erased: Erased)
 
 # ---- the command ------------------------------------------------------------------------
 
-app = typer.Typer()
-app.command()(forget_command)
-
-
-@app.callback()
-def _commands() -> None:
-    """`forget` as a sub-command, as cli/main.py registers it."""
-
 
 def hw_forget(root: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["forget", *args, "-p", str(root)], env={"COLUMNS": "200"})
@@ -394,14 +385,7 @@ def test_dry_run_then_forget_with_no_grace(ran: Path) -> None:
 
 
 def test_the_command_is_registered() -> None:
-    from headwater.cli.main import app as main_app
-
-    names = {
-        c.name or (c.callback.__name__ if c.callback else "") for c in main_app.registered_commands
-    }
-    if "forget" not in names:
-        pytest.skip("cli/main.py does not register `forget` yet")
-    result = CliRunner().invoke(main_app, ["forget", "--help"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["forget", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "--subject" in result.output
 
 

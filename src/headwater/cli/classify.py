@@ -79,12 +79,11 @@ def classify(
 
 def _accept(project: Any, shown: list[Proposed]) -> list[str]:
     """Write each proposal into its file and audit it; the files written."""
-    import getpass
     from datetime import UTC, datetime
 
     from headwater.govern.tagging import accept
+    from headwater.orchestrate.running import audited
     from headwater.orchestrate.stores import LakeStores
-    from headwater.zones.catalog.products import Audited
 
     written = []
     entries = []
@@ -93,17 +92,9 @@ def _accept(project: Any, shown: list[Proposed]) -> list[str]:
             project, found.table, found.proposal.column, found.proposal.tag, type=found.type
         )
         written.append(str(path.relative_to(project.root)))
-        entries.append(
-            Audited(
-                at=datetime.now(UTC),
-                actor=getpass.getuser(),
-                role=None,
-                action="classify",
-                subject=f"{found.table}.{found.proposal.column}",
-                status=0,
-                detail={**_json(found), "file": written[-1]},
-            )
-        )
+        subject = f"{found.table}.{found.proposal.column}"
+        detail = {**_json(found), "file": written[-1]}
+        entries.append(audited("classify", subject, at=datetime.now(UTC), status=0, **detail))
     stores = LakeStores.open(project)
     try:
         stores.catalog.audit(entries)

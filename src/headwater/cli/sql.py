@@ -185,23 +185,15 @@ def shape(query: str) -> str:
 def audit_read(project: Project, *, role: str | None, status: int, detail: dict[str, Any]) -> None:
     """One entry in the audit log for a `headwater sql` read (the catalog may not exist yet:
     a project never run has nothing to read, and nothing is logged)."""
-    import getpass
     from datetime import UTC, datetime
 
+    from headwater.orchestrate.running import audited
     from headwater.orchestrate.stores import LakeStores
-    from headwater.zones.catalog.products import Audited
 
     stores = LakeStores.open(project)
     try:
-        entry = Audited(
-            at=datetime.now(UTC),
-            actor=getpass.getuser(),
-            role=role,
-            action="sql",
-            subject=",".join(detail.get("tables", [])) or None,
-            status=status,
-            detail=detail,
-        )
+        subject = ",".join(detail.get("tables", [])) or None
+        entry = audited("sql", subject, at=datetime.now(UTC), status=status, role=role, **detail)
         stores.catalog.audit([entry])
     finally:
         stores.close()

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from sqlglot import exp
 
 from headwater.contracts.policies import TAG_PREFIX, Mask, Policies, Role, row_condition
@@ -149,6 +150,19 @@ def family(sql_type: str) -> str:
     if kind.startswith(("decimal", "numeric", "ubigint", "uinteger")) or kind in numbers:
         return "number"
     return "number" if kind.endswith("int") or kind == "integer" else "text"
+
+
+def arrow_family(kind: pa.DataType) -> str:
+    """An Arrow type's family as masks see it (`family()` of a SQL type)."""
+    if pa.types.is_timestamp(kind):
+        return "timestamp"
+    if pa.types.is_date(kind):
+        return "date"
+    if pa.types.is_boolean(kind):
+        return "boolean"
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return "number"
+    return "text"
 
 
 def project_salt(project: Project) -> str:

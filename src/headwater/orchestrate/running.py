@@ -238,13 +238,19 @@ def _run(
 
 
 def audited(
-    action: str, subject: str | None, *, at: datetime, status: int, **detail: object
+    action: str,
+    subject: str | None,
+    *,
+    at: datetime,
+    status: int,
+    role: str | None = None,
+    **detail: object,
 ) -> Audited:
-    """An audit log entry for what this process's user did."""
+    """An audit log entry for what this process's user did (as `role`, when it read as one)."""
     return Audited(
         at=at,
         actor=getpass.getuser(),
-        role=None,
+        role=role,
         action=action,
         subject=subject,
         status=status,

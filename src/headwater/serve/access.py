@@ -17,7 +17,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from headwater.contracts.policies import OPEN, Policies, Role
-from headwater.govern.masking import project_salt, sight
+from headwater.govern.masking import arrow_family, project_salt, sight
 from headwater.govern.pii import Tag, project_tags
 from headwater.project import Project
 from headwater.serve.errors import ApiError
@@ -104,7 +104,7 @@ class Access:
             for f in schema
             if f.name not in seen.denied
         }
-        kinds = {f.name: _family(f.type) for f in schema if f.name in seen.masks}
+        kinds = {f.name: arrow_family(f.type) for f in schema if f.name in seen.masks}
         return Columns(types, seen.masks, self.salt(), kinds), seen.rows
 
     def salt(self) -> str:
@@ -125,16 +125,3 @@ class Access:
                 self._keys = self.catalog.key_hashes()
                 self._keys_at = time.monotonic()
             return self._keys
-
-
-def _family(kind: pa.DataType) -> str:
-    """An Arrow type's family as masks see it."""
-    if pa.types.is_timestamp(kind):
-        return "timestamp"
-    if pa.types.is_date(kind):
-        return "date"
-    if pa.types.is_boolean(kind):
-        return "boolean"
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        return "number"
-    return "text"
