@@ -149,19 +149,22 @@ def test_a_catalog_from_a_newer_headwater_is_refused_with_what_to_do(tmp_path: P
     assert "newer headwater" in caught.value.message and "upgrade" in (caught.value.hint or "")
 
 
-def test_two_processes_opening_an_old_catalog_at_once_migrate_it_once(tmp_path: Path) -> None:
-    from concurrent.futures import ThreadPoolExecutor
+def _open_once(url: str) -> int:
+    catalog = Catalog(url)
+    catalog.close()
+    return catalog.schema_version
+
+
+def test_processes_opening_an_old_catalog_at_once_migrate_it_once(tmp_path: Path) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     url = _copy(tmp_path)
-
-    def open_once(_: int) -> int:
-        catalog = Catalog(url)
-        catalog.close()
-        return catalog.schema_version
-
-    with ThreadPoolExecutor(4) as pool:  # an engine each: separate connections, as processes
-        versions = list(pool.map(open_once, range(4)))
-    assert versions == [NEWEST] * 4
+    # separate processes, as several `headwater` commands started together: the first to
+    # switch the old file to WAL needs it to itself, the others wait rather than fail
+    with ProcessPoolExecutor(6, mp_context=multiprocessing.get_context("fork")) as pool:
+        versions = list(pool.map(_open_once, [url] * 6))
+    assert versions == [NEWEST] * 6
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
         applied = [v for (v,) in conn.execute("select version from hw_schema")]
     assert applied == [m.version for m in MIGRATIONS]
