@@ -83,6 +83,8 @@ class RuleType(StrEnum):
     SCHEMA = "schema"  # columns and types against the declaration
     REFERENTIAL_INTEGRITY = "referential_integrity"  # values exist in another table
     CUSTOM_SQL = "custom_sql"  # a query returning the failing rows
+    DRIFT = "drift"  # a column's distribution against the previous batch/version or a window
+    ANOMALY = "anomaly"  # a metric (rows, freshness, nulls, …) against its own history
 
 
 class ModelKind(StrEnum):
@@ -160,6 +162,33 @@ class Rule(Spec):
     allow_extra: bool = Field(
         default=False, description="ours: for schema, columns beyond the declared ones pass"
     )
+    method: Literal["psi", "ks", "js", "chi2"] | None = Field(
+        default=None,
+        description="ours: for drift, the statistic: psi or ks (numeric columns), js or chi2 "
+        "(categorical); default psi for a numeric column, js otherwise",
+    )
+    reference: str = Field(
+        default="previous",
+        description="ours: for drift, what the rows are compared with: the previous batch or "
+        "version (previous), or everything of a window before them, as a duration (7d)",
+    )
+    bins: int = Field(
+        default=10, ge=2, le=100, description="ours: for drift (psi), how many quantile bins"
+    )
+    metric: Literal["rows", "freshness", "nulls", "distinct", "mean"] | None = Field(
+        default=None,
+        description="ours: for anomaly, the metric judged against its history: rows or "
+        "freshness (target '*'), nulls, distinct or mean (target a column)",
+    )
+    season: Literal["weekly", "none"] = Field(
+        default="weekly",
+        description="ours: for anomaly, compare with the same weekday (weekly) or all days",
+    )
+    warmup: int = Field(
+        default=14,
+        ge=3,
+        description="ours: for anomaly, how many earlier values it needs before it judges",
+    )
 
     @field_validator("threshold", "min", "max", mode="before")
     @classmethod
@@ -185,14 +214,19 @@ class Rule(Spec):
                 f"{value!r} is more than 100%: completeness allows a null rate, "
                 'from 0 to 1 (or "0%" to "100%")'
             )
-        counted = kind not in (RuleType.COMPLETENESS, RuleType.VOLUME)
+        counted = kind not in (
+            RuleType.COMPLETENESS,
+            RuleType.VOLUME,
+            RuleType.DRIFT,  # the largest value of its statistic allowed (psi 0.2)
+            RuleType.ANOMALY,  # how many robust deviations from the baseline are allowed
+        )
         if counted and limit > 1 and not limit.is_integer():
             raise ValueError(
                 f"{value!r} is neither a count of rows (whole) nor a fraction (below 1)"
             )
         percent = isinstance(value, str) and value.strip().endswith("%")
         # volume's threshold is a change, which may exceed 100%
-        if percent and limit > 1 and kind is not RuleType.VOLUME:
+        if percent and limit > 1 and counted:
             raise ValueError(f"{value!r} is more than 100% of the rows")
         return value
 
@@ -248,6 +282,14 @@ class Rule(Spec):
     def _target_fits_type(self) -> Rule:
         names = self.columns
         table = self.target.strip() == "*"
+        if self.type is RuleType.ANOMALY and self.metric is not None:
+            whole = self.metric in ("rows", "freshness")
+            if whole != table:
+                want = "'*' (the table)" if whole else "a column, e.g. target: amount"
+                raise FieldError(
+                    f"an anomaly rule on {self.metric} needs target: {want}", loc=("target",)
+                )
+            return self._own_fields()
         if self.type in TABLE_RULES:
             if not table:
                 raise FieldError(
@@ -266,8 +308,10 @@ class Rule(Spec):
                 "one (only uniqueness takes a key of several)",
                 loc=("target",),
             )
-        for name in ("values", "pattern", "min_length", "max_length", "min", "max"):
-            owners = OWN_FIELDS.get(name, ())
+        return self._own_fields()
+
+    def _own_fields(self) -> Rule:
+        for name, owners in OWN_FIELDS.items():
             if name in self.model_fields_set and self.type not in owners:
                 kinds = " and ".join(t.value for t in owners)
                 raise FieldError(f"`{name}` applies to {kinds} rules only", loc=(name,))
@@ -294,6 +338,20 @@ class Rule(Spec):
                 "custom_sql needs `sql`, a SELECT returning the failing rows, "
                 "e.g. sql: select * from this where amount < 0"
             )
+        if self.type is RuleType.ANOMALY and self.metric is None:
+            raise ValueError(
+                "anomaly needs `metric`: rows, freshness, nulls, distinct or mean, e.g. "
+                "metric: rows"
+            )
+        if self.type is RuleType.DRIFT and self.reference != "previous":
+            try:
+                parse_duration(self.reference)
+            except ValueError:
+                raise FieldError(
+                    f"reference {self.reference!r} is neither `previous` nor a duration; "
+                    "write e.g. reference: 7d",
+                    loc=("reference",),
+                ) from None
         if self.type is RuleType.VOLUME and self.threshold is None:
             raise ValueError('volume needs a threshold, the allowed change, e.g. threshold: "30%"')
         if self.on_fail is OnFail.QUARANTINE and self.type not in QUARANTINABLE:
@@ -335,6 +393,12 @@ OWN_FIELDS = {
     "max_length": (RuleType.VALID_VALUES,),
     "min": (RuleType.VALID_VALUES, RuleType.ROW_COUNT),
     "max": (RuleType.VALID_VALUES, RuleType.ROW_COUNT),
+    "method": (RuleType.DRIFT,),
+    "reference": (RuleType.DRIFT,),
+    "bins": (RuleType.DRIFT,),
+    "metric": (RuleType.ANOMALY,),
+    "season": (RuleType.ANOMALY,),
+    "warmup": (RuleType.ANOMALY,),
 }
 
 

@@ -24,9 +24,12 @@ from headwater.errors import StoreError
 from headwater.zones.catalog.schema import (
     CHANGE_TABLES,
     ERASURE_TABLES,
+    OBSERVE_TABLES,
     ORCHESTRATION_TABLES,
     SCHEMA_TABLES,
     SERVING_TABLES,
+    alert_events,
+    alerts,
     held_batches,
     metadata,
     model_versions,
@@ -119,6 +122,22 @@ def _erasures(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=ERASURE_TABLES)
 
 
+def _observability(conn: sa.Connection) -> None:
+    """Profiles of batches and versions; what tasks read, wrote and waited; what alert
+    routing reads, and events held back by quiet hours or a rate limit."""
+    metadata.create_all(conn, tables=OBSERVE_TABLES)
+    inspector = sa.inspect(conn)
+    for table, names in (
+        (tasks, ["rows_in", "bytes", "queued_s"]),
+        (alerts, ["owner", "tags"]),
+        (alert_events, ["not_before"]),
+    ):
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for name in names:
+            if name not in have:
+                add_column(conn, table, table.c[name])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the tables of the first release", _tables_of_the_first_release),
     Migration(2, "orchestration: leases, alerts, schedules, backfills", _orchestration),
@@ -126,6 +145,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "change management: releases, frozen copies", _change_management),
     Migration(5, "serving: data products, API keys, audit log", _serving),
     Migration(6, "the right to erasure: what forget removed", _erasures),
+    Migration(7, "observability: profiles, task metrics, alert routing", _observability),
 ]
 
 

@@ -49,6 +49,10 @@ tasks = sa.Table(
     sa.Column("started_at", UtcDateTime()),
     sa.Column("ended_at", UtcDateTime()),
     sa.Column("attempts", sa.Integer),  # migration 2
+    # migration 7: what a task read and wrote, and how long it waited for a worker
+    sa.Column("rows_in", sa.BigInteger),
+    sa.Column("bytes", sa.BigInteger),
+    sa.Column("queued_s", sa.Float),
 )
 
 check_results = sa.Table(
@@ -159,6 +163,9 @@ alerts = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("opened_at", UtcDateTime(), nullable=False),
     sa.Column("resolved_at", UtcDateTime()),  # NULL while open
+    # migration 7: what routing reads (the subject's owner and tags, JSON)
+    sa.Column("owner", sa.String(200)),
+    sa.Column("tags", sa.Text),
 )
 
 # what each alert channel is sent: an incident's opening and its resolution, kept until sent
@@ -172,6 +179,7 @@ alert_events = sa.Table(
     sa.Column("delivered_at", UtcDateTime()),  # NULL until every channel took it
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
+    sa.Column("not_before", UtcDateTime()),  # migration 7: held back (quiet hours, rate limit)
 )
 
 # the scheduler's memory: when each job last fired, what raw data it last saw
@@ -323,6 +331,25 @@ erasures = sa.Table(
 )
 
 ERASURE_TABLES = [erasures]
+
+# observability (migration 7): a profile of each landed batch and built version — its rows
+# and, per column, nulls, distinct, bounds, mean, quantiles, top values, a histogram (JSON,
+# compact: see quality/profile.py)
+profiles = sa.Table(
+    "hw_profiles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("target", sa.String(200), nullable=False),  # raw.orders, marts.revenue
+    sa.Column("kind", sa.String(10), nullable=False),  # batch | version
+    sa.Column("ref", sa.String(100), nullable=False),  # the batch id or version fingerprint
+    sa.Column("run_id", sa.String(40)),
+    sa.Column("profiled_at", UtcDateTime(), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("columns", sa.Text, nullable=False),
+    sa.Index("ix_hw_profiles_target_at", "target", "profiled_at"),
+)
+
+OBSERVE_TABLES = [profiles]
 
 # which migration made each schema change: one row per migration applied
 schema_versions = sa.Table(
