@@ -194,3 +194,18 @@ def test_a_plan_of_settled_tasks_runs_on_the_calling_thread_in_dependency_order(
         "build:now.c": "settled",
     }
     assert handler.finished == ["build:now.a", "build:now.b", "build:now.c"]
+
+
+def test_a_task_waiting_for_a_worker_records_how_long_it_waited() -> None:
+    plan = _plan(("first", None), ("second", None))
+    handler = _Gated()
+    executor = Executor[str](1)
+    thread = threading.Thread(target=lambda: executor.run(plan, handler))
+    thread.start()
+    handler.until(lambda: handler.entered == ["build:first"])
+    held = threading.Event()
+    held.wait(0.2)  # the one worker is busy with `first` at least this long
+    handler.open("build:first", "build:second")
+    thread.join(TIMEOUT)
+    assert executor.queued["build:first"] < executor.queued["build:second"]
+    assert executor.queued["build:second"] >= 0.2  # it could start only once `first` ended

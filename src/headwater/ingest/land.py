@@ -87,6 +87,7 @@ class Landed:
     # what a user should know though nothing failed: a glob matching nothing, an empty
     # file, records read that are neither landed nor quarantined
     warnings: list[str] = field(default_factory=list)
+    bytes: int | None = None  # what the batch's commit added to the lake (Parquet, compressed)
 
 
 def ingest(
@@ -248,7 +249,7 @@ def _read_and_commit(
         )
 
     acknowledged = reader if isinstance(reader, Acknowledged) else None
-    lake.append(
+    committed = lake.append(
         table,
         itertools.chain([first] if first is not None else [], conformed),
         before_commit=commit_quarantine,
@@ -275,6 +276,8 @@ def _read_and_commit(
         lake.remove_aside(table, stale)  # the newest commit no longer needs it
     if acknowledged is not None:
         acknowledged.committed()
+    written = committed.properties.get("bytes")
+    result.bytes = int(written) if isinstance(written, int | float | str) else None
     return result
 
 

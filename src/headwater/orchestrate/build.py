@@ -101,6 +101,7 @@ class BuildStage:
         self.release_kind, self.atomic = release_kind, atomic
         self._builder: _Builder | None = None
         self._prepared = False
+        self.queued: Mapping[str, float] = {}  # task id → seconds it waited for a worker
 
     def settle(self, task: Task) -> ModelOutcome | None:
         """A model's outcome when it needs no engine work: something it reads failed, or it
@@ -252,6 +253,7 @@ class BuildStage:
         )
 
     def _record_tasks(self) -> None:
+        rows_in = _InputRows(self.project, self.stores, self.report, self.env)
         self.stores.catalog.record_tasks(
             self.report.run_id,
             [
@@ -265,6 +267,8 @@ class BuildStage:
                     quarantined=o.quarantined or None,
                     started_at=o.started_at,
                     ended_at=o.ended_at,
+                    rows_in=rows_in.of(o.name) if o.status is TaskStatus.BUILT else None,
+                    queued_s=self.queued.get(f"build:{o.name}"),
                 )
                 for o in self.report.models.values()
             ],
@@ -294,6 +298,40 @@ class BuildStage:
             chosen=self.chosen,
             env=self.env,
         )
+
+
+class _InputRows:
+    """The rows of what a model reads, for its task's `rows_in`: each input's rows as the
+    build read them (an input built this run: its new version; else the version published;
+    a raw table: its current snapshot, from the commit's summary)."""
+
+    def __init__(self, project: Project, stores: Stores, report: RunReport, env: str):
+        self.project, self.stores, self.report = project, stores, report
+        self._published: dict[str, int | None] | None = None
+        self._raw: dict[str, int] = {}
+        self.env = env
+
+    def of(self, name: str) -> int | None:
+        counts = [self._rows(d) for d in self.project.models[name].depends_on]
+        known = [c for c in counts if c is not None]
+        return sum(known) if known and len(known) == len(counts) else None
+
+    def _rows(self, table: str) -> int | None:
+        outcome = self.report.models.get(table)
+        if outcome is not None and outcome.rows is not None:
+            return outcome.rows
+        if table in self.project.raw_tables:
+            if table not in self._raw:
+                self._raw[table] = self.stores.lake.row_count(table)
+            return self._raw[table]
+        if self._published is None:
+            pointers = self.stores.catalog.pointers(self.env)
+            self._published = {
+                v.name: v.rows
+                for v in self.stores.catalog.model_versions().values()
+                if pointers.get(v.name) == v.physical
+            }
+        return self._published.get(table)
 
 
 def open_builder(

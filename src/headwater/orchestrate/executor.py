@@ -12,6 +12,7 @@ means for the tasks after it is the handler's business (`settle` sees every resu
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from queue import Empty, SimpleQueue
@@ -61,6 +62,9 @@ class Executor(Generic[R]):
         self.pools = {pool: max(size, 1) for pool, size in pools.items()}
         self.on_wait = on_wait
         self.name = name
+        # task id → seconds it waited between being ready and starting (for a worker or,
+        # for a task settled inline, for the tasks settled before it)
+        self.queued: dict[str, float] = {}
 
     def run(self, plan: Plan, handler: Handler[R]) -> dict[str, R]:
         """Run every task of `plan`; their results by task id. An exception raised by a
@@ -71,7 +75,10 @@ class Executor(Generic[R]):
         slots = _Slots(self.workers, self.pools)
         finished: SimpleQueue[tuple[Task, R | None, BaseException | None]] = SimpleQueue()
 
+        ready_at: dict[str, float] = {}
+
         def work(task: Task) -> None:
+            self.queued[task.id] = time.monotonic() - ready_at.pop(task.id, time.monotonic())
             try:
                 finished.put((task, handler.work(task), None))
             except BaseException as error:  # the scheduling thread re-raises it
@@ -85,8 +92,11 @@ class Executor(Generic[R]):
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=self.name) as pool:
             while sorter.is_active():
                 readied = []
+                ready = time.monotonic()
                 for task_id in sorter.get_ready():
                     task = plan.tasks[task_id]
+                    self.queued[task_id] = time.monotonic() - ready
+                    ready_at[task_id] = ready
                     settled = handler.settle(task)
                     if settled is not None:
                         finish(task, settled)

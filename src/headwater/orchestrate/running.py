@@ -38,6 +38,7 @@ from headwater.orchestrate.classify import reclassify_batches
 from headwater.orchestrate.environments import changed, fork, recover
 from headwater.orchestrate.executor import Executor
 from headwater.orchestrate.lease import Lease, LeaseLost, held
+from headwater.orchestrate.observing import after_run
 from headwater.orchestrate.openlineage import lineage_sink
 from headwater.orchestrate.plan import Task, TaskKind, plan_run
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
@@ -203,19 +204,31 @@ def _run(
             publish=env if "build" in chosen else None,
         )
 
-        def land(table: str) -> TaskStatus:
-            contract = project.raw_tables[table]
-            return land_one(contract, project, stores, report, now=now, sink=sink, blocked=blocked)
-
         workers = project.settings.defaults.threads or 4
+        executor = Executor[object](
+            workers,
+            pools=project.settings.pools,
+            on_wait=lambda task, why: sink(
+                Event(task.kind.value, task.subject, TaskStatus.WAITING, {"waiting": why})
+            ),
+        )
+        building.queued = executor.queued
+
+        def land(task: Task) -> TaskStatus:
+            contract = project.raw_tables[task.subject]
+            return land_one(
+                contract,
+                project,
+                stores,
+                report,
+                now=now,
+                sink=sink,
+                blocked=blocked,
+                queued=executor.queued.get(task.id),
+            )
+
         with report.timed("tasks"):
-            Executor[object](
-                workers,
-                pools=project.settings.pools,
-                on_wait=lambda task, why: sink(
-                    Event(task.kind.value, task.subject, TaskStatus.WAITING, {"waiting": why})
-                ),
-            ).run(plan, _Stages(land, building, lease))
+            executor.run(plan, _Stages(land, building, lease))
         if staging and report.ok:
             _approve(project, stores, report, blue, approve=approve, now=now)
         with report.timed("classify"):
@@ -234,6 +247,8 @@ def _run(
             )
             entry = _audit_entry(report, command, env, at=now_after(now), finished=finished)
             stores.catalog.audit([entry])
+        with report.timed("observe"):
+            report.notes.extend(after_run(project, stores, report, now=now_after(now)))
     return report
 
 
@@ -338,7 +353,7 @@ class _Stages:
     """Each task of a run's plan to the stage that does it: landing in plan order, building
     on the executor's workers, publishing once every build is done."""
 
-    def __init__(self, land: Callable[[str], TaskStatus], building: BuildStage, lease: Lease):
+    def __init__(self, land: Callable[[Task], TaskStatus], building: BuildStage, lease: Lease):
         self.land, self.building, self.lease = land, building, lease
 
     def settle(self, task: Task) -> object | None:
@@ -350,7 +365,7 @@ class _Stages:
                 hint="see `headwater runs` for the run that took over",
             )
         if task.kind is TaskKind.INGEST:
-            return self.land(task.subject)
+            return self.land(task)
         if task.kind is TaskKind.PUBLISH:
             self.building.publish()
             return TaskStatus.BUILT
@@ -374,6 +389,7 @@ def land_one(
     now: datetime,
     sink: EventSink,
     blocked: dict[str, str],
+    queued: float | None = None,
 ) -> TaskStatus:
     """Land one contract's new batch, check its rules and refresh its raw views; a raw table
     that failed to land, or whose `error` rules failed on its batch, goes into `blocked`
@@ -436,6 +452,7 @@ def land_one(
             started,
             error=err.render(),
             attempts=retrying.attempts if retrying is not None else 1,
+            queued_s=queued,
         )
         sink(
             Event(
@@ -480,6 +497,9 @@ def land_one(
         rows=landed.rows,
         quarantined=landed.quarantined,
         attempts=retrying.attempts,
+        rows_in=landed.rows + landed.quarantined + landed.skipped,
+        bytes=landed.bytes,
+        queued_s=queued,
     )
     sink(
         Event(

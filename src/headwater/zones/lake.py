@@ -238,6 +238,8 @@ class Lake:
             summary = {
                 PREFIX + k: _encode(v() if callable(v) else v) for k, v in properties.items()
             }
+            # what the commit adds to the lake, for the task's metrics
+            summary[PREFIX + "bytes"] = _encode(sum(f.file_size_in_bytes for f in files.written))
             wanted: dict[str, str] = {}
             if table_properties is not None:
                 wanted |= {PREFIX + k: v for k, v in table_properties().items()}

@@ -31,6 +31,9 @@ class TaskRecord:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     attempts: int | None = None  # 2 or more: it was retried
+    rows_in: int | None = None  # records read (an ingest) or rows of its inputs (a build)
+    bytes: int | None = None  # bytes written to the lake (compressed Parquet)
+    queued_s: float | None = None  # seconds it waited, ready, for a worker
 
 
 @dataclass(frozen=True)
