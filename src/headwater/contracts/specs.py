@@ -655,6 +655,11 @@ class Defaults(Spec):
         description="wait before the first retry; each next one waits up to twice as long "
         "(full jitter), at most 10 minutes",
     )
+    profile: bool = Field(
+        default=True,
+        description="profile every landed batch and built version (nulls, distinct, bounds, "
+        "mean, quantiles, top values) in the scan of its rules: `headwater profile`",
+    )
 
     @field_validator("timeout", "backoff")
     @classmethod

@@ -40,7 +40,7 @@ from headwater.govern.pii import ModelPii
 from headwater.models import Model, Renderer
 from headwater.models.intervals import Range, count
 from headwater.observe import Event, EventSink, TaskStatus, stamped
-from headwater.orchestrate.checks import evaluate_in, record_checks
+from headwater.orchestrate.checks import Profiled, evaluate_in, record_checks
 from headwater.orchestrate.deadline import Watch, deadline
 from headwater.orchestrate.incremental import IntervalPlan, plan
 from headwater.orchestrate.materialize import Job, mview, route, strategy
@@ -665,11 +665,19 @@ class _Builder:
                     if routed:
                         quarantined = route(job, routed)
                         rows = None if rows is None else rows - quarantined
-                    if model.rules:
+                    # a version written is profiled in its rules' scan (a view is not: its
+                    # query would run again)
+                    profiling = self.project.settings.defaults.profile and kind not in (
+                        ModelKind.VIEW,
+                        ModelKind.EPHEMERAL,
+                    )
+                    if model.rules or profiling:
                         # the statistics of a table written whole, nothing routed out of it, are
                         # its exact bounds; of one written in place, bounds its values lie within
                         whole = kind is ModelKind.TABLE and not routed
-                        results = self._audit(model, physical, cursor, rows, exact=whole)
+                        results = self._audit(
+                            model, physical, cursor, rows, exact=whole, profiled=profiling
+                        )
                     if any(r.blocking for r in results):
                         failed = ", ".join(r.rule.name for r in results if r.blocking)
                         raise _Blocked(f"error rule(s) failed: {failed}; nothing was published")
@@ -930,10 +938,23 @@ class _Builder:
         return self._snapshots[table]
 
     def _audit(
-        self, model: Model, physical: str, cursor: Engine, rows: int | None, *, exact: bool = False
+        self,
+        model: Model,
+        physical: str,
+        cursor: Engine,
+        rows: int | None,
+        *,
+        exact: bool = False,
+        profiled: bool = False,
     ) -> list[CheckResult]:
-        columns = list(cursor.columns(physical))
+        types = cursor.columns(physical)
+        columns = list(types)
         stats = None if rows is None else written(cursor, physical, model.rules, rows, exact=exact)
+        keep = (
+            Profiled(model.name, "version", physical, self.report.run_id, self.now, types)
+            if profiled
+            else None
+        )
         return evaluate_in(
             model.sidecar_path or model.path,
             model.rules,
@@ -954,6 +975,7 @@ class _Builder:
             key=model.config.grain,
             label=model.name,
             pii=ModelPii(self.project, model.name, columns),
+            keep=keep,
         )
 
     def _record_checks(self, results: list[CheckResult]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from headwater.change.versions import (
 )
 from headwater.contracts import Contract, Rule, RuleType
 from headwater.contracts.load import locate
+from headwater.contracts.specs import METADATA_PREFIX
 from headwater.errors import HeadwaterError, Location
 from headwater.govern.pii import ModelPii, contract_pii
 from headwater.observe import RunStatus, TaskStatus
@@ -22,7 +24,9 @@ from headwater.orchestrate.report import RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.quality import CheckResult, evaluate
-from headwater.zones.catalog import CheckRecord
+from headwater.quality.profile import TableProfile
+from headwater.quality.rules import evaluate_profiled
+from headwater.zones.catalog import CheckRecord, StoredProfile
 from headwater.zones.layout import RAW_METADATA
 
 if TYPE_CHECKING:
@@ -95,6 +99,7 @@ def contract_checks(
     scope = exp.EQ(
         this=exp.column("_hw_batch_id"), expression=exp.Literal.string(landed.batch_id or "")
     )
+    columns = stores.engine.columns(contract.table)
     results = evaluate_contract(
         contract,
         project,
@@ -102,7 +107,20 @@ def contract_checks(
         now=now,
         scope=scope,
         # the batch's manifests answer counts, nulls, freshness and ranges without a scan
-        stats=stores.lake.batch_stats(contract.table, landed.batch_id or ""),
+        stats=stores.lake.batch_stats(contract.table, landed.batch_id or "")
+        if contract.rules
+        else None,
+        profile_rows=landed.rows + landed.quarantined,
+        keep=Profiled(
+            contract.table,
+            "batch",
+            landed.batch_id or "",
+            report.run_id,
+            now,
+            {c: t for c, t in columns.items() if not c.startswith(METADATA_PREFIX)},
+        )
+        if project.settings.defaults.profile
+        else None,
     )
     report.checks.extend(results)
     record_checks(stores, report.run_id, results, now=now)
@@ -195,10 +213,18 @@ def record_checks(
 
 
 def evaluate_in(
-    file: str, rules: list[Rule], table: str, *, stores: Stores, root: Path, **options: Any
+    file: str,
+    rules: list[Rule],
+    table: str,
+    *,
+    stores: Stores,
+    root: Path,
+    keep: Profiled | None = None,
+    **options: Any,
 ) -> list[CheckResult]:
     """`quality.evaluate` with the history of volume rules from the catalog, and its errors
-    pointed at the file (and line) that declares the rules."""
+    pointed at the file (and line) that declares the rules; with `keep`, the rows are also
+    profiled in the rules' scan and the profile recorded."""
     volume = [r for r in rules if r.type is RuleType.VOLUME]
     if volume:
         options["history"] = stores.catalog.metric_history(
@@ -207,13 +233,43 @@ def evaluate_in(
             limit=max(r.runs for r in volume),
         )
     try:
-        return evaluate(rules, table, **options)
+        if keep is None:
+            return evaluate(rules, table, **options)
+        results, profile = evaluate_profiled(rules, table, profile=keep.columns, **options)
     except HeadwaterError as err:
         field = err.where.field if err.where and not err.where.file else None
         if err.where is None or field:
             line = locate(root / file, _key_path(field)) if field else None
             err.where = Location(file, line, field)
         raise
+    if profile is not None:
+        keep.record(stores, profile)
+    return results
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """What to profile in a rules' scan, and where its profile is recorded."""
+
+    target: str  # the logical name: raw.orders, marts.revenue
+    kind: str  # batch | version
+    ref: str  # the batch id or the version's fingerprint
+    run_id: str
+    at: datetime
+    columns: dict[str, str]  # name → engine type
+
+    def record(self, stores: Stores, profile: TableProfile) -> None:
+        stores.catalog.record_profile(
+            StoredProfile(
+                self.target,
+                self.kind,
+                self.ref,
+                self.run_id,
+                self.at,
+                profile.rows,
+                profile.to_json(),
+            )
+        )
 
 
 def _key_path(field: str) -> tuple[str | int, ...]:

@@ -468,7 +468,7 @@ def land_one(
     report.landed.append(landed)
     if why := refresh_raw_view(contract, stores):
         blocked[contract.table] = why
-    if landed.batch_id is not None and contract.rules:
+    if landed.batch_id is not None and (contract.rules or project.settings.defaults.profile):
         try:
             results = contract_checks(contract, project, stores, report, landed, now=now)
         except HeadwaterError as err:  # a rule that cannot run: the batch is unchecked

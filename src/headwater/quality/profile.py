@@ -4,10 +4,12 @@ caller names as showable (never a PII column: its values are not even read)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlglot import exp
@@ -86,8 +88,170 @@ def _plain(value: Any) -> Any:
     """A bound as JSON can hold it: numbers and booleans as they are, the rest as text."""
     if isinstance(value, bool | int) or value is None:
         return value
+    if isinstance(value, Decimal):
+        value = float(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The profile a run keeps of every landed batch and built version (`hw_profiles`): computed
+# by aggregates added to the ONE scan of the table's rules (`rules.evaluate_profiled`).
+
+KINDS = {
+    "number": re.compile(
+        r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?\d*|DECIMAL|NUMERIC|DOUBLE|FLOAT\d*|REAL)\b", re.I
+    ),
+    "time": re.compile(r"^(DATE|TIMESTAMP|TIME)\b", re.I),
+    "bool": re.compile(r"^(BOOLEAN|BOOL)\b", re.I),
+    "text": re.compile(r"^(VARCHAR|TEXT|STRING|CHAR|UUID|ENUM)\b", re.I),
+}
+# quantiles kept of number and time columns; the deciles among them are the edges of an
+# equi-depth histogram (each bin holds a tenth of the non-NULL values)
+QUANTILES = (0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95)
+DECILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+TOP = 5  # most frequent values kept of text and boolean columns
+# quantiles and top values are estimated from a random sample of about this many rows: the
+# sketches over every row cost more than the rules' whole scan (measured: approx_quantile
+# over 10M doubles 0.49 s, on a 1% sample 0.05 s), and a sample of 100,000 puts a quantile
+# within ±0.5 percentile points of its true rank
+SAMPLE = 100_000
+
+
+def kind_of(engine_type: str) -> str:
+    """number | time | bool | text | other (lists, structs, maps, blobs: counted only)."""
+    return next((kind for kind, pattern in KINDS.items() if pattern.match(engine_type)), "other")
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """One column of a batch or version. `nulls` is a fraction (None: no rows); `distinct`
+    an estimate (HyperLogLog). Values — bounds, mean, quantiles, top values — are kept only
+    of a column that is `shown` (never of a PII column)."""
+
+    kind: str
+    nulls: float | None
+    distinct: int | None
+    shown: bool = True
+    min: Any = None
+    max: Any = None
+    mean: float | None = None
+    quantiles: dict[str, Any] | None = None  # "p5", "p50", … → value
+    top: list[Any] | None = None
+
+    def histogram(self) -> list[tuple[Any, Any]] | None:
+        """The equi-depth histogram's bins (low, high), a tenth of the values each."""
+        if not self.quantiles or self.min is None or self.max is None:
+            return None
+        edges = [self.min, *(self.quantiles.get(_key(q)) for q in DECILES), self.max]
+        if any(e is None for e in edges):
+            return None
+        return list(itertools.pairwise(edges))
+
+
+@dataclass(frozen=True)
+class TableProfile:
+    rows: int
+    columns: dict[str, ColumnStats]
+
+    def to_json(self) -> str:
+        """Compact: a column's fields only when set."""
+        import orjson
+
+        body = {
+            name: {k: v for k, v in stats.__dict__.items() if v is not None and v != []}
+            for name, stats in self.columns.items()
+        }
+        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    @classmethod
+    def from_json(cls, rows: int, text: str) -> TableProfile:
+        import orjson
+
+        body = orjson.loads(text)
+        return cls(rows, {name: ColumnStats(**fields) for name, fields in body.items()})
+
+
+def profile_aggregates(
+    columns: Mapping[str, str], *, hidden: Collection[str] = (), rows: int | None = None
+) -> list[exp.Expr]:
+    """The aggregates of a profile of `columns` (name → engine type), aliased `_hw_p<i>_<m>`,
+    to add to a query over the rows (see `read_profile`). `hidden` columns (PII) get counts
+    only; `rows`, when known, sizes the sample of the quantiles and top values."""
+    share = 1.0 if rows is None or rows <= SAMPLE else SAMPLE / rows
+    sampled = (
+        None
+        if share >= 1.0
+        else exp.Where(this=exp.LT(this=exp.Rand(), expression=exp.Literal.number(share)))
+    )
+    out: list[exp.Expr] = []
+    for i, (name, engine_type) in enumerate(columns.items()):
+        column = exp.column(name, quoted=True)
+        kind = kind_of(engine_type)
+
+        def add(metric: str, aggregate: exp.Expr, *, sample: bool = False, i: int = i) -> None:
+            if sample and sampled is not None:
+                aggregate = exp.Filter(this=aggregate, expression=sampled.copy())
+            out.append(exp.alias_(aggregate, f"_hw_p{i}_{metric}", quoted=True))
+
+        add("n", exp.Count(this=column.copy()))
+        add("d", exp.ApproxDistinct(this=column.copy()))
+        if name in hidden:
+            continue
+        if kind in ("number", "time"):
+            add("lo", exp.Min(this=column.copy()))
+            add("hi", exp.Max(this=column.copy()))
+            quantiles = exp.Array(expressions=[exp.Literal.number(q) for q in QUANTILES])
+            add("q", exp.ApproxQuantile(this=column.copy(), quantile=quantiles), sample=True)
+        if kind == "number":
+            add("avg", exp.Avg(this=exp.cast(column.copy(), "DOUBLE")))
+        if kind == "bool":
+            add("avg", exp.Avg(this=exp.cast(column.copy(), "INT")))
+        if kind in ("text", "bool"):
+            top = exp.ApproxTopK(this=column.copy(), expression=exp.Literal.number(TOP))
+            add("top", top, sample=True)
+    return out
+
+
+def read_profile(
+    row: Mapping[str, Any], columns: Mapping[str, str], rows: int, *, hidden: Collection[str] = ()
+) -> TableProfile:
+    """The profile from a result `row` holding `profile_aggregates(columns, hidden=hidden)`
+    over `rows` rows."""
+    out = {}
+    for i, (name, engine_type) in enumerate(columns.items()):
+
+        def got(metric: str, i: int = i) -> Any:
+            return row.get(f"_hw_p{i}_{metric}")
+
+        nonnull = int(got("n") or 0)
+        distinct = None if rows == 0 else min(int(got("d") or 0), nonnull)
+        nulls = None if rows == 0 else (rows - nonnull) / rows
+        kind = kind_of(engine_type)
+        if name in hidden:
+            out[name] = ColumnStats(kind, nulls, distinct, shown=False)
+            continue
+        quantiles = got("q")
+        mean = got("avg")
+        top = got("top")
+        out[name] = ColumnStats(
+            kind,
+            nulls,
+            distinct,
+            min=_plain(got("lo")),
+            max=_plain(got("hi")),
+            mean=None if mean is None else float(mean),
+            quantiles=None
+            if not quantiles
+            else {_key(q): _plain(v) for q, v in zip(QUANTILES, quantiles, strict=False)},
+            top=None if top is None else [_plain(v) for v in top],
+        )
+    return TableProfile(rows, out)
+
+
+def _key(fraction: float) -> str:
+    """0.05 → "p5", 0.5 → "p50"."""
+    return f"p{round(fraction * 100):d}"

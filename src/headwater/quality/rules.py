@@ -26,6 +26,7 @@ from headwater.contracts.predicates import bad_rows
 from headwater.contracts.thresholds import parse_duration, parse_threshold
 from headwater.engine.base import Engine
 from headwater.errors import HeadwaterError, Location, SpecError
+from headwater.quality.profile import TableProfile, profile_aggregates, read_profile
 
 SAMPLE_ROWS = 5
 # row-level rules: a row passes or fails on its own (so it can be sampled, or quarantined)
@@ -79,7 +80,13 @@ class CheckResult:
         return f"{self.rule.type.value} on {self.rule.target}: {shown} (threshold {self.threshold})"
 
 
-def evaluate(
+def evaluate(rules: Sequence[Rule], table: str, **options: Any) -> list[CheckResult]:
+    """Run all `rules` on `table` (see `evaluate_profiled`, without a profile)."""
+    results, _ = evaluate_profiled(rules, table, **options)
+    return results
+
+
+def evaluate_profiled(
     rules: Sequence[Rule],
     table: str,
     *,
@@ -95,9 +102,12 @@ def evaluate(
     stats: Stats | None = None,
     unique: Sequence[Sequence[str]] = (),
     pii: Mapping[str, str] | None = None,
-) -> list[CheckResult]:
+    profile: Mapping[str, str] | None = None,
+    profile_rows: int | None = None,
+) -> tuple[list[CheckResult], TableProfile | None]:
     """Run all `rules` on `table`: the scanning ones in one query, then one query per
-    referential-integrity or custom SQL rule, plus sample queries for failures.
+    referential-integrity or custom SQL rule, plus sample queries for failures; and profile
+    the `profile` columns in that same one query (a scan of its own only when no rule scans).
 
     Args:
         columns: the table's columns, to refuse rules whose target does not exist.
@@ -115,9 +125,13 @@ def evaluate(
             uniqueness rule on one of them holds without the costly distinct count.
         pii: column → PII tag of the table's columns that hold PII: samples show them
             masked (`mask`), never their values; read only when a rule fails.
+        profile: column → engine type of the columns to profile (`quality.profile`); a PII
+            column's profile holds counts only.
+        profile_rows: about how many rows are under test, when `stats` does not say: it
+            sizes the sample of the profile's quantiles and top values.
     """
-    if not rules:
-        return []
+    if not rules and not profile:
+        return [], None
     for index, rule in enumerate(rules):
         _check_target(rule, index, label or table, columns)
     values: dict[str, Any] = {}
@@ -134,14 +148,24 @@ def evaluate(
     scanning = [r for r in rules if r.type in _SCANNING and r.name not in {*values, *held}]
     scan_sql = ""
     found: dict[str, list[Any]] = {}  # row-level rule → keys of rows it fails on, from the scan
-    if scanning:
-        query, sampled = _scan(scanning, table, scope, key)
+    hidden = set(pii or {})
+    profiled = (
+        profile_aggregates(profile, hidden=hidden, rows=stats.rows if stats else profile_rows)
+        if profile
+        else []
+    )
+    table_profile = None
+    if scanning or profiled:
+        query, sampled = _scan(scanning, table, scope, key, profiled)
         params = {"now": now} if any(r.type is RuleType.FRESHNESS for r in scanning) else None
         row = engine.read(query, params).to_pylist()[0]
         values.update({scanning[i].name: row[f"m{i}"] for i in range(len(scanning))})
         values["*total"] = row["total"]
         found = {scanning[i].name: [row[f"k{i}"]] for i in sampled if row[f"k{i}"] is not None}
-        scan_sql = engine.render(query)
+        if scanning:
+            scan_sql = engine.render(query)
+        if profile:
+            table_profile = read_profile(row, profile, int(row["total"]), hidden=hidden)
     failing_keys = {  # failing on as many rows as the scan has keys of: all of its samples
         r.name: found[r.name]
         for r in scanning
@@ -193,11 +217,15 @@ def evaluate(
                 _masked(rule, samples, pii or {}, columns),
             )
         )
-    return results
+    return results, table_profile
 
 
 def _scan(
-    scanning: Sequence[Rule], table: str, scope: exp.Expr | None, key: Sequence[str]
+    scanning: Sequence[Rule],
+    table: str,
+    scope: exp.Expr | None,
+    key: Sequence[str],
+    profiled: Sequence[exp.Expr] = (),
 ) -> tuple[exp.Select, list[int]]:
     """The one aggregate query of the scanning rules: metric `m<i>` of each, `total`, and,
     for each pattern rule when rows have a one-column key, `k<i>`: the smallest key of a row
@@ -232,6 +260,7 @@ def _scan(
         *[m.as_(f"m{i}") for i, m in enumerate(metrics)],
         *first_keys,
         exp.Count(this=exp.Star()).as_("total"),
+        *profiled,
     ).from_(exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("_hw_rows"))))
     return query, sampled
 

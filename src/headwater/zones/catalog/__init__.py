@@ -15,6 +15,7 @@ a catalog migrates it to the newest schema (`migrations.py`).
     schedules.py   what the scheduler fired and saw       backfills.py   backfill progress
     products.py    published data products, API keys, the audit log of the data API
     erasures.py    what `headwater forget` removed; the catalog's text scrubbed of a subject
+    profiles.py    profiles of landed batches and built versions (their metric history)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from headwater.zones.catalog.holds import HoldsStore
 from headwater.zones.catalog.lease import LeaseStore
 from headwater.zones.catalog.lineage import LineageStore
 from headwater.zones.catalog.products import ProductsStore
+from headwater.zones.catalog.profiles import ProfilesStore, StoredProfile
 from headwater.zones.catalog.records import CheckRecord, LineageRecord, ModelVersion, TaskRecord
 from headwater.zones.catalog.releases import NewRelease, Pointer, Release
 from headwater.zones.catalog.runs import RunsStore
@@ -47,6 +49,7 @@ class Catalog(
     BackfillsStore,
     ProductsStore,
     ErasuresStore,
+    ProfilesStore,
 ):
     """State headwater keeps between runs. Every write is its own short transaction."""
 
@@ -59,6 +62,7 @@ __all__ = [
     "NewRelease",
     "Pointer",
     "Release",
+    "StoredProfile",
     "TaskRecord",
     "catalog_url",
     "utcnow",
