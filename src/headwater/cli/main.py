@@ -34,6 +34,7 @@ from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
 from headwater.cli.plan import plan
+from headwater.cli.profile import profile
 from headwater.cli.releases import apply, diff, releases, rollback
 from headwater.cli.runs import runs
 from headwater.cli.scheduler import scheduler
@@ -330,6 +331,7 @@ def dag(project: ProjectDir = Path(".")) -> None:
 
 
 app.command()(lineage)
+app.command()(profile)
 app.command()(audit)
 app.command()(classify)
 app.command()(docs)
