@@ -77,6 +77,7 @@ class ColumnStats:
     may_be_null: bool
     lower: Any = None
     upper: Any = None
+    distinct: int | None = None  # an estimate of its distinct values (None: not kept)
 
 
 class Engine(Protocol):
@@ -143,6 +144,19 @@ class Engine(Protocol):
     def column_stats(self, table: str, columns: Sequence[str]) -> dict[str, ColumnStats]:
         """The engine's statistics of `columns` of `table`, in one round trip, without
         reading rows (needs `column_stats`); a column it keeps none of is left out."""
+        ...
+
+    def quantiles(
+        self, column: exp.Expr, fractions: Sequence[float], *, sample: float, moment: bool = False
+    ) -> exp.Expr:
+        """An aggregate of the values of `column` at `fractions`, as a list, estimated as
+        cheaply as the engine can without bias: over a random `sample` (a share of the rows)
+        or a reservoir kept as rows stream by. A `moment` column's quantiles may come back as
+        microseconds since the epoch."""
+        ...
+
+    def top_values(self, column: exp.Expr, k: int) -> exp.Expr:
+        """An aggregate of the `k` most frequent values of `column` (estimated), as a list."""
         ...
 
     def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:

@@ -43,6 +43,7 @@ from headwater.observe import Event, EventSink, TaskStatus, stamped
 from headwater.orchestrate.checks import Profiled, evaluate_in, record_checks
 from headwater.orchestrate.deadline import Watch, deadline
 from headwater.orchestrate.incremental import IntervalPlan, plan
+from headwater.orchestrate.judged import Judging
 from headwater.orchestrate.materialize import Job, mview, route, strategy
 from headwater.orchestrate.materialize.mview import Refresh
 from headwater.orchestrate.plan import Task
@@ -51,6 +52,7 @@ from headwater.orchestrate.retry import Retrying
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.quality import CheckResult, written
+from headwater.quality.drift import Relation
 from headwater.zones.catalog import ModelVersion, NewRelease, TaskRecord
 from headwater.zones.catalog.products import Shown
 from headwater.zones.lake import Snapshot
@@ -949,12 +951,23 @@ class _Builder:
     ) -> list[CheckResult]:
         types = cursor.columns(physical)
         columns = list(types)
-        stats = None if rows is None else written(cursor, physical, model.rules, rows, exact=exact)
+        stats = (
+            None
+            if rows is None
+            else written(
+                cursor, physical, model.rules, rows, exact=exact, profiled=types if profiled else ()
+            )
+        )
         keep = (
             Profiled(model.name, "version", physical, self.report.run_id, self.now, types)
             if profiled
             else None
         )
+        # drift compares a version with the one published before it (a version is whole: a
+        # window `reference:` means the same)
+        before = self.pointers.get(model.name)
+        previous = Relation(before) if before and before != physical else None
+        judging = Judging(model.name, Relation(physical), lambda _: previous, types)
         return evaluate_in(
             model.sidecar_path or model.path,
             model.rules,
@@ -976,6 +989,7 @@ class _Builder:
             label=model.name,
             pii=ModelPii(self.project, model.name, columns),
             keep=keep,
+            judging=judging,
         )
 
     def _record_checks(self, results: list[CheckResult]) -> None:

@@ -9,12 +9,16 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from headwater.engine.base import Engine
+
+if TYPE_CHECKING:
+    from headwater.quality.rules import Stats
 
 # types whose minimum and maximum say something (not lists, structs, maps or blobs)
 ORDERED = re.compile(
@@ -119,10 +123,15 @@ TOP = 5  # most frequent values kept of text and boolean columns
 # over 10M doubles 0.49 s, on a 1% sample 0.05 s), and a sample of 100,000 puts a quantile
 # within ±0.5 percentile points of its true rank
 SAMPLE = 100_000
+SAMPLED = "_hw_sampled"  # a row's draw: in the sample of the top values, or not
 
 
 def kind_of(engine_type: str) -> str:
-    """number | time | bool | text | other (lists, structs, maps, blobs: counted only)."""
+    """number | time | bool | text | other (lists, arrays — FLOAT[384] — structs, maps,
+    blobs: counted only)."""
+    upper = engine_type.strip().upper()
+    if "[" in upper or "<" in upper or upper.startswith(("STRUCT", "MAP", "UNION", "LIST")):
+        return "other"
     return next((kind for kind, pattern in KINDS.items() if pattern.match(engine_type)), "other")
 
 
@@ -176,73 +185,103 @@ class TableProfile:
 
 
 def profile_aggregates(
-    columns: Mapping[str, str], *, hidden: Collection[str] = (), rows: int | None = None
-) -> list[exp.Expr]:
+    engine: Engine,
+    columns: Mapping[str, str],
+    *,
+    hidden: Collection[str] = (),
+    rows: int | None = None,
+    known: Stats | None = None,
+) -> tuple[list[exp.Expr], list[exp.Expr]]:
     """The aggregates of a profile of `columns` (name → engine type), aliased `_hw_p<i>_<m>`,
-    to add to a query over the rows (see `read_profile`). `hidden` columns (PII) get counts
-    only; `rows`, when known, sizes the sample of the quantiles and top values."""
+    to add to a query over the rows (see `read_profile`), and the columns those rows need
+    besides their own (`_hw_sampled`, one random draw a row). What `known` already says —
+    a column without NULLs, exact bounds, a distinct estimate of the whole table — is not
+    computed again. `hidden` columns (PII) get counts only; `rows`, when known, sizes the
+    sample of the quantiles and top values."""
     share = 1.0 if rows is None or rows <= SAMPLE else SAMPLE / rows
-    sampled = (
-        None
-        if share >= 1.0
-        else exp.Where(this=exp.LT(this=exp.Rand(), expression=exp.Literal.number(share)))
-    )
+    flag = exp.column(SAMPLED, quoted=True)
+    sampled = False
     out: list[exp.Expr] = []
+    exact = known is not None and known.bounds_exact
     for i, (name, engine_type) in enumerate(columns.items()):
         column = exp.column(name, quoted=True)
         kind = kind_of(engine_type)
 
-        def add(metric: str, aggregate: exp.Expr, *, sample: bool = False, i: int = i) -> None:
-            if sample and sampled is not None:
-                aggregate = exp.Filter(this=aggregate, expression=sampled.copy())
+        def add(metric: str, aggregate: exp.Expr, *, i: int = i) -> None:
             out.append(exp.alias_(aggregate, f"_hw_p{i}_{metric}", quoted=True))
 
-        add("n", exp.Count(this=column.copy()))
-        add("d", exp.ApproxDistinct(this=column.copy()))
+        if known is None or known.nulls.get(name) != 0:
+            add("n", exp.Count(this=column.copy()))
+        if name not in _distinct(known):
+            add("d", exp.ApproxDistinct(this=column.copy()))
         if name in hidden:
             continue
         if kind in ("number", "time"):
-            add("lo", exp.Min(this=column.copy()))
-            add("hi", exp.Max(this=column.copy()))
-            quantiles = exp.Array(expressions=[exp.Literal.number(q) for q in QUANTILES])
-            add("q", exp.ApproxQuantile(this=column.copy(), quantile=quantiles), sample=True)
+            if not (exact and known and name in known.lower and name in known.upper):
+                add("lo", exp.Min(this=column.copy()))
+                add("hi", exp.Max(this=column.copy()))
+            add(
+                "q", engine.quantiles(column.copy(), QUANTILES, sample=share, moment=kind == "time")
+            )
         if kind == "number":
             add("avg", exp.Avg(this=exp.cast(column.copy(), "DOUBLE")))
         if kind == "bool":
             add("avg", exp.Avg(this=exp.cast(column.copy(), "INT")))
         if kind in ("text", "bool"):
-            top = exp.ApproxTopK(this=column.copy(), expression=exp.Literal.number(TOP))
-            add("top", top, sample=True)
-    return out
+            top = engine.top_values(column.copy(), TOP)
+            if share < 1.0:
+                top = exp.Filter(this=top, expression=exp.Where(this=flag.copy()))
+                sampled = True
+            add("top", top)
+    per_row = (
+        [exp.alias_(exp.LT(this=exp.Rand(), expression=exp.Literal.number(share)), SAMPLED)]
+        if sampled
+        else []
+    )
+    return out, per_row
 
 
 def read_profile(
-    row: Mapping[str, Any], columns: Mapping[str, str], rows: int, *, hidden: Collection[str] = ()
+    row: Mapping[str, Any],
+    columns: Mapping[str, str],
+    rows: int,
+    *,
+    hidden: Collection[str] = (),
+    known: Stats | None = None,
 ) -> TableProfile:
-    """The profile from a result `row` holding `profile_aggregates(columns, hidden=hidden)`
-    over `rows` rows."""
+    """The profile from a result `row` holding `profile_aggregates(columns, hidden=hidden,
+    known=known)` over `rows` rows."""
     out = {}
+    exact = known is not None and known.bounds_exact
     for i, (name, engine_type) in enumerate(columns.items()):
 
         def got(metric: str, i: int = i) -> Any:
             return row.get(f"_hw_p{i}_{metric}")
 
-        nonnull = int(got("n") or 0)
-        distinct = None if rows == 0 else min(int(got("d") or 0), nonnull)
+        n = got("n")
+        nonnull = rows if n is None and known and known.nulls.get(name) == 0 else int(n or 0)
+        d = _distinct(known).get(name)
+        estimate = int(got("d") or 0) if d is None else d
+        distinct = None if rows == 0 else min(estimate, nonnull)
         nulls = None if rows == 0 else (rows - nonnull) / rows
         kind = kind_of(engine_type)
         if name in hidden:
             out[name] = ColumnStats(kind, nulls, distinct, shown=False)
             continue
+        low, high = got("lo"), got("hi")
+        if low is None and high is None and exact and known is not None:
+            low, high = known.lower.get(name), known.upper.get(name)
         quantiles = got("q")
+        if quantiles and kind == "time":
+            quantiles = [_moment(v, low) for v in quantiles]
         mean = got("avg")
         top = got("top")
         out[name] = ColumnStats(
             kind,
             nulls,
             distinct,
-            min=_plain(got("lo")),
-            max=_plain(got("hi")),
+            min=_plain(low),
+            max=_plain(high),
             mean=None if mean is None else float(mean),
             quantiles=None
             if not quantiles
@@ -250,6 +289,25 @@ def read_profile(
             top=None if top is None else [_plain(v) for v in top],
         )
     return TableProfile(rows, out)
+
+
+def _distinct(known: Stats | None) -> Mapping[str, int]:
+    """The distinct estimates `known` holds (an engine's, of a whole table just written)."""
+    found = getattr(known, "distinct", None)
+    return found if isinstance(found, Mapping) else {}
+
+
+def _moment(value: Any, like: Any) -> Any:
+    """Microseconds since the epoch (a reservoir quantile of a moment) as a moment, with the
+    time zone of `like` (the column's minimum), if it has one."""
+    if not isinstance(value, int | float):
+        return value
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(value))
+    if isinstance(like, datetime) and like.tzinfo is None:
+        return moment.replace(tzinfo=None)
+    if isinstance(like, date) and not isinstance(like, datetime):
+        return moment.date()
+    return moment
 
 
 def _key(fraction: float) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -41,6 +41,10 @@ _SCANNING = {
     RuleType.ROW_COUNT,
     RuleType.VOLUME,
 }
+
+
+# rules judged against history, by the orchestrator (orchestrate/judged.py): left out here
+HISTORICAL = {RuleType.DRIFT, RuleType.ANOMALY}
 
 
 class Stats(Protocol):
@@ -105,7 +109,8 @@ def evaluate_profiled(
     profile: Mapping[str, str] | None = None,
     profile_rows: int | None = None,
 ) -> tuple[list[CheckResult], TableProfile | None]:
-    """Run all `rules` on `table`: the scanning ones in one query, then one query per
+    """Run all `rules` on `table` but drift and anomaly ones (judged against history, see
+    orchestrate/judged.py): the scanning ones in one query, then one query per
     referential-integrity or custom SQL rule, plus sample queries for failures; and profile
     the `profile` columns in that same one query (a scan of its own only when no rule scans).
 
@@ -130,10 +135,12 @@ def evaluate_profiled(
         profile_rows: about how many rows are under test, when `stats` does not say: it
             sizes the sample of the profile's quantiles and top values.
     """
+    for index, rule in enumerate(rules):
+        if rule.type not in HISTORICAL:
+            _check_target(rule, index, label or table, columns)
+    rules = [r for r in rules if r.type not in HISTORICAL]
     if not rules and not profile:
         return [], None
-    for index, rule in enumerate(rules):
-        _check_target(rule, index, label or table, columns)
     values: dict[str, Any] = {}
     if stats is not None:
         values = _from_metadata(rules, stats, now, history or {})
@@ -149,14 +156,20 @@ def evaluate_profiled(
     scan_sql = ""
     found: dict[str, list[Any]] = {}  # row-level rule → keys of rows it fails on, from the scan
     hidden = set(pii or {})
-    profiled = (
-        profile_aggregates(profile, hidden=hidden, rows=stats.rows if stats else profile_rows)
+    profiled, per_row = (
+        profile_aggregates(
+            engine,
+            profile,
+            hidden=hidden,
+            rows=stats.rows if stats else profile_rows,
+            known=stats,
+        )
         if profile
-        else []
+        else ([], [])
     )
     table_profile = None
     if scanning or profiled:
-        query, sampled = _scan(scanning, table, scope, key, profiled)
+        query, sampled = _scan(scanning, table, scope, key, profiled, per_row)
         params = {"now": now} if any(r.type is RuleType.FRESHNESS for r in scanning) else None
         row = engine.read(query, params).to_pylist()[0]
         values.update({scanning[i].name: row[f"m{i}"] for i in range(len(scanning))})
@@ -165,7 +178,8 @@ def evaluate_profiled(
         if scanning:
             scan_sql = engine.render(query)
         if profile:
-            table_profile = read_profile(row, profile, int(row["total"]), hidden=hidden)
+            total = int(row["total"])
+            table_profile = read_profile(row, profile, total, hidden=hidden, known=stats)
     failing_keys = {  # failing on as many rows as the scan has keys of: all of its samples
         r.name: found[r.name]
         for r in scanning
@@ -226,6 +240,7 @@ def _scan(
     scope: exp.Expr | None,
     key: Sequence[str],
     profiled: Sequence[exp.Expr] = (),
+    per_row: Sequence[exp.Expr] = (),
 ) -> tuple[exp.Select, list[int]]:
     """The one aggregate query of the scanning rules: metric `m<i>` of each, `total`, and,
     for each pattern rule when rows have a one-column key, `k<i>`: the smallest key of a row
@@ -238,7 +253,9 @@ def _scan(
     Returns the query and the `i` of the rules whose key it collects."""
     bad = {i: _failing(rule) for i, rule in enumerate(scanning) if rule.type in _ROW_LEVEL}
     rows = exp.select(
-        exp.Star(), *[exp.alias_(c, f"_hw_bad{i}", quoted=True) for i, c in bad.items() if c]
+        exp.Star(),
+        *[exp.alias_(c, f"_hw_bad{i}", quoted=True) for i, c in bad.items() if c],
+        *per_row,
     ).from_(_table(table))
     if scope is not None:
         rows = rows.where(scope.copy())
@@ -373,15 +390,24 @@ class Known:
     lower: Mapping[str, Any] = field(default_factory=dict)
     upper: Mapping[str, Any] = field(default_factory=dict)
     bounds_exact: bool = True
+    distinct: Mapping[str, int] = field(default_factory=dict)  # estimates (profiles)
 
 
-def written(engine: Engine, table: str, rules: Sequence[Rule], rows: int, *, exact: bool) -> Known:
+def written(
+    engine: Engine,
+    table: str,
+    rules: Sequence[Rule],
+    rows: int,
+    *,
+    exact: bool,
+    profiled: Collection[str] = (),
+) -> Known:
     """What a write knows of the table it just wrote: its row count (row_count and volume
     rules need no scan) and, from the engine's statistics, which columns hold no NULL and the
     bounds of their values (not_null, completeness, range and freshness rules that pass need
     no scan either; what they cannot tell is left to the scan). `exact`: the table was
     written whole, nothing deleted since, so its bounds are its minimum and maximum."""
-    wanted = _answerable(rules)
+    wanted = _answerable(rules) | set(profiled)
     if not wanted or not engine.capabilities.column_stats:
         return Known(rows)
     found = engine.column_stats(table, sorted(wanted))
@@ -391,6 +417,8 @@ def written(engine: Engine, table: str, rules: Sequence[Rule], rows: int, *, exa
         {c: s.lower for c, s in found.items() if s.lower is not None},
         {c: s.upper for c, s in found.items() if s.upper is not None},
         bounds_exact=exact,
+        # a distinct count the engine keeps is of the whole table: only a whole write's
+        distinct={c: s.distinct for c, s in found.items() if s.distinct is not None and exact},
     )
 
 
