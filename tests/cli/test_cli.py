@@ -43,7 +43,7 @@ def test_run_prints_landed_quarantined_built_and_rules(shop: Path) -> None:
     assert "customers_id_unique" in out and "warn" in out
     assert "Zones now hold — raw:" in out
     # the data is from the fixture's fixed date, so the two freshness rules warn as well
-    assert "ok — 30,504 rows landed, 6 quarantined, 8 models built, 10/20 rules passed" in out
+    assert "ok — 30,504 rows landed, 6 quarantined, 8 models built, 13/23 rules passed" in out
     assert "seed.countries" in out and "seed: 8 rows" in out
     assert "marts.customer_orders" in out and "hw_marts" not in out
 

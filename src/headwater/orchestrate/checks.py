@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,17 +16,28 @@ from headwater.change.versions import (
 from headwater.contracts import Contract, Rule, RuleType
 from headwater.contracts.load import locate
 from headwater.contracts.specs import METADATA_PREFIX
+from headwater.contracts.thresholds import parse_duration
+from headwater.engine.base import Engine
 from headwater.errors import HeadwaterError, Location
 from headwater.govern.pii import ModelPii, contract_pii
 from headwater.observe import RunStatus, TaskStatus
+from headwater.orchestrate.judged import (
+    JUDGED,
+    Judging,
+    check_targets,
+    evaluate_judged,
+    nothing,
+)
 from headwater.orchestrate.raw import refresh_raw_view, refresh_raw_views
 from headwater.orchestrate.report import RunReport, now_after
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
-from headwater.quality import CheckResult, evaluate
+from headwater.quality import CheckResult
+from headwater.quality.drift import Relation
 from headwater.quality.profile import TableProfile
 from headwater.quality.rules import evaluate_profiled
 from headwater.zones.catalog import CheckRecord, StoredProfile
+from headwater.zones.lake import Snapshot
 from headwater.zones.layout import RAW_METADATA
 
 if TYPE_CHECKING:
@@ -100,6 +111,7 @@ def contract_checks(
         this=exp.column("_hw_batch_id"), expression=exp.Literal.string(landed.batch_id or "")
     )
     columns = stores.engine.columns(contract.table)
+    batch = landed.batch_id or ""
     results = evaluate_contract(
         contract,
         project,
@@ -121,10 +133,49 @@ def contract_checks(
         )
         if project.settings.defaults.profile
         else None,
+        judging=Judging(
+            contract.table,
+            Relation(contract.table, scope),
+            lambda reference: earlier_batches(stores, contract.table, batch, reference, now),
+            columns,
+        ),
     )
     report.checks.extend(results)
     record_checks(stores, report.run_id, results, now=now)
     return results
+
+
+def earlier_batches(
+    stores: Stores, table: str, batch: str, reference: str, now: datetime
+) -> Relation | None:
+    """The rows a drift rule compares batch `batch` of `table` with: the batch that landed
+    rows before it (`previous`), or every batch of the window before it (`7d`); None when
+    there is none."""
+    snapshots = [s for s in stores.lake.snapshots(table) if s.batch_id and s.properties.get("rows")]
+    before = []
+    for snap in snapshots:
+        if snap.batch_id == batch:
+            break
+        before.append(snap)
+    if reference == "previous":
+        chosen = [s.batch_id for s in before[-1:]]
+    else:
+        since = now - timedelta(seconds=parse_duration(reference))
+        chosen = [s.batch_id for s in before if _landed(s) >= since]
+    if not chosen:
+        return None
+    ids = exp.In(
+        this=exp.column("_hw_batch_id"),
+        expressions=[exp.Literal.string(b) for b in chosen if b],
+    )
+    return Relation(table, ids)
+
+
+def _landed(snapshot: Snapshot) -> datetime:
+    landed = snapshot.properties.get("landed_at")
+    if isinstance(landed, str):
+        return datetime.fromisoformat(landed)
+    return datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC)
 
 
 def recheck_held(contract: Contract, project: Project, stores: Stores, *, now: datetime) -> None:
@@ -220,11 +271,27 @@ def evaluate_in(
     stores: Stores,
     root: Path,
     keep: Profiled | None = None,
+    judging: Judging | None = None,
     **options: Any,
 ) -> list[CheckResult]:
     """`quality.evaluate` with the history of volume rules from the catalog, and its errors
     pointed at the file (and line) that declares the rules; with `keep`, the rows are also
-    profiled in the rules' scan and the profile recorded."""
+    profiled in the rules' scan and the profile recorded. Drift and anomaly rules are judged
+    against history (`judging`: the rows and what drift compares them with)."""
+    judged = [(i, r) for i, r in enumerate(rules) if r.type in JUDGED]
+    if judged and judging is None:
+        engine: Engine = options["engine"]
+        judging = Judging(
+            options.get("label") or table, Relation(table), nothing, engine.columns(table)
+        )
+    rules = [r for r in rules if r.type not in JUDGED]
+    columns = keep.columns if keep else None
+    if (
+        columns is None
+        and judging is not None
+        and any(r.type is RuleType.ANOMALY for _, r in judged)
+    ):
+        columns = judging.columns  # anomaly rules judge the profile's metrics
     volume = [r for r in rules if r.type is RuleType.VOLUME]
     if volume:
         options["history"] = stores.catalog.metric_history(
@@ -233,16 +300,26 @@ def evaluate_in(
             limit=max(r.runs for r in volume),
         )
     try:
-        if keep is None:
-            return evaluate(rules, table, **options)
-        results, profile = evaluate_profiled(rules, table, profile=keep.columns, **options)
+        if judging is not None:
+            check_targets(judged, judging)
+        results, profile = evaluate_profiled(rules, table, profile=columns, **options)
+        if judging is not None and judged:
+            results += evaluate_judged(
+                [r for _, r in judged],
+                judging,
+                engine=options["engine"],
+                catalog=stores.catalog,
+                profile=profile,
+                now=options["now"],
+                pii=set(options.get("pii") or {}),
+            )
     except HeadwaterError as err:
         field = err.where.field if err.where and not err.where.file else None
         if err.where is None or field:
             line = locate(root / file, _key_path(field)) if field else None
             err.where = Location(file, line, field)
         raise
-    if profile is not None:
+    if profile is not None and keep is not None:
         keep.record(stores, profile)
     return results
 
