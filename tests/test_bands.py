@@ -55,6 +55,8 @@ DRIVERS = {
     "redis": {"change/online"},
     "ruamel": {"govern/tagging"},
     "phonenumbers": {"govern/classify"},
+    "prometheus_client": {"observe/metrics"},
+    "opentelemetry": {"observe/tracing"},
 }
 # modules with a band of their own, below their folder's: the dialect people write SQL in
 # is read by every band (pure sqlglot, nothing of headwater)

@@ -162,7 +162,12 @@ def test_json_has_tables_alerts_runs_and_streams(troubled: Path) -> None:
         "problems",
     }
     assert [r["command"] for r in answer["runs"]] == ["run", "run"]
-    assert answer["streams"] == [] and answer["alerts"] == []
+    assert answer["streams"] == []
+    # the incidents the runs opened: the failing error rule, and marts.broken failing
+    assert {a["key"] for a in answer["alerts"]} == {
+        "rule:raw.orders:orders_amount_positive",
+        "run_failed:run",
+    }
 
 
 def test_a_healthy_project_exits_0_and_lists_open_incidents(tmp_path: Path) -> None:

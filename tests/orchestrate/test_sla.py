@@ -201,7 +201,8 @@ def test_a_webhook_that_was_down_gets_the_open_before_the_resolve(tmp_path: Path
     with Receiver() as hook:
         root = make(tmp_path, "{max_age: 1h}", hook.url)
         land(root, "first", datetime(2026, 12, 9, 10, 0, tzinfo=UTC))
-        hook.failing = 2  # down for the open, and again on the next check
+        # down for the open, for the landing run's retry, and again on the next check
+        hook.failing = 3
         clock = Clock(datetime(2026, 12, 9, 12, 0, tzinfo=UTC))
         project = load_project(root)
         stores = LakeStores.open(project)

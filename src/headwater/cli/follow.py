@@ -14,13 +14,16 @@ from typing import Any
 from headwater.observe import Event, TaskStatus
 
 
-def following(project_dir: Path, names: Sequence[str], fmt: str) -> int:
+def following(project_dir: Path, names: Sequence[str], fmt: str, *, metrics_port: int = 0) -> int:
     """Follow the stream contracts `names` (default: every `delivery: stream` one) until
     stopped; prints a line per landed batch (`--format json`: a JSON object per line).
+    `metrics_port`: serve `/metrics` on 127.0.0.1 there, with each worker's live lag.
     Returns the exit code: 0 when stopped, 1 when a worker gave up on its contract."""
     from rich.console import Console
 
-    from headwater.orchestrate.follow import follow, stream_contracts
+    from headwater.cli.metrics import metrics_served
+    from headwater.orchestrate.follow import StreamStats, follow, stream_contracts
+    from headwater.orchestrate.metrics import live_lags
     from headwater.orchestrate.stores import LakeStores
     from headwater.project import load_project
 
@@ -49,9 +52,13 @@ def following(project_dir: Path, names: Sequence[str], fmt: str) -> int:
     stop = threading.Event()
     tables = ", ".join(c.table for c in contracts)
     err.print(f"following {tables} (Ctrl-C or SIGTERM: finish the batch at hand and stop)")
+    stats: dict[str, StreamStats] = {}  # filled by the workers as they go: /metrics reads it
+    served = metrics_served(
+        project, stores.catalog, stores.lake, metrics_port, streams=lambda: live_lags(stats)
+    )
     try:
-        with stopping(stop, err):
-            stats = follow(project, stores, contracts, stop=stop, sink=sink)
+        with served, stopping(stop, err):
+            follow(project, stores, contracts, stop=stop, sink=sink, stats=stats)
     finally:
         stores.close()
     for table, s in stats.items():

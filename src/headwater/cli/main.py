@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from headwater import __version__
+from headwater.cli.alerts import alerts
 from headwater.cli.audit import audit
 from headwater.cli.backfill import backfill
 from headwater.cli.batches import batches
@@ -33,9 +34,11 @@ from headwater.cli.forget import forget
 from headwater.cli.gc import gc
 from headwater.cli.importing import importer
 from headwater.cli.lineage import lineage
+from headwater.cli.metrics import metrics
 from headwater.cli.plan import plan
 from headwater.cli.profile import profile
 from headwater.cli.releases import apply, diff, releases, rollback
+from headwater.cli.report import report
 from headwater.cli.runs import runs
 from headwater.cli.scheduler import scheduler
 from headwater.cli.serve import keys, serve
@@ -209,6 +212,15 @@ def ingest(
             "Ctrl-C, which finish the batch at hand",
         ),
     ] = False,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="With --follow: serve Prometheus /metrics (live stream lag) on 127.0.0.1 at "
+            "this port (0: off)",
+        ),
+    ] = 0,
     fmt: Format = "table",
 ) -> None:
     """Land new source data into the raw zone (contract rules run on each batch)."""
@@ -217,8 +229,11 @@ def ingest(
 
         _check_format(fmt)
         with _errors():
-            code = following(project, contracts or [], fmt)
+            code = following(project, contracts or [], fmt, metrics_port=metrics_port)
         raise typer.Exit(code)
+    if metrics_port:
+        _stderr().print("[red]error:[/] --metrics-port goes with --follow")
+        raise typer.Exit(2)
     if contracts:
         _stderr().print(
             "[red]error:[/] naming contracts needs --follow: `headwater ingest` lands every "
@@ -332,6 +347,9 @@ def dag(project: ProjectDir = Path(".")) -> None:
 
 app.command()(lineage)
 app.command()(profile)
+app.command()(metrics)
+app.command()(alerts)
+app.command()(report)
 app.command()(audit)
 app.command()(classify)
 app.command()(docs)

@@ -11,7 +11,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from headwater.orchestrate.scheduler import Tick
+    from headwater.orchestrate.scheduler import Scheduler, Tick
 
 ProjectDir = Annotated[
     Path, typer.Option("--project", "-p", help="The project folder.", show_default="current folder")
@@ -31,17 +31,24 @@ def scheduler(
     fmt: Annotated[str, typer.Option("--format", help="table | json (one object per tick)")] = (
         "table"
     ),
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: not served).",
+        ),
+    ] = 0,
 ) -> None:
     """Run the project's schedules in the foreground: cron jobs of headwater.yml, contracts
     and models; builds of what reads newly landed raw data; freshness and run-duration SLAs,
     alerting even when nothing ran. SIGTERM or Ctrl-C lets a run under way finish, then stops.
     """
     # main registers this command: what it needs is imported when it runs (`--help` stays fast)
-    import threading
     from datetime import UTC, datetime
 
-    from headwater.cli.follow import stopping
-    from headwater.cli.main import _check_format, _console, _errors, _state, _stderr
+    from headwater.cli.main import _check_format, _console, _errors, _state
+    from headwater.cli.metrics import metrics_served
     from headwater.orchestrate.scheduler import Scheduler
     from headwater.orchestrate.stores import LakeStores
     from headwater.project import load_project
@@ -64,23 +71,32 @@ def scheduler(
         _state["scrub"] = stores.secrets.scrub
         try:
             ticking = Scheduler(loaded, stores, clock=lambda: datetime.now(UTC), on_tick=shown)
-            if once:
-                ticking.tick()
-            else:
-                names = ", ".join(j.name for j in ticking.jobs) or "no cron jobs"
-                _stderr().print(
-                    f"scheduling {loaded.settings.name} ({names}; data-arrival builds; SLA "
-                    f"checks every {every:g} s). Ctrl-C or SIGTERM: finish the run at hand "
-                    "and stop",
-                    highlight=False,
-                )
-                stop = threading.Event()
-                with stopping(stop, _stderr(), finishing="finishing the run at hand"):
-                    ticking.serve(stop, every=every)
+            with metrics_served(loaded, stores.catalog, stores.lake, metrics_port):
+                _schedule(ticking, once=once, every=every, name=loaded.settings.name)
         finally:
             stores.close()
     if once and failed:
         raise typer.Exit(1)
+
+
+def _schedule(ticking: Scheduler, *, once: bool, every: float, name: str) -> None:
+    import threading
+
+    from headwater.cli.follow import stopping
+    from headwater.cli.main import _stderr
+
+    if once:
+        ticking.tick()
+        return
+    names = ", ".join(j.name for j in ticking.jobs) or "no cron jobs"
+    _stderr().print(
+        f"scheduling {name} ({names}; data-arrival builds; SLA checks every {every:g} s). "
+        "Ctrl-C or SIGTERM: finish the run at hand and stop",
+        highlight=False,
+    )
+    stop = threading.Event()
+    with stopping(stop, _stderr(), finishing="finishing the run at hand"):
+        ticking.serve(stop, every=every)
 
 
 def _print_tick(console: Console, tick: Tick) -> None:

@@ -128,10 +128,15 @@ def follow(
     stop: threading.Event,
     sink: EventSink = discard,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    stats: dict[str, StreamStats] | None = None,
 ) -> dict[str, StreamStats]:
-    """Run a worker per contract until `stop` is set (then each finishes its batch)."""
+    """Run a worker per contract until `stop` is set (then each finishes its batch).
+
+    `stats`: a dict to fill with each worker's figures as it goes (what `/metrics` reads
+    while the workers run); the same dict is returned."""
     run_id = stores.catalog.start_run("ingest --follow", now=clock())
-    stats = {c.table: StreamStats(c.table) for c in contracts}
+    stats = {} if stats is None else stats
+    stats.update({c.table: StreamStats(c.table) for c in contracts})
     lock = threading.Lock()  # the catalog's records, one writer at a time
     workers = [
         threading.Thread(

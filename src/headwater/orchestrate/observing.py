@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from headwater.orchestrate.incidents import raise_incidents
+from headwater.orchestrate.metrics import trace_run
 from headwater.orchestrate.report import RunReport
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
@@ -18,4 +20,6 @@ from headwater.project import Project
 def after_run(project: Project, stores: Stores, report: RunReport, *, now: datetime) -> list[str]:
     """Alert on and trace the run `report` just recorded; the notes for the user."""
     notes: list[str] = []
+    notes.extend(trace_run(project, stores.catalog, report.run_id))
+    notes.extend(raise_incidents(project, stores, report, now=now))
     return notes

@@ -13,23 +13,19 @@ alerts at its deadline, not when someone next looks.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 from headwater.contracts.orchestration import Sla, fresh_by
-from headwater.contracts.secrets import Secrets
 from headwater.contracts.thresholds import parse_duration
-from headwater.observe.alerts import Channel, LogFile, Webhook
+from headwater.orchestrate.alerting import ALERT_LOG, Alerting, owned
 from headwater.orchestrate.lease import RUN
 from headwater.project import Project
 from headwater.zones.catalog import Catalog
 from headwater.zones.catalog.alerts import Incident
 from headwater.zones.lake import Lake
 
-ALERT_LOG = ".headwater/alerts.log"
+__all__ = ["ALERT_LOG", "Alerting", "Checked", "Freshness", "check", "freshness", "landed_at"]
 
 
 @dataclass(frozen=True)
@@ -102,60 +98,6 @@ def landed_at(lake: Lake, table: str) -> datetime | None:
 
 
 @dataclass(frozen=True)
-class Alerting:
-    """The alert channels of a project: the log always, webhooks and logs it configures."""
-
-    channels: Sequence[Channel]
-    extra: dict[str, Any]  # in every event: the project
-
-    @classmethod
-    def of(cls, project: Project, secrets: Secrets | None = None) -> Alerting:
-        """The channels, `${VAR}`s in a webhook's URL and headers expanded from `secrets`
-        (default: the process environment).
-
-        Raises:
-            SpecError: a variable a channel uses is not set.
-        """
-        secrets = secrets or Secrets(os.environ)
-        channels: list[Channel] = [LogFile(project.root / ALERT_LOG)]
-        for i, spec in enumerate(project.settings.alerts):
-            where = f"headwater.yml: alerts[{i}]"
-            if spec.kind == "webhook" and spec.url:
-                url = secrets.expand(spec.url, where=f"{where}.url")
-                headers = {
-                    k: secrets.expand(v, where=f"{where}.headers.{k}")
-                    for k, v in spec.headers.items()
-                }
-                channels.append(Webhook(url, headers, written=spec.url))
-            elif spec.path:
-                channels.append(LogFile(project.root / spec.path))
-        return cls(channels, {"project": project.settings.name})
-
-    @property
-    def names(self) -> list[str]:
-        return [c.name for c in self.channels]
-
-    def deliver(self, catalog: Catalog, now: datetime) -> list[str]:
-        """Send every event not yet sent; why those that failed did (they are kept)."""
-        by_name = {c.name: c for c in self.channels}
-        failed = []
-        down: set[str] = set()  # a channel that refused one event gets no later one this pass
-        for pending in catalog.pending_alert_events():
-            if pending.channel in down:
-                continue  # (events reach it in order: never a resolve before its open)
-            channel = by_name.get(pending.channel)
-            if channel is None:  # a channel removed from headwater.yml since
-                error: str | None = "the channel is no longer configured"
-            else:
-                error = channel.send(pending.body)
-            catalog.alert_event_sent(pending.event_id, error=error, now=now)
-            if error is not None and channel is not None:
-                failed.append(f"{pending.channel}: {error}")
-                down.add(pending.channel)
-        return failed
-
-
-@dataclass(frozen=True)
 class Checked:
     """One SLA check: what is late now, and the incidents it opened and resolved."""
 
@@ -172,22 +114,27 @@ def check(
     open one that no longer holds, then send the events."""
     states = freshness(project, catalog, lake, now)
     incidents = [
-        Incident(f"sla:{s.table}", "sla_freshness", s.table, "error", s.why)
+        Incident(
+            f"sla:{s.table}",
+            "sla_freshness",
+            s.table,
+            "error",
+            s.why,
+            *owned(project, s.table),
+            title=f"{s.table} is late",
+        )
         for s in states
         if s.late
     ]
     incidents += _run_duration(project, catalog, now)
     opened, resolved = [], []
     for incident in incidents:
-        if catalog.open_alert(incident, channels=alerting.names, now=now, extra=alerting.extra):
+        if alerting.open(catalog, incident, now=now):
             opened.append(incident.key)
     breached = {i.key for i in incidents}
     for key in sorted(catalog.open_alert_keys("sla:") | catalog.open_alert_keys("run:")):
         if key not in breached:
-            message = _resolution(key, states)
-            catalog.resolve_alert(
-                key, message=message, channels=alerting.names, now=now, extra=alerting.extra
-            )
+            alerting.resolve(catalog, key, message=_resolution(key, states), now=now)
             resolved.append(key)
     undelivered = alerting.deliver(catalog, now)
     return Checked([s for s in states if s.late], opened, resolved, undelivered)
@@ -211,6 +158,7 @@ def _run_duration(project: Project, catalog: Catalog, now: datetime) -> list[Inc
             "error",
             f"a run has been going for {_span(took)}, past the project's max_duration "
             f"{limit}: {holder.describe(wall)}",
+            title=f"headwater {holder.command} is taking longer than {limit}",
         )
     ]
 

@@ -6,11 +6,17 @@
     GET /v1/models             the models the caller may read, with their columns
     GET /v1/health             liveness, the release served, cache figures
     GET /openapi.json, /docs   the OpenAPI document (its parameters follow the data served)
+    GET /metrics               the pipeline's Prometheus metrics (`headwater metrics`)
 
 Every answer names the release it was read from (`X-Headwater-Release`, and `release` in a
 JSON body) and the product snapshot (`X-Headwater-Snapshot`); `?as_of=RELEASE` reads an
 earlier retained release. An `ETag` (release, snapshot, query) makes `If-None-Match` answer
 304 without reading anything. Each request is audited.
+
+`/metrics` asks for no key and is not audited (a scrape every few seconds): Prometheus
+scrapers seldom send one, and it shows the pipeline's health only — run, task, table, rule
+and alert names with their figures, no data and no error text. It is not in the OpenAPI
+document, which describes the data API.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from headwater.change.online import OnlineStore, feature_views
 from headwater.change.products import served_models
 from headwater.change.versions import PROD
 from headwater.errors import HeadwaterError, StoreError, UsageError
+from headwater.observe.metrics import exposition, registry
+from headwater.orchestrate.metrics import collector
 from headwater.project import Project
 from headwater.serve.access import Access, Caller
 from headwater.serve.audit import AuditTrail
@@ -216,6 +224,13 @@ def create_app(project: Project, *, env: str = PROD, cache_bytes: int = 256 << 2
     @app.get(f"{API}/health", tags=["meta"])
     def health() -> dict[str, Any]:
         return {"status": "ok", "env": env, "release": reader.release, "cache": cache.stats()}
+
+    pipeline = registry(collector(project, reader.catalog, reader.lake), process=True)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        body, content_type = exposition(pipeline, request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type})
 
     served_at: list[Any] = [object(), None]
 

@@ -2,8 +2,10 @@
 
 One incident per problem (`key`, e.g. `sla:raw.orders`): opening it while it is open does
 nothing, so a breach checked every minute alerts once; resolving it closes it and sends a
-resolved event. Each event is queued once per channel and marked sent only when that channel
-took it, so a webhook that was down gets the event later, and one that took it never twice.
+resolved event to the channels its open went to. Each event is queued once per channel and
+marked sent only when that channel took it, so a webhook that was down gets the event later,
+and one that took it never twice. An event may be held (`not_before`: quiet hours, a rate
+limit) and is claimed while it is being sent, so two senders never send it both.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -25,8 +27,11 @@ class Incident:
     key: str
     kind: str  # sla_freshness, sla_run_duration, …
     subject: str  # the table, model or run it is about
-    severity: str  # error | warn
+    severity: str  # info | warn | error | critical
     message: str
+    owner: str | None = None  # of the table or model it is about: what routing reads
+    tags: tuple[str, ...] = ()
+    title: str = ""  # a few words: "rule not_null_order_id failed on raw.orders"
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,20 @@ class Pending:
     channel: str
     body: dict[str, Any]
     attempts: int
+    alert_id: int = 0
+    not_before: datetime | None = None  # held (or being sent) until then
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How one incident's events fared on one channel."""
+
+    channel: str
+    delivered: int
+    pending: int
+    held_until: datetime | None  # the latest hold of a pending event, if one is held
+    last_error: str | None  # of a pending event
 
 
 class AlertsStore(CatalogBase):
@@ -55,6 +74,8 @@ class AlertsStore(CatalogBase):
                     severity=incident.severity,
                     message=self._scrub(incident.message),
                     opened_at=now,
+                    owner=incident.owner,
+                    tags=json.dumps(list(incident.tags)),
                 )
             ).inserted_primary_key
             assert inserted is not None
@@ -64,6 +85,8 @@ class AlertsStore(CatalogBase):
                 "event": "open",
                 "alert_id": alert_id,
                 **incident.__dict__,
+                "tags": list(incident.tags),
+                "title": incident.title or f"{incident.kind} on {incident.subject}",
                 "opened_at": now.isoformat(),
             }
             self._queue(conn, alert_id, body, channels, now)
@@ -74,11 +97,13 @@ class AlertsStore(CatalogBase):
         key: str,
         *,
         message: str,
-        channels: Sequence[str],
         now: datetime,
         extra: dict[str, Any],
+        channels: Sequence[str] | None = None,
     ) -> int | None:
-        """Resolve the open incident `key`; its id, or None if none was open."""
+        """Resolve the open incident `key`; its id, or None if none was open. The resolved
+        event goes to the channels its open went to (of those, only to `channels` if given):
+        never a resolve to a channel that had no open."""
         with self._tx() as conn:
             alert_id = self._open_id(conn, key)
             if alert_id is None:
@@ -87,6 +112,8 @@ class AlertsStore(CatalogBase):
                 alerts.update().where(alerts.c.alert_id == alert_id).values(resolved_at=now)
             )
             row = conn.execute(alerts.select().where(alerts.c.alert_id == alert_id)).one()._mapping
+            opened = self._opened(conn, alert_id)
+            first = next(iter(opened.values()), {})
             body = {
                 **extra,
                 "event": "resolved",
@@ -96,11 +123,30 @@ class AlertsStore(CatalogBase):
                 "subject": row["subject"],
                 "severity": row["severity"],
                 "message": self._scrub(message),
+                "owner": row["owner"],
+                "tags": json.loads(row["tags"] or "[]"),
+                "title": first.get("title") or f"{row['kind']} on {row['subject']}",
                 "opened_at": _iso(row["opened_at"]),
                 "resolved_at": now.isoformat(),
             }
-            self._queue(conn, alert_id, body, channels, now)
+            targets = [c for c in opened if channels is None or c in channels]
+            self._queue(conn, alert_id, body, targets, now)
         return alert_id
+
+    @staticmethod
+    def _opened(conn: sa.Connection, alert_id: int) -> dict[str, dict[str, Any]]:
+        """The channels the open event of `alert_id` was queued for, with its body."""
+        query = (
+            sa.select(alert_events.c.payload)
+            .where(alert_events.c.alert_id == alert_id)
+            .order_by(alert_events.c.event_id)
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for (payload,) in conn.execute(query):
+            stored = json.loads(payload)
+            if stored["body"].get("event") == "open":
+                out.setdefault(stored["channel"], stored["body"])
+        return out
 
     def open_alert_keys(self, prefix: str = "") -> set[str]:
         query = sa.select(alerts.c.key).where(alerts.c.resolved_at.is_(None))
@@ -109,17 +155,44 @@ class AlertsStore(CatalogBase):
         with self.engine.connect() as conn:
             return {key for (key,) in conn.execute(query)}
 
-    def alert_history(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Open incidents first, then the most recently opened."""
+    def alert_history(self, limit: int = 50, *, open_only: bool = False) -> list[dict[str, Any]]:
+        """Open incidents first, then the most recently opened (`tags` decoded)."""
         query = (
             alerts.select()
             .order_by(alerts.c.resolved_at.is_not(None), alerts.c.opened_at.desc())
             .limit(limit)
         )
+        if open_only:
+            query = query.where(alerts.c.resolved_at.is_(None))
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row["tags"] = json.loads(row["tags"] or "[]")
+        return rows
+
+    def alert_deliveries(self, alert_ids: Sequence[int]) -> dict[int, list[Delivery]]:
+        """How each incident's events fared, per channel."""
+        query = alert_events.select().where(alert_events.c.alert_id.in_(list(alert_ids)))
+        with self.engine.connect() as conn:
+            rows = [r._mapping for r in conn.execute(query.order_by(alert_events.c.event_id))]
+        tally: dict[tuple[int, str], list[Any]] = {}
+        for row in rows:
+            channel = json.loads(row["payload"])["channel"]
+            seen = tally.setdefault((row["alert_id"], channel), [0, 0, None, None])
+            if row["delivered_at"] is not None:
+                seen[0] += 1
+                continue
+            seen[1] += 1
+            if row["not_before"] is not None:
+                seen[2] = max(filter(None, [seen[2], row["not_before"]]))
+            seen[3] = row["last_error"] or seen[3]
+        out: dict[int, list[Delivery]] = {}
+        for (alert_id, channel), (delivered, pending, held, error) in tally.items():
+            out.setdefault(alert_id, []).append(Delivery(channel, delivered, pending, held, error))
+        return out
 
     def pending_alert_events(self) -> list[Pending]:
+        """Every event not yet delivered, held ones included, oldest first."""
         query = (
             alert_events.select()
             .where(alert_events.c.delivered_at.is_(None))
@@ -130,12 +203,61 @@ class AlertsStore(CatalogBase):
         out = []
         for row in rows:
             stored = json.loads(row["payload"])
-            out.append(Pending(row["event_id"], stored["channel"], stored["body"], row["attempts"]))
+            out.append(
+                Pending(
+                    row["event_id"],
+                    stored["channel"],
+                    stored["body"],
+                    row["attempts"],
+                    alert_id=row["alert_id"],
+                    not_before=row["not_before"],
+                    last_error=row["last_error"],
+                )
+            )
         return out
 
+    def sent_alert_times(self, since: datetime) -> dict[str, list[datetime]]:
+        """When each channel's events were delivered, since `since` (for rate limits)."""
+        query = sa.select(alert_events.c.payload, alert_events.c.delivered_at).where(
+            alert_events.c.delivered_at >= since.astimezone(UTC)
+        )
+        out: dict[str, list[datetime]] = {}
+        with self.engine.connect() as conn:
+            for payload, delivered_at in conn.execute(query):
+                channel = json.loads(payload)["channel"]
+                out.setdefault(channel, []).append(cast(datetime, delivered_at))
+        return out
+
+    def hold_alert_event(self, event_id: int, *, until: datetime) -> None:
+        """Keep an event back until `until` (quiet hours, a rate limit)."""
+        with self._tx() as conn:
+            conn.execute(
+                alert_events.update()
+                .where(alert_events.c.event_id == event_id)
+                .values(not_before=until.astimezone(UTC))
+            )
+
+    def claim_alert_event(self, event_id: int, *, now: datetime, until: datetime) -> bool:
+        """Take an event to send it: False if it is delivered, held or another sender has
+        it. A sender that dies with it leaves it to be taken again after `until`."""
+        now, until = now.astimezone(UTC), until.astimezone(UTC)
+        due = sa.or_(alert_events.c.not_before.is_(None), alert_events.c.not_before <= now)
+        with self._tx() as conn:
+            taken = conn.execute(
+                alert_events.update()
+                .where(
+                    alert_events.c.event_id == event_id,
+                    alert_events.c.delivered_at.is_(None),
+                    due,
+                )
+                .values(not_before=until)
+            )
+        return taken.rowcount == 1
+
     def alert_event_sent(self, event_id: int, *, error: str | None, now: datetime) -> None:
-        """Record one attempt to send an event: delivered (`error` None) or why not."""
-        values: dict[str, Any] = {"attempts": alert_events.c.attempts + 1}
+        """Record one attempt to send an event: delivered (`error` None) or why not (and
+        free it to be sent again)."""
+        values: dict[str, Any] = {"attempts": alert_events.c.attempts + 1, "not_before": None}
         values |= {"delivered_at": now} if error is None else {"last_error": self._text(error)}
         with self._tx() as conn:
             conn.execute(

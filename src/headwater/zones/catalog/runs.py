@@ -72,6 +72,16 @@ class RunsStore(CatalogBase):
                     ],
                 )
 
+    def run_counts(self) -> list[tuple[str, str, int]]:
+        """(command, status, how many) over every finished run: one query."""
+        query = (
+            sa.select(runs.c.command, runs.c.status, sa.func.count())
+            .where(runs.c.ended_at.is_not(None))
+            .group_by(runs.c.command, runs.c.status)
+        )
+        with self.engine.connect() as conn:
+            return [(c, s, int(n)) for c, s, n in conn.execute(query)]
+
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(runs.select().order_by(runs.c.started_at.desc()).limit(limit))
