@@ -225,7 +225,10 @@ class Recogniser:
         if isinstance(value, dict):
             if self.is_row(value):
                 return ERASED
-            return {k: self._json(v, k) for k, v in value.items()}
+            # inside a key-carrying column's object (a profile: {"customer_id": {"max": …}})
+            # every value is that column's
+            inside = name if name in self.columns else None
+            return {k: self._json(v, inside or k) for k, v in value.items()}
         if isinstance(value, str):
             if name in self.columns and value.strip() in self._values:
                 return ERASED

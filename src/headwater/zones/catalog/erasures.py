@@ -3,8 +3,9 @@ when the snapshots that still hold it expire; the catalog's own text scrubbed of
 
 An erasure names its subject by the key and a SHA-256 of each value, never the value. Some of
 the catalog's free text may quote a value of the data (a rule's failing samples, an error, a
-run's summary, an alert, an audit detail): `scrub` rewrites it through the caller's redaction,
-and `compact` rewrites the database file, so the pages that held the old text are gone
+run's summary, an alert, an audit detail, a profile's bounds and most frequent values):
+`scrub` rewrites it through the caller's redaction, and `compact` rewrites the database
+file, so the pages that held the old text are gone
 (deleting a row only marks its page free: its bytes stay until the page is reused).
 """
 
@@ -27,6 +28,7 @@ from headwater.zones.catalog.schema import (
     erasures,
     held_batches,
     products,
+    profiles,
     releases,
     runs,
     tasks,
@@ -35,7 +37,9 @@ from headwater.zones.catalog.schema import (
 # the free text that may quote a value of the data, table by table; what the catalog keeps
 # of the project itself (model SQL, names, fingerprints, times) quotes none and stays as it is
 QUOTING: list[tuple[sa.Table, tuple[str, ...]]] = [
-    (check_results, ("samples",)),
+    # a drift rule's explanation (the first line of its sql) and bins may name a category
+    (check_results, ("samples", "sql")),
+    (profiles, ("columns",)),  # a column's bounds, quantiles and most frequent values
     (runs, ("summary",)),
     (tasks, ("error",)),
     (held_batches, ("reason", "decision_note")),

@@ -1,6 +1,6 @@
 """Profile benchmark: what profiling every column adds to the rules' one scan, on 10M rows.
 
-    .venv/bin/python bench/observe/profile.py [--rows 10000000] [--repeat 3] [--fresh]
+    .venv/bin/python bench/observe/profiling.py [--rows 10000000] [--repeat 3] [--fresh]
 
 Uses bench/quality's table (12 columns, generated once into bench/quality/out/) and its 20
 rules. Times, each in a fresh process and `--repeat` times (median), `quality.evaluate` as a
