@@ -68,10 +68,32 @@ def _profiled(engine: RecordingEngine) -> TableProfile:
 def test_the_profile_is_read_in_the_rules_one_scan(engine: RecordingEngine) -> None:
     engine.log.clear()
     _profiled(engine)
-    reads = [q for q in engine.log if "_hw_p0_n" in str(q)]
-    assert len(reads) == 1  # one query, holding the rules' metrics and the profile
-    assert "m0" in str(reads[0])
-    assert len([q for q in engine.log if "FROM" in str(q).upper()]) == 1
+    queries = [str(q) for q in engine.log if "FROM" in str(q).upper()]
+    # every row's figures (counts, bounds, means) in the rules' one scan; the quantiles and
+    # top values from a random sample of about SAMPLE rows, in a query of its own
+    assert len(queries) == 2
+    scan, drawn = queries
+    assert "m0" in scan and "_hw_p0_n" in scan and "_hw_p1_avg" in scan
+    assert "_hw_drawn" in drawn and "_hw_p1_q" in drawn and "_hw_p2_top" in drawn
+    assert "_hw_p1_avg" not in drawn and "m0" not in drawn
+
+
+def test_beside_a_distinct_count_the_profile_is_read_apart(engine: RecordingEngine) -> None:
+    engine.log.clear()
+    unique = Rule(name="id_unique", type="uniqueness", target="order_id")
+    results, profile = evaluate_profiled(
+        [unique],
+        "main.orders",
+        engine=engine,
+        now=NOW,
+        columns=list(COLUMNS),
+        profile=COLUMNS,
+        profile_rows=ROWS,
+    )
+    assert results[0].passed and profile is not None and profile.rows == ROWS
+    queries = [str(q) for q in engine.log if "FROM" in str(q).upper()]
+    assert len(queries) == 3  # the rules' scan; every row's figures; the sample's sketches
+    assert "_hw_p" not in queries[0]
 
 
 def test_exact_figures_equal_hand_written_sql(engine: RecordingEngine) -> None:

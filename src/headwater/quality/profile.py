@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -123,7 +123,6 @@ TOP = 5  # most frequent values kept of text and boolean columns
 # over 10M doubles 0.49 s, on a 1% sample 0.05 s), and a sample of 100,000 puts a quantile
 # within ±0.5 percentile points of its true rank
 SAMPLE = 100_000
-SAMPLED = "_hw_sampled"  # a row's draw: in the sample of the top values, or not
 
 
 def kind_of(engine_type: str) -> str:
@@ -184,6 +183,28 @@ class TableProfile:
         return cls(rows, {name: ColumnStats(**fields) for name, fields in body.items()})
 
 
+@dataclass(frozen=True)
+class ProfileQuery:
+    """A profile's aggregates: `whole`, over every row (counts, distinct, bounds, means), to
+    add to the query over the rows the rules scan; `sketches` (quantiles, top values) over
+    every row too when the rows are few (`share` 1), else over a random `share` of them, in
+    a query of their own (`sample_query`)."""
+
+    whole: list[exp.Expr]
+    sketches: list[exp.Expr]
+    share: float
+
+    def sample_query(self, rows: exp.Select, sketches: Sequence[exp.Expr]) -> exp.Select:
+        """The sketches over a random `share` of `rows`: one draw a row, then the sketches
+        over the rows drawn only (measured on 10M rows of 12 columns: 0.55 s of CPU, where
+        the same sketches over every row cost 0.9 s on their own, 2.4 s inside a scan that
+        counts distinct keys)."""
+        drawn = rows.where(exp.LT(this=exp.Rand(), expression=exp.Literal.number(self.share)))
+        return exp.select(*sketches).from_(
+            exp.Subquery(this=drawn, alias=exp.TableAlias(this=exp.to_identifier("_hw_drawn")))
+        )
+
+
 def profile_aggregates(
     engine: Engine,
     columns: Mapping[str, str],
@@ -191,24 +212,23 @@ def profile_aggregates(
     hidden: Collection[str] = (),
     rows: int | None = None,
     known: Stats | None = None,
-) -> tuple[list[exp.Expr], list[exp.Expr]]:
-    """The aggregates of a profile of `columns` (name → engine type), aliased `_hw_p<i>_<m>`,
-    to add to a query over the rows (see `read_profile`), and the columns those rows need
-    besides their own (`_hw_sampled`, one random draw a row). What `known` already says —
-    a column without NULLs, exact bounds, a distinct estimate of the whole table — is not
-    computed again. `hidden` columns (PII) get counts only; `rows`, when known, sizes the
-    sample of the quantiles and top values."""
+) -> ProfileQuery:
+    """The aggregates of a profile of `columns` (name → engine type), aliased `_hw_p<i>_<m>`
+    (see `read_profile`). What `known` already says — a column without NULLs, exact bounds,
+    a distinct estimate of the whole table — is not computed again. `hidden` columns (PII)
+    get counts only; `rows`, when known, sizes the sample of the quantiles and top values."""
     share = 1.0 if rows is None or rows <= SAMPLE else SAMPLE / rows
-    flag = exp.column(SAMPLED, quoted=True)
-    sampled = False
-    out: list[exp.Expr] = []
+    whole: list[exp.Expr] = []
+    sketches: list[exp.Expr] = []
     exact = known is not None and known.bounds_exact
     for i, (name, engine_type) in enumerate(columns.items()):
         column = exp.column(name, quoted=True)
         kind = kind_of(engine_type)
 
-        def add(metric: str, aggregate: exp.Expr, *, i: int = i) -> None:
-            out.append(exp.alias_(aggregate, f"_hw_p{i}_{metric}", quoted=True))
+        def add(metric: str, aggregate: exp.Expr, *, i: int = i, sketch: bool = False) -> None:
+            (sketches if sketch else whole).append(
+                exp.alias_(aggregate, f"_hw_p{i}_{metric}", quoted=True)
+            )
 
         if known is None or known.nulls.get(name) != 0:
             add("n", exp.Count(this=column.copy()))
@@ -220,25 +240,17 @@ def profile_aggregates(
             if not (exact and known and name in known.lower and name in known.upper):
                 add("lo", exp.Min(this=column.copy()))
                 add("hi", exp.Max(this=column.copy()))
-            add(
-                "q", engine.quantiles(column.copy(), QUANTILES, sample=share, moment=kind == "time")
+            quantiles = engine.quantiles(
+                column.copy(), QUANTILES, sample=1.0, moment=kind == "time"
             )
+            add("q", quantiles, sketch=True)
         if kind == "number":
-            add("avg", exp.Avg(this=exp.cast(column.copy(), "DOUBLE")))
+            add("avg", exp.Avg(this=column.copy()))
         if kind == "bool":
             add("avg", exp.Avg(this=exp.cast(column.copy(), "INT")))
         if kind in ("text", "bool"):
-            top = engine.top_values(column.copy(), TOP)
-            if share < 1.0:
-                top = exp.Filter(this=top, expression=exp.Where(this=flag.copy()))
-                sampled = True
-            add("top", top)
-    per_row = (
-        [exp.alias_(exp.LT(this=exp.Rand(), expression=exp.Literal.number(share)), SAMPLED)]
-        if sampled
-        else []
-    )
-    return out, per_row
+            add("top", engine.top_values(column.copy(), TOP), sketch=True)
+    return ProfileQuery(whole, sketches, share)
 
 
 def read_profile(
