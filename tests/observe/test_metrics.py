@@ -273,7 +273,7 @@ def test_the_textfile_is_replaced_whole_never_seen_half_written(
     code, _, err = cli(small, "--textfile", str(target))
     assert code == 0, err
     assert f"wrote {target}" in err and "warning" not in err
-    first = target.stat().st_ino
+    old = target.open("rb")  # held open: its file outlives the rename, and keeps its inode
     seen: list[str] = []
     stop = threading.Event()
 
@@ -294,7 +294,10 @@ def test_the_textfile_is_replaced_whole_never_seen_half_written(
         _, samples = parsed(text)
         assert samples["headwater_up"] == {(): 1.0}
         assert text.endswith("\n")
-    assert target.stat().st_ino != first  # a new file renamed over it, not rewritten in place
+    # a new file renamed over it, not rewritten in place: the old one is linked nowhere now
+    assert os.fstat(old.fileno()).st_nlink == 0
+    assert target.stat().st_ino != os.fstat(old.fileno()).st_ino
+    old.close()
     assert sorted(p.name for p in folder.iterdir()) == ["headwater.prom"]  # nothing left over
 
 
