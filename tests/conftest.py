@@ -12,6 +12,7 @@ import pytest
 from headwater.cli.scaffold import scaffold
 from headwater.orchestrate import RunReport, Stores, run
 from headwater.project import Project, load_project
+from tests.browser import browser  # noqa: F401  (the fixture of the browser tests)
 from tests.engines import ENGINES
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -5,7 +5,6 @@ drawn as text, never markup; and in a browser, search and the lineage view work.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -353,34 +352,6 @@ def _fetch(url: str) -> bytes:
 
 
 # in a browser -------------------------------------------------------------------------------
-
-
-def _chromium() -> str:
-    """Debian's chromium (no browser download); skip without it or playwright, but under
-    CI=true, where `.ci/run` installs chromium, fail."""
-    path = shutil.which("chromium")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        path = None
-    if path:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium or playwright is missing under CI=true (.ci/run installs them)")
-    pytest.skip("chromium or playwright not installed")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = _chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        launched = driver.chromium.launch(
-            executable_path=path, args=["--no-sandbox"], headless=True
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

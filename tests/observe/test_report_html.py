@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -277,34 +275,6 @@ def _hostile() -> Health:
 
 
 # in a browser -------------------------------------------------------------------------------
-
-
-def _chromium() -> str:
-    """Debian's chromium (no browser download), as tests/govern/test_docs_site.py drives it:
-    skip without it or playwright, but under CI=true, where `.ci/run` installs them, fail."""
-    path = shutil.which("chromium")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        path = None
-    if path:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium or playwright is missing under CI=true (.ci/run installs them)")
-    pytest.skip("chromium or playwright not installed")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = _chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        launched = driver.chromium.launch(
-            executable_path=path, args=["--no-sandbox"], headless=True
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
