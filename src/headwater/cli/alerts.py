@@ -27,22 +27,15 @@ def alerts(
     """List alert incidents, open ones first: severity, what it is about, when it opened and
     resolved, and per channel how many of its events were delivered or are waiting."""
     # main registers this command: what it needs is imported when it runs (`--help` stays fast)
-    from headwater.cli.main import _check_format, _console, _errors, _print_json, _state
-    from headwater.orchestrate.stores import project_catalog_url, project_secrets
+    from headwater.cli.main import _catalog, _check_format, _console, _errors, _print_json
     from headwater.project import load_project
-    from headwater.zones.catalog import Catalog
 
     _check_format(fmt)
     with _errors():
         loaded = load_project(project)
-        secrets = project_secrets(loaded)
-        _state["scrub"] = secrets.scrub
-        catalog = Catalog(project_catalog_url(loaded, secrets), scrub=secrets.scrub)
-        try:
+        with _catalog(loaded) as catalog:
             incidents = catalog.alert_history(limit=limit, open_only=open_only)
             deliveries = catalog.alert_deliveries([i["alert_id"] for i in incidents])
-        finally:
-            catalog.close()
     shown = [_json(i, deliveries.get(i["alert_id"], [])) for i in incidents]
     if fmt == "json":
         _print_json({"incidents": shown})

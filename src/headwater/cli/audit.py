@@ -38,22 +38,15 @@ def audit(
     """Show the audit log, newest first: when, who (an OS user or an API key), as which role,
     what they did to what, and how it ended."""
     # main registers this command: what it needs is imported when it runs (`--help` stays fast)
-    from headwater.cli.main import _check_format, _console, _errors, _print_json, _state
-    from headwater.orchestrate.stores import project_catalog_url, project_secrets
+    from headwater.cli.main import _catalog, _check_format, _console, _errors, _print_json
     from headwater.project import load_project
-    from headwater.zones.catalog import Catalog
 
     _check_format(fmt)
     with _errors():
         start = _since(since, datetime.now(UTC))
         loaded = load_project(project)
-        secrets = project_secrets(loaded)
-        _state["scrub"] = secrets.scrub
-        catalog = Catalog(project_catalog_url(loaded, secrets), scrub=secrets.scrub)
-        try:
+        with _catalog(loaded) as catalog:
             entries = catalog.audited(limit=limit, since=start, actions=action or ())
-        finally:
-            catalog.close()
     if fmt == "json":
         _print_json({"entries": [_json(e) for e in entries]})
     elif entries:

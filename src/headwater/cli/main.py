@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from headwater.orchestrate import Stores
     from headwater.project import Project
+    from headwater.zones.catalog import Catalog
 
 app = typer.Typer(
     add_completion=False,
@@ -579,6 +580,22 @@ def _opened(project_dir: Path) -> Iterator[tuple[Project, Stores]]:
             yield loaded, stores
     finally:
         stores.close()
+
+
+@contextmanager
+def _catalog(loaded: Project) -> Iterator[Catalog]:
+    """The project's catalog alone (no lake, no warehouse), for commands that only read it;
+    secrets are scrubbed from what they print."""
+    from headwater.orchestrate.stores import project_catalog_url, project_secrets
+    from headwater.zones.catalog import Catalog
+
+    secrets = project_secrets(loaded)
+    _state["scrub"] = secrets.scrub
+    catalog = Catalog(project_catalog_url(loaded, secrets), scrub=secrets.scrub)
+    try:
+        yield catalog
+    finally:
+        catalog.close()
 
 
 @contextmanager

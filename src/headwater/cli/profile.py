@@ -33,12 +33,10 @@ def profile(
     its rules' scan): per column its NULL share, distinct values, bounds, mean, median and
     most frequent values — none of a PII column's values — and sparklines of their history."""
     # main registers this command: what it needs is imported when it runs (`--help` stays fast)
-    from headwater.cli.main import _check_format, _console, _errors, _print_json, _state
+    from headwater.cli.main import _catalog, _check_format, _console, _errors, _print_json
     from headwater.errors import UsageError
-    from headwater.orchestrate.stores import project_catalog_url, project_secrets
     from headwater.project import load_project
     from headwater.quality.profile import TableProfile
-    from headwater.zones.catalog import Catalog
 
     _check_format(fmt)
     with _errors():
@@ -52,13 +50,8 @@ def profile(
                 f"{table} is neither a raw table nor a model of this project",
                 hint=f"did you mean {close[0]}?" if close else "see `headwater status`",
             )
-        secrets = project_secrets(loaded)
-        _state["scrub"] = secrets.scrub
-        catalog = Catalog(project_catalog_url(loaded, secrets), scrub=secrets.scrub)
-        try:
+        with _catalog(loaded) as catalog:
             stored = catalog.profile_history(table, limit=history)
-        finally:
-            catalog.close()
     if not stored:
         if fmt == "json":
             _print_json({"table": table, "profiles": []})

@@ -47,24 +47,17 @@ def runs(
     """
     # main registers this command: what it needs is imported when it runs (`--help` stays fast)
     from headwater.cli import history as draw
-    from headwater.cli.main import _check_format, _console, _errors, _print_json, _state
-    from headwater.orchestrate.stores import project_catalog_url, project_secrets
+    from headwater.cli.main import _catalog, _check_format, _console, _errors, _print_json
     from headwater.project import load_project
-    from headwater.zones.catalog import Catalog
 
     _check_format(fmt)
     with _errors():
         loaded = load_project(project)
-        secrets = project_secrets(loaded)
-        _state["scrub"] = secrets.scrub
-        catalog = Catalog(project_catalog_url(loaded, secrets), scrub=secrets.scrub)
-        try:
+        with _catalog(loaded) as catalog:
             if run is None:
                 history = run_history(catalog, limit)
             else:
                 detail = run_detail(catalog, resolve(catalog, run), order=loaded.dag.order)
-        finally:
-            catalog.close()
     if run is None:
         if fmt == "json":
             _print_json({"runs": history})
