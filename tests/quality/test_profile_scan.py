@@ -14,7 +14,7 @@ from headwater.contracts import Rule
 from headwater.orchestrate.report import RunReport
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
-from headwater.quality.profile import QUANTILES, SAMPLE, TableProfile
+from headwater.quality.profile import BLOCKS, QUANTILES, SAMPLE, TableProfile
 from headwater.quality.rules import evaluate_profiled
 from tests.engines import RecordingEngine
 
@@ -74,11 +74,12 @@ def test_the_profile_is_read_in_the_rules_one_scan(engine: RecordingEngine) -> N
     assert len(queries) == 2
     scan, drawn = queries
     assert "m0" in scan and "_hw_p0_n" in scan and "_hw_p1_avg" in scan
-    assert "_hw_drawn" in drawn and "_hw_p1_q" in drawn and "_hw_p2_top" in drawn
+    assert "RAND()" in drawn and "_hw_p1_q" in drawn and "_hw_p2_top" in drawn
     assert "_hw_p1_avg" not in drawn and "m0" not in drawn
+    assert "TABLESAMPLE" not in drawn  # a third of 300,000 rows: drawn one by one
 
 
-def test_beside_a_distinct_count_the_profile_is_read_apart(engine: RecordingEngine) -> None:
+def test_a_distinct_count_is_read_apart_from_the_profile(engine: RecordingEngine) -> None:
     engine.log.clear()
     unique = Rule(name="id_unique", type="uniqueness", target="order_id")
     results, profile = evaluate_profiled(
@@ -92,8 +93,46 @@ def test_beside_a_distinct_count_the_profile_is_read_apart(engine: RecordingEngi
     )
     assert results[0].passed and profile is not None and profile.rows == ROWS
     queries = [str(q) for q in engine.log if "FROM" in str(q).upper()]
-    assert len(queries) == 3  # the rules' scan; every row's figures; the sample's sketches
-    assert "_hw_p" not in queries[0]
+    # every row's figures, the distinct count (beside which DuckDB would evaluate them the
+    # slow way), the sample's sketches
+    assert len(queries) == 3
+    scan, apart, drawn = queries
+    assert "_hw_p1_avg" in scan and "COUNT(DISTINCT" not in scan
+    assert "COUNT(DISTINCT" in apart and "_hw_p" not in apart
+    assert "_hw_p1_q" in drawn
+    assert results[0].sql == engine.render(apart)  # the query that measured the rule
+
+
+def test_rules_measure_the_same_with_distinct_counts_apart(engine: RecordingEngine) -> None:
+    rules = [
+        Rule(name="id_unique", type="uniqueness", target="order_id"),
+        Rule(name="status_unique", type="uniqueness", target="status"),
+        Rule(name="ids_known", type="valid_values", target="order_id", min=0, max=10),
+        Rule(name="amount_present", type="not_null", target="amount", threshold=0.2),
+    ]
+    measured = []
+    for profile in (None, COLUMNS):
+        engine.log.clear()
+        results, _ = evaluate_profiled(
+            rules, "main.orders", engine=engine, now=NOW, columns=list(COLUMNS), profile=profile
+        )
+        scans = [str(q) for q in engine.log if "_hw_rows" in str(q)]
+        distinct = [str(q) for q in engine.log if "COUNT(DISTINCT" in str(q)]
+        assert len(scans) == 1 and "COUNT(DISTINCT" not in scans[0]
+        assert len(distinct) == 2  # one query each, reading its key only
+        measured.append([(r.rule.name, r.metric, r.passed) for r in results])
+    (dupes,) = engine.rows("select count(status) - count(distinct status) from main.orders")[0]
+    (outside,) = engine.rows("select count(*) from main.orders where order_id > 10")[0]
+    assert (
+        measured[0]
+        == measured[1]
+        == [
+            ("id_unique", 0, True),
+            ("status_unique", dupes, False),
+            ("ids_known", outside, False),
+            ("amount_present", ROWS // 10, True),
+        ]
+    )
 
 
 def test_exact_figures_equal_hand_written_sql(engine: RecordingEngine) -> None:
@@ -135,6 +174,36 @@ def test_estimates_are_within_their_error_of_the_exact_answer(engine: RecordingE
     bins = amount.histogram()
     assert bins is not None and len(bins) == 10
     assert bins[0][0] == amount.min and bins[-1][1] == amount.max
+
+
+def test_a_big_table_is_sampled_by_blocks_then_rows(engine: RecordingEngine) -> None:
+    big = BLOCKS * SAMPLE * 2  # half of the blocks, then one row in BLOCKS of them
+    engine.execute(f"""
+        create table big as select i as stored_order, hash(i) % 100000 as scattered
+        from range({big}) t(i)""")
+    engine.log.clear()
+    _, profile = evaluate_profiled(
+        [],
+        "main.big",
+        engine=engine,
+        now=NOW,
+        columns=["stored_order", "scattered"],
+        profile={"stored_order": "BIGINT", "scattered": "BIGINT"},
+        profile_rows=big,
+    )
+    assert profile is not None and profile.rows == big
+    (drawn,) = [str(q) for q in engine.log if "_hw_p0_q" in str(q)]
+    assert "TABLESAMPLE SYSTEM (50 PERCENT)" in drawn and f"RAND() < {1 / BLOCKS:g}" in drawn
+    for name, error in (("scattered", 0.015), ("stored_order", 0.1)):
+        # rows in no order: as good as SAMPLE rows drawn one by one; a column sorted the way
+        # rows are stored: about 490 blocks, ±2.3 percentile points (one standard error)
+        quantiles = profile.columns[name].quantiles
+        assert quantiles is not None
+        for q in QUANTILES:
+            (rank,) = engine.rows(
+                f"select avg(({name} <= {quantiles[f'p{round(q * 100)}']})::int) from main.big"
+            )[0]
+            assert abs(rank - q) < error, (name, q, rank)
 
 
 def test_a_pii_column_keeps_counts_never_values(engine: RecordingEngine) -> None:

@@ -77,15 +77,27 @@ def test_each_rule_type_measures_and_judges(
     assert result.passed is passed
 
 
-def test_all_rules_of_a_table_run_in_one_query(engine: DuckDBEngine) -> None:
+def test_all_rules_of_a_table_run_in_one_query_but_distinct_counts(
+    engine: DuckDBEngine,
+) -> None:
     results = check(
         engine,
         rule(name="a", type="not_null", target="amount"),
         rule(name="b", type="uniqueness", target="order_id"),
         rule(name="c", type="freshness", target="updated_at", threshold="1d"),
+        rule(name="d", type="valid_values", target="status", values=["paid", "shipped"]),
     )
-    assert len({r.sql for r in results}) == 1
-    assert results[0].sql.lower().count("from orders") == 1
+    scan = {r.sql for r in results if r.rule.type != "uniqueness"}
+    assert len(scan) == 1 and next(iter(scan)).lower().count("from orders") == 1
+    # the distinct count reads its key alone (beside it, DuckDB would materialize the rows)
+    (distinct,) = [r.sql for r in results if r.rule.type == "uniqueness"]
+    assert distinct.lower().count("from orders") == 1 and "amount" not in distinct
+    assert [r.passed for r in results] == [False, False, True, False]
+
+
+def test_a_table_with_one_distinct_count_alone_reads_once(engine: DuckDBEngine) -> None:
+    [result] = check(engine, rule(name="b", type="uniqueness", target="order_id"))
+    assert "count(distinct" in result.sql.lower() and "total" in result.sql.lower()
 
 
 def test_failures_carry_sample_rows_with_their_key(engine: DuckDBEngine) -> None:

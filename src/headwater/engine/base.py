@@ -147,12 +147,11 @@ class Engine(Protocol):
         ...
 
     def quantiles(
-        self, column: exp.Expr, fractions: Sequence[float], *, sample: float, moment: bool = False
+        self, column: exp.Expr, fractions: Sequence[float], *, moment: bool = False
     ) -> exp.Expr:
-        """An aggregate of the values of `column` at `fractions`, as a list, estimated as
-        cheaply as the engine can without bias: over a random `sample` (a share of the rows)
-        or a reservoir kept as rows stream by. A `moment` column's quantiles may come back as
-        microseconds since the epoch."""
+        """An aggregate of the values of `column` at `fractions`, as a list: exact over the
+        rows it is given (callers give it a sample of about `quality.profile.SAMPLE` rows). A
+        `moment` column's quantiles may come back as microseconds since the epoch."""
         ...
 
     def top_values(self, column: exp.Expr, k: int) -> exp.Expr:
