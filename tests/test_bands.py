@@ -37,7 +37,8 @@ DRIVERS = {
     "pyiceberg": {"zones"},
     "sqlalchemy": {"zones", "ingest/databases"},
     "adbc_driver_postgresql": {"ingest/databases"},
-    "httpx": {"ingest/http", "observe/alerts"},  # sources; alert webhooks
+    "httpx": {"ingest/http", "observe/alerts", "engine/maven"},  # sources; alerts; jars
+    "pyspark": {"engine/spark"},
     "openlineage": {"orchestrate/openlineage"},
     "tenacity": {"ingest/http"},
     "fsspec": {"ingest/files"},

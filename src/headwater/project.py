@@ -70,6 +70,7 @@ def load_project(root: Path | str) -> Project:
     outputs = _check_columns(root, models, dag, contracts)
     _check_pools(root, settings.pools, contracts, models)
     _check_served_names(models)
+    _check_engine(root, settings, models)
     policies = _policies(root, outputs)
     return Project(root, settings, contracts, models, dag, policies)
 
@@ -313,6 +314,31 @@ def _check_sidecars(root: Path, files: list[Path], sidecars: list[Path]) -> None
                 hint=f"did you mean {close[0]}.yml?"
                 if close
                 else f"add {sidecar.with_suffix('.sql').name}, or remove the sidecar",
+            )
+
+
+def _check_engine(root: Path, settings: Settings, models: dict[str, Model]) -> None:
+    """On `engine: spark`, every function of every SQL model must exist there once sqlglot
+    has transpiled it: found now, at load, naming the model's file, line and function —
+    not at run time on the cluster."""
+    if settings.engine != "spark":
+        return
+    from headwater.engine.dialect import parse
+    from headwater.engine.spark_sql import untranslatable
+
+    for model in models.values():
+        if model.function is not None:
+            continue  # a Python model: its DataFrames are the engine's own
+        text = (root / model.path).read_text(encoding="utf-8")
+        problems = [u for statement in parse(text) for u in untranslatable(statement, text)]
+        if problems:
+            first, more = problems[0], len(problems) - 1
+            also = f" (and {more} more: {', '.join(p.name for p in problems[1:])})" if more else ""
+            raise ModelError(
+                f"{first.name}() cannot run on Spark: {first.reason}{also}",
+                where=Location(model.path, first.line),
+                hint="rewrite it with a function Spark has (the same query must run on both "
+                "engines), or keep `engine: duckdb`",
             )
 
 

@@ -594,6 +594,11 @@ class Lake:
         return str(found) if found else None
 
     @property
+    def warehouse(self) -> str:
+        """The lake's location as a URL (file:///… or s3://…): where engines find its tables."""
+        return self._warehouse
+
+    @property
     def folder(self) -> Path | None:
         """The lake's local folder (None for object storage)."""
         return Path(local_path(self._warehouse)) if self.local else None

@@ -1,0 +1,93 @@
+"""What of a model's SQL Spark cannot run, found when the project loads (issue #21, point 1).
+
+Models are written in DuckDB's dialect and transpiled by sqlglot. Three things go wrong on
+the way, and each would otherwise surface at run time, on the cluster:
+
+- a function sqlglot does not know is passed through by name (`list_sum(…)`), and Spark has
+  no function of that name;
+- a function it knows becomes one Spark does not have (`time_bucket(…)` → `DATE_BIN(…)`);
+- a construct its Spark generator itself calls unsupported.
+
+Spark's functions are the list of `SHOW FUNCTIONS` kept beside this module (a test checks it
+against a live session). No pyspark here: this runs on every `headwater build` of a project
+with `engine: spark`, before any session starts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, UnsupportedError
+
+# what Spark renders as `NAME(` without it being a function of SHOW FUNCTIONS
+_SYNTAX = {"cast", "try_cast", "interval", "extract", "trim", "position", "overlay"}
+_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\(")
+
+
+@dataclass(frozen=True)
+class Untranslatable:
+    """A function of a model that Spark cannot run: its name as written, where, and why."""
+
+    name: str
+    line: int | None
+    reason: str
+
+
+@cache
+def spark_functions() -> frozenset[str]:
+    """Spark's built-in functions, lower case."""
+    text = resources.files("headwater.engine").joinpath("spark_functions.txt").read_text()
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+def untranslatable(query: exp.Expr, text: str | None = None) -> list[Untranslatable]:
+    """The functions of `query` (parsed from `text`, DuckDB's dialect) Spark cannot run, in
+    the order they are written.
+
+    Example:
+        >>> [u.name for u in untranslatable(parse_one("select list_sum(xs) from t"))]
+        ['list_sum']
+    """
+    known = spark_functions()
+    found: dict[tuple[str, int | None], Untranslatable] = {}
+    reasons: set[str] = set()
+    # innermost first: a function that cannot be rendered makes its callers fail too
+    for node in reversed(list(query.find_all(exp.Func))):
+        name, line = _written(node, text)
+        reason = None
+        if isinstance(node, exp.Anonymous):
+            if node.name.lower() not in known:
+                reason = f"Spark has no function {node.name.lower()}()"
+        else:
+            try:
+                rendered = node.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+            except UnsupportedError as err:
+                message = str(err).strip()
+                reason = None if message in reasons else f"sqlglot cannot render it: {message}"
+                reasons.add(message)
+            else:
+                call = _CALL.match(rendered)
+                target = call.group(1).lower() if call else None
+                if target and target not in known and target not in _SYNTAX:
+                    reason = f"it becomes {target.upper()}(…), which Spark does not have"
+        if reason:
+            found.setdefault((name, line), Untranslatable(name, line, reason))
+    return sorted(found.values(), key=lambda u: (u.line or 0, u.name))
+
+
+def _written(node: exp.Func, text: str | None) -> tuple[str, int | None]:
+    """The function's name as the model's author wrote it, and its line."""
+    meta = node.meta
+    line = meta.get("line")
+    start, end = meta.get("start"), meta.get("end")
+    if text is not None and isinstance(start, int) and isinstance(end, int):
+        return text[start : end + 1].lower(), line
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower(), line
+    return node.sql_name().lower(), line

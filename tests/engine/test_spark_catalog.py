@@ -1,0 +1,104 @@
+"""Spark reads the lake the Python side wrote, and the Python side reads what Spark writes:
+one Iceberg catalog (the project's database over JDBC), one lake (issue #21, point 2)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from sqlglot import exp
+
+from headwater.engine.spark import SparkEngine, jdbc_catalog
+from headwater.errors import EngineError, SpecError
+from headwater.orchestrate import Stores, run
+from headwater.project import load_project
+from tests.conftest import NOW
+from tests.spark import spark
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def landed(
+    shop_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stores, SparkEngine]]:
+    """The example project run on DuckDB (its raw zone landed by Python), and a Spark session
+    over its catalog and lake."""
+    root = tmp_path_factory.mktemp("spark") / "shop"
+    shutil.copytree(shop_template, root)
+    project = load_project(root)
+    stores = Stores.open(project)
+    run(project, stores, now=NOW)
+    try:
+        with spark(stores.catalog.url, stores.lake.warehouse) as engine:
+            yield stores, engine
+    finally:
+        stores.close()
+
+
+def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    return sorted(
+        (tuple(row.values()) for row in table.to_pylist()), key=lambda r: tuple(map(repr, r))
+    )
+
+
+def test_spark_reads_every_raw_table_the_python_side_landed(
+    landed: tuple[Stores, SparkEngine],
+) -> None:
+    stores, engine = landed
+    raw = [n for n in stores.lake.table_names() if n.startswith("raw.")]
+    assert "raw.orders" in raw
+    for name in raw:
+        iceberg = stores.lake.table(name)
+        assert iceberg is not None
+        expected = iceberg.scan().to_arrow()
+        got = engine.read(exp.select(exp.Star()).from_(exp.to_table(name)))
+        assert got.column_names == expected.column_names, name
+        assert got.num_rows == expected.num_rows > 0 or name.endswith("__quarantine")
+        assert _rows(got.cast(expected.schema)) == _rows(expected), name
+    assert engine.row_counts(["raw.orders"]) == {"raw.orders": stores.lake.row_count("raw.orders")}
+    assert set(raw) <= set(engine.objects())
+
+
+def test_what_spark_writes_the_python_side_reads(landed: tuple[Stores, SparkEngine]) -> None:
+    stores, engine = landed
+    engine.execute("CREATE NAMESPACE IF NOT EXISTS hw_spark")
+    engine.execute(
+        "CREATE OR REPLACE TABLE hw_spark.by_status USING iceberg AS "
+        "SELECT status, count(*) AS orders, sum(amount) AS amount FROM raw.orders GROUP BY status"
+    )
+    written = stores.lake.table("hw_spark.by_status")
+    assert written is not None
+    got = {r["status"]: r["orders"] for r in written.scan().to_arrow().to_pylist()}
+    (expected,) = stores.engine.rows(
+        "SELECT count(DISTINCT status), count(*) FROM (SELECT * FROM raw.orders)"
+    )
+    assert len(got) == expected[0] and sum(got.values()) == stores.lake.row_count("raw.orders")
+
+
+def test_named_parameters_and_errors(landed: tuple[Stores, SparkEngine]) -> None:
+    _, engine = landed
+    query = exp.select(exp.Count(this=exp.Star()).as_("n")).from_("raw.orders")
+    query = query.where(exp.column("status").eq(exp.Placeholder(this="status")))
+    (paid,) = engine.rows(query, {"status": "paid"})
+    assert paid[0] > 0
+    with pytest.raises(EngineError) as caught:
+        engine.read("SELECT no_such_column FROM raw.orders")
+    assert "no_such_column" in str(caught.value) and "statement:" in (caught.value.hint or "")
+
+
+def test_the_catalog_url_in_jdbc_form(tmp_path: Path) -> None:
+    sqlite = jdbc_catalog(f"sqlite:///{tmp_path}/catalog.db")
+    assert sqlite.url == f"jdbc:sqlite:{tmp_path}/catalog.db" and not sqlite.properties
+    assert sqlite.driver.name == "sqlite-jdbc"
+    pg = jdbc_catalog("postgresql+psycopg://hw:s%40cret@db.internal:5433/catalog?sslmode=require")
+    assert pg.url == "jdbc:postgresql://db.internal:5433/catalog?sslmode=require"
+    assert pg.properties == {"jdbc.user": "hw", "jdbc.password": "s@cret"}
+    with pytest.raises(SpecError, match="mysql"):
+        jdbc_catalog("mysql://x/y")
+    with pytest.raises(SpecError, match="in-memory"):
+        jdbc_catalog("sqlite://")
