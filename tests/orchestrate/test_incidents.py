@@ -18,6 +18,7 @@ import typer
 from typer.testing import CliRunner
 
 from headwater.cli.alerts import alerts
+from headwater.observe.alerts import Webhook
 from headwater.observe.routing import QuietHours, RateLimit, Route, at_least
 from headwater.orchestrate import RunReport, Stores, run
 from headwater.orchestrate.alerting import Alerting
@@ -163,7 +164,7 @@ def test_a_channel_that_is_down_or_hangs_holds_up_nothing_and_gets_its_events_la
         assert refused.attempts == 1 and "ConnectError" in (refused.last_error or "")
         assert any(
             n.startswith(f"alerts not delivered to webhook:{dead_url}: ConnectError")
-            and "kept and sent again on the next run" in n
+            and "kept and sent again by a later run" in n
             for n in report.notes
         ), report.notes
         assert any(f"still being sent to webhook:{hang.url}" in n for n in report.notes)
@@ -176,11 +177,20 @@ def test_a_channel_that_is_down_or_hangs_holds_up_nothing_and_gets_its_events_la
             failed = Alerting.of(project).deliver(stores.catalog, datetime.now(UTC))
         finally:
             stores.close()
-        assert [f.split(":")[0] for f in failed] == ["webhook"] and len(hang.requests) == 1
+        # ... and the refused one waits 30 s before it is tried again
+        assert failed == [] and len(hang.requests) == 1
+        assert events[f"webhook:{dead_url}"] == _event(root, dead_url)
 
         hang.release()  # the connection drops without an answer
         eventually(lambda: "RemoteProtocolError" in str(_event(root, hang.url).last_error))
         with HttpReceiver(port=dead_port) as revived:
+            stores = LakeStores.open(project)
+            try:  # a scheduler tick a minute later: the refused event is due again
+                later = datetime.now(UTC) + timedelta(minutes=1)
+                Alerting.of(project).deliver(stores.catalog, later)
+            finally:
+                stores.close()
+            assert [b["event"] for b in revived.bodies] == ["open"]
             land_and_run(root, 1, BAD)  # the rule fails again: the incident stays as it is
             eventually(lambda: not pending(root))
             land_and_run(root, 2, GOOD)
@@ -262,6 +272,33 @@ def test_quiet_hours_hold_events_until_they_end_and_let_the_exempt_through(
         ]
     finally:
         catalog.close()
+
+
+def test_a_channel_that_refuses_is_tried_again_less_and_less_often(tmp_path: Path) -> None:
+    with HttpReceiver(status=404) as hook:  # a wrong path: refused every time
+        webhook = Webhook(hook.url, timeout_s=5)
+        alerting = Alerting([webhook], {"project": "shop"}, [])
+        catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+        noon = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)
+        try:
+            alerting.open(catalog, incident("rule:a"), now=noon)
+            alerting.deliver(catalog, noon)
+            at, gaps = noon, []
+            for wait in (30, 60, 120, 240, 480, 960, 1920, 3600, 3600):
+                alerting.deliver(catalog, at + timedelta(seconds=wait - 1))  # not yet
+                asked = len(hook.requests)
+                alerting.deliver(catalog, at + timedelta(seconds=wait))
+                gaps.append((wait, len(hook.requests) - asked))
+                at += timedelta(seconds=wait)
+            # 30 s after the first refusal, twice as long after each next, at most an hour
+            assert gaps == [(w, 1) for w, _ in gaps]
+            [event] = catalog.pending_alert_events()
+            assert event.attempts == 10 and "HTTP 404" in (event.last_error or "")
+            hook.status = 204  # fixed: the event still goes, once
+            alerting.deliver(catalog, at + timedelta(hours=1))
+            assert len(hook.requests) == 11 and catalog.pending_alert_events() == []
+        finally:
+            catalog.close()
 
 
 def test_a_rate_limit_holds_the_events_beyond_it_and_drops_none(tmp_path: Path) -> None:

@@ -213,6 +213,9 @@ def test_a_webhook_that_was_down_gets_the_open_before_the_resolve(tmp_path: Path
             clock.now = datetime(2026, 12, 9, 12, 10, tzinfo=UTC)
             scheduler.tick()  # resolved; the open is refused again, so the resolve waits
             assert hook.bodies == []
+            clock.now += timedelta(minutes=1)  # the third refusal waits 2 minutes
+            scheduler.tick()
+            assert hook.bodies == []
             clock.now += timedelta(minutes=1)
             scheduler.tick()
         finally:

@@ -137,8 +137,8 @@ def deliver_soon(alerting: Alerting, catalog: Catalog, *, now: datetime, wait: f
     notes = []
     if failed:
         notes.append(
-            f"alerts not delivered to {'; '.join(failed)}; they are kept and sent again on the "
-            "next run or scheduler tick"
+            f"alerts not delivered to {'; '.join(failed)}; they are kept and sent again by a "
+            "later run or scheduler tick (30 s after a refusal, doubling up to an hour)"
         )
     slow = sending.unfinished
     if slow:

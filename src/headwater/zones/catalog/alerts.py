@@ -13,13 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
 
 from headwater.zones.catalog.base import CatalogBase
 from headwater.zones.catalog.schema import alert_events, alerts
+
+# a channel that refused an event gets it again after 30 s, then 1, 2, 4 … minutes, at most an
+# hour apart: a wrong URL or a rejected payload (HTTP 4xx) is not sent again on every tick,
+# and a channel fixed or back up still gets every event
+RETRY_FIRST_S = 30.0
+RETRY_MOST_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -255,14 +261,22 @@ class AlertsStore(CatalogBase):
         return taken.rowcount == 1
 
     def alert_event_sent(self, event_id: int, *, error: str | None, now: datetime) -> None:
-        """Record one attempt to send an event: delivered (`error` None) or why not (and
-        free it to be sent again)."""
+        """Record one attempt to send an event: delivered (`error` None) or why not; a refused
+        event may be sent again after a wait that doubles with each attempt (`RETRY_FIRST_S`
+        up to `RETRY_MOST_S`)."""
         values: dict[str, Any] = {"attempts": alert_events.c.attempts + 1, "not_before": None}
-        values |= {"delivered_at": now} if error is None else {"last_error": self._text(error)}
+        row = alert_events.c.event_id == event_id
         with self._tx() as conn:
-            conn.execute(
-                alert_events.update().where(alert_events.c.event_id == event_id).values(**values)
-            )
+            if error is None:
+                values["delivered_at"] = now
+            else:
+                tried = conn.execute(sa.select(alert_events.c.attempts).where(row)).scalar() or 0
+                wait = min(RETRY_MOST_S, RETRY_FIRST_S * 2 ** min(tried, 20))
+                values |= {
+                    "last_error": self._text(error),
+                    "not_before": now.astimezone(UTC) + timedelta(seconds=wait),
+                }
+            conn.execute(alert_events.update().where(row).values(**values))
 
     def _queue(
         self,
