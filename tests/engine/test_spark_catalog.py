@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from sqlglot import exp
 
-from headwater.engine.spark import SparkEngine, jdbc_catalog
+from headwater.engine.spark import CATALOG, SparkEngine, jdbc_catalog
 from headwater.errors import EngineError, SpecError
 from headwater.orchestrate import Stores, run
 from headwater.project import load_project
@@ -56,20 +56,20 @@ def test_spark_reads_every_raw_table_the_python_side_landed(
         iceberg = stores.lake.table(name)
         assert iceberg is not None
         expected = iceberg.scan().to_arrow()
-        got = engine.read(exp.select(exp.Star()).from_(exp.to_table(name)))
+        got = engine.read(exp.select(exp.Star()).from_(exp.to_table(f"{CATALOG}.{name}")))
         assert got.column_names == expected.column_names, name
         assert got.num_rows == expected.num_rows > 0 or name.endswith("__quarantine")
         assert _rows(got.cast(expected.schema)) == _rows(expected), name
-    assert engine.row_counts(["raw.orders"]) == {"raw.orders": stores.lake.row_count("raw.orders")}
-    assert set(raw) <= set(engine.objects())
+    lake_orders = f"{CATALOG}.raw.orders"  # the lake's table; `raw.orders` is the raw view
+    assert engine.row_counts([lake_orders]) == {lake_orders: stores.lake.row_count("raw.orders")}
 
 
 def test_what_spark_writes_the_python_side_reads(landed: tuple[Stores, SparkEngine]) -> None:
     stores, engine = landed
-    engine.execute("CREATE NAMESPACE IF NOT EXISTS hw_spark")
+    engine.execute(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.hw_spark")
     engine.execute(
-        "CREATE OR REPLACE TABLE hw_spark.by_status USING iceberg AS "
-        "SELECT status, count(*) AS orders, sum(amount) AS amount FROM raw.orders GROUP BY status"
+        f"CREATE OR REPLACE TABLE {CATALOG}.hw_spark.by_status USING iceberg AS SELECT status, "
+        f"count(*) AS orders, sum(amount) AS amount FROM {CATALOG}.raw.orders GROUP BY status"
     )
     written = stores.lake.table("hw_spark.by_status")
     assert written is not None
@@ -82,18 +82,19 @@ def test_what_spark_writes_the_python_side_reads(landed: tuple[Stores, SparkEngi
 
 def test_named_parameters_and_errors(landed: tuple[Stores, SparkEngine]) -> None:
     _, engine = landed
-    query = exp.select(exp.Count(this=exp.Star()).as_("n")).from_("raw.orders")
+    query = exp.select(exp.Count(this=exp.Star()).as_("n")).from_(f"{CATALOG}.raw.orders")
     query = query.where(exp.column("status").eq(exp.Placeholder(this="status")))
     (paid,) = engine.rows(query, {"status": "paid"})
     assert paid[0] > 0
     with pytest.raises(EngineError) as caught:
-        engine.read("SELECT no_such_column FROM raw.orders")
+        engine.read(f"SELECT no_such_column FROM {CATALOG}.raw.orders")
     assert "no_such_column" in str(caught.value) and "statement:" in (caught.value.hint or "")
 
 
 def test_the_catalog_url_in_jdbc_form(tmp_path: Path) -> None:
     sqlite = jdbc_catalog(f"sqlite:///{tmp_path}/catalog.db")
-    assert sqlite.url == f"jdbc:sqlite:{tmp_path}/catalog.db" and not sqlite.properties
+    assert sqlite.url.startswith(f"jdbc:sqlite:{tmp_path}/catalog.db?") and not sqlite.properties
+    assert "transaction_mode=IMMEDIATE" in sqlite.url
     assert sqlite.driver.name == "sqlite-jdbc"
     pg = jdbc_catalog("postgresql+psycopg://hw:s%40cret@db.internal:5433/catalog?sslmode=require")
     assert pg.url == "jdbc:postgresql://db.internal:5433/catalog?sslmode=require"

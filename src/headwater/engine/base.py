@@ -154,8 +154,9 @@ class Engine(Protocol):
         `moment` column's quantiles may come back as microseconds since the epoch."""
         ...
 
-    def top_values(self, column: exp.Expr, k: int) -> exp.Expr:
-        """An aggregate of the `k` most frequent values of `column` (estimated), as a list."""
+    def top_values(self, column: exp.Expr, k: int) -> exp.Expr | None:
+        """An aggregate of the `k` most frequent values of `column` (estimated), as a list;
+        None when the engine has none (Spark 4.0: profiles then keep no top values)."""
         ...
 
     def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:

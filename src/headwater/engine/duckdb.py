@@ -230,7 +230,7 @@ class DuckDBEngine:
         listed = exp.Array(expressions=[exp.Literal.number(q) for q in fractions])
         return exp.Anonymous(this="quantile_disc", expressions=[column, listed])
 
-    def top_values(self, column: exp.Expr, k: int) -> exp.Expr:
+    def top_values(self, column: exp.Expr, k: int) -> exp.Expr | None:
         # sqlglot's ApproxTopK warns that DuckDB's return type differs: DuckDB's own name
         return exp.Anonymous(this="approx_top_k", expressions=[column, exp.Literal.number(k)])
 

@@ -1,22 +1,28 @@
-"""The Spark adapter (issue #21): a Spark session whose Iceberg catalog is the project's own.
+"""The Spark adapter (issue #21): a Spark session whose Iceberg catalogs are the project's own.
 
 pyiceberg's SQL catalog and Iceberg's Java `JdbcCatalog` keep tables in the same two tables
-(`iceberg_tables`, `iceberg_namespace_properties`) under one catalog name, so a session given
-the project's catalog database over JDBC, under pyiceberg's catalog name, sees every table the
-Python side landed — `raw.orders` is `raw.orders` to both — and the Iceberg tables it writes
-are tables of the same lake. The jars come from Maven Central into a cache (`engine.maven`).
+(`iceberg_tables`, `iceberg_namespace_properties`) under a catalog name, so a session given
+the project's catalog database over JDBC sees, in its catalog `headwater` (pyiceberg's name),
+every table the Python side landed — and the Iceberg tables it writes there are the lake's.
+A second catalog of the same database, `hw_warehouse`, is the warehouse (DuckDB's file on the
+embedded default), and the session's default: raw views over snapshots of the lake's tables,
+model versions as Iceberg tables in the lake's `_warehouse/` folder, and the environments'
+views. The jars come from Maven Central into a cache (`engine.maven`).
 
-What works so far: a session (`local[*]` by default, a `master:` URL, or Spark Connect
-`remote:`), queries and statements as sqlglot ASTs rendered in Spark's dialect with named
-parameters, results as Arrow, and what a stage asks of a relation (its columns, the tables,
-row counts). What does not yet: Python models, Parquet scans outside the catalog, statistics
-— those methods raise an EngineError that says so; `engine: spark` in headwater.yml is
+What works: a session (`local[*]` by default, a `master:` URL, or Spark Connect `remote:`);
+statements as sqlglot ASTs rendered in Spark's dialect, with named parameters, scripts split
+into statements; results as Arrow; rows written counted from Iceberg's snapshot summaries;
+the example project's models, built and audited, equal to DuckDB's row by row
+(tests/engine/test_spark_build.py). What does not yet: Python models, exports to a Parquet
+file, content hashes, column statistics, top values (Spark 4.0 has no approx_top_k) — those
+raise an EngineError that says so, or are left out; `engine: spark` in headwater.yml is
 refused until every model kind passes the conformance suite on it.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +34,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from headwater.engine.base import (
+    FILE_INDEX,
+    FILE_ROW,
     Capabilities,
     ColumnStats,
     Engine,
@@ -43,7 +51,13 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 DIALECT = "spark"
+_BUSY_TRIES = 8  # commits refused by a busy SQLite catalog, tried again (0.05 s … 6.4 s apart)
 CATALOG = "headwater"  # pyiceberg's catalog name (zones/lake.py): the rows both sides share
+# the warehouse (DuckDB's file on the embedded default): raw views, model versions and the
+# views of environments, as Iceberg tables and views of a second catalog of the same
+# database, in the lake's `_warehouse/` folder; the session's default catalog, so a model's
+# `raw.orders` is the raw view and `headwater.raw.orders` the lake's table under it
+WAREHOUSE = "hw_warehouse"
 ICEBERG = Artifact("org.apache.iceberg", "iceberg-spark-runtime-4.0_2.13", "1.10.1")
 DRIVERS = {
     "sqlite": Artifact("org.xerial", "sqlite-jdbc", "3.50.3.0"),
@@ -78,6 +92,7 @@ class JdbcCatalog:
     url: str
     properties: Mapping[str, str]
     driver: Artifact
+    pool: Mapping[str, str] = field(default_factory=dict)  # the catalog's own settings
 
 
 def jdbc_catalog(url: str) -> JdbcCatalog:
@@ -87,8 +102,8 @@ def jdbc_catalog(url: str) -> JdbcCatalog:
         SpecError: a database Iceberg's Java catalog cannot reach.
 
     Example:
-        >>> jdbc_catalog("sqlite:////srv/shop/.headwater/catalog.db").url
-        'jdbc:sqlite:/srv/shop/.headwater/catalog.db'
+        >>> jdbc_catalog("postgresql://hw@db:5432/catalog").url
+        'jdbc:postgresql://db:5432/catalog'
     """
     parts = urlsplit(url)
     scheme = parts.scheme.split("+")[0]
@@ -97,7 +112,17 @@ def jdbc_catalog(url: str) -> JdbcCatalog:
         database = unquote(parts.path[1:] if not parts.netloc else parts.netloc + parts.path)
         if not database or database == ":memory:":
             raise SpecError("an in-memory catalog cannot be shared with Spark")
-        return JdbcCatalog(f"jdbc:sqlite:{Path(database).resolve()}", {}, DRIVERS["sqlite"])
+        # both sides write the file: a transaction takes the write lock when it begins (never
+        # a read turned write, which SQLite refuses once another connection wrote: BUSY_
+        # SNAPSHOT), and waits for it as long as the Python side's connections do
+        options = "busy_timeout=30000&transaction_mode=IMMEDIATE&journal_mode=WAL"
+        # and one connection per catalog: two of Spark's own would contend for the lock
+        return JdbcCatalog(
+            f"jdbc:sqlite:{Path(database).resolve()}?{options}",
+            {},
+            DRIVERS["sqlite"],
+            {"clients": "1"},
+        )
     if scheme in ("postgresql", "postgres"):
         host = parts.hostname or "localhost"
         port = f":{parts.port}" if parts.port else ""
@@ -120,17 +145,26 @@ def session_conf(catalog_url: str, warehouse: str, options: SparkOptions) -> dic
     """The settings of a session whose Iceberg catalog is the project's (`catalog_url`, the
     lake at `warehouse`), jars resolved into the local cache."""
     jdbc = jdbc_catalog(catalog_url)
-    prefix = f"spark.sql.catalog.{CATALOG}"
     conf = {
         **LOCAL,
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
-        prefix: "org.apache.iceberg.spark.SparkCatalog",
-        f"{prefix}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
-        f"{prefix}.uri": jdbc.url,
-        f"{prefix}.warehouse": warehouse,
-        "spark.sql.defaultCatalog": CATALOG,
-        **{f"{prefix}.{k}": v for k, v in jdbc.properties.items()},
+        "spark.sql.defaultCatalog": WAREHOUSE,
     }
+    for name, folder in ((CATALOG, warehouse), (WAREHOUSE, f"{warehouse.rstrip('/')}/_warehouse")):
+        prefix = f"spark.sql.catalog.{name}"
+        conf |= {
+            prefix: "org.apache.iceberg.spark.SparkCatalog",
+            f"{prefix}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
+            f"{prefix}.uri": jdbc.url,
+            f"{prefix}.warehouse": folder,
+            # the catalog tables with their `iceberg_type` (pyiceberg makes them so): views
+            f"{prefix}.jdbc.schema-version": "V1",
+            # pyiceberg made them; the Java side's own check of them leaves a statement open
+            # on SQLite, whose stale snapshot then refuses every later commit (BUSY_SNAPSHOT)
+            f"{prefix}.jdbc.init-catalog-tables": "false",
+            **{f"{prefix}.{k}": v for k, v in jdbc.properties.items()},
+            **{f"{prefix}.{k}": v for k, v in jdbc.pool.items()},
+        }
     if options.remote is None:  # a Connect server brings its own jars
         conf["spark.jars"] = ",".join(str(p) for p in resolve([ICEBERG, jdbc.driver]))
     return conf | dict(options.conf)
@@ -142,8 +176,9 @@ class SparkEngine:
     dialect = DIALECT
     capabilities = Capabilities()
 
-    def __init__(self, session: SparkSession):
+    def __init__(self, session: SparkSession, *, owner: bool = True):
         self.session = session
+        self._owner = owner  # a cursor shares its engine's session: closing it stops nothing
 
     @classmethod
     def open(
@@ -193,12 +228,53 @@ class SparkEngine:
             raise _error(err, sql) from err
 
     def execute(self, statement: Statement, params: Params = None) -> int | None:
-        frame = self._frame(statement, params)
+        # Spark runs one statement a call: a script (an environment's views flipped at once)
+        # is run statement by statement
+        for one in _split(self.render(statement)):
+            for attempt in range(_BUSY_TRIES):
+                try:
+                    # DDL and DML run when asked for their (empty) result
+                    self.session.sql(one, args=dict(params) if params else None).collect()
+                    break
+                except Exception as err:
+                    # a SQLite catalog written by the Python side between this commit's read
+                    # and its write refuses the write (SQLITE_BUSY_SNAPSHOT): the commit is
+                    # rolled back whole, and done again from a fresh read
+                    if "SQLITE_BUSY" not in str(err) or attempt == _BUSY_TRIES - 1:
+                        raise _error(err, one) from err
+                    time.sleep(0.05 * 2**attempt)
+        return self._written(statement)
+
+    def _written(self, statement: Statement) -> int | None:
+        """The rows a CREATE TABLE AS or an INSERT just wrote: the `added-records` of the
+        target's newest Iceberg snapshot (Spark answers DDL and DML with no count); None for
+        any other statement."""
+        target = None
+        if isinstance(statement, exp.Create) and statement.kind == "TABLE":
+            target = statement.this if statement.expression is not None else None
+        elif isinstance(statement, exp.Insert):
+            target = statement.this
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if not isinstance(target, exp.Table):
+            return None
+        # Iceberg's metadata table of the target: `<namespace>.<table>.snapshots`
+        snapshots = exp.to_table(f"{self.render(target)}.snapshots", dialect=DIALECT)
+        newest = (
+            exp.select(
+                exp.Bracket(
+                    this=exp.column("summary"), expressions=[exp.Literal.string("added-records")]
+                ).as_("n")
+            )
+            .from_(snapshots)
+            .order_by(exp.column("committed_at").desc())
+            .limit(1)
+        )
         try:
-            frame.collect()  # DDL and DML run when asked for their (empty) result
-        except Exception as err:
-            raise _error(err, self.render(statement)) from err
-        return None
+            found = self.rows(newest)
+        except EngineError:
+            return None  # not an Iceberg table (a temporary view's rows are not kept)
+        return int(found[0][0]) if found and found[0][0] is not None else None
 
     def read(self, statement: Statement, params: Params = None) -> pa.Table:
         frame = self._frame(statement, params)
@@ -245,13 +321,16 @@ class SparkEngine:
 
     def objects(self) -> dict[str, ObjectKind]:
         found: dict[str, ObjectKind] = {}
-        for (namespace,) in self.rows(f"SHOW NAMESPACES IN {CATALOG}"):
-            for row in self.session.sql(f"SHOW TABLES IN {CATALOG}.`{namespace}`").collect():
-                if not row["isTemporary"]:
-                    found[f"{namespace}.{row['tableName']}"] = ObjectKind.TABLE
-            for row in self.session.sql(f"SHOW VIEWS IN {CATALOG}.`{namespace}`").collect():
-                if not row["isTemporary"]:
-                    found[f"{namespace}.{row['viewName']}"] = ObjectKind.VIEW
+        for (namespace,) in self.rows(f"SHOW NAMESPACES IN {WAREHOUSE}"):
+            # an Iceberg catalog lists its views apart from its tables
+            for kind, listing, column in (
+                (ObjectKind.TABLE, "TABLES", "tableName"),
+                (ObjectKind.VIEW, "VIEWS", "viewName"),
+            ):
+                shown = self.session.sql(f"SHOW {listing} IN {WAREHOUSE}.`{namespace}`")
+                for row in shown.collect():
+                    if not row["isTemporary"]:
+                        found[f"{namespace}.{row[column]}"] = kind
         return found
 
     def stored(self, name: str) -> StoredObject | None:
@@ -282,11 +361,31 @@ class SparkEngine:
         value = exp.func("unix_micros", column) if moment else column
         return exp.Anonymous(this="percentile", expressions=[value, listed])
 
-    def top_values(self, column: exp.Expr, k: int) -> exp.Expr:
-        raise _later("top values of a column")
+    def top_values(self, column: exp.Expr, k: int) -> exp.Expr | None:
+        return None  # Spark 4.0 has no approx_top_k (4.1 has): profiles keep none
 
     def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:
-        raise _later("reading Parquet files outside the catalog")
+        """The lake table's snapshot the files make up (`zones.lake.LakeFiles`), read through
+        Iceberg: its schema's evolution applied, its positions from `_file` and `_pos`."""
+        table, snapshot = getattr(files, "table", None), getattr(files, "snapshot", None)
+        if table is None or snapshot is None:
+            raise _later("reading Parquet files that are no snapshot of a lake table")
+        source = exp.to_table(f"{CATALOG}.{table}", dialect=DIALECT)
+        source.set(
+            "version",
+            exp.Version(this="VERSION", kind="AS OF", expression=exp.Literal.number(snapshot)),
+        )
+        columns: list[exp.Expr] = [exp.Star()]
+        if positions:
+            names = exp.Array(expressions=[exp.Literal.string(Path(f).name) for f in files])
+            name = exp.RegexpExtract(
+                this=exp.column("_file"), expression=exp.Literal.string("[^/]+$")
+            )
+            columns += [
+                exp.func("array_position", names, name).as_(FILE_INDEX),
+                exp.column("_pos").as_(FILE_ROW),
+            ]
+        return exp.select(*columns).from_(source).subquery("_hw_lake")
 
     def export(self, query: exp.Query, path: str, schema: pa.Schema) -> int:
         raise _later("exporting a query to one Parquet file")
@@ -308,7 +407,7 @@ class SparkEngine:
         return _no_transaction()
 
     def cursor(self) -> Engine:
-        return self  # a session serves every thread
+        return SparkEngine(self.session, owner=False)  # a session serves every thread
 
     def interrupt(self) -> None:
         self.session.interruptAll()
@@ -317,7 +416,23 @@ class SparkEngine:
         return (0, 0)  # Iceberg's files are compacted by its own procedures, not a file copy
 
     def close(self) -> None:
-        self.session.stop()
+        if self._owner:
+            self.session.stop()
+
+
+def _split(sql: str) -> list[str]:
+    """The statements of `sql`, split at the semicolons between them (not those inside a
+    string or a comment), as written."""
+    from sqlglot import TokenType
+    from sqlglot.dialects.spark import Spark
+
+    out, start = [], 0
+    for token in Spark().tokenize(sql):
+        if token.token_type is TokenType.SEMICOLON:
+            out.append(sql[start : token.start])
+            start = token.end + 1
+    out.append(sql[start:])
+    return [one.strip() for one in out if one.strip()]
 
 
 @contextmanager
@@ -334,8 +449,18 @@ def _later(what: str) -> EngineError:
 
 
 def _error(err: Exception, sql: str) -> EngineError:
-    """An EngineError of Spark's failure: its first line, the statement in the hint."""
-    message = str(getattr(err, "desc", None) or err).strip().splitlines()
+    """An EngineError of Spark's failure: its first line — the innermost Java cause's when
+    py4j only says which call failed — with the statement in the hint."""
+    text = str(getattr(err, "desc", None) or err).strip()
+    cause = getattr(err, "java_exception", None)
+    try:
+        while cause is not None and cause.getCause() is not None:
+            cause = cause.getCause()
+        if cause is not None:
+            text = str(cause.toString())
+    except Exception:  # a JVM gone: what py4j said is all there is
+        pass
+    lines = text.splitlines()
     return EngineError(
-        f"Spark: {message[0] if message else type(err).__name__}", hint=f"statement: {sql[:2000]}"
+        f"Spark: {lines[0] if lines else type(err).__name__}", hint=f"statement: {sql[:2000]}"
     )

@@ -274,7 +274,9 @@ def profile_aggregates(
         if kind == "bool":
             add("avg", exp.Avg(this=exp.cast(column.copy(), "INT")))
         if kind in ("text", "bool"):
-            add("top", engine.top_values(column.copy(), TOP), sketch=True)
+            top = engine.top_values(column.copy(), TOP)
+            if top is not None:  # an engine without such an aggregate keeps no top values
+                add("top", top, sketch=True)
     return ProfileQuery(whole, sketches, share_of(rows))
 
 

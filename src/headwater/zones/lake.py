@@ -119,6 +119,17 @@ class Conflict(StoreError):
     retryable = True
 
 
+class LakeFiles(list[str]):
+    """The data files of one snapshot of a lake table — a list of local paths, as DuckDB reads
+    them — that also names the `table` and `snapshot` they make up: an engine that reads
+    Iceberg itself (Spark) reads that snapshot of that table instead of the files."""
+
+    def __init__(self, paths: list[str], table: str, snapshot: int | None) -> None:
+        super().__init__(paths)
+        self.table = table
+        self.snapshot = snapshot
+
+
 class Lake:
     """Iceberg tables addressed as `zone.name` (e.g. `raw.orders`)."""
 
@@ -642,12 +653,14 @@ class Lake:
         """Whether data files live on this machine (so DuckDB can write them itself)."""
         return self._warehouse.startswith("file://")
 
-    def files(self, name: str) -> list[str]:
+    def files(self, name: str) -> LakeFiles:
         """Local paths of the data files of the table's current snapshot."""
         table = self.table(name)
-        if table is None or table.current_snapshot() is None:
-            return []
-        return [local_path(task.file.file_path) for task in table.scan().plan_files()]
+        current = None if table is None else table.current_snapshot()
+        if table is None or current is None:
+            return LakeFiles([], name, None)
+        paths = [local_path(task.file.file_path) for task in table.scan().plan_files()]
+        return LakeFiles(paths, name, current.snapshot_id)
 
     def batch_stats(self, name: str, batch_id: str) -> BatchStats | None:
         """Statistics of the data files one batch added (found by their `_hw_batch_id`
