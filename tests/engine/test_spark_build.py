@@ -1,10 +1,11 @@
-"""The example project's models built on Spark equal DuckDB's, row by row (issue #21).
+"""`headwater run` of the example project with `engine: spark` equals the same run on DuckDB,
+model by model, row by row (issue #21).
 
-The raw zone is landed once, by Python; the same build then runs on each engine — DuckDB in
-its warehouse file, Spark in the Iceberg warehouse catalog beside the lake — and every model
-is compared whole. Documented differences only: Spark's timestamps come back without a time
-zone (they are UTC, the session's zone), and a sum of doubles may differ in its last bits
-(the order of the additions)."""
+Two copies of the project run from the same files at the same moment: one on the embedded
+default, one with `engine: spark` in headwater.yml (a local session; ingestion lands through
+Python either way, the contracts' rules and every model run on Spark). Documented differences
+only: Spark's timestamps come back without a time zone (they are UTC, the session's zone),
+and a sum of doubles may differ in its last bits (the order of the additions)."""
 
 from __future__ import annotations
 
@@ -21,29 +22,38 @@ from headwater.engine.spark import WAREHOUSE, SparkEngine
 from headwater.orchestrate import RunReport, Stores, run
 from headwater.project import Project, load_project
 from tests.conftest import NOW
-from tests.spark import spark
+from tests.spark import require
 
 pytestmark = pytest.mark.spark
 
+Ran = tuple[Project, Stores, RunReport]
 
-@pytest.fixture(scope="module")
-def both(
-    shop_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Project, Stores, SparkEngine, RunReport]]:
-    root = tmp_path_factory.mktemp("spark_build") / "shop"
-    shutil.copytree(shop_template, root)
+
+def _ran(root: Path) -> Iterator[Ran]:
     project = load_project(root)
     stores = Stores.open(project)
-    run(project, stores, now=NOW)  # landed by Python, built by DuckDB
-    duckdb = stores.engine
     try:
-        with spark(stores.catalog.url, stores.lake.warehouse) as engine:
-            stores.engine = engine
-            report = run(project, stores, now=NOW, stages=("build",))
-            yield project, stores, engine, report
+        yield project, stores, run(project, stores, now=NOW)
     finally:
-        stores.engine = duckdb
         stores.close()
+
+
+@pytest.fixture(scope="module")
+def on_duckdb(shop_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
+    root = tmp_path_factory.mktemp("on_duckdb") / "shop"
+    shutil.copytree(shop_template, root)
+    yield from _ran(root)
+
+
+@pytest.fixture(scope="module")
+def on_spark(shop_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
+    require()
+    root = tmp_path_factory.mktemp("on_spark") / "shop"
+    shutil.copytree(shop_template, root)
+    settings = root / "headwater.yml"
+    kept = [line for line in settings.read_text().splitlines() if not line.startswith("engine:")]
+    settings.write_text("\n".join([*kept, "engine: spark", "spark: {master: 'local[2]'}", ""]))
+    yield from _ran(root)
 
 
 def _plain(value: Any) -> Any:
@@ -61,36 +71,40 @@ def _rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(plain, key=lambda r: tuple(repr(v) for v in r.values()))
 
 
-def test_every_model_builds_on_spark_and_passes_its_rules(
-    both: tuple[Project, Stores, SparkEngine, RunReport],
+def test_the_run_on_spark_lands_builds_and_judges_as_on_duckdb(
+    on_duckdb: Ran, on_spark: Ran
 ) -> None:
-    project, _, _, report = both
-    assert {m.name: m.status.value for m in report.models.values()} == dict.fromkeys(
+    project, _, spark_run = on_spark
+    _, _, duckdb_run = on_duckdb
+    assert isinstance(on_spark[1].engine, SparkEngine)
+    assert spark_run.ok, spark_run.summary()
+    assert {m.name: m.status.value for m in spark_run.models.values()} == dict.fromkeys(
         project.models, "built"
     )
-    assert report.checks and all(c.passed or not c.blocking for c in report.checks)
+    assert [(x.table, x.rows, x.quarantined) for x in spark_run.landed] == [
+        (x.table, x.rows, x.quarantined) for x in duckdb_run.landed
+    ]
+    verdicts = {(c.target, c.rule.name): (c.passed, c.metric) for c in duckdb_run.checks}
+    assert {(c.target, c.rule.name): (c.passed, c.metric) for c in spark_run.checks} == verdicts
 
 
-def test_every_model_equals_duckdbs_row_by_row(
-    both: tuple[Project, Stores, SparkEngine, RunReport],
-) -> None:
-    project, stores, engine, _ = both
+def test_every_model_equals_duckdbs_row_by_row(on_duckdb: Ran, on_spark: Ran) -> None:
+    project, spark_stores, _ = on_spark
+    duckdb_stores = on_duckdb[1]
     for name in project.models:
-        on_spark = engine.read(f"SELECT * FROM {name}").to_pylist()
-        on_duckdb = stores.engine.read(f"SELECT * FROM {name}").to_pylist()
-        assert on_spark, name
-        assert _rows(on_spark) == _rows(on_duckdb), name
+        on_spark_rows = spark_stores.engine.read(f"SELECT * FROM {name}").to_pylist()
+        on_duckdb_rows = duckdb_stores.engine.read(f"SELECT * FROM {name}").to_pylist()
+        assert on_spark_rows, name
+        assert _rows(on_spark_rows) == _rows(on_duckdb_rows), name
 
 
-def test_versions_are_iceberg_tables_any_iceberg_reader_can_read(
-    both: tuple[Project, Stores, SparkEngine, RunReport],
-) -> None:
+def test_versions_are_iceberg_tables_any_iceberg_reader_can_read(on_spark: Ran) -> None:
     from pyiceberg.catalog.sql import SqlCatalog
 
-    _, stores, engine, report = both
+    _, stores, report = on_spark
     built = report.models["marts.customer_orders"]  # kind: table
     assert built.physical and built.physical.startswith("hw_marts.")
-    objects = engine.objects()
+    objects = stores.engine.objects()
     assert objects[built.physical].value == "TABLE"
     assert objects["marts.customer_orders"].value == "VIEW"  # the environment's pointer
     view = report.models["marts.revenue_daily"].physical or ""

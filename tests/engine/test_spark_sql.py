@@ -12,7 +12,8 @@ import sqlglot
 from typer.testing import CliRunner
 
 from headwater.cli.main import app
-from headwater.engine.spark_sql import spark_functions, untranslatable
+from headwater.engine.spark_sql import spark_functions, spark_nodes, untranslatable
+from headwater.project import load_project
 from tests.spark import require
 
 runner = CliRunner()
@@ -47,14 +48,9 @@ def test_an_untranslatable_function_fails_the_build_at_load(
     assert not (root / ".headwater/catalog.db").exists()  # nothing opened, nothing built
 
 
-def test_a_project_whose_models_translate_loads_and_says_what_is_missing(
-    shop_template: Path, tmp_path: Path
-) -> None:
-    root = _spark_project(shop_template, tmp_path)
-    result = runner.invoke(app, ["build", "-p", str(root)], env={"COLUMNS": "200"})
-    # every example model translates; the engine itself cannot build models yet, and says so
-    assert result.exit_code != 0
-    assert "cannot build models yet" in result.output and "cannot run on Spark" not in result.output
+def test_a_project_whose_models_translate_loads(shop_template: Path, tmp_path: Path) -> None:
+    project = load_project(_spark_project(shop_template, tmp_path))  # every example model
+    assert project.settings.engine == "spark" and project.models
 
 
 @pytest.mark.parametrize(
@@ -90,3 +86,24 @@ def test_the_function_list_is_sparks_own() -> None:
         session.stop()
     operators = {name for name in live if not name.replace("_", "").isalnum()}
     assert spark_functions() == live - operators
+
+
+@pytest.mark.parametrize(
+    ("duckdb", "spark"),
+    [
+        # a full match: RLIKE anchored at both ends (Spark has no REGEXP_FULL_MATCH)
+        (
+            "select regexp_full_match(email, '[^@]+@[^@]+') from t",
+            "SELECT email RLIKE CONCAT('^(?:', '[^@]+@[^@]+', ')$') FROM t",
+        ),
+        # a sample of n rows: no seed (sqlglot writes DuckDB's REPEATABLE as SEED)
+        (
+            "select * from t using sample reservoir (1000 rows) repeatable (7)",
+            "SELECT * FROM t TABLESAMPLE (1000 ROWS)",
+        ),
+    ],
+)
+def test_what_sqlglot_gets_wrong_is_rewritten_for_spark(duckdb: str, spark: str) -> None:
+    tree = sqlglot.parse_one(duckdb, read="duckdb")
+    assert tree.transform(spark_nodes).sql(dialect="spark") == spark
+    assert untranslatable(tree, duckdb) == []  # and so the load does not refuse it

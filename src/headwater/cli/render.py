@@ -150,6 +150,13 @@ def report(console: Console, result: RunReport, project: Project) -> None:
             "`headwater rollback` goes back to the one before).",
             highlight=False,
         )
+    if project.settings.engine == "spark":  # `headwater sql` does not run there yet
+        console.print(
+            "Warehouse: the Spark session's catalog hw_warehouse (beside the lake's "
+            "`headwater` catalog, in the project's catalog database)",
+            highlight=False,
+        )
+        return
     warehouse = project.root / project.settings.warehouse
     published = [n for n, m in result.models.items() if m.status in ("built", "up_to_date")]
     landed_tables = [x.table for x in result.landed if x.rows]

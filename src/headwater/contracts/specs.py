@@ -705,6 +705,26 @@ class Releases(Spec):
         return value
 
 
+class SparkSettings(Spec):
+    """`spark:` of `headwater.yml`: where `engine: spark` runs."""
+
+    master: str = Field(
+        default="local[*]",
+        min_length=1,
+        description="ours: a local session (local[*], local[4]) or a cluster's master URL "
+        "(spark://host:7077, yarn)",
+    )
+    remote: str | None = Field(
+        default=None,
+        description="ours: a Spark Connect server (sc://host:15002) instead of `master`",
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="ours: further Spark settings, e.g. {spark.executor.memory: 4g}; they win "
+        "over headwater's",
+    )
+
+
 class Settings(Spec):
     """`headwater.yml`."""
 
@@ -746,6 +766,10 @@ class Settings(Spec):
     releases: Releases = Field(
         default_factory=Releases,
         description="ours: {keep, retention} — which releases `rollback` can restore",
+    )
+    spark: SparkSettings = Field(
+        default_factory=SparkSettings,
+        description="ours: {master, remote, conf} — where `engine: spark` runs",
     )
 
     @field_validator("pools")

@@ -8,7 +8,7 @@ serves which engine name. Adapters are imported when an engine is opened, never 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from headwater.engine.base import (
@@ -31,6 +31,7 @@ __all__ = [
     "StoredObject",
     "file_loader",
     "open_engine",
+    "open_spark",
     "scratch",
     "verbatim",
 ]
@@ -69,16 +70,36 @@ def open_engine(
             files_under=files_under,
             lock_wait=lock_wait,
         )
-    if name == "spark":  # engine/spark.py reads and writes the lake; models come next
+    if name == "spark":  # a session needs the project's catalog: `open_spark`, by Stores
         raise SpecError(
-            "engine 'spark' cannot build models yet: its adapter reads and writes the lake, "
-            "and checks at load that every model's functions exist on Spark (issue #21)",
-            hint="use `engine: duckdb` to run the project",
+            "this command does not run on engine 'spark' yet (`headwater run`, `build` and "
+            "`ingest` do)",
+            hint="use `engine: duckdb` for it meanwhile",
         )
     raise SpecError(
         f"engine {name!r} is not available in this version",
         hint="use `engine: duckdb` (the PostgreSQL engine comes later)",
     )
+
+
+def open_spark(
+    catalog_url: str,
+    lake: str,
+    *,
+    master: str = "local[*]",
+    remote: str | None = None,
+    conf: Mapping[str, str] | None = None,
+) -> Engine:
+    """A Spark session whose Iceberg catalogs are the project's catalog at `catalog_url`
+    (the lake at `lake`, a URL, and the warehouse beside it): engine/spark.py.
+
+    Raises:
+        EngineError: pyspark or Java is missing, or the session did not start.
+        SpecError: the catalog is one Spark cannot share (not SQLite or PostgreSQL).
+    """
+    from headwater.engine.spark import SparkEngine, SparkOptions
+
+    return SparkEngine.open(catalog_url, lake, SparkOptions(master, remote, dict(conf or {})))
 
 
 def scratch(

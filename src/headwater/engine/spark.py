@@ -21,6 +21,7 @@ refused until every model kind passes the conformance suite on it.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,6 +46,7 @@ from headwater.engine.base import (
     StoredObject,
 )
 from headwater.engine.maven import Artifact, resolve
+from headwater.engine.spark_sql import spark_nodes
 from headwater.errors import EngineError, SpecError
 
 if TYPE_CHECKING:
@@ -213,12 +215,15 @@ class SparkEngine:
             ) from err
         if options.remote is None:
             session.sparkContext.setLogLevel("ERROR")
+        # pyspark logs every failed query's whole Java stack; headwater reports the error
+        logging.getLogger("SQLQueryContextLogger").disabled = True
         return cls(session)
 
     def render(self, statement: Statement, *, copy: bool = True) -> str:
         if isinstance(statement, str):
             return statement
-        return statement.sql(dialect=self.dialect, copy=copy)
+        tree = statement.copy() if copy else statement
+        return tree.transform(spark_nodes, copy=False).sql(dialect=self.dialect)
 
     def _frame(self, statement: Statement, params: Params) -> DataFrame:
         sql = self.render(statement)
@@ -388,7 +393,24 @@ class SparkEngine:
         return exp.select(*columns).from_(source).subquery("_hw_lake")
 
     def export(self, query: exp.Query, path: str, schema: pa.Schema) -> int:
-        raise _later("exporting a query to one Parquet file")
+        """Through the driver: the result as Arrow, cast to `schema` (its Iceberg field ids
+        in the fields' metadata), written as one Parquet file. A data product is bounded by
+        the driver's memory here, where DuckDB streams it."""
+        import pyarrow.parquet as pq
+
+        ordered = exp.select(*[exp.column(f.name, quoted=True) for f in schema]).from_(
+            query.subquery("_hw_export")
+        )
+        table = self.read(ordered)
+        table = pa.Table.from_arrays(
+            [
+                column.cast(field.type) if column.type != field.type else column
+                for column, field in zip(table.columns, schema, strict=True)
+            ],
+            schema=schema,
+        )
+        pq.write_table(table, path)
+        return int(table.num_rows)
 
     def content_hash(self, alias: str) -> exp.Expr:
         raise _later("content hashes of rows")

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from headwater.contracts.load import locate
 from headwater.contracts.secrets import Secrets
-from headwater.engine import Engine, open_engine
+from headwater.engine import Engine, open_engine, open_spark
 from headwater.errors import HeadwaterError, Location, SpecError, StoreError
 from headwater.project import SETTINGS_FILE, Project
 from headwater.zones.catalog import Catalog, catalog_url
@@ -61,7 +61,9 @@ class Stores:
             location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
             lake = _opening(project, "lake", secrets, lambda: Lake(url, location, project.root))
             path = _opening(project, "warehouse", secrets, lambda: _warehouse(project, secrets))
-            engine = _opening(project, "warehouse", secrets, lambda: _engine(project, path))
+            engine = _opening(
+                project, "warehouse", secrets, lambda: _engine(project, path, url, lake)
+            )
             opened.append(engine)
         except BaseException:
             for store in reversed(opened):
@@ -308,9 +310,20 @@ def _lake_location(project: Project, secrets: Secrets) -> str:
     return location
 
 
-def _engine(project: Project, path: Path) -> Engine:
-    """The engine `headwater.yml` names, on the warehouse at `path`."""
+def _engine(project: Project, path: Path, catalog_url: str, lake: Lake) -> Engine:
+    """The engine `headwater.yml` names, on the warehouse at `path` — or, for Spark, in the
+    catalog at `catalog_url` beside the lake at `lake`."""
     try:
+        if project.settings.engine == "spark":
+            spark = project.settings.spark
+            lake.prepare()
+            return open_spark(
+                catalog_url,
+                lake.warehouse,
+                master=spark.master,
+                remote=spark.remote,
+                conf=spark.conf,
+            )
         return open_engine(project.settings.engine, path)
     except SpecError as err:
         err.where = err.where or _where(project, "engine")

@@ -154,6 +154,11 @@ class Lake:
                 self._iceberg = SqlCatalog("headwater", uri=self._url, warehouse=self._warehouse)
             return self._iceberg
 
+    def prepare(self) -> None:
+        """Create the Iceberg catalog's tables in the catalog database if they are missing:
+        an engine that shares them (Spark's JDBC catalog) expects them there."""
+        self._catalog  # noqa: B018  (made on first use)
+
     def _engine(self) -> sa.Engine:
         """A database connection pool for the cheap catalog reads: pyiceberg's own once it is
         loaded, else one of ours (no pyiceberg import)."""
