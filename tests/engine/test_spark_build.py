@@ -9,12 +9,9 @@ and a sum of doubles may differ in its last bits (the order of the additions).""
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,7 +19,7 @@ from headwater.engine.spark import WAREHOUSE, SparkEngine
 from headwater.orchestrate import RunReport, Stores, run
 from headwater.project import Project, load_project
 from tests.conftest import NOW
-from tests.spark import require
+from tests.spark import require, rows_compared
 
 pytestmark = pytest.mark.spark
 
@@ -56,21 +53,6 @@ def on_spark(shop_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     yield from _ran(root)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        value = float(value)
-    if isinstance(value, float):
-        return round(value, 6)
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
-    return value
-
-
-def _rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    plain = [{k: _plain(v) for k, v in row.items()} for row in rows]
-    return sorted(plain, key=lambda r: tuple(repr(v) for v in r.values()))
-
-
 def test_the_run_on_spark_lands_builds_and_judges_as_on_duckdb(
     on_duckdb: Ran, on_spark: Ran
 ) -> None:
@@ -95,7 +77,7 @@ def test_every_model_equals_duckdbs_row_by_row(on_duckdb: Ran, on_spark: Ran) ->
         on_spark_rows = spark_stores.engine.read(f"SELECT * FROM {name}").to_pylist()
         on_duckdb_rows = duckdb_stores.engine.read(f"SELECT * FROM {name}").to_pylist()
         assert on_spark_rows, name
-        assert _rows(on_spark_rows) == _rows(on_duckdb_rows), name
+        assert rows_compared(on_spark_rows) == rows_compared(on_duckdb_rows), name
 
 
 def test_versions_are_iceberg_tables_any_iceberg_reader_can_read(on_spark: Ran) -> None:
