@@ -80,7 +80,7 @@ CASES = [
     # engine
     Case("engine_misspelt", _with("engine", "duckbd"), (f"{FILE}:5", "engine", "'duckdb'")),
     Case("engine_number", _with("engine", "3"), (f"{FILE}:5", "engine"), code=3),
-    Case("engine_not_available", _with("engine", "spark"), (f"{FILE}:5", "engine", "spark")),
+    Case("engine_not_available", _with("engine", "postgres"), (f"{FILE}:5", "engine", "postgres")),
     # catalog
     Case("catalog_under_dev_null", _with("catalog", "/dev/null/c.db"), (f"{FILE}:5", "catalog")),
     Case("catalog_is_a_folder", _with("catalog", "data"), (f"{FILE}:5", "catalog", "folder")),

@@ -103,3 +103,14 @@ def test_the_catalog_url_in_jdbc_form(tmp_path: Path) -> None:
         jdbc_catalog("mysql://x/y")
     with pytest.raises(SpecError, match="in-memory"):
         jdbc_catalog("sqlite://")
+
+
+def test_quantiles_of_dates_and_moments(landed: tuple[Stores, SparkEngine]) -> None:
+    _, engine = landed
+    for kind in ("date", "timestamp"):
+        start = exp.cast(exp.Literal.string("2026-01-01"), "date")
+        days = exp.cast(exp.func("date_add", start, exp.cast(exp.column("id"), "int")), kind)
+        rows = exp.select(days.as_("d")).from_(exp.func("range", exp.Literal.number(11)))
+        median = engine.quantiles(exp.column("d"), [0.5], moment=True)
+        (found,) = engine.rows(exp.select(median.as_("q")).from_(rows.subquery("_days")))
+        assert found[0] == [1767657600000000.0], kind  # 2026-01-06, in microseconds

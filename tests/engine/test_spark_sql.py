@@ -96,10 +96,16 @@ def test_the_function_list_is_sparks_own() -> None:
             "select regexp_full_match(email, '[^@]+@[^@]+') from t",
             "SELECT email RLIKE CONCAT('^(?:', '[^@]+@[^@]+', ')$') FROM t",
         ),
-        # a sample of n rows: no seed (sqlglot writes DuckDB's REPEATABLE as SEED)
+        # a sample of n rows of a table: no seed (sqlglot writes DuckDB's REPEATABLE as SEED)
         (
-            "select * from t using sample reservoir (1000 rows) repeatable (7)",
+            "select * from t tablesample reservoir (1000 rows) repeatable (7)",
             "SELECT * FROM t TABLESAMPLE (1000 ROWS)",
+        ),
+        # ... of a query: Spark samples tables only (and its n rows are the first n)
+        (
+            "select a from (select a from t where b) "
+            "using sample reservoir (10 rows) repeatable (7)",
+            "SELECT a FROM (SELECT a FROM t WHERE b) LIMIT 10",
         ),
     ],
 )

@@ -168,7 +168,7 @@ def session_conf(catalog_url: str, warehouse: str, options: SparkOptions) -> dic
             **{f"{prefix}.{k}": v for k, v in jdbc.pool.items()},
         }
     if options.remote is None:  # a Connect server brings its own jars
-        conf["spark.jars"] = ",".join(str(p) for p in resolve([ICEBERG, jdbc.driver]))
+        conf["spark.jars"] = ",".join(str(p) for p in resolve([ICEBERG, *DRIVERS.values()]))
     return conf | dict(options.conf)
 
 
@@ -199,6 +199,18 @@ class SparkEngine:
             raise EngineError(
                 "the Spark engine needs pyspark", hint="pip install 'headwater[spark]'"
             ) from err
+        live = SparkSession.getActiveSession()
+        if live is not None:
+            # getOrCreate would hand back that session as it is: its catalogs, already loaded,
+            # would read and write another project's tables
+            other = live.conf.get(f"spark.sql.catalog.{CATALOG}.uri", None)
+            if other != conf[f"spark.sql.catalog.{CATALOG}.uri"]:
+                raise EngineError(
+                    "a Spark session over another catalog is open in this process "
+                    f"({other or 'not headwater'})",
+                    hint="close the other project's stores first: one project's Spark "
+                    "session at a time in a process",
+                )
         builder = SparkSession.builder.appName("headwater")
         builder = (
             builder.remote(options.remote) if options.remote else builder.master(options.master)
@@ -363,7 +375,9 @@ class SparkEngine:
         self, column: exp.Expr, fractions: Sequence[float], *, moment: bool = False
     ) -> exp.Expr:
         listed = exp.Array(expressions=[exp.Literal.number(q) for q in fractions])
-        value = exp.func("unix_micros", column) if moment else column
+        # a moment as microseconds since the epoch (Spark's percentile takes numbers); a DATE
+        # cast to a timestamp first (unix_micros takes no date)
+        value = exp.func("unix_micros", exp.cast(column, "timestamp")) if moment else column
         return exp.Anonymous(this="percentile", expressions=[value, listed])
 
     def top_values(self, column: exp.Expr, k: int) -> exp.Expr | None:

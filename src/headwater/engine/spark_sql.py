@@ -87,7 +87,15 @@ def spark_nodes(node: exp.Expr) -> exp.Expr:
     """Where sqlglot's Spark output is wrong, the node Spark needs (each with a test in
     tests/engine/test_spark_sql.py): a full regular-expression match is RLIKE anchored at
     both ends (Spark has no REGEXP_FULL_MATCH; RLIKE matches anywhere in the text); a sample
-    of n rows has no seed."""
+    of n rows has no seed, and a query's is a LIMIT."""
+    sample = node.args.get("sample") if isinstance(node, exp.Select) else None
+    if isinstance(sample, exp.TableSample) and sample.args.get("size") is not None:
+        # DuckDB's `USING SAMPLE n ROWS` of a query: Spark samples tables only, and its
+        # `TABLESAMPLE (n ROWS)` is the first n rows anyway — a LIMIT
+        assert isinstance(node, exp.Select)
+        node = node.copy()
+        node.set("sample", None)
+        return node if node.args.get("limit") else node.limit(sample.args["size"].copy())
     if isinstance(node, exp.TableSample) and node.args.get("size") and node.args.get("seed"):
         # `TABLESAMPLE (n ROWS)` is Spark's first n rows, the same each time: no seed to give
         # (sqlglot writes DuckDB's REPEATABLE as SEED, which Spark refuses)
