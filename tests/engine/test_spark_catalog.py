@@ -61,6 +61,9 @@ def test_spark_reads_every_raw_table_the_python_side_landed(
         assert got.num_rows == expected.num_rows > 0 or name.endswith("__quarantine")
         assert _rows(got.cast(expected.schema)) == _rows(expected), name
     lake_orders = f"{CATALOG}.raw.orders"  # the lake's table; `raw.orders` is the raw view
+    # nothing made where the process runs: Spark's own folder is in the lake's
+    folder = engine.session.conf.get("spark.sql.warehouse.dir", "") or ""
+    assert folder.endswith(f"{stores.lake.folder}/_warehouse/_session")  # file:/… as Spark says
     assert engine.row_counts([lake_orders]) == {lake_orders: stores.lake.row_count("raw.orders")}
 
 

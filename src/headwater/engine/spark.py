@@ -151,6 +151,9 @@ def session_conf(catalog_url: str, warehouse: str, options: SparkOptions) -> dic
         **LOCAL,
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.defaultCatalog": WAREHOUSE,
+        # Spark's own session catalog keeps nothing of ours, but makes its folder where the
+        # process runs: in the lake's instead
+        "spark.sql.warehouse.dir": f"{warehouse.rstrip('/')}/_warehouse/_session",
     }
     for name, folder in ((CATALOG, warehouse), (WAREHOUSE, f"{warehouse.rstrip('/')}/_warehouse")):
         prefix = f"spark.sql.catalog.{name}"
