@@ -64,6 +64,11 @@ def test_spark_reads_every_raw_table_the_python_side_landed(
     # nothing made where the process runs: Spark's own folder is in the lake's
     folder = engine.session.conf.get("spark.sql.warehouse.dir", "") or ""
     assert folder.endswith(f"{stores.lake.folder}/_warehouse/_session")  # file:/… as Spark says
+    # nor Spark's warnings and progress bars on the user's terminal: errors only
+    options = engine.session.conf.get("spark.driver.extraJavaOptions", "") or ""
+    log4j = Path(options.split("-Dlog4j.configurationFile=")[1].split()[0])
+    assert "rootLogger.level = error" in log4j.read_text()
+    assert engine.session.conf.get("spark.ui.showConsoleProgress") == "false"
     assert engine.row_counts([lake_orders]) == {lake_orders: stores.lake.row_count("raw.orders")}
 
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -74,6 +75,7 @@ LOCAL = {
     "spark.driver.host": "127.0.0.1",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",  # the run's own progress is headwater's
 }
 
 
@@ -170,7 +172,9 @@ def session_conf(catalog_url: str, warehouse: str, options: SparkOptions) -> dic
             **{f"{prefix}.{k}": v for k, v in jdbc.properties.items()},
             **{f"{prefix}.{k}": v for k, v in jdbc.pool.items()},
         }
-    if options.remote is None:  # a Connect server brings its own jars
+    if options.remote is None:  # a Connect server brings its own jars and logs
+        log4j = resources.files("headwater.engine").joinpath("spark_log4j2.properties")
+        conf["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile={log4j}"
         conf["spark.jars"] = ",".join(str(p) for p in resolve([ICEBERG, *DRIVERS.values()]))
     return conf | dict(options.conf)
 
