@@ -9,12 +9,16 @@ import datetime as dt
 import importlib.util
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from headwater.engine.spark import SparkEngine, SparkOptions
+
+if TYPE_CHECKING:
+    from headwater.orchestrate import Stores
 
 
 def _plain(value: Any) -> Any:
@@ -33,6 +37,31 @@ def rows_compared(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     and a sum of doubles may differ in its last bits (the order of the additions)."""
     plain = [{k: _plain(v) for k, v in row.items()} for row in rows]
     return sorted(plain, key=lambda r: tuple(repr(v) for v in r.values()))
+
+
+def marts_after_a_run(
+    root: Path, check: Callable[[Stores], None] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Run the project at `root` (as `headwater run` does), `check` its stores, and read
+    every mart as the engines' results are compared (`rows_compared`)."""
+    from headwater.orchestrate import Stores, run
+    from headwater.project import load_project
+    from tests.conftest import NOW
+
+    project = load_project(root)
+    stores = Stores.open(project)
+    try:
+        report = run(project, stores, now=NOW)
+        assert report.ok, report.summary()
+        if check is not None:
+            check(stores)
+        return {
+            name: rows_compared(stores.engine.read(f"SELECT * FROM {name}").to_pylist())
+            for name in project.models
+            if name.startswith("marts.")
+        }
+    finally:
+        stores.close()
 
 
 def available() -> bool:

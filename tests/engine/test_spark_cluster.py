@@ -10,38 +10,24 @@ from pathlib import Path
 import pytest
 
 from headwater.engine.spark import SparkEngine
-from headwater.orchestrate import Stores, run
-from headwater.project import load_project
-from tests.conftest import NOW
-from tests.spark import rows_compared, standalone
+from headwater.orchestrate import Stores
+from tests.spark import marts_after_a_run, standalone
 
 pytestmark = pytest.mark.spark
 
 
-def _marts(root: Path) -> dict[str, list[dict[str, object]]]:
-    project = load_project(root)
-    stores = Stores.open(project)
-    try:
-        report = run(project, stores, now=NOW)
-        assert report.ok, report.summary()
-        if isinstance(stores.engine, SparkEngine):  # the work went to the cluster's executors
-            context = stores.engine.session.sparkContext
-            assert context.master.startswith("spark://")
-            executors = context._jsc.sc().getExecutorMemoryStatus().size() - 1  # not the driver
-            assert executors == 2
-        return {
-            name: rows_compared(stores.engine.read(f"SELECT * FROM {name}").to_pylist())
-            for name in project.models
-            if name.startswith("marts.")
-        }
-    finally:
-        stores.close()
+def _on_the_cluster(stores: Stores) -> None:
+    """The work went to the cluster's two executors, not a local session."""
+    assert isinstance(stores.engine, SparkEngine)
+    context = stores.engine.session.sparkContext
+    assert context.master.startswith("spark://")
+    assert context._jsc.sc().getExecutorMemoryStatus().size() - 1 == 2  # not the driver
 
 
 def test_a_standalone_cluster_runs_the_example_project(shop_template: Path, tmp_path: Path) -> None:
     embedded = tmp_path / "embedded"
     shutil.copytree(shop_template, embedded)
-    expected = _marts(embedded)
+    expected = marts_after_a_run(embedded)
     with standalone(workers=2) as master:
         clustered = tmp_path / "clustered"
         shutil.copytree(shop_template, clustered)
@@ -52,4 +38,4 @@ def test_a_standalone_cluster_runs_the_example_project(shop_template: Path, tmp_
             "spark.cores.max: '2'}}"
         )
         settings.write_text("\n".join([*kept, "engine: spark", spark, ""]))
-        assert _marts(clustered) == expected
+        assert marts_after_a_run(clustered, _on_the_cluster) == expected

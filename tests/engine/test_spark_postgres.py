@@ -9,28 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from headwater.orchestrate import Stores, run
-from headwater.project import load_project
 from tests import postgres
-from tests.conftest import NOW
-from tests.spark import require, rows_compared
+from tests.spark import marts_after_a_run, require
 
 pytestmark = [pytest.mark.spark, pytest.mark.postgres]
-
-
-def _marts(root: Path) -> dict[str, list[dict[str, object]]]:
-    project = load_project(root)
-    stores = Stores.open(project)
-    try:
-        report = run(project, stores, now=NOW)
-        assert report.ok, report.summary()
-        return {
-            name: rows_compared(stores.engine.read(f"SELECT * FROM {name}").to_pylist())
-            for name in project.models
-            if name.startswith("marts.")
-        }
-    finally:
-        stores.close()
 
 
 def test_spark_shares_a_postgresql_catalog(shop_template: Path, tmp_path: Path) -> None:
@@ -38,7 +20,7 @@ def test_spark_shares_a_postgresql_catalog(shop_template: Path, tmp_path: Path) 
     postgres.require()
     embedded = tmp_path / "embedded"
     shutil.copytree(shop_template, embedded)
-    expected = _marts(embedded)
+    expected = marts_after_a_run(embedded)
     with postgres.cluster() as url:
         team = tmp_path / "team"
         shutil.copytree(shop_template, team)
@@ -50,4 +32,4 @@ def test_spark_shares_a_postgresql_catalog(shop_template: Path, tmp_path: Path) 
         ]
         extra = [f"catalog: '{url}'", "engine: spark", "spark: {master: 'local[2]'}", ""]
         settings.write_text("\n".join([*kept, *extra]))
-        assert _marts(team) == expected
+        assert marts_after_a_run(team) == expected
