@@ -90,14 +90,6 @@ def spark(catalog_url: str, warehouse: str) -> Iterator[SparkEngine]:
         engine.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def standalone(workers: int = 2) -> Iterator[str]:
     """A standalone Spark cluster on 127.0.0.1 — a master and `workers` workers of one core
@@ -111,9 +103,11 @@ def standalone(workers: int = 2) -> Iterator[str]:
 
     import pyspark
 
+    from tests.observe.receivers import free_port
+
     require()
     spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
-    port = _free_port()
+    port = free_port()
     url = f"spark://127.0.0.1:{port}"
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_HOME": str(spark_class.parents[1])}
     started: list[subprocess.Popen[bytes]] = []
@@ -142,7 +136,7 @@ def standalone(workers: int = 2) -> Iterator[str]:
             start(
                 "master",
                 "org.apache.spark.deploy.master.Master",
-                "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(_free_port()),
+                "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(free_port()),
             )  # fmt: skip
             wait_for("master", "I have been elected leader")
             for i in range(workers):
@@ -151,7 +145,7 @@ def standalone(workers: int = 2) -> Iterator[str]:
                     "org.apache.spark.deploy.worker.Worker",
                     url,
                     "--host", "127.0.0.1", "--cores", "1", "--memory", "1g",
-                    "--webui-port", str(_free_port()), "--work-dir", str(logs / f"work{i}"),
+                    "--webui-port", str(free_port()), "--work-dir", str(logs / f"work{i}"),
                 )  # fmt: skip
                 wait_for(f"worker{i}", "Successfully registered with master")
             yield url

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -54,7 +53,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 DIALECT = "spark"
-_BUSY_TRIES = 8  # commits refused by a busy SQLite catalog, tried again (0.05 s … 6.4 s apart)
 CATALOG = "headwater"  # pyiceberg's catalog name (zones/lake.py): the rows both sides share
 # the warehouse (DuckDB's file on the embedded default): raw views, model versions and the
 # views of environments, as Iceberg tables and views of a second catalog of the same
@@ -255,18 +253,11 @@ class SparkEngine:
         # Spark runs one statement a call: a script (an environment's views flipped at once)
         # is run statement by statement
         for one in _split(self.render(statement)):
-            for attempt in range(_BUSY_TRIES):
-                try:
-                    # DDL and DML run when asked for their (empty) result
-                    self.session.sql(one, args=dict(params) if params else None).collect()
-                    break
-                except Exception as err:
-                    # a SQLite catalog written by the Python side between this commit's read
-                    # and its write refuses the write (SQLITE_BUSY_SNAPSHOT): the commit is
-                    # rolled back whole, and done again from a fresh read
-                    if "SQLITE_BUSY" not in str(err) or attempt == _BUSY_TRIES - 1:
-                        raise _error(err, one) from err
-                    time.sleep(0.05 * 2**attempt)
+            try:
+                # DDL and DML run when asked for their (empty) result
+                self.session.sql(one, args=dict(params) if params else None).collect()
+            except Exception as err:
+                raise _error(err, one) from err
         return self._written(statement)
 
     def _written(self, statement: Statement) -> int | None:
@@ -346,20 +337,36 @@ class SparkEngine:
     def objects(self) -> dict[str, ObjectKind]:
         found: dict[str, ObjectKind] = {}
         for (namespace,) in self.rows(f"SHOW NAMESPACES IN {WAREHOUSE}"):
-            # an Iceberg catalog lists its views apart from its tables
-            for kind, listing, column in (
-                (ObjectKind.TABLE, "TABLES", "tableName"),
-                (ObjectKind.VIEW, "VIEWS", "viewName"),
-            ):
-                shown = self.session.sql(f"SHOW {listing} IN {WAREHOUSE}.`{namespace}`")
-                for row in shown.collect():
-                    if not row["isTemporary"]:
-                        found[f"{namespace}.{row[column]}"] = kind
+            found |= self._listed(namespace)
         return found
 
     def stored(self, name: str) -> StoredObject | None:
-        kind = self.objects().get(name)
+        namespace, _, _ = name.rpartition(".")
+        if not namespace:
+            return None
+        try:  # its namespace only: a refresh of the raw views asks for each of them
+            kind = self._listed(namespace).get(name)
+        except EngineError:
+            return None  # no such namespace yet
         return None if kind is None else StoredObject(kind)
+
+    def _listed(self, namespace: str) -> dict[str, ObjectKind]:
+        """The tables and views of one namespace of the warehouse (an Iceberg catalog lists
+        its views apart from its tables)."""
+        found: dict[str, ObjectKind] = {}
+        for kind, listing, column in (
+            (ObjectKind.TABLE, "TABLES", "tableName"),
+            (ObjectKind.VIEW, "VIEWS", "viewName"),
+        ):
+            shown = f"SHOW {listing} IN {WAREHOUSE}.`{namespace}`"
+            try:
+                rows = self.session.sql(shown).collect()
+            except Exception as err:
+                raise _error(err, shown) from err
+            for row in rows:
+                if not row["isTemporary"]:
+                    found[f"{namespace}.{row[column]}"] = kind
+        return found
 
     def row_counts(self, tables: Sequence[str]) -> dict[str, int]:
         if not tables:

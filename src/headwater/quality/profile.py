@@ -208,7 +208,7 @@ class ProfileQuery:
         """The sketches over about SAMPLE of the `rows` rows of `table` under `scope`: whole
         blocks of rows first (`BLOCKS` times as many as needed), then rows of those at
         random; every row when they are few."""
-        share = self.share if self.share is not None else min(1.0, SAMPLE / max(rows, 1))
+        share = self.share if self.share is not None else _share(rows)
         blocks = min(1.0, BLOCKS * share)
         sampled = table.copy()
         if blocks < 1.0:
@@ -230,7 +230,11 @@ class ProfileQuery:
 def share_of(rows: int | None) -> float | None:
     """The share of `rows` rows the quantiles and top values are estimated from (None: not
     known yet)."""
-    return None if rows is None else min(1.0, SAMPLE / max(rows, 1))
+    return None if rows is None else _share(rows)
+
+
+def _share(rows: int) -> float:
+    return min(1.0, SAMPLE / max(rows, 1))
 
 
 def profile_aggregates(
