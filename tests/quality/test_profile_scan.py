@@ -69,14 +69,16 @@ def test_the_profile_is_read_in_the_rules_one_scan(engine: RecordingEngine) -> N
     engine.log.clear()
     _profiled(engine)
     queries = [str(q) for q in engine.log if "FROM" in str(q).upper()]
-    # every row's figures (counts, bounds, means) in the rules' one scan; the quantiles and
-    # top values from a random sample of about SAMPLE rows, in a query of its own
-    assert len(queries) == 2
-    scan, drawn = queries
+    # every row's figures (counts, bounds, means) in the rules' one scan; the quantiles from
+    # a random sample of about SAMPLE rows, the top values from whole blocks of about as many
+    assert len(queries) == 3
+    scan, drawn, blocks = queries
     assert "m0" in scan and "_hw_p0_n" in scan and "_hw_p1_avg" in scan
-    assert "RAND()" in drawn and "_hw_p1_q" in drawn and "_hw_p2_top" in drawn
+    assert "RAND()" in drawn and "_hw_p1_q" in drawn and "_hw_p2_top" not in drawn
     assert "_hw_p1_avg" not in drawn and "m0" not in drawn
     assert "TABLESAMPLE" not in drawn  # a third of 300,000 rows: drawn one by one
+    assert "_hw_p2_top" in blocks and "_hw_p1_q" not in blocks and "RAND()" not in blocks
+    assert "TABLESAMPLE SYSTEM (33.3333 PERCENT)" in blocks
 
 
 def test_a_distinct_count_is_read_apart_from_the_profile(engine: RecordingEngine) -> None:
@@ -94,9 +96,9 @@ def test_a_distinct_count_is_read_apart_from_the_profile(engine: RecordingEngine
     assert results[0].passed and profile is not None and profile.rows == ROWS
     queries = [str(q) for q in engine.log if "FROM" in str(q).upper()]
     # every row's figures, the distinct count (beside which DuckDB would evaluate them the
-    # slow way), the sample's sketches
-    assert len(queries) == 3
-    scan, apart, drawn = queries
+    # slow way), the samples' sketches
+    assert len(queries) == 4
+    scan, apart, drawn, _ = queries
     assert "_hw_p1_avg" in scan and "COUNT(DISTINCT" not in scan
     assert "COUNT(DISTINCT" in apart and "_hw_p" not in apart
     assert "_hw_p1_q" in drawn
@@ -204,6 +206,33 @@ def test_a_big_table_is_sampled_by_blocks_then_rows(engine: RecordingEngine) -> 
                 f"select avg(({name} <= {quantiles[f'p{round(q * 100)}']})::int) from main.big"
             )[0]
             assert abs(rank - q) < error, (name, q, rank)
+
+
+def test_top_values_come_from_whole_blocks_even_of_rows_clustered_by_value(
+    engine: RecordingEngine,
+) -> None:
+    big = 20 * SAMPLE  # the top values read a twentieth of the blocks, every row of them
+    # stored sorted by value: each block holds one value; 10% of the rows are 1,000 rare ones
+    engine.execute(f"""
+        create table clustered as select case when i < {big} * 0.4 then 'a'
+            when i < {big} * 0.7 then 'b' when i < {big} * 0.9 then 'c'
+            else 'rare' || (i % 1000) end as kind
+        from range({big}) t(i) order by i""")
+    engine.log.clear()
+    _, profile = evaluate_profiled(
+        [],
+        "main.clustered",
+        engine=engine,
+        now=NOW,
+        columns=["kind"],
+        profile={"kind": "VARCHAR"},
+        profile_rows=big,
+    )
+    assert profile is not None
+    (drawn,) = [str(q) for q in engine.log if "_hw_p0_top" in str(q)]
+    assert "TABLESAMPLE SYSTEM (5 PERCENT)" in drawn and "RAND()" not in drawn
+    top = profile.columns["kind"].top
+    assert top is not None and {"a", "b", "c"} <= set(top[:4]), top
 
 
 def test_a_pii_column_keeps_counts_never_values(engine: RecordingEngine) -> None:

@@ -188,8 +188,8 @@ def evaluate_profiled(
             row = engine.read(_scan([], table, scope, key, [])[0]).to_pylist()[0]
         total = int(row["total"])
         if planned.sketches and planned.share != 1.0 and total:
-            sample = planned.sample_query(_table(table), scope, total)
-            row |= engine.read(sample).to_pylist()[0]
+            for sample in planned.sample_queries(_table(table), scope, total):
+                row |= engine.read(sample).to_pylist()[0]
         table_profile = read_profile(row, profile, total, hidden=hidden, known=stats)
     failing_keys = {  # failing on as many rows as the scan has keys of: all of its samples
         r.name: found[r.name]
