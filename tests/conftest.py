@@ -13,7 +13,7 @@ from headwater.cli.scaffold import scaffold
 from headwater.orchestrate import RunReport, Stores, run
 from headwater.project import Project, load_project
 from tests.browser import browser  # noqa: F401  (the fixture of the browser tests)
-from tests.engines import ENGINES
+from tests.engines import CONFORMANCE
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SMALL_EVENTS = 4_500
@@ -49,11 +49,11 @@ def built_shop(
     stores.close()
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=CONFORMANCE)
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The engine a conformance test runs every project on: DuckDB; DuckDB behind a dialect
-    of another name that records what it is sent; and that engine with no optional
-    capability (tests/engines.py). A new engine adds a parameter here."""
+    of another name that records what it is sent; that engine with no optional capability;
+    and Spark (tests/engines.py). A new engine adds a parameter there."""
     from tests.engines import engine_named, text_statements
 
     with engine_named(request.param, monkeypatch) as log:

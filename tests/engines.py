@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,6 +95,10 @@ class MinimalEngine(RecordingEngine):
 
 
 ENGINES = ["duckdb", "recording", "minimal"]
+# the projects of the conformance suite (the `engine` fixture of tests/conftest.py) run on
+# those and on Spark (a local session of pyspark's own JVM: tests/spark.py)
+SPARK = pytest.param("spark", marks=pytest.mark.spark)
+CONFORMANCE = [*ENGINES, SPARK]
 
 
 @contextmanager
@@ -108,6 +113,20 @@ def engine_named(name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[ob
             return kind(path, log=log, **options)
 
         monkeypatch.setattr("headwater.orchestrate.stores.open_engine", open_recording)
+    if name == "spark":
+        from headwater.engine import open_spark
+        from tests.spark import require
+
+        require()
+
+        def open_on_spark(_project: Any, _path: Any, catalog_url: str, lake: Any) -> Any:
+            # as `engine: spark` in headwater.yml opens it (orchestrate/stores.py::_engine)
+            lake.prepare()
+            engine = open_spark(catalog_url, lake.warehouse, master="local[2]")
+            log.append(engine)  # opened: the fixture checks it was
+            return engine
+
+        monkeypatch.setattr("headwater.orchestrate.stores._engine", open_on_spark)
     yield log
 
 
@@ -116,8 +135,22 @@ def text_statements(log: list[object]) -> list[str]:
     return [s for s in log if isinstance(s, str)]
 
 
-def make_engine(name: str, log: list[object]) -> DuckDBEngine:
-    """An in-memory engine of one of `ENGINES`, recording into `log`."""
+def make_engine(name: str, log: list[object]) -> Any:
+    """An in-memory engine of one of `ENGINES`, recording into `log`; or "spark": a session
+    over a catalog and lake in a folder of their own (close it)."""
+    if name == "spark":
+        import tempfile
+
+        from headwater.engine.spark import SparkEngine, SparkOptions
+        from headwater.zones.lake import Lake
+        from tests.spark import require
+
+        require()
+        folder = Path(tempfile.mkdtemp(prefix="hw-spark-"))
+        catalog = f"sqlite:///{folder}/catalog.db"
+        lake = Lake(catalog, "lake", folder)
+        lake.prepare()  # the catalog's tables, as opening a project's stores makes them
+        return SparkEngine.open(catalog, lake.warehouse, SparkOptions("local[2]"))
     if name == "recording":
         return RecordingEngine(log=log)
     if name == "minimal":

@@ -61,9 +61,10 @@ def test_spark_reads_every_raw_table_the_python_side_landed(
         assert got.num_rows == expected.num_rows > 0 or name.endswith("__quarantine")
         assert _rows(got.cast(expected.schema)) == _rows(expected), name
     lake_orders = f"{CATALOG}.raw.orders"  # the lake's table; `raw.orders` is the raw view
-    # nothing made where the process runs: Spark's own folder is in the lake's
+    # nothing made where the process runs: Spark's own folder is in a lake's (the first
+    # project's to start Spark in this process)
     folder = engine.session.conf.get("spark.sql.warehouse.dir", "") or ""
-    assert folder.endswith(f"{stores.lake.folder}/_warehouse/_session")  # file:/… as Spark says
+    assert folder.endswith("/_warehouse/_session") and str(Path.cwd()) not in folder
     # nor Spark's warnings and progress bars on the user's terminal: errors only
     options = engine.session.conf.get("spark.driver.extraJavaOptions", "") or ""
     log4j = Path(options.split("-Dlog4j.configurationFile=")[1].split()[0])
@@ -122,3 +123,32 @@ def test_quantiles_of_dates_and_moments(landed: tuple[Stores, SparkEngine]) -> N
         median = engine.quantiles(exp.column("d"), [0.5], moment=True)
         (found,) = engine.rows(exp.select(median.as_("q")).from_(rows.subquery("_days")))
         assert found[0] == [1767657600000000.0], kind  # 2026-01-06, in microseconds
+
+
+def test_two_projects_in_one_process_each_see_their_own_catalog(
+    landed: tuple[Stores, SparkEngine], tmp_path: Path
+) -> None:
+    """One Spark context a process, a session of its own per project: opening a second
+    project's engine while the first is open neither fails nor shows it the first's tables."""
+    stores, first = landed
+    other = Stores.open(load_project(_fresh(tmp_path)))
+    other.lake.prepare()  # as opening a Spark project's stores does
+    try:
+        with spark(other.catalog.url, other.lake.warehouse) as second:
+            assert second.session.sparkContext is first.session.sparkContext  # no new JVM
+            second.execute(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.only_here")
+            second.execute(f"CREATE TABLE {CATALOG}.only_here.t USING iceberg AS SELECT 1 AS x")
+            assert second.rows(f"SELECT x FROM {CATALOG}.only_here.t") == [(1,)]
+            assert other.lake.table("only_here.t") is not None
+            assert stores.lake.table("only_here.t") is None
+            with pytest.raises(EngineError, match="only_here"):
+                first.rows(f"SELECT x FROM {CATALOG}.only_here.t")
+            # and the first still reads its own lake
+            assert first.row_counts([f"{CATALOG}.raw.orders"])
+    finally:
+        other.close()
+
+
+def _fresh(root: Path) -> Path:
+    (root / "headwater.yml").write_text("name: other\n")
+    return root

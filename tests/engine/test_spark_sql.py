@@ -107,6 +107,31 @@ def test_the_function_list_is_sparks_own() -> None:
             "using sample reservoir (10 rows) repeatable (7)",
             "SELECT a FROM (SELECT a FROM t WHERE b) LIMIT 10",
         ),
+        # QUALIFY (Spark has none) of `*`: sqlglot's rewrite returned its window column too
+        (
+            "select * from t qualify row_number() over (partition by a order by b) = 1",
+            "SELECT * EXCEPT (_hw_q0) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY a ORDER "
+            "BY b NULLS LAST) AS _hw_q0 FROM t) AS _hw_q WHERE _hw_q0 = 1",
+        ),
+        # ... on a column not selected: read beside the window, left out as well
+        (
+            "select a from t qualify rank() over (order by b) = 1 and b > 0",
+            "SELECT * EXCEPT (_hw_q0, _hw_q1) FROM (SELECT a, RANK() OVER (ORDER BY b NULLS "
+            "LAST) AS _hw_q0, b AS _hw_q1 FROM t) AS _hw_q WHERE _hw_q0 = 1 AND _hw_q1 > 0",
+        ),
+        # exact quantiles: one percentile_disc a fraction (sqlglot writes PERCENTILE_APPROX),
+        # ranked as DuckDB ranks them; a date's over its days since the epoch
+        (
+            "select quantile_disc(x, [0.15, 0.5]) from t",
+            "SELECT ARRAY(PERCENTILE_DISC(0.149999999999) WITHIN GROUP (ORDER BY x NULLS LAST), "
+            "PERCENTILE_DISC(0.499999999999) WITHIN GROUP (ORDER BY x NULLS LAST)) FROM t",
+        ),
+        (
+            "select quantile_disc(cast(d as date), 0.5) from t",
+            "SELECT DATE_FROM_UNIX_DATE(CAST(PERCENTILE_DISC(0.499999999999) WITHIN GROUP "
+            "(ORDER BY DATEDIFF(DAY, CAST('1970-01-01' AS DATE), CAST(d AS DATE)) NULLS LAST) "
+            "AS INT)) FROM t",
+        ),
     ],
 )
 def test_what_sqlglot_gets_wrong_is_rewritten_for_spark(duckdb: str, spark: str) -> None:

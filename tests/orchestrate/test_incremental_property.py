@@ -13,15 +13,16 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from sqlglot import exp
 
 from headwater.orchestrate import Stores, run
 from headwater.orchestrate.stores import LakeStores
 from headwater.project import load_project
 from headwater.zones import history
+from tests.engines import ENGINES, SPARK
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -138,21 +139,52 @@ arrivals = st.lists(st.lists(event, min_size=1, max_size=25), min_size=1, max_si
 CI = os.environ.get("CI") == "true"
 
 
+EXAMPLES = int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "10"))
+# on Spark an example takes about 30 s (each run starts a session's jobs): fewer of them, the
+# other engines' examples covering the arrival orders
+SPARK_EXAMPLES = max(1, EXAMPLES // 4)
+FIRST = [[(0, "a", 22, 31)], [(11, "a", 0, 0)]]  # once found: an empty quarantine table
+
+
 # every example runs real ingests and builds (about a second each): few examples, and in CI a
 # fixed seed and no shrinking, so the suite stays fast and a failure prints its arrival sequence
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
 @settings(
-    max_examples=int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "10")),
+    max_examples=EXAMPLES,
     deadline=None,
     derandomize=CI,
     phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(arrivals)
-@example([[(0, "a", 22, 31)], [(11, "a", 0, 0)]])  # once found: an empty quarantine table
+@example(FIRST)
 def test_incremental_runs_equal_a_full_rebuild(
     engine: str, batches: list[list[tuple[int, str, int, int]]]
 ) -> None:
     """Every model kind, on every engine (the `engine` fixture)."""
+    _equal_after_every_batch(batches)
+
+
+@pytest.mark.parametrize("engine", [SPARK], indirect=True)
+@settings(
+    max_examples=SPARK_EXAMPLES,
+    deadline=None,
+    derandomize=CI,
+    phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(arrivals)
+@example(FIRST)
+@example([[(1, "a", 10, 0), (2, "a", 20, 0)], [(1, "b", 11, 5), (2, "a", -1, 6)], [(9, "a", 0, 3)]])
+def test_incremental_runs_equal_a_full_rebuild_on_spark(
+    engine: str, batches: list[list[tuple[int, str, int, int]]]
+) -> None:
+    """The same property on Spark: updates, deletes, a truncation and late rows among the
+    explicit examples, random arrivals besides."""
+    _equal_after_every_batch(batches)
+
+
+def _equal_after_every_batch(batches: list[list[tuple[int, str, int, int]]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         incremental, full = _project(Path(tmp) / "inc"), _project(Path(tmp) / "full")
         for number, batch in enumerate(batches):
@@ -168,7 +200,7 @@ def test_incremental_runs_equal_a_full_rebuild(
 
 @pytest.mark.parametrize("load", ["snapshot", "merge"])
 @settings(
-    max_examples=int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "10")) // 2,
+    max_examples=EXAMPLES // 2,
     deadline=None,
     derandomize=CI,
     phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
@@ -187,7 +219,7 @@ def test_incremental_runs_equal_a_full_rebuild_under_every_load(
 
 @pytest.mark.parametrize("load", ["append", "snapshot", "merge"])
 @settings(
-    max_examples=max(1, int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "10")) // 5),
+    max_examples=max(1, EXAMPLES // 5),
     deadline=None,
     derandomize=CI,
     phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
@@ -287,8 +319,20 @@ def _run(root: Path, *, full_refresh: bool, minutes: int) -> object:
 
 
 def _rows(root: Path, model: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(root / ".headwater/warehouse.duckdb"), read_only=True) as conn:
-        return sorted(conn.sql(f"select * from {model}").fetchall(), key=repr)
+    """The rows of `model`, read on the project's engine (the `engine` fixture's), in one
+    order; moments in UTC with its zone (Spark's come back without one: they are UTC)."""
+    stores = Stores.open(load_project(root))
+    try:
+        table = stores.engine.read(exp.select(exp.Star()).from_(exp.to_table(model)))
+    finally:
+        stores.close()
+    return sorted((tuple(map(_utc, row.values())) for row in table.to_pylist()), key=repr)
+
+
+def _utc(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
 
 
 def test_incremental_by_key_inserts_updates_and_deletes(engine: str, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from headwater.engine.dialect import parse_one
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import SpecError
 from headwater.quality.drift import Relation, chi2_p_value, drift, ks_p_value
-from tests.engines import ENGINES, make_engine, text_statements
+from tests.engines import ENGINES, SPARK, make_engine, text_statements
 
 TIGHT = 1e-9
 EMPTY_SHARE = 1e-4  # PSI's share of an empty bin (Evidently's), as drift.py documents
@@ -25,13 +25,14 @@ CUR = Relation("raw.events", parse_one("_hw_batch_id = 'b2'"))
 REF = Relation("raw.events", parse_one("_hw_batch_id = 'b1'"))
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=[*ENGINES, SPARK])
 def engine(request: pytest.FixtureRequest) -> Iterator[DuckDBEngine]:
     """An empty `raw` zone on every conformance engine; drift must send only ASTs."""
     log: list[object] = []
     engine = make_engine(request.param, log)
     engine.execute("create schema raw")
     yield engine
+    engine.close()
     made = [s for s in text_statements(log) if not s.startswith(("create ", "drop "))]
     assert not made, made[:3]
 
@@ -42,7 +43,9 @@ def load(
     """raw.events: the reference as batch b1, the current rows as batch b2 (None: NULL)."""
     batch = ["b1"] * len(reference) + ["b2"] * len(current)
     engine.register("_events", pa.table({"_hw_batch_id": batch, "x": [*reference, *current]}))
-    engine.execute(f"create table raw.events as select _hw_batch_id, x::{kind} as x from _events")
+    engine.execute(
+        parse_one(f"create table raw.events as select _hw_batch_id, x::{kind} as x from _events")
+    )
     engine.unregister("_events")
 
 
@@ -147,7 +150,9 @@ def test_two_tables_and_dates(engine: DuckDBEngine) -> None:
     cur = rng.integers(30, 400, 2500)
     for name, days in (("old", ref), ("new", cur)):
         engine.register("_d", pa.table({"day": days.astype("int32")}))
-        engine.execute(f"create table raw.{name} as select date '2026-01-01' + day as day from _d")
+        engine.execute(
+            parse_one(f"create table raw.{name} as select date '2026-01-01' + day as day from _d")
+        )
         engine.unregister("_d")
     old, new = Relation("raw.old"), Relation("raw.new")
     psi = drift(engine, "day", "DATE", new, old)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,15 +13,23 @@ from pydantic import ValidationError
 from headwater.contracts import Rule
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.quality import evaluate
+from tests.engines import SPARK, make_engine
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 COLUMNS = ["order_id", "customer_id", "code", "amount"]
 
 
-@pytest.fixture
-def engine() -> DuckDBEngine:
-    engine = DuckDBEngine()
-    engine.execute("""
+@pytest.fixture(params=["duckdb", SPARK])
+def engine(request: pytest.FixtureRequest) -> Iterator[DuckDBEngine]:
+    """The tables under test on DuckDB and on Spark (Iceberg tables of a namespace `main`,
+    the session's current one)."""
+    engine = make_engine(request.param, [])
+    if request.param == "spark":
+        engine.execute("CREATE NAMESPACE IF NOT EXISTS main")
+        engine.execute("USE main")
+    made(
+        engine,
+        """
         create table customers as select * from (values (10), (11)) t(customer_id);
         create table orders as select * from (values
             (1, 10,   'AB',   10.0),
@@ -28,8 +37,17 @@ def engine() -> DuckDBEngine:
             (3, 99,   'A',    20.0),
             (4, null, 'ABC',  30.0),
             (5, 98,   null,   -1.0)
-        ) t(order_id, customer_id, code, amount)""")
-    return engine
+        ) t(order_id, customer_id, code, amount)""",
+    )
+    yield engine
+    engine.close()
+
+
+def made(engine: DuckDBEngine, sql: str) -> None:
+    """The tables `sql` (DuckDB's SQL) makes, on the engine's own dialect."""
+    for statement in sqlglot.parse(sql, read="duckdb"):
+        assert statement is not None
+        engine.execute(statement)
 
 
 def rule(**spec: Any) -> Rule:
@@ -62,8 +80,9 @@ def test_referential_integrity_counts_orphans_with_one_anti_join(engine: DuckDBE
 
 
 def test_referential_integrity_reads_the_version_being_built(engine: DuckDBEngine) -> None:
-    engine.execute(
-        "create table customers_v2 as select * from (values (10), (11), (98), (99)) t(customer_id)"
+    made(
+        engine,
+        "create table customers_v2 as select * from (values (10), (11), (98), (99)) t(customer_id)",
     )
     spec = rule(
         type="referential_integrity", target="customer_id", to="clean.customers.customer_id"
@@ -161,7 +180,7 @@ def test_a_malformed_rule_is_refused_with_what_to_write(spec: dict[str, Any], me
 
 
 def test_row_count_threshold_zero_allows_an_empty_table(engine: DuckDBEngine) -> None:
-    engine.execute("create table empty as select * from orders limit 0")
+    made(engine, "create table empty as select * from orders limit 0")
     spec = rule(type="row_count", target="*", threshold=0)
 
     [result] = evaluate([spec], "empty", engine=engine, now=NOW, columns=COLUMNS)

@@ -7,31 +7,41 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from headwater.contracts import Rule
 from headwater.engine.duckdb import DuckDBEngine
 from headwater.errors import SpecError
 from headwater.quality import evaluate
-from tests.engines import ENGINES, make_engine, text_statements
+from tests.engines import ENGINES, SPARK, make_engine, text_statements
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=[*ENGINES, SPARK])
 def engine(request: pytest.FixtureRequest) -> Iterator[DuckDBEngine]:
-    """The table under test on every engine of the conformance suite (tests/engines.py)."""
+    """The table under test on every engine of the conformance suite (tests/engines.py);
+    on Spark a temporary table (a session's view of rows it keeps)."""
     log: list[object] = []
     engine = make_engine(request.param, log)
-    engine.execute("""
+    made = sqlglot.parse_one(
+        """
         create table orders as select * from (values
             (1, 'paid',     10.0, 'a@x.com', timestamp '2026-11-01 10:00:00'),
             (2, 'paid',     -5.0, null,      timestamp '2026-11-01 09:00:00'),
             (2, 'shipped',  20.0, 'b@x.com', timestamp '2026-10-31 09:00:00'),
             (4, 'lost',     30.0, 'nope',    timestamp '2026-10-30 09:00:00'),
             (5, 'paid',     null, 'c@x.com', null)
-        ) t(order_id, status, amount, email, updated_at)""")
-    log.clear()  # the table is made by the test, as text; what the rules send is not
+        ) t(order_id, status, amount, email, updated_at)""",
+        read="duckdb",
+    )
+    if request.param == "spark":
+        made.set("properties", exp.Properties(expressions=[exp.TemporaryProperty()]))
+    engine.execute(made)
+    log.clear()  # the table is made by the test; what the rules send is recorded
     yield engine
+    engine.close()
     assert not text_statements(log), text_statements(log)[:3]
 
 

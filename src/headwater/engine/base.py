@@ -170,9 +170,11 @@ class Engine(Protocol):
         columns of `schema` and the Iceberg field ids in its fields' metadata; its rows."""
         ...
 
-    def content_hash(self, alias: str) -> exp.Expr:
+    def content_hash(self, alias: str, columns: Sequence[str] = ()) -> exp.Expr:
         """A deterministic text hash of the whole row of `alias` (a table alias in scope):
-        the tie-break that makes merging versions independent of their arrival order."""
+        the tie-break that makes merging versions independent of their arrival order.
+        `columns`, when given, are that row's columns, all of them, in order (an engine may
+        need them named: Spark cannot expand the outer row of a correlated subquery)."""
         ...
 
     def missing_column(self, error: EngineError) -> str | None:

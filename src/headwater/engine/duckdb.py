@@ -290,7 +290,7 @@ class DuckDBEngine:
         )
         return self.execute(copy) or 0
 
-    def content_hash(self, alias: str) -> exp.Expr:
+    def content_hash(self, alias: str, columns: Sequence[str] = ()) -> exp.Expr:
         return exp.func("md5", exp.cast(exp.func("to_json", exp.column(alias)), "varchar"))
 
     def missing_column(self, error: EngineError) -> str | None:

@@ -21,8 +21,10 @@ refused until every model kind passes the conformance suite on it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -186,6 +188,9 @@ class SparkEngine:
     def __init__(self, session: SparkSession, *, owner: bool = True):
         self.session = session
         self._owner = owner  # a cursor shares its engine's session: closing it stops nothing
+        # this cursor's temporary tables: their names → the session's views holding them
+        # (the session's cursors share its views; each cursor's are its own, as DuckDB's are)
+        self._scratch: dict[str, str] = {}
 
     @classmethod
     def open(
@@ -204,27 +209,11 @@ class SparkEngine:
             raise EngineError(
                 "the Spark engine needs pyspark", hint="pip install 'headwater[spark]'"
             ) from err
-        live = SparkSession.getActiveSession()
-        if live is not None:
-            # getOrCreate would hand back that session as it is: its catalogs, already loaded,
-            # would read and write another project's tables
-            other = live.conf.get(f"spark.sql.catalog.{CATALOG}.uri", None)
-            if other != conf[f"spark.sql.catalog.{CATALOG}.uri"]:
-                raise EngineError(
-                    "a Spark session over another catalog is open in this process "
-                    f"({other or 'not headwater'})",
-                    hint="close the other project's stores first: one project's Spark "
-                    "session at a time in a process",
-                )
-        builder = SparkSession.builder.appName("headwater")
-        builder = (
-            builder.remote(options.remote) if options.remote else builder.master(options.master)
-        )
-        for key, value in conf.items():
-            builder = builder.config(key, value)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         try:
-            session = builder.getOrCreate()
+            session = _session(SparkSession, conf, options)
+        except EngineError:
+            raise
         except Exception as err:  # a JVM that did not start says so in many ways
             raise EngineError(
                 f"the Spark session did not start: {err}",
@@ -240,7 +229,14 @@ class SparkEngine:
         if isinstance(statement, str):
             return statement
         tree = statement.copy() if copy else statement
+        if self._scratch:
+            tree = tree.transform(self._scratch_names, copy=False)
         return tree.transform(spark_nodes, copy=False).sql(dialect=self.dialect)
+
+    def _scratch_names(self, node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Table) and not node.args.get("db") and node.name in self._scratch:
+            node.set("this", exp.to_identifier(self._scratch[node.name]))
+        return node
 
     def _frame(self, statement: Statement, params: Params) -> DataFrame:
         sql = self.render(statement)
@@ -250,6 +246,14 @@ class SparkEngine:
             raise _error(err, sql) from err
 
     def execute(self, statement: Statement, params: Params = None) -> int | None:
+        if isinstance(statement, exp.Create) and _temporary(statement):
+            return self._keep(statement, params)
+        if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
+            dropped = [t for t in _dropped(statement) if t in self._scratch]
+            for name in dropped:
+                self.session.catalog.dropTempView(self._scratch.pop(name))
+            if dropped:
+                return None
         # Spark runs one statement a call: a script (an environment's views flipped at once)
         # is run statement by statement
         for one in _split(self.render(statement)):
@@ -259,6 +263,25 @@ class SparkEngine:
             except Exception as err:
                 raise _error(err, one) from err
         return self._written(statement)
+
+    def _keep(self, statement: exp.Create, params: Params) -> int:
+        """A temporary table: its query's rows computed now and kept by the session (a local
+        checkpoint: a view would compute them again when read, after what they come from
+        changed), as a view of this cursor's own."""
+        name = statement.this.name
+        if name in self._scratch and not statement.args.get("replace"):
+            raise EngineError(f"the temporary table {name} exists")
+        view = self._scratch.get(name) or f"{name}_{id(self):x}_{len(self._scratch)}"
+        sql = self.render(statement.expression)
+        try:
+            frame = self.session.sql(sql, args=dict(params) if params else None)
+            kept = frame.localCheckpoint(eager=True)
+            kept.createOrReplaceTempView(view)
+            rows = kept.count()
+        except Exception as err:
+            raise _error(err, sql) from err
+        self._scratch[name] = view
+        return rows
 
     def _written(self, statement: Statement) -> int | None:
         """The rows a CREATE TABLE AS or an INSERT just wrote: the `added-records` of the
@@ -440,8 +463,17 @@ class SparkEngine:
         pq.write_table(table, path)
         return int(table.num_rows)
 
-    def content_hash(self, alias: str) -> exp.Expr:
-        raise _later("content hashes of rows")
+    def content_hash(self, alias: str, columns: Sequence[str] = ()) -> exp.Expr:
+        # the row of `alias` as one JSON text: its columns in a struct (Spark's to_json takes
+        # no table alias, as DuckDB's does), named when given (`alias.*` of an outer row does
+        # not expand in a correlated subquery); the same text either way
+        fields: list[exp.Expr] = [
+            exp.PropertyEQ(
+                this=exp.to_identifier(c, quoted=True), expression=exp.column(c, alias, quoted=True)
+            )
+            for c in columns
+        ] or [exp.Column(this=exp.Star(), table=exp.to_identifier(alias))]
+        return exp.func("md5", exp.func("to_json", exp.Struct(expressions=fields)))
 
     def missing_column(self, error: EngineError) -> str | None:
         return None
@@ -466,8 +498,113 @@ class SparkEngine:
         return (0, 0)  # Iceberg's files are compacted by its own procedures, not a file copy
 
     def close(self) -> None:
-        if self._owner:
-            self.session.stop()
+        global _open
+        if self._owner:  # the context stays up for the process's next project (see _session)
+            with _lock:
+                _open -= 1
+            self._owner = False
+
+
+# one Spark context per process (Spark's rule), started by the first project that opens an
+# engine; each project's engine is a session of its own on it (`newSession`), with its own
+# catalogs, so two projects in one process (a test suite, the scheduler) never see each
+# other's tables, and the second one does not wait for a JVM to start
+_lock = threading.Lock()
+_open = 0  # engines open on the context
+# the context's settings a session cannot change, but the folder of Spark's own session
+# catalog, which holds nothing of ours: the first project's is as good as any
+_UNFIXED = {"spark.sql.warehouse.dir"}
+
+
+def _session(spark: type[SparkSession], conf: Mapping[str, str], options: SparkOptions) -> Any:
+    """A new session for one project: on this process's Spark context when its fixed
+    settings (master, jars, extensions, …) are `conf`'s; otherwise on a new context, once no
+    engine is open on the old one.
+
+    Raises:
+        EngineError: another project's engine is open on a context of other fixed settings.
+    """
+    global _open
+    from pyspark import SparkContext
+
+    if options.remote is not None:  # a Connect server's sessions are its own to keep apart
+        builder = spark.builder.remote(options.remote)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        session = builder.create()
+        with _lock:
+            _open += 1
+        return session
+    with _lock:
+        context = SparkContext._active_spark_context
+        if context is not None:
+            fixed = {
+                k: v for k, v in conf.items() if k not in _UNFIXED and not _per_session(context, k)
+            }
+            running = context.getConf()
+            # Spark adds its own options to the JVM's (`--add-opens=…`): ours must be among them
+            differ = sorted(
+                k for k, v in fixed.items() if not set(v.split()) <= set(running.get(k, "").split())
+            )
+            if "spark.master" not in fixed and context.master != options.master:
+                differ.append("master")
+            if differ and _open:
+                raise EngineError(
+                    "another project's Spark session is open in this process, on a Spark "
+                    f"context of other settings ({', '.join(differ)})",
+                    hint="close the other project's stores first, or give both projects the "
+                    "same master and Spark settings",
+                )
+            if differ:
+                spark.builder.getOrCreate().stop()
+                context = None
+        if context is None:
+            builder = spark.builder.appName("headwater").master(options.master)
+            for key, value in conf.items():
+                builder = builder.config(key, value)
+            base = builder.getOrCreate()
+            atexit.register(_stop)
+        else:
+            base = spark.builder.getOrCreate()
+        session = base.newSession()
+        for key, value in conf.items():
+            if _per_session(base.sparkContext, key):
+                session.conf.set(key, value)
+        _open += 1
+        return session
+
+
+def _per_session(context: Any, key: str) -> bool:
+    """Whether a session of its own may hold setting `key` (a SQL setting that is not one of
+    Spark's static ones; the catalogs are such), rather than only the context (master, jars,
+    extensions, …); `_UNFIXED` keys are neither: kept as the context has them."""
+    if key in _UNFIXED or not key.startswith("spark.sql."):
+        return False
+    return not context._jvm.org.apache.spark.sql.internal.SQLConf.isStaticConfigKey(key)
+
+
+def _stop() -> None:
+    """At the process's exit: the Spark context, if it is still up."""
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is not None:
+        SparkContext._active_spark_context.stop()
+
+
+def _temporary(statement: exp.Create) -> bool:
+    properties = statement.args.get("properties")
+    return (
+        statement.kind == "TABLE"
+        and statement.expression is not None
+        and properties is not None
+        and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions)
+    )
+
+
+def _dropped(statement: exp.Drop) -> list[str]:
+    """The unqualified names a DROP TABLE names."""
+    tables = statement.args.get("tables") or [statement.this]
+    return [t.name for t in tables if isinstance(t, exp.Table) and not t.args.get("db")]
 
 
 def _split(sql: str) -> list[str]:

@@ -16,6 +16,7 @@ with `engine: spark`, before any session starts.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -87,7 +88,26 @@ def spark_nodes(node: exp.Expr) -> exp.Expr:
     """Where sqlglot's Spark output is wrong, the node Spark needs (each with a test in
     tests/engine/test_spark_sql.py): a full regular-expression match is RLIKE anchored at
     both ends (Spark has no REGEXP_FULL_MATCH; RLIKE matches anywhere in the text); a sample
-    of n rows has no seed, and a query's is a LIMIT."""
+    of n rows has no seed, and a query's is a LIMIT; QUALIFY a filter of a subquery (see
+    `unqualified`); exact quantiles one per fraction."""
+    if isinstance(node, exp.Select) and node.args.get("qualify") is not None:
+        return unqualified(node)
+    if isinstance(node, exp.PercentileDisc) and node.expression is not None:
+        # DuckDB's quantile_disc(v, fraction or [fractions]): Spark's percentile_disc takes
+        # one fraction, WITHIN GROUP (sqlglot writes PERCENTILE_APPROX, an estimate)
+        fractions = node.expression
+        listed = fractions.expressions if isinstance(fractions, exp.Array) else [fractions]
+        value, back = _as_number(node.this)
+        exact = [
+            back(
+                exp.WithinGroup(
+                    this=exp.Anonymous(this="percentile_disc", expressions=[_nudged(f)]),
+                    expression=exp.Order(expressions=[exp.Ordered(this=value.copy())]),
+                )
+            )
+            for f in listed
+        ]
+        return exp.Array(expressions=exact) if isinstance(fractions, exp.Array) else exact[0]
     sample = node.args.get("sample") if isinstance(node, exp.Select) else None
     if isinstance(sample, exp.TableSample) and sample.args.get("size") is not None:
         # DuckDB's `USING SAMPLE n ROWS` of a query: Spark samples tables only, and its
@@ -109,6 +129,59 @@ def spark_nodes(node: exp.Expr) -> exp.Expr:
         )
         return exp.RegexpLike(this=node.this, expression=anchored)
     return node
+
+
+def _nudged(fraction: exp.Expr) -> exp.Expr:
+    """A quantile's fraction as Spark's percentile_disc needs it to pick DuckDB's (the
+    exact) value: Spark computes the rank p·n in floating point, where 0.15 · 6000 is
+    900.0000000000001, so it takes the 901st value for the 900th. A fraction less 1e-12
+    ranks exactly for any n under 1e9 (p·n is a whole number or at least 1e-3 from one for
+    the fractions headwater asks for: i/bins, bins ≤ 1,000)."""
+    if not (isinstance(fraction, exp.Literal) and fraction.is_number):
+        return fraction.copy()
+    value = float(fraction.this)
+    return exp.Literal.number(repr(max(0.0, value - 1e-12)) if 0 < value < 1 else fraction.this)
+
+
+def _as_number(value: exp.Expr) -> tuple[exp.Expr, Callable[[exp.Expr], exp.Expr]]:
+    """A value Spark's percentile_disc takes (numbers only), and how to turn its quantile back:
+    a value cast to a date counts days since the epoch, to a timestamp microseconds."""
+    if isinstance(value, exp.Cast) and value.to.is_type(exp.DataType.Type.DATE):
+        days = exp.func("unix_date", value.copy())
+        return days, lambda q: exp.func("date_from_unix_date", exp.cast(q, "int"))
+    if isinstance(value, exp.Cast) and value.to.is_type(*exp.DataType.TEMPORAL_TYPES):
+        micros = exp.func("unix_micros", exp.cast(value.this.copy(), "timestamp"))
+        return micros, lambda q: exp.func("timestamp_micros", exp.cast(q, "bigint"))
+    return value, lambda q: q
+
+
+def unqualified(select: exp.Select) -> exp.Select:
+    """`select`'s QUALIFY as Spark (which has none) can run it: the window functions it
+    filters on, and the columns it reads that `select` does not return, become columns of
+    the query as a subquery; its condition filters those, and `* EXCEPT` leaves them out.
+    (sqlglot's own rewrite returns the window's column too when the query selects `*`, and
+    a column selected besides `*` twice.)"""
+    inner = select.copy()
+    condition = inner.args["qualify"].this
+    inner.set("qualify", None)
+    named = {e.alias_or_name for e in inner.expressions}
+    star = any(isinstance(e, exp.Star) for e in inner.expressions)
+    extra: list[exp.Expr] = []
+
+    def apart(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Window) or (
+            isinstance(node, exp.Column) and not star and node.name not in named
+        ):
+            alias = f"_hw_q{len(extra)}"
+            extra.append(exp.alias_(node.copy(), alias))
+            return exp.column(alias)
+        return node
+
+    condition = condition.copy().transform(apart)
+    for column in extra:
+        inner.select(column, copy=False)
+    kept = exp.Star(except_=[exp.column(e.alias) for e in extra]) if extra else exp.Star()
+    return exp.select(kept).from_(inner.subquery("_hw_q")).where(condition)
 
 
 def _written(node: exp.Func, text: str | None) -> tuple[str, int | None]:

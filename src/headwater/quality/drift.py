@@ -137,7 +137,7 @@ def drift(
     if bins < 2:
         raise SpecError(f"drift on {column}: bins is {bins}", hint="write bins: 2 or more")
     limit = DEFAULT_THRESHOLDS[chosen] if threshold is None else float(threshold)
-    side = _Sides(column, current, reference)
+    side = _Sides(column, current, reference, column_type)
     if chosen == "psi":
         return _psi(engine, side, bins, limit)
     if chosen == "ks":
@@ -176,6 +176,7 @@ class _Sides:
     column: str
     current: Relation
     reference: Relation
+    column_type: str = ""
 
     def query(self, select: exp.Select, **steps: exp.Select) -> exp.Select:
         """`select` under `WITH ref AS (…), cur AS (…), <steps in order>`."""
@@ -268,8 +269,13 @@ def psi_query(side: _Sides, bins: int) -> exp.Select:
     """Rows (side, bin, count, edges): each side's count per bin (1..bins; 0 the reference,
     1 the current), and the reference's `bins - 1` inner edges as one list."""
     fractions = exp.Array(expressions=[exp.Literal.number(i / bins) for i in range(1, bins)])
+    ordered: exp.Expr = exp.column("v")
+    if re.match(r"(DATE|TIMESTAMP)", side.column_type, re.IGNORECASE):
+        # the type said, for an engine whose exact quantiles take numbers only (Spark's:
+        # engine/spark_sql.py counts days or microseconds, and turns them back)
+        ordered = exp.cast(ordered, side.column_type)
     edges = _select(
-        exp.alias_(exp.PercentileDisc(this=exp.column("v"), expression=fractions), "q"),
+        exp.alias_(exp.PercentileDisc(this=ordered, expression=fractions), "q"),
         source="ref",
     )
     value = exp.column("v")

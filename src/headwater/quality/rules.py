@@ -646,14 +646,13 @@ def _metric(rule: Rule, scope: exp.Expr | None) -> exp.Expr:
                 exp.Filter(this=exp.Max(this=cols[0]), expression=exp.Where(this=where)),
                 "timestamptz",
             )
-        # Anonymous: keep DuckDB's own date_diff(part, start, end) argument order
-        return exp.Anonymous(
-            this="date_diff",
-            expressions=[
-                exp.Literal.string("second"),
-                newest,
-                exp.cast(exp.Placeholder(this="now"), "timestamptz"),
-            ],
+        # seconds from the newest row to now: DuckDB's date_diff('SECOND', …) (the boundaries
+        # crossed), Spark's datediff(SECOND, …) (whole seconds: one less at most)
+        return exp.DateDiff(
+            this=exp.cast(exp.Placeholder(this="now"), "timestamptz"),
+            expression=newest,
+            unit=exp.var("SECOND"),
+            date_part_boundary=True,
         )
     if rule.type is RuleType.UNIQUENESS:
         present = exp.and_(*[c.is_(exp.null()).not_() for c in cols])

@@ -60,11 +60,11 @@ def _flag(column: str | None) -> exp.Expr:
 CUT = "_hw_cut"
 
 
-def _truncate(cursor: Engine, target: str, model: Model) -> None:
-    """Apply the truncations among the incoming rows (`INCOMING`) to `target` as
-    `after_truncation` applies the newest one to a whole rebuild: a truncation newer than the
-    target's marker removes the rows it does not predate and becomes the marker; an older or
-    repeated one is dropped, with the incoming rows the marker does not predate."""
+def _truncate(cursor: Engine, target: str, model: Model, columns: list[str]) -> None:
+    """Apply the truncations among the incoming rows (`INCOMING`, of `columns`) to `target`
+    as `after_truncation` applies the newest one to a whole rebuild: a truncation newer than
+    the target's marker removes the rows it does not predate and becomes the marker; an older
+    or repeated one is dropped, with the incoming rows the marker does not predate."""
     version = exp.column(model.config.updated_column or "", quoted=True)
     truncated = _flag(model.config.truncated_column)
 
@@ -82,7 +82,7 @@ def _truncate(cursor: Engine, target: str, model: Model) -> None:
         .where(
             exp.and_(
                 exp.func("coalesce", exp.column(flag, "t", quoted=True), exp.false()),
-                exp.not_(_wins(cursor, model.config.updated_column or "", "i", "t")),
+                exp.not_(_wins(cursor, model.config.updated_column or "", columns)),
             )
         )
     )
@@ -96,17 +96,13 @@ def _truncate(cursor: Engine, target: str, model: Model) -> None:
             )
         )
     )
-    cursor.execute(
-        exp.Create(
-            this=exp.to_table(CUT),
-            kind="TABLE",
-            replace=True,
-            expression=exp.select(
-                exp.Case().when(newer, marker_in.copy()).else_(marker.copy()).as_("v"),
-                newer.copy().as_("newer"),
-            ),
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        )
+    _temporary(
+        cursor,
+        CUT,
+        exp.select(
+            exp.Case().when(newer, marker_in.copy()).else_(marker.copy()).as_("v"),
+            newer.copy().as_("newer"),
+        ),
     )
     cut = exp.Subquery(this=exp.select("v").from_(CUT))
     is_newer = exp.Subquery(this=exp.select("newer").from_(CUT))
@@ -122,30 +118,23 @@ def _truncate(cursor: Engine, target: str, model: Model) -> None:
         )
     )
     # the incoming: rows the cut does not predate go; so does a truncation that is not newer
-    cursor.execute(
-        exp.delete(exp.to_table(INCOMING)).where(
-            exp.or_(
-                exp.and_(exp.not_(truncated.copy()), not_newer.copy()),
-                exp.and_(truncated.copy(), exp.not_(is_newer.copy())),
-            )
-        )
+    # (the table made again without them: a temporary table may be a session's view, which
+    # takes no DELETE, on Spark)
+    gone = exp.or_(
+        exp.and_(exp.not_(truncated.copy()), not_newer.copy()),
+        exp.and_(truncated.copy(), exp.not_(is_newer.copy())),
     )
+    kept = exp.not_(exp.func("coalesce", gone, exp.false()))
+    _temporary(cursor, INCOMING, exp.select(exp.Star()).from_(INCOMING).where(kept))
     cursor.execute(exp.Drop(tables=[exp.to_table(CUT)], kind="TABLE", exists=True))
 
 
 def merge_into(cursor: Engine, target: str, incoming: exp.Query, model: Model) -> None:
     """Merge the winning versions of `incoming` into `target` (in the caller's transaction)."""
-    cursor.execute(
-        exp.Create(
-            this=exp.to_table(INCOMING),
-            kind="TABLE",
-            replace=True,
-            expression=newest_per_key(incoming, model, cursor),
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        )
-    )
+    _temporary(cursor, INCOMING, newest_per_key(incoming, model, cursor))
+    columns = list(cursor.columns(INCOMING))  # the target's too
     if model.config.truncated_column:
-        _truncate(cursor, target, model)
+        _truncate(cursor, target, model, columns)
     same_key = exp.and_(
         *[
             exp.EQ(this=exp.column(k, "t", quoted=True), expression=exp.column(k, "i", quoted=True))
@@ -153,7 +142,7 @@ def merge_into(cursor: Engine, target: str, incoming: exp.Query, model: Model) -
         ]
     )
     version = model.config.updated_column or ""
-    wins = _wins(cursor, version, "i", "t")
+    wins = _wins(cursor, version, columns)
     beaten = exp.Exists(
         this=exp.select("1").from_(exp.to_table(INCOMING).as_("i")).where(exp.and_(same_key, wins))
     )
@@ -164,11 +153,25 @@ def merge_into(cursor: Engine, target: str, incoming: exp.Query, model: Model) -
     cursor.execute(exp.Drop(tables=[exp.to_table(INCOMING)], kind="TABLE", exists=True))
 
 
-def _wins(engine: Engine, version: str, a: str, b: str) -> exp.Expr:
-    """Whether the row `a` beats the row `b` of the same key, in `newest_per_key`'s order:
-    the higher version (a version beats none), then the higher content hash."""
-    va, vb = exp.column(version, a, quoted=True), exp.column(version, b, quoted=True)
-    ha, hb = engine.content_hash(a), engine.content_hash(b)
+def _temporary(cursor: Engine, name: str, query: exp.Query) -> None:
+    """The temporary table `name` (made again if it exists): `query`'s rows, now."""
+    cursor.execute(
+        exp.Create(
+            this=exp.to_table(name),
+            kind="TABLE",
+            replace=True,
+            expression=query,
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+    )
+
+
+def _wins(engine: Engine, version: str, columns: list[str]) -> exp.Expr:
+    """Whether the incoming row `i` beats the target's row `t` of the same key (both of
+    `columns`), in `newest_per_key`'s order: the higher version (a version beats none), then
+    the higher content hash."""
+    va, vb = exp.column(version, "i", quoted=True), exp.column(version, "t", quoted=True)
+    ha, hb = engine.content_hash("i", columns), engine.content_hash("t", columns)
     return exp.or_(
         exp.and_(
             exp.not_(exp.Is(this=va, expression=exp.null())), exp.Is(this=vb, expression=exp.null())
@@ -217,15 +220,7 @@ def restate_keys(
     touched = (
         exp.select(*[exp.column(k, quoted=True) for k in keys]).distinct().from_(new.subquery("_n"))
     )
-    cursor.execute(
-        exp.Create(
-            this=exp.to_table(INCOMING),
-            kind="TABLE",
-            replace=True,
-            expression=touched,
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        )
-    )
+    _temporary(cursor, INCOMING, touched)
 
     def among_touched(alias: str) -> exp.Exists:
         same = exp.and_(
