@@ -59,11 +59,14 @@ class Capabilities:
     `comments`: `COMMENT ON` is kept and `stored` returns it.
     `column_stats`: `column_stats` reads the statistics the engine keeps of a table's
     columns (a model's audit then answers null and range rules without a scan).
+    `dataframes`: `frame` gives a table as the engine's own DataFrame (Spark's: a Python
+    model's inputs, which stay on the cluster), and `register` takes one back.
     """
 
     arrow_tables: bool = False
     comments: bool = False
     column_stats: bool = False
+    dataframes: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,12 @@ class Engine(Protocol):
         ...
 
     def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
-        """Make Arrow data readable as the table `name` (needs `arrow_tables`)."""
+        """Make Arrow data readable as the table `name` (needs `arrow_tables`), or one of
+        the engine's DataFrames (needs `dataframes`)."""
+        ...
+
+    def frame(self, table: str) -> Any:
+        """The table `table` as the engine's own DataFrame (needs `dataframes`)."""
         ...
 
     def unregister(self, name: str) -> None: ...

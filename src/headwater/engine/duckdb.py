@@ -303,6 +303,9 @@ class DuckDBEngine:
     def unregister(self, name: str) -> None:
         self._conn.unregister(name)
 
+    def frame(self, table: str) -> Any:
+        return self._conn.table(table)  # unused: Python models get Arrow (no `dataframes`)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self._conn.begin()

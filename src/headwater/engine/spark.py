@@ -9,14 +9,15 @@ embedded default), and the session's default: raw views over snapshots of the la
 model versions as Iceberg tables in the lake's `_warehouse/` folder, and the environments'
 views. The jars come from Maven Central into a cache (`engine.maven`).
 
-What works: a session (`local[*]` by default, a `master:` URL, or Spark Connect `remote:`);
-statements as sqlglot ASTs rendered in Spark's dialect, with named parameters, scripts split
-into statements; results as Arrow; rows written counted from Iceberg's snapshot summaries;
-the example project's models, built and audited, equal to DuckDB's row by row
-(tests/engine/test_spark_build.py). What does not yet: Python models, exports to a Parquet
-file, content hashes, column statistics, top values (Spark 4.0 has no approx_top_k) — those
-raise an EngineError that says so, or are left out; `engine: spark` in headwater.yml is
-refused until every model kind passes the conformance suite on it.
+What works: a session (`local[*]` by default, a `master:` URL, or Spark Connect `remote:`),
+one Spark context a process and a session of its own for each project (`_session`);
+statements as sqlglot ASTs rendered in Spark's dialect (engine/spark_sql.py rewrites what
+sqlglot gets wrong), with named parameters, scripts split into statements; temporary tables
+kept by local checkpoints; results as Arrow; rows written counted from Iceberg's snapshot
+summaries; Python models on DataFrames; every model kind and rule type, equal to DuckDB's
+(the conformance suite: the `engine` fixture of tests/conftest.py). What does not yet:
+column statistics (audits scan instead), top values (Spark 4.0 has no approx_top_k),
+`headwater sql` and the other commands that open the warehouse by themselves.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ class SparkEngine:
     """An `Engine` on a Spark session whose Iceberg catalog is the project's catalog."""
 
     dialect = DIALECT
-    capabilities = Capabilities()
+    capabilities = Capabilities(arrow_tables=True, dataframes=True)
 
     def __init__(self, session: SparkSession, *, owner: bool = True):
         self.session = session
@@ -478,12 +479,22 @@ class SparkEngine:
     def missing_column(self, error: EngineError) -> str | None:
         return None
 
-    def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
-        table = data if isinstance(data, pa.Table) else data.read_all()
-        self.session.createDataFrame(table).createOrReplaceTempView(name)
+    def register(self, name: str, data: Any) -> None:
+        """Arrow data (sent to the session: a small table), or a DataFrame of the session,
+        readable as `name` by this cursor."""
+        if isinstance(data, pa.RecordBatchReader):
+            data = data.read_all()
+        frame = self.session.createDataFrame(data) if isinstance(data, pa.Table) else data
+        view = self._scratch.get(name) or f"{name}_{id(self):x}_{len(self._scratch)}"
+        frame.createOrReplaceTempView(view)
+        self._scratch[name] = view
 
     def unregister(self, name: str) -> None:
-        self.session.catalog.dropTempView(name)
+        if name in self._scratch:
+            self.session.catalog.dropTempView(self._scratch.pop(name))
+
+    def frame(self, table: str) -> DataFrame:
+        return self._frame(exp.select(exp.Star()).from_(exp.to_table(table)), None)
 
     def transaction(self) -> AbstractContextManager[None]:
         return _no_transaction()

@@ -70,8 +70,10 @@ def parse_python_model(path: Path, *, root: Path) -> Model:
     )
 
 
-def call(model: Model, inputs: Mapping[str, pa.Table]) -> pa.Table:
-    """Run the user's function on its inputs; its failures are reported as the user's."""
+def call(model: Model, inputs: Mapping[str, Any], *, native: type | None = None) -> Any:
+    """Run the user's function on its inputs (Arrow tables, or an engine's DataFrames); its
+    failures are reported as the user's. What it returns as Arrow, or as it is if it is a
+    `native` DataFrame (the engine's own, which the engine takes back)."""
     assert model.function is not None
     arguments = {f"{ref.name.replace('.', '__')}": inputs[ref.name] for ref in model.refs}
     try:
@@ -82,6 +84,8 @@ def call(model: Model, inputs: Mapping[str, pa.Table]) -> pa.Table:
             where=Location(model.path, _user_line(err, model.path)),
             hint="traceback (most recent call last):\n" + _user_traceback(err, model.path),
         ) from err
+    if native is not None and isinstance(result, native):
+        return result
     return _as_arrow(result, model)
 
 
