@@ -53,11 +53,15 @@ def _results(report: RunReport) -> dict[str, tuple[bool, float | None, str]]:
     return {c.rule.name: (c.passed, c.metric, c.sql.splitlines()[0]) for c in report.checks}
 
 
-def test_drift_compares_a_batch_with_the_one_before(tmp_path: Path) -> None:
+def test_drift_compares_a_batch_with_the_one_before(engine: str, tmp_path: Path) -> None:
+    """On every conformance engine (the batch's scan, profile and drift queries run there;
+    the anomaly rules' judge reads the history those leave)."""
     write(tmp_path, "headwater.yml", "name: shop\n")
     write(tmp_path, "contracts/orders.yml", ORDERS)
     first = _results(_land(tmp_path, 0, 2000))
     assert first["amount_drift"][0] and "nothing to compare with yet" in first["amount_drift"][2]
+    assert first["rows_usual"][0] and "too few to judge yet" in first["rows_usual"][2]
+    assert first["mean_usual"][0] and "too few to judge yet" in first["mean_usual"][2]
 
     same = _results(_land(tmp_path, 1, 2000))
     assert same["amount_drift"][0] and same["amount_ks"][0]
