@@ -146,33 +146,33 @@ SPARK_EXAMPLES = max(1, EXAMPLES // 4)
 FIRST = [[(0, "a", 22, 31)], [(11, "a", 0, 0)]]  # once found: an empty quarantine table
 
 
+def _examples(count: int) -> settings:
+    """`count` examples, no deadline; in CI a fixed seed and no shrinking."""
+    return settings(
+        max_examples=count,
+        deadline=None,
+        derandomize=CI,
+        phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+
+
 # every example runs real ingests and builds (about a second each): few examples, and in CI a
 # fixed seed and no shrinking, so the suite stays fast and a failure prints its arrival sequence
 @pytest.mark.parametrize("engine", ENGINES, indirect=True)
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=CI,
-    phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@_examples(EXAMPLES)
 @given(arrivals)
 @example(FIRST)
 def test_incremental_runs_equal_a_full_rebuild(
     engine: str, batches: list[list[tuple[int, str, int, int]]]
 ) -> None:
     """Every model kind, on every engine (the `engine` fixture)."""
-    _equal_after_every_batch(batches)
+    with tempfile.TemporaryDirectory() as tmp:
+        _agree(Path(tmp), batches, "append")
 
 
 @pytest.mark.parametrize("engine", [SPARK], indirect=True)
-@settings(
-    max_examples=SPARK_EXAMPLES,
-    deadline=None,
-    derandomize=CI,
-    phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@_examples(SPARK_EXAMPLES)
 @given(arrivals)
 @example(FIRST)
 @example([[(1, "a", 10, 0), (2, "a", 20, 0)], [(1, "b", 11, 5), (2, "a", -1, 6)], [(9, "a", 0, 3)]])
@@ -181,31 +181,12 @@ def test_incremental_runs_equal_a_full_rebuild_on_spark(
 ) -> None:
     """The same property on Spark: updates, deletes, a truncation and late rows among the
     explicit examples, random arrivals besides."""
-    _equal_after_every_batch(batches)
-
-
-def _equal_after_every_batch(batches: list[list[tuple[int, str, int, int]]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        incremental, full = _project(Path(tmp) / "inc"), _project(Path(tmp) / "full")
-        for number, batch in enumerate(batches):
-            for root in (incremental, full):
-                _arrive(root, number, batch)
-            _run(incremental, full_refresh=False, minutes=number)
-            _run(full, full_refresh=True, minutes=number)
-            for model in INCREMENTAL:
-                assert _rows(incremental, model) == _rows(full, model), (
-                    f"{model} differs after batch {number}"
-                )
+        _agree(Path(tmp), batches, "append")
 
 
 @pytest.mark.parametrize("load", ["snapshot", "merge"])
-@settings(
-    max_examples=EXAMPLES // 2,
-    deadline=None,
-    derandomize=CI,
-    phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@_examples(EXAMPLES // 2)
 @given(arrivals)
 @example([[(0, "a", 22, 31), (1, "b", 3, 2)], [(1, "a", 0, 0)], [(0, "c", 5, 90)]])
 def test_incremental_runs_equal_a_full_rebuild_under_every_load(
@@ -218,13 +199,7 @@ def test_incremental_runs_equal_a_full_rebuild_under_every_load(
 
 
 @pytest.mark.parametrize("load", ["append", "snapshot", "merge"])
-@settings(
-    max_examples=max(1, EXAMPLES // 5),
-    deadline=None,
-    derandomize=CI,
-    phases=[Phase.explicit, Phase.generate] if CI else list(Phase),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@_examples(max(1, EXAMPLES // 5))
 @given(st.lists(st.lists(event, min_size=1, max_size=10), min_size=4, max_size=6))
 @example([[(0, "a", 1, 50)], [(1, "b", 2, 60)], [(2, "a", 3, 1)], [(0, "c", 4, 70)]])
 def test_incremental_runs_equal_a_full_rebuild_once_snapshots_expire(
