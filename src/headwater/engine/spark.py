@@ -248,7 +248,8 @@ class SparkEngine:
 
     def execute(self, statement: Statement, params: Params = None) -> int | None:
         if isinstance(statement, exp.Create) and _temporary(statement):
-            return self._keep(statement, params)
+            self._keep(statement, params)
+            return None
         if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
             dropped = [t for t in _dropped(statement) if t in self._scratch]
             for name in dropped:
@@ -265,24 +266,25 @@ class SparkEngine:
                 raise _error(err, one) from err
         return self._written(statement)
 
-    def _keep(self, statement: exp.Create, params: Params) -> int:
+    def _keep(self, statement: exp.Create, params: Params) -> None:
         """A temporary table: its query's rows computed now and kept by the session (a local
         checkpoint: a view would compute them again when read, after what they come from
-        changed), as a view of this cursor's own."""
+        changed), as a view of this cursor's own. Its rows are not counted (a job more)."""
         name = statement.this.name
         if name in self._scratch and not statement.args.get("replace"):
             raise EngineError(f"the temporary table {name} exists")
-        view = self._scratch.get(name) or f"{name}_{id(self):x}_{len(self._scratch)}"
         sql = self.render(statement.expression)
         try:
             frame = self.session.sql(sql, args=dict(params) if params else None)
-            kept = frame.localCheckpoint(eager=True)
-            kept.createOrReplaceTempView(view)
-            rows = kept.count()
+            self._name(name, frame.localCheckpoint(eager=True))
         except Exception as err:
             raise _error(err, sql) from err
+
+    def _name(self, name: str, frame: DataFrame) -> None:
+        """`frame` readable as `name` by this cursor: a session view of a name of its own."""
+        view = self._scratch.get(name) or f"{name}_{id(self):x}_{len(self._scratch)}"
+        frame.createOrReplaceTempView(view)
         self._scratch[name] = view
-        return rows
 
     def _written(self, statement: Statement) -> int | None:
         """The rows a CREATE TABLE AS or an INSERT just wrote: the `added-records` of the
@@ -509,10 +511,7 @@ class SparkEngine:
         readable as `name` by this cursor."""
         if isinstance(data, pa.RecordBatchReader):
             data = data.read_all()
-        frame = self.session.createDataFrame(data) if isinstance(data, pa.Table) else data
-        view = self._scratch.get(name) or f"{name}_{id(self):x}_{len(self._scratch)}"
-        frame.createOrReplaceTempView(view)
-        self._scratch[name] = view
+        self._name(name, self.session.createDataFrame(data) if isinstance(data, pa.Table) else data)
 
     def unregister(self, name: str) -> None:
         if name in self._scratch:
@@ -583,7 +582,7 @@ def _session(spark: type[SparkSession], conf: Mapping[str, str], options: SparkO
             differ = sorted(
                 k for k, v in fixed.items() if not set(v.split()) <= set(running.get(k, "").split())
             )
-            if "spark.master" not in fixed and context.master != options.master:
+            if context.master != options.master:
                 differ.append("master")
             if differ and _open:
                 raise EngineError(
