@@ -58,10 +58,16 @@ def _transform() -> Any:
     return module
 
 
-def on_engine(project: Path, engine: str) -> None:
-    """`project`'s headwater.yml set to run on `engine` (Spark: a local session of 2 cores)."""
+def on_engine(project: Path, engine: str, *, profile: bool = True) -> None:
+    """`project`'s headwater.yml set to run on `engine` (Spark: a local session of 2 cores),
+    profiling every version it builds or not."""
     settings = project / "headwater.yml"
     kept = [line for line in settings.read_text().splitlines() if not line.startswith("engine:")]
+    if not profile:
+        defaults = [i for i, line in enumerate(kept) if line.startswith("defaults: {")]
+        if not defaults:
+            raise SystemExit(f"{settings}: no `defaults: {{...}}` line to turn profiles off in")
+        kept[defaults[0]] = kept[defaults[0]].replace("defaults: {", "defaults: {profile: false, ")
     extra = ["engine: spark", "spark: {master: 'local[2]'}"] if engine == "spark" else []
     settings.write_text("\n".join([*kept, *extra, ""]))
 
@@ -142,6 +148,11 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-profile",
+        action="store_true",
+        help="headwater profiles no version (`defaults: {profile: false}`): its own cost alone",
+    )
     args = parser.parse_args()
 
     transform = _transform()
@@ -167,7 +178,7 @@ def main() -> None:
     def measure(kind: str) -> float:
         engine = kind.removeprefix("hw_")
         copy = fresh(project, work / kind)
-        on_engine(copy, engine)
+        on_engine(copy, engine, profile=not args.no_profile)
         if kind == "spark":
             return direct_spark(copy, steps)
         if kind == "duckdb":
@@ -189,6 +200,7 @@ def main() -> None:
     median = {k: statistics.median(v) for k, v in runs.items()}
     result = {
         "events": args.events,
+        "profile": not args.no_profile,
         "models": total,
         "rounds": args.repeat,
         "median_s": median,
@@ -199,7 +211,8 @@ def main() -> None:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     OUT.mkdir(exist_ok=True)
-    (OUT / f"result-{args.events}.json").write_text(json.dumps(result, indent=2))
+    suffix = "-no-profile" if args.no_profile else ""
+    (OUT / f"result-{args.events}{suffix}.json").write_text(json.dumps(result, indent=2))
     print(f"\n{args.events:,} events, {total} models, medians of {args.repeat}:")
     for key, label in (
         ("hw_spark", "headwater on Spark"),
@@ -221,7 +234,12 @@ def crossover() -> None:
     """Each engine's build time as fixed + per-event cost, fitted on the sizes measured (the
     two smallest and largest), and the event count where Spark's would fall under DuckDB's."""
     done = sorted(
-        (json.loads(p.read_text()) for p in OUT.glob("result-*.json")), key=lambda r: r["events"]
+        (
+            result
+            for result in (json.loads(p.read_text()) for p in OUT.glob("result-*.json"))
+            if result.get("profile", True)
+        ),
+        key=lambda r: r["events"],
     )
     if len(done) < 2:
         print("crossover: run a second size (--events) to fit the costs")

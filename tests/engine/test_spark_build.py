@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,71 @@ def test_versions_are_iceberg_tables_any_iceberg_reader_can_read(on_spark: Ran) 
     warehouse = SqlCatalog(WAREHOUSE, uri=stores.catalog.url, warehouse=stores.lake.warehouse)
     table = warehouse.load_table(built.physical).scan().to_arrow()
     assert table.num_rows == built.rows and table.num_rows > 0  # counted by the write
+
+
+def test_every_versions_profile_equals_duckdbs(on_duckdb: Ran, on_spark: Ran) -> None:
+    """Spark measures a version as it writes it (engine/spark_observe.py); DuckDB scans it and
+    reads its own statistics: the same counts, bounds and means, distinct counts within the
+    error of two HyperLogLogs, quantiles of the same values."""
+    from headwater.quality.profile import TableProfile
+
+    project, spark_stores, _ = on_spark
+    duckdb_stores = on_duckdb[1]
+
+    def latest(stores: Stores, model: str) -> TableProfile:
+        found = [p for p in stores.catalog.profile_history(model) if p.kind == "version"]
+        assert found, model
+        return TableProfile.from_json(found[-1].rows, found[-1].columns)
+
+    def plain(value: object) -> object:  # Spark's instants are UTC, DuckDB's naive
+        return value.removesuffix("+00:00") if isinstance(value, str) else value
+
+    compared = 0
+    for model in project.models:
+        if project.models[model].config.kind.value in ("view", "ephemeral"):
+            continue
+        on_spark, on_duckdb = latest(spark_stores, model), latest(duckdb_stores, model)
+        assert on_spark.rows == on_duckdb.rows, model
+        assert on_spark.columns.keys() == on_duckdb.columns.keys(), model
+        for name, expected in on_duckdb.columns.items():
+            got, where = on_spark.columns[name], f"{model}.{name}"
+            assert (got.kind, got.nulls, got.shown) == (
+                expected.kind,
+                expected.nulls,
+                expected.shown,
+            ), where
+            assert (plain(got.min), plain(got.max)) == (plain(expected.min), plain(expected.max))
+            assert got.mean == pytest.approx(expected.mean), where
+            assert got.distinct == pytest.approx(expected.distinct, rel=0.1, abs=2), where
+            assert (got.quantiles is None) == (expected.quantiles is None), where
+            compared += 1
+    assert compared > 20
+
+
+def test_headwater_sql_queries_the_warehouse_on_spark_read_only(
+    on_duckdb: Ran, on_spark: Ran
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from headwater.cli.main import app
+
+    project = on_spark[0]
+
+    def sql(*args: str) -> Any:
+        return CliRunner().invoke(
+            app, ["sql", "-p", str(project.root), *args], env={"COLUMNS": "200"}
+        )
+
+    counted = sql("SELECT COUNT(*) AS n FROM marts.customer_orders", "--format", "json")
+    assert counted.exit_code == 0, counted.output
+    expected = on_duckdb[1].engine.rows("SELECT COUNT(*) FROM marts.customer_orders")[0][0]
+    assert json.loads(counted.stdout) == [{"n": expected}]
+    dropped = sql("DROP TABLE marts.customer_orders")
+    assert dropped.exit_code != 0 and "--write" in dropped.output
+    files, java = "SELECT * FROM parquet.`/etc`", "SELECT reflect('java.util.UUID', 'randomUUID')"
+    for reaching in (files, java):
+        refused = sql(reaching)
+        assert refused.exit_code != 0 and "--allow-files" in refused.output, reaching
+    assert on_spark[1].engine.rows("SELECT COUNT(*) FROM marts.customer_orders")[0][0] == expected

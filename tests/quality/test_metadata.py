@@ -193,10 +193,10 @@ def test_duckdb_keeps_null_and_bound_statistics_of_a_table() -> None:
     stats = engine.column_stats("t", ["id", "n", "s", "missing"])
     assert stats["id"].lower == 0 and stats["id"].upper == 9 and not stats["id"].may_be_null
     assert stats["n"].may_be_null and (stats["n"].lower, stats["n"].upper) == (1, 9)
-    # DuckDB keeps a prefix of text; and of every column an estimate of its distinct values
+    # DuckDB keeps a prefix of text; its estimate of distinct values is from a sample, kept
+    # only of a column of few values (tests/engine/test_duckdb_stats.py): not of these
     assert (stats["s"].may_be_null, stats["s"].lower, stats["s"].upper) == (False, None, None)
-    for column in ("id", "s"):
-        assert abs((stats[column].distinct or 0) - 10) <= 1  # a HyperLogLog estimate
+    assert stats["id"].distinct is None and stats["s"].distinct is None
     assert "missing" not in stats
     engine.execute("delete from t where id > 4")
     after = engine.column_stats("t", ["id"])["id"]

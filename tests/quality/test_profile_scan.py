@@ -103,6 +103,9 @@ def test_a_distinct_count_is_read_apart_from_the_profile(engine: RecordingEngine
     assert "COUNT(DISTINCT" in apart and "_hw_p" not in apart
     assert "_hw_p1_q" in drawn
     assert results[0].sql == engine.render(apart)  # the query that measured the rule
+    # the rule counted the distinct ids exactly: the profile estimates them not besides
+    assert "_hw_p0_d" not in scan and "_hw_p1_d" in scan
+    assert profile.columns["order_id"].distinct == ROWS
 
 
 def test_rules_measure_the_same_with_distinct_counts_apart(engine: RecordingEngine) -> None:

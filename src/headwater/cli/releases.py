@@ -207,12 +207,11 @@ def _shown_release(project: Any, env: str) -> int | None:
     """The release the warehouse's views of `env` show, read without waiting (None when the
     warehouse is busy: a run is writing it, and will settle the release itself)."""
     from headwater.change.environments import shown_release
-    from headwater.engine import open_engine
     from headwater.errors import HeadwaterError
+    from headwater.orchestrate.stores import warehouse_engine
 
-    path = project.root / project.settings.warehouse
     try:
-        engine = open_engine(project.settings.engine, path, read_only=True, lock_wait=0)
+        engine = warehouse_engine(project, read_only=True, lock_wait=0)
     except HeadwaterError:
         return None
     try:

@@ -10,7 +10,9 @@ raw views read Parquet files there): `--write` lets statements modify the wareho
 `--allow-files` lets them read, write and attach other files. Each statement's kind comes from
 DuckDB's own parser and is refused before anything runs unless a flag allows it; the engine's
 sandbox (read-only file, file access off, locked settings) refuses it again if this list
-misses one.
+misses one. On Spark (`engine: spark`) the kinds come from sqlglot's parse, and a query of
+files by path (parquet.`/some/path`) or calling Java (reflect) counts as reaching files;
+Spark has no read-only mode or sandbox of its own, so that refusal is the only one there.
 """
 
 from __future__ import annotations
@@ -32,24 +34,29 @@ if TYPE_CHECKING:
     from headwater.project import Project
 
 # statements that read, or change only the session (a locked setting still refuses to change)
-READS = frozenset({"SELECT", "EXPLAIN", "CALL", "SET", "VARIABLE_SET", "TRANSACTION"})
-# statements that reach files or other databases: writing the lake, attaching a file
-FILES = frozenset({"COPY", "EXPORT", "ATTACH", "DETACH", "LOAD", "EXTENSION", "COPY_DATABASE"})
+READS = frozenset(
+    {"SELECT", "EXPLAIN", "CALL", "SET", "VARIABLE_SET", "TRANSACTION", "SHOW", "DESCRIBE"}
+)
+# statements that reach files or other databases: writing the lake, attaching a file; on
+# Spark, a query of files by path or one calling Java (FILES: engine/spark.py)
+FILES = frozenset(
+    {"COPY", "EXPORT", "ATTACH", "DETACH", "LOAD", "EXTENSION", "COPY_DATABASE", "FILES"}
+)
 WRITE_HINT = "pass --write to modify the warehouse"
 FILES_HINT = "pass --allow-files to let SQL reach other files"
 
 
 def open_warehouse(project: Project, *, write: bool, allow_files: bool) -> Engine:
     """The project's warehouse as `headwater sql` opens it (see the module's docstring)."""
-    from headwater.engine import open_engine
+    from headwater.orchestrate.stores import warehouse_engine
 
     path = project.root / project.settings.warehouse
-    if not path.exists():
+    if project.settings.engine != "spark" and not path.exists():
         raise EngineError(
             f"the warehouse {path} does not exist yet", hint="run `headwater run` first"
         )
     files = None if allow_files else _lake_directories(project)
-    return open_engine(project.settings.engine, path, read_only=not write, files_under=files)
+    return warehouse_engine(project, read_only=not write, files_under=files)
 
 
 def refuse(kinds: list[str], *, write: bool, allow_files: bool) -> None:

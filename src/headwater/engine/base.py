@@ -32,6 +32,11 @@ def verbatim(text: str) -> exp.Expr:
     return exp.Var(this=text)
 
 
+# the fractions a profile keeps the values of (quality/profile.py), and an engine measuring a
+# write (`ColumnStats.quantiles`) estimates; the deciles among them are the edges of an
+# equi-depth histogram (each bin holds a tenth of the non-NULL values)
+QUANTILES = (0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95)
+
 FILE_INDEX = "_hw_file_index"  # `scan(…, positions=True)`: 1-based index of a row's file
 FILE_ROW = "_hw_file_row"  # ... and the row's 0-based position within that file
 
@@ -81,6 +86,12 @@ class ColumnStats:
     lower: Any = None
     upper: Any = None
     distinct: int | None = None  # an estimate of its distinct values (None: not kept)
+    # what an engine that measures its writes as they happen (Spark) also knows: the exact
+    # count of NULLs, the mean of a number's values (a boolean's share of true), and estimates
+    # of its values at QUANTILES (numbers; a moment as microseconds since the epoch)
+    nulls: int | None = None
+    mean: float | None = None
+    quantiles: tuple[Any, ...] | None = None
 
 
 class Engine(Protocol):

@@ -15,9 +15,10 @@ statements as sqlglot ASTs rendered in Spark's dialect (engine/spark_sql.py rewr
 sqlglot gets wrong), with named parameters, scripts split into statements; temporary tables
 kept by local checkpoints; results as Arrow; rows written counted from Iceberg's snapshot
 summaries; Python models on DataFrames; every model kind and rule type, equal to DuckDB's
-(the conformance suite: the `engine` fixture of tests/conftest.py). What does not yet:
-column statistics (audits scan instead), top values (Spark 4.0 has no approx_top_k),
-`headwater sql` and the other commands that open the warehouse by themselves.
+(the conformance suite: the `engine` fixture of tests/conftest.py); a table written whole
+measured as it is written (engine/spark_observe.py: its audit and profile read no rows).
+What does not yet: top values (Spark 4.0 has no approx_top_k), `headwater sql` and the other
+commands that open the warehouse by themselves.
 """
 
 from __future__ import annotations
@@ -184,11 +185,20 @@ class SparkEngine:
     """An `Engine` on a Spark session whose Iceberg catalog is the project's catalog."""
 
     dialect = DIALECT
-    capabilities = Capabilities(arrow_tables=True, dataframes=True)
+    capabilities = Capabilities(arrow_tables=True, column_stats=True, dataframes=True)
 
-    def __init__(self, session: SparkSession, *, owner: bool = True):
+    def __init__(
+        self,
+        session: SparkSession,
+        *,
+        owner: bool = True,
+        measured: dict[str, tuple[int, dict[str, ColumnStats]]] | None = None,
+    ):
         self.session = session
         self._owner = owner  # a cursor shares its engine's session: closing it stops nothing
+        # the tables written whole by this engine and its cursors → the Iceberg snapshot they
+        # wrote and their columns' statistics, measured as they were written (`_measure`)
+        self._measured = {} if measured is None else measured
         # this cursor's temporary tables: their names → the session's views holding them
         # (the session's cursors share its views; each cursor's are its own, as DuckDB's are)
         self._scratch: dict[str, str] = {}
@@ -250,6 +260,8 @@ class SparkEngine:
         if isinstance(statement, exp.Create) and _temporary(statement):
             self._keep(statement, params)
             return None
+        if isinstance(statement, exp.Create) and _whole(statement) and self._classic:
+            return self._measure(statement, params)
         if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
             dropped = [t for t in _dropped(statement) if t in self._scratch]
             for name in dropped:
@@ -279,6 +291,35 @@ class SparkEngine:
             self._name(name, frame.localCheckpoint(eager=True))
         except Exception as err:
             raise _error(err, sql) from err
+
+    def _measure(self, statement: exp.Create, params: Params) -> int:
+        """A CREATE [OR REPLACE] TABLE AS written through a DataFrame with an `Observation`:
+        the rows and each column's statistics measured by the write's own job, kept for
+        `column_stats` with the snapshot the write committed."""
+        from pyspark.sql import Observation
+
+        from headwater.engine.spark_observe import observing
+
+        target: exp.Table = statement.this
+        sql = self.render(statement)
+        try:
+            frame = self.session.sql(
+                self.render(statement.expression), args=dict(params) if params else None
+            )
+            aggregates, read = observing(frame.schema)
+            observation = Observation()
+            writer = frame.observe(observation, *aggregates).writeTo(self.render(target))
+            if statement.args.get("replace"):
+                writer.createOrReplace()
+            else:
+                writer.create()
+            rows, stats = read(observation.get)
+        except Exception as err:
+            raise _error(err, sql) from err
+        snapshot = self._snapshot(target)
+        if snapshot is not None:
+            self._measured[_key(target)] = (snapshot.snapshotId(), stats)
+        return rows
 
     def _name(self, name: str, frame: DataFrame) -> None:
         """`frame` readable as `name` by this cursor: a session view of a name of its own."""
@@ -325,8 +366,24 @@ class SparkEngine:
         committed (through the JVM: no Spark job, where the `.snapshots` query is one, 0.1 to
         0.5 s a model); None when it cannot be read so (Spark Connect, an unqualified name, a
         view)."""
+        snapshot = self._snapshot(target)
+        try:
+            value = None if snapshot is None else snapshot.summary().get("added-records")
+        except Exception:  # py4j's errors: the query of `_written` answers instead
+            return None
+        return None if value is None else int(value)
+
+    @property
+    def _classic(self) -> bool:
+        """Whether the session runs in this process's JVM (not Spark Connect)."""
+        return getattr(self.session, "_jvm", None) is not None
+
+    def _snapshot(self, target: exp.Table) -> Any:
+        """The Iceberg table `target`'s current snapshot (a Java object), from its catalog,
+        through the JVM: no Spark job; None when it cannot be read so (Spark Connect, an
+        unqualified name, a view, a table without a snapshot)."""
         session: Any = self.session
-        if not target.db or getattr(session, "_jvm", None) is None:
+        if not target.db or not self._classic:
             return None
         try:
             manager = session._jsparkSession.sessionState().catalogManager()
@@ -336,11 +393,9 @@ class SparkEngine:
             identifier = session._jvm.org.apache.spark.sql.connector.catalog.Identifier.of(
                 namespace, target.name
             )
-            snapshot = plugin.loadTable(identifier).table().currentSnapshot()
-            value = None if snapshot is None else snapshot.summary().get("added-records")
-        except Exception:  # py4j's errors: the query below answers instead
+            return plugin.loadTable(identifier).table().currentSnapshot()
+        except Exception:  # py4j's errors: not an Iceberg table of a catalog
             return None
-        return None if value is None else int(value)
 
     def read(self, statement: Statement, params: Params = None) -> pa.Table:
         frame = self._frame(statement, params)
@@ -371,12 +426,28 @@ class SparkEngine:
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(batch_rows))
 
     def statement_kinds(self, sql: str) -> list[str]:
+        """Each statement's kind as sqlglot parses it (SELECT, INSERT, CREATE, …; SHOW and
+        DESCRIBE; COMMAND for what sqlglot keeps as text); FILES for a statement reading files
+        by path (parquet.`/some/path`) or calling Java (reflect, java_method): Spark has no
+        sandbox that would refuse them."""
         import sqlglot
 
         kinds = []
-        for parsed in sqlglot.parse(sql, dialect=DIALECT):
-            if parsed is not None:
-                kinds.append(parsed.key.upper() if parsed.key else "UNKNOWN")
+        quiet = logging.getLogger("sqlglot")  # "falling back to a Command": said by the kind
+        level, quiet.level = quiet.level, logging.ERROR
+        try:
+            statements = sqlglot.parse(sql, dialect=DIALECT)
+        finally:
+            quiet.setLevel(level)
+        for parsed in statements:
+            if parsed is None:
+                continue
+            kind = parsed.key.upper() if parsed.key else "UNKNOWN"
+            if isinstance(parsed, exp.Command) and str(parsed.this).upper() == "SHOW":
+                kind = "SHOW"
+            elif _reaches_files(parsed):
+                kind = "FILES"
+            kinds.append(kind)
         return kinds
 
     def columns(self, relation: str | exp.Expr, params: Params = None) -> dict[str, str]:
@@ -434,7 +505,17 @@ class SparkEngine:
         return {t: int(n) for t, n in self.rows(query)}
 
     def column_stats(self, table: str, columns: Sequence[str]) -> dict[str, ColumnStats]:
-        return {}  # capabilities.column_stats is False: callers scan instead
+        """What the write of `table` measured (`_measure`), while the table is still at the
+        snapshot that write committed; nothing of a table written otherwise (Spark keeps no
+        statistics it tells without reading rows): callers scan for it."""
+        target = exp.to_table(table, dialect=DIALECT)
+        measured = self._measured.get(_key(target))
+        if measured is None:
+            return {}
+        snapshot = self._snapshot(target)
+        if snapshot is None or snapshot.snapshotId() != measured[0]:
+            return {}
+        return {c: measured[1][c] for c in columns if c in measured[1]}
 
     def quantiles(
         self, column: exp.Expr, fractions: Sequence[float], *, moment: bool = False
@@ -524,7 +605,8 @@ class SparkEngine:
         return _no_transaction()
 
     def cursor(self) -> Engine:
-        return SparkEngine(self.session, owner=False)  # a session serves every thread
+        # a session serves every thread; what a write measured is known to every cursor
+        return SparkEngine(self.session, owner=False, measured=self._measured)
 
     def interrupt(self) -> None:
         self.session.interruptAll()
@@ -638,6 +720,38 @@ def _temporary(statement: exp.Create) -> bool:
         and properties is not None
         and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions)
     )
+
+
+def _whole(statement: exp.Create) -> bool:
+    """A CREATE [OR REPLACE] TABLE name AS query, with nothing besides (`_measure`)."""
+    return (
+        statement.kind == "TABLE"
+        and isinstance(statement.this, exp.Table)
+        and statement.expression is not None  # a query, or its text (`verbatim`)
+        and not statement.args.get("properties")
+        and not statement.args.get("exists")
+    )
+
+
+# Spark's sources a query may read by path (parquet.`/x`), and its functions calling Java
+PATH_SOURCES = frozenset({"parquet", "csv", "json", "orc", "text", "binaryfile", "avro", "delta"})
+JAVA_CALLS = frozenset({"reflect", "java_method", "try_reflect"})
+
+
+def _reaches_files(statement: exp.Expr) -> bool:
+    """Whether `statement` reads files by path or calls Java (see `statement_kinds`)."""
+    for table in statement.find_all(exp.Table):
+        if table.db.lower() in PATH_SOURCES or "/" in table.name or ":" in table.name:
+            return True
+    return any(
+        (f.name if isinstance(f, exp.Anonymous) else f.sql_name()).lower() in JAVA_CALLS
+        for f in statement.find_all(exp.Func)
+    )
+
+
+def _key(table: exp.Table) -> str:
+    """A table's name, as the catalog knows it: `catalog.namespace.name`, lowercase."""
+    return ".".join([table.catalog or WAREHOUSE, table.db, table.name]).lower()
 
 
 def _dropped(statement: exp.Drop) -> list[str]:

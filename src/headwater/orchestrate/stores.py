@@ -330,6 +330,33 @@ def _engine(project: Project, path: Path, catalog_url: str, lake: Lake) -> Engin
         raise
 
 
+def warehouse_engine(
+    project: Project,
+    *,
+    read_only: bool = False,
+    files_under: list[Path] | None = None,
+    lock_wait: float | None = None,
+) -> Engine:
+    """The warehouse's engine opened on its own, without the other stores (`headwater sql`,
+    `releases`): DuckDB's file as `open_engine` opens it (read-only and sandboxed as asked),
+    or a Spark session over the project's catalog and lake. Spark has no read-only mode and
+    no sandbox: `read_only` and `files_under` are for its caller to enforce (`headwater sql`
+    refuses statements before they run)."""
+    if project.settings.engine != "spark":
+        return open_engine(
+            project.settings.engine,
+            project.root / project.settings.warehouse,
+            read_only=read_only,
+            files_under=files_under,
+            lock_wait=lock_wait,
+        )
+    secrets = project_secrets(project)
+    url = project_catalog_url(project, secrets)
+    location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
+    lake = Lake(url, location, project.root)
+    return _opening(project, "engine", secrets, lambda: _engine(project, Path(), url, lake))
+
+
 def _warehouse(project: Project, secrets: Secrets) -> Path:
     location = secrets.expand(project.settings.warehouse, where="headwater.yml: warehouse")
     if "://" in location:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from headwater.engine.base import Engine
+from headwater.engine.base import QUANTILES, Engine
 
 if TYPE_CHECKING:
     from headwater.quality.rules import Stats
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # types whose minimum and maximum say something (not lists, structs, maps or blobs)
 ORDERED = re.compile(
     r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?\d*|DECIMAL|NUMERIC|DOUBLE|FLOAT\d*|REAL|DATE|"
-    r"TIME|TIMESTAMP|VARCHAR|TEXT|STRING|CHAR|BOOLEAN|BOOL|UUID)\b",
+    r"TIME|TIMESTAMP(_NTZ|_LTZ)?|VARCHAR|TEXT|STRING|CHAR|BOOLEAN|BOOL|UUID)\b",
     re.IGNORECASE,
 )
 
@@ -109,13 +109,10 @@ KINDS = {
     "number": re.compile(
         r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?\d*|DECIMAL|NUMERIC|DOUBLE|FLOAT\d*|REAL)\b", re.I
     ),
-    "time": re.compile(r"^(DATE|TIMESTAMP|TIME)\b", re.I),
+    "time": re.compile(r"^(DATE|TIMESTAMP(_NTZ|_LTZ)?|TIME)\b", re.I),  # Spark: TIMESTAMP_NTZ
     "bool": re.compile(r"^(BOOLEAN|BOOL)\b", re.I),
     "text": re.compile(r"^(VARCHAR|TEXT|STRING|CHAR|UUID|ENUM)\b", re.I),
 }
-# quantiles kept of number and time columns; the deciles among them are the edges of an
-# equi-depth histogram (each bin holds a tenth of the non-NULL values)
-QUANTILES = (0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95)
 DECILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 TOP = 5  # most frequent values kept of text and boolean columns
 # quantiles and top values are estimated from a sample of about this many rows: the
@@ -273,11 +270,14 @@ def profile_aggregates(
     hidden: Collection[str] = (),
     rows: int | None = None,
     known: Stats | None = None,
+    counted: Collection[str] = (),
 ) -> ProfileQuery:
     """The aggregates of a profile of `columns` (name → engine type), aliased `_hw_p<i>_<m>`
     (see `read_profile`). What `known` already says — a column without NULLs, exact bounds,
-    a distinct estimate of the whole table — is not computed again. `hidden` columns (PII)
-    get counts only; `rows`, when known, sizes the sample of the quantiles and top values."""
+    a distinct estimate of the whole table — is not computed again, nor the distinct values
+    of the `counted` columns (a uniqueness rule of the same scan counts them: `read_profile`'s
+    `duplicates`). `hidden` columns (PII) get counts only; `rows`, when known, sizes the
+    sample of the quantiles and top values."""
     whole: list[exp.Expr] = []
     ranked: list[exp.Expr] = []
     tops: list[exp.Expr] = []
@@ -291,9 +291,9 @@ def profile_aggregates(
         ) -> None:
             into.append(exp.alias_(aggregate, f"_hw_p{i}_{metric}", quoted=True))
 
-        if known is None or known.nulls.get(name) != 0:
+        if known is None or name not in known.nulls:
             add("n", exp.Count(this=column.copy()))
-        if name not in _distinct(known):
+        if name not in _measured(known, "distinct") and name not in counted:
             add("d", exp.ApproxDistinct(this=column.copy()))
         if name in hidden:
             continue
@@ -301,12 +301,14 @@ def profile_aggregates(
             if not (exact and known and name in known.lower and name in known.upper):
                 add("lo", exp.Min(this=column.copy()))
                 add("hi", exp.Max(this=column.copy()))
-            quantiles = engine.quantiles(column.copy(), QUANTILES, moment=kind == "time")
-            add("q", quantiles, into=ranked)
-        if kind == "number":
-            add("avg", exp.Avg(this=column.copy()))
-        if kind == "bool":
-            add("avg", exp.Avg(this=exp.cast(column.copy(), "INT")))
+            if name not in _measured(known, "quantiles"):
+                quantiles = engine.quantiles(column.copy(), QUANTILES, moment=kind == "time")
+                add("q", quantiles, into=ranked)
+        if name not in _measured(known, "means"):
+            if kind == "number":
+                add("avg", exp.Avg(this=column.copy()))
+            if kind == "bool":
+                add("avg", exp.Avg(this=exp.cast(column.copy(), "INT")))
         if kind in ("text", "bool"):
             top = engine.top_values(column.copy(), TOP)
             if top is not None:  # an engine without such an aggregate keeps no top values
@@ -321,9 +323,11 @@ def read_profile(
     *,
     hidden: Collection[str] = (),
     known: Stats | None = None,
+    duplicates: Mapping[str, float] | None = None,
 ) -> TableProfile:
     """The profile from a result `row` holding `profile_aggregates(columns, hidden=hidden,
-    known=known)` over `rows` rows."""
+    known=known, counted=duplicates)` over `rows` rows; `duplicates`: column → the values
+    its uniqueness rule found more than once (non-NULL values less distinct ones)."""
     out = {}
     exact = known is not None and known.bounds_exact
     for i, (name, engine_type) in enumerate(columns.items()):
@@ -332,8 +336,12 @@ def read_profile(
             return row.get(f"_hw_p{i}_{metric}")
 
         n = got("n")
-        nonnull = rows if n is None and known and known.nulls.get(name) == 0 else int(n or 0)
-        d = _distinct(known).get(name)
+        if n is None and known is not None and name in known.nulls:
+            n = rows - known.nulls[name]
+        nonnull = int(n or 0)
+        d = _measured(known, "distinct").get(name)
+        if d is None and duplicates and name in duplicates:  # a uniqueness rule's, exact
+            d = nonnull - int(duplicates[name])
         estimate = int(got("d") or 0) if d is None else d
         distinct = None if rows == 0 else min(estimate, nonnull)
         nulls = None if rows == 0 else (rows - nonnull) / rows
@@ -344,10 +352,12 @@ def read_profile(
         low, high = got("lo"), got("hi")
         if low is None and high is None and exact and known is not None:
             low, high = known.lower.get(name), known.upper.get(name)
-        quantiles = got("q")
+        quantiles = got("q") or _measured(known, "quantiles").get(name)
         if quantiles and kind == "time":
             quantiles = [_moment(v, low) for v in quantiles]
         mean = got("avg")
+        if mean is None:
+            mean = _measured(known, "means").get(name)
         top = got("top")
         out[name] = ColumnStats(
             kind,
@@ -364,9 +374,10 @@ def read_profile(
     return TableProfile(rows, out)
 
 
-def _distinct(known: Stats | None) -> Mapping[str, int]:
-    """The distinct estimates `known` holds (an engine's, of a whole table just written)."""
-    found = getattr(known, "distinct", None)
+def _measured(known: Stats | None, what: str) -> Mapping[str, Any]:
+    """What `known` holds of `what` (`distinct` estimates, `means`, `quantiles`: an engine's,
+    of a whole table just written; a landed batch's metadata holds none)."""
+    found = getattr(known, what, None)
     return found if isinstance(found, Mapping) else {}
 
 

@@ -156,6 +156,12 @@ def evaluate_profiled(
     scan_sql: dict[str, str] = {}  # rule → the query that measured it
     found: dict[str, list[Any]] = {}  # row-level rule → keys of rows it fails on, from the scan
     hidden = set(pii or {})
+    # a column's distinct values a uniqueness rule counts are not estimated besides
+    counted = {
+        r.columns[0]: r.name
+        for r in scanning
+        if r.type is RuleType.UNIQUENESS and r.where is None and len(r.columns) == 1
+    }
     planned = (
         profile_aggregates(
             engine,
@@ -163,6 +169,7 @@ def evaluate_profiled(
             hidden=hidden,
             rows=stats.rows if stats else profile_rows,
             known=stats,
+            counted=counted,
         )
         if profile
         else None
@@ -184,13 +191,20 @@ def evaluate_profiled(
         scan_sql = {r.name: engine.render(query) for r in scanning}
         scan_sql |= {scanning[i].name: engine.render(alone) for i, alone in apart.items()}
     if planned is not None and profile is not None:
-        if not row:
-            row = engine.read(_scan([], table, scope, key, [])[0]).to_pylist()[0]
+        if not row:  # nothing left to scan for: the rows under test are counted already
+            row = (
+                {"total": stats.rows}
+                if stats is not None
+                else engine.read(_scan([], table, scope, key, [])[0]).to_pylist()[0]
+            )
         total = int(row["total"])
         if planned.sketches and planned.share != 1.0 and total:
             for sample in planned.sample_queries(_table(table), scope, total):
                 row |= engine.read(sample).to_pylist()[0]
-        table_profile = read_profile(row, profile, total, hidden=hidden, known=stats)
+        duplicates = {c: values[name] for c, name in counted.items()}
+        table_profile = read_profile(
+            row, profile, total, hidden=hidden, known=stats, duplicates=duplicates
+        )
     failing_keys = {  # failing on as many rows as the scan has keys of: all of its samples
         r.name: found[r.name]
         for r in scanning
@@ -414,7 +428,10 @@ class Known:
     lower: Mapping[str, Any] = field(default_factory=dict)
     upper: Mapping[str, Any] = field(default_factory=dict)
     bounds_exact: bool = True
-    distinct: Mapping[str, int] = field(default_factory=dict)  # estimates (profiles)
+    # what profiles use besides, from an engine that measured the write (see ColumnStats)
+    distinct: Mapping[str, int] = field(default_factory=dict)  # estimates
+    means: Mapping[str, float] = field(default_factory=dict)
+    quantiles: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # at QUANTILES
 
 
 def written(
@@ -435,14 +452,19 @@ def written(
     if not wanted or not engine.capabilities.column_stats:
         return Known(rows)
     found = engine.column_stats(table, sorted(wanted))
+    # a count of NULLs or distinct values, a mean or quantiles the engine keeps are of the
+    # whole table: only a whole write's are of the rows under test
+    whole = found if exact else {}
     return Known(
         rows,
-        {c: 0 for c, s in found.items() if not s.may_be_null},
+        {c: s.nulls for c, s in whole.items() if s.nulls is not None}
+        | {c: 0 for c, s in found.items() if not s.may_be_null},
         {c: s.lower for c, s in found.items() if s.lower is not None},
         {c: s.upper for c, s in found.items() if s.upper is not None},
         bounds_exact=exact,
-        # a distinct count the engine keeps is of the whole table: only a whole write's
-        distinct={c: s.distinct for c, s in found.items() if s.distinct is not None and exact},
+        distinct={c: s.distinct for c, s in whole.items() if s.distinct is not None},
+        means={c: s.mean for c, s in whole.items() if s.mean is not None},
+        quantiles={c: s.quantiles for c, s in whole.items() if s.quantiles is not None},
     )
 
 

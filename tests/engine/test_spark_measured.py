@@ -1,0 +1,155 @@
+"""A table Spark writes whole is measured as it is written (engine/spark_observe.py): its
+audit and profile then read no rows, and say what a scan of the table would have said."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlglot import exp
+
+from headwater.contracts import Rule
+from headwater.engine.base import QUANTILES
+from headwater.quality.rules import evaluate_profiled, written
+from tests.engines import make_engine
+
+pytestmark = pytest.mark.spark
+
+ROWS = """
+SELECT
+  CASE WHEN id % 7 = 0 THEN NULL ELSE id END AS id,
+  id * 0.5 AS half,
+  CAST(id AS DECIMAL(10, 2)) AS amount,
+  DATE_ADD(DATE '2026-01-01', CAST(id % 40 AS INT)) AS day,
+  TIMESTAMP '2026-01-01 00:00:00 UTC' + make_interval(0, 0, 0, 0, CAST(id AS INT), 0, 0) AS at,
+  CAST(TIMESTAMP_NTZ '2026-01-01 00:00:00' + make_interval(0, 0, 0, 0, 0, CAST(id AS INT), 0)
+    AS TIMESTAMP_NTZ) AS local_at,
+  CASE WHEN id % 3 = 0 THEN 'x' ELSE NULL END AS label,
+  id % 2 = 0 AS even,
+  ARRAY(id, id) AS pair
+FROM range(1, 1001)
+"""
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    spark = make_engine("spark", [])
+    try:
+        spark.execute("CREATE NAMESPACE IF NOT EXISTS m")
+        yield spark
+    finally:
+        spark.close()
+
+
+def _write(engine: Any, table: str) -> int:
+    query = exp.maybe_parse(ROWS, dialect="spark")
+    create = exp.Create(this=exp.to_table(table), kind="TABLE", replace=True, expression=query)
+    rows = engine.execute(create)
+    assert rows == 1000
+    return rows
+
+
+def test_a_table_written_whole_is_measured_as_a_scan_would_measure_it(engine: Any) -> None:
+    _write(engine, "m.measured")
+    columns = list(engine.columns("m.measured"))
+    found = engine.column_stats("m.measured", columns)
+    scanned = engine.read(
+        "SELECT COUNT(*) - COUNT(id) AS id_nulls, MIN(id) AS id_lo, MAX(id) AS id_hi, "
+        "AVG(id) AS id_mean, approx_count_distinct(id) AS id_d, MIN(amount) AS amount_lo, "
+        "MAX(amount) AS amount_hi, AVG(half) AS half_mean, COUNT(*) - COUNT(label) AS "
+        "label_nulls, approx_count_distinct(label) AS label_d, AVG(CAST(even AS INT)) AS "
+        "even_mean, MIN(day) AS day_lo, MAX(day) AS day_hi, MAX(local_at) AS local_hi, "
+        "percentile(id, 0.5) AS id_median FROM m.measured"
+    ).to_pylist()[0]
+    assert found["id"].nulls == scanned["id_nulls"] == 142
+    assert found["id"].may_be_null and not found["half"].may_be_null
+    assert (found["id"].lower, found["id"].upper) == (scanned["id_lo"], scanned["id_hi"])
+    assert found["id"].mean == pytest.approx(float(scanned["id_mean"]))
+    assert found["id"].distinct == scanned["id_d"]
+    assert (found["amount"].lower, found["amount"].upper) == (
+        scanned["amount_lo"],
+        scanned["amount_hi"],
+    )
+    assert found["half"].mean == pytest.approx(float(scanned["half_mean"]))
+    assert (found["label"].nulls, found["label"].distinct) == (
+        scanned["label_nulls"],
+        scanned["label_d"],
+    )
+    assert found["label"].lower is None  # text: counted, no bounds
+    assert found["even"].mean == pytest.approx(float(scanned["even_mean"]))
+    assert (found["day"].lower, found["day"].upper) == (date(2026, 1, 1), scanned["day_hi"])
+    # an instant's bounds as UTC datetimes (not in the Python process's time zone); a
+    # wall-clock time's as the naive datetime it is
+    assert found["at"].lower == datetime(2026, 1, 1, 1, tzinfo=UTC)
+    assert found["at"].upper == datetime(2026, 2, 11, 16, tzinfo=UTC)  # 1,000 hours on
+    assert found["local_at"].upper == scanned["local_hi"] == datetime(2026, 1, 1, 16, 40)
+    # quantiles estimated over every row: the median within a value of the exact one
+    quantiles = found["id"].quantiles
+    assert quantiles is not None and len(quantiles) == len(QUANTILES)
+    assert quantiles == tuple(sorted(quantiles))
+    assert abs(quantiles[QUANTILES.index(0.5)] - scanned["id_median"]) <= 1
+    assert found["pair"].distinct is not None and found["pair"].lower is None  # no bounds
+
+
+def test_what_was_measured_is_forgotten_once_the_table_changes(engine: Any) -> None:
+    _write(engine, "m.changing")
+    assert engine.column_stats("m.changing", ["id"])["id"].upper == 1000
+    assert engine.cursor().column_stats("m.changing", ["id"])  # every cursor knows it
+    engine.execute("INSERT INTO m.changing SELECT * FROM m.changing LIMIT 1")
+    assert engine.column_stats("m.changing", ["id"]) == {}  # another snapshot now
+    _write(engine, "m.changing")
+    assert engine.column_stats("m.changing", ["id"])["id"].nulls == 142
+
+
+def test_the_audit_and_profile_of_a_measured_table_read_no_rows(engine: Any) -> None:
+    rows = _write(engine, "m.audited")
+    types = engine.columns("m.audited")
+    rules = [
+        Rule(name="half_not_null", type="not_null", target="half"),
+        Rule(name="rows", type="row_count", target="*", threshold=1),
+    ]
+    stats = written(engine, "m.audited", rules, rows, exact=True, profiled=types)
+    reads: list[str] = []
+    counting = _Counting(engine, reads)
+    options: dict[str, Any] = {
+        "now": datetime(2026, 12, 6, tzinfo=UTC),
+        "columns": list(types),
+        "profile": types,
+    }
+    results, measured = evaluate_profiled(
+        rules, "m.audited", engine=counting, stats=stats, **options
+    )
+    assert reads == []  # neither the rules nor the profile read a row
+    assert all(r.passed for r in results)
+    _, scanned = evaluate_profiled(rules, "m.audited", engine=engine, **options)
+    assert measured is not None and scanned is not None
+    assert measured.rows == scanned.rows == 1000
+    for name, column in scanned.columns.items():
+        got = measured.columns[name]
+        assert (got.nulls, got.distinct, got.min, got.max) == (
+            column.nulls,
+            column.distinct,
+            column.min,
+            column.max,
+        ), name
+        if column.mean is not None:
+            assert got.mean == pytest.approx(column.mean), name
+        if column.quantiles:  # the scan's from a sample (all 1,000 rows here), exact
+            assert got.quantiles is not None, name
+            assert set(got.quantiles) == set(column.quantiles), name
+
+
+class _Counting:
+    """An engine that records the queries it reads."""
+
+    def __init__(self, engine: Any, reads: list[str]):
+        self._engine, self._reads = engine, reads
+
+    def read(self, statement: Any, params: Any = None) -> Any:
+        self._reads.append(self._engine.render(statement))
+        return self._engine.read(statement, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
