@@ -149,6 +149,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed rounds first (the first build in a fresh JVM runs 1.5-2x slower)",
+    )
+    parser.add_argument(
         "--no-profile",
         action="store_true",
         help="headwater profiles no version (`defaults: {profile: false}`): its own cost alone",
@@ -189,6 +195,9 @@ def main() -> None:
             raise SystemExit(f"{engine}: {built} of {total} models built")
         return wall
 
+    for _ in range(args.warmup):  # untimed: the JVM's JIT warm for whichever goes first
+        for kind in runs:
+            measure(kind)
     for i in range(args.repeat):
         order = list(runs) if i % 2 == 0 else list(reversed(runs))
         for kind in order:  # alternating, so neither side has the warmer JVM or caches
@@ -203,6 +212,7 @@ def main() -> None:
         "profile": not args.no_profile,
         "models": total,
         "rounds": args.repeat,
+        "warmup": args.warmup,
         "median_s": median,
         "samples_s": runs,
         "spark_ratio": median["hw_spark"] / median["spark"],

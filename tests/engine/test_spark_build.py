@@ -163,3 +163,54 @@ def test_headwater_sql_queries_the_warehouse_on_spark_read_only(
         refused = sql(reaching)
         assert refused.exit_code != 0 and "--allow-files" in refused.output, reaching
     assert on_spark[1].engine.rows("SELECT COUNT(*) FROM marts.customer_orders")[0][0] == expected
+
+
+def test_a_role_reads_the_same_masked_rows_on_spark_as_on_duckdb(
+    on_duckdb: Ran, on_spark: Ran
+) -> None:
+    """`headwater sql --role`: the row policy, the masks and the restricted column, built
+    into the query (govern/guard.py) and run by each engine, give the same rows."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from headwater.cli.main import app
+    from headwater.cli.sql import run_as_role
+
+    policies = (
+        "salt: ${HW_TEST_SALT}\n"  # one salt for both projects: the same hashes
+        "masks: {email: email, name: restricted}\n"
+        "roles:\n"
+        "  analyst:\n"
+        "    grants: ['clean.*']\n"
+        "    rows: {clean.customers: \"country <> 'DE'\"}\n"
+        "  hasher: {grants: ['clean.*'], masks: {tag:email: hash}}\n"
+    )
+    query = "SELECT * FROM clean.customers ORDER BY customer_id LIMIT 50"
+    seen = {}
+    for name, ran in (("duckdb", on_duckdb), ("spark", on_spark)):
+        root = ran[0].root
+        (root / "policies.yml").write_text(policies)
+        try:
+            for role in ("analyst", "hasher"):
+                if name == "spark":  # as a user runs it
+                    done = CliRunner().invoke(
+                        app,
+                        ["sql", "-p", str(root), query, "--role", role, "--format", "json"],
+                        env={"COLUMNS": "200", "HW_TEST_SALT": "pepper"},
+                    )
+                    assert done.exit_code == 0, (role, done.output)
+                    seen[name, role] = json.loads(done.stdout)
+                else:  # the fixture holds DuckDB's file: the command's steps on its engine
+                    with pytest.MonkeyPatch.context() as env:
+                        env.setenv("HW_TEST_SALT", "pepper")
+                        guarded, _ = run_as_role(load_project(root), ran[1].engine, query, role)
+                    rows = ran[1].engine.read(guarded).to_pylist()
+                    seen[name, role] = json.loads(json.dumps(rows, default=str))  # as printed
+        finally:
+            (root / "policies.yml").unlink()
+    for role in ("analyst", "hasher"):
+        assert seen["spark", role] == seen["duckdb", role], role
+    analyst = seen["spark", "analyst"]
+    assert analyst and "full_name" not in analyst[0]
+    assert all(r["country"] != "DE" and "***" in r["email"] for r in analyst)

@@ -72,9 +72,8 @@ def open_engine(
         )
     if name == "spark":  # a session needs the project's catalog: `open_spark`, by Stores
         raise SpecError(
-            "this command does not run on engine 'spark' yet (`headwater run`, `build` and "
-            "`ingest` do)",
-            hint="use `engine: duckdb` for it meanwhile",
+            "a Spark session is opened over the project's catalog, not a warehouse file",
+            hint="open it with orchestrate.stores.warehouse_engine(project) or Stores.open",
         )
     raise SpecError(
         f"engine {name!r} is not available in this version",
@@ -89,9 +88,12 @@ def open_spark(
     master: str = "local[*]",
     remote: str | None = None,
     conf: Mapping[str, str] | None = None,
+    profiles: bool = True,
 ) -> Engine:
     """A Spark session whose Iceberg catalogs are the project's catalog at `catalog_url`
-    (the lake at `lake`, a URL, and the warehouse beside it): engine/spark.py.
+    (the lake at `lake`, a URL, and the warehouse beside it): engine/spark.py. `profiles`:
+    whether the tables it writes whole are measured for profiles (distinct counts, means,
+    quantiles) or only for rules (NULLs, bounds).
 
     Raises:
         EngineError: pyspark or Java is missing, or the session did not start.
@@ -99,7 +101,8 @@ def open_spark(
     """
     from headwater.engine.spark import SparkEngine, SparkOptions
 
-    return SparkEngine.open(catalog_url, lake, SparkOptions(master, remote, dict(conf or {})))
+    options = SparkOptions(master, remote, dict(conf or {}))
+    return SparkEngine.open(catalog_url, lake, options, profiles=profiles)
 
 
 def scratch(

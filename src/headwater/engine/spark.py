@@ -16,9 +16,9 @@ sqlglot gets wrong), with named parameters, scripts split into statements; tempo
 kept by local checkpoints; results as Arrow; rows written counted from Iceberg's snapshot
 summaries; Python models on DataFrames; every model kind and rule type, equal to DuckDB's
 (the conformance suite: the `engine` fixture of tests/conftest.py); a table written whole
-measured as it is written (engine/spark_observe.py: its audit and profile read no rows).
-What does not yet: top values (Spark 4.0 has no approx_top_k), `headwater sql` and the other
-commands that open the warehouse by themselves.
+measured as it is written (engine/spark_observe.py: its audit and profile read no rows);
+`headwater sql`, its statements refused by kind before they run (Spark has no sandbox).
+What does not yet: top values (Spark 4.0 has no approx_top_k), a lake on object storage.
 """
 
 from __future__ import annotations
@@ -193,9 +193,13 @@ class SparkEngine:
         *,
         owner: bool = True,
         measured: dict[str, tuple[int, dict[str, ColumnStats]]] | None = None,
+        profiles: bool = True,
     ):
         self.session = session
         self._owner = owner  # a cursor shares its engine's session: closing it stops nothing
+        # whether a write measures what profiles use (distinct values, means, quantiles) or
+        # only what rules do (NULLs, bounds): `_measure`
+        self._profiles = profiles
         # the tables written whole by this engine and its cursors → the Iceberg snapshot they
         # wrote and their columns' statistics, measured as they were written (`_measure`)
         self._measured = {} if measured is None else measured
@@ -205,7 +209,12 @@ class SparkEngine:
 
     @classmethod
     def open(
-        cls, catalog_url: str, warehouse: str, options: SparkOptions | None = None
+        cls,
+        catalog_url: str,
+        warehouse: str,
+        options: SparkOptions | None = None,
+        *,
+        profiles: bool = True,
     ) -> SparkEngine:
         """A session on `options.master` (or `remote`) over the project's catalog and lake.
 
@@ -234,7 +243,7 @@ class SparkEngine:
             session.sparkContext.setLogLevel("ERROR")
         # pyspark logs every failed query's whole Java stack; headwater reports the error
         logging.getLogger("SQLQueryContextLogger").disabled = True
-        return cls(session)
+        return cls(session, profiles=profiles)
 
     def render(self, statement: Statement, *, copy: bool = True) -> str:
         if isinstance(statement, str):
@@ -306,7 +315,7 @@ class SparkEngine:
             frame = self.session.sql(
                 self.render(statement.expression), args=dict(params) if params else None
             )
-            aggregates, read = observing(frame.schema)
+            aggregates, read = observing(frame.schema, profiles=self._profiles)
             observation = Observation()
             writer = frame.observe(observation, *aggregates).writeTo(self.render(target))
             if statement.args.get("replace"):
@@ -606,7 +615,9 @@ class SparkEngine:
 
     def cursor(self) -> Engine:
         # a session serves every thread; what a write measured is known to every cursor
-        return SparkEngine(self.session, owner=False, measured=self._measured)
+        return SparkEngine(
+            self.session, owner=False, measured=self._measured, profiles=self._profiles
+        )
 
     def interrupt(self) -> None:
         self.session.interruptAll()

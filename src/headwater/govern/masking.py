@@ -111,7 +111,9 @@ def masked(name: str, mask: Mask, *, salt: str, kind: str = "text") -> exp.Expr:
 
 def _shown(text: exp.Expr, mask: Mask, *, salt: str, kind: str) -> exp.Expr:
     if mask is Mask.HASH:
-        return exp.func("sha256", exp.DPipe(this=exp.Literal.string(salt), expression=text))
+        # sqlglot's node, so each engine gets its own name (DuckDB's sha256, Spark's sha2)
+        salted = exp.DPipe(this=exp.Literal.string(salt), expression=text)
+        return exp.SHA2(this=salted, length=exp.Literal.number(256))
     if mask is Mask.REDACT:
         return exp.Literal.string("****")
     if mask is Mask.EMAIL:  # the domain kept: ****@example.com

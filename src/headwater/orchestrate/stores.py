@@ -323,6 +323,7 @@ def _engine(project: Project, path: Path, catalog_url: str, lake: Lake) -> Engin
                 master=spark.master,
                 remote=spark.remote,
                 conf=spark.conf,
+                profiles=project.settings.defaults.profile,
             )
         return open_engine(project.settings.engine, path)
     except SpecError as err:
