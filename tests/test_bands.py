@@ -38,7 +38,7 @@ DRIVERS = {
     "sqlalchemy": {"zones", "ingest/databases"},
     "adbc_driver_postgresql": {"ingest/databases"},
     "httpx": {"ingest/http", "observe/alerts", "engine/maven"},  # sources; alerts; jars
-    "pyspark": {"engine/spark"},
+    "pyspark": {"engine/spark", "engine/spark_observe"},  # the Spark adapter and its helper
     "openlineage": {"orchestrate/openlineage"},
     "tenacity": {"ingest/http"},
     "fsspec": {"ingest/files"},

@@ -34,9 +34,7 @@ if TYPE_CHECKING:
     from headwater.project import Project
 
 # statements that read, or change only the session (a locked setting still refuses to change)
-READS = frozenset(
-    {"SELECT", "EXPLAIN", "CALL", "SET", "VARIABLE_SET", "TRANSACTION", "SHOW", "DESCRIBE"}
-)
+READS = frozenset({"SELECT", "EXPLAIN", "CALL", "SET", "VARIABLE_SET", "TRANSACTION"})
 # statements that reach files or other databases: writing the lake, attaching a file; on
 # Spark, a query of files by path or one calling Java (FILES: engine/spark.py)
 FILES = frozenset(

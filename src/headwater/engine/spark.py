@@ -435,10 +435,10 @@ class SparkEngine:
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(batch_rows))
 
     def statement_kinds(self, sql: str) -> list[str]:
-        """Each statement's kind as sqlglot parses it (SELECT, INSERT, CREATE, …; SHOW and
-        DESCRIBE; COMMAND for what sqlglot keeps as text); FILES for a statement reading files
-        by path (parquet.`/some/path`) or calling Java (reflect, java_method): Spark has no
-        sandbox that would refuse them."""
+        """Each statement's kind as sqlglot parses it (SELECT, INSERT, CREATE, …; SELECT for
+        SHOW and DESCRIBE; COMMAND for what sqlglot keeps as text); FILES for a statement
+        reading files by path (parquet.`/some/path`) or calling Java (reflect, java_method):
+        Spark has no sandbox that would refuse them."""
         import sqlglot
 
         kinds = []
@@ -452,8 +452,9 @@ class SparkEngine:
             if parsed is None:
                 continue
             kind = parsed.key.upper() if parsed.key else "UNKNOWN"
-            if isinstance(parsed, exp.Command) and str(parsed.this).upper() == "SHOW":
-                kind = "SHOW"
+            shown = isinstance(parsed, exp.Command) and str(parsed.this).upper() == "SHOW"
+            if shown or isinstance(parsed, exp.Describe):
+                kind = "SELECT"  # reads returning rows, as DuckDB's parser calls them too
             elif _reaches_files(parsed):
                 kind = "FILES"
             kinds.append(kind)
