@@ -33,8 +33,16 @@ DIALECT = "duckdb"
 _FILE = "_hw_file"  # read_parquet's filename column, while `scan` numbers the files
 _ROW = "file_row_number"  # read_parquet's own name for a row's position in its file
 
-
 # the column types whose minimum and maximum DuckDB keeps whole (of text it keeps a prefix)
+_BOUNDED = re.compile(
+    r"(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE|DECIMAL\(\d+,\d+\)|DATE"
+    r"|TIMESTAMP( WITH TIME ZONE)?|TIME)"
+)
+_MISSING_COLUMN = re.compile(
+    r'Referenced column "(?P<a>[^"]+)" not found|does not have a column named "(?P<b>[^"]+)"'
+)
+
+
 def _few(distinct: int, rows: Any) -> bool:
     """Whether DuckDB's `approx_unique` of a column of `rows` rows can be kept. DuckDB counts
     the distinct values of a sample of the rows (a tenth of texts, 30% of numbers) and
@@ -48,14 +56,6 @@ def _few(distinct: int, rows: Any) -> bool:
 
 
 FEW = 100  # DuckDB's distinct count is kept when the rows are at least 100 times as many
-
-_BOUNDED = re.compile(
-    r"(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE|DECIMAL\(\d+,\d+\)|DATE"
-    r"|TIMESTAMP( WITH TIME ZONE)?|TIME)"
-)
-_MISSING_COLUMN = re.compile(
-    r'Referenced column "(?P<a>[^"]+)" not found|does not have a column named "(?P<b>[^"]+)"'
-)
 
 
 LOCK_WAIT = 10.0  # seconds to wait for another process to let go of the warehouse file

@@ -310,7 +310,6 @@ class SparkEngine:
         from headwater.engine.spark_observe import observing
 
         target: exp.Table = statement.this
-        sql = self.render(statement)
         try:
             frame = self.session.sql(
                 self.render(statement.expression), args=dict(params) if params else None
@@ -324,7 +323,7 @@ class SparkEngine:
                 writer.create()
             rows, stats = read(observation.get)
         except Exception as err:
-            raise _error(err, sql) from err
+            raise _error(err, self.render(statement)) from err
         snapshot = self._snapshot(target)
         if snapshot is not None:
             self._measured[_key(target)] = (snapshot.snapshotId(), stats)
