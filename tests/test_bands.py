@@ -41,7 +41,7 @@ DRIVERS = {
     "pyspark": {"engine/spark", "engine/spark_observe"},  # the Spark adapter and its helper
     "openlineage": {"orchestrate/openlineage"},
     "tenacity": {"ingest/http"},
-    "fsspec": {"ingest/files"},
+    "fsspec": {"ingest/files", "engine/duckdb"},  # sources; the lake on object storage
     "confluent_kafka": {"ingest/kafka"},
     "fastavro": {"ingest/kafka"},
     "psycopg2": {"ingest/cdc"},

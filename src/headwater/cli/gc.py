@@ -36,11 +36,9 @@ def gc(
     files no snapshot references (left by killed runs). Never a version a retained release
     needs, nor a file a running writer may still commit."""
     # main registers this command: what it needs is imported when it runs (`--help` stays fast)
-    import os
     from datetime import UTC, datetime
 
     from headwater.cli.main import _check_format, _console, _errors, _opened, _print_json
-    from headwater.contracts.secrets import Secrets
     from headwater.contracts.thresholds import parse_duration
     from headwater.orchestrate.janitor import (
         drop,
@@ -49,8 +47,7 @@ def gc(
         unreferenced_products,
     )
     from headwater.orchestrate.lease import held
-    from headwater.orchestrate.stores import project_catalog_url
-    from headwater.zones.lake import Lake
+    from headwater.orchestrate.stores import project_catalog_url, project_lake
 
     _check_format(fmt)  # before anything is removed
     if delete and dry_run:
@@ -67,8 +64,7 @@ def gc(
         if not listing:
             drop(stores, versions)
             drop_products(stores, products)
-        location = Secrets(os.environ).expand(loaded.settings.lake, where="headwater.yml: lake")
-        lake = Lake(project_catalog_url(loaded), location, loaded.root)
+        lake = project_lake(loaded, project_catalog_url(loaded))
         orphans = lake.gc(grace_s=grace_s, dry_run=listing)
     size = sum(o.bytes for o in orphans)
     if fmt == "json":

@@ -97,15 +97,16 @@ def _explained(err: HeadwaterError, *, allow_files: bool) -> HeadwaterError:
     return err
 
 
-def _lake_directories(project: Project) -> list[Path]:
-    """The lake folder, when it is local: the raw views read their Parquet files there."""
+def _lake_directories(project: Project) -> list[str | Path]:
+    """The lake's folder (or its prefix on object storage): the raw views read their Parquet
+    files there."""
     from headwater.contracts.secrets import Secrets
 
     lake = Secrets(os.environ).expand(project.settings.lake, where="headwater.yml: lake")
     if lake.startswith("file://"):
         lake = lake.removeprefix("file://")
     elif "://" in lake:
-        return []  # object storage: DuckDB reads no s3:// path without --allow-files
+        return [lake]
     return [project.root / lake]
 
 

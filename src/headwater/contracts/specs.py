@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -725,6 +726,73 @@ class SparkSettings(Spec):
     )
 
 
+class LakeStorage(Spec):
+    """`lake_storage:` of `headwater.yml`: how the lake's object store is reached, for a lake on
+    S3 or an S3-compatible server (MinIO, Ceph, moto). Three clients read it: pyiceberg (the
+    ingestion's writes), DuckDB through fsspec (reads), and Iceberg's S3FileIO on Spark; each
+    setting left out falls back to the AWS variables each of them reads (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL)."""
+
+    endpoint_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="an S3-compatible server, e.g. http://127.0.0.1:9000 (default: AWS, or "
+        "AWS_ENDPOINT_URL)",
+    )
+    key: str | None = Field(default=None, description="the access key id, e.g. ${S3_KEY}")
+    secret: str | None = Field(default=None, description="the secret key, e.g. ${S3_SECRET}")
+    token: str | None = Field(default=None, description="a session token (temporary keys)")
+    region: str | None = Field(default=None, description="e.g. eu-central-1 (or AWS_REGION)")
+    path_style: bool | None = Field(
+        default=None,
+        description="address buckets as endpoint/bucket rather than bucket.endpoint (default: "
+        "yes with an endpoint_url, as S3-compatible servers want)",
+    )
+
+    def resolved(self, environ: Mapping[str, str]) -> LakeStorage:
+        """These settings with what was left out taken from the AWS variables in `environ`
+        that not every client reads itself (pyarrow ignores AWS_ENDPOINT_URL)."""
+        endpoint = self.endpoint_url or environ.get("AWS_ENDPOINT_URL_S3") or None
+        endpoint = endpoint or environ.get("AWS_ENDPOINT_URL") or None
+        region = self.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        return self.model_copy(update={"endpoint_url": endpoint, "region": region or None})
+
+    @property
+    def iceberg(self) -> dict[str, str]:
+        """As the FileIO properties of Iceberg's catalogs (pyiceberg's and Java's S3FileIO
+        read the same names)."""
+        path_style = self.path_style if self.path_style is not None else bool(self.endpoint_url)
+        named = {
+            "s3.endpoint": self.endpoint_url,
+            "s3.access-key-id": self.key,
+            "s3.secret-access-key": self.secret,
+            "s3.session-token": self.token,
+            "s3.region": self.region,
+            "client.region": self.region,
+            "s3.path-style-access": "true" if path_style else None,
+            "s3.force-virtual-addressing": "false" if path_style else None,
+        }
+        return {name: value for name, value in named.items() if value is not None}
+
+    @property
+    def fsspec(self) -> dict[str, Any]:
+        """As s3fs's options."""
+        options: dict[str, Any] = {
+            k: v
+            for k, v in (("key", self.key), ("secret", self.secret), ("token", self.token))
+            if v is not None
+        }
+        if self.endpoint_url:
+            options["endpoint_url"] = self.endpoint_url
+        if self.region:
+            options["client_kwargs"] = {"region_name": self.region}
+        if self.path_style is not None:
+            options["config_kwargs"] = {
+                "s3": {"addressing_style": "path" if self.path_style else "virtual"}
+            }
+        return options
+
+
 class Settings(Spec):
     """`headwater.yml`."""
 
@@ -732,6 +800,11 @@ class Settings(Spec):
     engine: Literal[authored.ENGINES] = authored.ENGINES[0]  # type: ignore[valid-type]
     catalog: str = Field(default=".headwater/catalog.db", min_length=1, max_length=4096)
     lake: str = Field(default=".headwater/lake", min_length=1, max_length=4096)
+    lake_storage: LakeStorage = Field(
+        default_factory=LakeStorage,
+        description="ours: {endpoint_url, key, secret, token, region, path_style} — how a lake "
+        "on s3:// is reached (default: the AWS variables)",
+    )
     warehouse: str = Field(default=".headwater/warehouse.duckdb", min_length=1, max_length=4096)
     defaults: Defaults = Field(default_factory=Defaults)
     private: bool = Field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from headwater.engine.base import (
     Capabilities,
@@ -45,11 +46,13 @@ def open_engine(
     read_only: bool = False,
     files_under: Sequence[str | Path] | None = None,
     lock_wait: float | None = None,
+    filesystems: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Engine:
     """The engine `headwater.yml` names, on its warehouse at `path`.
 
     `read_only`: any number of readers, no writer. `files_under`: no file outside those
     directories can be read or written by SQL (None: every file the process can reach).
+    `filesystems`: how SQL reads a lake on object storage (fsspec options by protocol).
     While another process holds the file, opening waits up to `lock_wait` seconds (default:
     `HEADWATER_LOCK_WAIT`, else 10).
     """
@@ -69,6 +72,7 @@ def open_engine(
             read_only=read_only,
             files_under=files_under,
             lock_wait=lock_wait,
+            filesystems=filesystems,
         )
     if name == "spark":  # a session needs the project's catalog: `open_spark`, by Stores
         raise SpecError(
@@ -89,11 +93,13 @@ def open_spark(
     remote: str | None = None,
     conf: Mapping[str, str] | None = None,
     profiles: bool = True,
+    io: Mapping[str, str] | None = None,
 ) -> Engine:
     """A Spark session whose Iceberg catalogs are the project's catalog at `catalog_url`
     (the lake at `lake`, a URL, and the warehouse beside it): engine/spark.py. `profiles`:
     whether the tables it writes whole are measured for profiles (distinct counts, means,
-    quantiles) or only for rules (NULLs, bounds).
+    quantiles) or only for rules (NULLs, bounds). `io`: Iceberg's FileIO properties of a
+    lake on object storage (`Lake.io`).
 
     Raises:
         EngineError: pyspark or Java is missing, or the session did not start.
@@ -102,7 +108,7 @@ def open_spark(
     from headwater.engine.spark import SparkEngine, SparkOptions
 
     options = SparkOptions(master, remote, dict(conf or {}))
-    return SparkEngine.open(catalog_url, lake, options, profiles=profiles)
+    return SparkEngine.open(catalog_url, lake, options, profiles=profiles, io=io)
 
 
 def scratch(
@@ -111,15 +117,21 @@ def scratch(
     files_under: Sequence[str | Path] | None = None,
     memory_limit: str | None = None,
     spill_to: str | Path | None = None,
+    filesystems: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Engine:
     """An in-memory engine for work on Arrow data inside this process (conforming a batch,
     inferring types, running a model's unit test, reading the lake's data products): the
     embedded default's engine. `files_under`: SQL may read no file outside those folders.
-    `memory_limit` (e.g. "1GB"): joins and sorts beyond it spill to `spill_to`."""
+    `memory_limit` (e.g. "1GB"): joins and sorts beyond it spill to `spill_to`.
+    `filesystems`: how SQL reads a lake on object storage (`Lake.filesystems`)."""
     from headwater.engine.duckdb import DuckDBEngine
 
     return DuckDBEngine(
-        threads=threads, files_under=files_under, memory_limit=memory_limit, spill_to=spill_to
+        threads=threads,
+        files_under=files_under,
+        memory_limit=memory_limit,
+        spill_to=spill_to,
+        filesystems=filesystems,
     )
 
 

@@ -93,13 +93,21 @@ def _connect(
             pause = min(pause * 2, 0.5)
 
 
+# how a database file was opened: read-only, config, lock wait, sandbox, filesystems
+_Reopen = tuple[
+    bool, dict[str, Any], float, Sequence[str | Path] | None, Mapping[str, Mapping[str, Any]]
+]
+
+
 class DuckDBEngine:
     """An `Engine` on a DuckDB database file (or `:memory:`).
 
     `read_only` opens the file without write access (any number of readers, no writer).
-    `files_under` sandboxes the connection: no file outside those directories can be read or
-    written, no extension loaded, and no setting changed afterwards; None leaves every file
-    the process can reach open to SQL.
+    `files_under` sandboxes the connection: no file outside those directories (or object
+    store prefixes, s3://bucket/lake) can be read or written, no extension loaded, and no
+    setting changed afterwards; None leaves every file the process can reach open to SQL.
+    `filesystems`: fsspec filesystems by protocol and options ({"s3": {"key": …}}) through
+    which SQL reads such paths (DuckDB's own S3 extension cannot be counted on).
     """
 
     dialect = DIALECT
@@ -115,10 +123,11 @@ class DuckDBEngine:
         lock_wait: float = LOCK_WAIT,
         memory_limit: str | None = None,
         spill_to: str | Path | None = None,
+        filesystems: Mapping[str, Mapping[str, Any]] | None = None,
         _conn: duckdb.DuckDBPyConnection | None = None,
     ):
         # how to open the file again (`compact`); None for a cursor, which shares a connection
-        self._reopen: tuple[bool, dict[str, Any], float, Sequence[str | Path] | None] | None = None
+        self._reopen: _Reopen | None = None
         if _conn is None:
             if str(path) != ":memory:" and not read_only:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +148,7 @@ class DuckDBEngine:
                 }
             if spill_to is not None:
                 config["temp_directory"] = str(spill_to)
-            self._reopen = (read_only, config, lock_wait, files_under)
+            self._reopen = (read_only, config, lock_wait, files_under, filesystems or {})
             _conn = _open(str(path), *self._reopen)
         self.path = str(path)
         self._conn = _conn
@@ -443,9 +452,12 @@ def _open(
     config: dict[str, Any],
     lock_wait: float,
     files_under: Sequence[str | Path] | None,
+    filesystems: Mapping[str, Mapping[str, Any]],
 ) -> duckdb.DuckDBPyConnection:
     """A connection to the database at `path`, set up as every one of ours is."""
     conn = _connect(path, read_only=read_only, config=config, wait=lock_wait)
+    for protocol, options in filesystems.items():
+        _mount(conn, protocol, options)
     # never DuckDB's progress bar on our stdout (the CLI draws its own)
     conn.execute("SET enable_progress_bar = false")
     # timestamps leave as UTC whatever the machine's zone (Iceberg accepts only UTC);
@@ -456,11 +468,33 @@ def _open(
     return conn
 
 
+def _mount(conn: duckdb.DuckDBPyConnection, protocol: str, options: Mapping[str, Any]) -> None:
+    """Let SQL read `protocol://` paths through fsspec's filesystem of it."""
+    try:
+        import fsspec
+    except ImportError as err:  # s3fs and gcsfs come with the `s3`/`gcs` extras
+        raise EngineError(
+            f"reading {protocol}:// needs fsspec", hint="pip install 'headwater[s3]'"
+        ) from err
+    try:
+        # a fresh listing every time: a cached one would miss files written since
+        filesystem = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+    except (ImportError, ValueError) as err:
+        raise EngineError(
+            f"cannot read {protocol}:// paths: {err}",
+            hint="install s3fs for s3:// (pip install 'headwater[s3]'), gcsfs for gs://",
+        ) from err
+    conn.register_filesystem(filesystem)
+
+
 def _sandbox(conn: duckdb.DuckDBPyConnection, directories: Sequence[str | Path]) -> None:
     """Turn file access off except under `directories`, then lock the configuration so the
     SQL that follows cannot turn it back on (`SET enable_external_access = true` fails)."""
     # the trailing separator keeps `/lake` from also allowing `/lake2`
-    allowed = [str(Path(d).resolve()).rstrip("/") + "/" for d in directories]
+    allowed = [
+        (str(d) if "://" in str(d) else str(Path(d).resolve())).rstrip("/") + "/"
+        for d in directories
+    ]
     # DuckDB accepts allowed_directories only once the database is started: SET, not config
     conn.execute("SET allowed_directories = $dirs", {"dirs": allowed})
     conn.execute("SET enable_external_access = false")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -64,6 +65,9 @@ CATALOG = "headwater"  # pyiceberg's catalog name (zones/lake.py): the rows both
 # `raw.orders` is the raw view and `headwater.raw.orders` the lake's table under it
 WAREHOUSE = "hw_warehouse"
 ICEBERG = Artifact("org.apache.iceberg", "iceberg-spark-runtime-4.0_2.13", "1.10.1")
+# Iceberg's S3FileIO with the AWS SDK it needs, shaded: for a lake on s3://
+AWS = Artifact("org.apache.iceberg", "iceberg-aws-bundle", "1.10.1")
+S3_IO = "org.apache.iceberg.aws.s3.S3FileIO"
 DRIVERS = {
     "sqlite": Artifact("org.xerial", "sqlite-jdbc", "3.50.3.0"),
     "postgresql": Artifact("org.postgresql", "postgresql", "42.7.8"),
@@ -147,18 +151,29 @@ def jdbc_catalog(url: str) -> JdbcCatalog:
     )
 
 
-def session_conf(catalog_url: str, warehouse: str, options: SparkOptions) -> dict[str, str]:
+def session_conf(
+    catalog_url: str,
+    warehouse: str,
+    options: SparkOptions,
+    io: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """The settings of a session whose Iceberg catalog is the project's (`catalog_url`, the
-    lake at `warehouse`), jars resolved into the local cache."""
+    lake at `warehouse`, its object store reached with the FileIO properties `io`), jars
+    resolved into the local cache."""
     jdbc = jdbc_catalog(catalog_url)
+    s3 = warehouse.split("://", 1)[0].lower() in ("s3", "s3a", "s3n")
+    # Spark's own session catalog keeps nothing of ours, but makes its folder where the
+    # process runs: in the lake's instead (a local one: Spark has no s3:// file system)
+    session = f"{warehouse.rstrip('/')}/_warehouse/_session"
+    if not warehouse.startswith("file://"):
+        session = (Path(tempfile.gettempdir()) / "headwater-spark-session").as_uri()
     conf = {
         **LOCAL,
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.defaultCatalog": WAREHOUSE,
-        # Spark's own session catalog keeps nothing of ours, but makes its folder where the
-        # process runs: in the lake's instead
-        "spark.sql.warehouse.dir": f"{warehouse.rstrip('/')}/_warehouse/_session",
+        "spark.sql.warehouse.dir": session,
     }
+    files = {**({"io-impl": S3_IO} if s3 else {}), **(io or {})}
     for name, folder in ((CATALOG, warehouse), (WAREHOUSE, f"{warehouse.rstrip('/')}/_warehouse")):
         prefix = f"spark.sql.catalog.{name}"
         conf |= {
@@ -173,11 +188,13 @@ def session_conf(catalog_url: str, warehouse: str, options: SparkOptions) -> dic
             f"{prefix}.jdbc.init-catalog-tables": "false",
             **{f"{prefix}.{k}": v for k, v in jdbc.properties.items()},
             **{f"{prefix}.{k}": v for k, v in jdbc.pool.items()},
+            **{f"{prefix}.{k}": v for k, v in files.items()},
         }
     if options.remote is None:  # a Connect server brings its own jars and logs
         log4j = resources.files("headwater.engine").joinpath("spark_log4j2.properties")
         conf["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile={log4j}"
-        conf["spark.jars"] = ",".join(str(p) for p in resolve([ICEBERG, *DRIVERS.values()]))
+        jars = [ICEBERG, *DRIVERS.values(), *([AWS] if s3 else [])]
+        conf["spark.jars"] = ",".join(str(p) for p in resolve(jars))
     return conf | dict(options.conf)
 
 
@@ -215,14 +232,16 @@ class SparkEngine:
         options: SparkOptions | None = None,
         *,
         profiles: bool = True,
+        io: Mapping[str, str] | None = None,
     ) -> SparkEngine:
-        """A session on `options.master` (or `remote`) over the project's catalog and lake.
+        """A session on `options.master` (or `remote`) over the project's catalog and lake
+        (`io`: how Iceberg reaches its object store, see `session_conf`).
 
         Raises:
             EngineError: pyspark is not installed, or the session did not start.
         """
         options = options or SparkOptions()
-        conf = session_conf(catalog_url, warehouse, options)
+        conf = session_conf(catalog_url, warehouse, options, io)
         try:
             from pyspark.sql import SparkSession
         except ImportError as err:

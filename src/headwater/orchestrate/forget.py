@@ -105,7 +105,7 @@ def forget(
             searched); nothing was changed.
         Busy: another run holds the project (nothing was changed).
     """
-    engine = scratch()
+    engine = scratch(filesystems=stores.lake.filesystems)
     try:
         return _Forget(project, stores, engine, now=now, progress=progress).run(
             subjects, reason=reason, grace_s=grace_s, dry_run=dry_run

@@ -29,6 +29,7 @@ from headwater.zones.lake import Lake
 
 T = TypeVar("T")
 # schemes pyiceberg's file IO writes to (pyarrow or fsspec)
+S3_SCHEMES = ("s3", "s3a", "s3n")  # what `lake_storage:` is for
 LAKE_SCHEMES = ("file", "s3", "s3a", "s3n", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs", "oss")
 PRIVATE_UMASK = 0o077
 
@@ -58,8 +59,8 @@ class Stores:
             url = project_catalog_url(project, secrets)
             catalog = _opening(project, "catalog", secrets, lambda: _owned(project, url, secrets))
             opened.append(catalog)
-            location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
-            lake = _opening(project, "lake", secrets, lambda: Lake(url, location, project.root))
+            lake = project_lake(project, url, secrets)
+            location = lake.warehouse
             path = _opening(project, "warehouse", secrets, lambda: _warehouse(project, secrets))
             engine = _opening(
                 project, "warehouse", secrets, lambda: _engine(project, path, url, lake)
@@ -101,10 +102,7 @@ class LakeStores:
             url = project_catalog_url(project, secrets)
             catalog = _opening(project, "catalog", secrets, lambda: _owned(project, url, secrets))
             try:
-                location = _opening(
-                    project, "lake", secrets, lambda: _lake_location(project, secrets)
-                )
-                lake = _opening(project, "lake", secrets, lambda: Lake(url, location, project.root))
+                lake = project_lake(project, url, secrets)
             except BaseException:
                 catalog.close()
                 raise
@@ -156,15 +154,43 @@ def pinned_columns(project: Project, url: str) -> dict[str, dict[str, str]]:
     undeclared = [c for c in project.contracts.values() if not c.columns]
     if not undeclared:
         return {}
-    secrets = project_secrets(project)
-    location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
-    lake = _opening(project, "lake", secrets, lambda: Lake(url, location, project.root))
+    lake = project_lake(project, url)
     out = {}
     for contract in undeclared:
         pinned = lake.properties(contract.table).get(f"schema.{contract.schema_version}")
         if pinned:
             out[contract.table] = {c["name"]: c["type"] for c in json.loads(pinned)}
     return out
+
+
+def project_lake(project: Project, url: str, secrets: Secrets | None = None) -> Lake:
+    """The lake `headwater.yml` names (`lake:`, reached as `lake_storage:` says), whose
+    Iceberg catalog is in the catalog database at `url`.
+
+    Raises:
+        StoreError: a storage the lake cannot use, or a folder that cannot hold it.
+    """
+    secrets = secrets or project_secrets(project)
+    location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
+    io: dict[str, str] = {}
+    filesystem: dict[str, Any] = {}
+    if location.split("://", 1)[0].lower() in S3_SCHEMES:
+        where = "headwater.yml: lake_storage"
+        storage = project.settings.lake_storage.model_copy(
+            update={
+                name: secrets.expand(value, where=where)
+                for name, value in project.settings.lake_storage
+                if isinstance(value, str)
+            }
+        ).resolved(os.environ)
+        io, filesystem = storage.iceberg, storage.fsspec
+
+    def opened() -> Lake:
+        lake = Lake(url, location, project.root, io=io, filesystem=filesystem)
+        lake.reach()
+        return lake
+
+    return _opening(project, "lake", secrets, opened)
 
 
 def project_catalog_url(project: Project, secrets: Secrets | None = None) -> str:
@@ -196,6 +222,8 @@ def project_secrets(project: Project) -> Secrets:
     secrets = Secrets(os.environ)
     settings = project.settings
     for text in (settings.catalog, settings.lake, settings.warehouse):
+        secrets.learn(text)
+    for text in _strings(settings.lake_storage.model_dump()):
         secrets.learn(text)
     for contract in project.contracts.values():
         for text in _strings(contract.connector.model_dump()):
@@ -324,8 +352,9 @@ def _engine(project: Project, path: Path, catalog_url: str, lake: Lake) -> Engin
                 remote=spark.remote,
                 conf=spark.conf,
                 profiles=project.settings.defaults.profile,
+                io=lake.io,
             )
-        return open_engine(project.settings.engine, path)
+        return open_engine(project.settings.engine, path, filesystems=lake.filesystems)
     except SpecError as err:
         err.where = err.where or _where(project, "engine")
         raise
@@ -335,7 +364,7 @@ def warehouse_engine(
     project: Project,
     *,
     read_only: bool = False,
-    files_under: list[Path] | None = None,
+    files_under: list[str | Path] | None = None,
     lock_wait: float | None = None,
 ) -> Engine:
     """The warehouse's engine opened on its own, without the other stores (`headwater sql`,
@@ -343,6 +372,9 @@ def warehouse_engine(
     or a Spark session over the project's catalog and lake. Spark has no read-only mode and
     no sandbox: `read_only` and `files_under` are for its caller to enforce (`headwater sql`
     refuses statements before they run)."""
+    secrets = project_secrets(project)
+    url = project_catalog_url(project, secrets)
+    lake = project_lake(project, url, secrets)
     if project.settings.engine != "spark":
         return open_engine(
             project.settings.engine,
@@ -350,11 +382,8 @@ def warehouse_engine(
             read_only=read_only,
             files_under=files_under,
             lock_wait=lock_wait,
+            filesystems=lake.filesystems,
         )
-    secrets = project_secrets(project)
-    url = project_catalog_url(project, secrets)
-    location = _opening(project, "lake", secrets, lambda: _lake_location(project, secrets))
-    lake = Lake(url, location, project.root)
     return _opening(project, "engine", secrets, lambda: _engine(project, Path(), url, lake))
 
 

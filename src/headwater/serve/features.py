@@ -83,14 +83,14 @@ def training_set(
     """
     loaded = project if isinstance(project, Project) else load_project(project)
     declared = feature_view(loaded, view)
-    source, folder = _source(loaded, declared, env=env, as_of=as_of)
+    source, lake, filesystems = _source(loaded, declared, env=env, as_of=as_of)
     features = feature_columns(declared, source.schema.names)
     label, reader = _entities(entities)
     _check_columns(label, reader.schema, declared, time_column, features)
     spill = Path(tempfile.mkdtemp(prefix="hw-features-"))
     target = None if out is None else _output(Path(out))
-    allowed = None if folder is None else [folder, *([target.parent] if target else [])]
-    engine = _bounded(allowed, memory_limit=memory_limit, spill=spill)
+    allowed = [lake, *([target.parent] if target else [])]
+    engine = _bounded(allowed, memory_limit=memory_limit, spill=spill, filesystems=filesystems)
     try:
         engine.register("_hw_entities", _numbered(reader, on_rows))
         query = _point_in_time(engine, source, declared, features, reader.schema, time_column)
@@ -190,11 +190,13 @@ def _split(text: str) -> list[str]:
 
 def _source(
     project: Project, view: Declared, *, env: str, as_of: int | None
-) -> tuple[Source, Path | None]:
-    """The product snapshot the view's model is served from, and the lake's local folder."""
+) -> tuple[Source, str | Path, dict[str, dict[str, Any]]]:
+    """The product snapshot the view's model is served from, where the lake's files are
+    (`Lake.place`), and the filesystems that read them (`Lake.filesystems`)."""
     reader = Reader(project, env=env)
     try:
-        return reader.source(view.model, as_of=as_of), reader.lake.folder
+        lake = reader.lake
+        return reader.source(view.model, as_of=as_of), lake.place, lake.filesystems
     except ApiError as err:
         raise UsageError(
             f"cannot read feature view {view.name!r}: {err.message}", hint=err.hint
@@ -397,7 +399,15 @@ def _bad_entities(label: str, err: EngineError) -> Exception:
     )
 
 
-def _bounded(folders: Sequence[Path] | None, *, memory_limit: str, spill: Path) -> Engine:
-    """An in-memory engine that uses at most `memory_limit` (spilling to `spill`) and, when
-    `folders` is given, may read and write files under those only."""
-    return scratch(files_under=folders, memory_limit=memory_limit, spill_to=spill)
+def _bounded(
+    folders: Sequence[str | Path],
+    *,
+    memory_limit: str,
+    spill: Path,
+    filesystems: dict[str, dict[str, Any]],
+) -> Engine:
+    """An in-memory engine that uses at most `memory_limit` (spilling to `spill`) and may
+    read and write files under `folders` only."""
+    return scratch(
+        files_under=folders, memory_limit=memory_limit, spill_to=spill, filesystems=filesystems
+    )

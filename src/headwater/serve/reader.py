@@ -75,8 +75,7 @@ class Reader:
         self.published = set(published_models(project))
         self.stores = LakeStores.open(project)
         self.catalog, self.lake = self.stores.catalog, self.stores.lake
-        folder = self.lake.folder
-        self.engine = scratch(files_under=[folder] if folder else None)
+        self.engine = scratch(files_under=[self.lake.place], filesystems=self.lake.filesystems)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._planned: dict[tuple[str, int], tuple[tuple[str, ...], pa.Schema]] = {}

@@ -10,7 +10,7 @@ import contextlib
 import gzip
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -133,11 +133,24 @@ class LakeFiles(list[str]):
 class Lake:
     """Iceberg tables addressed as `zone.name` (e.g. `raw.orders`)."""
 
-    def __init__(self, catalog_url: str, location: str, root: Path):
+    def __init__(
+        self,
+        catalog_url: str,
+        location: str,
+        root: Path,
+        *,
+        io: Mapping[str, str] | None = None,
+        filesystem: Mapping[str, Any] | None = None,
+    ):
+        """`io`: the Iceberg FileIO properties of an object store (s3.endpoint, …);
+        `filesystem`: the same store's fsspec options, for engines that read the lake's files
+        through fsspec (`Lake.filesystems`)."""
         warehouse = location if "://" in location else (root / location).resolve().as_uri()
         if warehouse.startswith("file://"):
             Path(local_path(warehouse)).mkdir(parents=True, exist_ok=True)
         self._warehouse, self._url = warehouse, catalog_url
+        self.io = dict(io or {})
+        self._filesystem = dict(filesystem or {})
         self._iceberg: SqlCatalog | None = None
         self._sql: sa.Engine | None = None
         self._opening = threading.Lock()
@@ -151,7 +164,9 @@ class Lake:
             if self._iceberg is None:
                 from pyiceberg.catalog.sql import SqlCatalog
 
-                self._iceberg = SqlCatalog("headwater", uri=self._url, warehouse=self._warehouse)
+                self._iceberg = SqlCatalog(
+                    "headwater", uri=self._url, warehouse=self._warehouse, **self.io
+                )
             return self._iceberg
 
     def prepare(self) -> None:
@@ -613,6 +628,51 @@ class Lake:
     def warehouse(self) -> str:
         """The lake's location as a URL (file:///… or s3://…): where engines find its tables."""
         return self._warehouse
+
+    def reach(self) -> None:
+        """Check that a lake on object storage can be reached and its bucket exists (a local
+        lake's folder was made when the lake was). One request.
+
+        Raises:
+            StoreError: the store does not answer, refuses the keys, or has no such bucket.
+        """
+        if self.local:
+            return
+        from pyiceberg.io.pyarrow import PyArrowFileIO
+
+        scheme, rest = self._warehouse.split("://", 1)
+        bucket = rest.split("/", 1)[0]
+        endpoint = self.io.get("s3.endpoint")
+        at = f" at {endpoint}" if endpoint else ""
+        try:
+            filesystem = PyArrowFileIO(self.io).fs_by_scheme(scheme.lower(), bucket)
+            found = filesystem.get_file_info(bucket)
+        except (OSError, ValueError) as err:
+            raise StoreError(
+                f"cannot reach the lake {self._warehouse}{at}: {err}",
+                hint="is the object store up? check lake_storage (endpoint_url, key, secret, "
+                "region) in headwater.yml, or the AWS_* variables",
+            ) from None
+        if found.type.name == "NotFound":
+            raise StoreError(
+                f"the lake's bucket {bucket!r}{at} does not exist",
+                hint=f"make the bucket first (aws s3 mb {scheme}://{bucket}), or point `lake:` "
+                "at one that exists",
+            )
+
+    @property
+    def filesystems(self) -> dict[str, dict[str, Any]]:
+        """The fsspec filesystems an engine needs to read the lake's files, by protocol (none
+        for a local lake)."""
+        if self.local:
+            return {}
+        return {self._warehouse.split("://", 1)[0].lower(): dict(self._filesystem)}
+
+    @property
+    def place(self) -> str | Path:
+        """Where the lake's files are, as an engine's sandbox names it: the local folder, or
+        the object store's prefix (s3://bucket/lake)."""
+        return self.folder or self._warehouse
 
     @property
     def folder(self) -> Path | None:
