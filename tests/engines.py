@@ -139,6 +139,8 @@ def make_engine(name: str, log: list[object]) -> Any:
     """An in-memory engine of one of `ENGINES`, recording into `log`; or "spark": a session
     over a catalog and lake in a folder of their own (close it)."""
     if name == "spark":
+        import atexit
+        import shutil
         import tempfile
 
         from headwater.engine.spark import SparkEngine, SparkOptions
@@ -147,6 +149,7 @@ def make_engine(name: str, log: list[object]) -> Any:
 
         require()
         folder = Path(tempfile.mkdtemp(prefix="hw-spark-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # not left in /tmp
         catalog = f"sqlite:///{folder}/catalog.db"
         lake = Lake(catalog, "lake", folder)
         lake.prepare()  # the catalog's tables, as opening a project's stores makes them

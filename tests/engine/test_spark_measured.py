@@ -165,3 +165,18 @@ class _Counting:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
+
+
+def test_a_nan_leaves_a_column_without_bounds(engine: Any) -> None:
+    """Iceberg's bounds leave NaN out (it counts them apart); Spark orders NaN above every
+    number, so bounds that miss it would let `x <= 100` pass on the metadata alone."""
+    query = exp.maybe_parse(
+        "SELECT id, CASE WHEN id = 3 THEN CAST('NaN' AS DOUBLE) ELSE id * 1.5 END AS ratio "
+        "FROM range(1, 11)",
+        dialect="spark",
+    )
+    create = exp.Create(this=exp.to_table("m.nan"), kind="TABLE", replace=True, expression=query)
+    assert engine.execute(create) == 10
+    found = engine.column_stats("m.nan", ["id", "ratio"])
+    assert (found["id"].lower, found["id"].upper) == (1, 10)
+    assert (found["ratio"].lower, found["ratio"].upper, found["ratio"].nulls) == (None, None, 0)

@@ -321,31 +321,53 @@ class SparkEngine:
             raise _error(err, sql) from err
 
     def _measure(self, statement: exp.Create, params: Params) -> int:
-        """A CREATE [OR REPLACE] TABLE AS written through a DataFrame with an `Observation`:
-        the rows and each column's statistics measured by the write's own job, kept for
-        `column_stats` with the snapshot the write committed."""
-        from pyspark.sql import Observation
+        """A CREATE [OR REPLACE] TABLE AS, its table's statistics kept for `column_stats`
+        with the snapshot the write committed: rows, NULLs and bounds from the metrics of the
+        data files it wrote; with profiles, distinct values, means and quantiles measured by
+        the write's own job, through a DataFrame with an `Observation` (see
+        engine/spark_observe.py)."""
+        from dataclasses import replace
 
-        from headwater.engine.spark_observe import observing
+        from headwater.engine.spark_observe import Profiled, from_files, observing
 
         target: exp.Table = statement.this
+        profiled: dict[str, Profiled] = {}
         try:
-            frame = self.session.sql(
-                self.render(statement.expression), args=dict(params) if params else None
-            )
-            aggregates, read = observing(frame.schema, profiles=self._profiles)
-            observation = Observation()
-            writer = frame.observe(observation, *aggregates).writeTo(self.render(target))
-            if statement.args.get("replace"):
-                writer.createOrReplace()
+            if self._profiles:
+                from pyspark.sql import Observation
+
+                frame = self.session.sql(
+                    self.render(statement.expression), args=dict(params) if params else None
+                )
+                aggregates, read = observing(frame.schema)
+                observation = Observation()
+                writer = frame.observe(observation, *aggregates).writeTo(self.render(target))
+                if statement.args.get("replace"):
+                    writer.createOrReplace()
+                else:
+                    writer.create()
+                _, profiled = read(observation.get)
             else:
-                writer.create()
-            rows, stats = read(observation.get)
+                sql = self.render(statement)
+                self.session.sql(sql, args=dict(params) if params else None).collect()
         except Exception as err:
             raise _error(err, self.render(statement)) from err
-        snapshot = self._snapshot(target)
-        if snapshot is not None:
-            self._measured[_key(target)] = (snapshot.snapshotId(), stats)
+        table = self._table(target)
+        snapshot = None if table is None else table.currentSnapshot()
+        if table is None or snapshot is None:
+            return self._written(statement) or 0
+        jvm: Any = self.session._jvm
+        rows, stats = from_files(jvm, table, snapshot)
+        for name, more in profiled.items():
+            if name in stats:
+                stats[name] = replace(
+                    stats[name], distinct=more.distinct, mean=more.mean, quantiles=more.quantiles
+                )
+            elif more.nulls is not None:  # a column Iceberg keeps no metrics of
+                stats[name] = ColumnStats(
+                    may_be_null=more.nulls > 0, nulls=more.nulls, distinct=more.distinct
+                )
+        self._measured[_key(target)] = (snapshot.snapshotId(), stats)
         return rows
 
     def _name(self, name: str, frame: DataFrame) -> None:
@@ -406,9 +428,14 @@ class SparkEngine:
         return getattr(self.session, "_jvm", None) is not None
 
     def _snapshot(self, target: exp.Table) -> Any:
-        """The Iceberg table `target`'s current snapshot (a Java object), from its catalog,
-        through the JVM: no Spark job; None when it cannot be read so (Spark Connect, an
-        unqualified name, a view, a table without a snapshot)."""
+        """The Iceberg table `target`'s current snapshot (a Java object): see `_table`."""
+        table = self._table(target)
+        return None if table is None else table.currentSnapshot()
+
+    def _table(self, target: exp.Table) -> Any:
+        """The Iceberg table `target` (a Java object), from its catalog, through the JVM: no
+        Spark job; None when it cannot be read so (Spark Connect, an unqualified name, a
+        view)."""
         session: Any = self.session
         if not target.db or not self._classic:
             return None
@@ -420,7 +447,7 @@ class SparkEngine:
             identifier = session._jvm.org.apache.spark.sql.connector.catalog.Identifier.of(
                 namespace, target.name
             )
-            return plugin.loadTable(identifier).table().currentSnapshot()
+            return plugin.loadTable(identifier).table()
         except Exception:  # py4j's errors: not an Iceberg table of a catalog
             return None
 

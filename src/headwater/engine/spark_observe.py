@@ -1,20 +1,31 @@
-"""A table's statistics measured by Spark while it writes the table (an `Observation` on the
-query written): its row count and, per column, the NULLs, an estimate of the distinct values,
-the bounds, the mean and estimates of the values at QUANTILES. They are what DuckDB answers
-from the statistics it keeps of a table it wrote, and more: an audit and a profile of a
-version Spark just wrote then need no Spark job of their own (0.3-2 s each, and one per
-model), where Spark keeps no statistics it would tell without reading the table.
+"""A table's statistics as Spark writes the table, so that an audit and a profile of a version
+Spark just wrote need no Spark job of their own (0.3-2 s each, and one per model), where
+Spark keeps no statistics it would tell without reading the table.
 
-A column of a type without bounds (text, lists, structs) gets its NULLs and distinct values
-counted (a map's NULLs only: Spark cannot hash a map); what is not measured here the audit
-scans for, as on any engine.
+Two sources, both of the write itself:
+
+- **The Iceberg metadata the write committed** (`from_files`): every data file's entry in the
+  manifest holds its rows and, per column, its NULLs, NaNs and lower and upper bounds
+  (Iceberg's default metrics; exact for numbers and times, a prefix for text, which is not
+  used). Summed over the files the snapshot added, they are the table's row count, NULLs and
+  bounds: what rules use, at the cost of reading a manifest (no job, no row).
+- **An `Observation` on the query written** (`observing`), for what profiles use besides: an
+  estimate of the distinct values, the mean, and estimates of the values at QUANTILES. Spark
+  evaluates an observation's aggregates row by row outside its generated code: they cost the
+  write 10-30%, so a project that keeps no profiles (`defaults: {profile: false}`) has none.
+
+A column of a type without bounds (text, lists, structs) gets its NULLs counted and its
+distinct values estimated (a map's NULLs only: Spark cannot hash a map); what is not measured
+here the audit scans for, as on any engine.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from headwater.engine.base import QUANTILES, ColumnStats
@@ -32,12 +43,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def observing(
-    schema: StructType, *, profiles: bool = True
-) -> tuple[list[Column], Callable[[Mapping[str, Any]], tuple[int, dict[str, ColumnStats]]]]:
-    """The aggregates to observe on a query of `schema` while it is written, and how to read
-    the rows and each column's statistics from their values. Without `profiles` (a project
-    that keeps none), only what rules use: NULLs and bounds (the distinct counts and the
-    quantiles cost the write 10-30%; counts and bounds next to nothing)."""
+    schema: StructType,
+) -> tuple[list[Column], Callable[[Mapping[str, Any]], tuple[int, dict[str, Profiled]]]]:
+    """The aggregates to observe on a query of `schema` while it is written (the rows, and
+    per column what profiles use: distinct values, mean, quantiles), and how to read them."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -47,62 +56,130 @@ def observing(
         column = F.col("`" + field.name.replace("`", "``") + "`")
         kind = _kind(field.dataType, T)
         kinds[field.name] = kind
-        aggregates.append(F.count(column).alias(f"_hw_o{i}_n"))
-        if kind != "map" and profiles:
+        if kind in ("map", "nested"):  # Iceberg keeps no metrics of them: their NULLs here
+            aggregates.append(F.count(column).alias(f"_hw_o{i}_n"))
+        if kind != "map":
             aggregates.append(F.approx_count_distinct(column).alias(f"_hw_o{i}_d"))
         if kind in ("number", "date", "moment", "local"):
-            # times as numbers since the epoch (the session's time zone is UTC): an observed
-            # value reaches Python as py4j makes it, a Java object for a date or a time
-            bound = (
-                column
+            # as the scanned profile measures them (engine `quantiles`): numbers as doubles,
+            # times as microseconds since the epoch. One sketch a column, its list as JSON
+            # text (py4j hands a list over as a Java object): an element read from the
+            # sketch per fraction would be a sketch each, 5x the whole write
+            ranked = (
+                column.cast("double")
                 if kind == "number"
-                else F.unix_date(column)
-                if kind == "date"
                 else F.unix_micros(column.cast("timestamp"))
             )
-            aggregates += [F.min(bound).alias(f"_hw_o{i}_lo"), F.max(bound).alias(f"_hw_o{i}_hi")]
-            if profiles:
-                # as the scanned profile measures them (engine `quantiles`): numbers as
-                # doubles, times as microseconds since the epoch. One sketch a column, its
-                # list as JSON text (py4j hands a list over as a Java object): an element read
-                # from the sketch per fraction would be a sketch each, 5x the whole write
-                ranked = (
-                    column.cast("double")
-                    if kind == "number"
-                    else F.unix_micros(column.cast("timestamp"))
-                )
-                sketch = F.percentile_approx(ranked, list(QUANTILES), ACCURACY)
-                aggregates.append(F.to_json(sketch).alias(f"_hw_o{i}_q"))
-        if kind == "number" and profiles:
+            sketch = F.percentile_approx(ranked, list(QUANTILES), ACCURACY)
+            aggregates.append(F.to_json(sketch).alias(f"_hw_o{i}_q"))
+        if kind == "number":
             aggregates.append(F.avg(column.cast("double")).alias(f"_hw_o{i}_m"))
-        elif kind == "bool" and profiles:
+        elif kind == "bool":
             aggregates.append(F.avg(column.cast("int")).alias(f"_hw_o{i}_m"))
 
-    def read(values: Mapping[str, Any]) -> tuple[int, dict[str, ColumnStats]]:
+    def read(values: Mapping[str, Any]) -> tuple[int, dict[str, Profiled]]:
         rows = int(values[ROWS])
         out = {}
-        for i, (name, kind) in enumerate(kinds.items()):
-
-            def got(metric: str, i: int = i) -> Any:
-                return values.get(f"_hw_o{i}_{metric}")
-
-            nulls = rows - int(got("n"))
-            low, high = (_time(got(bound), kind) for bound in ("lo", "hi"))
-            sketched = got("q")
+        for i, name in enumerate(kinds):
+            counted, distinct, sketched, mean = (
+                values.get(f"_hw_o{i}_{m}") for m in ("n", "d", "q", "m")
+            )
             quantiles = tuple(json.loads(sketched)) if sketched else ()
-            mean = got("m")
-            out[name] = ColumnStats(
-                may_be_null=nulls > 0,
-                lower=low,
-                upper=high,
-                distinct=None if got("d") is None else int(got("d")),
-                nulls=nulls,
+            out[name] = Profiled(
+                nulls=None if counted is None else rows - int(counted),
+                distinct=None if distinct is None else int(distinct),
                 mean=None if mean is None else float(mean),
                 quantiles=quantiles if quantiles and None not in quantiles else None,
             )
         return rows, out
 
     return aggregates, read
+
+
+def from_files(jvm: Any, table: Any, snapshot: Any) -> tuple[int, dict[str, ColumnStats]]:
+    """The rows of the Iceberg `snapshot` of `table` (Java objects, through py4j) and, per
+    column, its NULLs and bounds, from the metrics of the data files the snapshot added: the
+    whole table, for a snapshot that replaced it (CREATE [OR REPLACE] TABLE AS). A column
+    whose metrics the table does not keep (its `write.metadata.metrics` mode) is left out."""
+    conversions = jvm.org.apache.iceberg.types.Conversions
+    rows = int(snapshot.summary().get("added-records") or 0)
+    # name → (field id, Iceberg type, bounded kind or None)
+    columns = {
+        f.name(): (f.fieldId(), f.type(), _iceberg_kind(f.type())) for f in table.schema().columns()
+    }
+    nulls: dict[str, int] = dict.fromkeys(columns, 0)
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    unbounded: set[str] = set()  # a NaN (outside Iceberg's bounds), or values without bounds
+    files = snapshot.addedDataFiles(table.io()).iterator()
+    while files.hasNext():
+        data = files.next()
+        counted, nans = data.nullValueCounts(), data.nanValueCounts()
+        lowers, uppers = data.lowerBounds(), data.upperBounds()
+        for name, (field_id, iceberg_type, kind) in columns.items():
+            if name not in nulls:
+                continue
+            found = None if counted is None else counted.get(field_id)
+            if found is None:  # the table keeps no metrics of it
+                del nulls[name]
+                continue
+            nulls[name] += int(found)
+            if kind is None or name in unbounded:
+                continue
+            lower = None if lowers is None else lowers.get(field_id)
+            upper = None if uppers is None else uppers.get(field_id)
+            if (nans is not None and (nans.get(field_id) or 0) > 0) or (
+                (lower is None or upper is None) and int(found) < int(data.recordCount())
+            ):
+                unbounded.add(name)
+                continue
+            if lower is None or upper is None:
+                continue  # only NULLs in this file
+            lo, hi = (_value(conversions.fromByteBuffer(iceberg_type, b)) for b in (lower, upper))
+            low[name] = lo if name not in low else min(low[name], lo)
+            high[name] = hi if name not in high else max(high[name], hi)
+    out = {}
+    for name, count in nulls.items():
+        kind = columns[name][2]
+        bounded = kind is not None and name not in unbounded
+        out[name] = ColumnStats(
+            may_be_null=count > 0,
+            lower=_time(low.get(name), kind) if bounded else None,
+            upper=_time(high.get(name), kind) if bounded else None,
+            nulls=count,
+        )
+    return rows, out
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """What an observation measured of a column for profiles (`observing`); its NULLs only
+    of a column Iceberg keeps no metrics of (lists, structs, maps)."""
+
+    nulls: int | None = None
+    distinct: int | None = None
+    mean: float | None = None
+    quantiles: tuple[Any, ...] | None = None
+
+
+def _iceberg_kind(data_type: Any) -> Any:
+    """The kind of an Iceberg type whose bounds are used (`_kind`'s words); None for the
+    others (text's bounds are prefixes of its values)."""
+    name = str(data_type.typeId().name())
+    if name in ("INTEGER", "LONG", "FLOAT", "DOUBLE", "DECIMAL"):
+        return "number"
+    if name == "DATE":
+        return "date"
+    if name == "TIMESTAMP":
+        return "moment" if data_type.shouldAdjustToUTC() else "local"
+    return None
+
+
+def _value(value: Any) -> Any:
+    """A bound as py4j hands it over: a number, or a Java BigDecimal (as a Decimal)."""
+    if isinstance(value, int | float | Decimal):
+        return value
+    return Decimal(str(value.toPlainString()))
 
 
 def _kind(data_type: Any, T: Any) -> str:
@@ -118,7 +195,9 @@ def _kind(data_type: Any, T: Any) -> str:
         return "moment"
     if isinstance(data_type, T.MapType):
         return "map"
-    return "other"  # text, lists, structs: counted and their distinct values estimated
+    if isinstance(data_type, T.ArrayType | T.StructType):
+        return "nested"
+    return "other"  # text, binary: their distinct values estimated
 
 
 def _time(value: Any, kind: str) -> Any:
