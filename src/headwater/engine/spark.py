@@ -65,7 +65,7 @@ CATALOG = "headwater"  # pyiceberg's catalog name (zones/lake.py): the rows both
 # `raw.orders` is the raw view and `headwater.raw.orders` the lake's table under it
 WAREHOUSE = "hw_warehouse"
 ICEBERG = Artifact("org.apache.iceberg", "iceberg-spark-runtime-4.0_2.13", "1.10.1")
-# Iceberg's S3FileIO with the AWS SDK it needs, shaded: for a lake on s3://
+# Iceberg's S3FileIO with the AWS SDK it needs, shaded: for a lake on s3:// (62 MB, fetched once)
 AWS = Artifact("org.apache.iceberg", "iceberg-aws-bundle", "1.10.1")
 S3_IO = "org.apache.iceberg.aws.s3.S3FileIO"
 DRIVERS = {
@@ -193,7 +193,9 @@ def session_conf(
     if options.remote is None:  # a Connect server brings its own jars and logs
         log4j = resources.files("headwater.engine").joinpath("spark_log4j2.properties")
         conf["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile={log4j}"
-        jars = [ICEBERG, *DRIVERS.values(), *([AWS] if s3 else [])]
+        # S3FileIO's jar whatever the lake: a JVM's driver keeps the classpath it started
+        # with, so a later session over a lake on S3 would not find it
+        jars = [ICEBERG, AWS, *DRIVERS.values()]
         conf["spark.jars"] = ",".join(str(p) for p in resolve(jars))
     return conf | dict(options.conf)
 
