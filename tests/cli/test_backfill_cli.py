@@ -40,7 +40,14 @@ def _stopped(root: Path, sig: signal.Signals, *, after: int = 5) -> tuple[int, s
     (polling the catalog); its exit status and output."""
     env = {**os.environ, "COLUMNS": "200"}
     process = subprocess.Popen(
-        _cli(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        _cli(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        # Ctrl-C's default in the child even when this test process ignores it (a child
+        # that inherits SIG_IGN for SIGINT gets no KeyboardInterrupt from Python)
+        preexec_fn=_default_sigint,
     )
     try:
         while process.poll() is None:
@@ -54,6 +61,10 @@ def _stopped(root: Path, sig: signal.Signals, *, after: int = 5) -> tuple[int, s
             process.kill()
             process.wait()
     return process.returncode, output
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _recorded(root: Path) -> int:
