@@ -31,8 +31,9 @@ END = T0 + timedelta(days=DAYS)
 NOW = datetime(2026, 4, 2, tzinfo=UTC)
 MODEL = "marts.daily"
 SLOW = """
-  -- slow on purpose (tens of milliseconds an interval): a kill lands mid-backfill
-  and (select sum(hash(i)) from range(3000000) as t(i)) is not null"""
+  -- slow on purpose (about 0.1 s an interval): a kill or Ctrl-C lands mid-backfill, also
+  -- when a loaded machine starves the test that polls for the moment to send it
+  and (select sum(hash(i)) from range(10000000) as t(i)) is not null"""
 DAILY = """/* headwater
 kind: incremental_by_time
 time_column: day
