@@ -3,6 +3,7 @@ audit and profile then read no rows, and say what a scan of the table would have
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -85,11 +86,16 @@ def test_a_table_written_whole_is_measured_as_a_scan_would_measure_it(engine: An
     assert found["at"].lower == datetime(2026, 1, 1, 1, tzinfo=UTC)
     assert found["at"].upper == datetime(2026, 2, 11, 16, tzinfo=UTC)  # 1,000 hours on
     assert found["local_at"].upper == scanned["local_hi"] == datetime(2026, 1, 1, 16, 40)
-    # quantiles estimated over every row: the median's rank within 1/200 of the 858 values
+    # quantiles estimated over every row (a KLL sketch): the median's rank within 2% of the
+    # 858 values (1,000 apart in value)
     quantiles = found["id"].quantiles
     assert quantiles is not None and len(quantiles) == len(QUANTILES)
     assert quantiles == tuple(sorted(quantiles))
-    assert abs(quantiles[QUANTILES.index(0.5)] - scanned["id_median"]) <= 1000 * 5 / 858
+    assert abs(quantiles[QUANTILES.index(0.5)] - scanned["id_median"]) <= 1000 * 0.02
+    # the most frequent values of text and booleans, as approx_top_k counts them
+    assert found["label"].top == ("x",)
+    assert set(found["even"].top or ()) == {True, False}
+    assert found["id"].top is None and found["pair"].top is None
     assert found["pair"].distinct is not None and found["pair"].lower is None  # no bounds
 
 
@@ -150,7 +156,8 @@ def test_the_audit_and_profile_of_a_measured_table_read_no_rows(engine: Any) -> 
             assert got.mean == pytest.approx(column.mean), name
         if column.quantiles:  # the scan's from a sample (all 1,000 rows here), exact
             assert got.quantiles is not None, name
-            assert set(got.quantiles) == set(column.quantiles), name
+            assert got.quantiles.keys() == column.quantiles.keys(), name
+        assert got.top == column.top or set(got.top or ()) == set(column.top or ()), name
 
 
 class _Counting:
@@ -180,3 +187,40 @@ def test_a_nan_leaves_a_column_without_bounds(engine: Any) -> None:
     found = engine.column_stats("m.nan", ["id", "ratio"])
     assert (found["id"].lower, found["id"].upper) == (1, 10)
     assert (found["ratio"].lower, found["ratio"].upper, found["ratio"].nulls) == (None, None, 0)
+
+
+def test_a_column_without_a_value_is_measured_without_quantiles(engine: Any) -> None:
+    """A quantile sketch of no value fails as it is read, and with it the whole observation
+    (which then never reports): every NULL, every NaN (which the sketch leaves out)."""
+    query = exp.maybe_parse(
+        "SELECT id, CAST(NULL AS DOUBLE) AS nothing, CAST('NaN' AS DOUBLE) AS nan, "
+        "CAST(NULL AS STRING) AS blank FROM range(1, 11)",
+        dialect="spark",
+    )
+    create = exp.Create(this=exp.to_table("m.empty"), kind="TABLE", replace=True, expression=query)
+    assert engine.execute(create) == 10
+    found = engine.column_stats("m.empty", ["id", "nothing", "nan", "blank"])
+    assert found["id"].distinct == 10  # the observation reported
+    assert (found["nothing"].quantiles, found["nan"].quantiles) == (None, None)
+    assert found["blank"].top == ()
+
+
+def test_an_observation_that_never_reports_is_given_up(engine: Any) -> None:
+    """pyspark's `Observation.get` waits forever for metrics that failed as they were read;
+    a measured write waits a while, then leaves its profile to a scan."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from headwater.engine.spark import _observed
+
+    observation = Observation()
+    frame = engine.session.range(3).where("id < 0")
+    empty = F.kll_sketch_agg_double(F.col("id").cast("double"))
+    failing = F.kll_sketch_get_quantile_double(empty, F.lit(0.5))
+    frame.observe(observation, failing.alias("q")).writeTo("m.unreported").createOrReplace()
+    started = time.monotonic()
+    assert _observed(observation, 1.0) is None
+    assert time.monotonic() - started < 10
+    reported = Observation()
+    engine.session.range(3).observe(reported, F.count(F.lit(1)).alias("n")).collect()
+    assert _observed(reported, 10.0) == {"n": 3}

@@ -36,6 +36,7 @@ def verbatim(text: str) -> exp.Expr:
 # write (`ColumnStats.quantiles`) estimates; the deciles among them are the edges of an
 # equi-depth histogram (each bin holds a tenth of the non-NULL values)
 QUANTILES = (0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95)
+TOP = 5  # the most frequent values a profile keeps of a text or boolean column
 
 FILE_INDEX = "_hw_file_index"  # `scan(…, positions=True)`: 1-based index of a row's file
 FILE_ROW = "_hw_file_row"  # ... and the row's 0-based position within that file
@@ -88,10 +89,12 @@ class ColumnStats:
     distinct: int | None = None  # an estimate of its distinct values (None: not kept)
     # what an engine that measures its writes as they happen (Spark) also knows: the exact
     # count of NULLs, the mean of a number's values (a boolean's share of true), and estimates
-    # of its values at QUANTILES (numbers; a moment as microseconds since the epoch)
+    # of its values at QUANTILES (numbers; a moment as microseconds since the epoch) and of
+    # its TOP most frequent values (text, booleans), the most frequent first
     nulls: int | None = None
     mean: float | None = None
     quantiles: tuple[Any, ...] | None = None
+    top: tuple[Any, ...] | None = None
 
 
 class Engine(Protocol):
@@ -170,7 +173,7 @@ class Engine(Protocol):
 
     def top_values(self, column: exp.Expr, k: int) -> exp.Expr | None:
         """An aggregate of the `k` most frequent values of `column` (estimated), as a list;
-        None when the engine has none (Spark 4.0: profiles then keep no top values)."""
+        None when the engine has none (profiles then keep no top values)."""
         ...
 
     def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:

@@ -18,7 +18,6 @@ summaries; Python models on DataFrames; every model kind and rule type, equal to
 (the conformance suite: the `engine` fixture of tests/conftest.py); a table written whole
 measured as it is written (engine/spark_observe.py: its audit and profile read no rows);
 `headwater sql`, its statements refused by kind before they run (Spark has no sandbox).
-What does not yet: top values (Spark 4.0 has no approx_top_k), a lake on object storage.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -64,14 +64,17 @@ CATALOG = "headwater"  # pyiceberg's catalog name (zones/lake.py): the rows both
 # database, in the lake's `_warehouse/` folder; the session's default catalog, so a model's
 # `raw.orders` is the raw view and `headwater.raw.orders` the lake's table under it
 WAREHOUSE = "hw_warehouse"
-ICEBERG = Artifact("org.apache.iceberg", "iceberg-spark-runtime-4.0_2.13", "1.10.1")
+ICEBERG = Artifact("org.apache.iceberg", "iceberg-spark-runtime-4.1_2.13", "1.12.0")
 # Iceberg's S3FileIO with the AWS SDK it needs, shaded: for a lake on s3:// (62 MB, fetched once)
-AWS = Artifact("org.apache.iceberg", "iceberg-aws-bundle", "1.10.1")
+AWS = Artifact("org.apache.iceberg", "iceberg-aws-bundle", "1.12.0")
 S3_IO = "org.apache.iceberg.aws.s3.S3FileIO"
 DRIVERS = {
     "sqlite": Artifact("org.xerial", "sqlite-jdbc", "3.50.3.0"),
     "postgresql": Artifact("org.postgresql", "postgresql", "42.7.8"),
 }
+# seconds a measured write waits, once written, for its observation's metrics (milliseconds,
+# unless one failed: `_observed`)
+OBSERVED_WAIT = 30.0
 # a local session's settings: on one machine a few shuffle partitions beat Spark's 200, no
 # web UI (a port nobody asked for), everything on the loopback interface, times in UTC
 LOCAL = {
@@ -348,7 +351,9 @@ class SparkEngine:
                     writer.createOrReplace()
                 else:
                     writer.create()
-                _, profiled = read(observation.get)
+                observed = _observed(observation, OBSERVED_WAIT)
+                if observed is not None:  # else the profile scans for what it lacks
+                    _, profiled = read(observed)
             else:
                 sql = self.render(statement)
                 self.session.sql(sql, args=dict(params) if params else None).collect()
@@ -363,7 +368,11 @@ class SparkEngine:
         for name, more in profiled.items():
             if name in stats:
                 stats[name] = replace(
-                    stats[name], distinct=more.distinct, mean=more.mean, quantiles=more.quantiles
+                    stats[name],
+                    distinct=more.distinct,
+                    mean=more.mean,
+                    quantiles=more.quantiles,
+                    top=more.top,
                 )
             elif more.nulls is not None:  # a column Iceberg keeps no metrics of
                 stats[name] = ColumnStats(
@@ -584,7 +593,28 @@ class SparkEngine:
         return exp.Anonymous(this="percentile", expressions=[value, listed])
 
     def top_values(self, column: exp.Expr, k: int) -> exp.Expr | None:
-        return None  # Spark 4.0 has no approx_top_k (4.1 has): profiles keep none
+        # Spark's approx_top_k: (item, count) pairs, the most frequent first, NULL counted
+        # as a value: one more, and NULL left out
+        counted = exp.Anonymous(
+            this="approx_top_k", expressions=[column, exp.Literal.number(k + 1)]
+        )
+        pair = exp.to_identifier("pair")
+        kept = exp.Anonymous(
+            this="filter",
+            expressions=[
+                counted,
+                exp.Lambda(
+                    this=exp.Dot(this=exp.column(pair), expression=exp.to_identifier("item"))
+                    .is_(exp.null())
+                    .not_(),
+                    expressions=[pair],
+                ),
+            ],
+        )
+        first = exp.Anonymous(
+            this="slice", expressions=[kept, exp.Literal.number(1), exp.Literal.number(k)]
+        )
+        return exp.Dot(this=first, expression=exp.to_identifier("item"))
 
     def scan(self, files: Sequence[str], *, positions: bool = False) -> exp.Expr:
         """The lake table's snapshot the files make up (`zones.lake.LakeFiles`), read through
@@ -691,6 +721,25 @@ _open = 0  # engines open on the context
 # catalog, which holds nothing of ours: the first project's is as good as any
 _UNFIXED = {"spark.sql.warehouse.dir"}
 _PROJECT = ("spark.sql.catalog.", "spark.sql.defaultCatalog")  # the settings naming a project
+
+
+def _observed(observation: Any, wait: float) -> Mapping[str, Any] | None:
+    """The metrics of `observation` (a pyspark `Observation` on a write that returned), or
+    None when they are not there within `wait` seconds. Spark reports them from its listener
+    bus once the job is done, but never when one of them fails as it is read (pyspark's `get`
+    would then wait forever)."""
+    future = observation._jo.future()  # Scala's Future of the metrics
+    deadline = time.monotonic() + wait
+    pause = 0.001
+    while not future.isCompleted():
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    try:
+        return dict(observation.get)
+    except Exception:  # py4j's: the metrics failed (a Failure completed the future)
+        return None
 
 
 def _session(spark: type[SparkSession], conf: Mapping[str, str], options: SparkOptions) -> Any:

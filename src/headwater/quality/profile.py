@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from headwater.engine.base import QUANTILES, Engine
+from headwater.engine.base import QUANTILES, TOP, Engine
 
 if TYPE_CHECKING:
     from headwater.quality.rules import Stats
@@ -114,7 +114,6 @@ KINDS = {
     "text": re.compile(r"^(VARCHAR|TEXT|STRING|CHAR|UUID|ENUM)\b", re.I),
 }
 DECILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-TOP = 5  # most frequent values kept of text and boolean columns
 # quantiles and top values are estimated from a sample of about this many rows: the
 # sketches over every row cost more than the rules' whole scan (measured: approx_quantile
 # over 10M doubles 0.49 s, on a 1% sample 0.05 s), and a sample of 100,000 random rows puts
@@ -309,7 +308,7 @@ def profile_aggregates(
                 add("avg", exp.Avg(this=column.copy()))
             if kind == "bool":
                 add("avg", exp.Avg(this=exp.cast(column.copy(), "INT")))
-        if kind in ("text", "bool"):
+        if kind in ("text", "bool") and name not in _measured(known, "top"):
             top = engine.top_values(column.copy(), TOP)
             if top is not None:  # an engine without such an aggregate keeps no top values
                 add("top", top, into=tops)
@@ -359,6 +358,8 @@ def read_profile(
         if mean is None:
             mean = _measured(known, "means").get(name)
         top = got("top")
+        if top is None:
+            top = _measured(known, "top").get(name)
         out[name] = ColumnStats(
             kind,
             nulls,
@@ -375,7 +376,7 @@ def read_profile(
 
 
 def _measured(known: Stats | None, what: str) -> Mapping[str, Any]:
-    """What `known` holds of `what` (`distinct` estimates, `means`, `quantiles`: an engine's,
+    """What `known` holds of `what` (`distinct` estimates, `means`, `quantiles`, `top`: an engine's,
     of a whole table just written; a landed batch's metadata holds none)."""
     found = getattr(known, what, None)
     return found if isinstance(found, Mapping) else {}

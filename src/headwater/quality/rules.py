@@ -432,6 +432,7 @@ class Known:
     distinct: Mapping[str, int] = field(default_factory=dict)  # estimates
     means: Mapping[str, float] = field(default_factory=dict)
     quantiles: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # at QUANTILES
+    top: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # most frequent first
 
 
 def written(
@@ -465,6 +466,7 @@ def written(
         distinct={c: s.distinct for c, s in whole.items() if s.distinct is not None},
         means={c: s.mean for c, s in whole.items() if s.mean is not None},
         quantiles={c: s.quantiles for c, s in whole.items() if s.quantiles is not None},
+        top={c: s.top for c, s in whole.items() if s.top is not None},
     )
 
 
