@@ -92,9 +92,10 @@ def test_a_table_written_whole_is_measured_as_a_scan_would_measure_it(engine: An
     assert quantiles is not None and len(quantiles) == len(QUANTILES)
     assert quantiles == tuple(sorted(quantiles))
     assert abs(quantiles[QUANTILES.index(0.5)] - scanned["id_median"]) <= 1000 * 0.02
-    # the most frequent values of text and booleans, as approx_top_k counts them
+    # the most frequent values: of text counted in the files written, of booleans from
+    # their share of true
     assert found["label"].top == ("x",)
-    assert set(found["even"].top or ()) == {True, False}
+    assert found["even"].top == (True, False)  # 500 of each
     assert found["id"].top is None and found["pair"].top is None
     assert found["pair"].distinct is not None and found["pair"].lower is None  # no bounds
 
@@ -224,3 +225,19 @@ def test_an_observation_that_never_reports_is_given_up(engine: Any) -> None:
     reported = Observation()
     engine.session.range(3).observe(reported, F.count(F.lit(1)).alias("n")).collect()
     assert _observed(reported, 10.0) == {"n": 3}
+
+
+def test_text_top_values_are_counted_in_the_files_the_write_committed(engine: Any) -> None:
+    query = exp.maybe_parse(
+        "SELECT id, CASE WHEN id % 20 < 10 THEN 'a' WHEN id % 20 < 16 THEN 'b' "
+        "WHEN id % 20 < 18 THEN 'c' WHEN id % 20 = 18 THEN CONCAT('rare', id) END AS status, "
+        "id % 4 = 0 AS quarter, id > 0 AS always FROM range(1, 2001)",
+        dialect="spark",
+    )
+    create = exp.Create(this=exp.to_table("m.tops"), kind="TABLE", replace=True, expression=query)
+    assert engine.execute(create) == 2000
+    found = engine.column_stats("m.tops", ["status", "quarter", "always"])
+    top = found["status"].top
+    assert top is not None and top[:3] == ("a", "b", "c") and len(top) == 5  # NULL left out
+    assert all(value.startswith("rare") for value in top[3:])
+    assert (found["quarter"].top, found["always"].top) == ((False, True), (True,))

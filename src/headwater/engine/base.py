@@ -37,6 +37,10 @@ def verbatim(text: str) -> exp.Expr:
 # equi-depth histogram (each bin holds a tenth of the non-NULL values)
 QUANTILES = (0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95)
 TOP = 5  # the most frequent values a profile keeps of a text or boolean column
+# about how many rows a profile's quantiles and top values are estimated from (see
+# quality/profile.py, which draws them)
+SAMPLE = 100_000
+S3_SCHEMES = ("s3", "s3a", "s3n")  # the URI schemes of a lake on an S3-compatible store
 
 FILE_INDEX = "_hw_file_index"  # `scan(…, positions=True)`: 1-based index of a row's file
 FILE_ROW = "_hw_file_row"  # ... and the row's 0-based position within that file

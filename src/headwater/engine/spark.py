@@ -42,6 +42,7 @@ from sqlglot import exp
 from headwater.engine.base import (
     FILE_INDEX,
     FILE_ROW,
+    S3_SCHEMES,
     Capabilities,
     ColumnStats,
     Engine,
@@ -164,7 +165,7 @@ def session_conf(
     lake at `warehouse`, its object store reached with the FileIO properties `io`), jars
     resolved into the local cache."""
     jdbc = jdbc_catalog(catalog_url)
-    s3 = warehouse.split("://", 1)[0].lower() in ("s3", "s3a", "s3n")
+    s3 = warehouse.split("://", 1)[0].lower() in S3_SCHEMES
     # Spark's own session catalog keeps nothing of ours, but makes its folder where the
     # process runs: in the lake's instead (a local one: Spark has no s3:// file system)
     session = f"{warehouse.rstrip('/')}/_warehouse/_session"
@@ -216,8 +217,10 @@ class SparkEngine:
         owner: bool = True,
         measured: dict[str, tuple[int, dict[str, ColumnStats]]] | None = None,
         profiles: bool = True,
+        io: Mapping[str, str] | None = None,
     ):
         self.session = session
+        self._io = dict(io or {})  # how Iceberg reaches the lake's object store (`_file`)
         self._owner = owner  # a cursor shares its engine's session: closing it stops nothing
         # whether a write measures what profiles use (distinct values, means, quantiles) or
         # only what rules do (NULLs, bounds): `_measure`
@@ -267,7 +270,7 @@ class SparkEngine:
             session.sparkContext.setLogLevel("ERROR")
         # pyspark logs every failed query's whole Java stack; headwater reports the error
         logging.getLogger("SQLQueryContextLogger").disabled = True
-        return cls(session, profiles=profiles)
+        return cls(session, profiles=profiles, io=io)
 
     def render(self, statement: Statement, *, copy: bool = True) -> str:
         if isinstance(statement, str):
@@ -333,10 +336,11 @@ class SparkEngine:
         engine/spark_observe.py)."""
         from dataclasses import replace
 
-        from headwater.engine.spark_observe import Profiled, from_files, observing
+        from headwater.engine.spark_observe import Profiled, from_files, observing, texts
 
         target: exp.Table = statement.this
         profiled: dict[str, Profiled] = {}
+        counted: list[str] = []  # the text columns whose top values are counted in its files
         try:
             if self._profiles:
                 from pyspark.sql import Observation
@@ -354,6 +358,7 @@ class SparkEngine:
                 observed = _observed(observation, OBSERVED_WAIT)
                 if observed is not None:  # else the profile scans for what it lacks
                     _, profiled = read(observed)
+                    counted = texts(frame.schema)
             else:
                 sql = self.render(statement)
                 self.session.sql(sql, args=dict(params) if params else None).collect()
@@ -364,7 +369,10 @@ class SparkEngine:
         if table is None or snapshot is None:
             return self._written(statement) or 0
         jvm: Any = self.session._jvm
-        rows, stats = from_files(jvm, table, snapshot)
+        rows, stats, files = from_files(jvm, table, snapshot)
+        if counted:
+            for name, top in self._top_values(files, counted, snapshot.snapshotId()).items():
+                profiled[name] = replace(profiled[name], top=top)
         for name, more in profiled.items():
             if name in stats:
                 stats[name] = replace(
@@ -380,6 +388,42 @@ class SparkEngine:
                 )
         self._measured[_key(target)] = (snapshot.snapshotId(), stats)
         return rows
+
+    def _top_values(
+        self, files: Sequence[tuple[str, int]], columns: Sequence[str], seed: int
+    ) -> dict[str, tuple[Any, ...]]:
+        """The top values of `columns` counted in the data `files` a write committed (see
+        spark_observe.top_values); none when the files cannot be read here (the profile then
+        counts them with a query)."""
+        from headwater.engine.spark_observe import top_values
+
+        if not files:
+            return {}
+        try:
+            filesystem = self._filesystem(files[0][0])
+            located = [(_within(location), rows) for location, rows in files]
+            return top_values(located, columns, filesystem, seed=seed)
+        except (OSError, ValueError, KeyError, pa.ArrowException):
+            return {}
+
+    def _filesystem(self, location: str) -> Any:
+        """An Arrow file system that reads the lake's files at `location` (a URI)."""
+        import pyarrow.fs as pafs
+
+        scheme = urlsplit(location).scheme.lower()
+        if scheme in ("", "file"):
+            return pafs.LocalFileSystem()
+        if scheme not in S3_SCHEMES:
+            raise ValueError(f"no Arrow file system for {location}")
+        io = self._io
+        return pafs.S3FileSystem(
+            access_key=io.get("s3.access-key-id"),
+            secret_key=io.get("s3.secret-access-key"),
+            session_token=io.get("s3.session-token"),
+            region=io.get("client.region") or io.get("s3.region"),
+            endpoint_override=io.get("s3.endpoint"),
+            force_virtual_addressing=io.get("s3.force-virtual-addressing") == "true",
+        )
 
     def _name(self, name: str, frame: DataFrame) -> None:
         """`frame` readable as `name` by this cursor: a session view of a name of its own."""
@@ -694,7 +738,11 @@ class SparkEngine:
     def cursor(self) -> Engine:
         # a session serves every thread; what a write measured is known to every cursor
         return SparkEngine(
-            self.session, owner=False, measured=self._measured, profiles=self._profiles
+            self.session,
+            owner=False,
+            measured=self._measured,
+            profiles=self._profiles,
+            io=self._io,
         )
 
     def interrupt(self) -> None:
@@ -721,6 +769,14 @@ _open = 0  # engines open on the context
 # catalog, which holds nothing of ours: the first project's is as good as any
 _UNFIXED = {"spark.sql.warehouse.dir"}
 _PROJECT = ("spark.sql.catalog.", "spark.sql.defaultCatalog")  # the settings naming a project
+
+
+def _within(location: str) -> str:
+    """A file's URI as a path of its Arrow file system: file:/a/b → /a/b, s3://b/k → b/k."""
+    parts = urlsplit(location)
+    if parts.scheme.lower() in ("", "file"):
+        return unquote(parts.path)
+    return f"{parts.netloc}{parts.path}"
 
 
 def _observed(observation: Any, wait: float) -> Mapping[str, Any] | None:

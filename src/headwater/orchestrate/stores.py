@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from headwater.contracts.load import locate
 from headwater.contracts.secrets import Secrets
 from headwater.engine import Engine, open_engine, open_spark
+from headwater.engine.base import S3_SCHEMES
 from headwater.errors import HeadwaterError, Location, SpecError, StoreError
 from headwater.project import SETTINGS_FILE, Project
 from headwater.zones.catalog import Catalog, catalog_url
@@ -29,7 +30,6 @@ from headwater.zones.lake import Lake
 
 T = TypeVar("T")
 # schemes pyiceberg's file IO writes to (pyarrow or fsspec)
-S3_SCHEMES = ("s3", "s3a", "s3n")  # what `lake_storage:` is for
 LAKE_SCHEMES = ("file", "s3", "s3a", "s3n", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs", "oss")
 PRIVATE_UMASK = 0o077
 

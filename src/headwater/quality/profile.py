@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from headwater.engine.base import QUANTILES, TOP, Engine
+from headwater.engine.base import QUANTILES, SAMPLE, TOP, Engine
 
 if TYPE_CHECKING:
     from headwater.quality.rules import Stats
@@ -114,11 +114,10 @@ KINDS = {
     "text": re.compile(r"^(VARCHAR|TEXT|STRING|CHAR|UUID|ENUM)\b", re.I),
 }
 DECILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-# quantiles and top values are estimated from a sample of about this many rows: the
-# sketches over every row cost more than the rules' whole scan (measured: approx_quantile
-# over 10M doubles 0.49 s, on a 1% sample 0.05 s), and a sample of 100,000 random rows puts
-# a quantile within ±0.5 percentile points of its true rank
-SAMPLE = 100_000
+# quantiles and top values are estimated from a sample of about SAMPLE rows: the sketches
+# over every row cost more than the rules' whole scan (measured: approx_quantile over 10M
+# doubles 0.49 s, on a 1% sample 0.05 s), and a sample of 100,000 random rows puts a
+# quantile within ±0.5 percentile points of its true rank
 # the sample is drawn in two steps: whole blocks of rows (the engine's vectors, 2,048 rows in
 # DuckDB), BLOCKS times as many as needed (the other blocks the engine mostly skips); then
 # one row in BLOCKS of them, at random. Reading every row to draw them (one random number each)
