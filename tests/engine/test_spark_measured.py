@@ -45,11 +45,16 @@ def engine() -> Iterator[Any]:
 
 
 def _write(engine: Any, table: str) -> int:
-    query = exp.maybe_parse(ROWS, dialect="spark")
-    create = exp.Create(this=exp.to_table(table), kind="TABLE", replace=True, expression=query)
-    rows = engine.execute(create)
+    rows = _create(engine, table, ROWS)
     assert rows == 1000
     return rows
+
+
+def _create(engine: Any, table: str, sql: str) -> int:
+    """CREATE OR REPLACE TABLE `table` AS `sql` (Spark's dialect): the rows written."""
+    query = exp.maybe_parse(sql, dialect="spark")
+    create = exp.Create(this=exp.to_table(table), kind="TABLE", replace=True, expression=query)
+    return int(engine.execute(create))
 
 
 def test_a_table_written_whole_is_measured_as_a_scan_would_measure_it(engine: Any) -> None:
@@ -178,13 +183,13 @@ class _Counting:
 def test_a_nan_leaves_a_column_without_bounds(engine: Any) -> None:
     """Iceberg's bounds leave NaN out (it counts them apart); Spark orders NaN above every
     number, so bounds that miss it would let `x <= 100` pass on the metadata alone."""
-    query = exp.maybe_parse(
+    written = _create(
+        engine,
+        "m.nan",
         "SELECT id, CASE WHEN id = 3 THEN CAST('NaN' AS DOUBLE) ELSE id * 1.5 END AS ratio "
         "FROM range(1, 11)",
-        dialect="spark",
     )
-    create = exp.Create(this=exp.to_table("m.nan"), kind="TABLE", replace=True, expression=query)
-    assert engine.execute(create) == 10
+    assert written == 10
     found = engine.column_stats("m.nan", ["id", "ratio"])
     assert (found["id"].lower, found["id"].upper) == (1, 10)
     assert (found["ratio"].lower, found["ratio"].upper, found["ratio"].nulls) == (None, None, 0)
@@ -193,13 +198,13 @@ def test_a_nan_leaves_a_column_without_bounds(engine: Any) -> None:
 def test_a_column_without_a_value_is_measured_without_quantiles(engine: Any) -> None:
     """A quantile sketch of no value fails as it is read, and with it the whole observation
     (which then never reports): every NULL, every NaN (which the sketch leaves out)."""
-    query = exp.maybe_parse(
+    written = _create(
+        engine,
+        "m.empty",
         "SELECT id, CAST(NULL AS DOUBLE) AS nothing, CAST('NaN' AS DOUBLE) AS nan, "
         "CAST(NULL AS STRING) AS blank FROM range(1, 11)",
-        dialect="spark",
     )
-    create = exp.Create(this=exp.to_table("m.empty"), kind="TABLE", replace=True, expression=query)
-    assert engine.execute(create) == 10
+    assert written == 10
     found = engine.column_stats("m.empty", ["id", "nothing", "nan", "blank"])
     assert found["id"].distinct == 10  # the observation reported
     assert (found["nothing"].quantiles, found["nan"].quantiles) == (None, None)
@@ -228,14 +233,14 @@ def test_an_observation_that_never_reports_is_given_up(engine: Any) -> None:
 
 
 def test_text_top_values_are_counted_in_the_files_the_write_committed(engine: Any) -> None:
-    query = exp.maybe_parse(
+    written = _create(
+        engine,
+        "m.tops",
         "SELECT id, CASE WHEN id % 20 < 10 THEN 'a' WHEN id % 20 < 16 THEN 'b' "
         "WHEN id % 20 < 18 THEN 'c' WHEN id % 20 = 18 THEN CONCAT('rare', id) END AS status, "
         "id % 4 = 0 AS quarter, id > 0 AS always FROM range(1, 2001)",
-        dialect="spark",
     )
-    create = exp.Create(this=exp.to_table("m.tops"), kind="TABLE", replace=True, expression=query)
-    assert engine.execute(create) == 2000
+    assert written == 2000
     found = engine.column_stats("m.tops", ["status", "quarter", "always"])
     top = found["status"].top
     assert top is not None and top[:3] == ("a", "b", "c") and len(top) == 5  # NULL left out
