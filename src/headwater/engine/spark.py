@@ -220,7 +220,7 @@ class SparkEngine:
         io: Mapping[str, str] | None = None,
     ):
         self.session = session
-        self._io = dict(io or {})  # how Iceberg reaches the lake's object store (`_file`)
+        self._io = dict(io or {})  # how Iceberg reaches the lake's object store (`_filesystem`)
         self._owner = owner  # a cursor shares its engine's session: closing it stops nothing
         # whether a write measures what profiles use (distinct values, means, quantiles) or
         # only what rules do (NULLs, bounds): `_measure`

@@ -15,9 +15,10 @@ Two sources, both of the write itself:
   code: they cost the write 10-20%, so a project that keeps no profiles (`defaults:
   {profile: false}`) has none. A boolean's top values follow from its mean.
 - **The data files the write committed**, for the TOP most frequent values of text
-  (`top_values`): counted with Arrow in about SAMPLE rows of whole files, as DuckDB's profile
-  counts them in whole blocks. Spark's `approx_top_k` in the observation cost 0.2 s a column
-  a million rows (a Java string made of each value): 4x the quantiles' sketch.
+  (`top_values`): counted with Arrow in about SAMPLE rows, the first rows of each file, as
+  DuckDB's profile counts them in whole blocks. Spark's `approx_top_k` in the observation
+  cost 0.2 s a column a million rows (a Java string made of each value): 4x the quantiles'
+  sketch.
 
 A column of a type without bounds (text, lists, structs) gets its NULLs counted and its
 distinct values estimated (a map's NULLs only: Spark cannot hash a map); what is not measured
