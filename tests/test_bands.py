@@ -38,7 +38,7 @@ DRIVERS = {
     "sqlalchemy": {"zones", "ingest/databases"},
     "adbc_driver_postgresql": {"ingest/databases"},
     "httpx": {"ingest/http", "observe/alerts", "engine/maven"},  # sources; alerts; jars
-    "pyspark": {"engine/spark", "engine/spark_observe"},  # the Spark adapter and its helper
+    "pyspark": {"engine/spark"},  # the Spark adapter
     "openlineage": {"orchestrate/openlineage"},
     "tenacity": {"ingest/http"},
     "fsspec": {"ingest/files", "engine/duckdb"},  # sources; the lake on object storage

@@ -99,7 +99,7 @@ def test_versions_are_iceberg_tables_any_iceberg_reader_can_read(on_spark: Ran) 
 
 
 def test_every_versions_profile_equals_duckdbs(on_duckdb: Ran, on_spark: Ran) -> None:
-    """Spark measures a version as it writes it (engine/spark_observe.py); DuckDB scans it and
+    """Spark measures a version as it writes it (engine/spark_measure.py); DuckDB scans it and
     reads its own statistics: the same counts, bounds and means, distinct counts within the
     error of two HyperLogLogs, quantiles of the same values, the same most frequent values."""
     from headwater.quality.profile import TableProfile

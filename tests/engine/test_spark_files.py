@@ -1,5 +1,6 @@
-"""What a Spark write's profile reads of the data files it committed, with Arrow, where the
-lake is: text's top values (engine/spark_observe.py::top_values) from a lake on S3."""
+"""What a Spark write's profile reads of the data files it committed, where the lake is
+(engine/spark_measure.py::profile_files): files on S3, read through Arrow's S3 file system
+with the lake's settings."""
 
 from __future__ import annotations
 
@@ -7,22 +8,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from headwater.engine.base import ColumnStats
 from headwater.engine.spark import SparkEngine
+from headwater.engine.spark_measure import Written
 from tests import s3
 
 pytestmark = pytest.mark.s3
 
 
-def test_top_values_are_counted_in_files_on_an_s3_lake() -> None:
+def test_a_version_on_an_s3_lake_is_profiled_from_its_files() -> None:
     with s3.server() as endpoint:
         s3.bucket(endpoint, "lake")
         store = s3.filesystem(endpoint)
         files = []
-        for part, values in enumerate((["a"] * 6 + ["b"] * 3 + [None], ["a", "c", "b", "a"])):
+        parts = (
+            {"status": ["a"] * 6 + ["b"] * 3 + [None], "n": list(range(10))},
+            {"status": ["a", "c", "b", "a"], "n": [10, 11, 12, None]},
+        )
+        for part, columns in enumerate(parts):
             key = f"lake/shop/_warehouse/m/t/data/{part}.parquet"
             with store.open(key, "wb") as out:
-                pq.write_table(pa.table({"status": values}), out)
-            files.append((f"s3://{key}", len(values)))
+                pq.write_table(pa.table(columns), out)
+            files.append((f"s3://{key}", store.size(key)))
         io = {
             "s3.endpoint": endpoint,
             "s3.access-key-id": "testing",
@@ -32,7 +39,20 @@ def test_top_values_are_counted_in_files_on_an_s3_lake() -> None:
             "s3.force-virtual-addressing": "false",
         }
         engine = SparkEngine(session=None, io=io)  # type: ignore[arg-type]  # no Spark needed
-        assert engine._top_values(files, ["status"], seed=7) == {"status": ("a", "b", "c")}
-        # files it cannot read: no top values (the profile then counts them with a query)
-        gone = [(f"s3://no-such-bucket/{i}.parquet", 1) for i in range(2)]
-        assert engine._top_values(gone, ["status"], seed=7) == {}
+        metadata = {
+            "status": ColumnStats(may_be_null=True, nulls=1),
+            "n": ColumnStats(may_be_null=True, lower=0, upper=12, nulls=1),
+        }
+        kinds = {"status": "text", "n": "number"}
+        try:
+            found = engine._profiled(Written(14, metadata, kinds, files))
+            assert found["status"].top == ("a", "b", "c")
+            assert (found["status"].distinct, found["status"].nulls) == (3, 1)
+            assert found["n"].mean == pytest.approx(6.0)
+            assert (found["n"].distinct, found["n"].upper) == (13, 12)
+            assert found["n"].quantiles is not None and len(found["n"].quantiles) > 0
+            # files it cannot read: what the metadata said (the profile then scans)
+            gone = [(f"s3://no-such-bucket/{i}.parquet", 1) for i in range(2)]
+            assert engine._profiled(Written(14, metadata, kinds, gone)) == metadata
+        finally:
+            engine._local.close()

@@ -16,7 +16,7 @@ sqlglot gets wrong), with named parameters, scripts split into statements; tempo
 kept by local checkpoints; results as Arrow; rows written counted from Iceberg's snapshot
 summaries; Python models on DataFrames; every model kind and rule type, equal to DuckDB's
 (the conformance suite: the `engine` fixture of tests/conftest.py); a table written whole
-measured as it is written (engine/spark_observe.py: its audit and profile read no rows);
+measured as it is written (engine/spark_measure.py: its audit and profile read no rows);
 `headwater sql`, its statements refused by kind before they run (Spark has no sandbox).
 """
 
@@ -27,7 +27,6 @@ import logging
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +57,8 @@ from headwater.errors import EngineError, SpecError
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from headwater.engine.spark_measure import Written
+
 DIALECT = "spark"
 CATALOG = "headwater"  # pyiceberg's catalog name (zones/lake.py): the rows both sides share
 # the warehouse (DuckDB's file on the embedded default): raw views, model versions and the
@@ -73,9 +74,6 @@ DRIVERS = {
     "sqlite": Artifact("org.xerial", "sqlite-jdbc", "3.50.3.0"),
     "postgresql": Artifact("org.postgresql", "postgresql", "42.7.8"),
 }
-# seconds a measured write waits, once written, for its observation's metrics (milliseconds,
-# unless one failed: `_observed`)
-OBSERVED_WAIT = 30.0
 # a local session's settings: on one machine a few shuffle partitions beat Spark's 200, no
 # web UI (a port nobody asked for), everything on the loopback interface, times in UTC
 LOCAL = {
@@ -218,8 +216,10 @@ class SparkEngine:
         measured: dict[str, tuple[int, dict[str, ColumnStats]]] | None = None,
         profiles: bool = True,
         io: Mapping[str, str] | None = None,
+        local: _Local | None = None,
     ):
         self.session = session
+        self._local = local or _Local()  # DuckDB, which profiles the files Spark writes
         self._io = dict(io or {})  # how Iceberg reaches the lake's object store (`_filesystem`)
         self._owner = owner  # a cursor shares its engine's session: closing it stops nothing
         # whether a write measures what profiles use (distinct values, means, quantiles) or
@@ -331,80 +331,61 @@ class SparkEngine:
     def _measure(self, statement: exp.Create, params: Params) -> int:
         """A CREATE [OR REPLACE] TABLE AS, its table's statistics kept for `column_stats`
         with the snapshot the write committed: rows, NULLs and bounds from the metrics of the
-        data files it wrote; with profiles, distinct values, means and quantiles measured by
-        the write's own job, through a DataFrame with an `Observation` (see
-        engine/spark_observe.py)."""
-        from dataclasses import replace
+        data files it wrote; with profiles, distinct values, means, quantiles and top values
+        measured in those files by DuckDB in this process, when they are few enough (see
+        engine/spark_measure.py)."""
+        from headwater.engine.spark_measure import LOCAL_BYTES, from_files
 
-        from headwater.engine.spark_observe import Profiled, from_files, observing, texts
-
-        target: exp.Table = statement.this
-        profiled: dict[str, Profiled] = {}
-        counted: list[str] = []  # the text columns whose top values are counted in its files
+        sql = self.render(statement)
         try:
-            if self._profiles:
-                from pyspark.sql import Observation
-
-                frame = self.session.sql(
-                    self.render(statement.expression), args=dict(params) if params else None
-                )
-                aggregates, read = observing(frame.schema)
-                observation = Observation()
-                writer = frame.observe(observation, *aggregates).writeTo(self.render(target))
-                if statement.args.get("replace"):
-                    writer.createOrReplace()
-                else:
-                    writer.create()
-                observed = _observed(observation, OBSERVED_WAIT)
-                if observed is not None:  # else the profile scans for what it lacks
-                    _, profiled = read(observed)
-                    counted = texts(frame.schema)
-            else:
-                sql = self.render(statement)
-                self.session.sql(sql, args=dict(params) if params else None).collect()
+            self.session.sql(sql, args=dict(params) if params else None).collect()
         except Exception as err:
-            raise _error(err, self.render(statement)) from err
+            raise _error(err, sql) from err
+        target: exp.Table = statement.this
         table = self._table(target)
         snapshot = None if table is None else table.currentSnapshot()
         if table is None or snapshot is None:
             return self._written(statement) or 0
-        jvm: Any = self.session._jvm
-        rows, stats, files = from_files(jvm, table, snapshot)
-        if counted:
-            for name, top in self._top_values(files, counted, snapshot.snapshotId()).items():
-                profiled[name] = replace(profiled[name], top=top)
-        for name, more in profiled.items():
-            if name in stats:
-                stats[name] = replace(
-                    stats[name],
+        written = from_files(self.session._jvm, table, snapshot)
+        stats = written.stats
+        if self._profiles and written.files and written.bytes <= LOCAL_BYTES:
+            stats = self._profiled(written)
+        self._measured[_key(target)] = (snapshot.snapshotId(), stats)
+        return written.rows
+
+    def _profiled(self, written: Written) -> dict[str, ColumnStats]:
+        """The statistics of what was `written`, with what profiles use besides measured in
+        the data files it committed (spark_measure.profile_files); without, when the files
+        cannot be read here (the profile then scans for it)."""
+        from dataclasses import replace
+
+        import duckdb
+
+        from headwater.engine.spark_measure import profile_files
+
+        files = [location for location, _ in written.files]
+        try:
+            filesystem = self._filesystem(files[0])
+            with self._local.cursor() as connection:
+                measured = profile_files(
+                    [_within(f) for f in files], written.kinds, connection, filesystem
+                )
+        except (OSError, ValueError, pa.ArrowException, duckdb.Error):
+            return written.stats
+        out = dict(written.stats)
+        for name, more in measured.items():
+            if name in out:
+                out[name] = replace(
+                    out[name],
                     distinct=more.distinct,
                     mean=more.mean,
                     quantiles=more.quantiles,
                     top=more.top,
                 )
-            elif more.nulls is not None:  # a column Iceberg keeps no metrics of
-                stats[name] = ColumnStats(
-                    may_be_null=more.nulls > 0, nulls=more.nulls, distinct=more.distinct
-                )
-        self._measured[_key(target)] = (snapshot.snapshotId(), stats)
-        return rows
-
-    def _top_values(
-        self, files: Sequence[tuple[str, int]], columns: Sequence[str], seed: int
-    ) -> dict[str, tuple[Any, ...]]:
-        """The top values of `columns` counted in the data `files` a write committed (see
-        spark_observe.top_values); none when the files cannot be read here (the profile then
-        counts them with a query)."""
-        from headwater.engine.spark_observe import top_values
-
-        if not files:
-            return {}
-        try:
-            filesystem = self._filesystem(files[0][0])
-            located = [(_within(location), rows) for location, rows in files]
-            return top_values(located, columns, filesystem, seed=seed)
-        except (OSError, ValueError, KeyError, pa.ArrowException):
-            return {}
+            elif more.nonnull is not None:  # a column Iceberg keeps no metrics of
+                nulls = written.rows - more.nonnull
+                out[name] = ColumnStats(may_be_null=nulls > 0, nulls=nulls, distinct=more.distinct)
+        return out
 
     def _filesystem(self, location: str) -> Any:
         """An Arrow file system that reads the lake's files at `location` (a URI)."""
@@ -743,6 +724,7 @@ class SparkEngine:
             measured=self._measured,
             profiles=self._profiles,
             io=self._io,
+            local=self._local,
         )
 
     def interrupt(self) -> None:
@@ -754,9 +736,33 @@ class SparkEngine:
     def close(self) -> None:
         global _open
         if self._owner:  # the context stays up for the process's next project (see _session)
+            self._local.close()
             with _lock:
                 _open -= 1
             self._owner = False
+
+
+class _Local:
+    """The DuckDB database (in memory) that profiles the data files Spark's writes commit:
+    opened when first used, shared by an engine and its cursors, a cursor of it a call."""
+
+    def __init__(self) -> None:
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def cursor(self) -> Any:
+        with self._lock:
+            if self._connection is None:
+                import duckdb
+
+                self._connection = duckdb.connect()
+            return self._connection.cursor()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 # one Spark context per process (Spark's rule), started by the first project that opens an
@@ -777,25 +783,6 @@ def _within(location: str) -> str:
     if parts.scheme.lower() in ("", "file"):
         return unquote(parts.path)
     return f"{parts.netloc}{parts.path}"
-
-
-def _observed(observation: Any, wait: float) -> Mapping[str, Any] | None:
-    """The metrics of `observation` (a pyspark `Observation` on a write that returned), or
-    None when they are not there within `wait` seconds. Spark reports them from its listener
-    bus once the job is done, but never when one of them fails as it is read (pyspark's `get`
-    would then wait forever)."""
-    future = observation._jo.future()  # Scala's Future of the metrics
-    deadline = time.monotonic() + wait
-    pause = 0.001
-    while not future.isCompleted():
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-    try:
-        return dict(observation.get)
-    except Exception:  # py4j's: the metrics failed (a Failure completed the future)
-        return None
 
 
 def _session(spark: type[SparkSession], conf: Mapping[str, str], options: SparkOptions) -> Any:
