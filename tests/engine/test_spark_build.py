@@ -98,6 +98,43 @@ def test_versions_are_iceberg_tables_any_iceberg_reader_can_read(on_spark: Ran) 
     assert table.num_rows == built.rows and table.num_rows > 0  # counted by the write
 
 
+def test_a_raw_view_is_replaced_only_when_what_it_shows_changed(
+    on_spark: Ran, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each raw view carries the snapshot it shows (its comment: a view property on Spark),
+    so a build after no landing replaces none, where each would be a commit of the catalog."""
+    from sqlglot import exp
+
+    from headwater.engine.base import ObjectKind
+    from headwater.orchestrate.raw import refresh_raw_views
+
+    project, stores, _ = on_spark
+    engine = stores.engine
+    stored = engine.stored("raw.orders")
+    assert stored is not None and stored.kind is ObjectKind.VIEW
+    assert (stored.comment or "").startswith(stores.lake.version("raw.orders") or "?")
+    assert engine.stored("raw.no_such_table") is None
+    sent: list[str] = []
+    executing = engine.execute
+
+    def recorded(statement: Any, params: Any = None) -> Any:
+        sent.append(engine.render(statement))
+        return executing(statement, params)
+
+    monkeypatch.setattr(engine, "execute", recorded)
+    assert refresh_raw_views(project, stores) == {}
+    assert [s for s in sent if "VIEW" in s.upper()] == []  # nothing replaced
+    # a view whose comment names another snapshot is made again, in place
+    stale = exp.Comment(
+        this=exp.to_table("raw.orders"), kind="VIEW", expression=exp.Literal.string("stale")
+    )
+    executing(stale)
+    assert (engine.stored("raw.orders") or stored).comment == "stale"
+    refresh_raw_views(project, stores)
+    assert any(s.startswith("CREATE OR REPLACE VIEW raw.orders ") for s in sent), sent
+    assert engine.stored("raw.orders") == stored
+
+
 def test_every_versions_profile_equals_duckdbs(on_duckdb: Ran, on_spark: Ran) -> None:
     """Spark measures a version as it writes it (engine/spark_measure.py); DuckDB scans it and
     reads its own statistics: the same counts, bounds and means, distinct counts within the

@@ -138,3 +138,32 @@ def test_what_sqlglot_gets_wrong_is_rewritten_for_spark(duckdb: str, spark: str)
     tree = sqlglot.parse_one(duckdb, read="duckdb")
     assert tree.transform(spark_nodes).sql(dialect="spark") == spark
     assert untranslatable(tree, duckdb) == []  # and so the load does not refuse it
+
+
+def test_a_views_comment_is_a_property_on_spark() -> None:
+    """Spark has no COMMENT ON VIEW (the raw views' comment names the snapshot they show)."""
+    comment = sqlglot.exp.Comment(
+        this=sqlglot.exp.to_table("raw.orders"),
+        kind="VIEW",
+        expression=sqlglot.exp.Literal.string("3 -b1"),
+    )
+    assert comment.transform(spark_nodes).sql(dialect="spark") == (
+        "ALTER VIEW raw.orders SET TBLPROPERTIES ('comment'='3 -b1')"
+    )
+
+
+def test_an_environments_views_are_replaced_side_by_side() -> None:
+    """A flip's views are replaced a few at a time (each a commit of the catalog); a view
+    named twice, and any other statement, wait for what came before."""
+    from headwater.engine.spark import _batches
+
+    view = "CREATE OR REPLACE VIEW `clean`.`{}` AS SELECT * FROM `hw_clean`.`{}__1`"
+    a, b, c = (view.format(n, n) for n in "abc")
+    marker = "DELETE FROM headwater.releases WHERE env = 'prod'"
+    assert _batches([a, b, c, marker, "INSERT INTO t VALUES (1)"]) == [
+        [a, b, c],
+        [marker],
+        ["INSERT INTO t VALUES (1)"],
+    ]
+    assert _batches([a, b, a, marker, c]) == [[a, b], [a], [marker], [c]]
+    assert _batches(["CREATE VIEW x.y AS SELECT 1", a]) == [["CREATE VIEW x.y AS SELECT 1"], [a]]

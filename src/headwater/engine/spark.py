@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -74,6 +75,7 @@ DRIVERS = {
     "sqlite": Artifact("org.xerial", "sqlite-jdbc", "3.50.3.0"),
     "postgresql": Artifact("org.postgresql", "postgresql", "42.7.8"),
 }
+VIEWS = 4  # views an environment's flip replaces at once (`_batches`)
 # a local session's settings: on one machine a few shuffle partitions beat Spark's 200, no
 # web UI (a port nobody asked for), everything on the loopback interface, times in UTC
 LOCAL = {
@@ -206,7 +208,9 @@ class SparkEngine:
     """An `Engine` on a Spark session whose Iceberg catalog is the project's catalog."""
 
     dialect = DIALECT
-    capabilities = Capabilities(arrow_tables=True, column_stats=True, dataframes=True)
+    capabilities = Capabilities(
+        arrow_tables=True, column_stats=True, comments=True, dataframes=True
+    )
 
     def __init__(
         self,
@@ -305,14 +309,24 @@ class SparkEngine:
             if dropped:
                 return None
         # Spark runs one statement a call: a script (an environment's views flipped at once)
-        # is run statement by statement
-        for one in _split(self.render(statement)):
-            try:
-                # DDL and DML run when asked for their (empty) result
-                self.session.sql(one, args=dict(params) if params else None).collect()
-            except Exception as err:
-                raise _error(err, one) from err
+        # is run statement by statement, views replaced side by side (see `_batches`)
+        for batch in _batches(_split(self.render(statement))):
+            if len(batch) == 1:
+                self._run(batch[0], params)
+                continue
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(VIEWS, len(batch))) as pool:
+                for done in [pool.submit(self._run, one, params) for one in batch]:
+                    done.result()  # the first error, once every statement has run
         return self._written(statement)
+
+    def _run(self, sql: str, params: Params) -> None:
+        try:
+            # DDL and DML run when asked for their (empty) result
+            self.session.sql(sql, args=dict(params) if params else None).collect()
+        except Exception as err:
+            raise _error(err, sql) from err
 
     def _keep(self, statement: exp.Create, params: Params) -> None:
         """A temporary table: its query's rows computed now and kept by the session (a local
@@ -472,20 +486,30 @@ class SparkEngine:
         """The Iceberg table `target` (a Java object), from its catalog, through the JVM: no
         Spark job; None when it cannot be read so (Spark Connect, an unqualified name, a
         view)."""
-        session: Any = self.session
-        if not target.db or not self._classic:
+        if not target.db:
+            return None
+        plugin = self._warehouse(target.catalog or WAREHOUSE)
+        if plugin is None:
             return None
         try:
-            manager = session._jsparkSession.sessionState().catalogManager()
-            plugin = manager.catalog(target.catalog or WAREHOUSE)
-            namespace = session.sparkContext._gateway.new_array(session._jvm.java.lang.String, 1)
-            namespace[0] = target.db
-            identifier = session._jvm.org.apache.spark.sql.connector.catalog.Identifier.of(
-                namespace, target.name
-            )
-            return plugin.loadTable(identifier).table()
+            return plugin.loadTable(self._identifier(target.db, target.name)).table()
         except Exception:  # py4j's errors: not an Iceberg table of a catalog
             return None
+
+    def _warehouse(self, catalog: str = WAREHOUSE) -> Any:
+        """The session's catalog `catalog` (a Java object: Spark's catalog plugin), or None
+        on Spark Connect (no JVM in this process)."""
+        if not self._classic:
+            return None
+        session: Any = self.session
+        return session._jsparkSession.sessionState().catalogManager().catalog(catalog)
+
+    def _identifier(self, namespace: str, name: str) -> Any:
+        """Spark's identifier of `namespace`.`name` (a Java object)."""
+        session: Any = self.session
+        names = session.sparkContext._gateway.new_array(session._jvm.java.lang.String, 1)
+        names[0] = namespace
+        return session._jvm.org.apache.spark.sql.connector.catalog.Identifier.of(names, name)
 
     def read(self, statement: Statement, params: Params = None) -> pa.Table:
         frame = self._frame(statement, params)
@@ -554,14 +578,22 @@ class SparkEngine:
         return found
 
     def stored(self, name: str) -> StoredObject | None:
-        namespace, _, _ = name.rpartition(".")
+        namespace, _, short = name.rpartition(".")
         if not namespace:
+            return None
+        plugin = self._warehouse()
+        if plugin is not None:  # the catalog asked through the JVM: no SQL, milliseconds
+            identifier = self._identifier(namespace, short)
+            if plugin.viewExists(identifier):
+                return StoredObject(ObjectKind.VIEW, _comment(plugin.loadView(identifier)))
+            if plugin.tableExists(identifier):
+                return StoredObject(ObjectKind.TABLE, _comment(plugin.loadTable(identifier)))
             return None
         try:  # its namespace only: a refresh of the raw views asks for each of them
             kind = self._listed(namespace).get(name)
         except EngineError:
             return None  # no such namespace yet
-        return None if kind is None else StoredObject(kind)
+        return None if kind is None else StoredObject(kind)  # Spark Connect: no comment
 
     def _listed(self, namespace: str) -> dict[str, ObjectKind]:
         """The tables and views of one namespace of the warehouse (an Iceberg catalog lists
@@ -777,6 +809,12 @@ _UNFIXED = {"spark.sql.warehouse.dir"}
 _PROJECT = ("spark.sql.catalog.", "spark.sql.defaultCatalog")  # the settings naming a project
 
 
+def _comment(stored: Any) -> str | None:
+    """The comment of a table or view of a catalog (a Java object), None without one."""
+    found = stored.properties().get("comment")
+    return None if found is None else str(found)
+
+
 def _within(location: str) -> str:
     """A file's URI as a path of its Arrow file system: file:/a/b → /a/b, s3://b/k → b/k."""
     parts = urlsplit(location)
@@ -909,6 +947,29 @@ def _dropped(statement: exp.Drop) -> list[str]:
     """The unqualified names a DROP TABLE names."""
     tables = statement.args.get("tables") or [statement.this]
     return [t.name for t in tables if isinstance(t, exp.Table) and not t.args.get("db")]
+
+
+def _batches(statements: list[str]) -> list[list[str]]:
+    """`statements` in the order to run them: each run of views replaced one after another
+    (`CREATE OR REPLACE VIEW`, each of another view) a batch to run side by side, every other
+    statement a batch of its own. A view replaced is a commit of the catalog, 30 ms of which
+    Spark's analysis and the view's metadata file overlap with the others' (measured: 33
+    views 0.9-1.1 s one by one, 0.54 s four at a time)."""
+    batches: list[list[str]] = []
+    names: set[str] = set()
+    for sql in statements:
+        replaced = _REPLACED.match(sql)
+        name = replaced.group(1) if replaced else None
+        if name is not None and names and name not in names:
+            batches[-1].append(sql)
+            names.add(name)
+        else:
+            batches.append([sql])
+            names = {name} if name else set()
+    return batches
+
+
+_REPLACED = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\S+)\s", re.IGNORECASE)
 
 
 def _split(sql: str) -> list[str]:

@@ -89,7 +89,15 @@ def spark_nodes(node: exp.Expr) -> exp.Expr:
     tests/engine/test_spark_sql.py): a full regular-expression match is RLIKE anchored at
     both ends (Spark has no REGEXP_FULL_MATCH; RLIKE matches anywhere in the text); a sample
     of n rows has no seed, and a query's is a LIMIT; QUALIFY a filter of a subquery (see
-    `unqualified`); exact quantiles one per fraction."""
+    `unqualified`); exact quantiles one per fraction; a view's comment a property (Spark
+    has no COMMENT ON VIEW)."""
+    if isinstance(node, exp.Comment) and str(node.args.get("kind")).upper() == "VIEW":
+        comment = exp.Property(this=exp.Literal.string("comment"), value=node.expression.copy())
+        return exp.Alter(
+            this=node.this.copy(),
+            kind="VIEW",
+            actions=[exp.AlterSet(expressions=[exp.Properties(expressions=[comment])])],
+        )
     if isinstance(node, exp.Select) and node.args.get("qualify") is not None:
         return unqualified(node)
     if isinstance(node, exp.PercentileDisc) and node.expression is not None:

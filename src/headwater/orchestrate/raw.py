@@ -7,7 +7,7 @@ from sqlglot import exp
 
 from headwater.contracts import Contract, Load
 from headwater.engine import Engine
-from headwater.engine.base import FILE_INDEX, FILE_ROW
+from headwater.engine.base import FILE_INDEX, FILE_ROW, ObjectKind
 from headwater.orchestrate.stores import Stores
 from headwater.project import Project
 from headwater.zones.layout import QUARANTINE, RAW_METADATA
@@ -59,13 +59,20 @@ def refresh_raw_view(contract: Contract, stores: Stores) -> str | None:
                 "has no data yet, and its contract declares no columns (they are inferred "
                 "from the first data landed): run `headwater ingest` first"
             )
-        if existing is not None:  # DuckDB refuses DROP VIEW on a table, even with IF EXISTS
+        # a view replaced in place (one commit on Spark, not two); a table dropped first
+        # (DuckDB refuses DROP VIEW on a table, even with IF EXISTS)
+        replace = existing is ObjectKind.VIEW and bool(files)
+        if existing is not None and not replace:
             engine.execute(exp.Drop(tables=[exp.to_table(table)], kind=existing.value))
         if files:
             if landed is None and contract.history:
                 landed = _landed(contract, stores, held)
             select = _shown(contract, table, engine, files, kept, landed or [])
-            engine.execute(exp.Create(this=exp.to_table(table), kind="VIEW", expression=select))
+            engine.execute(
+                exp.Create(
+                    this=exp.to_table(table), kind="VIEW", expression=select, replace=replace
+                )
+            )
         else:
             assert schema is not None
             engine.register("_hw_empty", schema.empty_table())

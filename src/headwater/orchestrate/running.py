@@ -519,9 +519,10 @@ def zone_rows(project: Project, stores: Stores) -> dict[str, int]:
     zone."""
     # the raw views read the files of each table's current snapshot: counting them reads
     # Parquet footers only, where the snapshot summary would load each table's metadata
-    # a contract whose columns are inferred has no raw view before its first load
-    present = stores.engine.objects()
-    tables = [c.table for c in project.contracts.values() if c.table in present]
+    # a contract whose columns are inferred has no raw view before its first load (asked of
+    # each: listing every object costs Spark two statements a namespace)
+    engine = stores.engine
+    tables = [c.table for c in project.contracts.values() if engine.stored(c.table) is not None]
     counted = stores.engine.row_counts(tables)
     totals: dict[str, int] = {}
     for zone in sorted({c.zone for c in project.contracts.values()} | {"raw"}):
