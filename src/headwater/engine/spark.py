@@ -381,8 +381,9 @@ class SparkEngine:
         try:
             filesystem = self._filesystem(files[0])
             with self._local.cursor() as connection:
+                located = [_within(f) for f in files]
                 measured = profile_files(
-                    [_within(f) for f in files], written.kinds, connection, filesystem
+                    located, written.kinds, written.rows, connection, filesystem
                 )
         except (OSError, ValueError, pa.ArrowException, duckdb.Error):
             return written.stats

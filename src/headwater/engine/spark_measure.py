@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from headwater.engine.base import QUANTILES, TOP, ColumnStats
+from headwater.engine.base import QUANTILES, SAMPLE, TOP, ColumnStats
 
 if TYPE_CHECKING:
     import duckdb
@@ -46,6 +46,7 @@ LOCAL_BYTES = 256 * 2**20
 # kinds of column whose values are ranked (quantiles: as doubles, times as microseconds since
 # the epoch), and whose bounds Iceberg's metrics give
 RANKED = ("number", "date", "moment", "local")
+DRAWN = "_hw_drawn"  # whether a row is in the sample the sketches are made of
 
 
 @dataclass(frozen=True)
@@ -121,20 +122,21 @@ def from_files(jvm: Any, table: Any, snapshot: Any) -> Written:
 def profile_files(
     files: Sequence[str],
     kinds: Mapping[str, str],
+    rows: int,
     connection: duckdb.DuckDBPyConnection,
     filesystem: pafs.FileSystem,
 ) -> dict[str, Measured]:
-    """What profiles use of the columns of `kinds` (name → `_kind`), measured over every row
-    of the Parquet `files` (paths within `filesystem`) in one query of DuckDB's
-    `connection`: per column its distinct values (not a map's), a number's or boolean's mean,
-    the values at QUANTILES of numbers and times (NaN left out), the TOP most frequent text
-    and booleans (NULL left out); and the NULLs of the columns Iceberg keeps no metrics of.
+    """What profiles use of the columns of `kinds` (name → `_kind`), measured in the Parquet
+    `files` (paths within `filesystem`) of `rows` rows, in one query of DuckDB's
+    `connection`: over every row, per column its distinct values (not a map's) and a
+    number's or boolean's mean, and the NULLs of the columns Iceberg keeps no metrics of;
+    over about SAMPLE rows drawn at random, as the scanned profile estimates them
+    (quality/profile.py), the values at QUANTILES of numbers and times (NaN left out) and the
+    TOP most frequent text and booleans (NULL left out).
 
     Raises:
         duckdb.Error, OSError, pyarrow.ArrowException: the files could not be read.
     """
-    import pyarrow.dataset as ds
-
     aggregates: list[str] = []
     for i, (name, kind) in enumerate(kinds.items()):
         column = '"' + name.replace('"', '""') + '"'
@@ -143,8 +145,8 @@ def profile_files(
         if kind != "map":
             aggregates.append(f"approx_count_distinct({column}) AS d{i}")
         if kind in RANKED:
-            # as the scanned profile measures them (engine `quantiles`): numbers as doubles,
-            # times as microseconds since the epoch
+            # as the scanned profile measures them (engine `quantiles`): exact over the
+            # sample, numbers as doubles, times as microseconds since the epoch
             ranked = (
                 f"{column}::DOUBLE"
                 if kind == "number"
@@ -154,23 +156,25 @@ def profile_files(
             )
             fractions = ", ".join(str(q) for q in QUANTILES)
             aggregates.append(
-                f"approx_quantile({ranked}, [{fractions}]) FILTER (WHERE NOT isnan({ranked})) "
-                f"AS q{i}"
+                f"quantile_disc({ranked}, [{fractions}]) "
+                f"FILTER (WHERE {DRAWN} AND NOT isnan({ranked})) AS q{i}"
             )
         if kind == "number":
             aggregates.append(f"avg({column}::DOUBLE) AS m{i}")
         elif kind == "bool":
             aggregates.append(f"avg({column}::INT) AS m{i}")
         if kind in ("text", "bool"):
-            aggregates.append(f"approx_top_k({column}, {TOP}) AS t{i}")
+            aggregates.append(f"approx_top_k({column}, {TOP}) FILTER (WHERE {DRAWN}) AS t{i}")
     if not aggregates:
         return {}
-    # through Arrow's file system (the lake's, local or S3): DuckDB's read_parquet takes a
-    # path for a pattern ([, *, ?), and reaches S3 only with its extension and settings
-    connection.register(
-        "_hw_files", ds.dataset(list(files), format="parquet", filesystem=filesystem)
+    # the sketches over a random share of the rows: drawing them costs little, feeding every
+    # row to them 2.7 s of the 3.5 s this query took over 10M rows of 6 columns (204 MB)
+    share = min(1.0, SAMPLE / max(rows, 1))
+    drawn = "true" if share >= 1.0 else f"random() < {share!r}"
+    source = _source(files, connection, filesystem)
+    found = connection.execute(
+        f"SELECT {', '.join(aggregates)} FROM (SELECT *, {drawn} AS {DRAWN} FROM {source})"
     )
-    found = connection.execute(f"SELECT {', '.join(aggregates)} FROM _hw_files")
     names = [d[0] for d in found.description or ()]
     values = dict(zip(names, found.fetchone() or (), strict=True))
     out = {}
@@ -187,6 +191,26 @@ def profile_files(
             top=tuple(top or ()) if kind in ("text", "bool") else None,
         )
     return out
+
+
+def _source(
+    files: Sequence[str], connection: duckdb.DuckDBPyConnection, filesystem: pafs.FileSystem
+) -> str:
+    """The FROM of a query of `files`: DuckDB's own Parquet reader for local files (measured:
+    0.77 s against 1.15 s through Arrow, 10M rows of 6 columns), unless a path would be read
+    as a pattern (*, ?, [); else an Arrow dataset on `filesystem` (S3: DuckDB reaches it only
+    with an extension it would download)."""
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    if isinstance(filesystem, pafs.LocalFileSystem) and not any(
+        c in path for path in files for c in "*?["
+    ):
+        listed = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+        return f"read_parquet([{listed}])"
+    dataset = ds.dataset(list(files), format="parquet", filesystem=filesystem)
+    connection.register("_hw_files", dataset)
+    return "_hw_files"
 
 
 @dataclass(frozen=True)
