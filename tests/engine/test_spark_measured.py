@@ -91,12 +91,12 @@ def test_a_table_written_whole_is_measured_as_a_scan_would_measure_it(engine: An
     assert found["at"].lower == datetime(2026, 1, 1, 1, tzinfo=UTC)
     assert found["at"].upper == datetime(2026, 2, 11, 16, tzinfo=UTC)  # 1,000 hours on
     assert found["local_at"].upper == scanned["local_hi"] == datetime(2026, 1, 1, 16, 40)
-    # quantiles estimated over every row (a t-digest): the median's rank within 2% of the
-    # 858 values (1,000 apart in value)
+    # quantiles of a sample of about SAMPLE rows: exact here (1,000 rows), the median one of
+    # the two middle values of the 858 (Spark's `percentile` their mean)
     quantiles = found["id"].quantiles
     assert quantiles is not None and len(quantiles) == len(QUANTILES)
     assert quantiles == tuple(sorted(quantiles))
-    assert abs(quantiles[QUANTILES.index(0.5)] - scanned["id_median"]) <= 1000 * 0.02
+    assert abs(quantiles[QUANTILES.index(0.5)] - scanned["id_median"]) <= 1
     # the most frequent values, of text and booleans, counted in the files written
     assert found["label"].top == ("x",)
     assert set(found["even"].top or ()) == {True, False}  # 500 of each: either first

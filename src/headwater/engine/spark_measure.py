@@ -9,15 +9,16 @@ Two sources, both of the write itself:
   (Iceberg's default metrics; exact for numbers and times, a prefix for text, which is not
   used). Summed over the files the snapshot added, they are the table's row count, NULLs and
   bounds: what rules use, at the cost of reading a manifest (no job, no row).
-- **The data files the write committed** (`profile_files`), for what profiles use besides:
-  an estimate of the distinct values (HyperLogLog), the mean, estimates of the values at
-  QUANTILES (a t-digest) and the TOP most frequent values, over every row, in ONE query of
-  DuckDB (the embedded engine) in this process, when the files are at most LOCAL_BYTES.
-  Measured on 1M rows of 6 columns (21 MB): 0.13 s on 2 threads. The same aggregates in an
-  `Observation` on the write cost Spark 4.5 s over the transform bench's 33 models at 1M
-  events (the observation itself 2.5 s of it: Spark evaluates its aggregates row by row,
-  outside its generated code). Larger versions, and files this process cannot read, are
-  profiled by the profile's own query, on the cluster.
+- **The data files the write committed** (`profile_files`), for what profiles use besides,
+  in ONE query of DuckDB (the embedded engine) in this process, when the files are at most
+  LOCAL_BYTES: an estimate of the distinct values (HyperLogLog) and the mean over every row;
+  the values at QUANTILES and the TOP most frequent values over about SAMPLE rows drawn at
+  random, as the scanned profile estimates them. Measured on 2 threads: 1M rows of 6
+  columns (21 MB) 0.13 s; 10M rows (204 MB) 0.8 s. The same aggregates in an `Observation`
+  on the write cost Spark 4.5 s over the transform bench's 33 models at 1M events (the
+  observation itself 2.5 s of it: Spark evaluates its aggregates row by row, outside its
+  generated code). Larger versions, and files this process cannot read, are profiled by
+  the profile's own query, on the cluster.
 
 A column of a type without bounds (text, lists, structs) gets its NULLs counted and its
 distinct values estimated (a map's NULLs only); what is not measured here the audit scans
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# the data files of a version read here to profile it, at most (bytes of Parquet): about 1.6 s
-# of DuckDB on 2 threads (1M rows of 6 columns, 21 MB: 0.13 s); a larger version is profiled
+# the data files of a version read here to profile it, at most (bytes of Parquet): about 1 s
+# of DuckDB on 2 threads (10M rows of 6 columns, 204 MB: 0.8 s); a larger version is profiled
 # on the cluster by the profile's own query
 LOCAL_BYTES = 256 * 2**20
 # kinds of column whose values are ranked (quantiles: as doubles, times as microseconds since
