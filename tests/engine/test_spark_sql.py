@@ -167,3 +167,16 @@ def test_an_environments_views_are_replaced_side_by_side() -> None:
     ]
     assert _batches([a, b, a, marker, c]) == [[a, b], [a], [marker], [c]]
     assert _batches(["CREATE VIEW x.y AS SELECT 1", a]) == [["CREATE VIEW x.y AS SELECT 1"], [a]]
+
+
+def test_a_session_without_a_jvm_here_keeps_no_comments() -> None:
+    """On Spark Connect a view's comment cannot be read back (the catalog is asked through
+    the JVM): the raw views are then made again each run, with no comment written."""
+    from types import SimpleNamespace
+
+    from headwater.engine.spark import SparkEngine
+
+    connect = SparkEngine(session=SimpleNamespace())  # type: ignore[arg-type]
+    classic = SparkEngine(session=SimpleNamespace(_jvm=object()))  # type: ignore[arg-type]
+    assert (connect.capabilities.comments, classic.capabilities.comments) == (False, True)
+    assert connect.capabilities.column_stats and connect.stored("raw") is None

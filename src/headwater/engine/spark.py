@@ -30,7 +30,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -224,6 +224,8 @@ class SparkEngine:
     ):
         self.session = session
         self._local = local or _Local()  # DuckDB, which profiles the files Spark writes
+        if not self._classic:  # Spark Connect: no JVM here to read a view's comment back
+            self.capabilities = replace(SparkEngine.capabilities, comments=False)
         self._io = dict(io or {})  # how Iceberg reaches the lake's object store (`_filesystem`)
         self._owner = owner  # a cursor shares its engine's session: closing it stops nothing
         # whether a write measures what profiles use (distinct values, means, quantiles) or
@@ -371,8 +373,6 @@ class SparkEngine:
         """The statistics of what was `written`, with what profiles use besides measured in
         the data files it committed (spark_measure.profile_files); without, when the files
         cannot be read here (the profile then scans for it)."""
-        from dataclasses import replace
-
         import duckdb
 
         from headwater.engine.spark_measure import profile_files
