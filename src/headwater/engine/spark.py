@@ -585,10 +585,13 @@ class SparkEngine:
         plugin = self._warehouse()
         if plugin is not None:  # the catalog asked through the JVM: no SQL, milliseconds
             identifier = self._identifier(namespace, short)
-            if plugin.viewExists(identifier):
-                return StoredObject(ObjectKind.VIEW, _comment(plugin.loadView(identifier)))
-            if plugin.tableExists(identifier):
-                return StoredObject(ObjectKind.TABLE, _comment(plugin.loadTable(identifier)))
+            try:
+                if plugin.viewExists(identifier):
+                    return StoredObject(ObjectKind.VIEW, _comment(plugin.loadView(identifier)))
+                if plugin.tableExists(identifier):
+                    return StoredObject(ObjectKind.TABLE, _comment(plugin.loadTable(identifier)))
+            except Exception as err:  # py4j's: the catalog's database did not answer
+                raise _error(err, f"-- the catalog asked for {name}") from err
             return None
         try:  # its namespace only: a refresh of the raw views asks for each of them
             kind = self._listed(namespace).get(name)
